@@ -1,0 +1,400 @@
+//! Cluster: k-means (linfa-clustering, k-means++ seeding, several seeded restarts) and
+//! the choice of k from three internal quality measures. Sees only ndarray.
+
+use linfa::prelude::*;
+use linfa_clustering::{KMeans, KMeansInit};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256Plus;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::KMeansSettings;
+
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("k-means with k = {k} needs at least {k} clients, got {n}")]
+    TooFewRows { k: usize, n: usize },
+    #[error("k-means failed for k = {k}: {message}")]
+    KMeans { k: usize, message: String },
+}
+
+/// A fitted clustering: centroids in scaled space, and each row's cluster and distance.
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    pub centroids: Array2<f64>,
+    pub labels: Array1<usize>,
+    pub distances: Array1<f64>,
+    /// Sum of squared distances to the own centroid.
+    pub inertia: f64,
+}
+
+/// Quality of one k.
+#[derive(Debug, Clone, Serialize)]
+pub struct KScore {
+    pub k: usize,
+    /// Mean silhouette on a seeded sample (higher is better, -1..1).
+    pub silhouette: f64,
+    /// Calinski-Harabasz index (higher is better).
+    pub calinski_harabasz: f64,
+    /// Davies-Bouldin index (lower is better).
+    pub davies_bouldin: f64,
+    pub inertia: f64,
+}
+
+/// Nearest centroid of each row and the Euclidean distance to it.
+pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Array1<usize>, Array1<f64>) {
+    let n = x.nrows();
+    let mut labels = Array1::zeros(n);
+    let mut dist = Array1::zeros(n);
+    for (i, row) in x.axis_iter(Axis(0)).enumerate() {
+        let mut best = (0, f64::INFINITY);
+        for (c, centre) in centroids.axis_iter(Axis(0)).enumerate() {
+            let d: f64 = row.iter().zip(centre.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+            if d < best.1 {
+                best = (c, d);
+            }
+        }
+        labels[i] = best.0;
+        dist[i] = best.1.sqrt();
+    }
+    (labels, dist)
+}
+
+/// Fits k-means and renumbers clusters by size (largest first, ties by centroid), so
+/// that labels do not depend on the order the restarts happened to find them in.
+pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> Result<Clustering, ClusterError> {
+    if x.nrows() < k {
+        return Err(ClusterError::TooFewRows { k, n: x.nrows() });
+    }
+    let rng = Xoshiro256Plus::seed_from_u64(seed);
+    let data = DatasetBase::from(x.to_owned());
+    let model = KMeans::params_with_rng(k, rng)
+        .n_runs(params.n_runs)
+        .max_n_iterations(params.max_iterations)
+        .tolerance(params.tolerance)
+        .init_method(KMeansInit::KMeansPlusPlus)
+        .fit(&data)
+        .map_err(|e| ClusterError::KMeans { k, message: e.to_string() })?;
+    let (labels, _) = assign(x, model.centroids().view());
+    let mut sizes = vec![0usize; k];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    let centroids = model.centroids();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| {
+        sizes[b].cmp(&sizes[a]).then_with(|| {
+            let (ra, rb) = (centroids.row(a), centroids.row(b));
+            ra.iter().zip(rb.iter()).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    let ordered = ndarray::stack(Axis(0), &order.iter().map(|&c| centroids.row(c)).collect::<Vec<_>>())
+        .map_err(|e| ClusterError::KMeans { k, message: e.to_string() })?;
+    let (labels, distances) = assign(x, ordered.view());
+    let inertia = distances.iter().map(|d| d * d).sum();
+    Ok(Clustering { centroids: ordered, labels, distances, inertia })
+}
+
+/// Mean silhouette of the rows in `idx` (distances among those rows only).
+pub fn silhouette(x: ArrayView2<f64>, labels: &Array1<usize>, k: usize, idx: &[usize]) -> f64 {
+    let m = idx.len();
+    let mut total = 0.0;
+    let mut counted = 0usize;
+    let mut sums = vec![0.0; k];
+    let mut counts = vec![0usize; k];
+    for c in idx.iter().map(|&i| labels[i]) {
+        counts[c] += 1;
+    }
+    for a in 0..m {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        let ra = x.row(idx[a]);
+        for b in 0..m {
+            if a == b {
+                continue;
+            }
+            let rb = x.row(idx[b]);
+            let d: f64 = ra.iter().zip(rb.iter()).map(|(p, q)| (p - q) * (p - q)).sum::<f64>().sqrt();
+            sums[labels[idx[b]]] += d;
+        }
+        let own = labels[idx[a]];
+        if counts[own] <= 1 {
+            // A singleton's silhouette is 0 by convention.
+            counted += 1;
+            continue;
+        }
+        let a_i = sums[own] / (counts[own] - 1) as f64;
+        let b_i = (0..k)
+            .filter(|&c| c != own && counts[c] > 0)
+            .map(|c| sums[c] / counts[c] as f64)
+            .fold(f64::INFINITY, f64::min);
+        if b_i.is_finite() {
+            total += (b_i - a_i) / a_i.max(b_i).max(1e-300);
+        }
+        counted += 1;
+    }
+    if counted == 0 { 0.0 } else { total / counted as f64 }
+}
+
+/// Calinski-Harabasz and Davies-Bouldin indices over all rows.
+pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
+    let (n, k) = (x.nrows(), c.centroids.nrows());
+    let Some(overall) = x.mean_axis(Axis(0)) else { return (0.0, f64::INFINITY) };
+    let mut sizes = vec![0usize; k];
+    let mut scatter = vec![0.0; k];
+    for (l, d) in c.labels.iter().zip(c.distances.iter()) {
+        sizes[*l] += 1;
+        scatter[*l] += d;
+    }
+    let between: f64 = (0..k)
+        .map(|j| sizes[j] as f64 * c.centroids.row(j).iter().zip(overall.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+        .sum();
+    let ch = if c.inertia > 0.0 && k > 1 && n > k {
+        (between / (k - 1) as f64) / (c.inertia / (n - k) as f64)
+    } else {
+        0.0
+    };
+    let s: Vec<f64> = (0..k).map(|j| if sizes[j] > 0 { scatter[j] / sizes[j] as f64 } else { 0.0 }).collect();
+    let mut db = 0.0;
+    for i in 0..k {
+        let mut worst: f64 = 0.0;
+        for j in 0..k {
+            if i == j {
+                continue;
+            }
+            let d: f64 = c.centroids.row(i).iter().zip(c.centroids.row(j).iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            worst = worst.max((s[i] + s[j]) / d.max(1e-12));
+        }
+        db += worst;
+    }
+    (ch, db / k as f64)
+}
+
+/// A seeded sample of row indices, sorted (all rows when `n <= size`).
+pub fn sample_rows(n: usize, size: usize, seed: u64) -> Vec<usize> {
+    if n <= size {
+        return (0..n).collect();
+    }
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut idx = sample(&mut rng, n, size).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+pub fn score(x: ArrayView2<f64>, c: &Clustering, sample_idx: &[usize]) -> KScore {
+    let k = c.centroids.nrows();
+    let (ch, db) = ch_db(x, c);
+    KScore { k, silhouette: silhouette(x, &c.labels, k, sample_idx), calinski_harabasz: ch, davies_bouldin: db, inertia: c.inertia }
+}
+
+/// The chosen k: each measure ranks the candidates, the lowest rank sum wins (a Borda
+/// count, so no one measure's scale dominates), ties go to the higher silhouette.
+pub fn choose_k(scores: &[KScore]) -> usize {
+    let rank = |key: &dyn Fn(&KScore) -> f64| -> Vec<usize> {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| key(&scores[b]).total_cmp(&key(&scores[a])));
+        let mut r = vec![0; scores.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            r[i] = pos;
+        }
+        r
+    };
+    let sil = rank(&|s| s.silhouette);
+    let ch = rank(&|s| s.calinski_harabasz);
+    let db = rank(&|s| -s.davies_bouldin);
+    (0..scores.len())
+        .min_by(|&a, &b| {
+            (sil[a] + ch[a] + db[a])
+                .cmp(&(sil[b] + ch[b] + db[b]))
+                .then(scores[b].silhouette.total_cmp(&scores[a].silhouette))
+        })
+        .map(|i| scores[i].k)
+        .unwrap_or(2)
+}
+
+/// Fits every k in the range, scores each, and returns the chosen fit with all scores.
+pub fn select_k(
+    x: ArrayView2<f64>,
+    range: (usize, usize),
+    params: &KMeansSettings,
+    silhouette_sample: usize,
+    seed: u64,
+    mut on_k: impl FnMut(usize),
+) -> Result<(Clustering, Vec<KScore>), ClusterError> {
+    let idx = sample_rows(x.nrows(), silhouette_sample, seed ^ 0x5111);
+    let hi = range.1.min(x.nrows().saturating_sub(1)).max(range.0);
+    let mut fits = Vec::new();
+    let mut scores = Vec::new();
+    for k in range.0..=hi {
+        let c = fit(x, k, params, seed)?;
+        scores.push(score(x, &c, &idx));
+        fits.push(c);
+        on_k(k);
+    }
+    let best = choose_k(&scores);
+    let pos = scores.iter().position(|s| s.k == best).unwrap_or(0);
+    Ok((fits.swap_remove(pos), scores))
+}
+
+/// Projects the rows in `idx` onto the first two principal components of `x` (for the
+/// scatter chart). Eigenvectors of the covariance matrix by cyclic Jacobi rotations,
+/// which is exact enough for the handful of features clustered here.
+pub fn pca_2d(x: ArrayView2<f64>, idx: &[usize]) -> Vec<(f64, f64)> {
+    let d = x.ncols();
+    if d == 0 || x.nrows() == 0 {
+        return Vec::new();
+    }
+    let Some(mean) = x.mean_axis(Axis(0)) else { return Vec::new() };
+    let mut cov = Array2::<f64>::zeros((d, d));
+    for row in x.axis_iter(Axis(0)) {
+        let c = &row - &mean;
+        for i in 0..d {
+            for j in i..d {
+                cov[[i, j]] += c[i] * c[j];
+            }
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            cov[[i, j]] = cov[[j, i]];
+        }
+    }
+    let mut v = Array2::<f64>::eye(d);
+    for _sweep in 0..50 {
+        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| cov[[i, j]].powi(2)).sum();
+        if off < 1e-18 {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if cov[[p, q]].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (cov[[q, q]] - cov[[p, p]]) / (2.0 * cov[[p, q]]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (akp, akq) = (cov[[k, p]], cov[[k, q]]);
+                    cov[[k, p]] = c * akp - s * akq;
+                    cov[[k, q]] = s * akp + c * akq;
+                }
+                for k in 0..d {
+                    let (apk, aqk) = (cov[[p, k]], cov[[q, k]]);
+                    cov[[p, k]] = c * apk - s * aqk;
+                    cov[[q, k]] = s * apk + c * aqk;
+                }
+                for k in 0..d {
+                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
+                    v[[k, p]] = c * vkp - s * vkq;
+                    v[[k, q]] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| cov[[b, b]].total_cmp(&cov[[a, a]]));
+    let pc = |row: ndarray::ArrayView1<f64>, k: usize| -> f64 {
+        if k >= d {
+            return 0.0;
+        }
+        let col = order[k];
+        // Fix the sign so the picture does not flip between runs.
+        let sign = if v.column(col).iter().copied().fold(0.0, |a: f64, b: f64| if b.abs() > a.abs() { b } else { a }) < 0.0 { -1.0 } else { 1.0 };
+        (0..d).map(|j| (row[j] - mean[j]) * v[[j, col]] * sign).sum()
+    };
+    idx.iter().map(|&i| (pc(x.row(i), 0), pc(x.row(i), 1))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Three tight blobs far apart.
+    fn blobs(seed: u64) -> (Array2<f64>, Vec<usize>) {
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        let centres = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+        let mut x = Array2::zeros((300, 2));
+        let mut truth = Vec::new();
+        for i in 0..300 {
+            let c = i % 3;
+            x[[i, 0]] = centres[c][0] + rng.gen_range(-1.0..1.0);
+            x[[i, 1]] = centres[c][1] + rng.gen_range(-1.0..1.0);
+            truth.push(c);
+        }
+        (x, truth)
+    }
+
+    fn params() -> KMeansSettings {
+        KMeansSettings { n_runs: 4, max_iterations: 100, tolerance: 1e-6 }
+    }
+
+    #[test]
+    fn recovers_blobs_and_chooses_three() {
+        let (x, truth) = blobs(1);
+        let (c, scores) = select_k(x.view(), (2, 6), &params(), 1000, 3, |_| {}).unwrap();
+        assert_eq!(c.centroids.nrows(), 3, "{scores:?}");
+        // Same blob, same label.
+        for i in 0..300 {
+            for j in 0..3 {
+                assert_eq!(truth[i] == truth[j], c.labels[i] == c.labels[j]);
+            }
+        }
+        let s3 = scores.iter().find(|s| s.k == 3).unwrap();
+        assert!(s3.silhouette > 0.8);
+    }
+
+    #[test]
+    fn same_seed_same_result() {
+        let (x, _) = blobs(2);
+        let a = fit(x.view(), 4, &params(), 9).unwrap();
+        let b = fit(x.view(), 4, &params(), 9).unwrap();
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.centroids, b.centroids);
+    }
+
+    #[test]
+    fn silhouette_hand_case() {
+        // Two points at 0 and 1 in cluster 0, one at 5 in cluster 1.
+        let x = ndarray::array![[0.0], [1.0], [5.0]];
+        let labels = Array1::from(vec![0, 0, 1]);
+        let s = silhouette(x.view(), &labels, 2, &[0, 1, 2]);
+        // a(0)=1, b(0)=5 -> 0.8; a(1)=1, b(1)=4 -> 0.75; singleton -> 0.
+        assert!((s - (0.8 + 0.75) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn davies_bouldin_and_ch_hand_case() {
+        let x = ndarray::array![[0.0], [2.0], [10.0], [12.0]];
+        let c = Clustering {
+            centroids: ndarray::array![[1.0], [11.0]],
+            labels: Array1::from(vec![0, 0, 1, 1]),
+            distances: Array1::from(vec![1.0, 1.0, 1.0, 1.0]),
+            inertia: 4.0,
+        };
+        let (ch, db) = ch_db(x.view(), &c);
+        // B = 2*25 + 2*25 = 100; W = 4; CH = (100/1)/(4/2) = 50. DB = (1+1)/10 = 0.2.
+        assert!((ch - 50.0).abs() < 1e-9);
+        assert!((db - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pca_finds_the_long_axis() {
+        // Points along the diagonal y = x with a little noise: PC1 is that diagonal.
+        let x = ndarray::array![[0.0, 0.1], [1.0, 0.9], [2.0, 2.1], [3.0, 2.9], [4.0, 4.0]];
+        let p = pca_2d(x.view(), &[0, 1, 2, 3, 4]);
+        let spread1: f64 = p.iter().map(|q| q.0 * q.0).sum();
+        let spread2: f64 = p.iter().map(|q| q.1 * q.1).sum();
+        assert!(spread1 > 100.0 * spread2, "{p:?}");
+        // Largest eigenvalue of the scatter matrix [[10, 9.8], [9.8, 9.64]], by hand.
+        let lambda = (19.64 + (0.36f64 * 0.36 + 4.0 * 9.8 * 9.8).sqrt()) / 2.0;
+        assert!((spread1 - lambda).abs() < 1e-9, "{spread1} vs {lambda}");
+    }
+
+    #[test]
+    fn too_few_rows() {
+        let x = ndarray::array![[0.0], [1.0]];
+        assert!(matches!(fit(x.view(), 3, &params(), 1), Err(ClusterError::TooFewRows { .. })));
+    }
+}

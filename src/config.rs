@@ -1,0 +1,483 @@
+//! Configuration: read once from TOML (plus command-line overrides), checked once into
+//! [`Settings`]. Every later stage trusts a `Settings` without re-validating it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::features::{self, FeatureGroup};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {key} {rule} (got {value})")]
+    Invalid { key: String, rule: String, value: String },
+    #[error("config: unknown feature '{name}' in {key}; known features: {known}")]
+    UnknownFeature { key: String, name: String, known: String },
+    #[error("config: [columns.{table}] maps unknown column '{column}'; known columns: {known}")]
+    UnknownColumn { table: String, column: String, known: String },
+    #[error("config: snapshot_date '{0}' is not a date; write it as YYYY-MM-DD")]
+    SnapshotDate(String),
+}
+
+/// Raw configuration as written in `clientseg.toml`. Every field has a default, so an
+/// empty file is a valid configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub seed: Option<u64>,
+    pub snapshot_date: Option<String>,
+    pub lang: Option<String>,
+    pub input: RawInput,
+    pub columns: BTreeMap<String, BTreeMap<String, String>>,
+    pub features: RawFeatures,
+    pub value: RawValue,
+    pub behaviour: RawBehaviour,
+    pub kmeans: RawKMeans,
+    pub classifier: RawClassifier,
+    pub output: RawOutput,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInput {
+    pub dir: Option<PathBuf>,
+    pub clients: Option<PathBuf>,
+    pub billing: Option<PathBuf>,
+    pub activity: Option<PathBuf>,
+    pub max_reject_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawFeatures {
+    pub hourly_cost: Option<f64>,
+    pub payment_terms_days: Option<i64>,
+    pub long_term_months: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawValue {
+    pub k: Option<usize>,
+    pub features: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBehaviour {
+    pub k_min: Option<usize>,
+    pub k_max: Option<usize>,
+    pub k: Option<usize>,
+    pub features: Option<Vec<String>>,
+    pub silhouette_sample: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawKMeans {
+    pub n_runs: Option<usize>,
+    pub max_iterations: Option<u64>,
+    pub tolerance: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawClassifier {
+    pub max_depth: Option<usize>,
+    pub test_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawOutput {
+    pub dir: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+}
+
+/// Which input table a column belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    Clients,
+    Billing,
+    Activity,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Clients, Table::Billing, Table::Activity];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Clients => "clients",
+            Table::Billing => "billing",
+            Table::Activity => "activity",
+        }
+    }
+
+    /// The canonical columns of the table, required ones first.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Clients => &[
+                "client_id",
+                "name",
+                "client_type",
+                "taxpayer_type",
+                "industry",
+                "province",
+                "city",
+                "international",
+                "employees",
+                "annual_revenue",
+                "services",
+                "contract_start",
+                "contract_end",
+                "monthly_fee",
+                "accountant",
+            ],
+            Table::Billing => &[
+                "client_id",
+                "invoice_date",
+                "amount",
+                "service",
+                "due_date",
+                "paid_date",
+            ],
+            Table::Activity => &[
+                "client_id",
+                "month",
+                "vouchers",
+                "filings",
+                "hours",
+                "tickets",
+                "late_documents",
+            ],
+        }
+    }
+
+    pub fn required(self) -> &'static [&'static str] {
+        match self {
+            Table::Clients => &["client_id"],
+            Table::Billing => &["client_id", "invoice_date", "amount"],
+            Table::Activity => &["client_id", "month"],
+        }
+    }
+}
+
+/// Where one input table is read from.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSource {
+    pub table: Table,
+    /// `None` when the table is optional and absent.
+    pub path: Option<PathBuf>,
+    /// Canonical column name -> header in the file.
+    pub mapping: BTreeMap<String, String>,
+}
+
+/// Checked configuration. Built only by [`Settings::from_raw`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub seed: u64,
+    pub snapshot_date: Option<String>,
+    pub lang: Lang,
+    pub clients: TableSource,
+    pub billing: TableSource,
+    pub activity: TableSource,
+    pub max_reject_share: f64,
+    pub hourly_cost: f64,
+    pub payment_terms_days: i64,
+    pub long_term_months: i64,
+    pub value_k: usize,
+    pub value_features: Vec<String>,
+    pub behaviour_k_range: (usize, usize),
+    pub behaviour_features: Vec<String>,
+    pub silhouette_sample: usize,
+    pub kmeans: KMeansSettings,
+    pub tree_max_depth: usize,
+    pub test_share: f64,
+    pub output_dir: PathBuf,
+    pub models_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    En,
+    Zh,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KMeansSettings {
+    pub n_runs: usize,
+    pub max_iterations: u64,
+    pub tolerance: f64,
+}
+
+pub const DEFAULT_SEED: u64 = 42;
+
+fn invalid(key: &str, rule: &str, value: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), rule: rule.into(), value: value.to_string() }
+}
+
+impl RawConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+}
+
+impl Settings {
+    /// Checks a raw configuration. Relative paths are taken from `base` (the config
+    /// file's folder).
+    pub fn from_raw(raw: &RawConfig, base: &Path) -> Result<Settings, ConfigError> {
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let dir = resolve(raw.input.dir.as_deref().unwrap_or(Path::new(".")));
+
+        let mut sources = Vec::new();
+        for table in Table::ALL {
+            let explicit = match table {
+                Table::Clients => raw.input.clients.as_deref(),
+                Table::Billing => raw.input.billing.as_deref(),
+                Table::Activity => raw.input.activity.as_deref(),
+            };
+            let path = match explicit {
+                Some(p) => Some(resolve(p)),
+                None => find_table_file(&dir, table.name()),
+            };
+            let mapping = raw.columns.get(table.name()).cloned().unwrap_or_default();
+            for column in mapping.keys() {
+                if !table.columns().contains(&column.as_str()) {
+                    return Err(ConfigError::UnknownColumn {
+                        table: table.name().into(),
+                        column: column.clone(),
+                        known: table.columns().join(", "),
+                    });
+                }
+            }
+            sources.push(TableSource { table, path, mapping });
+        }
+        for key in raw.columns.keys() {
+            if !Table::ALL.iter().any(|t| t.name() == key) {
+                return Err(invalid("columns", "must be one of clients, billing, activity", key));
+            }
+        }
+        let mut sources = sources.into_iter();
+        // The three sources were pushed in Table::ALL order just above.
+        let (clients, billing, activity) =
+            (sources.next().unwrap(), sources.next().unwrap(), sources.next().unwrap());
+
+        let max_reject_share = raw.input.max_reject_share.unwrap_or(0.05);
+        if !(0.0..=1.0).contains(&max_reject_share) {
+            return Err(invalid("input.max_reject_share", "must be between 0 and 1", max_reject_share));
+        }
+        let hourly_cost = raw.features.hourly_cost.unwrap_or(60.0);
+        if !(hourly_cost >= 0.0 && hourly_cost.is_finite()) {
+            return Err(invalid("features.hourly_cost", "must be a number >= 0", hourly_cost));
+        }
+        let payment_terms_days = raw.features.payment_terms_days.unwrap_or(15);
+        if !(0..=365).contains(&payment_terms_days) {
+            return Err(invalid("features.payment_terms_days", "must be between 0 and 365", payment_terms_days));
+        }
+        let long_term_months = raw.features.long_term_months.unwrap_or(12);
+        if long_term_months < 1 {
+            return Err(invalid("features.long_term_months", "must be at least 1", long_term_months));
+        }
+
+        let value_k = raw.value.k.unwrap_or(3);
+        if !(2..=10).contains(&value_k) {
+            return Err(invalid("value.k", "must be between 2 and 10", value_k));
+        }
+        let (k_min, k_max) = match raw.behaviour.k {
+            Some(k) => (k, k),
+            None => (raw.behaviour.k_min.unwrap_or(2), raw.behaviour.k_max.unwrap_or(8)),
+        };
+        if k_min < 2 || k_max < k_min || k_max > 20 {
+            return Err(invalid(
+                "behaviour.k_min/k_max",
+                "must satisfy 2 <= k_min <= k_max <= 20",
+                format!("{k_min}..={k_max}"),
+            ));
+        }
+        let value_features = check_features(
+            "value.features",
+            raw.value.features.clone(),
+            FeatureGroup::Value,
+        )?;
+        let behaviour_features = check_features(
+            "behaviour.features",
+            raw.behaviour.features.clone(),
+            FeatureGroup::Behaviour,
+        )?;
+        let silhouette_sample = raw.behaviour.silhouette_sample.unwrap_or(4000);
+        if silhouette_sample < 100 {
+            return Err(invalid("behaviour.silhouette_sample", "must be at least 100", silhouette_sample));
+        }
+        let kmeans = KMeansSettings {
+            n_runs: raw.kmeans.n_runs.unwrap_or(8),
+            max_iterations: raw.kmeans.max_iterations.unwrap_or(300),
+            tolerance: raw.kmeans.tolerance.unwrap_or(1e-4),
+        };
+        if kmeans.n_runs == 0 || kmeans.n_runs > 100 {
+            return Err(invalid("kmeans.n_runs", "must be between 1 and 100", kmeans.n_runs));
+        }
+        if kmeans.max_iterations == 0 {
+            return Err(invalid("kmeans.max_iterations", "must be at least 1", kmeans.max_iterations));
+        }
+        if !(kmeans.tolerance > 0.0) {
+            return Err(invalid("kmeans.tolerance", "must be greater than 0", kmeans.tolerance));
+        }
+        let tree_max_depth = raw.classifier.max_depth.unwrap_or(4);
+        if !(1..=12).contains(&tree_max_depth) {
+            return Err(invalid("classifier.max_depth", "must be between 1 and 12", tree_max_depth));
+        }
+        let test_share = raw.classifier.test_share.unwrap_or(0.2);
+        if !(0.05..=0.5).contains(&test_share) {
+            return Err(invalid("classifier.test_share", "must be between 0.05 and 0.5", test_share));
+        }
+        if let Some(s) = &raw.snapshot_date {
+            if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err() {
+                return Err(ConfigError::SnapshotDate(s.clone()));
+            }
+        }
+        let lang = match raw.lang.as_deref().unwrap_or("en") {
+            "en" => Lang::En,
+            "zh" => Lang::Zh,
+            other => return Err(invalid("lang", "must be \"en\" or \"zh\"", other)),
+        };
+        Ok(Settings {
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            snapshot_date: raw.snapshot_date.clone(),
+            lang,
+            clients,
+            billing,
+            activity,
+            max_reject_share,
+            hourly_cost,
+            payment_terms_days,
+            long_term_months,
+            value_k,
+            value_features,
+            behaviour_k_range: (k_min, k_max),
+            behaviour_features,
+            silhouette_sample,
+            kmeans,
+            tree_max_depth,
+            test_share,
+            output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
+            models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
+        })
+    }
+
+    /// The same settings reading inputs from another folder (used by `score`).
+    pub fn with_input_dir(mut self, dir: &Path) -> Settings {
+        for source in [&mut self.clients, &mut self.billing, &mut self.activity] {
+            source.path = find_table_file(dir, source.table.name());
+        }
+        self
+    }
+
+    pub fn source(&self, table: Table) -> &TableSource {
+        match table {
+            Table::Clients => &self.clients,
+            Table::Billing => &self.billing,
+            Table::Activity => &self.activity,
+        }
+    }
+}
+
+/// Looks for `NAME.csv`, then `NAME.parquet` in `dir`.
+pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    ["csv", "parquet"]
+        .iter()
+        .map(|ext| dir.join(format!("{name}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+fn check_features(
+    key: &str,
+    names: Option<Vec<String>>,
+    group: FeatureGroup,
+) -> Result<Vec<String>, ConfigError> {
+    let names = match names {
+        Some(n) => n,
+        None => features::default_clustering_features(group).iter().map(|s| s.to_string()).collect(),
+    };
+    if names.is_empty() {
+        return Err(invalid(key, "must list at least one feature", "[]"));
+    }
+    for name in &names {
+        if features::feature_def(name).is_none() {
+            return Err(ConfigError::UnknownFeature {
+                key: key.into(),
+                name: name.clone(),
+                known: features::CATALOGUE.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> Result<Settings, ConfigError> {
+        let raw = RawConfig::from_toml(toml, Path::new("t.toml"))?;
+        Settings::from_raw(&raw, Path::new("."))
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let s = settings("").unwrap();
+        assert_eq!(s.seed, DEFAULT_SEED);
+        assert_eq!(s.value_k, 3);
+        assert_eq!(s.behaviour_k_range, (2, 8));
+        assert!((s.max_reject_share - 0.05).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(matches!(settings("[value]\nk = 1"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            settings("[behaviour]\nk_min = 5\nk_max = 3"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(settings("[kmeans]\ntolerance = 0.0"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            settings("[input]\nmax_reject_share = 2.0"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(settings("lang = \"fr\""), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(settings("snapshot_date = \"31/12/2024\""), Err(ConfigError::SnapshotDate(_))));
+    }
+
+    #[test]
+    fn rejects_unknown_names() {
+        assert!(matches!(
+            settings("[value]\nfeatures = [\"nope\"]"),
+            Err(ConfigError::UnknownFeature { .. })
+        ));
+        assert!(matches!(
+            settings("[columns.clients]\nclient_code = \"客户编号\""),
+            Err(ConfigError::UnknownColumn { .. })
+        ));
+        assert!(matches!(settings("bogus = 1"), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn column_mapping_is_kept() {
+        let s = settings("[columns.billing]\namount = \"金额\"").unwrap();
+        assert_eq!(s.billing.mapping.get("amount").map(String::as_str), Some("金额"));
+    }
+}

@@ -1,0 +1,147 @@
+//! Export: the run's tables. CSV files are UTF-8 with a byte-order mark so that Excel
+//! opens Chinese text correctly; Parquet for tools that read it.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use thiserror::Error;
+
+use crate::segments::Segment;
+
+#[derive(Debug, Error)]
+pub enum ExportError {
+    #[error("cannot write {file}: {message}")]
+    Write { file: String, message: String },
+    #[error("cannot build table {table}: {source}")]
+    Polars { table: &'static str, source: PolarsError },
+}
+
+/// Each client's segment of one kind, in the feature table's row order.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub labels: Vec<usize>,
+    pub distances: Vec<f64>,
+    pub segments: Vec<Segment>,
+}
+
+/// The columns of `labels.csv`, in order (documented in docs/data-contract.md).
+pub fn label_columns(with_behaviour: bool) -> Vec<&'static str> {
+    let mut c = vec!["client_id", "value_tier", "value_tier_en", "value_tier_zh", "value_distance"];
+    if with_behaviour {
+        c.extend(["behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh", "behaviour_distance"]);
+    }
+    c.extend(crate::features::DIMENSIONS);
+    c
+}
+
+fn assignment_columns(prefix: &str, a: &Assignment) -> Vec<Column> {
+    let pick = |f: &dyn Fn(&Segment) -> String| -> Vec<String> {
+        a.labels.iter().map(|&l| a.segments.get(l).map(f).unwrap_or_default()).collect()
+    };
+    let (id, en, zh, dist) = match prefix {
+        "value" => ("value_tier", "value_tier_en", "value_tier_zh", "value_distance"),
+        _ => ("behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh", "behaviour_distance"),
+    };
+    vec![
+        Column::new(id.into(), pick(&|s| s.id.clone())),
+        Column::new(en.into(), pick(&|s| s.name_en.clone())),
+        Column::new(zh.into(), pick(&|s| s.name_zh.clone())),
+        Column::new(dist.into(), a.distances.iter().map(|d| (d * 1e6).round() / 1e6).collect::<Vec<f64>>()),
+    ]
+}
+
+/// The labels table: ids, segments, distances, then the archive's dimensions.
+pub fn labels_frame(features: &DataFrame, value: &Assignment, behaviour: Option<&Assignment>) -> Result<DataFrame, ExportError> {
+    let p = |source| ExportError::Polars { table: "labels", source };
+    let mut cols = vec![features.column("client_id").map_err(p)?.clone()];
+    cols.extend(assignment_columns("value", value));
+    if let Some(b) = behaviour {
+        cols.extend(assignment_columns("behaviour", b));
+    }
+    for d in crate::features::DIMENSIONS {
+        cols.push(features.column(d).map_err(p)?.clone());
+    }
+    DataFrame::new_infer_height(cols).map_err(p)
+}
+
+/// Per segment: size, shares, and the median of every feature in original units.
+pub fn segments_frame(
+    features: &DataFrame,
+    feature_names: &[String],
+    value: &Assignment,
+    behaviour: Option<&Assignment>,
+) -> Result<DataFrame, ExportError> {
+    let p = |source| ExportError::Polars { table: "segments", source };
+    let fees = if feature_names.iter().any(|f| f == "fees_12m") { col("fees_12m") } else { lit(0.0) };
+    let mut parts = Vec::new();
+    let kinds: Vec<(&str, &Assignment)> =
+        std::iter::once(("value", value)).chain(behaviour.map(|b| ("behaviour", b))).collect();
+    for (kind, a) in kinds {
+        let ids: Vec<String> = a.labels.iter().map(|&l| a.segments[l].id.clone()).collect();
+        let mut df = features.clone();
+        df.with_column(Column::new("__segment".into(), ids)).map_err(p)?;
+        let mut aggs = vec![
+            len().cast(DataType::Int64).alias("clients"),
+            fees.clone().sum().alias("__fees"),
+        ];
+        aggs.extend(feature_names.iter().map(|f| col(f.as_str()).median().alias(format!("median_{f}"))));
+        let g = df
+            .lazy()
+            .group_by([col("__segment")])
+            .agg(aggs)
+            .with_columns([
+                (col("clients").cast(DataType::Float64) / col("clients").sum().cast(DataType::Float64)).alias("client_share"),
+                when(col("__fees").sum().gt(lit(0.0)))
+                    .then(col("__fees") / col("__fees").sum())
+                    .otherwise(lit(0.0))
+                    .alias("revenue_share"),
+            ])
+            .collect()
+            .map_err(p)?;
+        let names = DataFrame::new_infer_height(vec![
+            Column::new("__segment".into(), a.segments.iter().map(|s| s.id.clone()).collect::<Vec<_>>()),
+            Column::new("kind".into(), vec![kind; a.segments.len()]),
+            Column::new("name_en".into(), a.segments.iter().map(|s| s.name_en.clone()).collect::<Vec<_>>()),
+            Column::new("name_zh".into(), a.segments.iter().map(|s| s.name_zh.clone()).collect::<Vec<_>>()),
+        ])
+        .map_err(p)?;
+        // Every segment appears, also one that lost all its clients.
+        let mut select = vec![
+            col("kind"),
+            col("__segment").alias("segment"),
+            col("name_en"),
+            col("name_zh"),
+            col("clients").fill_null(lit(0)),
+            col("client_share").fill_null(lit(0.0)),
+            col("revenue_share").fill_null(lit(0.0)),
+        ];
+        select.extend(feature_names.iter().map(|f| col(format!("median_{f}"))));
+        let joined = names.lazy().left_join(g.lazy(), col("__segment"), col("__segment")).select(select).collect().map_err(p)?;
+        parts.push(joined.lazy());
+    }
+    concat(parts, UnionArgs::default()).and_then(|lf| lf.collect()).map_err(p)
+}
+
+pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
+    let file_name = path.display().to_string();
+    let w = |message: String| ExportError::Write { file: file_name.clone(), message };
+    let mut file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
+    CsvWriter::new(&mut file).include_bom(true).finish(df).map_err(|e| w(e.to_string()))
+}
+
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
+    let file_name = path.display().to_string();
+    let w = |message: String| ExportError::Write { file: file_name.clone(), message };
+    let file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
+    ParquetWriter::new(file).finish(df).map(|_| ()).map_err(|e| w(e.to_string()))
+}
+
+/// Adds the scaled (model-space) copy of each clustered feature as `z_<feature>`.
+pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Result<DataFrame, ExportError> {
+    let mut df = features.clone();
+    for (name, values) in scaled {
+        df.with_column(Column::new(format!("z_{name}").into(), values.clone()))
+            .map_err(|source| ExportError::Polars { table: "features", source })?;
+    }
+    Ok(df)
+}

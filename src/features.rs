@@ -1,0 +1,521 @@
+//! Features: one row per client as of a snapshot date, computed with global polars
+//! expressions (one group-by per table, then joins). The list of features is data:
+//! [`CATALOGUE`] names each one, says what it means and what input it needs; the model
+//! file and the docs are written from it.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::validate::CleanTables;
+use crate::config::Table;
+
+#[derive(Debug, Error)]
+pub enum FeatureError {
+    #[error("feature computation failed: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("no dates found in billing or activity to take the snapshot date from; set snapshot_date in the config")]
+    NoSnapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureGroup {
+    Value,
+    Behaviour,
+}
+
+/// How a feature is transformed before standardising.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Shares, ratios, growth rates: already on a comparable scale.
+    None,
+    /// Money and counts (>= 0): log(1 + x) tames the long right tail.
+    Log1p,
+    /// Money that can be negative: sign(x) * log(1 + |x| / 1000). Working in thousands
+    /// keeps margins near zero from being spread over a wide range by the logarithm.
+    SignedLog1p,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureDef {
+    pub name: &'static str,
+    pub group: FeatureGroup,
+    pub unit: &'static str,
+    pub transform: Transform,
+    pub definition: &'static str,
+    /// Inputs needed, as `table.column`; any one of the alternatives in `needs_any` too.
+    pub needs: &'static [&'static str],
+    pub needs_any: &'static [&'static str],
+}
+
+const fn def(
+    name: &'static str,
+    group: FeatureGroup,
+    unit: &'static str,
+    transform: Transform,
+    definition: &'static str,
+    needs: &'static [&'static str],
+    needs_any: &'static [&'static str],
+) -> FeatureDef {
+    FeatureDef { name, group, unit, transform, definition, needs, needs_any }
+}
+
+use FeatureGroup::{Behaviour, Value};
+use Transform::{Log1p, None as Plain, SignedLog1p};
+
+/// Every feature clientseg computes. Windows end at the snapshot date S; "12 months" is
+/// the 365 days up to and including S.
+pub const CATALOGUE: &[FeatureDef] = &[
+    def("fees_12m", Value, "CNY", Log1p, "Sum of invoice amounts dated in the 12 months up to S.", &[], &[]),
+    def("avg_monthly_fee", Value, "CNY/month", Log1p, "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).", &[], &[]),
+    def("fee_growth", Value, "ratio", Plain, "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.", &[], &[]),
+    def("cost_to_serve", Value, "CNY", Log1p, "Accountant hours logged in the last 12 months times features.hourly_cost.", &["activity.hours"], &[]),
+    def("contribution_margin", Value, "CNY", SignedLog1p, "fees_12m minus cost_to_serve.", &["activity.hours"], &[]),
+    def("tenure_months", Value, "months", Log1p, "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.", &[], &[]),
+    def("n_services", Value, "count", Plain, "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.", &[], &["clients.services", "billing.service"]),
+    def("days_since_last_payment", Behaviour, "days", Log1p, "Days from the last payment (or, if never paid, the first invoice) to S.", &["billing.paid_date"], &[]),
+    def("payments_per_year", Behaviour, "count", Log1p, "Payments received in the last 12 months.", &["billing.paid_date"], &[]),
+    def("mean_payment_delay_days", Behaviour, "days", Log1p, "Mean days past the due date over invoices due in the last 12 months; an unpaid invoice counts up to S; early payment counts 0.", &["billing.paid_date"], &[]),
+    def("late_payment_share", Behaviour, "share", Plain, "Share of invoices due in the last 12 months that were paid after the due date or are still unpaid.", &["billing.paid_date"], &[]),
+    def("open_receivables", Behaviour, "CNY", Log1p, "Sum of invoices dated up to S and not paid by S (欠费).", &["billing.paid_date"], &[]),
+    def("vouchers_per_month", Behaviour, "count/month", Log1p, "Mean vouchers (凭证) per logged month in the last 12 months.", &["activity.vouchers"], &[]),
+    def("vouchers_cv", Behaviour, "ratio", Plain, "Coefficient of variation (std / mean) of monthly vouchers in the last 12 months.", &["activity.vouchers"], &[]),
+    def("tickets_per_month", Behaviour, "count/month", Log1p, "Mean support questions per logged month in the last 12 months.", &["activity.tickets"], &[]),
+    def("late_documents_share", Behaviour, "share", Plain, "Share of logged months in the last 12 with late documents (资料延迟).", &["activity.late_documents"], &[]),
+    def("activity_trend", Behaviour, "share/month", Plain, "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.", &["activity.vouchers"], &[]),
+];
+
+pub fn feature_def(name: &str) -> Option<&'static FeatureDef> {
+    CATALOGUE.iter().find(|f| f.name == name)
+}
+
+/// The features clustered by default. Behaviour leaves out the scale-driven ones
+/// (vouchers_per_month grows with company size; days_since_last_payment and
+/// payments_per_year with the billing cycle), so that segments describe behaviour and
+/// not size or prepayment; they are still computed and reported.
+pub fn default_clustering_features(group: FeatureGroup) -> &'static [&'static str] {
+    match group {
+        FeatureGroup::Value => &[
+            "fees_12m",
+            "avg_monthly_fee",
+            "fee_growth",
+            "cost_to_serve",
+            "contribution_margin",
+            "tenure_months",
+            "n_services",
+        ],
+        FeatureGroup::Behaviour => &[
+            "mean_payment_delay_days",
+            "late_payment_share",
+            "open_receivables",
+            "vouchers_cv",
+            "tickets_per_month",
+            "late_documents_share",
+            "activity_trend",
+        ],
+    }
+}
+
+/// The rule-based dimensions read from the archive, in output order.
+pub const DIMENSIONS: &[&str] = &[
+    "name",
+    "client_type",
+    "taxpayer_type",
+    "industry",
+    "region",
+    "market",
+    "scale",
+    "term",
+    "needs",
+    "accountant",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DisabledFeature {
+    pub name: String,
+    pub reason: String,
+}
+
+/// One row per client: `client_id`, every enabled feature (f64) and the dimensions.
+pub struct FeatureTable {
+    pub df: DataFrame,
+    pub snapshot: NaiveDate,
+    pub enabled: Vec<&'static FeatureDef>,
+    pub disabled: Vec<DisabledFeature>,
+}
+
+impl FeatureTable {
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.enabled.iter().any(|f| f.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureParams {
+    pub snapshot: Option<NaiveDate>,
+    pub hourly_cost: f64,
+    pub long_term_months: i64,
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!("valid date"),
+};
+
+pub fn days(d: NaiveDate) -> i32 {
+    (d - EPOCH).num_days() as i32
+}
+
+pub fn from_days(n: i32) -> NaiveDate {
+    EPOCH + chrono::Duration::days(n as i64)
+}
+
+fn scalar_i32(df: &DataFrame, name: &str) -> Option<i32> {
+    df.column(name).ok()?.cast(&DataType::Int32).ok()?.i32().ok()?.get(0)
+}
+
+/// The last date in the data: latest invoice, payment or logged month (its last day).
+pub fn last_date(t: &CleanTables) -> Result<NaiveDate, FeatureError> {
+    let b = t
+        .billing
+        .clone()
+        .lazy()
+        .select([col("invoice_date").max().alias("i"), col("paid_date").max().alias("p")])
+        .collect()?;
+    let mut best = [scalar_i32(&b, "i"), scalar_i32(&b, "p")].into_iter().flatten().max();
+    if let Some(a) = &t.activity {
+        let a = a.clone().lazy().select([col("month").max().alias("m")]).collect()?;
+        // The last logged month counts up to its last day.
+        let month_end = scalar_i32(&a, "m").map(|m| {
+            let first = from_days(m);
+            days(first.checked_add_months(chrono::Months::new(1)).unwrap_or(first).pred_opt().unwrap_or(first))
+        });
+        best = best.max(month_end);
+    }
+    best.map(from_days).ok_or(FeatureError::NoSnapshot)
+}
+
+/// Which features the inputs allow, and why the others are off.
+fn availability(t: &CleanTables) -> (Vec<&'static FeatureDef>, Vec<DisabledFeature>) {
+    let has = |need: &str| {
+        let (table, column) = need.split_once('.').unwrap_or((need, ""));
+        let table = match table {
+            "clients" => Table::Clients,
+            "billing" => Table::Billing,
+            _ => Table::Activity,
+        };
+        t.has(table, column)
+    };
+    let mut enabled = Vec::new();
+    let mut disabled = Vec::new();
+    for f in CATALOGUE {
+        let missing: Vec<&str> = f.needs.iter().copied().filter(|n| !has(n)).collect();
+        let any_ok = f.needs_any.is_empty() || f.needs_any.iter().any(|n| has(n));
+        if missing.is_empty() && any_ok {
+            enabled.push(f);
+        } else {
+            let what = if !missing.is_empty() { missing.join(", ") } else { f.needs_any.join(" or ") };
+            disabled.push(DisabledFeature { name: f.name.into(), reason: format!("needs {what}, which the input does not have") });
+        }
+    }
+    (enabled, disabled)
+}
+
+fn between(x: Expr, lo: i32, hi: i32) -> Expr {
+    x.clone().gt(lit(lo)).and(x.lt_eq(lit(hi)))
+}
+
+fn sum_where(cond: Expr, value: Expr) -> Expr {
+    when(cond).then(value).otherwise(lit(0.0)).sum()
+}
+
+/// Per-client aggregates of billing.
+fn billing_aggs(s: i32) -> Vec<Expr> {
+    let inv = col("invoice_date").cast(DataType::Int32);
+    let due = col("due_date").cast(DataType::Int32);
+    let paid = col("paid_date").cast(DataType::Int32);
+    let amount = col("amount");
+    let paid_by_s = paid.clone().is_not_null().and(paid.clone().lt_eq(lit(s)));
+    // Days late of each invoice due in the window: to payment, or to S if still open.
+    let settled = when(paid_by_s.clone()).then(paid.clone()).otherwise(lit(s));
+    let delay = (settled - due.clone()).clip(lit(0), lit(i32::MAX)).cast(DataType::Float64);
+    let due_in_window = between(due.clone(), s - 365, s);
+    vec![
+        sum_where(between(inv.clone(), s - 365, s), amount.clone()).alias("fees_12m"),
+        sum_where(between(inv.clone(), s - 182, s), amount.clone()).alias("__fees_last6"),
+        sum_where(between(inv.clone(), s - 365, s - 182), amount.clone()).alias("__fees_prior6"),
+        inv.clone().min().alias("__first_invoice"),
+        when(paid_by_s.clone()).then(paid.clone()).otherwise(lit(NULL).cast(DataType::Int32)).max().alias("__last_payment"),
+        between(paid.clone(), s - 365, s).cast(DataType::Float64).sum().alias("payments_per_year"),
+        when(due_in_window.clone()).then(delay.clone()).otherwise(lit(NULL).cast(DataType::Float64)).mean().alias("mean_payment_delay_days"),
+        when(due_in_window).then(delay.gt(lit(0.0)).cast(DataType::Float64)).otherwise(lit(NULL).cast(DataType::Float64)).mean().alias("late_payment_share"),
+        sum_where(inv.lt_eq(lit(s)).and(paid_by_s.not()), amount).alias("open_receivables"),
+        col("service").filter(between(col("invoice_date").cast(DataType::Int32), s - 365, s)).drop_nulls().n_unique().cast(DataType::Float64).alias("__services_billed"),
+    ]
+}
+
+/// Per-client aggregates of the work log over the 12 logged months up to S.
+fn activity_aggs() -> Vec<Expr> {
+    let v = col("vouchers");
+    let t = col("__t");
+    let n = v.clone().count().cast(DataType::Float64);
+    let st = t.clone().sum();
+    let sv = v.clone().sum();
+    let stv = (t.clone() * v.clone()).sum();
+    let stt = (t.clone() * t.clone()).sum();
+    let denom = n.clone() * stt - st.clone() * st.clone();
+    let slope = (n.clone() * stv - st * sv) / denom.clone();
+    let mean = v.clone().mean();
+    vec![
+        mean.clone().alias("vouchers_per_month"),
+        when(mean.clone().gt(lit(0.0))).then(v.clone().std(1) / mean.clone()).otherwise(lit(0.0)).alias("vouchers_cv"),
+        col("tickets").mean().alias("tickets_per_month"),
+        col("late_documents").gt(lit(0.0)).cast(DataType::Float64).mean().alias("late_documents_share"),
+        col("hours").sum().alias("__hours_12m"),
+        when(denom.gt(lit(0.0)).and(mean.clone().gt(lit(0.0))))
+            .then(slope / mean)
+            .otherwise(lit(0.0))
+            .alias("activity_trend"),
+    ]
+}
+
+/// Company size class (规模) from employees and annual revenue: a simplified reading
+/// of the 2011 SME classification for service trades. Both thresholds must be met to
+/// reach a class; with one figure missing the other decides.
+fn scale_expr() -> Expr {
+    let class = |x: Expr, t: [f64; 3]| {
+        when(x.clone().is_null())
+            .then(lit(NULL).cast(DataType::Int32))
+            .when(x.clone().gt_eq(lit(t[2])))
+            .then(lit(3))
+            .when(x.clone().gt_eq(lit(t[1])))
+            .then(lit(2))
+            .when(x.gt_eq(lit(t[0])))
+            .then(lit(1))
+            .otherwise(lit(0))
+    };
+    let e = class(col("employees"), [10.0, 100.0, 300.0]);
+    let r = class(col("annual_revenue"), [1e6, 1e7, 1e8]);
+    let both = when(e.clone().is_null()).then(r.clone()).when(r.clone().is_null()).then(e.clone()).otherwise(
+        when(e.clone().lt(r.clone())).then(e).otherwise(r),
+    );
+    when(both.clone().eq(lit(3)))
+        .then(lit("large"))
+        .when(both.clone().eq(lit(2)))
+        .then(lit("medium"))
+        .when(both.clone().eq(lit(1)))
+        .then(lit("small"))
+        .when(both.eq(lit(0)))
+        .then(lit("micro"))
+        .otherwise(lit(NULL).cast(DataType::String))
+}
+
+/// Computes the feature table.
+pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, FeatureError> {
+    let snapshot = match params.snapshot {
+        Some(d) => d,
+        None => last_date(t)?,
+    };
+    let s = days(snapshot);
+    let (enabled, disabled) = availability(t);
+
+    let billing = t.billing.clone().lazy().group_by([col("client_id")]).agg(billing_aggs(s));
+
+    let mut lf = t.clients.clone().lazy().left_join(billing, col("client_id"), col("client_id"));
+
+    let activity_on = t.activity.is_some();
+    if let Some(a) = &t.activity {
+        let month_index = |e: Expr| e.clone().dt().year().cast(DataType::Int32) * lit(12) + e.dt().month().cast(DataType::Int32);
+        let s_index = {
+            let d = snapshot;
+            use chrono::Datelike;
+            d.year() * 12 + d.month() as i32
+        };
+        let acts = a
+            .clone()
+            .lazy()
+            .with_column((month_index(col("month")) - lit(s_index)).cast(DataType::Float64).alias("__t"))
+            .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))))
+            .group_by([col("client_id")])
+            .agg(activity_aggs());
+        lf = lf.left_join(acts, col("client_id"), col("client_id"));
+    }
+
+    let start = coalesce(&[col("contract_start").cast(DataType::Int32), col("__first_invoice")]);
+    let end = when(col("contract_end").is_not_null().and(col("contract_end").cast(DataType::Int32).lt(lit(s))))
+        .then(col("contract_end").cast(DataType::Int32))
+        .otherwise(lit(s));
+    let tenure = ((end - start).cast(DataType::Float64) / lit(30.4375)).clip(lit(0.0), lit(f64::MAX));
+    let months_in_window = tenure.clone().clip(lit(1.0), lit(12.0));
+    let last6 = col("__fees_last6").fill_null(lit(0.0));
+    let prior6 = col("__fees_prior6").fill_null(lit(0.0));
+    let mid = (last6.clone() + prior6.clone()) / lit(2.0);
+    let fees = col("fees_12m").fill_null(lit(0.0));
+    let cost = if activity_on {
+        col("__hours_12m").fill_null(lit(0.0)) * lit(params.hourly_cost)
+    } else {
+        lit(NULL).cast(DataType::Float64)
+    };
+    let services_listed = col("services").str().count_matches(lit(";"), true).cast(DataType::Float64) + lit(1.0);
+    let never_paid_days = (lit(s) - col("__first_invoice")).cast(DataType::Float64);
+
+    let mut exprs = vec![
+        col("client_id"),
+        fees.clone().alias("fees_12m"),
+        (fees.clone() / months_in_window).alias("avg_monthly_fee"),
+        when(mid.clone().gt(lit(0.0))).then((last6 - prior6) / mid).otherwise(lit(0.0)).alias("fee_growth"),
+        cost.clone().alias("cost_to_serve"),
+        (fees - cost).alias("contribution_margin"),
+        tenure.clone().alias("tenure_months"),
+        coalesce(&[services_listed, col("__services_billed")]).alias("n_services"),
+        coalesce(&[(lit(s) - col("__last_payment")).cast(DataType::Float64), never_paid_days]).alias("days_since_last_payment"),
+        col("payments_per_year").fill_null(lit(0.0)),
+        col("mean_payment_delay_days"),
+        col("late_payment_share"),
+        col("open_receivables").fill_null(lit(0.0)),
+    ];
+    for name in ["vouchers_per_month", "vouchers_cv", "tickets_per_month", "late_documents_share", "activity_trend"] {
+        exprs.push(if activity_on { col(name) } else { lit(NULL).cast(DataType::Float64).alias(name) });
+    }
+    // Dimensions from the archive.
+    exprs.extend([
+        col("name"),
+        col("client_type"),
+        col("taxpayer_type"),
+        col("industry"),
+        concat_str([col("province"), col("city")], "/", true).alias("region"),
+        when(col("international").eq(lit("true")))
+            .then(lit("international"))
+            .when(col("international").eq(lit("false")))
+            .then(lit("domestic"))
+            .otherwise(lit(NULL).cast(DataType::String))
+            .alias("market"),
+        scale_expr().alias("scale"),
+        when(tenure.gt_eq(lit(params.long_term_months as f64)))
+            .then(lit("long_term"))
+            .otherwise(lit("short_term"))
+            .alias("term"),
+        col("services").alias("needs"),
+        col("accountant"),
+    ]);
+    let all = lf.select(exprs);
+    // Keep only enabled features (disabled ones would be all-null or misleading).
+    let mut keep: Vec<Expr> = vec![col("client_id")];
+    keep.extend(enabled.iter().map(|f| col(f.name).cast(DataType::Float64)));
+    keep.extend(DIMENSIONS.iter().map(|d| col(*d)));
+    let df = all.select(keep).sort(["client_id"], Default::default()).collect()?;
+    Ok(FeatureTable { df, snapshot, enabled, disabled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn dates(v: &[Option<&str>]) -> Column {
+        let d: Vec<Option<i32>> = v.iter().map(|x| x.map(|x| days(date(x)))).collect();
+        Column::new("x".into(), d).cast(&DataType::Date).unwrap()
+    }
+
+    /// A hand-computed case: one client, three invoices, two months of work.
+    fn tables() -> CleanTables {
+        let clients = df!(
+            "client_id" => ["A"],
+            "name" => ["甲公司"],
+            "client_type" => ["enterprise"],
+            "taxpayer_type" => ["general"],
+            "industry" => ["manufacturing"],
+            "province" => ["浙江"],
+            "city" => ["杭州"],
+            "international" => ["false"],
+            "employees" => [50.0],
+            "annual_revenue" => [5e6],
+            "services" => ["bookkeeping;tax_filing"],
+            "accountant" => ["王"],
+            "monthly_fee" => [1000.0],
+        )
+        .unwrap();
+        let mut clients = clients;
+        clients.with_column(dates(&[Some("2023-01-01")]).with_name("contract_start".into())).unwrap();
+        clients.with_column(dates(&[None]).with_name("contract_end".into())).unwrap();
+        let mut billing = df!(
+            "client_id" => ["A", "A", "A"],
+            "amount" => [1000.0, 1000.0, 500.0],
+            "service" => ["bookkeeping", "bookkeeping", "annual_report"],
+        )
+        .unwrap();
+        billing.with_column(dates(&[Some("2024-10-01"), Some("2024-11-01"), Some("2024-12-01")]).with_name("invoice_date".into())).unwrap();
+        billing.with_column(dates(&[Some("2024-10-16"), Some("2024-11-16"), Some("2024-12-16")]).with_name("due_date".into())).unwrap();
+        billing.with_column(dates(&[Some("2024-10-10"), Some("2024-12-06"), None]).with_name("paid_date".into())).unwrap();
+        let mut activity = df!(
+            "client_id" => ["A", "A"],
+            "vouchers" => [100.0, 50.0],
+            "filings" => [1.0, 1.0],
+            "hours" => [10.0, 5.0],
+            "tickets" => [2.0, 0.0],
+            "late_documents" => [1.0, 0.0],
+        )
+        .unwrap();
+        activity.with_column(dates(&[Some("2024-11-01"), Some("2024-12-01")]).with_name("month".into())).unwrap();
+        CleanTables { clients, billing, activity: Some(activity), absent: vec![] }
+    }
+
+    fn get(t: &FeatureTable, name: &str) -> f64 {
+        t.df.column(name).unwrap().f64().unwrap().get(0).unwrap()
+    }
+
+    #[test]
+    fn hand_computed_features() {
+        let params = FeatureParams { snapshot: Some(date("2024-12-31")), hourly_cost: 100.0, long_term_months: 12 };
+        let t = compute(&tables(), &params).unwrap();
+        assert_eq!(t.df.height(), 1);
+        assert_eq!(get(&t, "fees_12m"), 2500.0);
+        assert_eq!(get(&t, "cost_to_serve"), 1500.0);
+        assert_eq!(get(&t, "contribution_margin"), 1000.0);
+        assert_eq!(get(&t, "open_receivables"), 500.0);
+        assert_eq!(get(&t, "payments_per_year"), 2.0);
+        // Delays: 0 (early), 20 (paid 12-06, due 11-16), 15 (open, due 12-16, S 12-31).
+        assert!((get(&t, "mean_payment_delay_days") - 35.0 / 3.0).abs() < 1e-9);
+        assert!((get(&t, "late_payment_share") - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(get(&t, "days_since_last_payment"), 25.0);
+        assert_eq!(get(&t, "n_services"), 2.0);
+        assert_eq!(get(&t, "vouchers_per_month"), 75.0);
+        assert_eq!(get(&t, "late_documents_share"), 0.5);
+        assert_eq!(get(&t, "tickets_per_month"), 1.0);
+        // Slope over t = -1, 0 of 100, 50 is -50 per month; mean 75.
+        assert!((get(&t, "activity_trend") + 50.0 / 75.0).abs() < 1e-9);
+        let cv = (1250.0f64).sqrt() / 75.0;
+        assert!((get(&t, "vouchers_cv") - cv).abs() < 1e-9);
+        let tenure = get(&t, "tenure_months");
+        assert!((tenure - 730.0 / 30.4375).abs() < 1e-9, "{tenure}");
+        let dim = |c: &str| t.df.column(c).unwrap().str().unwrap().get(0).map(String::from);
+        assert_eq!(dim("scale").as_deref(), Some("small"));
+        assert_eq!(dim("region").as_deref(), Some("浙江/杭州"));
+        assert_eq!(dim("market").as_deref(), Some("domestic"));
+        assert_eq!(dim("term").as_deref(), Some("long_term"));
+    }
+
+    #[test]
+    fn snapshot_defaults_to_last_date() {
+        assert_eq!(last_date(&tables()).unwrap(), date("2024-12-31"));
+    }
+
+    #[test]
+    fn missing_activity_disables_its_features() {
+        let mut t = tables();
+        t.activity = None;
+        let params = FeatureParams { snapshot: None, hourly_cost: 100.0, long_term_months: 12 };
+        let f = compute(&t, &params).unwrap();
+        assert!(!f.is_enabled("tickets_per_month"));
+        assert!(!f.is_enabled("contribution_margin"));
+        assert!(f.is_enabled("fees_12m"));
+        assert!(f.disabled.iter().any(|d| d.name == "activity_trend" && d.reason.contains("activity.vouchers")));
+        assert!(f.df.column("tickets_per_month").is_err());
+    }
+}

@@ -1,0 +1,547 @@
+//! A generator of realistic client histories for a Chinese bookkeeping agency, with
+//! planted behaviour segments and a planted value order. The truth goes to `truth.csv`,
+//! which the pipeline never reads; tests compare what the pipeline finds against it.
+//!
+//! Levels follow the domain notes: small-scale taxpayers pay about 200-350 CNY a month,
+//! general taxpayers 500-1,500, zero-declaration shells 100-200; vouchers 10-50 and
+//! 50-500 a month; filings monthly or quarterly; spring (annual reconciliation by 31 May,
+//! annual report by 30 June) adds work and one-off invoices.
+
+use std::path::Path;
+
+use chrono::{Datelike, Months, NaiveDate};
+use polars::prelude::*;
+use rand::Rng;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GenerateError {
+    #[error("--clients must be at least 50 (got {0})")]
+    TooFewClients(usize),
+    #[error("--months must be between 13 and 120 (got {0})")]
+    Months(usize),
+    #[error("--dirty must be between 0 and 0.2 (got {0})")]
+    Dirty(f64),
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub clients: usize,
+    pub months: usize,
+    pub seed: u64,
+    /// Last day of the generated history.
+    pub end: NaiveDate,
+    /// Share of billing and activity rows made faulty, as hand-kept exports are.
+    pub dirty: f64,
+    /// Chinese headers and dates (2024年1月5日), as a Chinese firm's export looks.
+    pub chinese: bool,
+}
+
+/// The planted behaviour segments, in truth.csv's words.
+pub const PLANTED: [&str; 5] = ["punctual", "late_payer", "high_touch", "declining", "growing"];
+const PLANTED_SHARE: [f64; 5] = [0.35, 0.2, 0.15, 0.15, 0.15];
+/// Planted value tiers, best first.
+pub const PLANTED_VALUE: [&str; 3] = ["high", "medium", "low"];
+const VALUE_SHARE: [f64; 3] = [0.2, 0.45, 0.35];
+
+const INDUSTRIES: [&str; 8] = [
+    "制造业",
+    "批发和零售业",
+    "住宿和餐饮业",
+    "信息传输、软件和信息技术服务业",
+    "租赁和商务服务业",
+    "建筑业",
+    "交通运输、仓储和邮政业",
+    "科学研究和技术服务业",
+];
+const PLACES: [(&str, &str); 10] = [
+    ("浙江省", "杭州市"),
+    ("浙江省", "宁波市"),
+    ("江苏省", "苏州市"),
+    ("江苏省", "南京市"),
+    ("广东省", "深圳市"),
+    ("广东省", "广州市"),
+    ("上海市", "上海市"),
+    ("北京市", "北京市"),
+    ("四川省", "成都市"),
+    ("湖北省", "武汉市"),
+];
+const TRADE_NAMES: [&str; 16] = [
+    "恒信", "鼎盛", "华泰", "瑞丰", "金源", "宏达", "新锐", "佳禾", "东方", "汇通", "启明", "安泰", "博远", "众诚", "嘉和", "天成",
+];
+const ACCOUNTANTS: [&str; 12] = ["王芳", "李娜", "张伟", "刘洋", "陈静", "杨丽", "赵敏", "黄磊", "周婷", "吴刚", "徐慧", "孙悦"];
+
+fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
+    items[rng.gen_range(0..items.len())]
+}
+
+fn weighted(rng: &mut impl Rng, shares: &[f64]) -> usize {
+    let mut u = rng.gen::<f64>() * shares.iter().sum::<f64>();
+    for (i, s) in shares.iter().enumerate() {
+        if u < *s {
+            return i;
+        }
+        u -= s;
+    }
+    shares.len() - 1
+}
+
+fn normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = rng.gen_range(1e-12..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn poisson(rng: &mut impl Rng, lambda: f64) -> u32 {
+    if lambda > 30.0 {
+        return (lambda + lambda.sqrt() * normal(rng)).round().max(0.0) as u32;
+    }
+    let l = (-lambda).exp();
+    let (mut k, mut p) = (0u32, 1.0);
+    loop {
+        p *= rng.gen::<f64>();
+        if p <= l {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+/// Column buffers of one table.
+#[derive(Default)]
+struct Buf {
+    cols: Vec<(String, Vec<Option<String>>)>,
+}
+
+impl Buf {
+    fn new(names: &[&str]) -> Buf {
+        Buf { cols: names.iter().map(|n| (n.to_string(), Vec::new())).collect() }
+    }
+    fn push(&mut self, row: Vec<Option<String>>) {
+        for (c, v) in self.cols.iter_mut().zip(row) {
+            c.1.push(v);
+        }
+    }
+    fn len(&self) -> usize {
+        self.cols.first().map_or(0, |c| c.1.len())
+    }
+    fn frame(self, headers: &dyn Fn(&str) -> String) -> PolarsResult<DataFrame> {
+        DataFrame::new_infer_height(self.cols.into_iter().map(|(n, v)| Column::new(headers(&n).into(), v)).collect())
+    }
+}
+
+/// Chinese headers used with `--zh`; `examples/clientseg-zh.toml` maps them back.
+pub fn chinese_header(name: &str) -> String {
+    match name {
+        "client_id" => "客户编号",
+        "name" => "客户名称",
+        "client_type" => "客户类型",
+        "taxpayer_type" => "纳税人类型",
+        "industry" => "所属行业",
+        "province" => "省份",
+        "city" => "城市",
+        "international" => "是否外资",
+        "employees" => "员工人数",
+        "annual_revenue" => "年营业收入",
+        "services" => "服务项目",
+        "contract_start" => "合同开始日期",
+        "contract_end" => "合同结束日期",
+        "monthly_fee" => "月服务费",
+        "accountant" => "主办会计",
+        "invoice_date" => "开票日期",
+        "amount" => "金额",
+        "service" => "服务项目",
+        "due_date" => "应收日期",
+        "paid_date" => "收款日期",
+        "month" => "月份",
+        "vouchers" => "凭证数",
+        "filings" => "申报次数",
+        "hours" => "工时",
+        "tickets" => "咨询次数",
+        "late_documents" => "资料延迟",
+        other => other,
+    }
+    .to_string()
+}
+
+struct Writer {
+    chinese: bool,
+}
+
+impl Writer {
+    fn date(&self, d: NaiveDate) -> String {
+        if self.chinese {
+            format!("{}年{}月{}日", d.year(), d.month(), d.day())
+        } else {
+            d.format("%Y-%m-%d").to_string()
+        }
+    }
+    fn month(&self, d: NaiveDate) -> String {
+        if self.chinese {
+            format!("{}年{}月", d.year(), d.month())
+        } else {
+            d.format("%Y-%m").to_string()
+        }
+    }
+}
+
+fn month_start(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).unwrap_or(d)
+}
+
+fn add_months(d: NaiveDate, n: i32) -> NaiveDate {
+    if n >= 0 {
+        d.checked_add_months(Months::new(n as u32)).unwrap_or(d)
+    } else {
+        d.checked_sub_months(Months::new((-n) as u32)).unwrap_or(d)
+    }
+}
+
+/// Summary of what was generated.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub clients: usize,
+    pub billing_rows: usize,
+    pub activity_rows: usize,
+    pub dirty_rows: usize,
+}
+
+/// Writes clients, billing, activity and truth tables into `out`.
+pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateError> {
+    if p.clients < 50 {
+        return Err(GenerateError::TooFewClients(p.clients));
+    }
+    if !(13..=120).contains(&p.months) {
+        return Err(GenerateError::Months(p.months));
+    }
+    if !(0.0..=0.2).contains(&p.dirty) {
+        return Err(GenerateError::Dirty(p.dirty));
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
+    let w = Writer { chinese: p.chinese };
+    let last_month = month_start(p.end);
+    let first_month = add_months(last_month, -(p.months as i32 - 1));
+
+    let mut clients = Buf::new(&[
+        "client_id", "name", "client_type", "taxpayer_type", "industry", "province", "city", "international",
+        "employees", "annual_revenue", "services", "contract_start", "contract_end", "monthly_fee", "accountant",
+    ]);
+    let mut billing = Buf::new(&["client_id", "invoice_date", "amount", "service", "due_date", "paid_date"]);
+    let mut activity = Buf::new(&["client_id", "month", "vouchers", "filings", "hours", "tickets", "late_documents"]);
+    let mut truth = Buf::new(&["client_id", "segment", "value_tier", "value_score", "churned"]);
+    let s = |v: &str| Some(v.to_string());
+
+    for i in 0..p.clients {
+        let id = format!("C{:06}", i + 1);
+        let seg = weighted(&mut rng, &PLANTED_SHARE);
+        let tier = weighted(&mut rng, &VALUE_SHARE);
+
+        // Archive: who the client is follows from the planted value tier.
+        let (client_type, taxpayer, fee, base_vouchers, n_extra) = match tier {
+            0 => ("enterprise", "general", rng.gen_range(600.0..1500.0), rng.gen_range(80.0..300.0), rng.gen_range(2..5)),
+            1 => {
+                let ct = if rng.gen_bool(0.8) { "enterprise" } else { "individual_business" };
+                (ct, "small_scale", rng.gen_range(220.0..350.0), rng.gen_range(15.0..50.0), rng.gen_range(1..3))
+            }
+            _ => {
+                let ct = match rng.gen_range(0..10) {
+                    0..=4 => "enterprise",
+                    5..=8 => "individual_business",
+                    _ => "person",
+                };
+                (ct, "small_scale", rng.gen_range(100.0..200.0), rng.gen_range(5.0..12.0), rng.gen_range(0..2))
+            }
+        };
+        let fee: f64 = (fee / 10.0f64).round() * 10.0;
+        let (province, city) = pick(&mut rng, &PLACES);
+        let industry = pick(&mut rng, &INDUSTRIES);
+        let employees = match taxpayer {
+            "general" => rng.gen_range(20..300),
+            _ if tier == 2 => rng.gen_range(0..5),
+            _ => rng.gen_range(3..40),
+        };
+        let revenue = match taxpayer {
+            "general" => rng.gen_range(5e6..8e7),
+            _ if tier == 2 => rng.gen_range(0.0..3e5),
+            _ => rng.gen_range(3e5..5e6),
+        };
+        let mut services = vec!["bookkeeping", "tax_filing"];
+        let extras = ["annual_report", "payroll", "audit_support", "tax_planning"];
+        for e in extras.iter().take(n_extra) {
+            services.push(e);
+        }
+        // Tenure: most clients predate the history, some join during it.
+        let start = if rng.gen_bool(0.7) {
+            add_months(first_month, -rng.gen_range(1..60))
+        } else {
+            add_months(first_month, rng.gen_range(0..(p.months as i32 - 13).max(1)))
+        }
+        .with_day(rng.gen_range(1..28))
+        .unwrap_or(first_month);
+        // Declining clients often leave in the last quarter; a few others leave earlier.
+        let churned_month = if seg == 3 && rng.gen_bool(0.3) {
+            Some(add_months(last_month, -rng.gen_range(0..3)))
+        } else if seg != 3 && rng.gen_bool(0.03) {
+            Some(add_months(last_month, -rng.gen_range(1..4)))
+        } else {
+            None
+        };
+        let end = churned_month.map(|m| add_months(m, 1).pred_opt().unwrap_or(m));
+        let name = match client_type {
+            "person" => format!("{}（个人）", pick(&mut rng, &ACCOUNTANTS)),
+            "individual_business" => format!("{}{}{}", city.trim_end_matches('市'), pick(&mut rng, &TRADE_NAMES), "经营部"),
+            _ => format!("{}{}{}有限公司", city.trim_end_matches('市'), pick(&mut rng, &TRADE_NAMES), &industry.chars().take(2).collect::<String>()),
+        };
+        let ct_text = match client_type {
+            "enterprise" => "企业",
+            "individual_business" => "个体工商户",
+            _ => "个人",
+        };
+        let tp_text = if taxpayer == "general" { "一般纳税人" } else { "小规模纳税人" };
+        clients.push(vec![
+            s(&id),
+            s(&name),
+            s(if p.chinese { ct_text } else { client_type }),
+            s(if p.chinese { tp_text } else { taxpayer }),
+            s(industry),
+            s(province),
+            s(city),
+            s(if rng.gen_bool(0.03) { "true" } else { "false" }),
+            Some(employees.to_string()),
+            Some(format!("{revenue:.0}")),
+            s(&services.join(";")),
+            s(&w.date(start)),
+            end.map(|e| w.date(e)),
+            Some(format!("{fee:.0}")),
+            s(pick(&mut rng, &ACCOUNTANTS)),
+        ]);
+
+        // Behaviour parameters of the planted segment.
+        let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = match seg {
+            0 => (0.02, (1, 10), 0.0, 0.3, 0.03),
+            1 => (0.85, (20, 90), 0.15, 1.0, 0.12),
+            2 => (0.08, (1, 10), 0.0, 6.0, 0.5),
+            3 => (0.3, (5, 30), 0.02, 1.0, 0.2),
+            _ => (0.05, (1, 10), 0.0, 2.5, 0.08),
+        };
+        let cycle = if seg == 0 {
+            pick(&mut rng, &[1, 1, 3, 6, 12, 12])
+        } else {
+            pick(&mut rng, &[1, 1, 1, 1, 1, 1, 1, 3, 3, 6])
+        };
+        let raise_at = add_months(last_month, -rng.gen_range(6..10));
+
+        let active_from = month_start(start).max(first_month);
+        let active_to = churned_month.unwrap_or(last_month);
+        let mut m = active_from;
+        let mut k = 0;
+        let mut months_active = 0usize;
+        while m <= active_to {
+            months_active += 1;
+            m = add_months(m, 1);
+        }
+        let mut m = active_from;
+        while m <= active_to {
+            let to_end = {
+                let (a, b) = (m.year() * 12 + m.month() as i32, last_month.year() * 12 + last_month.month() as i32);
+                b - a
+            };
+            // Volume path: steady, falling over the last year, or growing all along.
+            let trend = match seg {
+                3 => {
+                    if to_end < 12 { 1.0 - 0.8 * (12 - to_end) as f64 / 12.0 } else { 1.0 }
+                }
+                4 => 1.07f64.powi(-(to_end)),
+                _ => 1.0,
+            };
+            let noise = (0.1 * normal(&mut rng)).exp();
+            let vouchers = (base_vouchers * trend * noise).round().max(0.0);
+            let quarter_month = matches!(m.month(), 1 | 4 | 7 | 10);
+            let mut filings = if taxpayer == "general" { 3 } else if quarter_month { 3 } else { 1 };
+            if m.month() == 5 && client_type == "enterprise" {
+                filings += 1;
+            }
+            if m.month() == 6 && services.contains(&"annual_report") {
+                filings += 1;
+            }
+            let tickets = poisson(&mut rng, ticket_rate);
+            let late_docs = u8::from(rng.gen_bool(late_doc_p));
+            // About 1-3 hours a month for a small-scale client, 5-10 for a general one.
+            let spring = if matches!(m.month(), 4 | 5 | 6) { 1.0 } else { 0.0 };
+            let hours = (vouchers / 40.0 + filings as f64 * 0.3 + tickets as f64 * 0.3 + late_docs as f64 * 1.0 + spring)
+                * (0.1 * normal(&mut rng)).exp();
+            activity.push(vec![
+                s(&id),
+                s(&w.month(m)),
+                Some(format!("{vouchers:.0}")),
+                Some(filings.to_string()),
+                Some(format!("{hours:.1}")),
+                Some(tickets.to_string()),
+                Some(late_docs.to_string()),
+            ]);
+
+            // Invoices: one per billing cycle, plus the spring one-off services.
+            let mut invoices: Vec<(f64, &str)> = Vec::new();
+            if k % cycle == 0 {
+                let months_billed = cycle.min(months_active - k) as f64;
+                let monthly = if seg == 4 && m >= raise_at { fee * 1.4 } else { fee };
+                let discount = if cycle == 12 { 0.95 } else { 1.0 };
+                invoices.push(((monthly * months_billed * discount).round(), "bookkeeping"));
+            }
+            if m.month() == 5 && client_type == "enterprise" {
+                let amount = if taxpayer == "general" { rng.gen_range(800.0..2000.0) } else { rng.gen_range(300.0..800.0) };
+                invoices.push(((amount / 10.0f64).round() * 10.0, "annual_reconciliation"));
+            }
+            if m.month() == 6 && services.contains(&"annual_report") {
+                invoices.push(((rng.gen_range(200.0..500.0) / 10.0f64).round() * 10.0, "annual_report"));
+            }
+            if m == month_start(start) {
+                invoices.push(((rng.gen_range(500.0..1000.0) / 10.0f64).round() * 10.0, "registration"));
+            }
+            for (amount, service) in invoices {
+                let invoice = m.with_day(rng.gen_range(1..6)).unwrap_or(m);
+                let due = invoice + chrono::Duration::days(15);
+                let paid = if rng.gen_bool(unpaid_p) {
+                    None
+                } else if rng.gen_bool(pay_late_p) {
+                    Some(due + chrono::Duration::days(rng.gen_range(late_days.0..=late_days.1)))
+                } else {
+                    Some(invoice + chrono::Duration::days(rng.gen_range(0..14)))
+                };
+                // A payment after the export date has not happened yet.
+                let paid = paid.filter(|d| *d <= p.end);
+                billing.push(vec![
+                    s(&id),
+                    s(&w.date(invoice)),
+                    Some(format!("{amount:.0}")),
+                    s(service),
+                    s(&w.date(due)),
+                    paid.map(|d| w.date(d)),
+                ]);
+            }
+            k += 1;
+            m = add_months(m, 1);
+        }
+        let value_score = fee * 12.0 * (1.0 + 0.1 * n_extra as f64);
+        truth.push(vec![
+            s(&id),
+            s(PLANTED[seg]),
+            s(PLANTED_VALUE[tier]),
+            Some(format!("{value_score:.0}")),
+            s(if churned_month.is_some() { "true" } else { "false" }),
+        ]);
+    }
+
+    let dirty_rows = add_dirt(&mut rng, &mut billing, &mut activity, p.dirty, p.clients);
+    let header: Box<dyn Fn(&str) -> String> =
+        if p.chinese { Box::new(chinese_header) } else { Box::new(|n: &str| n.to_string()) };
+    let counts = Generated { clients: clients.len(), billing_rows: billing.len(), activity_rows: activity.len(), dirty_rows };
+    std::fs::create_dir_all(out).map_err(|e| GenerateError::Write { path: out.display().to_string(), message: e.to_string() })?;
+    for (name, buf, h) in [
+        ("clients.csv", clients, &header),
+        ("billing.csv", billing, &header),
+        ("activity.csv", activity, &header),
+    ] {
+        write(out, name, buf, h.as_ref())?;
+    }
+    write(out, "truth.csv", truth, &|n: &str| n.to_string())?;
+    Ok(counts)
+}
+
+/// Faults found in hand-kept exports: a bad date, a negative or non-numeric amount, an
+/// unknown client, a duplicated month.
+fn add_dirt(rng: &mut impl Rng, billing: &mut Buf, activity: &mut Buf, share: f64, n_clients: usize) -> usize {
+    if share <= 0.0 {
+        return 0;
+    }
+    let mut n = 0;
+    let b = billing.len();
+    for row in 0..b {
+        if !rng.gen_bool(share) {
+            continue;
+        }
+        n += 1;
+        match rng.gen_range(0..4) {
+            0 => billing.cols[1].1[row] = Some("2024-13-45".into()),
+            1 => billing.cols[2].1[row] = Some("-300".into()),
+            2 => billing.cols[2].1[row] = Some("三百".into()),
+            _ => billing.cols[0].1[row] = Some(format!("X{:06}", n_clients + rng.gen_range(1..1000))),
+        }
+    }
+    let a = activity.len();
+    for row in 0..a {
+        if rng.gen_bool(share / 2.0) {
+            let copy: Vec<Option<String>> = activity.cols.iter().map(|c| c.1[row].clone()).collect();
+            activity.push(copy);
+            n += 1;
+        }
+    }
+    n
+}
+
+fn write(out: &Path, name: &str, buf: Buf, header: &dyn Fn(&str) -> String) -> Result<(), GenerateError> {
+    let path = out.join(name);
+    let e = |m: String| GenerateError::Write { path: path.display().to_string(), message: m };
+    let mut df = buf.frame(header).map_err(|x| e(x.to_string()))?;
+    let mut file = std::fs::File::create(&path).map_err(|x| e(x.to_string()))?;
+    CsvWriter::new(&mut file).finish(&mut df).map_err(|x| e(x.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(seed: u64) -> GenerateParams {
+        GenerateParams {
+            clients: 60,
+            months: 24,
+            seed,
+            end: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            dirty: 0.0,
+            chinese: false,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_files() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate(&params(5), a.path()).unwrap();
+        generate(&params(5), b.path()).unwrap();
+        for f in ["clients.csv", "billing.csv", "activity.csv", "truth.csv"] {
+            assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_params() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = params(1);
+        p.clients = 3;
+        assert!(matches!(generate(&p, d.path()), Err(GenerateError::TooFewClients(3))));
+        let mut p = params(1);
+        p.months = 6;
+        assert!(matches!(generate(&p, d.path()), Err(GenerateError::Months(6))));
+    }
+
+    #[test]
+    fn fees_follow_the_domain() {
+        let d = tempfile::tempdir().unwrap();
+        generate(&params(9), d.path()).unwrap();
+        let text = std::fs::read_to_string(d.path().join("clients.csv")).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let fee_col = header.iter().position(|h| *h == "monthly_fee").unwrap();
+        let tp_col = header.iter().position(|h| *h == "taxpayer_type").unwrap();
+        for line in text.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            let fee: f64 = cells[fee_col].parse().unwrap();
+            match cells[tp_col] {
+                "general" => assert!((500.0..=1500.0).contains(&fee), "{line}"),
+                _ => assert!((100.0..=350.0).contains(&fee), "{line}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Ingest: reads each input table (CSV or Parquet) as text columns under their canonical
+//! names, with the file's own row numbers, and fingerprints the file for the manifest.
+//!
+//! Everything is read as text on purpose: parsing happens in `validate`, which can then
+//! report the exact cell that failed instead of a reader error for the whole file.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::config::{Settings, Table, TableSource};
+
+/// Name of the column that carries each row's number in its file.
+pub const ROW: &str = "__row";
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("{table} table not found: expected {table}.csv or {table}.parquet in the input folder, or set input.{table} in the config")]
+    Missing { table: &'static str },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: unsupported file type; use .csv or .parquet")]
+    Format { path: PathBuf },
+    #[error("{file}: required column '{expected}' not found{mapped}; closest header in the file: '{closest}'. Rename the header, or map it in the config under [columns.{table}]")]
+    MissingColumn {
+        file: String,
+        table: &'static str,
+        expected: String,
+        mapped: String,
+        closest: String,
+    },
+    #[error("{file}: column '{expected}' looks misnamed as '{found}'. Rename the header, or map it in the config: [columns.{table}] {expected} = \"{found}\"")]
+    Misnamed { file: String, table: &'static str, expected: String, found: String },
+    #[error("{file}: the file has no data rows")]
+    Empty { file: String },
+}
+
+/// One table as read: canonical text columns plus [`ROW`].
+#[derive(Debug, Clone)]
+pub struct RawTable {
+    pub table: Table,
+    pub file: String,
+    pub df: DataFrame,
+    /// Canonical optional columns the file does not have.
+    pub absent: Vec<String>,
+}
+
+/// What the manifest records of an input file.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputFile {
+    pub table: Table,
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub rows: usize,
+}
+
+pub struct RawInputs {
+    pub clients: RawTable,
+    pub billing: RawTable,
+    pub activity: Option<RawTable>,
+    pub files: Vec<InputFile>,
+}
+
+/// Reads all tables named by the settings.
+pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
+    let mut files = Vec::new();
+    let mut read = |source: &TableSource| -> Result<Option<RawTable>, IngestError> {
+        let Some(path) = &source.path else { return Ok(None) };
+        let raw = read_table(source.table, path, &source.mapping)?;
+        files.push(InputFile {
+            table: source.table,
+            path: path.display().to_string(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            sha256: sha256_file(path)?,
+            rows: raw.df.height(),
+        });
+        Ok(Some(raw))
+    };
+    let clients = read(&settings.clients)?.ok_or(IngestError::Missing { table: "clients" })?;
+    let billing = read(&settings.billing)?.ok_or(IngestError::Missing { table: "billing" })?;
+    let activity = read(&settings.activity)?;
+    Ok(RawInputs { clients, billing, activity, files })
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, IngestError> {
+    let io = |source| IngestError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads one table file and renames its headers to canonical names.
+pub fn read_table(
+    table: Table,
+    path: &Path,
+    mapping: &std::collections::BTreeMap<String, String>,
+) -> Result<RawTable, IngestError> {
+    if !path.is_file() {
+        return Err(IngestError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        });
+    }
+    let parse = |e: PolarsError| IngestError::Parse { path: path.to_path_buf(), message: e.to_string() };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let path_str = path.to_string_lossy().to_string();
+    let (lf, first_row) = match ext.as_str() {
+        // Header is line 1, so the first data row is line 2, as Excel shows it.
+        "csv" | "txt" => (
+            LazyCsvReader::new(PlRefPath::new(path_str.as_str()))
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .finish()
+                .map_err(parse)?,
+            2,
+        ),
+        "parquet" => {
+            (LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default()).map_err(parse)?, 1)
+        }
+        _ => return Err(IngestError::Format { path: path.to_path_buf() }),
+    };
+    let mut df = lf.collect().map_err(parse)?;
+    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or(path_str.clone());
+    if df.height() == 0 {
+        return Err(IngestError::Empty { file });
+    }
+    let headers: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let (renames, absent) = resolve_columns(table, &file, &headers, mapping)?;
+
+    let mut columns = Vec::with_capacity(renames.len() + 1);
+    for (header, canonical) in &renames {
+        let col = df.column(header).map_err(parse)?.cast(&DataType::String).map_err(parse)?;
+        columns.push(col.with_name(canonical.as_str().into()));
+    }
+    df = DataFrame::new_infer_height(columns).map_err(parse)?;
+    let df = df.with_row_index(ROW.into(), Some(first_row)).map_err(parse)?;
+    // Trim cells and turn blank ones into nulls once, here, for every later stage.
+    let exprs: Vec<Expr> = renames
+        .iter()
+        .map(|(_, c)| {
+            let t = col(c.as_str()).str().strip_chars(lit(NULL));
+            when(t.clone().eq(lit(""))).then(lit(NULL).cast(DataType::String)).otherwise(t).alias(c.as_str())
+        })
+        .collect();
+    let df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
+    Ok(RawTable { table, file, df, absent })
+}
+
+/// Maps file headers to canonical names. Returns (header, canonical) pairs and the
+/// canonical optional columns that are absent.
+fn resolve_columns(
+    table: Table,
+    file: &str,
+    headers: &[String],
+    mapping: &std::collections::BTreeMap<String, String>,
+) -> Result<(Vec<(String, String)>, Vec<String>), IngestError> {
+    let clean = |h: &str| h.trim().trim_start_matches('\u{feff}').to_string();
+    let mut renames = Vec::new();
+    let mut absent = Vec::new();
+    let mut used = vec![false; headers.len()];
+    for &canonical in table.columns() {
+        let wanted = mapping.get(canonical).map(String::as_str).unwrap_or(canonical);
+        let found = headers
+            .iter()
+            .position(|h| clean(h) == wanted)
+            .or_else(|| headers.iter().position(|h| clean(h).eq_ignore_ascii_case(wanted)));
+        match found {
+            Some(i) => {
+                used[i] = true;
+                renames.push((headers[i].clone(), canonical.to_string()));
+            }
+            None => {
+                let closest = closest_name(wanted, headers.iter().map(|h| clean(h)));
+                let required = table.required().contains(&canonical);
+                if required {
+                    return Err(IngestError::MissingColumn {
+                        file: file.into(),
+                        table: table.name(),
+                        expected: canonical.into(),
+                        mapped: if wanted != canonical { format!(" (mapped to header '{wanted}')") } else { String::new() },
+                        closest: closest.map(|(n, _)| n).unwrap_or_else(|| "(none)".into()),
+                    });
+                }
+                absent.push(canonical.to_string());
+            }
+        }
+    }
+    // An unused header within two edits of an absent optional column is almost surely a
+    // typo; running on would silently switch off features, so stop instead.
+    for canonical in &absent {
+        let wanted = mapping.get(canonical).map(String::as_str).unwrap_or(canonical);
+        let unused = headers.iter().zip(&used).filter(|(_, u)| !**u).map(|(h, _)| clean(h));
+        if let Some((name, d)) = closest_name(wanted, unused) {
+            if d <= 2 && wanted.chars().count() > 4 {
+                return Err(IngestError::Misnamed {
+                    file: file.into(),
+                    table: table.name(),
+                    expected: canonical.clone(),
+                    found: name,
+                });
+            }
+        }
+    }
+    Ok((renames, absent))
+}
+
+/// The header closest to `wanted` by edit distance (case- and separator-insensitive).
+pub fn closest_name(wanted: &str, candidates: impl Iterator<Item = String>) -> Option<(String, usize)> {
+    let norm = |s: &str| s.to_lowercase().replace([' ', '_', '-'], "");
+    let w = norm(wanted);
+    candidates.map(|c| (levenshtein(&w, &norm(&c)), c)).min_by_key(|(d, _)| *d).map(|(d, c)| (c, d))
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn levenshtein_small_cases() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("客户编号", "客户编码"), 1);
+    }
+
+    #[test]
+    fn reads_mapped_headers_and_row_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "billing.csv", "客户编号,开票日期,金额\nC1,2024/01/05, 300 \nC2,,\n");
+        let mut m = BTreeMap::new();
+        m.insert("client_id".to_string(), "客户编号".to_string());
+        m.insert("invoice_date".to_string(), "开票日期".to_string());
+        m.insert("amount".to_string(), "金额".to_string());
+        let t = read_table(Table::Billing, &p, &m).unwrap();
+        assert_eq!(t.df.height(), 2);
+        let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
+        assert_eq!(rows, vec![Some(2), Some(3)]);
+        let amount = t.df.column("amount").unwrap().str().unwrap().get(0);
+        assert_eq!(amount, Some("300"));
+        assert!(t.df.column("invoice_date").unwrap().str().unwrap().get(1).is_none());
+        assert!(t.absent.contains(&"paid_date".to_string()));
+    }
+
+    #[test]
+    fn missing_required_column_names_closest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "billing.csv", "client_id,invoce_date,amount\nC1,2024-01-05,1\n");
+        let err = read_table(Table::Billing, &p, &BTreeMap::new()).unwrap_err();
+        match &err {
+            IngestError::MissingColumn { file, expected, closest, .. } => {
+                assert_eq!(file, "billing.csv");
+                assert_eq!(expected, "invoice_date");
+                assert_eq!(closest, "invoce_date");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn misnamed_optional_column_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "clients.csv", "client_id,monthy_fee\nC1,300\n");
+        let err = read_table(Table::Clients, &p, &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, IngestError::Misnamed { ref expected, .. } if expected == "monthly_fee"), "{err}");
+    }
+}

@@ -1,0 +1,122 @@
+//! The fitted model: for value and behaviour, the features used, the scaler, the named
+//! segments with their centroids, and the decision tree that explains them. A model
+//! labels new data without refitting (`clientseg score`).
+
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::classify::{ClassifyError, TreeModel};
+use crate::cluster::assign;
+use crate::features::{FeatureDef, FeatureGroup, Transform};
+use crate::preprocess::{PreprocessError, Scaler};
+use crate::segments::Segment;
+
+/// Bumped whenever the model file's layout changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("cannot read model {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("model {path} has schema version {found}; this clientseg reads version {expected}. Refit with `clientseg run`")]
+    Version { path: String, found: u32, expected: u32 },
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+}
+
+/// A feature as documented in the model file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureDoc {
+    pub name: String,
+    pub group: String,
+    pub unit: String,
+    pub transform: Transform,
+    pub definition: String,
+}
+
+impl From<&FeatureDef> for FeatureDoc {
+    fn from(f: &FeatureDef) -> Self {
+        FeatureDoc {
+            name: f.name.into(),
+            group: match f.group {
+                FeatureGroup::Value => "value".into(),
+                FeatureGroup::Behaviour => "behaviour".into(),
+            },
+            unit: f.unit.into(),
+            transform: f.transform,
+            definition: f.definition.into(),
+        }
+    }
+}
+
+/// The settings that change feature values; `score` must compute features the same way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureSettings {
+    pub hourly_cost: f64,
+    pub payment_terms_days: i64,
+    pub long_term_months: i64,
+}
+
+/// One segmentation (value or behaviour). Label i is `segments[i]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentModel {
+    pub features: Vec<String>,
+    pub scaler: Scaler,
+    pub segments: Vec<Segment>,
+    pub tree: TreeModel,
+}
+
+impl SegmentModel {
+    pub fn centroids(&self) -> Array2<f64> {
+        let k = self.segments.len();
+        let d = self.features.len();
+        Array2::from_shape_fn((k, d), |(i, j)| self.segments[i].centroid.get(j).copied().unwrap_or(0.0))
+    }
+
+    /// Nearest segment and distance for raw (unscaled) feature rows.
+    pub fn label(&self, raw: ArrayView2<f64>) -> Result<(Array1<usize>, Array1<f64>), ModelError> {
+        let z = self.scaler.transform(raw)?;
+        Ok(assign(z.view(), self.centroids().view()))
+    }
+
+    /// The decision tree's reading of the same rows.
+    pub fn explain(&self, raw: ArrayView2<f64>) -> Result<Array1<usize>, ModelError> {
+        Ok(self.tree.predict(self.scaler.impute(raw).view())?)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Model {
+    pub schema_version: u32,
+    pub clientseg_version: String,
+    pub run_id: String,
+    pub seed: u64,
+    pub snapshot_date: String,
+    pub feature_settings: FeatureSettings,
+    pub features: Vec<FeatureDoc>,
+    pub value: SegmentModel,
+    /// Absent when the input had no behaviour features at all.
+    pub behaviour: Option<SegmentModel>,
+}
+
+impl Model {
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serialisation cannot fail.
+        serde_json::to_string_pretty(self).expect("model serialises")
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Read { path: p.clone(), message: e.to_string() })?;
+        let probe: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::Read { path: p.clone(), message: e.to_string() })?;
+        let found = probe.get("schema_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if found != SCHEMA_VERSION {
+            return Err(ModelError::Version { path: p, found, expected: SCHEMA_VERSION });
+        }
+        serde_json::from_value(probe).map_err(|e| ModelError::Read { path: p, message: e.to_string() })
+    }
+}

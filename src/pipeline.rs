@@ -1,0 +1,528 @@
+//! The batch run: ingest -> validate -> features -> preprocess -> cluster / classify ->
+//! segments -> persist / report / export, with progress on the terminal and each
+//! stage's time recorded in the manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array1, Array2};
+use polars::prelude::*;
+use thiserror::Error;
+
+use crate::classify::{ClassifyError, TreeModel};
+use crate::cluster::{self, ClusterError, KScore};
+use crate::config::Settings;
+use crate::export::{self, Assignment, ExportError};
+use crate::features::{self, FeatureError, FeatureParams, FeatureTable};
+use crate::ingest::{self, IngestError};
+use crate::model::{FeatureDoc, FeatureSettings, Model, ModelError, SegmentModel, SCHEMA_VERSION};
+use crate::persist::{self, Manifest, PersistError, RunDir, SegmentSummary, SegmentationSummary, Timing};
+use crate::preprocess::{self, PreprocessError, Scaler};
+use crate::report::{self, ChartData, ReportError};
+use crate::segments::{self, Segment};
+use crate::validate::{self, ValidateError};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("{source}\nEvery rejected row is listed in {rejects}")]
+    Validate { source: ValidateError, rejects: PathBuf },
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("no value features are available: the input lacks what every one of {0:?} needs")]
+    NoValueFeatures(Vec<String>),
+    #[error("the model uses feature '{0}', which cannot be computed from this input; supply the columns it needs (see docs/data-contract.md)")]
+    ScoreFeature(String),
+}
+
+/// Options of one run that are not part of the configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Folder that receives the run folder.
+    pub out_dir: PathBuf,
+    /// The command line, for the manifest.
+    pub command: String,
+    /// Show progress bars (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What a finished run reports back.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_dir: PathBuf,
+    pub manifest: Manifest,
+    pub summary: String,
+}
+
+/// Stage timing and a spinner while a stage runs.
+struct Stages {
+    timings: Vec<Timing>,
+    bar: ProgressBar,
+    total: usize,
+}
+
+impl Stages {
+    fn new(show: bool, total: usize) -> Stages {
+        let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Stages { timings: Vec::new(), bar, total }
+    }
+
+    fn run<T>(&mut self, name: &str, f: impl FnOnce(&ProgressBar) -> T) -> T {
+        let n = self.timings.len() + 1;
+        self.bar.set_message(format!("[{n}/{}] {name}", self.total));
+        let start = Instant::now();
+        let out = f(&self.bar);
+        self.timings.push(Timing { stage: name.to_string(), seconds: start.elapsed().as_secs_f64() });
+        out
+    }
+}
+
+impl Drop for Stages {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn run_id(seed: u64) -> String {
+    format!("run-{}-s{seed}", chrono::Local::now().format("%Y%m%d-%H%M%S"))
+}
+
+/// A fitted segmentation and its labels for the current data.
+struct Fitted {
+    model: SegmentModel,
+    labels: Array1<usize>,
+    distances: Array1<f64>,
+    z: Array2<f64>,
+    inertia: f64,
+    k_scores: Vec<KScore>,
+}
+
+fn usable(wanted: &[String], table: &FeatureTable) -> Vec<String> {
+    wanted.iter().filter(|f| table.is_enabled(f)).cloned().collect()
+}
+
+fn fit_value(s: &Settings, table: &FeatureTable, names: &[String]) -> Result<Fitted, PipelineError> {
+    let raw = preprocess::to_matrix(&table.df, names)?;
+    let scaler = Scaler::fit(names, raw.view())?;
+    let z = scaler.transform(raw.view())?;
+    let c = cluster::fit(z.view(), s.value_k, &s.kmeans, s.seed)?;
+    // Tiers are ordered by what the client is worth to the firm.
+    let worth_name = if table.is_enabled("contribution_margin") { "contribution_margin" } else { "fees_12m" };
+    let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
+    let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
+    let labels = c.labels.mapv(|l| map[l]);
+    let tree = TreeModel::train(scaler.impute(raw.view()).view(), &labels, names, s.tree_max_depth, s.test_share, s.seed)?;
+    Ok(Fitted {
+        model: SegmentModel { features: names.to_vec(), scaler, segments: tiers, tree },
+        labels,
+        distances: c.distances,
+        z,
+        inertia: c.inertia,
+        k_scores: Vec::new(),
+    })
+}
+
+fn fit_behaviour(s: &Settings, table: &FeatureTable, names: &[String], bar: &ProgressBar) -> Result<Fitted, PipelineError> {
+    let raw = preprocess::to_matrix(&table.df, names)?;
+    let scaler = Scaler::fit(names, raw.view())?;
+    let z = scaler.transform(raw.view())?;
+    let (lo, hi) = s.behaviour_k_range;
+    let (c, scores) = cluster::select_k(z.view(), (lo, hi), &s.kmeans, s.silhouette_sample, s.seed, |k| {
+        bar.set_message(format!("behaviour segments: fitted k = {k} of {lo}..={hi}"));
+    })?;
+    let segs = segments::behaviour_segments(c.centroids.view(), names);
+    let tree = TreeModel::train(scaler.impute(raw.view()).view(), &c.labels, names, s.tree_max_depth, s.test_share, s.seed)?;
+    Ok(Fitted {
+        model: SegmentModel { features: names.to_vec(), scaler, segments: segs, tree },
+        labels: c.labels,
+        distances: c.distances,
+        z,
+        inertia: c.inertia,
+        k_scores: scores,
+    })
+}
+
+fn assignment(f: &Fitted) -> Assignment {
+    Assignment { labels: f.labels.to_vec(), distances: f.distances.to_vec(), segments: f.model.segments.clone() }
+}
+
+fn summary_of(f: &Fitted) -> SegmentationSummary {
+    let mut sizes = vec![0usize; f.model.segments.len()];
+    f.labels.iter().for_each(|&l| sizes[l] += 1);
+    SegmentationSummary {
+        features: f.model.features.clone(),
+        k: f.model.segments.len(),
+        inertia: f.inertia,
+        holdout_accuracy: f.model.tree.holdout_accuracy,
+        k_scores: f.k_scores.clone(),
+        segments: f
+            .model
+            .segments
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| SegmentSummary { id: s.id.clone(), name_en: s.name_en.clone(), name_zh: s.name_zh.clone(), size: *n })
+            .collect(),
+    }
+}
+
+/// The decision rules as text, per segment.
+pub fn rules_text(title: &str, m: &SegmentModel) -> String {
+    let mut out = format!(
+        "{title}: decision tree, hold-out accuracy {:.1}% on {} clients\n",
+        m.tree.holdout_accuracy * 100.0,
+        m.tree.holdout_rows
+    );
+    for (i, seg) in m.segments.iter().enumerate() {
+        out.push_str(&format!("\n{} {} ({})\n", seg.id, seg.name_en, seg.name_zh));
+        let rules: Vec<_> = m.tree.rules.iter().filter(|r| r.class == i).collect();
+        if rules.is_empty() {
+            out.push_str("  (no leaf of the tree predicts this segment)\n");
+        }
+        for r in rules {
+            let cond = if r.conditions.is_empty() { "always".to_string() } else { r.conditions.join(" AND ") };
+            out.push_str(&format!("  IF {cond}  -> {} clients, {:.0}% in this segment\n", r.support, r.purity * 100.0));
+        }
+    }
+    out
+}
+
+fn write_rejects(rejects: &DataFrame, path: &Path) -> Result<(), ExportError> {
+    let mut r = rejects.clone();
+    export::write_csv(&mut r, path)
+}
+
+/// Runs the whole pipeline and writes one run folder.
+pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
+    let started = chrono::Local::now();
+    let mut st = Stages::new(opts.progress, 8);
+    let id = run_id(s.seed);
+
+    let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
+    let validated = st.run("validate", |_| validate::validate(&inputs, s));
+    let validated = match validated {
+        Ok(v) => v,
+        Err((source, rejects)) => {
+            // The run stops, but the analyst gets every reject line to fix the input.
+            std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
+            let path = opts.out_dir.join(format!("{id}.rejects.csv"));
+            write_rejects(&rejects, &path)?;
+            return Err(PipelineError::Validate { source, rejects: path });
+        }
+    };
+    drop(inputs.clients);
+    let snapshot = s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let params = FeatureParams { snapshot, hourly_cost: s.hourly_cost, long_term_months: s.long_term_months };
+    let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
+
+    let value_names = usable(&s.value_features, &table);
+    if value_names.is_empty() {
+        return Err(PipelineError::NoValueFeatures(s.value_features.clone()));
+    }
+    let behaviour_names = usable(&s.behaviour_features, &table);
+    let value = st.run("value tiers", |_| fit_value(s, &table, &value_names))?;
+    let behaviour = if behaviour_names.is_empty() {
+        None
+    } else {
+        Some(st.run("behaviour segments", |bar| fit_behaviour(s, &table, &behaviour_names, bar))?)
+    };
+
+    let run = RunDir::create(&opts.out_dir, &id)?;
+    let dir = run.path().to_path_buf();
+    let model = Model {
+        schema_version: SCHEMA_VERSION,
+        clientseg_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: run.run_id(),
+        seed: s.seed,
+        snapshot_date: table.snapshot.to_string(),
+        feature_settings: FeatureSettings {
+            hourly_cost: s.hourly_cost,
+            payment_terms_days: s.payment_terms_days,
+            long_term_months: s.long_term_months,
+        },
+        features: table.enabled.iter().map(|f| FeatureDoc::from(*f)).collect(),
+        value: value.model.clone(),
+        behaviour: behaviour.as_ref().map(|b| b.model.clone()),
+    };
+
+    let value_a = assignment(&value);
+    let behaviour_a = behaviour.as_ref().map(assignment);
+    let all_features: Vec<String> = table.enabled.iter().map(|f| f.name.to_string()).collect();
+    let mut segments_df = st.run("tables", |_| -> Result<DataFrame, PipelineError> {
+        let mut labels = export::labels_frame(&table.df, &value_a, behaviour_a.as_ref())?;
+        export::write_csv(&mut labels, &dir.join("labels.csv"))?;
+        export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
+        let mut scaled: Vec<(String, Vec<f64>)> = Vec::new();
+        for f in [Some(&value), behaviour.as_ref()].into_iter().flatten() {
+            for (j, name) in f.model.features.iter().enumerate() {
+                if !scaled.iter().any(|(n, _)| n == name) {
+                    scaled.push((name.clone(), f.z.column(j).to_vec()));
+                }
+            }
+        }
+        let mut feats = export::with_scaled(&table.df, &scaled)?;
+        export::write_parquet(&mut feats, &dir.join("features.parquet"))?;
+        let mut segs = export::segments_frame(&table.df, &all_features, &value_a, behaviour_a.as_ref())?;
+        export::write_csv(&mut segs, &dir.join("segments.csv"))?;
+        write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
+        let mut rules = rules_text("Value tiers", &value.model);
+        if let Some(b) = &behaviour {
+            rules.push('\n');
+            rules.push_str(&rules_text("Behaviour segments", &b.model));
+        }
+        run.write("rules.txt", rules.as_bytes())?;
+        run.write("model.json", model.to_json().as_bytes())?;
+        Ok(segs)
+    })?;
+
+    let charts = st.run("charts", |_| -> Result<Vec<report::ChartFile>, PipelineError> {
+        let data = chart_data(s, &value, behaviour.as_ref(), &mut segments_df);
+        Ok(report::write_charts(&dir.join("charts"), &data)?)
+    })?;
+
+    let mut outputs: Vec<String> = ["labels.csv", "labels.parquet", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in &charts {
+        outputs.push(c.png.clone());
+        outputs.push(c.svg.clone());
+    }
+    let manifest = Manifest {
+        run_id: run.run_id(),
+        command: opts.command.clone(),
+        created_at: started.to_rfc3339(),
+        versions: persist::versions(),
+        seed: s.seed,
+        snapshot_date: table.snapshot.to_string(),
+        inputs: inputs.files.clone(),
+        config: s.clone(),
+        rows: validated.counts.clone(),
+        reject_lines: validated.rejects.height(),
+        top_reject_reasons: validate::top_reasons(&validated.rejects, 5),
+        disabled_features: table.disabled.clone(),
+        value: summary_of(&value),
+        behaviour: behaviour.as_ref().map(summary_of),
+        timings: st.timings.clone(),
+        outputs,
+    };
+    // Serialising plain data with string keys cannot fail.
+    let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    run.write("manifest.json", json.as_bytes())?;
+    let run_dir = run.commit()?;
+    let models = &s.models_dir;
+    persist::write_atomic(&models.join(format!("{}.json", manifest.run_id)), model.to_json().as_bytes())?;
+    persist::write_atomic(&models.join("latest.json"), model.to_json().as_bytes())?;
+    drop(st);
+    let summary = summary_text(&manifest, &run_dir);
+    Ok(RunReport { run_dir, manifest, summary })
+}
+
+fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments_df: &mut DataFrame) -> ChartData {
+    let sizes = |f: &Fitted| {
+        let mut n = vec![0usize; f.model.segments.len()];
+        f.labels.iter().for_each(|&l| n[l] += 1);
+        n
+    };
+    let name = |seg: &Segment| match s.lang {
+        crate::config::Lang::En => seg.name_en.clone(),
+        crate::config::Lang::Zh => seg.name_zh.clone(),
+    };
+    let revenue_share: Vec<f64> = value
+        .model
+        .segments
+        .iter()
+        .map(|seg| {
+            let mask = segments_df.column("segment").ok().and_then(|c| c.str().ok().cloned());
+            let share = segments_df.column("revenue_share").ok().and_then(|c| c.f64().ok().cloned());
+            match (mask, share) {
+                (Some(m), Some(sh)) => (0..segments_df.height()).find(|&i| m.get(i) == Some(seg.id.as_str())).and_then(|i| sh.get(i)).unwrap_or(0.0),
+                _ => 0.0,
+            }
+        })
+        .collect();
+    let (scatter, profile, profile_features, bnames, bsizes, k_scores, chosen) = match behaviour {
+        Some(b) => {
+            let idx = cluster::sample_rows(b.z.nrows(), 3000, s.seed ^ 0xC4A7);
+            let pts = cluster::pca_2d(b.z.view(), &idx);
+            let scatter = pts.iter().zip(&idx).map(|((x, y), &i)| (*x, *y, b.labels[i])).collect();
+            let profile = b.model.segments.iter().map(|seg| seg.centroid.clone()).collect();
+            (
+                scatter,
+                profile,
+                b.model.features.clone(),
+                b.model.segments.iter().map(name).collect(),
+                sizes(b),
+                b.k_scores.clone(),
+                Some(b.model.segments.len()),
+            )
+        }
+        None => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), None),
+    };
+    ChartData {
+        lang: s.lang,
+        k_scores,
+        chosen_k: chosen,
+        scatter,
+        behaviour_names: bnames,
+        behaviour_sizes: bsizes,
+        value_names: value.model.segments.iter().map(name).collect(),
+        value_sizes: sizes(value),
+        profile_features,
+        profile,
+        revenue_share,
+    }
+}
+
+fn summary_text(m: &Manifest, dir: &Path) -> String {
+    let mut out = format!("clientseg {} · seed {} · snapshot {}\n", m.run_id, m.seed, m.snapshot_date);
+    out.push_str("rows (input = accepted + rejected):\n");
+    for r in &m.rows {
+        out.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
+    }
+    if m.reject_lines > 0 {
+        out.push_str(&format!("  most common problems: {}\n", m.top_reject_reasons));
+    }
+    if m.disabled_features.is_empty() {
+        out.push_str("features: all computed\n");
+    } else {
+        out.push_str("features switched off (input lacks what they need):\n");
+        for d in &m.disabled_features {
+            out.push_str(&format!("  {}: {}\n", d.name, d.reason));
+        }
+    }
+    let seg_line = |s: &SegmentationSummary| {
+        s.segments.iter().map(|x| format!("{} {} ({})", x.id, x.name_en, x.size)).collect::<Vec<_>>().join(" · ")
+    };
+    out.push_str(&format!(
+        "value tiers (k = {}): {}\n  decision tree hold-out accuracy {:.1}%\n",
+        m.value.k,
+        seg_line(&m.value),
+        m.value.holdout_accuracy * 100.0
+    ));
+    match &m.behaviour {
+        Some(b) => {
+            out.push_str(&format!("behaviour segments (k = {} chosen by silhouette, Calinski-Harabasz, Davies-Bouldin):\n", b.k));
+            out.push_str("     k  silhouette   Calinski-H  Davies-B\n");
+            for k in &b.k_scores {
+                let mark = if k.k == b.k { "*" } else { " " };
+                out.push_str(&format!("  {mark} {:>2}  {:>10.3}  {:>11.1}  {:>8.3}\n", k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin));
+            }
+            out.push_str(&format!("  {}\n  decision tree hold-out accuracy {:.1}%\n", seg_line(b), b.holdout_accuracy * 100.0));
+        }
+        None => out.push_str("behaviour segments: skipped, no behaviour feature could be computed from the input\n"),
+    }
+    let total: f64 = m.timings.iter().map(|t| t.seconds).sum();
+    out.push_str(&format!("done in {total:.1}s\nresults: {}\n", dir.display()));
+    out
+}
+
+/// Labels clients with a saved model, without refitting.
+pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<ScoreReport, PipelineError> {
+    let model = Model::load(model_path)?;
+    let mut st = Stages::new(opts.progress, 5);
+    let id = format!("score-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+    let mut s = s.clone();
+    s.payment_terms_days = model.feature_settings.payment_terms_days;
+    let inputs = st.run("ingest", |_| ingest::read_inputs(&s))?;
+    let validated = match st.run("validate", |_| validate::validate(&inputs, &s)) {
+        Ok(v) => v,
+        Err((source, rejects)) => {
+            std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
+            let path = opts.out_dir.join(format!("{id}.rejects.csv"));
+            write_rejects(&rejects, &path)?;
+            return Err(PipelineError::Validate { source, rejects: path });
+        }
+    };
+    let snapshot = s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let params = FeatureParams {
+        snapshot,
+        hourly_cost: model.feature_settings.hourly_cost,
+        long_term_months: model.feature_settings.long_term_months,
+    };
+    let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
+    let apply = |m: &SegmentModel| -> Result<(Assignment, Array1<usize>), PipelineError> {
+        if let Some(f) = m.features.iter().find(|f| !table.is_enabled(f)) {
+            return Err(PipelineError::ScoreFeature(f.clone()));
+        }
+        let raw = preprocess::to_matrix(&table.df, &m.features)?;
+        let (labels, distances) = m.label(raw.view())?;
+        let explained = m.explain(raw.view())?;
+        Ok((Assignment { labels: labels.to_vec(), distances: distances.to_vec(), segments: m.segments.clone() }, explained))
+    };
+    let (value, value_tree) = st.run("label", |_| apply(&model.value))?;
+    let behaviour = match &model.behaviour {
+        Some(b) => Some(apply(b)?),
+        None => None,
+    };
+    let run = RunDir::create(&opts.out_dir, &id)?;
+    let dir = run.path().to_path_buf();
+    st.run("tables", |_| -> Result<(), PipelineError> {
+        let mut labels = export::labels_frame(&table.df, &value, behaviour.as_ref().map(|b| &b.0))?;
+        export::write_csv(&mut labels, &dir.join("labels.csv"))?;
+        export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
+        write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
+        Ok(())
+    })?;
+    let agreement = |a: &Assignment, t: &Array1<usize>| {
+        let same = a.labels.iter().zip(t.iter()).filter(|(x, y)| x == y).count();
+        same as f64 / a.labels.len().max(1) as f64
+    };
+    let mut summary_json = serde_json::json!({
+        "run_id": run.run_id(),
+        "command": opts.command,
+        "created_at": chrono::Local::now().to_rfc3339(),
+        "model": model_path.display().to_string(),
+        "model_run_id": model.run_id,
+        "snapshot_date": table.snapshot.to_string(),
+        "inputs": inputs.files,
+        "rows": validated.counts,
+        "versions": persist::versions(),
+        "timings": st.timings,
+        "value_tree_agreement": agreement(&value, &value_tree),
+    });
+    if let Some((b, t)) = &behaviour {
+        summary_json["behaviour_tree_agreement"] = serde_json::json!(agreement(b, t));
+    }
+    // Plain JSON values: serialisation cannot fail.
+    run.write("manifest.json", serde_json::to_string_pretty(&summary_json).expect("json").as_bytes())?;
+    let run_dir = run.commit()?;
+    drop(st);
+    let mut summary = format!("scored {} clients with model {} (snapshot {})\n", table.df.height(), model.run_id, table.snapshot);
+    for r in &validated.counts {
+        summary.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
+    }
+    summary.push_str(&format!(
+        "decision tree agrees with the centroid labels for {:.1}% of clients (value)\n",
+        agreement(&value, &value_tree) * 100.0
+    ));
+    summary.push_str(&format!("results: {}\n", run_dir.display()));
+    Ok(ScoreReport { run_dir, summary })
+}
+
+/// What `score` reports back.
+#[derive(Debug, Clone)]
+pub struct ScoreReport {
+    pub run_dir: PathBuf,
+    pub summary: String,
+}

@@ -1,0 +1,552 @@
+//! Validate: parses the text tables into typed ones, row by row, as polars expressions.
+//! Every row either passes or goes to the rejects table with its file, row number,
+//! column, value and reason, so that input rows = accepted + rejected, always.
+
+use polars::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::{Settings, Table};
+use crate::ingest::{RawInputs, RawTable, ROW};
+
+#[derive(Debug, Error)]
+pub enum ValidateError {
+    #[error("{table}: {rejected} of {total} rows rejected ({share:.1}%), over the limit of {limit:.1}% (input.max_reject_share). Most common problems: {top}. Fix the input, or raise the limit")]
+    TooManyRejects {
+        table: &'static str,
+        rejected: usize,
+        total: usize,
+        share: f64,
+        limit: f64,
+        top: String,
+    },
+    #[error("{table}: no rows left after validation; see the rejects for why")]
+    NothingLeft { table: &'static str },
+    #[error("validation failed: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// Typed, accepted rows of the three tables. Absent optional columns are present as
+/// all-null columns so that later stages see one schema; `available` says which are real.
+#[derive(Debug, Clone)]
+pub struct CleanTables {
+    pub clients: DataFrame,
+    pub billing: DataFrame,
+    pub activity: Option<DataFrame>,
+    /// `table.column` of every optional column that was absent in the input.
+    pub absent: Vec<String>,
+}
+
+impl CleanTables {
+    pub fn has(&self, table: Table, column: &str) -> bool {
+        if table == Table::Activity && self.activity.is_none() {
+            return false;
+        }
+        !self.absent.iter().any(|a| a == &format!("{}.{}", table.name(), column))
+    }
+}
+
+/// Row counts of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCounts {
+    pub table: Table,
+    pub input: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+}
+
+pub struct Validated {
+    pub tables: CleanTables,
+    /// file, row, column, value, reason; one line per problem (a row may have several).
+    pub rejects: DataFrame,
+    pub counts: Vec<TableCounts>,
+}
+
+struct Check {
+    column: &'static str,
+    bad: Expr,
+    reason: Expr,
+}
+
+fn check(column: &'static str, bad: Expr, reason: &str) -> Check {
+    Check { column, bad, reason: lit(reason.to_string()) }
+}
+
+/// Text -> Date. Accepts 2024-01-05, 2024/1/5, 2024.01.05, 2024年1月5日, 20240105, and
+/// any of these followed by a time of day.
+pub fn parse_date(text: Expr) -> Expr {
+    let sep = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?$";
+    let compact = r"^(\d{4})(\d{2})(\d{2})$";
+    let part = |i| {
+        coalesce(&[
+            text.clone().str().extract(lit(sep), i),
+            text.clone().str().extract(lit(compact), i),
+        ])
+        .cast(DataType::Int32)
+    };
+    ymd_to_date(part(1), part(2), part(3))
+}
+
+/// Text -> Date of the first of the month. Accepts 2024-01, 2024/1, 2024年1月, 202401
+/// and full dates.
+pub fn parse_month(text: Expr) -> Expr {
+    let month = r"^(\d{4})(?:[-/.年]?)(\d{1,2})月?$";
+    let y = text.clone().str().extract(lit(month), 1).cast(DataType::Int32);
+    let m = text.clone().str().extract(lit(month), 2).cast(DataType::Int32);
+    let from_month = ymd_to_date(y, m, lit(1));
+    coalesce(&[from_month, month_floor(parse_date(text))])
+}
+
+/// The first day of a date's month (without polars' month_start feature, which would
+/// add a build-time cost for one line).
+pub fn month_floor(date: Expr) -> Expr {
+    (date.clone().cast(DataType::Int32) - (date.dt().day().cast(DataType::Int32) - lit(1))).cast(DataType::Date)
+}
+
+/// Builds a Date from integer parts, null when the parts are not a real date.
+fn ymd_to_date(y: Expr, m: Expr, d: Expr) -> Expr {
+    // Days from civil (H. Hinnant), valid for years >= 0; all integer arithmetic.
+    let y_adj = y.clone() - when(m.clone().lt_eq(lit(2))).then(lit(1)).otherwise(lit(0));
+    let era = y_adj.clone().floor_div(lit(400));
+    let yoe = y_adj - era.clone() * lit(400);
+    let mp = when(m.clone().gt(lit(2))).then(m.clone() - lit(3)).otherwise(m.clone() + lit(9));
+    let doy = (lit(153) * mp + lit(2)).floor_div(lit(5)) + d.clone() - lit(1);
+    let doe = yoe.clone() * lit(365) + yoe.clone().floor_div(lit(4)) - yoe.floor_div(lit(100)) + doy;
+    let days = era * lit(146097) + doe - lit(719468);
+    let date = days.cast(DataType::Date);
+    // Day 31 of February would roll over into March: the round trip catches it.
+    let within = |x: Expr, lo: i32, hi: i32| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
+    let ok = within(y.clone(), 1900, 2200)
+        .and(within(m.clone(), 1, 12))
+        .and(within(d.clone(), 1, 31))
+        .and(date.clone().dt().month().cast(DataType::Int32).eq(m))
+        .and(date.clone().dt().day().cast(DataType::Int32).eq(d));
+    when(ok).then(date).otherwise(lit(NULL).cast(DataType::Date))
+}
+
+/// Text -> f64. Drops thousands separators, currency signs and 元 (as Excel exports
+/// write them); null when what is left is not a number.
+pub fn parse_number(text: Expr) -> Expr {
+    text.str().replace_all(lit(r"[,，¥￥元\s]"), lit(""), false).cast(DataType::Float64)
+}
+
+fn one_of(x: &Expr, values: &[&str]) -> Expr {
+    values
+        .iter()
+        .map(|v| x.clone().eq(lit(*v)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+}
+
+/// Normalises a categorical text column to canonical codes; null when unrecognised.
+fn categorise(text: Expr, classes: &[(&str, &[&str])]) -> Expr {
+    let low = text.str().to_lowercase();
+    let mut chain: Option<Then> = None;
+    let mut out: Option<ChainedThen> = None;
+    for (code, words) in classes {
+        let cond = one_of(&low, words);
+        match (chain.take(), out.take()) {
+            (None, None) => chain = Some(when(cond).then(lit(*code))),
+            (Some(t), None) => out = Some(t.when(cond).then(lit(*code))),
+            (_, Some(c)) => out = Some(c.when(cond).then(lit(*code))),
+        }
+    }
+    let none = lit(NULL).cast(DataType::String);
+    match (chain, out) {
+        (_, Some(c)) => c.otherwise(none),
+        (Some(t), None) => t.otherwise(none),
+        (None, None) => none,
+    }
+}
+
+pub const CLIENT_TYPES: &[(&str, &[&str])] = &[
+    ("enterprise", &["enterprise", "company", "企业", "公司", "有限公司"]),
+    ("individual_business", &["individual business", "individual_business", "个体工商户", "个体户", "个体"]),
+    ("person", &["person", "individual", "个人", "自然人"]),
+];
+pub const TAXPAYER_TYPES: &[(&str, &[&str])] = &[
+    ("small_scale", &["small-scale", "small_scale", "small scale", "小规模纳税人", "小规模"]),
+    ("general", &["general", "一般纳税人", "一般"]),
+];
+const BOOLS: &[(&str, &[&str])] = &[
+    ("true", &["true", "1", "yes", "y", "是", "国际", "international", "外资"]),
+    ("false", &["false", "0", "no", "n", "否", "国内", "domestic", "内资"]),
+];
+
+/// Parsed column name during validation; the raw text keeps the canonical name.
+fn p(c: &str) -> String {
+    format!("{c}__parsed")
+}
+
+fn present(t: &RawTable, c: &str) -> bool {
+    !t.absent.iter().any(|a| a == c)
+}
+
+/// Adds parsed columns and the checks on them for one table.
+struct Plan {
+    parsed: Vec<Expr>,
+    checks: Vec<Check>,
+    outputs: Vec<(String, DataType)>,
+}
+
+impl Plan {
+    fn new() -> Self {
+        Plan { parsed: Vec::new(), checks: Vec::new(), outputs: Vec::new() }
+    }
+
+    fn text(&mut self, t: &RawTable, c: &'static str) {
+        let e = if present(t, c) { col(c) } else { lit(NULL).cast(DataType::String) };
+        self.parsed.push(e.alias(p(c)));
+        self.outputs.push((c.into(), DataType::String));
+    }
+
+    fn date(&mut self, t: &RawTable, c: &'static str, required: bool) {
+        self.typed(t, c, required, parse_date(col(c)), DataType::Date, "not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)");
+    }
+
+    fn number(&mut self, t: &RawTable, c: &'static str, required: bool) {
+        self.typed(t, c, required, parse_number(col(c)), DataType::Float64, "not a number");
+        if present(t, c) {
+            self.checks.push(check(c, col(p(c)).lt(lit(0.0)), "negative value"));
+        }
+    }
+
+    fn category(&mut self, t: &RawTable, c: &'static str, classes: &[(&str, &[&str])]) {
+        let expected: Vec<&str> = classes.iter().map(|(code, _)| *code).collect();
+        let reason = format!("unknown value; expected one of {}", expected.join(", "));
+        self.typed(t, c, false, categorise(col(c), classes), DataType::String, &reason);
+    }
+
+    fn typed(&mut self, t: &RawTable, c: &'static str, required: bool, parsed: Expr, dtype: DataType, reason: &str) {
+        if present(t, c) {
+            self.parsed.push(parsed.alias(p(c)));
+            self.checks.push(check(c, col(c).is_not_null().and(col(p(c)).is_null()), reason));
+            if required {
+                self.checks.push(check(c, col(c).is_null(), "required value is empty"));
+            }
+        } else {
+            self.parsed.push(lit(NULL).cast(dtype.clone()).alias(p(c)));
+        }
+        self.outputs.push((c.into(), dtype));
+    }
+}
+
+/// Runs the plan: returns accepted typed rows and reject lines.
+fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFrame>) -> PolarsResult<(DataFrame, DataFrame)> {
+    let mut lf = t.df.clone().lazy().with_columns(plan.parsed);
+    if let Some(join) = lf_extra {
+        lf = lf.left_join(join, col("client_id"), col("client_id"));
+    }
+    let checks: Vec<Check> = plan.checks.into_iter().chain(extra).collect();
+    // Reasons are computed beside the flags, before any filtering: a reason that looks at
+    // other rows (the first row of a duplicate) must see them all.
+    let mut flags = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
+        flags.push(c.bad.clone().fill_null(lit(false)).alias(format!("__bad{i}")));
+        flags.push(c.reason.clone().cast(DataType::String).alias(format!("__reason{i}")));
+    }
+    let flagged = lf.with_columns(flags).collect()?;
+    let mut reject_parts = Vec::new();
+    for (i, c) in checks.iter().enumerate() {
+        let part = flagged
+            .clone()
+            .lazy()
+            .filter(col(format!("__bad{i}")))
+            .select([
+                lit(t.file.clone()).alias("file"),
+                col(ROW).cast(DataType::Int64).alias("row"),
+                lit(c.column).alias("column"),
+                col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
+                col(format!("__reason{i}")).alias("reason"),
+            ]);
+        reject_parts.push(part);
+    }
+    let rejects = if reject_parts.is_empty() {
+        empty_rejects()
+    } else {
+        // Joins do not promise row order: sort so that rejects.csv is reproducible.
+        concat(reject_parts, UnionArgs::default())?
+            .sort(["row", "column"], SortMultipleOptions::default().with_maintain_order(true))
+            .collect()?
+    };
+    let any_bad = (0..checks.len())
+        .map(|i| col(format!("__bad{i}")))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    let mut outputs = vec![col(ROW)];
+    outputs.extend(plan.outputs.iter().map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())));
+    let accepted = flagged.lazy().filter(any_bad.not()).select(outputs).sort([ROW], Default::default()).collect()?;
+    Ok((accepted, rejects))
+}
+
+pub fn empty_rejects() -> DataFrame {
+    // Five typed empty columns; cannot fail.
+    DataFrame::new_infer_height(vec![
+        Column::new_empty("file".into(), &DataType::String),
+        Column::new_empty("row".into(), &DataType::Int64),
+        Column::new_empty("column".into(), &DataType::String),
+        Column::new_empty("value".into(), &DataType::String),
+        Column::new_empty("reason".into(), &DataType::String),
+    ])
+    .expect("static schema")
+}
+
+fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+    let mut plan = Plan::new();
+    plan.text(t, "client_id");
+    for c in ["name", "industry", "province", "city", "accountant"] {
+        plan.text(t, c);
+    }
+    plan.category(t, "client_type", CLIENT_TYPES);
+    plan.category(t, "taxpayer_type", TAXPAYER_TYPES);
+    plan.category(t, "international", BOOLS);
+    plan.number(t, "employees", false);
+    plan.number(t, "annual_revenue", false);
+    plan.number(t, "monthly_fee", false);
+    plan.date(t, "contract_start", false);
+    plan.date(t, "contract_end", false);
+    // Services: one list, whatever separator the firm's export used.
+    if present(t, "services") {
+        plan.parsed.push(
+            col("services")
+                .str()
+                .replace_all(lit(r"\s*[;；,，、|/]\s*"), lit(";"), false)
+                .str()
+                .to_lowercase()
+                .alias(p("services")),
+        );
+    } else {
+        plan.parsed.push(lit(NULL).cast(DataType::String).alias(p("services")));
+    }
+    plan.outputs.push(("services".into(), DataType::String));
+
+    let mut extra = vec![check("client_id", col("client_id").is_null(), "required value is empty")];
+    let first = col(ROW).min().over([col("client_id")])?;
+    extra.push(Check {
+        column: "client_id",
+        bad: col("client_id").is_not_null().and(col(ROW).neq(first.clone())),
+        reason: concat_str([lit("duplicate client_id; first seen at row "), first.cast(DataType::String)], "", true),
+    });
+    if present(t, "contract_start") && present(t, "contract_end") {
+        extra.push(check(
+            "contract_end",
+            col(p("contract_end")).lt(col(p("contract_start"))),
+            "contract_end is before contract_start",
+        ));
+    }
+    Ok((plan, extra))
+}
+
+/// The accepted clients' ids and contract months, joined onto billing and activity rows.
+fn client_keys(clients: &DataFrame) -> LazyFrame {
+    clients.clone().lazy().select([
+        col("client_id"),
+        lit(true).alias("__known"),
+        month_floor(col("contract_start")).alias("__start"),
+        month_floor(col("contract_end")).alias("__end"),
+    ])
+}
+
+fn unknown_client() -> Check {
+    check(
+        "client_id",
+        col("client_id").is_not_null().and(col("__known").is_null()),
+        "client_id not found among the accepted clients",
+    )
+}
+
+fn billing_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+    let mut plan = Plan::new();
+    plan.text(t, "client_id");
+    plan.text(t, "service");
+    plan.date(t, "invoice_date", true);
+    plan.number(t, "amount", true);
+    plan.date(t, "due_date", false);
+    plan.date(t, "paid_date", false);
+    let extra = vec![
+        check("client_id", col("client_id").is_null(), "required value is empty"),
+        unknown_client(),
+    ];
+    Ok((plan, extra))
+}
+
+fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+    let mut plan = Plan::new();
+    plan.text(t, "client_id");
+    plan.typed(t, "month", true, parse_month(col("month")), DataType::Date, "not a month (use 2024-01 or 2024年1月)");
+    for c in ["vouchers", "filings", "hours", "tickets", "late_documents"] {
+        plan.number(t, c, false);
+    }
+    let month = col(p("month"));
+    let first = col(ROW).min().over([col("client_id"), month.clone()])?;
+    let extra = vec![
+        check("client_id", col("client_id").is_null(), "required value is empty"),
+        unknown_client(),
+        check(
+            "month",
+            month.clone().lt(col("__start")).or(month.clone().gt(col("__end"))),
+            "month outside the client's contract (contract_start..contract_end)",
+        ),
+        Check {
+            column: "month",
+            bad: month.is_not_null().and(col(ROW).neq(first.clone())),
+            reason: concat_str([lit("duplicate month for this client; first seen at row "), first.cast(DataType::String)], "", true),
+        },
+    ];
+    Ok((plan, extra))
+}
+
+/// Validates all tables. Stops when a table's reject share is over the limit; the
+/// rejects found so far are returned with the error so that nothing is lost.
+pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (ValidateError, DataFrame)> {
+    let mut all_rejects = Vec::new();
+    let mut counts = Vec::new();
+    let mut absent = Vec::new();
+    let fail = |e: ValidateError, parts: &[DataFrame]| (e, stack(parts));
+
+    let mut step = |t: &RawTable, plan: PolarsResult<(Plan, Vec<Check>)>, join: Option<LazyFrame>, all_rejects: &mut Vec<DataFrame>| -> Result<DataFrame, ValidateError> {
+        let (plan, extra) = plan?;
+        let (accepted, rejects) = run_plan(t, plan, extra, join)?;
+        let rejected_rows = rejects.column("row")?.n_unique()?;
+        let input = t.df.height();
+        counts.push(TableCounts { table: t.table, input, accepted: accepted.height(), rejected: rejected_rows });
+        absent.extend(t.absent.iter().map(|c| format!("{}.{}", t.table.name(), c)));
+        let share = rejected_rows as f64 / input.max(1) as f64;
+        all_rejects.push(rejects.clone());
+        if share > settings.max_reject_share {
+            return Err(ValidateError::TooManyRejects {
+                table: t.table.name(),
+                rejected: rejected_rows,
+                total: input,
+                share: share * 100.0,
+                limit: settings.max_reject_share * 100.0,
+                top: top_reasons(&rejects, 3),
+            });
+        }
+        if accepted.height() == 0 {
+            return Err(ValidateError::NothingLeft { table: t.table.name() });
+        }
+        Ok(accepted)
+    };
+
+    let clients = match step(&inputs.clients, clients_plan(&inputs.clients), None, &mut all_rejects) {
+        Ok(c) => c,
+        Err(e) => return Err(fail(e, &all_rejects)),
+    };
+    let keys = client_keys(&clients);
+    let billing = match step(&inputs.billing, billing_plan(&inputs.billing), Some(keys.clone()), &mut all_rejects) {
+        Ok(b) => b,
+        Err(e) => return Err(fail(e, &all_rejects)),
+    };
+    let activity = match &inputs.activity {
+        Some(a) => match step(a, activity_plan(a), Some(keys), &mut all_rejects) {
+            Ok(a) => Some(a),
+            Err(e) => return Err(fail(e, &all_rejects)),
+        },
+        None => None,
+    };
+    let billing = match fill_due_dates(billing, settings.payment_terms_days) {
+        Ok(b) => b,
+        Err(e) => return Err(fail(e.into(), &all_rejects)),
+    };
+    Ok(Validated {
+        tables: CleanTables { clients, billing, activity, absent },
+        rejects: stack(&all_rejects),
+        counts,
+    })
+}
+
+/// A missing due date is the invoice date plus the firm's payment terms.
+fn fill_due_dates(billing: DataFrame, terms_days: i64) -> PolarsResult<DataFrame> {
+    let due = (col("invoice_date").cast(DataType::Int32) + lit(terms_days as i32)).cast(DataType::Date);
+    billing
+        .lazy()
+        .with_column(coalesce(&[col("due_date"), due]).alias("due_date"))
+        .collect()
+}
+
+fn stack(parts: &[DataFrame]) -> DataFrame {
+    let mut out = empty_rejects();
+    for p in parts {
+        // Every part has the reject schema built in run_plan.
+        let _ = out.vstack_mut(p);
+    }
+    out
+}
+
+/// "reason (n)" for the most common reject reasons.
+pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
+    let counted = rejects
+        .clone()
+        .lazy()
+        .group_by([col("file"), col("column"), col("reason")])
+        .agg([len().alias("n")])
+        .sort(["n"], SortMultipleOptions::default().with_order_descending(true))
+        .limit(n as IdxSize)
+        .collect();
+    let Ok(df) = counted else { return String::from("(unavailable)") };
+    let get = |c: &str| df.column(c).ok().and_then(|c| c.str().ok().cloned());
+    let (Some(f), Some(c), Some(r)) = (get("file"), get("column"), get("reason")) else {
+        return String::from("(unavailable)");
+    };
+    let counts = df.column("n").ok().and_then(|c| c.cast(&DataType::UInt64).ok());
+    let mut items = Vec::new();
+    for i in 0..df.height() {
+        let k = counts.as_ref().and_then(|c| c.u64().ok().and_then(|c| c.get(i))).unwrap_or(0);
+        items.push(format!(
+            "{} {}: {} ({k} rows)",
+            f.get(i).unwrap_or(""),
+            c.get(i).unwrap_or(""),
+            r.get(i).unwrap_or("")
+        ));
+    }
+    if items.is_empty() { "none".into() } else { items.join("; ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(expr: Expr, values: &[Option<&str>]) -> Vec<Option<String>> {
+        let df = df!("x" => values).unwrap();
+        let out = df.lazy().select([expr.cast(DataType::String).alias("y")]).collect().unwrap();
+        out.column("y").unwrap().str().unwrap().iter().map(|v| v.map(String::from)).collect()
+    }
+
+    #[test]
+    fn dates_in_chinese_and_iso_forms() {
+        let got = eval(
+            parse_date(col("x")),
+            &[Some("2024-01-05"), Some("2024/1/5"), Some("2024年1月5日"), Some("20240105"), Some("2024-01-05 13:00:00"), Some("2024.12.31")],
+        );
+        let want = ["2024-01-05", "2024-01-05", "2024-01-05", "2024-01-05", "2024-01-05", "2024-12-31"];
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.as_deref(), Some(w));
+        }
+    }
+
+    #[test]
+    fn impossible_dates_are_null() {
+        let got = eval(parse_date(col("x")), &[Some("2024-02-30"), Some("2023-13-01"), Some("05/01/2024"), Some("soon"), None]);
+        assert!(got.iter().all(Option::is_none), "{got:?}");
+        let leap = eval(parse_date(col("x")), &[Some("2024-02-29"), Some("2023-02-29")]);
+        assert_eq!(leap, vec![Some("2024-02-29".to_string()), None]);
+    }
+
+    #[test]
+    fn months_and_numbers() {
+        let got = eval(parse_month(col("x")), &[Some("2024-03"), Some("2024年3月"), Some("202403"), Some("2024-03-17")]);
+        assert!(got.iter().all(|g| g.as_deref() == Some("2024-03-01")), "{got:?}");
+        let n = eval(parse_number(col("x")), &[Some("1,200.50"), Some("¥300"), Some("300元"), Some("abc")]);
+        assert_eq!(n[0].as_deref(), Some("1200.5"));
+        assert_eq!(n[1].as_deref(), Some("300.0"));
+        assert_eq!(n[2].as_deref(), Some("300.0"));
+        assert!(n[3].is_none());
+    }
+
+    #[test]
+    fn categories_normalise() {
+        let got = eval(categorise(col("x"), TAXPAYER_TYPES), &[Some("小规模纳税人"), Some("General"), Some("big")]);
+        assert_eq!(got, vec![Some("small_scale".into()), Some("general".into()), None]);
+    }
+}

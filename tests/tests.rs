@@ -1,0 +1,14 @@
+//! Integration tests: run the `clientseg` binary in a temp folder on generated data and
+//! check what an analyst would check: the files, their columns, the segments found and
+//! the errors shown.
+
+mod util;
+
+/// Planted segments are recovered; value tiers follow the planted value order.
+mod recovery;
+/// Same seed, same bytes; save -> load -> score gives the run's labels.
+mod reproducible;
+/// Every output exists with its documented columns; charts are valid files.
+mod outputs;
+/// Bad input: the documented error or reject line, and nothing lost.
+mod bad_input;
