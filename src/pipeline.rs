@@ -215,7 +215,8 @@ fn write_rejects(rejects: &DataFrame, path: &Path) -> Result<(), ExportError> {
 /// Runs the whole pipeline and writes one run folder.
 pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
     let started = chrono::Local::now();
-    let mut st = Stages::new(opts.progress, 8);
+    // ingest, validate, features, value tiers, behaviour segments, tables, charts
+    let mut st = Stages::new(opts.progress, 7);
     let id = run_id(s.seed);
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
@@ -440,6 +441,7 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
 /// Labels clients with a saved model, without refitting.
 pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<ScoreReport, PipelineError> {
     let model = Model::load(model_path)?;
+    // ingest, validate, features, label, tables
     let mut st = Stages::new(opts.progress, 5);
     let id = format!("score-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
     let mut s = s.clone();

@@ -112,7 +112,8 @@ pub fn write_charts(dir: &Path, data: &ChartData) -> Result<Vec<ChartFile>, Repo
     files.push(save(dir, "segment_sizes", &title, (1100, 520), |root| sizes(root, data, &title))?);
     if !data.profile.is_empty() {
         let title = tr(l, "Behaviour segment profiles (z-scores)", "行为分群特征画像（标准分）");
-        files.push(save(dir, "profile_heatmap", &title, (1200, 560), |root| heatmap(root, data, &title))?);
+        let height = 140 + 70 * data.profile.len() as u32;
+        files.push(save(dir, "profile_heatmap", &title, (1200, height), |root| heatmap(root, data, &title))?);
     }
     let title = tr(l, "Revenue share by value tier", "各价值层级收入占比");
     files.push(save(dir, "revenue_share", &title, (900, 480), |root| revenue(root, data, &title))?);

@@ -185,13 +185,17 @@ fn present(t: &RawTable, c: &str) -> bool {
 /// Adds parsed columns and the checks on them for one table.
 struct Plan {
     parsed: Vec<Expr>,
+    /// (text column, parsing expression): parsed once per distinct value, then joined
+    /// back. Exports repeat the same dates and amounts over and over, so this is far
+    /// cheaper than parsing every cell, and it keeps the parsing expressions simple.
+    by_value: Vec<(&'static str, Expr)>,
     checks: Vec<Check>,
     outputs: Vec<(String, DataType)>,
 }
 
 impl Plan {
     fn new() -> Self {
-        Plan { parsed: Vec::new(), checks: Vec::new(), outputs: Vec::new() }
+        Plan { parsed: Vec::new(), by_value: Vec::new(), checks: Vec::new(), outputs: Vec::new() }
     }
 
     fn text(&mut self, t: &RawTable, c: &'static str) {
@@ -219,7 +223,7 @@ impl Plan {
 
     fn typed(&mut self, t: &RawTable, c: &'static str, required: bool, parsed: Expr, dtype: DataType, reason: &str) {
         if present(t, c) {
-            self.parsed.push(parsed.alias(p(c)));
+            self.by_value.push((c, parsed.alias(p(c))));
             self.checks.push(check(c, col(c).is_not_null().and(col(p(c)).is_null()), reason));
             if required {
                 self.checks.push(check(c, col(c).is_null(), "required value is empty"));
@@ -233,7 +237,12 @@ impl Plan {
 
 /// Runs the plan: returns accepted typed rows and reject lines.
 fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFrame>) -> PolarsResult<(DataFrame, DataFrame)> {
-    let mut lf = t.df.clone().lazy().with_columns(plan.parsed);
+    let mut lf = t.df.clone().lazy();
+    for (c, parse) in plan.by_value {
+        let distinct = t.df.clone().lazy().select([col(c)]).unique(None, UniqueKeepStrategy::Any).with_column(parse);
+        lf = lf.left_join(distinct, col(c), col(c));
+    }
+    let mut lf = lf.with_columns(plan.parsed);
     if let Some(join) = lf_extra {
         lf = lf.left_join(join, col("client_id"), col("client_id"));
     }
@@ -493,8 +502,9 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
     let mut items = Vec::new();
     for i in 0..df.height() {
         let k = counts.as_ref().and_then(|c| c.u64().ok().and_then(|c| c.get(i))).unwrap_or(0);
+        let rows = if k == 1 { "row" } else { "rows" };
         items.push(format!(
-            "{} {}: {} ({k} rows)",
+            "{} {}: {} ({k} {rows})",
             f.get(i).unwrap_or(""),
             c.get(i).unwrap_or(""),
             r.get(i).unwrap_or("")

@@ -108,3 +108,24 @@ fn bad_config_is_explained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("value.k") && err.contains("between 2 and 10"), "{err}");
 }
+
+/// A work month outside the client's contract is rejected with its reason.
+#[test]
+fn activity_month_outside_contract_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_data(dir);
+    let path = dir.join("data/activity.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    // Every generated contract starts after 2015; move line 2 to 2015-03.
+    let cells: Vec<&str> = lines[1].split(',').collect();
+    lines[1] = format!("{},2015-03,{}", cells[0], cells[2..].join(","));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (run, _) = pipeline(dir, "");
+    let rejects = read_csv(&run.join("rejects.csv"));
+    let i = strings(&rejects, "row").iter().position(|r| r == "2").expect("row 2 rejected");
+    assert_eq!(strings(&rejects, "file")[i], "activity.csv");
+    assert_eq!(strings(&rejects, "column")[i], "month");
+    assert!(strings(&rejects, "reason")[i].contains("outside the client's contract"));
+}

@@ -116,3 +116,25 @@ fn chinese_headers_with_sample_mapping() {
     let svg = std::fs::read_to_string(run_dir.join("charts/revenue_share.svg")).unwrap();
     assert!(svg.contains("各价值层级收入占比"), "chart title in Chinese");
 }
+
+/// The same tables as Parquet give the same labels as CSV.
+#[test]
+fn parquet_inputs_match_csv_inputs() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 300, 21, &[]);
+    let (csv_run, _) = pipeline(dir, "");
+    let pq = dir.join("pq");
+    std::fs::create_dir_all(pq.join("data")).unwrap();
+    for t in ["clients", "billing", "activity"] {
+        let mut df = read_csv(&dir.join(format!("data/{t}.csv")));
+        let file = std::fs::File::create(pq.join(format!("data/{t}.parquet"))).unwrap();
+        ParquetWriter::new(file).finish(&mut df).unwrap();
+    }
+    let (pq_run, _) = pipeline(&pq, "");
+    assert_eq!(
+        std::fs::read(csv_run.join("labels.csv")).unwrap(),
+        std::fs::read(pq_run.join("labels.csv")).unwrap()
+    );
+}
