@@ -212,6 +212,35 @@ fn write_rejects(rejects: &DataFrame, path: &Path) -> Result<(), ExportError> {
     export::write_csv(&mut r, path)
 }
 
+/// Validates; when validation stops the run, the analyst still gets every reject line
+/// (as `ID.rejects.csv` beside the run folders) to fix the input.
+fn validate_keeping_rejects(
+    inputs: &ingest::RawInputs,
+    s: &Settings,
+    opts: &RunOptions,
+    id: &str,
+) -> Result<validate::Validated, PipelineError> {
+    validate::validate(inputs, s).or_else(|(source, rejects)| {
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
+        let path = opts.out_dir.join(format!("{id}.rejects.csv"));
+        write_rejects(&rejects, &path)?;
+        Err(PipelineError::Validate { source, rejects: path })
+    })
+}
+
+fn snapshot_of(s: &Settings) -> Option<NaiveDate> {
+    // Checked when the settings were built.
+    s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+fn rows_text(counts: &[validate::TableCounts]) -> String {
+    let mut out = String::from("rows (input = accepted + rejected):\n");
+    for r in counts {
+        out.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
+    }
+    out
+}
+
 /// Runs the whole pipeline and writes one run folder.
 pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
     let started = chrono::Local::now();
@@ -220,20 +249,9 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let id = run_id(s.seed);
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
-    let validated = st.run("validate", |_| validate::validate(&inputs, s));
-    let validated = match validated {
-        Ok(v) => v,
-        Err((source, rejects)) => {
-            // The run stops, but the analyst gets every reject line to fix the input.
-            std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
-            let path = opts.out_dir.join(format!("{id}.rejects.csv"));
-            write_rejects(&rejects, &path)?;
-            return Err(PipelineError::Validate { source, rejects: path });
-        }
-    };
+    let validated = st.run("validate", |_| validate_keeping_rejects(&inputs, s, opts, &id))?;
     drop(inputs.clients);
-    let snapshot = s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let params = FeatureParams { snapshot, hourly_cost: s.hourly_cost, long_term_months: s.long_term_months };
+    let params = FeatureParams { snapshot: snapshot_of(s), hourly_cost: s.hourly_cost, long_term_months: s.long_term_months };
     let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
 
     let value_names = usable(&s.value_features, &table);
@@ -397,10 +415,7 @@ fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments
 
 fn summary_text(m: &Manifest, dir: &Path) -> String {
     let mut out = format!("clientseg {} · seed {} · snapshot {}\n", m.run_id, m.seed, m.snapshot_date);
-    out.push_str("rows (input = accepted + rejected):\n");
-    for r in &m.rows {
-        out.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
-    }
+    out.push_str(&rows_text(&m.rows));
     if m.reject_lines > 0 {
         out.push_str(&format!("  most common problems: {}\n", m.top_reject_reasons));
     }
@@ -447,18 +462,9 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let mut s = s.clone();
     s.payment_terms_days = model.feature_settings.payment_terms_days;
     let inputs = st.run("ingest", |_| ingest::read_inputs(&s))?;
-    let validated = match st.run("validate", |_| validate::validate(&inputs, &s)) {
-        Ok(v) => v,
-        Err((source, rejects)) => {
-            std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
-            let path = opts.out_dir.join(format!("{id}.rejects.csv"));
-            write_rejects(&rejects, &path)?;
-            return Err(PipelineError::Validate { source, rejects: path });
-        }
-    };
-    let snapshot = s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let validated = st.run("validate", |_| validate_keeping_rejects(&inputs, &s, opts, &id))?;
     let params = FeatureParams {
-        snapshot,
+        snapshot: snapshot_of(&s),
         hourly_cost: model.feature_settings.hourly_cost,
         long_term_months: model.feature_settings.long_term_months,
     };
@@ -511,9 +517,7 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let run_dir = run.commit()?;
     drop(st);
     let mut summary = format!("scored {} clients with model {} (snapshot {})\n", table.df.height(), model.run_id, table.snapshot);
-    for r in &validated.counts {
-        summary.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
-    }
+    summary.push_str(&rows_text(&validated.counts));
     summary.push_str(&format!(
         "decision tree agrees with the centroid labels for {:.1}% of clients (value)\n",
         agreement(&value, &value_tree) * 100.0
