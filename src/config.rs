@@ -41,6 +41,16 @@ pub struct RawConfig {
     pub kmeans: RawKMeans,
     pub classifier: RawClassifier,
     pub output: RawOutput,
+    pub crm: RawCrm,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCrm {
+    /// "generic" or "zoho".
+    pub template: Option<String>,
+    /// [header, source] pairs replacing the template's columns, in order.
+    pub columns: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -202,6 +212,51 @@ pub struct Settings {
     pub test_share: f64,
     pub output_dir: PathBuf,
     pub models_dir: PathBuf,
+    pub crm: CrmSettings,
+}
+
+/// The columns of crm_import.csv: (header, source), and how tags are joined.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrmSettings {
+    pub template: String,
+    pub columns: Vec<(String, String)>,
+    pub tag_separator: String,
+}
+
+/// What a CRM column can be filled from.
+pub const CRM_SOURCES: &[&str] = &[
+    "client_id", "name", "accountant", "industry", "region", "client_type", "taxpayer_type", "scale", "term",
+    "needs", "value_tier", "value_tier_name", "behaviour_segment", "behaviour_segment_name", "tags", "description",
+];
+
+fn crm_template(name: &str) -> Option<(Vec<(&'static str, &'static str)>, &'static str)> {
+    match name {
+        "generic" => Some((
+            vec![
+                ("client_id", "client_id"),
+                ("name", "name"),
+                ("tags", "tags"),
+                ("tier", "value_tier_name"),
+                ("segment", "behaviour_segment_name"),
+                ("owner", "accountant"),
+            ],
+            ";",
+        )),
+        // Zoho CRM's Accounts import: its own field names, tags separated by commas.
+        "zoho" => Some((
+            vec![
+                ("Account Number", "client_id"),
+                ("Account Name", "name"),
+                ("Account Owner", "accountant"),
+                ("Industry", "industry"),
+                ("Rating", "value_tier_name"),
+                ("Tag", "tags"),
+                ("Description", "description"),
+            ],
+            ",",
+        )),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +410,18 @@ impl Settings {
             "zh" => Lang::Zh,
             other => return Err(invalid("lang", "must be \"en\" or \"zh\"", other)),
         };
+        let template = raw.crm.template.clone().unwrap_or_else(|| "generic".into());
+        let Some((columns, tag_separator)) = crm_template(&template) else {
+            return Err(invalid("crm.template", "must be \"generic\" or \"zoho\"", template));
+        };
+        let columns: Vec<(String, String)> = match &raw.crm.columns {
+            Some(c) => c.clone(),
+            None => columns.iter().map(|(h, s)| (h.to_string(), s.to_string())).collect(),
+        };
+        if let Some((_, bad)) = columns.iter().find(|(_, src)| !CRM_SOURCES.contains(&src.as_str())) {
+            return Err(invalid("crm.columns", &format!("sources must be one of {}", CRM_SOURCES.join(", ")), bad));
+        }
+        let crm = CrmSettings { template, columns, tag_separator: tag_separator.to_string() };
         Ok(Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
@@ -376,6 +443,7 @@ impl Settings {
             test_share,
             output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
             models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
+            crm,
         })
     }
 
@@ -459,6 +527,8 @@ mod tests {
             Err(ConfigError::Invalid { .. })
         ));
         assert!(matches!(settings("lang = \"fr\""), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(settings("[crm]\ntemplate = \"salesforce\""), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(settings("[crm]\ncolumns = [[\"x\", \"password\"]]"), Err(ConfigError::Invalid { .. })));
         assert!(matches!(settings("snapshot_date = \"31/12/2024\""), Err(ConfigError::SnapshotDate(_))));
     }
 

@@ -122,6 +122,48 @@ pub fn segments_frame(
     concat(parts, UnionArgs::default()).and_then(|lf| lf.collect()).map_err(p)
 }
 
+/// A cell that Excel would read as a formula (=, +, -, @, tab, carriage return first)
+/// gets a leading apostrophe, so opening the file can never run it (CSV injection).
+pub fn neutralise(text: Expr) -> Expr {
+    when(text.clone().str().contains(lit(r"^[=+\-@\t\r]"), false))
+        .then(concat_str([lit("'"), text.clone()], "", false))
+        .otherwise(text)
+}
+
+/// The CRM import table: one row per client, columns as the settings say.
+pub fn crm_frame(labels: &DataFrame, crm: &crate::config::CrmSettings, lang: crate::config::Lang, run_id: &str) -> Result<DataFrame, ExportError> {
+    let p = |source| ExportError::Polars { table: "crm_import", source };
+    let has_behaviour = labels.column("behaviour_segment").is_ok();
+    let suffix = match lang {
+        crate::config::Lang::En => "en",
+        crate::config::Lang::Zh => "zh",
+    };
+    let value_name = col(format!("value_tier_{suffix}").as_str());
+    let behaviour_name = if has_behaviour { col(format!("behaviour_segment_{suffix}").as_str()) } else { lit(NULL).cast(DataType::String) };
+    // Tag separators inside names would split one tag into two.
+    let tag = |e: Expr| e.str().replace_all(lit(crm.tag_separator.as_str()), lit(" /"), true);
+    let source = |name: &str| -> Expr {
+        match name {
+            "value_tier_name" => value_name.clone(),
+            "behaviour_segment_name" => behaviour_name.clone(),
+            "behaviour_segment" if !has_behaviour => lit(NULL).cast(DataType::String),
+            "tags" => concat_str([tag(value_name.clone()), tag(behaviour_name.clone())], crm.tag_separator.as_str(), true),
+            "description" => concat_str(
+                [lit(format!("clientseg {run_id}: ")), value_name.clone(), lit("; "), behaviour_name.clone().fill_null(lit("-"))],
+                "",
+                true,
+            ),
+            other => col(other),
+        }
+    };
+    let exprs: Vec<Expr> = crm
+        .columns
+        .iter()
+        .map(|(header, src)| neutralise(source(src).cast(DataType::String)).alias(header.as_str()))
+        .collect();
+    labels.clone().lazy().select(exprs).collect().map_err(p)
+}
+
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     let file_name = path.display().to_string();
     let w = |message: String| ExportError::Write { file: file_name.clone(), message };
@@ -144,4 +186,19 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
             .map_err(|source| ExportError::Polars { table: "features", source })?;
     }
     Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        let df = df!("x" => ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "plain", "a=b"]).unwrap();
+        let out = df.lazy().select([neutralise(col("x")).alias("x")]).collect().unwrap();
+        let got: Vec<&str> = out.column("x").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(got[0], "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(&got[1..5], ["'+1", "'-2", "'@SUM(A1)", "'\tx"]);
+        assert_eq!(&got[5..], ["plain", "a=b"]);
+    }
 }

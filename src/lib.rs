@@ -24,5 +24,6 @@ pub mod model;
 pub mod persist;
 pub mod report;
 pub mod export;
+pub mod push;
 pub mod pipeline;
 pub mod generate;

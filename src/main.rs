@@ -45,6 +45,19 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write a run's labels to the CRM's database (SQLite or PostgreSQL), all rows or none.
+    Push {
+        /// The run folder to push (default: the newest run under runs/).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// sqlite:///path/file.db or postgres://user@host:port/db (default: $CLIENTSEG_DB_URL;
+        /// the password may come from $PGPASSWORD).
+        #[arg(long)]
+        to: Option<String>,
+        /// Push even if a newer run is already in the database.
+        #[arg(long)]
+        force: bool,
+    },
     /// Write a realistic generated client history (with planted segments) for trials and tests.
     Generate {
         #[arg(long, default_value_t = 500)]
@@ -143,6 +156,20 @@ fn sample_dir() -> Result<PathBuf> {
     bail!("the sample data (data/sample/clients.csv) was not found; run the demo from the clientseg folder")
 }
 
+/// The most recently finished run folder (one with a manifest) under `dir`.
+fn newest_run(dir: &Path) -> Result<PathBuf> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("no --run given and no {} folder to take the newest run from", dir.display()))?;
+    let newest = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("manifest.json").is_file())
+        .filter_map(|p| std::fs::metadata(p.join("manifest.json")).and_then(|m| m.modified()).ok().map(|t| (t, p)))
+        .max();
+    match newest {
+        Some((_, p)) => Ok(p),
+        None => bail!("no --run given and no finished run in {}", dir.display()),
+    }
+}
+
 fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(common) => {
@@ -164,6 +191,26 @@ fn real_main(cli: Cli) -> Result<()> {
             let s = settings(config.as_deref(), &common, Some(&data))?;
             let report = pipeline::score(&model, &s, &options(&s, &common))?;
             print!("{}", report.summary);
+        }
+        Command::Push { run, to, force } => {
+            let run = match run {
+                Some(r) => r,
+                None => newest_run(Path::new("runs"))?,
+            };
+            let url = match to.or_else(|| std::env::var("CLIENTSEG_DB_URL").ok()) {
+                Some(u) => u,
+                None => return Err(clientseg::push::PushError::NoTarget.into()),
+            };
+            let (outcome, shown) = clientseg::push::push(&run, &url, force)?;
+            match outcome {
+                clientseg::push::Outcome::Pushed { rows } => {
+                    println!("pushed {rows} clients from {} to {shown}", run.display());
+                    println!("client_segment now holds this run's labels; client_segment_history has one more run");
+                }
+                clientseg::push::Outcome::AlreadyPushed { pushed_at } => {
+                    println!("{} was already pushed to {shown} at {pushed_at}; nothing changed", run.display());
+                }
+            }
         }
         Command::Generate { clients, months, seed, end, dirty, zh, out } => {
             let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")

@@ -291,6 +291,8 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         let mut labels = export::labels_frame(&table.df, &value_a, behaviour_a.as_ref())?;
         export::write_csv(&mut labels, &dir.join("labels.csv"))?;
         export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
+        let mut crm = export::crm_frame(&labels, &s.crm, s.lang, &run.run_id())?;
+        export::write_csv(&mut crm, &dir.join("crm_import.csv"))?;
         let mut scaled: Vec<(String, Vec<f64>)> = Vec::new();
         for f in [Some(&value), behaviour.as_ref()].into_iter().flatten() {
             for (j, name) in f.model.features.iter().enumerate() {
@@ -319,7 +321,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         Ok(report::write_charts(&dir.join("charts"), &data)?)
     })?;
 
-    let mut outputs: Vec<String> = ["labels.csv", "labels.parquet", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
+    let mut outputs: Vec<String> = ["labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -489,6 +491,8 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         let mut labels = export::labels_frame(&table.df, &value, behaviour.as_ref().map(|b| &b.0))?;
         export::write_csv(&mut labels, &dir.join("labels.csv"))?;
         export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
+        let mut crm = export::crm_frame(&labels, &s.crm, s.lang, &run.run_id())?;
+        export::write_csv(&mut crm, &dir.join("crm_import.csv"))?;
         write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
         Ok(())
     })?;

@@ -12,3 +12,6 @@ mod reproducible;
 mod outputs;
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
+/// Labels into the CRM's database (SQLite always; PostgreSQL when a server is given) and
+/// the CRM import file.
+mod push;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the test suite with everything it needs: starts a private PostgreSQL server on a
+# local port for the database tests (installing Debian's postgresql package first if the
+# machine lacks it), runs `cargo test --release`, and stops the server again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+if [ -z "$(pg_bin)" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL for the database tests" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+PGBIN="$(pg_bin)"
+if [ -n "$PGBIN" ] && [ -z "${CLIENTSEG_TEST_PG_URL:-}" ]; then
+    PGDATA="$(mktemp -d /tmp/clientseg-pg.XXXXXX)"
+    PORT="${CLIENTSEG_TEST_PG_PORT:-55432}"
+    PASSWORD="clientseg-test-$$"
+    # The server refuses to run as root: run it as the postgres user when we are root.
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PGDATA" postgres
+        chown postgres "$PGDATA"
+        AS=(runuser -u postgres --)
+    else
+        AS=()
+    fi
+    echo "$PASSWORD" > "$PGDATA/pw"
+    chmod 644 "$PGDATA/pw"
+    "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA/data" -U clientseg --pwfile="$PGDATA/pw" -A scram-sha-256 >/dev/null
+    "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/log" -w \
+        -o "-p $PORT -k $PGDATA -c listen_addresses=127.0.0.1" start >/dev/null
+    trap '"${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDATA"' EXIT
+    export CLIENTSEG_TEST_PG_URL="postgres://clientseg:$PASSWORD@127.0.0.1:$PORT/postgres"
+    echo "PostgreSQL $(basename "$(dirname "$PGBIN")") for the tests on 127.0.0.1:$PORT" >&2
+fi
+
+cargo test --release

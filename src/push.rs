@@ -1,0 +1,417 @@
+//! Push: writes a finished run's labels to the firm's database (SQLite or PostgreSQL)
+//! where the CRM reads them. One transaction: all rows or none. Pushing the same run
+//! again changes nothing; pushing an older run over a newer one needs `force`.
+//! Credentials never appear in messages: URLs are shown with the password masked.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PushError {
+    #[error("database URL must start with sqlite:// or postgres:// (got '{0}')")]
+    Scheme(String),
+    #[error("no database given: pass --to URL or set CLIENTSEG_DB_URL")]
+    NoTarget,
+    #[error("cannot read the run in {dir}: {message}")]
+    Run { dir: PathBuf, message: String },
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+    #[error("database error at {target} while {doing}: {message}. Nothing was changed")]
+    Sql { target: String, doing: &'static str, message: String },
+    #[error("run {run} (made {run_at}) is older than run {newest} (made {newest_at}) already in {target}; pass --force to push it anyway")]
+    OlderRun { run: String, run_at: String, newest: String, newest_at: String, target: String },
+}
+
+/// The schema this version writes. Each entry upgrades from the previous version.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE client_segment (
+        client_id TEXT PRIMARY KEY,
+        value_tier TEXT NOT NULL,
+        value_tier_en TEXT NOT NULL,
+        value_tier_zh TEXT NOT NULL,
+        behaviour_segment TEXT,
+        behaviour_segment_en TEXT,
+        behaviour_segment_zh TEXT,
+        run_id TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        pushed_at TEXT NOT NULL)",
+    "CREATE TABLE client_segment_history (
+        run_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        value_tier TEXT NOT NULL,
+        value_tier_en TEXT NOT NULL,
+        value_tier_zh TEXT NOT NULL,
+        behaviour_segment TEXT,
+        behaviour_segment_en TEXT,
+        behaviour_segment_zh TEXT,
+        model_version TEXT NOT NULL,
+        pushed_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, client_id))",
+    "CREATE TABLE clientseg_push (
+        run_id TEXT PRIMARY KEY,
+        run_created_at TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        pushed_at TEXT NOT NULL)",
+]];
+
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Label columns pushed, in table order after client_id.
+const LABELS: [&str; 6] = [
+    "value_tier",
+    "value_tier_en",
+    "value_tier_zh",
+    "behaviour_segment",
+    "behaviour_segment_en",
+    "behaviour_segment_zh",
+];
+
+/// Rows per INSERT statement: few round trips, well under both databases' parameter limits.
+const BATCH: usize = 400;
+
+/// A run as pushed.
+#[derive(Debug, Clone)]
+pub struct RunLabels {
+    pub run_id: String,
+    /// UTC, RFC 3339, seconds: compares as text.
+    pub created_at: String,
+    pub model_version: String,
+    /// client_id followed by the six LABELS columns.
+    pub rows: Vec<[Option<String>; 7]>,
+}
+
+/// Reads `manifest.json` and `labels.parquet` of a run folder.
+pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
+    let err = |message: String| PushError::Run { dir: dir.to_path_buf(), message };
+    let manifest: serde_json::Value = std::fs::read(dir.join("manifest.json"))
+        .map_err(|e| err(format!("manifest.json: {e}")))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| err(format!("manifest.json: {e}"))))?;
+    let text = |k: &str| manifest.get(k).and_then(|v| v.as_str()).map(String::from);
+    let run_id = text("run_id").ok_or_else(|| err("manifest.json has no run_id".into()))?;
+    let created = text("created_at").ok_or_else(|| err("manifest.json has no created_at".into()))?;
+    let created_at = chrono::DateTime::parse_from_rfc3339(&created)
+        .map_err(|e| err(format!("created_at '{created}': {e}")))?
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // A scored run was labelled by another run's model.
+    let model_run = text("model_run_id").unwrap_or_else(|| run_id.clone());
+    let version = manifest.pointer("/versions/clientseg").and_then(|v| v.as_str()).unwrap_or("?");
+    let model_version = format!("{model_run} (clientseg {version})");
+
+    let file = std::fs::File::open(dir.join("labels.parquet")).map_err(|e| err(format!("labels.parquet: {e}")))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| err(format!("labels.parquet: {e}")))?;
+    let column = |name: &str| -> Result<Vec<Option<String>>, PushError> {
+        match df.column(name) {
+            Ok(c) => {
+                let c = c.cast(&DataType::String).map_err(|e| err(e.to_string()))?;
+                let s = c.str().map_err(|e| err(e.to_string()))?;
+                Ok(s.iter().map(|v| v.map(String::from)).collect())
+            }
+            // A run without behaviour segments pushes nulls there.
+            Err(_) if name.starts_with("behaviour") => Ok(vec![None; df.height()]),
+            Err(_) => Err(err(format!("labels.parquet has no column {name}"))),
+        }
+    };
+    let mut cols = vec![column("client_id")?];
+    for c in LABELS {
+        cols.push(column(c)?);
+    }
+    let rows = (0..df.height())
+        .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
+        .collect();
+    Ok(RunLabels { run_id, created_at, model_version, rows })
+}
+
+/// The URL with any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user_pass, host)) => {
+            let user = user_pass.split_once(':').map_or(user_pass, |(u, _)| u);
+            let masked = if user_pass.contains(':') { format!("{user}:***") } else { user.to_string() };
+            // Query strings may carry password=...
+            let path = mask_query_password(path);
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => format!("{scheme}://{authority}{}", mask_query_password(path)),
+    }
+}
+
+fn mask_query_password(path: &str) -> String {
+    let Some((p, q)) = path.split_once('?') else { return path.to_string() };
+    let q: Vec<String> = q
+        .split('&')
+        .map(|kv| if kv.to_ascii_lowercase().starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+        .collect();
+    format!("{p}?{}", q.join("&"))
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub enum Outcome {
+    Pushed { rows: usize },
+    AlreadyPushed { pushed_at: String },
+}
+
+/// One open transaction, over either database.
+trait Tx {
+    fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String>;
+    /// The first column of the first row, if any.
+    fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String>;
+}
+
+struct SqliteTx<'a>(rusqlite::Transaction<'a>);
+
+impl Tx for SqliteTx<'_> {
+    fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String> {
+        let mut stmt = self.0.prepare(sql).map_err(|e| e.to_string())?;
+        stmt.execute(rusqlite::params_from_iter(params.iter())).map(|n| n as u64).map_err(|e| e.to_string())
+    }
+    fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String> {
+        let mut stmt = self.0.prepare(sql).map_err(|e| e.to_string())?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(|e| e.to_string())?;
+        match rows.next().map_err(|e| e.to_string())? {
+            Some(row) => Ok(Some(row.get::<_, Option<String>>(0).map_err(|e| e.to_string())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+struct PgTx<'a>(postgres::Transaction<'a>);
+
+fn pg_params<'a>(params: &'a [Option<&'a str>]) -> Vec<&'a (dyn postgres::types::ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect()
+}
+
+/// The full error text of a PostgreSQL error (its Display is only "db error").
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => {
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                m.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            m
+        }
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String> {
+        self.0.execute(sql, &pg_params(params)).map_err(|e| pg_message(&e))
+    }
+    fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String> {
+        let row = self.0.query_opt(sql, &pg_params(params)).map_err(|e| pg_message(&e))?;
+        Ok(row.map(|r| r.get::<_, Option<String>>(0)))
+    }
+}
+
+enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn parse_target(url: &str) -> Result<Target, PushError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        return Ok(Target::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(url.to_string()));
+    }
+    Err(PushError::Scheme(redact(url)))
+}
+
+/// Brings the schema up to date; each step in its own transaction.
+fn migrate(tx: &mut dyn Tx, target: &str) -> Result<(), PushError> {
+    let sql = |doing, message| PushError::Sql { target: target.to_string(), doing, message };
+    tx.exec("CREATE TABLE IF NOT EXISTS clientseg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", &[])
+        .map_err(|m| sql("creating clientseg_meta", m))?;
+    let current: usize = tx
+        .query_text("SELECT value FROM clientseg_meta WHERE key = 'schema_version'", &[])
+        .map_err(|m| sql("reading the schema version", m))?
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for statements in MIGRATIONS.iter().skip(current) {
+        for s in *statements {
+            tx.exec(s, &[]).map_err(|m| sql("migrating the schema", m))?;
+        }
+    }
+    if current < SCHEMA_VERSION {
+        let v = SCHEMA_VERSION.to_string();
+        tx.exec("DELETE FROM clientseg_meta WHERE key = 'schema_version'", &[]).map_err(|m| sql("migrating the schema", m))?;
+        tx.exec("INSERT INTO clientseg_meta (key, value) VALUES ('schema_version', $1)", &[Some(&v)])
+            .map_err(|m| sql("migrating the schema", m))?;
+    }
+    Ok(())
+}
+
+fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push_str(&format!("${n}"));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// The push itself, inside one transaction that the caller commits.
+fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &str) -> Result<Outcome, PushError> {
+    let sql = |doing, message| PushError::Sql { target: target.to_string(), doing, message };
+    if let Some(at) = tx
+        .query_text("SELECT pushed_at FROM clientseg_push WHERE run_id = $1", &[Some(&run.run_id)])
+        .map_err(|m| sql("checking earlier pushes", m))?
+    {
+        return Ok(Outcome::AlreadyPushed { pushed_at: at.unwrap_or_default() });
+    }
+    let newest = tx
+        .query_text("SELECT run_id || ' ' || run_created_at FROM clientseg_push ORDER BY run_created_at DESC LIMIT 1", &[])
+        .map_err(|m| sql("checking earlier pushes", m))?
+        .flatten();
+    if let Some(newest) = newest {
+        let (newest_run, newest_at) = newest.split_once(' ').unwrap_or((newest.as_str(), ""));
+        if newest_at > run.created_at.as_str() && !force {
+            return Err(PushError::OlderRun {
+                run: run.run_id.clone(),
+                run_at: run.created_at.clone(),
+                newest: newest_run.to_string(),
+                newest_at: newest_at.to_string(),
+                target: target.to_string(),
+            });
+        }
+    }
+    tx.exec("DELETE FROM client_segment", &[]).map_err(|m| sql("replacing client_segment", m))?;
+    let mut current_cols = vec!["client_id"];
+    current_cols.extend(LABELS);
+    current_cols.extend(["run_id", "model_version", "pushed_at"]);
+    let mut history_cols = current_cols.clone();
+    history_cols.retain(|c| *c != "run_id");
+    history_cols.insert(0, "run_id");
+    for chunk in run.rows.chunks(BATCH) {
+        let mut current: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * current_cols.len());
+        let mut history: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * history_cols.len());
+        for row in chunk {
+            let labels = row.iter().map(|v| v.as_deref());
+            current.extend(labels.clone());
+            current.extend([Some(run.run_id.as_str()), Some(run.model_version.as_str()), Some(now)]);
+            history.push(Some(run.run_id.as_str()));
+            history.extend(labels);
+            history.extend([Some(run.model_version.as_str()), Some(now)]);
+        }
+        tx.exec(&insert_sql("client_segment", &current_cols, chunk.len()), &current)
+            .map_err(|m| sql("writing client_segment", m))?;
+        tx.exec(&insert_sql("client_segment_history", &history_cols, chunk.len()), &history)
+            .map_err(|m| sql("writing client_segment_history", m))?;
+    }
+    tx.exec(
+        "INSERT INTO clientseg_push (run_id, run_created_at, model_version, pushed_at) VALUES ($1, $2, $3, $4)",
+        &[Some(&run.run_id), Some(&run.created_at), Some(&run.model_version), Some(now)],
+    )
+    .map_err(|m| sql("recording the push", m))?;
+    Ok(Outcome::Pushed { rows: run.rows.len() })
+}
+
+/// Pushes a run folder's labels to `url`. Returns what happened and the masked URL.
+pub fn push(run_dir: &Path, url: &str, force: bool) -> Result<(Outcome, String), PushError> {
+    let run = read_run(run_dir)?;
+    let shown = redact(url);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let connect = |message: String| PushError::Connect { target: shown.clone(), message };
+    let sql = |doing, message| PushError::Sql { target: shown.clone(), doing, message };
+    let outcome = match parse_target(url)? {
+        Target::Sqlite(path) => {
+            let mut conn = rusqlite::Connection::open(&path).map_err(|e| connect(format!("{}: {e}", path.display())))?;
+            {
+                let mut tx = SqliteTx(conn.transaction().map_err(|e| sql("starting a transaction", e.to_string()))?);
+                migrate(&mut tx, &shown)?;
+                tx.0.commit().map_err(|e| sql("migrating the schema", e.to_string()))?;
+            }
+            let mut tx = SqliteTx(conn.transaction().map_err(|e| sql("starting a transaction", e.to_string()))?);
+            let outcome = push_in(&mut tx, &run, force, &shown, &now)?;
+            tx.0.commit().map_err(|e| sql("committing", e.to_string()))?;
+            outcome
+        }
+        Target::Postgres(url) => {
+            let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| connect(scrub(&pg_message(&e), &url)))?;
+            if config.get_password().is_none() {
+                if let Ok(pw) = std::env::var("PGPASSWORD") {
+                    config.password(pw);
+                }
+            }
+            config.connect_timeout(std::time::Duration::from_secs(10));
+            let password = config.get_password().map(|p| String::from_utf8_lossy(p).to_string());
+            let clean = |m: String| match &password {
+                Some(p) if !p.is_empty() => m.replace(p.as_str(), "***"),
+                _ => m,
+            };
+            let mut client = config.connect(postgres::NoTls).map_err(|e| connect(clean(pg_message(&e))))?;
+            {
+                let mut tx = PgTx(client.transaction().map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?);
+                migrate(&mut tx, &shown)?;
+                tx.0.commit().map_err(|e| sql("migrating the schema", clean(pg_message(&e))))?;
+            }
+            let mut tx = PgTx(client.transaction().map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?);
+            let outcome = push_in(&mut tx, &run, force, &shown, &now).map_err(|e| match e {
+                PushError::Sql { target, doing, message } => PushError::Sql { target, doing, message: clean(message) },
+                other => other,
+            })?;
+            tx.0.commit().map_err(|e| sql("committing", clean(pg_message(&e))))?;
+            outcome
+        }
+    };
+    Ok((outcome, shown))
+}
+
+/// Removes a URL's password from a message that might quote the URL.
+fn scrub(message: &str, url: &str) -> String {
+    message.replace(url, &redact(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://crm:s3cret@db.local:5432/crm"), "postgres://crm:***@db.local:5432/crm");
+        assert_eq!(redact("postgres://crm@db.local/crm"), "postgres://crm@db.local/crm");
+        assert_eq!(redact("postgres://db.local/crm?user=a&password=x"), "postgres://db.local/crm?user=a&password=***");
+        assert_eq!(redact("sqlite:///tmp/crm.db"), "sqlite:///tmp/crm.db");
+    }
+
+    #[test]
+    fn targets() {
+        assert!(matches!(parse_target("sqlite:///tmp/a.db"), Ok(Target::Sqlite(p)) if p == Path::new("/tmp/a.db")));
+        assert!(matches!(parse_target("sqlite://a.db"), Ok(Target::Sqlite(p)) if p == Path::new("a.db")));
+        assert!(matches!(parse_target("postgresql://h/db"), Ok(Target::Postgres(_))));
+        let e = parse_target("mysql://u:pw@h/db").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("sqlite://") && !e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn insert_placeholders_count_up() {
+        assert_eq!(insert_sql("t", &["a", "b"], 2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+    }
+}

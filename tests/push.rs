@@ -1,0 +1,244 @@
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+/// Every row of the three clientseg tables, as text, sorted: "the database's state".
+type Dump = Vec<String>;
+
+const TABLES: [&str; 3] = ["client_segment", "client_segment_history", "clientseg_push"];
+
+fn dump_sqlite(path: &Path) -> Dump {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut out = Vec::new();
+    for t in TABLES {
+        let mut stmt = match conn.prepare(&format!("SELECT * FROM {t}")) {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| r.get::<_, Option<String>>(i)).collect::<Result<Vec<_>, _>>())
+            .unwrap();
+        for r in rows {
+            out.push(format!("{t}|{:?}", r.unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn dump_pg(url: &str) -> Dump {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let mut out = Vec::new();
+    for t in TABLES {
+        let Ok(rows) = client.query(&format!("SELECT * FROM {t}"), &[]) else { continue };
+        for r in rows {
+            let cells: Vec<Option<String>> = (0..r.len()).map(|i| r.get(i)).collect();
+            out.push(format!("{t}|{cells:?}"));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A run of 300 generated clients in `dir/runs`; returns its folder.
+fn one_run(dir: &Path, seed: u64) -> PathBuf {
+    generate(&dir.join("data"), 300, seed, &[]);
+    pipeline(dir, "").0
+}
+
+fn push(run: &Path, url: &str, extra: &[&str], ok: bool) -> (String, String) {
+    let r = run.to_string_lossy().to_string();
+    let mut args = vec!["push", "--run", &r, "--to", url];
+    args.extend_from_slice(extra);
+    let out = crate::util::run(&args, run.parent().unwrap(), ok);
+    (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// (client_id, value_tier, behaviour_segment) of every client in labels.csv.
+fn labels(run: &Path) -> Vec<String> {
+    let df = read_csv(&run.join("labels.csv"));
+    let mut v: Vec<String> = strings(&df, "client_id")
+        .into_iter()
+        .zip(strings(&df, "value_tier"))
+        .zip(strings(&df, "behaviour_segment"))
+        .map(|((c, v), b)| format!("{c}|{v}|{b}"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn current(dump: &Dump) -> Vec<String> {
+    // client_segment rows: [client_id, value_tier, .., behaviour_segment, ..].
+    let mut v: Vec<String> = dump
+        .iter()
+        .filter_map(|l| l.strip_prefix("client_segment|"))
+        .map(|cells| {
+            let cells: Vec<&str> = cells.trim_matches(['[', ']']).split(", ").collect();
+            let clean = |s: &str| s.trim_start_matches("Some(\"").trim_end_matches("\")").to_string();
+            format!("{}|{}|{}", clean(cells[0]), clean(cells[1]), clean(cells[4]))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A copy of the run whose last label row has no client_id: the database's NOT NULL
+/// constraint fails on the very last row written.
+fn broken_copy(run: &Path) -> PathBuf {
+    let broken = run.with_file_name("broken-run");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in ["manifest.json", "labels.csv"] {
+        std::fs::copy(run.join(f), broken.join(f)).unwrap();
+    }
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    m["run_id"] = serde_json::json!("run-broken");
+    m["created_at"] = serde_json::json!("2099-01-01T00:00:00+00:00");
+    std::fs::write(broken.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let file = std::fs::File::open(run.join("labels.parquet")).unwrap();
+    let mut df = ParquetReader::new(file).finish().unwrap();
+    let n = df.height();
+    let ids: Vec<Option<String>> = strings(&df, "client_id").into_iter().enumerate().map(|(i, c)| (i + 1 < n).then_some(c)).collect();
+    df.with_column(Column::new("client_id".into(), ids)).unwrap();
+    ParquetWriter::new(std::fs::File::create(broken.join("labels.parquet")).unwrap()).finish(&mut df).unwrap();
+    broken
+}
+
+/// The same checks against either database.
+fn push_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
+    // Push, then read back: the current table equals the run's labels.
+    let (out, _) = push(run, url, &[], true);
+    assert!(out.contains("pushed 300 clients"), "{out}");
+    let after_first = dump();
+    assert_eq!(current(&after_first), labels(run));
+    assert_eq!(after_first.iter().filter(|l| l.starts_with("client_segment_history|")).count(), 300);
+
+    // The same run again changes no row.
+    let (out, _) = push(run, url, &[], true);
+    assert!(out.contains("nothing changed"), "{out}");
+    assert_eq!(dump(), after_first);
+
+    // A push that fails on its last row leaves the database exactly as it was ...
+    let broken = broken_copy(run);
+    let (_, err) = push(&broken, url, &[], false);
+    assert!(err.contains("Nothing was changed") && err.contains("client_segment"), "{err}");
+    assert_eq!(dump(), after_first, "a failed push changed the database");
+    // ... and once the file is fixed, the retry goes through.
+    std::fs::copy(run.join("labels.parquet"), broken.join("labels.parquet")).unwrap();
+    let (out, _) = push(&broken, url, &[], true);
+    assert!(out.contains("pushed 300 clients"), "{out}");
+    let after_retry = dump();
+    assert_eq!(after_retry.iter().filter(|l| l.starts_with("clientseg_push|")).count(), 2);
+
+    // The original run is now older than the newest pushed one: refused without --force.
+    std::fs::remove_dir_all(&broken).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    m["run_id"] = serde_json::json!("run-older");
+    std::fs::write(run.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let (_, err) = push(run, url, &[], false);
+    assert!(err.contains("older than run run-broken") && err.contains("--force"), "{err}");
+    assert_eq!(dump(), after_retry);
+    let (out, _) = push(run, url, &["--force"], true);
+    assert!(out.contains("pushed 300"), "{out}");
+}
+
+#[test]
+fn sqlite_push_is_all_or_nothing_and_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let run = one_run(dir, 31);
+    let db = dir.join("crm.db");
+    let url = format!("sqlite://{}", db.display());
+    push_contract(&run, &url, &|| dump_sqlite(&db));
+}
+
+/// A URL for a fresh database on the test server, or None when no server is given.
+fn pg_database(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("CLIENTSEG_TEST_PG_URL") else {
+        if std::env::var("CLIENTSEG_REQUIRE_PG").is_ok() {
+            panic!("CLIENTSEG_REQUIRE_PG is set but CLIENTSEG_TEST_PG_URL is not: run the tests with scripts/test.sh");
+        }
+        eprintln!("skipping PostgreSQL test {name}: no server (scripts/test.sh starts one)");
+        return None;
+    };
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test server reachable");
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let base = &admin[..admin.rfind('/').unwrap()];
+    Some(format!("{base}/{name}"))
+}
+
+#[test]
+fn postgres_push_is_all_or_nothing_and_idempotent() {
+    let Some(url) = pg_database("clientseg_push_contract") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = one_run(tmp.path(), 32);
+    push_contract(&run, &url, &|| dump_pg(&url));
+}
+
+#[test]
+fn postgres_wrong_password_is_clear_and_secret_free() {
+    let Some(url) = pg_database("clientseg_password") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = one_run(tmp.path(), 33);
+    let secret = "Wr0ng-s3cret-value";
+    let (user_part, host_part) = url.split_once('@').unwrap();
+    let user = user_part.rsplit_once(':').unwrap().0;
+    let wrong = format!("{user}:{secret}@{host_part}");
+    let (_, err) = push(&run, &wrong, &[], false);
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(err.contains(":***@"), "the URL is shown masked: {err}");
+    assert!(!err.contains(secret), "the secret leaked: {err}");
+
+    // The password may also come from PGPASSWORD, and then is never shown either.
+    let right_pw = user_part.rsplit_once(':').unwrap().1.to_string();
+    let no_pw = format!("{user}@{host_part}");
+    let r = run.to_string_lossy().to_string();
+    let out = bin().args(["push", "--run", &r, "--to", &no_pw]).env("PGPASSWORD", &right_pw).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&right_pw));
+}
+
+#[test]
+fn push_without_target_or_with_unknown_scheme_explains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bin().args(["push", "--run", "nowhere"]).env_remove("CLIENTSEG_DB_URL").current_dir(tmp.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLIENTSEG_DB_URL"));
+    let run = one_run(tmp.path(), 34);
+    let (_, err) = push(&run, "mysql://u:topsecret@h/db", &[], false);
+    assert!(err.contains("sqlite://") && !err.contains("topsecret"), "{err}");
+}
+
+/// A client named like an Excel formula comes out inert in crm_import.csv; the Zoho
+/// template uses Zoho's column names.
+#[test]
+fn crm_import_is_safe_to_open_in_excel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 300, 35, &[]);
+    let path = dir.join("data/clients.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let first = lines[1].clone();
+    let cells: Vec<&str> = first.splitn(3, ',').collect();
+    let evil = "\"=HYPERLINK(\"\"http://evil.example\"\",\"\"click\"\")\"";
+    lines[1] = format!("{},{evil},{}", cells[0], cells[2]);
+    let id = cells[0].to_string();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (run, _) = pipeline(dir, "[crm]\ntemplate = \"zoho\"\n");
+    assert_eq!(
+        headers(&run.join("crm_import.csv")),
+        ["Account Number", "Account Name", "Account Owner", "Industry", "Rating", "Tag", "Description"]
+    );
+    let crm = read_csv(&run.join("crm_import.csv"));
+    let ids = strings(&crm, "Account Number");
+    let i = ids.iter().position(|c| *c == id).unwrap();
+    let name = &strings(&crm, "Account Name")[i];
+    assert!(name.starts_with("'=HYPERLINK("), "not neutralised: {name}");
+    assert!(strings(&crm, "Account Name").iter().all(|n| !n.starts_with('=')));
+    let tags = &strings(&crm, "Tag")[i];
+    assert_eq!(tags.matches(',').count(), 1, "two tags, commas inside names replaced: {tags}");
+}
