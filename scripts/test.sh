@@ -17,6 +17,8 @@ PGBIN="$(pg_bin)"
 if [ -n "$PGBIN" ] && [ -z "${CLIENTSEG_TEST_PG_URL:-}" ]; then
     PGDATA="$(mktemp -d /tmp/clientseg-pg.XXXXXX)"
     PORT="${CLIENTSEG_TEST_PG_PORT:-55432}"
+    # Skip ports something already listens on (a server left by an interrupted run).
+    while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
     PASSWORD="clientseg-test-$$"
     # The server refuses to run as root: run it as the postgres user when we are root.
     if [ "$(id -u)" = 0 ]; then
@@ -30,7 +32,8 @@ if [ -n "$PGBIN" ] && [ -z "${CLIENTSEG_TEST_PG_URL:-}" ]; then
     chmod 644 "$PGDATA/pw"
     "${AS[@]}" "$PGBIN/initdb" -D "$PGDATA/data" -U clientseg --pwfile="$PGDATA/pw" -A scram-sha-256 >/dev/null
     "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/log" -w \
-        -o "-p $PORT -k $PGDATA -c listen_addresses=127.0.0.1" start >/dev/null
+        -o "-p $PORT -k $PGDATA -c listen_addresses=127.0.0.1" start >/dev/null \
+        || { cat "$PGDATA/log" >&2; exit 1; }
     trap '"${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDATA/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDATA"' EXIT
     export CLIENTSEG_TEST_PG_URL="postgres://clientseg:$PASSWORD@127.0.0.1:$PORT/postgres"
     echo "PostgreSQL $(basename "$(dirname "$PGBIN")") for the tests on 127.0.0.1:$PORT" >&2
