@@ -24,6 +24,8 @@ pub enum GenerateError {
     Months(usize),
     #[error("--dirty must be between 0 and 0.2 (got {0})")]
     Dirty(f64),
+    #[error("--changed must be between 0 and 1 (got {0})")]
+    Changed(f64),
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
 }
@@ -39,6 +41,9 @@ pub struct GenerateParams {
     pub dirty: f64,
     /// Chinese headers and dates (2024年1月5日), as a Chinese firm's export looks.
     pub chinese: bool,
+    /// Share of clients whose behaviour changes to another planted segment (to test
+    /// migration): the same seed with and without it gives the same firm otherwise.
+    pub changed: f64,
 }
 
 /// The planted behaviour segments, in truth.csv's words.
@@ -221,6 +226,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     if !(0.0..=0.2).contains(&p.dirty) {
         return Err(GenerateError::Dirty(p.dirty));
     }
+    if !(0.0..=1.0).contains(&p.changed) {
+        return Err(GenerateError::Changed(p.changed));
+    }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
     let w = Writer { chinese: p.chinese };
     let last_month = month_start(p.end);
@@ -232,12 +240,20 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     ]);
     let mut billing = Buf::new(&["client_id", "invoice_date", "amount", "service", "due_date", "paid_date"]);
     let mut activity = Buf::new(&["client_id", "month", "vouchers", "filings", "hours", "tickets", "late_documents"]);
-    let mut truth = Buf::new(&["client_id", "segment", "value_tier", "value_score", "churned"]);
+    let mut truth = Buf::new(&["client_id", "segment", "value_tier", "value_score", "churned", "changed_from"]);
     let s = |v: &str| Some(v.to_string());
 
     for i in 0..p.clients {
         let id = format!("C{:06}", i + 1);
-        let seg = weighted(&mut rng, &PLANTED_SHARE);
+        // Each client has its own random stream, so changing one client changes no other.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64 + 1));
+        let mut seg = weighted(&mut rng, &PLANTED_SHARE);
+        let mut change_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0xC4A2_6E0D ^ ((i as u64) << 20));
+        let mut changed_from = None;
+        if p.changed > 0.0 && change_rng.gen_bool(p.changed) {
+            changed_from = Some(PLANTED[seg]);
+            seg = (seg + change_rng.gen_range(1..PLANTED.len())) % PLANTED.len();
+        }
         let tier = weighted(&mut rng, &VALUE_SHARE);
 
         // Archive: who the client is follows from the planted value tier.
@@ -433,6 +449,7 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             s(PLANTED_VALUE[tier]),
             Some(format!("{value_score:.0}")),
             s(if churned_month.is_some() { "true" } else { "false" }),
+            changed_from.map(String::from),
         ]);
     }
 
@@ -503,6 +520,7 @@ mod tests {
             end: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
             dirty: 0.0,
             chinese: false,
+            changed: 0.0,
         }
     }
 
@@ -513,6 +531,25 @@ mod tests {
         generate(&params(5), b.path()).unwrap();
         for f in ["clients.csv", "billing.csv", "activity.csv", "truth.csv"] {
             assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f}");
+        }
+    }
+
+    #[test]
+    fn changing_some_clients_leaves_the_others_alone() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        generate(&params(5), a.path()).unwrap();
+        let mut p = params(5);
+        p.changed = 0.2;
+        generate(&p, b.path()).unwrap();
+        let truth = std::fs::read_to_string(b.path().join("truth.csv")).unwrap();
+        let changed: Vec<&str> =
+            truth.lines().skip(1).filter(|l| !l.ends_with(',')).map(|l| l.split(',').next().unwrap()).collect();
+        assert!(!changed.is_empty() && changed.len() < 30, "{changed:?}");
+        let rows = |dir: &Path, f: &str| -> Vec<String> { std::fs::read_to_string(dir.join(f)).unwrap().lines().map(String::from).collect() };
+        for f in ["clients.csv", "activity.csv", "billing.csv"] {
+            let (ra, rb) = (rows(a.path(), f), rows(b.path(), f));
+            let keep = |r: &Vec<String>| -> Vec<String> { r.iter().filter(|l| !changed.iter().any(|c| l.starts_with(&format!("{c},")))).cloned().collect() };
+            assert_eq!(keep(&ra), keep(&rb), "{f}: unchanged clients differ");
         }
     }
 

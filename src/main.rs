@@ -75,6 +75,10 @@ enum Command {
         /// Chinese headers and dates, as a Chinese firm's Excel export looks.
         #[arg(long)]
         zh: bool,
+        /// Share of clients whose behaviour changes to another planted segment (for
+        /// trying migration: compare with the same seed without it).
+        #[arg(long, default_value_t = 0.0)]
+        changed: f64,
         #[arg(long, short)]
         out: PathBuf,
     },
@@ -212,10 +216,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Generate { clients, months, seed, end, dirty, zh, out } => {
+        Command::Generate { clients, months, seed, end, dirty, zh, changed, out } => {
             let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
                 .with_context(|| format!("--end {end} is not a date; write it as YYYY-MM-DD"))?;
-            let p = GenerateParams { clients, months, seed, end, dirty, chinese: zh };
+            let p = GenerateParams { clients, months, seed, end, dirty, chinese: zh, changed };
             let g = generate::generate(&p, &out)?;
             println!(
                 "wrote {} clients, {} billing rows, {} activity rows ({} made faulty) to {}",

@@ -180,6 +180,139 @@ pub fn behaviour_segments(centroids: ArrayView2<f64>, features: &[String]) -> Ve
         .collect()
 }
 
+/// Minimum-cost assignment of rows to columns (Hungarian algorithm, O(n^3)); works for
+/// rectangular matrices. Returns for each row its column, or None when there are more
+/// rows than columns and the row is left out.
+pub fn assign_min_cost(cost: &[Vec<f64>]) -> Vec<Option<usize>> {
+    let rows = cost.len();
+    let cols = cost.first().map_or(0, Vec::len);
+    let n = rows.max(cols);
+    if n == 0 {
+        return Vec::new();
+    }
+    // Square the matrix with zero-cost dummy rows or columns.
+    let c = |i: usize, j: usize| if i < rows && j < cols { cost[i][j] } else { 0.0 };
+    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![f64::INFINITY; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let i0 = p[j0];
+            let mut delta = f64::INFINITY;
+            let mut j1 = 0;
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = c(i0 - 1, j - 1) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let mut out = vec![None; rows];
+    for j in 1..=n {
+        if p[j] >= 1 && p[j] - 1 < rows && j - 1 < cols {
+            out[p[j] - 1] = Some(j - 1);
+        }
+    }
+    out
+}
+
+/// How one current segment relates to the previous run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMatch {
+    pub id: String,
+    /// The previous segment it continues, if any.
+    pub previous_id: Option<String>,
+    /// Distance between the two centroids in the current scaled space.
+    pub distance: Option<f64>,
+    /// "kept" (continues a previous segment), "new", or "gone" (a previous segment
+    /// without successor; then `id` is the old id).
+    pub status: String,
+}
+
+/// Gives current segments the ids and names of the previous run's segments they
+/// continue: optimal assignment on centroid distance (both sets of centroids in the
+/// current scaled space), accepted up to `threshold`. Unmatched segments get fresh ids.
+pub fn carry_over(current: &mut [Segment], previous: &[Segment], previous_in_current_space: &[Vec<f64>], threshold: f64, prefix: &str) -> Vec<SegmentMatch> {
+    let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let cost: Vec<Vec<f64>> = current.iter().map(|s| previous_in_current_space.iter().map(|p| dist(&s.centroid, p)).collect()).collect();
+    let assignment = assign_min_cost(&cost);
+    let mut next_number = previous
+        .iter()
+        .chain(current.iter())
+        .filter_map(|s| s.id.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok()))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let fresh: Vec<(String, String)> = current.iter().map(|s| (s.name_en.clone(), s.name_zh.clone())).collect();
+    let mut matches = Vec::new();
+    let mut taken = vec![false; previous.len()];
+    for (i, seg) in current.iter_mut().enumerate() {
+        match assignment[i] {
+            Some(j) if cost[i][j] <= threshold => {
+                taken[j] = true;
+                seg.id = previous[j].id.clone();
+                seg.name_en = previous[j].name_en.clone();
+                seg.name_zh = previous[j].name_zh.clone();
+                matches.push(SegmentMatch { id: seg.id.clone(), previous_id: Some(seg.id.clone()), distance: Some(cost[i][j]), status: "kept".into() });
+            }
+            other => {
+                seg.id = format!("{prefix}{next_number}");
+                next_number += 1;
+                seg.name_en = fresh[i].0.clone();
+                seg.name_zh = fresh[i].1.clone();
+                let distance = other.map(|j| cost[i][j]);
+                matches.push(SegmentMatch { id: seg.id.clone(), previous_id: None, distance, status: "new".into() });
+            }
+        }
+    }
+    // A fresh name may repeat a kept one: mark it as new.
+    let kept: Vec<String> = current.iter().zip(&matches).filter(|(_, m)| m.status == "kept").map(|(s, _)| s.name_en.clone()).collect();
+    for (seg, m) in current.iter_mut().zip(&matches) {
+        if m.status == "new" && kept.contains(&seg.name_en) {
+            seg.name_en = format!("{} (new)", seg.name_en);
+            seg.name_zh = format!("{}（新）", seg.name_zh);
+        }
+    }
+    for (j, p) in previous.iter().enumerate() {
+        if !taken[j] {
+            matches.push(SegmentMatch { id: p.id.clone(), previous_id: Some(p.id.clone()), distance: None, status: "gone".into() });
+        }
+    }
+    matches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +350,34 @@ mod tests {
         en.sort();
         en.dedup();
         assert_eq!(en.len(), 5);
+    }
+
+    #[test]
+    fn hungarian_hand_cases() {
+        let cost = vec![vec![4.0, 1.0, 3.0], vec![2.0, 0.0, 5.0], vec![3.0, 2.0, 2.0]];
+        // Optimum 1 + 2 + 2 = 5: rows -> columns 1, 0, 2.
+        assert_eq!(assign_min_cost(&cost), vec![Some(1), Some(0), Some(2)]);
+        let wide = vec![vec![9.0, 1.0, 9.0], vec![1.0, 9.0, 9.0]];
+        assert_eq!(assign_min_cost(&wide), vec![Some(1), Some(0)]);
+        let tall = vec![vec![1.0], vec![0.5], vec![2.0]];
+        assert_eq!(assign_min_cost(&tall), vec![None, Some(0), None]);
+    }
+
+    fn seg(id: &str, name: &str, c: &[f64]) -> Segment {
+        Segment { id: id.into(), name_en: name.into(), name_zh: name.into(), centroid: c.to_vec() }
+    }
+
+    #[test]
+    fn ids_and_names_carry_over() {
+        let previous = vec![seg("B1", "late payer", &[5.0, 0.0]), seg("B2", "punctual", &[0.0, 0.0]), seg("B3", "gone one", &[0.0, 9.0])];
+        let prev_c: Vec<Vec<f64>> = previous.iter().map(|s| s.centroid.clone()).collect();
+        let mut current = vec![seg("B1", "pays on time", &[0.1, 0.0]), seg("B2", "late payer", &[5.2, 0.1]), seg("B3", "growing", &[-6.0, 0.0])];
+        let m = carry_over(&mut current, &previous, &prev_c, 1.0, "B");
+        assert_eq!((current[0].id.as_str(), current[0].name_en.as_str()), ("B2", "punctual"));
+        assert_eq!((current[1].id.as_str(), current[1].name_en.as_str()), ("B1", "late payer"));
+        assert_eq!((current[2].id.as_str(), current[2].name_en.as_str()), ("B4", "growing"));
+        assert_eq!(m.iter().filter(|x| x.status == "gone").map(|x| x.id.as_str()).collect::<Vec<_>>(), ["B3"]);
+        assert_eq!(m[2].status, "new");
     }
 
     #[test]
