@@ -42,6 +42,20 @@ pub struct RawConfig {
     pub classifier: RawClassifier,
     pub output: RawOutput,
     pub crm: RawCrm,
+    pub stability: RawStability,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStability {
+    /// "auto" (models/latest.json when there is one), "none", or a run folder or model file.
+    pub previous: Option<String>,
+    /// Largest centroid distance (in standard deviations) at which a segment continues a
+    /// previous one.
+    pub match_threshold: Option<f64>,
+    /// A client stays in its previous segment while that centroid is at most this much
+    /// farther than the nearest one (0.1 = 10%), so labels do not flicker at boundaries.
+    pub hysteresis: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -213,6 +227,20 @@ pub struct Settings {
     pub output_dir: PathBuf,
     pub models_dir: PathBuf,
     pub crm: CrmSettings,
+    pub previous: Previous,
+    pub match_threshold: f64,
+    pub hysteresis: f64,
+}
+
+/// Which earlier run segments are matched against.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Previous {
+    /// models_dir/latest.json if it exists.
+    Auto,
+    None,
+    /// A run folder or a model file.
+    Path(PathBuf),
 }
 
 /// The columns of crm_import.csv: (header, source), and how tags are joined.
@@ -422,6 +450,19 @@ impl Settings {
             return Err(invalid("crm.columns", &format!("sources must be one of {}", CRM_SOURCES.join(", ")), bad));
         }
         let crm = CrmSettings { template, columns, tag_separator: tag_separator.to_string() };
+        let previous = match raw.stability.previous.as_deref().unwrap_or("auto") {
+            "auto" => Previous::Auto,
+            "none" => Previous::None,
+            path => Previous::Path(resolve(Path::new(path))),
+        };
+        let match_threshold = raw.stability.match_threshold.unwrap_or(1.0);
+        if !(match_threshold > 0.0) {
+            return Err(invalid("stability.match_threshold", "must be greater than 0", match_threshold));
+        }
+        let hysteresis = raw.stability.hysteresis.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&hysteresis) {
+            return Err(invalid("stability.hysteresis", "must be between 0 and 1", hysteresis));
+        }
         Ok(Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
@@ -444,6 +485,9 @@ impl Settings {
             output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
             models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
             crm,
+            previous,
+            match_threshold,
+            hysteresis,
         })
     }
 

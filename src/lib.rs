@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod classify;
 pub mod segments;
 pub mod model;
+pub mod migration;
 pub mod persist;
 pub mod report;
 pub mod export;

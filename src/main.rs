@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use clientseg::config::{RawConfig, Settings};
+use clientseg::config::{Previous, RawConfig, Settings};
 use clientseg::generate::{self, GenerateParams};
 use clientseg::pipeline::{self, RunOptions};
 
@@ -28,8 +28,22 @@ enum Command {
         /// The config file (TOML); see clientseg.toml and examples/.
         #[arg(long, short)]
         config: PathBuf,
+        /// Run folder or model file to keep segment ids from and compare clients with;
+        /// "none" for a fresh start (default: models/latest.json when there is one).
+        #[arg(long)]
+        previous: Option<String>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Who moved between two runs: migration.csv, transitions.csv and charts.
+    Diff {
+        /// The earlier run folder.
+        a: PathBuf,
+        /// The later run folder.
+        b: PathBuf,
+        /// Folder that receives the comparison folder (default: runs/).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// Label clients with a saved model, without refitting.
     Score {
@@ -183,8 +197,15 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", report.summary);
             println!("Open {} for the charts; labels.csv opens in Excel.", report.run_dir.join("charts").display());
         }
-        Command::Run { config, common } => {
-            let s = settings(Some(&config), &common, None).with_context(|| format!("in config {}", config.display()))?;
+        Command::Run { config, previous, common } => {
+            let mut s = settings(Some(&config), &common, None).with_context(|| format!("in config {}", config.display()))?;
+            if let Some(p) = previous {
+                s.previous = match p.as_str() {
+                    "none" => Previous::None,
+                    "auto" => Previous::Auto,
+                    path => Previous::Path(PathBuf::from(path)),
+                };
+            }
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
         }
@@ -195,6 +216,16 @@ fn real_main(cli: Cli) -> Result<()> {
             let s = settings(config.as_deref(), &common, Some(&data))?;
             let report = pipeline::score(&model, &s, &options(&s, &common))?;
             print!("{}", report.summary);
+        }
+        Command::Diff { a, b, out } => {
+            let m = clientseg::migration::compare_runs(&a, &b)?;
+            let name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            let dir = clientseg::persist::RunDir::create(&out.unwrap_or_else(|| PathBuf::from("runs")), &format!("diff-{}-{}", name(&a), name(&b)))?;
+            let moved = m.rows.height();
+            clientseg::pipeline::write_migration(dir.path(), m, clientseg::config::Lang::En)?;
+            let done = dir.commit()?;
+            println!("{moved} clients moved, arrived or left between {} and {}", a.display(), b.display());
+            println!("results: {}", done.display());
         }
         Command::Push { run, to, force } => {
             let run = match run {

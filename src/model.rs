@@ -70,6 +70,28 @@ pub struct SegmentModel {
 }
 
 impl SegmentModel {
+    /// Another model's centroids, expressed in this model's scaled space: back to
+    /// original units through their scaler, then through this one. Features the other
+    /// model lacks sit at this model's median.
+    pub fn centroids_of(&self, other: &SegmentModel) -> Result<Vec<Vec<f64>>, ModelError> {
+        let mut out = Vec::new();
+        for seg in &other.segments {
+            let raw_other = other.scaler.inverse(&seg.centroid);
+            let raw: Vec<f64> = self
+                .features
+                .iter()
+                .enumerate()
+                .map(|(j, f)| match other.features.iter().position(|g| g == f) {
+                    Some(k) => raw_other[k],
+                    None => self.scaler.impute[j],
+                })
+                .collect();
+            let row = ndarray::Array2::from_shape_vec((1, raw.len()), raw).map_err(|e| ModelError::Read { path: "centroids".into(), message: e.to_string() })?;
+            out.push(self.scaler.transform(row.view())?.row(0).to_vec());
+        }
+        Ok(out)
+    }
+
     pub fn centroids(&self) -> Array2<f64> {
         let k = self.segments.len();
         let d = self.features.len();
@@ -100,6 +122,9 @@ pub struct Model {
     pub value: SegmentModel,
     /// Absent when the input had no behaviour features at all.
     pub behaviour: Option<SegmentModel>,
+    /// The run folder this model came from, so a later run can compare clients with it.
+    #[serde(default)]
+    pub run_dir: Option<String>,
 }
 
 impl Model {

@@ -143,6 +143,20 @@ pub struct Manifest {
     pub behaviour: Option<SegmentationSummary>,
     pub timings: Vec<Timing>,
     pub outputs: Vec<String>,
+    /// Matching with the previous run, when there was one.
+    pub stability: Option<Stability>,
+}
+
+/// How this run's segments continue the previous run's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stability {
+    pub previous_run: String,
+    pub previous_run_dir: Option<String>,
+    pub value: Vec<crate::segments::SegmentMatch>,
+    pub behaviour: Vec<crate::segments::SegmentMatch>,
+    pub moved: usize,
+    pub new: usize,
+    pub departed: usize,
 }
 
 #[cfg(test)]

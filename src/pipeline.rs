@@ -13,7 +13,9 @@ use thiserror::Error;
 
 use crate::classify::{ClassifyError, TreeModel};
 use crate::cluster::{self, ClusterError, KScore};
-use crate::config::Settings;
+use crate::config::{Previous, Settings};
+use crate::migration::{self, MigrationError};
+pub use crate::persist::Stability;
 use crate::export::{self, Assignment, ExportError};
 use crate::features::{self, FeatureError, FeatureParams, FeatureTable};
 use crate::ingest::{self, IngestError};
@@ -46,6 +48,8 @@ pub enum PipelineError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Persist(#[from] PersistError),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
     #[error("no value features are available: the input lacks what every one of {0:?} needs")]
     NoValueFeatures(Vec<String>),
     #[error("the model uses feature '{0}', which cannot be computed from this input; supply the columns it needs (see docs/data-contract.md)")]
@@ -241,6 +245,50 @@ fn rows_text(counts: &[validate::TableCounts]) -> String {
     out
 }
 
+/// The run a new run is compared with.
+pub struct PreviousRun {
+    pub model: Model,
+    /// Its folder, when it still exists (for client-level migration).
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Finds the previous run: the one named in the settings, or models/latest.json.
+pub fn load_previous(s: &Settings) -> Result<Option<PreviousRun>, PipelineError> {
+    let from_model = |model: Model| {
+        let run_dir = model.run_dir.as_ref().map(PathBuf::from).filter(|d| d.is_dir());
+        PreviousRun { model, run_dir }
+    };
+    match &s.previous {
+        Previous::None => Ok(None),
+        Previous::Auto => {
+            let latest = s.models_dir.join("latest.json");
+            // A model from an incompatible version is skipped, not fatal.
+            Ok(latest.is_file().then(|| Model::load(&latest).ok()).flatten().map(from_model))
+        }
+        Previous::Path(p) if p.is_dir() => {
+            let model = Model::load(&p.join("model.json"))?;
+            Ok(Some(PreviousRun { model, run_dir: Some(p.clone()) }))
+        }
+        Previous::Path(p) => Ok(Some(from_model(Model::load(p)?))),
+    }
+}
+
+/// Writes migration.csv, transitions.csv and their charts; returns the file names.
+pub fn write_migration(dir: &Path, m: migration::Migration, lang: crate::config::Lang) -> Result<Vec<String>, PipelineError> {
+    let mut rows = m.rows;
+    export::write_csv(&mut rows, &dir.join("migration.csv"))?;
+    let mut transitions = m.transitions;
+    export::write_csv(&mut transitions, &dir.join("transitions.csv"))?;
+    let mut files = vec!["migration.csv".to_string(), "transitions.csv".to_string()];
+    std::fs::create_dir_all(dir.join("charts")).map_err(|e| PersistError::Create { path: dir.join("charts"), source: e })?;
+    for matrix in &m.matrices {
+        let chart = report::write_transition_chart(&dir.join("charts"), lang, &matrix.kind, &matrix.from, &matrix.to, &matrix.counts)?;
+        files.push(chart.png);
+        files.push(chart.svg);
+    }
+    Ok(files)
+}
+
 /// Runs the whole pipeline and writes one run folder.
 pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
     let started = chrono::Local::now();
@@ -259,16 +307,59 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         return Err(PipelineError::NoValueFeatures(s.value_features.clone()));
     }
     let behaviour_names = usable(&s.behaviour_features, &table);
-    let value = st.run("value tiers", |_| fit_value(s, &table, &value_names))?;
-    let behaviour = if behaviour_names.is_empty() {
+    let mut value = st.run("value tiers", |_| fit_value(s, &table, &value_names))?;
+    let mut behaviour = if behaviour_names.is_empty() {
         None
     } else {
         Some(st.run("behaviour segments", |bar| fit_behaviour(s, &table, &behaviour_names, bar))?)
     };
 
+    // Segments keep the ids and names they had in the previous run.
+    let previous = load_previous(s)?;
+    let mut stability = None;
+    if let Some(prev) = &previous {
+        let mut report = Stability {
+            previous_run: prev.model.run_id.clone(),
+            previous_run_dir: prev.run_dir.as_ref().map(|p| p.display().to_string()),
+            value: Vec::new(),
+            behaviour: Vec::new(),
+            moved: 0,
+            new: 0,
+            departed: 0,
+        };
+        if let (Some(b), Some(pb)) = (behaviour.as_mut(), &prev.model.behaviour) {
+            let mapped = b.model.centroids_of(pb)?;
+            report.behaviour = segments::carry_over(&mut b.model.segments, &pb.segments, &mapped, s.match_threshold, "B");
+        }
+        // Value tiers are named by rank; the match only records how far each tier moved.
+        let mapped = value.model.centroids_of(&prev.model.value)?;
+        let mut tiers = value.model.segments.clone();
+        report.value = segments::carry_over(&mut tiers, &prev.model.value.segments, &mapped, s.match_threshold, "V");
+        // Boundary clients keep last run's segment unless clearly closer to another.
+        if let Some(prev_dir) = prev.run_dir.as_ref().filter(|d| d.join("labels.parquet").is_file()) {
+            let prev_labels = migration::read_parquet(&prev_dir.join("labels.parquet"))?;
+            let ids: Vec<String> = table.df.column("client_id").ok().and_then(|c| c.str().ok().cloned()).map(|c| c.iter().map(|v| v.unwrap_or("").to_string()).collect()).unwrap_or_default();
+            let mut targets = vec![(&mut value, "value_tier")];
+            if let Some(b) = behaviour.as_mut() {
+                targets.push((b, "behaviour_segment"));
+            }
+            for (fitted, column) in targets {
+                let before = migration::labels_by_client(&prev_labels, column);
+                let index: std::collections::HashMap<&str, usize> =
+                    fitted.model.segments.iter().enumerate().map(|(i, seg)| (seg.id.as_str(), i)).collect();
+                let previous: Vec<Option<usize>> =
+                    ids.iter().map(|id| before.get(id).and_then(|p| index.get(p.as_str()).copied())).collect();
+                let centroids = fitted.model.centroids();
+                cluster::stick(fitted.z.view(), centroids.view(), &mut fitted.labels, &mut fitted.distances, &previous, s.hysteresis);
+            }
+        }
+        stability = Some(report);
+    }
+
     let run = RunDir::create(&opts.out_dir, &id)?;
     let dir = run.path().to_path_buf();
     let model = Model {
+        run_dir: Some(std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_path_buf()).display().to_string()),
         schema_version: SCHEMA_VERSION,
         clientseg_version: env!("CARGO_PKG_VERSION").into(),
         run_id: run.run_id(),
@@ -287,7 +378,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let value_a = assignment(&value);
     let behaviour_a = behaviour.as_ref().map(assignment);
     let all_features: Vec<String> = table.enabled.iter().map(|f| f.name.to_string()).collect();
-    let mut segments_df = st.run("tables", |_| -> Result<DataFrame, PipelineError> {
+    let (mut segments_df, labels_df) = st.run("tables", |_| -> Result<(DataFrame, DataFrame), PipelineError> {
         let mut labels = export::labels_frame(&table.df, &value_a, behaviour_a.as_ref())?;
         export::write_csv(&mut labels, &dir.join("labels.csv"))?;
         export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
@@ -313,8 +404,31 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         }
         run.write("rules.txt", rules.as_bytes())?;
         run.write("model.json", model.to_json().as_bytes())?;
-        Ok(segs)
+        Ok((segs, labels))
     })?;
+
+    // Who moved since the previous run, when its tables are still there.
+    let mut migration_files = Vec::new();
+    let prev_dir = previous.as_ref().and_then(|p| p.run_dir.clone()).filter(|d| d.join("labels.parquet").is_file());
+    if let (Some(prev_dir), Some(report)) = (prev_dir, stability.as_mut()) {
+        migration_files = st.run("migration", |_| -> Result<Vec<String>, PipelineError> {
+            let mut models = vec![&value.model];
+            if let Some(b) = &behaviour {
+                models.push(&b.model);
+            }
+            let m = migration::compare(
+                &migration::read_parquet(&prev_dir.join("labels.parquet"))?,
+                &migration::read_parquet(&prev_dir.join("features.parquet"))?,
+                &labels_df,
+                &table.df,
+                &models,
+            )?;
+            let status = m.rows.column("status").ok().and_then(|c| c.str().ok().cloned());
+            let count = |w: &str| status.as_ref().map_or(0, |s| s.iter().filter(|v| *v == Some(w)).count());
+            (report.moved, report.new, report.departed) = (count("moved"), count("new"), count("departed"));
+            write_migration(&dir, m, s.lang)
+        })?;
+    }
 
     let charts = st.run("charts", |_| -> Result<Vec<report::ChartFile>, PipelineError> {
         let data = chart_data(s, &value, behaviour.as_ref(), &mut segments_df);
@@ -329,6 +443,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         outputs.push(c.png.clone());
         outputs.push(c.svg.clone());
     }
+    outputs.extend(migration_files);
     let manifest = Manifest {
         run_id: run.run_id(),
         command: opts.command.clone(),
@@ -346,6 +461,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         behaviour: behaviour.as_ref().map(summary_of),
         timings: st.timings.clone(),
         outputs,
+        stability: stability.clone(),
     };
     // Serialising plain data with string keys cannot fail.
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
@@ -449,6 +565,27 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
             out.push_str(&format!("  {}\n  decision tree hold-out accuracy {:.1}%\n", seg_line(b), b.holdout_accuracy * 100.0));
         }
         None => out.push_str("behaviour segments: skipped, no behaviour feature could be computed from the input\n"),
+    }
+    if let Some(st) = &m.stability {
+        out.push_str(&format!("compared with {}:\n", st.previous_run));
+        let line = |v: &[crate::segments::SegmentMatch]| {
+            v.iter()
+                .map(|x| match (x.status.as_str(), x.distance) {
+                    ("kept", Some(d)) => format!("{} kept ({d:.2})", x.id),
+                    (status, _) => format!("{} {status}", x.id),
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        if !st.behaviour.is_empty() {
+            out.push_str(&format!("  behaviour segments: {}\n", line(&st.behaviour)));
+        }
+        if st.previous_run_dir.is_some() {
+            out.push_str(&format!(
+                "  clients: {} moved, {} new, {} departed (migration.csv, transitions.csv)\n",
+                st.moved, st.new, st.departed
+            ));
+        }
     }
     let total: f64 = m.timings.iter().map(|t| t.seconds).sum();
     out.push_str(&format!("done in {total:.1}s\nresults: {}\n", dir.display()));

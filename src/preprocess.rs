@@ -117,6 +117,11 @@ impl Scaler {
         Ok(z)
     }
 
+    /// One raw value of feature `j` in scaled space.
+    pub fn z(&self, j: usize, v: f64) -> f64 {
+        (apply(self.transforms[j], if v.is_finite() { v } else { self.impute[j] }) - self.mean[j]) / self.std[j]
+    }
+
     /// Raw values with missing ones imputed (what the decision tree is trained on, so
     /// that its rules read in original units).
     pub fn impute(&self, raw: ArrayView2<f64>) -> Array2<f64> {

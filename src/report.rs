@@ -425,6 +425,39 @@ fn revenue(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResult {
     })
 }
 
+/// A heatmap of clients moving from previous (rows) to current (columns) segments,
+/// with counts and the share of each row.
+pub fn write_transition_chart(dir: &Path, lang: Lang, kind: &str, from: &[String], to: &[String], counts: &[Vec<usize>]) -> Result<ChartFile, ReportError> {
+    register_font()?;
+    let title = match kind {
+        "value" => tr(lang, "Value tier transitions since the previous run", "与上次相比的价值层级迁移"),
+        _ => tr(lang, "Behaviour segment transitions since the previous run", "与上次相比的行为分群迁移"),
+    };
+    let size = (260 + 130 * to.len() as u32, 160 + 60 * from.len() as u32);
+    save(dir, &format!("transitions_{kind}"), &title, size, |t| {
+        t.with(&mut |a| {
+            title_bar(a, &title)?;
+            let (x0, y0) = (220, 110);
+            a.text(&tr(lang, "previous → current", "上次 → 本次"), (20, 70), 14.0, GREY, LEFT)?;
+            for (j, name) in to.iter().enumerate() {
+                a.text(name, (x0 + 130 * j as i32 + 65, y0 - 16), 13.0, BLACK, CENTRE)?;
+            }
+            for (i, name) in from.iter().enumerate() {
+                let y = y0 + 60 * i as i32;
+                a.text(name, (x0 - 10, y + 30), 13.0, BLACK, RIGHT)?;
+                let total: usize = counts[i].iter().sum::<usize>().max(1);
+                for (j, n) in counts[i].iter().enumerate() {
+                    let share = *n as f64 / total as f64;
+                    let x = x0 + 130 * j as i32;
+                    a.rect((x, y), (x + 126, y + 56), diverging(share * 2.0).to_rgba(), true)?;
+                    a.text(&format!("{n} ({:.0}%)", share * 100.0), (x + 63, y + 28), 13.0, BLACK, CENTRE)?;
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

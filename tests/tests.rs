@@ -15,3 +15,5 @@ mod bad_input;
 /// Labels into the CRM's database (SQLite always; PostgreSQL when a server is given) and
 /// the CRM import file.
 mod push;
+/// Segment ids survive reruns; migration lists exactly the clients that moved.
+mod stability;

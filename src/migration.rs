@@ -1,0 +1,245 @@
+//! Migration: who moved between two runs (高→中), and why. Compares two runs' labels
+//! and features client by client: movers, new and departed clients each get a row with
+//! the three features that changed most; a transition table counts every pair of
+//! (previous, current) segment.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use thiserror::Error;
+
+use crate::classify::human;
+use crate::model::SegmentModel;
+
+#[derive(Debug, Error)]
+pub enum MigrationError {
+    #[error("cannot read {file}: {message}")]
+    Read { file: String, message: String },
+    #[error("cannot compare runs: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// Counts of clients from each previous segment to each current one.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    /// "value" or "behaviour".
+    pub kind: String,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub counts: Vec<Vec<usize>>,
+}
+
+pub struct Migration {
+    /// One row per client that moved, arrived or left.
+    pub rows: DataFrame,
+    /// kind, from, to, clients, share_of_from.
+    pub transitions: DataFrame,
+    pub matrices: Vec<Matrix>,
+}
+
+pub const NEW: &str = "(new)";
+pub const DEPARTED: &str = "(departed)";
+
+pub fn read_parquet(path: &Path) -> Result<DataFrame, MigrationError> {
+    let err = |message: String| MigrationError::Read { file: path.display().to_string(), message };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    ParquetReader::new(file).finish().map_err(|e| err(e.to_string()))
+}
+
+fn text_col(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+    match df.column(name).and_then(|c| c.cast(&DataType::String)) {
+        Ok(c) => c.str().map(|s| s.iter().map(|v| v.map(String::from)).collect()).unwrap_or_default(),
+        Err(_) => vec![None; df.height()],
+    }
+}
+
+/// client_id -> segment id in `column` of a labels table.
+pub fn labels_by_client(labels: &DataFrame, column: &str) -> HashMap<String, String> {
+    text_col(labels, "client_id")
+        .into_iter()
+        .zip(text_col(labels, column))
+        .filter_map(|(id, seg)| Some((id?, seg?)))
+        .collect()
+}
+
+/// Feature values per client for the given features (missing ones NaN).
+fn feature_map(df: &DataFrame, names: &[String]) -> HashMap<String, Vec<f64>> {
+    let ids = text_col(df, "client_id");
+    let cols: Vec<Vec<f64>> = names
+        .iter()
+        .map(|n| match df.column(n).and_then(|c| c.cast(&DataType::Float64)) {
+            Ok(c) => c.f64().map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect()).unwrap_or_default(),
+            Err(_) => vec![f64::NAN; df.height()],
+        })
+        .collect();
+    ids.into_iter()
+        .enumerate()
+        .filter_map(|(i, id)| id.map(|id| (id, cols.iter().map(|c| c.get(i).copied().unwrap_or(f64::NAN)).collect())))
+        .collect()
+}
+
+/// Compares previous and current labels (labels tables) with their feature tables.
+/// `models` give the features to compare and how to scale their changes.
+pub fn compare(
+    prev_labels: &DataFrame,
+    prev_features: &DataFrame,
+    cur_labels: &DataFrame,
+    cur_features: &DataFrame,
+    models: &[&SegmentModel],
+) -> Result<Migration, MigrationError> {
+    let key = |df: &DataFrame, prefix: &str| -> PolarsResult<LazyFrame> {
+        let has_b = df.column("behaviour_segment").is_ok();
+        let b = if has_b { col("behaviour_segment") } else { lit(NULL).cast(DataType::String) };
+        let b_en = if has_b { col("behaviour_segment_en") } else { lit(NULL).cast(DataType::String) };
+        Ok(df.clone().lazy().select([
+            col("client_id"),
+            col("value_tier").alias(format!("{prefix}value_tier")),
+            col("value_tier_en").alias(format!("{prefix}value_tier_en")),
+            b.alias(format!("{prefix}behaviour_segment")),
+            b_en.alias(format!("{prefix}behaviour_segment_en")),
+            lit(true).alias(format!("{prefix}present")),
+        ]))
+    };
+    let joined = key(prev_labels, "previous_")?
+        .join(
+            key(cur_labels, "")?,
+            [col("client_id")],
+            [col("client_id")],
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .with_column(
+            when(col("previous_present").is_null())
+                .then(lit("new"))
+                .when(col("present").is_null())
+                .then(lit("departed"))
+                .when(
+                    col("previous_value_tier")
+                        .neq_missing(col("value_tier"))
+                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment"))),
+                )
+                .then(lit("moved"))
+                .otherwise(lit("unchanged"))
+                .alias("status"),
+        )
+        .sort(["client_id"], Default::default())
+        .collect()?;
+
+    let mut transitions = Vec::new();
+    let mut matrices = Vec::new();
+    for kind in ["value", "behaviour"] {
+        let (p, c) = match kind {
+            "value" => ("previous_value_tier", "value_tier"),
+            _ => ("previous_behaviour_segment", "behaviour_segment"),
+        };
+        if text_col(&joined, c).iter().chain(text_col(&joined, p).iter()).all(Option::is_none) {
+            continue;
+        }
+        let t = joined
+            .clone()
+            .lazy()
+            .select([
+                lit(kind).alias("kind"),
+                when(col("previous_present").is_null()).then(lit(NEW)).otherwise(col(p)).alias("from"),
+                when(col("present").is_null()).then(lit(DEPARTED)).otherwise(col(c)).alias("to"),
+            ])
+            .group_by([col("kind"), col("from"), col("to")])
+            .agg([len().cast(DataType::Int64).alias("clients")])
+            .with_column((col("clients").cast(DataType::Float64) / col("clients").sum().over([col("from")])?.cast(DataType::Float64)).alias("share_of_from"))
+            .sort(["from", "to"], Default::default())
+            .collect()?;
+        let from = text_col(&t, "from");
+        let to = text_col(&t, "to");
+        let n: Vec<i64> = t.column("clients")?.i64()?.iter().map(|v| v.unwrap_or(0)).collect();
+        let mut froms: Vec<String> = from.iter().flatten().cloned().collect();
+        froms.sort();
+        froms.dedup();
+        let mut tos: Vec<String> = to.iter().flatten().cloned().collect();
+        tos.sort();
+        tos.dedup();
+        let mut counts = vec![vec![0; tos.len()]; froms.len()];
+        for i in 0..t.height() {
+            if let (Some(f), Some(g)) = (&from[i], &to[i]) {
+                let (a, b) = (froms.iter().position(|x| x == f), tos.iter().position(|x| x == g));
+                if let (Some(a), Some(b)) = (a, b) {
+                    counts[a][b] = n[i] as usize;
+                }
+            }
+        }
+        matrices.push(Matrix { kind: kind.into(), from: froms, to: tos, counts });
+        transitions.push(t.lazy());
+    }
+    let transitions = if transitions.is_empty() {
+        DataFrame::empty()
+    } else {
+        concat(transitions, UnionArgs::default())?.collect()?
+    };
+
+    // Only clients that crossed a boundary, arrived or left; with what changed most.
+    let changed = joined.clone().lazy().filter(col("status").neq(lit("unchanged"))).collect()?;
+    let names: Vec<String> = models.iter().flat_map(|m| m.features.iter().cloned()).collect();
+    let (before, after) = (feature_map(prev_features, &names), feature_map(cur_features, &names));
+    let ids = text_col(&changed, "client_id");
+    let mut top: [Vec<Option<String>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for id in &ids {
+        let (b, a) = match id {
+            Some(id) => (before.get(id), after.get(id)),
+            None => (None, None),
+        };
+        let mut deltas: Vec<(f64, String)> = Vec::new();
+        let mut j = 0;
+        for m in models {
+            for (k, f) in m.features.iter().enumerate() {
+                let (x, y) = (b.map_or(f64::NAN, |v| v[j]), a.map_or(f64::NAN, |v| v[j]));
+                j += 1;
+                if !(x.is_finite() && y.is_finite()) || deltas.iter().any(|(_, t)| t.starts_with(&format!("{f}:"))) {
+                    continue;
+                }
+                let d = (m.scaler.z(k, y) - m.scaler.z(k, x)).abs();
+                if d > 1e-9 {
+                    deltas.push((d, format!("{f}: {} -> {}", human(x), human(y))));
+                }
+            }
+        }
+        deltas.sort_by(|p, q| q.0.total_cmp(&p.0));
+        for (slot, column) in top.iter_mut().enumerate() {
+            column.push(deltas.get(slot).map(|d| d.1.clone()));
+        }
+    }
+    let mut rows = changed
+        .lazy()
+        .select([
+            col("client_id"),
+            col("status"),
+            col("previous_value_tier"),
+            col("value_tier"),
+            col("previous_behaviour_segment"),
+            col("behaviour_segment"),
+            col("previous_value_tier_en"),
+            col("value_tier_en"),
+            col("previous_behaviour_segment_en"),
+            col("behaviour_segment_en"),
+        ])
+        .collect()?;
+    for (i, column) in top.into_iter().enumerate() {
+        rows.with_column(Column::new(format!("change_{}", i + 1).into(), column))?;
+    }
+    Ok(Migration { rows, transitions, matrices })
+}
+
+/// Compares two finished run folders (as `clientseg diff` does).
+pub fn compare_runs(a: &Path, b: &Path) -> Result<Migration, MigrationError> {
+    let model = crate::model::Model::load(&b.join("model.json"))
+        .map_err(|e| MigrationError::Read { file: b.join("model.json").display().to_string(), message: e.to_string() })?;
+    let mut models = vec![&model.value];
+    if let Some(bm) = &model.behaviour {
+        models.push(bm);
+    }
+    compare(
+        &read_parquet(&a.join("labels.parquet"))?,
+        &read_parquet(&a.join("features.parquet"))?,
+        &read_parquet(&b.join("labels.parquet"))?,
+        &read_parquet(&b.join("features.parquet"))?,
+        &models,
+    )
+}
