@@ -43,6 +43,21 @@ pub struct RawConfig {
     pub output: RawOutput,
     pub crm: RawCrm,
     pub stability: RawStability,
+    /// Service plans per tier or segment (服务方案); the built-in ones when absent.
+    pub service_plans: Option<Vec<ServicePlan>>,
+}
+
+/// A service plan for a class of clients (服务方案).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePlan {
+    /// A segment id (V1, B2), or words that a segment's English name contains
+    /// ("high value", "late payer").
+    pub applies_to: String,
+    pub content: String,
+    pub cycle: String,
+    pub fee_standard: String,
+    pub owner_team: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -230,6 +245,7 @@ pub struct Settings {
     pub previous: Previous,
     pub match_threshold: f64,
     pub hysteresis: f64,
+    pub service_plans: Option<Vec<ServicePlan>>,
 }
 
 /// Which earlier run segments are matched against.
@@ -488,6 +504,7 @@ impl Settings {
             previous,
             match_threshold,
             hysteresis,
+            service_plans: raw.service_plans.clone(),
         })
     }
 

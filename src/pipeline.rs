@@ -292,8 +292,8 @@ pub fn write_migration(dir: &Path, m: migration::Migration, lang: crate::config:
 /// Runs the whole pipeline and writes one run folder.
 pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
     let started = chrono::Local::now();
-    // ingest, validate, features, value tiers, behaviour segments, tables, charts
-    let mut st = Stages::new(opts.progress, 7);
+    // ingest, validate, features, value tiers, behaviour segments, tables, charts, report
+    let mut st = Stages::new(opts.progress, 8);
     let id = run_id(s.seed);
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
@@ -435,7 +435,21 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         Ok(report::write_charts(&dir.join("charts"), &data)?)
     })?;
 
-    let mut outputs: Vec<String> = ["labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
+    let page_charts: Vec<report::ChartFile> = charts
+        .iter()
+        .cloned()
+        .chain(migration_files.iter().filter(|f| f.ends_with(".svg")).map(|f| report::ChartFile {
+            title: String::new(),
+            png: f.replace(".svg", ".png"),
+            svg: f.clone(),
+        }))
+        .collect();
+    st.run("report", |_| -> Result<(), PipelineError> {
+        let page = page(s, &inputs.files, &validated, &table, &value, behaviour.as_ref(), &segments_df, page_charts, stability.as_ref(), &run.run_id(), &started.to_rfc3339());
+        Ok(report::html::write_html(&dir, &page)?)
+    })?;
+
+    let mut outputs: Vec<String> = ["report.html", "labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -528,6 +542,124 @@ fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments
         profile_features,
         profile,
         revenue_share,
+    }
+}
+
+/// One segment's row of segments.csv as (name, value) pairs.
+fn segment_row(segments: &DataFrame, id: &str) -> Vec<(String, f64)> {
+    let Ok(ids) = segments.column("segment").and_then(|c| c.str().cloned()) else { return Vec::new() };
+    let Some(i) = ids.iter().position(|v| v == Some(id)) else { return Vec::new() };
+    segments
+        .columns()
+        .iter()
+        .filter(|c| c.dtype().is_primitive_numeric())
+        .filter_map(|c| {
+            let v = c.cast(&DataType::Float64).ok()?.f64().ok()?.get(i)?;
+            Some((c.name().to_string(), v))
+        })
+        .collect()
+}
+
+fn cards(s: &Settings, f: &Fitted, segments: &DataFrame) -> Vec<report::html::Card> {
+    let zh = s.lang == crate::config::Lang::Zh;
+    let total: usize = f.labels.len().max(1);
+    let mut sizes = vec![0usize; f.model.segments.len()];
+    f.labels.iter().for_each(|&l| sizes[l] += 1);
+    f.model
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, seg)| {
+            let row = segment_row(segments, &seg.id);
+            let get = |k: &str| row.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+            let mut distinct: Vec<(f64, String)> = f
+                .model
+                .features
+                .iter()
+                .zip(&seg.centroid)
+                .filter(|(_, z)| z.abs() >= 0.5)
+                .map(|(name, z)| {
+                    let text = match (zh, *z > 0.0) {
+                        (false, true) => format!("{name} is well above the average client ({z:+.1} sd)"),
+                        (false, false) => format!("{name} is well below the average client ({z:+.1} sd)"),
+                        (true, true) => format!("{name} 明显高于平均水平（{z:+.1} 个标准差）"),
+                        (true, false) => format!("{name} 明显低于平均水平（{z:+.1} 个标准差）"),
+                    };
+                    (z.abs(), text)
+                })
+                .collect();
+            distinct.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let rules = f
+                .model
+                .tree
+                .rules
+                .iter()
+                .filter(|r| r.class == i)
+                .map(|r| {
+                    let cond = if r.conditions.is_empty() { "always".to_string() } else { r.conditions.join(" AND ") };
+                    format!("IF {cond} -> {} clients, {:.0}% in this segment", r.support, r.purity * 100.0)
+                })
+                .collect();
+            report::html::Card {
+                id: seg.id.clone(),
+                name: if zh { seg.name_zh.clone() } else { seg.name_en.clone() },
+                name_en: seg.name_en.clone(),
+                size: sizes[i],
+                client_share: sizes[i] as f64 / total as f64,
+                revenue_share: get("revenue_share").unwrap_or(0.0),
+                margin: get("median_contribution_margin"),
+                medians: row.iter().filter_map(|(n, v)| n.strip_prefix("median_").map(|f| (f.to_string(), *v))).collect(),
+                distinct: distinct.into_iter().take(4).map(|d| d.1).collect(),
+                rules,
+            }
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn page(
+    s: &Settings,
+    files: &[ingest::InputFile],
+    validated: &validate::Validated,
+    table: &FeatureTable,
+    value: &Fitted,
+    behaviour: Option<&Fitted>,
+    segments: &DataFrame,
+    charts: Vec<report::ChartFile>,
+    stability: Option<&Stability>,
+    run_id: &str,
+    created_at: &str,
+) -> report::html::Page {
+    let rows = validated
+        .counts
+        .iter()
+        .map(|c| {
+            let file = files.iter().find(|f| f.table == c.table).map(|f| f.path.clone()).unwrap_or_default();
+            (c.table.name().to_string(), file, c.input, c.accepted, c.rejected)
+        })
+        .collect();
+    let k_table = behaviour
+        .map(|b| b.k_scores.iter().map(|k| (k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin, k.k == b.model.segments.len())).collect())
+        .unwrap_or_default();
+    let migration = stability.filter(|st| st.previous_run_dir.is_some()).map(|st| match s.lang {
+        crate::config::Lang::Zh => format!("与 {} 相比：{} 位客户迁移，{} 位新客户，{} 位客户流失（详见 migration.csv）", st.previous_run, st.moved, st.new, st.departed),
+        crate::config::Lang::En => format!("Since {}: {} clients moved, {} are new, {} departed (see migration.csv).", st.previous_run, st.moved, st.new, st.departed),
+    });
+    report::html::Page {
+        lang: s.lang,
+        run_id: run_id.to_string(),
+        seed: s.seed,
+        snapshot: table.snapshot.to_string(),
+        created_at: created_at.to_string(),
+        rows,
+        top_rejects: validate::top_reasons(&validated.rejects, 5),
+        disabled: table.disabled.iter().map(|d| (d.name.clone(), d.reason.clone())).collect(),
+        k_table,
+        value_cards: cards(s, value, segments),
+        behaviour_cards: behaviour.map(|b| cards(s, b, segments)).unwrap_or_default(),
+        charts,
+        migration,
+        plans: s.service_plans.clone().unwrap_or_else(|| report::html::default_plans(s.lang)),
     }
 }
 

@@ -13,6 +13,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use thiserror::Error;
 
+pub mod html;
+
 use crate::cluster::KScore;
 use crate::config::Lang;
 
@@ -24,7 +26,7 @@ pub enum ReportError {
     Font,
 }
 
-pub const FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/wqy-microhei.ttc");
+pub const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/wqy-microhei.ttc");
 pub const FONT_FAMILY: &str = "sans-serif";
 
 static FONT: Once = Once::new();
