@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the test suite with everything it needs: starts a private PostgreSQL server on a
-# local port for the database tests (installing Debian's postgresql package first if the
-# machine lacks it), runs `cargo test --release`, and stops the server again.
+# Runs the test suite with everything it needs: Chromium for the report test and a
+# private PostgreSQL server on a local port for the database tests (installing Debian's
+# packages first if the machine lacks them), runs `cargo test --release`, and stops the
+# server again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,14 @@ if [ -z "$(pg_bin)" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
     echo "installing PostgreSQL for the database tests" >&2
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+# The report test opens report.html in headless Chromium; a CJK font makes its
+# screenshot show Chinese.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Chromium for the report test" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
 
 PGBIN="$(pg_bin)"

@@ -485,12 +485,17 @@ fn stack(parts: &[DataFrame]) -> DataFrame {
 
 /// "reason (n)" for the most common reject reasons.
 pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
+    // Row-specific detail ("first seen at row 17") would split one problem into many.
     let counted = rejects
         .clone()
         .lazy()
+        .with_column(col("reason").str().replace_all(lit(r"; first seen at row \d+"), lit(""), false))
         .group_by([col("file"), col("column"), col("reason")])
         .agg([len().alias("n")])
-        .sort(["n"], SortMultipleOptions::default().with_order_descending(true))
+        .sort(
+            ["n", "file", "column", "reason"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false, false, false]),
+        )
         .limit(n as IdxSize)
         .collect();
     let Ok(df) = counted else { return String::from("(unavailable)") };

@@ -17,3 +17,5 @@ mod bad_input;
 mod push;
 /// Segment ids survive reruns; migration lists exactly the clients that moved.
 mod stability;
+/// report.html opened in a real (headless) browser, in both languages.
+mod report;
