@@ -90,6 +90,8 @@ pub struct RawInput {
     pub billing: Option<PathBuf>,
     pub activity: Option<PathBuf>,
     pub max_reject_share: Option<f64>,
+    /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8" or "gb18030" (or "gbk").
+    pub encoding: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -137,6 +139,15 @@ pub struct RawClassifier {
 pub struct RawOutput {
     pub dir: Option<PathBuf>,
     pub models_dir: Option<PathBuf>,
+}
+
+/// Text encoding of CSV inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Gb18030,
 }
 
 /// Which input table a column belongs to.
@@ -228,6 +239,7 @@ pub struct Settings {
     pub billing: TableSource,
     pub activity: TableSource,
     pub max_reject_share: f64,
+    pub encoding: Encoding,
     pub hourly_cost: f64,
     pub payment_terms_days: i64,
     pub long_term_months: i64,
@@ -380,6 +392,12 @@ impl Settings {
         if !(0.0..=1.0).contains(&max_reject_share) {
             return Err(invalid("input.max_reject_share", "must be between 0 and 1", max_reject_share));
         }
+        let encoding = match raw.input.encoding.as_deref().unwrap_or("auto").to_ascii_lowercase().as_str() {
+            "auto" => Encoding::Auto,
+            "utf-8" | "utf8" => Encoding::Utf8,
+            "gbk" | "gb2312" | "gb18030" => Encoding::Gb18030,
+            other => return Err(invalid("input.encoding", "must be \"auto\", \"utf-8\" or \"gb18030\"", other)),
+        };
         let hourly_cost = raw.features.hourly_cost.unwrap_or(60.0);
         if !(hourly_cost >= 0.0 && hourly_cost.is_finite()) {
             return Err(invalid("features.hourly_cost", "must be a number >= 0", hourly_cost));
@@ -487,6 +505,7 @@ impl Settings {
             billing,
             activity,
             max_reject_share,
+            encoding,
             hourly_cost,
             payment_terms_days,
             long_term_months,
@@ -525,9 +544,9 @@ impl Settings {
     }
 }
 
-/// Looks for `NAME.csv`, then `NAME.parquet` in `dir`.
+/// Looks for `NAME.csv`, `NAME.xlsx`, then `NAME.parquet` in `dir`.
 pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    ["csv", "parquet"]
+    ["csv", "xlsx", "parquet"]
         .iter()
         .map(|ext| dir.join(format!("{name}.{ext}")))
         .find(|p| p.is_file())

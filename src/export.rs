@@ -171,6 +171,90 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     CsvWriter::new(&mut file).include_bom(true).finish(df).map_err(|e| w(e.to_string()))
 }
 
+/// Chinese column headers for the spreadsheets when lang = zh.
+pub fn zh_header(name: &str) -> Option<String> {
+    let fixed = match name {
+        "client_id" => "客户编号",
+        "value_tier" => "价值层级",
+        "value_tier_en" => "价值层级（英文）",
+        "value_tier_zh" => "价值层级名称",
+        "value_distance" => "价值层级距离",
+        "behaviour_segment" => "行为分群",
+        "behaviour_segment_en" => "行为分群（英文）",
+        "behaviour_segment_zh" => "行为分群名称",
+        "behaviour_distance" => "行为分群距离",
+        "name" => "客户名称",
+        "client_type" => "客户类型",
+        "taxpayer_type" => "纳税人类型",
+        "industry" => "所属行业",
+        "region" => "地区",
+        "market" => "国内/国际",
+        "scale" => "规模",
+        "term" => "长期/短期",
+        "needs" => "服务需求",
+        "accountant" => "主办会计",
+        "kind" => "类别",
+        "segment" => "分群",
+        "name_en" => "名称（英文）",
+        "name_zh" => "名称",
+        "clients" => "客户数",
+        "client_share" => "客户占比",
+        "revenue_share" => "收入占比",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.to_string());
+    }
+    name.strip_prefix("median_").map(|f| format!("{f}（中位数）"))
+}
+
+/// Excel's row limit; larger tables are written as CSV and Parquet only.
+pub const XLSX_MAX_ROWS: usize = 1_048_575;
+
+/// Writes a table as .xlsx: a frozen, filterable header row (Chinese headers with
+/// `zh`), numbers as numbers. Returns false when the table is too large for Excel.
+pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool) -> Result<bool, ExportError> {
+    if df.height() > XLSX_MAX_ROWS {
+        return Ok(false);
+    }
+    let file_name = path.display().to_string();
+    let w = |e: rust_xlsxwriter::XlsxError| ExportError::Write { file: file_name.clone(), message: e.to_string() };
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    ws.set_name(sheet).map_err(w)?;
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    for (j, column) in df.columns().iter().enumerate() {
+        let j = j as u16;
+        let name = column.name().to_string();
+        let header = if zh { zh_header(&name).unwrap_or(name.clone()) } else { name.clone() };
+        ws.write_string_with_format(0, j, &header, &bold).map_err(w)?;
+        ws.set_column_width(j, (header.chars().count() as f64 * 1.8).clamp(10.0, 40.0)).map_err(w)?;
+        if column.dtype().is_primitive_numeric() {
+            let values = column.cast(&DataType::Float64).map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = values.f64().map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            for (i, v) in values.iter().enumerate() {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    ws.write_number(i as u32 + 1, j, v).map_err(w)?;
+                }
+            }
+        } else {
+            let values = column.cast(&DataType::String).map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = values.str().map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            for (i, v) in values.iter().enumerate() {
+                if let Some(v) = v {
+                    // Text cells are never formulas in xlsx, so no neutralising is needed.
+                    ws.write_string(i as u32 + 1, j, v).map_err(w)?;
+                }
+            }
+        }
+    }
+    ws.set_freeze_panes(1, 0).map_err(w)?;
+    let last_col = df.width().saturating_sub(1) as u16;
+    ws.autofilter(0, 0, df.height() as u32, last_col).map_err(w)?;
+    book.save(path).map_err(w)?;
+    Ok(true)
+}
+
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     let file_name = path.display().to_string();
     let w = |message: String| ExportError::Write { file: file_name.clone(), message };

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::{Settings, Table, TableSource};
+use crate::config::{Encoding, Settings, Table, TableSource};
 
 /// Name of the column that carries each row's number in its file.
 pub const ROW: &str = "__row";
@@ -25,7 +25,7 @@ pub enum IngestError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: unsupported file type; use .csv or .parquet")]
+    #[error("{path}: unsupported file type; use .csv, .xlsx or .parquet")]
     Format { path: PathBuf },
     #[error("{file}: required column '{expected}' not found{mapped}; closest header in the file: '{closest}'. Rename the header, or map it in the config under [columns.{table}]")]
     MissingColumn {
@@ -73,7 +73,7 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
     let mut files = Vec::new();
     let mut read = |source: &TableSource| -> Result<Option<RawTable>, IngestError> {
         let Some(path) = &source.path else { return Ok(None) };
-        let raw = read_table(source.table, path, &source.mapping)?;
+        let raw = read_table(source.table, path, &source.mapping, settings.encoding)?;
         files.push(InputFile {
             table: source.table,
             path: path.display().to_string(),
@@ -109,6 +109,7 @@ pub fn read_table(
     table: Table,
     path: &Path,
     mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
 ) -> Result<RawTable, IngestError> {
     if !path.is_file() {
         return Err(IngestError::Io {
@@ -119,22 +120,18 @@ pub fn read_table(
     let parse = |e: PolarsError| IngestError::Parse { path: path.to_path_buf(), message: e.to_string() };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let path_str = path.to_string_lossy().to_string();
-    let (lf, first_row) = match ext.as_str() {
+    let (mut df, first_row) = match ext.as_str() {
         // Header is line 1, so the first data row is line 2, as Excel shows it.
-        "csv" | "txt" => (
-            LazyCsvReader::new(PlRefPath::new(path_str.as_str()))
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .finish()
+        "csv" | "txt" => (read_csv(path, encoding)?, 2),
+        "xlsx" | "xlsm" | "xls" => (read_excel(path, table)?, 2),
+        "parquet" => (
+            LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default())
+                .and_then(|lf| lf.collect())
                 .map_err(parse)?,
-            2,
+            1,
         ),
-        "parquet" => {
-            (LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default()).map_err(parse)?, 1)
-        }
         _ => return Err(IngestError::Format { path: path.to_path_buf() }),
     };
-    let mut df = lf.collect().map_err(parse)?;
     let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or(path_str.clone());
     if df.height() == 0 {
         return Err(IngestError::Empty { file });
@@ -159,6 +156,99 @@ pub fn read_table(
         .collect();
     let df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
     Ok(RawTable { table, file, df, absent })
+}
+
+/// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
+/// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
+/// config, and decoded first.
+fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
+    let io = |source| IngestError::Io { path: path.to_path_buf(), source };
+    let parse = |e: PolarsError| IngestError::Parse { path: path.to_path_buf(), message: e.to_string() };
+    let chinese = match encoding {
+        Encoding::Utf8 => false,
+        Encoding::Gb18030 => true,
+        Encoding::Auto => {
+            let mut head = vec![0u8; 64 * 1024];
+            let mut file = std::fs::File::open(path).map_err(io)?;
+            let n = file.read(&mut head).map_err(io)?;
+            // An error with no length is a character cut off at the end of the sample.
+            matches!(std::str::from_utf8(&head[..n]), Err(e) if e.error_len().is_some())
+        }
+    };
+    if !chinese {
+        return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .finish()
+            .and_then(|lf| lf.collect())
+            .map_err(parse);
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let (text, _, had_errors) = encoding_rs::GB18030.decode(&bytes);
+    if had_errors {
+        return Err(IngestError::Parse {
+            path: path.to_path_buf(),
+            message: "the file is neither UTF-8 nor GBK/GB18030; save it as UTF-8 CSV, or set input.encoding".into(),
+        });
+    }
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(std::io::Cursor::new(text.into_owned().into_bytes()))
+        .finish()
+        .map_err(parse)
+}
+
+/// One cell of a worksheet as text; Excel dates become 2024-01-05.
+fn cell_text(cell: &calamine::Data) -> Option<String> {
+    use calamine::Data;
+    match cell {
+        Data::Empty => None,
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+        Data::Int(i) => Some(i.to_string()),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
+        Data::Float(f) => Some(f.to_string()),
+        Data::Bool(b) => Some(b.to_string()),
+        Data::DateTime(d) if d.is_datetime() => {
+            let (y, m, day, h, min, sec, _) = d.to_ymd_hms_milli();
+            Some(if (h, min, sec) == (0, 0, 0) {
+                format!("{y:04}-{m:02}-{day:02}")
+            } else {
+                format!("{y:04}-{m:02}-{day:02} {h:02}:{min:02}:{sec:02}")
+            })
+        }
+        Data::DateTime(d) => Some(d.as_f64().to_string()),
+        Data::Error(e) => Some(format!("#{e:?}")),
+    }
+}
+
+/// Reads the worksheet named after the table (clients, 客户档案, ...), else the first.
+fn read_excel(path: &Path, table: Table) -> Result<DataFrame, IngestError> {
+    use calamine::Reader;
+    let err = |message: String| IngestError::Parse { path: path.to_path_buf(), message };
+    let mut book = calamine::open_workbook_auto(path).map_err(|e| err(e.to_string()))?;
+    let names = book.sheet_names().to_vec();
+    let wanted = names.iter().position(|n| n.trim().eq_ignore_ascii_case(table.name())).unwrap_or(0);
+    let range = book
+        .worksheet_range_at(wanted)
+        .ok_or_else(|| err("the workbook has no worksheet".into()))?
+        .map_err(|e| err(e.to_string()))?;
+    let mut rows = range.rows();
+    let header: Vec<String> = rows
+        .next()
+        .ok_or_else(|| err("the worksheet is empty".into()))?
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cell_text(c).unwrap_or_else(|| format!("column_{}", i + 1)))
+        .collect();
+    let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
+    for row in rows {
+        for (j, col) in cols.iter_mut().enumerate() {
+            col.push(row.get(j).and_then(cell_text));
+        }
+    }
+    DataFrame::new_infer_height(header.iter().zip(cols).map(|(h, v)| Column::new(h.as_str().into(), v)).collect())
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Maps file headers to canonical names. Returns (header, canonical) pairs and the
@@ -267,7 +357,7 @@ mod tests {
         m.insert("client_id".to_string(), "客户编号".to_string());
         m.insert("invoice_date".to_string(), "开票日期".to_string());
         m.insert("amount".to_string(), "金额".to_string());
-        let t = read_table(Table::Billing, &p, &m).unwrap();
+        let t = read_table(Table::Billing, &p, &m, Encoding::Auto).unwrap();
         assert_eq!(t.df.height(), 2);
         let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
         assert_eq!(rows, vec![Some(2), Some(3)]);
@@ -278,10 +368,25 @@ mod tests {
     }
 
     #[test]
+    fn gbk_csv_is_detected_and_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "客户编号,开票日期,金额\nC1,2024年1月5日,300\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        let p = dir.path().join("billing.csv");
+        std::fs::write(&p, &gbk).unwrap();
+        let mut m = BTreeMap::new();
+        m.insert("client_id".to_string(), "客户编号".to_string());
+        m.insert("invoice_date".to_string(), "开票日期".to_string());
+        m.insert("amount".to_string(), "金额".to_string());
+        let t = read_table(Table::Billing, &p, &m, Encoding::Auto).unwrap();
+        assert_eq!(t.df.column("invoice_date").unwrap().str().unwrap().get(0), Some("2024年1月5日"));
+    }
+
+    #[test]
     fn missing_required_column_names_closest() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "billing.csv", "client_id,invoce_date,amount\nC1,2024-01-05,1\n");
-        let err = read_table(Table::Billing, &p, &BTreeMap::new()).unwrap_err();
+        let err = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap_err();
         match &err {
             IngestError::MissingColumn { file, expected, closest, .. } => {
                 assert_eq!(file, "billing.csv");
@@ -296,7 +401,7 @@ mod tests {
     fn misnamed_optional_column_stops() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "clients.csv", "client_id,monthy_fee\nC1,300\n");
-        let err = read_table(Table::Clients, &p, &BTreeMap::new()).unwrap_err();
+        let err = read_table(Table::Clients, &p, &BTreeMap::new(), Encoding::Auto).unwrap_err();
         assert!(matches!(err, IngestError::Misnamed { ref expected, .. } if expected == "monthly_fee"), "{err}");
     }
 }

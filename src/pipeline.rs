@@ -396,6 +396,9 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         export::write_parquet(&mut feats, &dir.join("features.parquet"))?;
         let mut segs = export::segments_frame(&table.df, &all_features, &value_a, behaviour_a.as_ref())?;
         export::write_csv(&mut segs, &dir.join("segments.csv"))?;
+        let zh = s.lang == crate::config::Lang::Zh;
+        export::write_xlsx(&labels, &dir.join("labels.xlsx"), if zh { "客户标签" } else { "labels" }, zh)?;
+        export::write_xlsx(&segs, &dir.join("segments.xlsx"), if zh { "分群概况" } else { "segments" }, zh)?;
         write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
         let mut rules = rules_text("Value tiers", &value.model);
         if let Some(b) = &behaviour {
@@ -449,7 +452,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         Ok(report::html::write_html(&dir, &page)?)
     })?;
 
-    let mut outputs: Vec<String> = ["report.html", "labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
+    let mut outputs: Vec<String> = ["report.html", "labels.xlsx", "segments.xlsx", "labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -596,8 +599,13 @@ fn cards(s: &Settings, f: &Fitted, segments: &DataFrame) -> Vec<report::html::Ca
                 .iter()
                 .filter(|r| r.class == i)
                 .map(|r| {
-                    let cond = if r.conditions.is_empty() { "always".to_string() } else { r.conditions.join(" AND ") };
-                    format!("IF {cond} -> {} clients, {:.0}% in this segment", r.support, r.purity * 100.0)
+                    let pct = r.purity * 100.0;
+                    match (zh, r.conditions.is_empty()) {
+                        (false, true) => format!("always -> {} clients, {pct:.0}% in this segment", r.support),
+                        (false, false) => format!("IF {} -> {} clients, {pct:.0}% in this segment", r.conditions.join(" AND "), r.support),
+                        (true, true) => format!("全部 → {} 位客户，{pct:.0}% 属于此分群", r.support),
+                        (true, false) => format!("如果 {} → {} 位客户，{pct:.0}% 属于此分群", r.conditions.join(" 且 "), r.support),
+                    }
                 })
                 .collect();
             report::html::Card {

@@ -104,6 +104,16 @@ fn descriptor(feature: &str, high: bool) -> Option<(&'static str, &'static str)>
     })
 }
 
+/// Every wording a segment name can use (for checking the chart font covers them).
+pub fn all_descriptors() -> Vec<(&'static str, &'static str)> {
+    crate::features::CATALOGUE
+        .iter()
+        .flat_map(|f| [descriptor(f.name, true), descriptor(f.name, false)])
+        .flatten()
+        .chain([("typical", "常规"), ("(new)", "（新）")])
+        .collect()
+}
+
 /// How far (in standard deviations) a centroid must sit from the mean for a feature
 /// to name it.
 const NAMING_THRESHOLD: f64 = 0.35;

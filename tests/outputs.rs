@@ -117,6 +117,69 @@ fn chinese_headers_with_sample_mapping() {
     assert!(svg.contains("各价值层级收入占比"), "chart title in Chinese");
 }
 
+/// An .xlsx client archive (with real Excel dates) and a GBK-encoded billing CSV, both
+/// with Chinese headers, are read with the shipped mapping; the spreadsheets written
+/// back have Chinese headers.
+#[test]
+fn xlsx_archive_and_gbk_billing_are_accepted() {
+    use calamine::Reader;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 300, 8, &["--zh"]);
+    let data = dir.join("data");
+
+    // clients.csv -> clients.xlsx, contract dates as Excel dates.
+    let clients = read_csv(&data.join("clients.csv"));
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    let date_format = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    for (j, column) in clients.columns().iter().enumerate() {
+        let j = j as u16;
+        ws.write_string(0, j, column.name().as_str()).unwrap();
+        let is_date = column.name().contains("日期");
+        for (i, v) in column.str().unwrap().iter().enumerate() {
+            let Some(v) = v else { continue };
+            let row = i as u32 + 1;
+            if is_date {
+                let parts: Vec<u16> = v.split(['年', '月', '日']).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap()).collect();
+                let d = rust_xlsxwriter::ExcelDateTime::from_ymd(parts[0], parts[1] as u8, parts[2] as u8).unwrap();
+                ws.write_datetime_with_format(row, j, &d, &date_format).unwrap();
+            } else if let Ok(n) = v.parse::<f64>() {
+                ws.write_number(row, j, n).unwrap();
+            } else {
+                ws.write_string(row, j, v).unwrap();
+            }
+        }
+    }
+    book.save(data.join("clients.xlsx")).unwrap();
+    std::fs::remove_file(data.join("clients.csv")).unwrap();
+
+    // billing.csv re-encoded as GBK, as Excel on a Chinese Windows saves it.
+    let text = std::fs::read_to_string(data.join("billing.csv")).unwrap();
+    let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
+    assert!(!unmappable);
+    std::fs::write(data.join("billing.csv"), &gbk).unwrap();
+
+    let mapping = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clientseg-zh.toml")).unwrap();
+    let columns = &mapping[mapping.find("[columns.clients]").unwrap()..];
+    let cfg = dir.join("zh.toml");
+    std::fs::write(&cfg, format!("seed = 1\nlang = \"zh\"\n[input]\ndir = \"data\"\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n{columns}")).unwrap();
+    run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, true);
+    let run_dir = run_dir(&dir.join("runs"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    for row in m["rows"].as_array().unwrap() {
+        assert_eq!(row["rejected"], 0, "{row}");
+    }
+    assert_eq!(m["rows"][0]["accepted"], 300);
+    assert!(m["inputs"][0]["path"].as_str().unwrap().ends_with("clients.xlsx"));
+
+    for (file, first) in [("labels.xlsx", "客户编号"), ("segments.xlsx", "类别")] {
+        let mut book = calamine::open_workbook_auto(run_dir.join(file)).unwrap();
+        let range = book.worksheet_range_at(0).unwrap().unwrap();
+        assert_eq!(range.get((0, 0)).map(|c| c.to_string()), Some(first.to_string()), "{file}");
+    }
+}
+
 /// The same tables as Parquet give the same labels as CSV.
 #[test]
 fn parquet_inputs_match_csv_inputs() {

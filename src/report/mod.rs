@@ -500,9 +500,29 @@ mod tests {
     fn bundled_font_covers_chart_text() {
         use ab_glyph::{Font, FontRef};
         let font = FontRef::try_from_slice(FONT_BYTES).unwrap();
-        for text in ["Revenue share by value tier", "高价值客户", "逾期付款、高服务需求", "0123456789.,%()=+-"] {
+        // Everything a chart can write: titles and labels in both languages, every tier
+        // and segment name, numbers.
+        let dir = tempfile::tempdir().unwrap();
+        let mut texts: Vec<String> = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            let files = write_charts(dir.path(), &data(lang)).unwrap();
+            texts.extend(files.iter().map(|f| f.title.clone()));
+            for f in &files {
+                let svg = std::fs::read_to_string(dir.path().join(f.svg.trim_start_matches("charts/"))).unwrap();
+                // Text nodes of the SVG: what lies between '>' and '</text>'.
+                texts.extend(svg.split("</text>").filter_map(|t| t.rsplit('>').next()).map(String::from));
+            }
+            let t = write_transition_chart(dir.path(), lang, "value", &["V1".into()], &["V2".into()], &[vec![1]]).unwrap();
+            texts.push(t.title);
+        }
+        for k in 2..=10 {
+            texts.extend(crate::segments::tier_names(k).into_iter().flat_map(|(en, zh)| [en, zh]));
+        }
+        texts.extend(crate::segments::all_descriptors().into_iter().flat_map(|(en, zh)| [en.to_string(), zh.to_string()]));
+        texts.push("0123456789.,%()=+-→：（）、".into());
+        for text in &texts {
             for c in text.chars().filter(|c| !c.is_whitespace()) {
-                assert_ne!(font.glyph_id(c).0, 0, "no glyph for {c:?}");
+                assert_ne!(font.glyph_id(c).0, 0, "no glyph for {c:?} in {text:?}");
             }
         }
     }
