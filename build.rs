@@ -2,7 +2,14 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
-    let wanted = ["polars", "linfa", "linfa-clustering", "linfa-trees", "ndarray", "plotters"];
+    let wanted = [
+        "polars",
+        "linfa",
+        "linfa-clustering",
+        "linfa-trees",
+        "ndarray",
+        "plotters",
+    ];
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let mut found = Vec::new();
     let mut name: Option<String> = None;

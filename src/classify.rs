@@ -88,7 +88,10 @@ impl TreeModel {
 
     pub fn predict(&self, x: ArrayView2<f64>) -> Result<Array1<usize>, ClassifyError> {
         if x.ncols() != self.features.len() {
-            return Err(ClassifyError::Shape { expected: self.features.len(), found: x.ncols() });
+            return Err(ClassifyError::Shape {
+                expected: self.features.len(),
+                found: x.ncols(),
+            });
         }
         Ok(self.tree.predict(&x.to_owned()))
     }
@@ -105,11 +108,18 @@ pub fn human(v: f64) -> String {
             }
             out.push(ch);
         }
-        if v < 0.0 { format!("-{out}") } else { out }
+        if v < 0.0 {
+            format!("-{out}")
+        } else {
+            out
+        }
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -119,7 +129,15 @@ type Bounds = Vec<(Option<f64>, Option<f64>)>;
 fn rules(tree: &DecisionTree<f64, usize>, features: &[String], x: ArrayView2<f64>, y: &Array1<usize>) -> Vec<Rule> {
     let mut out = Vec::new();
     let rows: Vec<usize> = (0..x.nrows()).collect();
-    walk(tree.root_node(), &vec![(None, None); features.len()], &rows, features, x, y, &mut out);
+    walk(
+        tree.root_node(),
+        &vec![(None, None); features.len()],
+        &rows,
+        features,
+        x,
+        y,
+        &mut out,
+    );
     out.sort_by(|a, b| a.class.cmp(&b.class).then(b.support.cmp(&a.support)));
     out
 }
@@ -148,7 +166,12 @@ fn walk(
                 (None, None) => None,
             })
             .collect();
-        out.push(Rule { class, conditions, support: rows.len(), purity: hits as f64 / rows.len() as f64 });
+        out.push(Rule {
+            class,
+            conditions,
+            support: rows.len(),
+            purity: hits as f64 / rows.len() as f64,
+        });
         return;
     }
     let (feature, threshold, _) = node.split();

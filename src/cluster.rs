@@ -65,14 +65,28 @@ pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Array1<usize>,
 /// Keeps rows in their previous cluster while its centroid is at most `(1 + margin)`
 /// times as far as the nearest one. `previous[i]` is row i's previous cluster, if any.
 /// Returns how many rows were kept back.
-pub fn stick(x: ArrayView2<f64>, centroids: ArrayView2<f64>, labels: &mut Array1<usize>, distances: &mut Array1<f64>, previous: &[Option<usize>], margin: f64) -> usize {
+pub fn stick(
+    x: ArrayView2<f64>,
+    centroids: ArrayView2<f64>,
+    labels: &mut Array1<usize>,
+    distances: &mut Array1<f64>,
+    previous: &[Option<usize>],
+    margin: f64,
+) -> usize {
     let mut kept = 0;
     for (i, row) in x.axis_iter(Axis(0)).enumerate() {
-        let Some(p) = previous.get(i).copied().flatten() else { continue };
+        let Some(p) = previous.get(i).copied().flatten() else {
+            continue;
+        };
         if p == labels[i] || p >= centroids.nrows() {
             continue;
         }
-        let d: f64 = row.iter().zip(centroids.row(p).iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+        let d: f64 = row
+            .iter()
+            .zip(centroids.row(p).iter())
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
         if d <= (1.0 + margin) * distances[i] {
             labels[i] = p;
             distances[i] = d;
@@ -96,7 +110,10 @@ pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> 
         .tolerance(params.tolerance)
         .init_method(KMeansInit::KMeansPlusPlus)
         .fit(&data)
-        .map_err(|e| ClusterError::KMeans { k, message: e.to_string() })?;
+        .map_err(|e| ClusterError::KMeans {
+            k,
+            message: e.to_string(),
+        })?;
     let (labels, _) = assign(x, model.centroids().view());
     let mut sizes = vec![0usize; k];
     labels.iter().for_each(|&l| sizes[l] += 1);
@@ -105,14 +122,28 @@ pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> 
     order.sort_by(|&a, &b| {
         sizes[b].cmp(&sizes[a]).then_with(|| {
             let (ra, rb) = (centroids.row(a), centroids.row(b));
-            ra.iter().zip(rb.iter()).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            ra.iter()
+                .zip(rb.iter())
+                .map(|(p, q)| p.total_cmp(q))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
         })
     });
-    let ordered = ndarray::stack(Axis(0), &order.iter().map(|&c| centroids.row(c)).collect::<Vec<_>>())
-        .map_err(|e| ClusterError::KMeans { k, message: e.to_string() })?;
+    let ordered =
+        ndarray::stack(Axis(0), &order.iter().map(|&c| centroids.row(c)).collect::<Vec<_>>()).map_err(|e| {
+            ClusterError::KMeans {
+                k,
+                message: e.to_string(),
+            }
+        })?;
     let (labels, distances) = assign(x, ordered.view());
     let inertia = distances.iter().map(|d| d * d).sum();
-    Ok(Clustering { centroids: ordered, labels, distances, inertia })
+    Ok(Clustering {
+        centroids: ordered,
+        labels,
+        distances,
+        inertia,
+    })
 }
 
 /// Mean silhouette of the rows in `idx` (distances among those rows only).
@@ -133,7 +164,12 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &Array1<usize>, k: usize, idx: &[u
                 continue;
             }
             let rb = x.row(idx[b]);
-            let d: f64 = ra.iter().zip(rb.iter()).map(|(p, q)| (p - q) * (p - q)).sum::<f64>().sqrt();
+            let d: f64 = ra
+                .iter()
+                .zip(rb.iter())
+                .map(|(p, q)| (p - q) * (p - q))
+                .sum::<f64>()
+                .sqrt();
             sums[labels[idx[b]]] += d;
         }
         let own = labels[idx[a]];
@@ -152,13 +188,19 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &Array1<usize>, k: usize, idx: &[u
         }
         counted += 1;
     }
-    if counted == 0 { 0.0 } else { total / counted as f64 }
+    if counted == 0 {
+        0.0
+    } else {
+        total / counted as f64
+    }
 }
 
 /// Calinski-Harabasz and Davies-Bouldin indices over all rows.
 pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
     let (n, k) = (x.nrows(), c.centroids.nrows());
-    let Some(overall) = x.mean_axis(Axis(0)) else { return (0.0, f64::INFINITY) };
+    let Some(overall) = x.mean_axis(Axis(0)) else {
+        return (0.0, f64::INFINITY);
+    };
     let mut sizes = vec![0usize; k];
     let mut scatter = vec![0.0; k];
     for (l, d) in c.labels.iter().zip(c.distances.iter()) {
@@ -166,14 +208,30 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
         scatter[*l] += d;
     }
     let between: f64 = (0..k)
-        .map(|j| sizes[j] as f64 * c.centroids.row(j).iter().zip(overall.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+        .map(|j| {
+            sizes[j] as f64
+                * c.centroids
+                    .row(j)
+                    .iter()
+                    .zip(overall.iter())
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+        })
         .sum();
     let ch = if c.inertia > 0.0 && k > 1 && n > k {
         (between / (k - 1) as f64) / (c.inertia / (n - k) as f64)
     } else {
         0.0
     };
-    let s: Vec<f64> = (0..k).map(|j| if sizes[j] > 0 { scatter[j] / sizes[j] as f64 } else { 0.0 }).collect();
+    let s: Vec<f64> = (0..k)
+        .map(|j| {
+            if sizes[j] > 0 {
+                scatter[j] / sizes[j] as f64
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut db = 0.0;
     for i in 0..k {
         let mut worst: f64 = 0.0;
@@ -181,7 +239,14 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
             if i == j {
                 continue;
             }
-            let d: f64 = c.centroids.row(i).iter().zip(c.centroids.row(j).iter()).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            let d: f64 = c
+                .centroids
+                .row(i)
+                .iter()
+                .zip(c.centroids.row(j).iter())
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                .sqrt();
             worst = worst.max((s[i] + s[j]) / d.max(1e-12));
         }
         db += worst;
@@ -203,7 +268,13 @@ pub fn sample_rows(n: usize, size: usize, seed: u64) -> Vec<usize> {
 pub fn score(x: ArrayView2<f64>, c: &Clustering, sample_idx: &[usize]) -> KScore {
     let k = c.centroids.nrows();
     let (ch, db) = ch_db(x, c);
-    KScore { k, silhouette: silhouette(x, &c.labels, k, sample_idx), calinski_harabasz: ch, davies_bouldin: db, inertia: c.inertia }
+    KScore {
+        k,
+        silhouette: silhouette(x, &c.labels, k, sample_idx),
+        calinski_harabasz: ch,
+        davies_bouldin: db,
+        inertia: c.inertia,
+    }
 }
 
 /// The chosen k: each measure ranks the candidates, the lowest rank sum wins (a Borda
@@ -263,7 +334,9 @@ pub fn pca_2d(x: ArrayView2<f64>, idx: &[usize]) -> Vec<(f64, f64)> {
     if d == 0 || x.nrows() == 0 {
         return Vec::new();
     }
-    let Some(mean) = x.mean_axis(Axis(0)) else { return Vec::new() };
+    let Some(mean) = x.mean_axis(Axis(0)) else {
+        return Vec::new();
+    };
     let mut cov = Array2::<f64>::zeros((d, d));
     for row in x.axis_iter(Axis(0)) {
         let c = &row - &mean;
@@ -280,7 +353,10 @@ pub fn pca_2d(x: ArrayView2<f64>, idx: &[usize]) -> Vec<(f64, f64)> {
     }
     let mut v = Array2::<f64>::eye(d);
     for _sweep in 0..50 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| cov[[i, j]].powi(2)).sum();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| cov[[i, j]].powi(2))
+            .sum();
         if off < 1e-18 {
             break;
         }
@@ -320,7 +396,17 @@ pub fn pca_2d(x: ArrayView2<f64>, idx: &[usize]) -> Vec<(f64, f64)> {
         }
         let col = order[k];
         // Fix the sign so the picture does not flip between runs.
-        let sign = if v.column(col).iter().copied().fold(0.0, |a: f64, b: f64| if b.abs() > a.abs() { b } else { a }) < 0.0 { -1.0 } else { 1.0 };
+        let sign = if v
+            .column(col)
+            .iter()
+            .copied()
+            .fold(0.0, |a: f64, b: f64| if b.abs() > a.abs() { b } else { a })
+            < 0.0
+        {
+            -1.0
+        } else {
+            1.0
+        };
         (0..d).map(|j| (row[j] - mean[j]) * v[[j, col]] * sign).sum()
     };
     idx.iter().map(|&i| (pc(x.row(i), 0), pc(x.row(i), 1))).collect()
@@ -347,7 +433,11 @@ mod tests {
     }
 
     fn params() -> KMeansSettings {
-        KMeansSettings { n_runs: 4, max_iterations: 100, tolerance: 1e-6 }
+        KMeansSettings {
+            n_runs: 4,
+            max_iterations: 100,
+            tolerance: 1e-6,
+        }
     }
 
     #[test]
@@ -415,6 +505,9 @@ mod tests {
     #[test]
     fn too_few_rows() {
         let x = ndarray::array![[0.0], [1.0]];
-        assert!(matches!(fit(x.view(), 3, &params(), 1), Err(ClusterError::TooFewRows { .. })));
+        assert!(matches!(
+            fit(x.view(), 3, &params(), 1),
+            Err(ClusterError::TooFewRows { .. })
+        ));
     }
 }

@@ -20,7 +20,11 @@ pub enum ConfigError {
     #[error("config: unknown feature '{name}' in {key}; known features: {known}")]
     UnknownFeature { key: String, name: String, known: String },
     #[error("config: [columns.{table}] maps unknown column '{column}'; known columns: {known}")]
-    UnknownColumn { table: String, column: String, known: String },
+    UnknownColumn {
+        table: String,
+        column: String,
+        known: String,
+    },
     #[error("config: snapshot_date '{0}' is not a date; write it as YYYY-MM-DD")]
     SnapshotDate(String),
 }
@@ -281,8 +285,22 @@ pub struct CrmSettings {
 
 /// What a CRM column can be filled from.
 pub const CRM_SOURCES: &[&str] = &[
-    "client_id", "name", "accountant", "industry", "region", "client_type", "taxpayer_type", "scale", "term",
-    "needs", "value_tier", "value_tier_name", "behaviour_segment", "behaviour_segment_name", "tags", "description",
+    "client_id",
+    "name",
+    "accountant",
+    "industry",
+    "region",
+    "client_type",
+    "taxpayer_type",
+    "scale",
+    "term",
+    "needs",
+    "value_tier",
+    "value_tier_name",
+    "behaviour_segment",
+    "behaviour_segment_name",
+    "tags",
+    "description",
 ];
 
 fn crm_template(name: &str) -> Option<(Vec<(&'static str, &'static str)>, &'static str)> {
@@ -332,19 +350,27 @@ pub struct KMeansSettings {
 pub const DEFAULT_SEED: u64 = 42;
 
 fn invalid(key: &str, rule: &str, value: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), rule: rule.into(), value: value.to_string() }
+    ConfigError::Invalid {
+        key: key.into(),
+        rule: rule.into(),
+        value: value.to_string(),
+    }
 }
 
 impl RawConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, path)
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -385,18 +411,38 @@ impl Settings {
         }
         let mut sources = sources.into_iter();
         // The three sources were pushed in Table::ALL order just above.
-        let (clients, billing, activity) =
-            (sources.next().unwrap(), sources.next().unwrap(), sources.next().unwrap());
+        let (clients, billing, activity) = (
+            sources.next().unwrap(),
+            sources.next().unwrap(),
+            sources.next().unwrap(),
+        );
 
         let max_reject_share = raw.input.max_reject_share.unwrap_or(0.05);
         if !(0.0..=1.0).contains(&max_reject_share) {
-            return Err(invalid("input.max_reject_share", "must be between 0 and 1", max_reject_share));
+            return Err(invalid(
+                "input.max_reject_share",
+                "must be between 0 and 1",
+                max_reject_share,
+            ));
         }
-        let encoding = match raw.input.encoding.as_deref().unwrap_or("auto").to_ascii_lowercase().as_str() {
+        let encoding = match raw
+            .input
+            .encoding
+            .as_deref()
+            .unwrap_or("auto")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "auto" => Encoding::Auto,
             "utf-8" | "utf8" => Encoding::Utf8,
             "gbk" | "gb2312" | "gb18030" => Encoding::Gb18030,
-            other => return Err(invalid("input.encoding", "must be \"auto\", \"utf-8\" or \"gb18030\"", other)),
+            other => {
+                return Err(invalid(
+                    "input.encoding",
+                    "must be \"auto\", \"utf-8\" or \"gb18030\"",
+                    other,
+                ))
+            }
         };
         let hourly_cost = raw.features.hourly_cost.unwrap_or(60.0);
         if !(hourly_cost >= 0.0 && hourly_cost.is_finite()) {
@@ -404,11 +450,19 @@ impl Settings {
         }
         let payment_terms_days = raw.features.payment_terms_days.unwrap_or(15);
         if !(0..=365).contains(&payment_terms_days) {
-            return Err(invalid("features.payment_terms_days", "must be between 0 and 365", payment_terms_days));
+            return Err(invalid(
+                "features.payment_terms_days",
+                "must be between 0 and 365",
+                payment_terms_days,
+            ));
         }
         let long_term_months = raw.features.long_term_months.unwrap_or(12);
         if long_term_months < 1 {
-            return Err(invalid("features.long_term_months", "must be at least 1", long_term_months));
+            return Err(invalid(
+                "features.long_term_months",
+                "must be at least 1",
+                long_term_months,
+            ));
         }
 
         let value_k = raw.value.k.unwrap_or(3);
@@ -426,11 +480,7 @@ impl Settings {
                 format!("{k_min}..={k_max}"),
             ));
         }
-        let value_features = check_features(
-            "value.features",
-            raw.value.features.clone(),
-            FeatureGroup::Value,
-        )?;
+        let value_features = check_features("value.features", raw.value.features.clone(), FeatureGroup::Value)?;
         let behaviour_features = check_features(
             "behaviour.features",
             raw.behaviour.features.clone(),
@@ -438,7 +488,11 @@ impl Settings {
         )?;
         let silhouette_sample = raw.behaviour.silhouette_sample.unwrap_or(4000);
         if silhouette_sample < 100 {
-            return Err(invalid("behaviour.silhouette_sample", "must be at least 100", silhouette_sample));
+            return Err(invalid(
+                "behaviour.silhouette_sample",
+                "must be at least 100",
+                silhouette_sample,
+            ));
         }
         let kmeans = KMeansSettings {
             n_runs: raw.kmeans.n_runs.unwrap_or(8),
@@ -449,18 +503,30 @@ impl Settings {
             return Err(invalid("kmeans.n_runs", "must be between 1 and 100", kmeans.n_runs));
         }
         if kmeans.max_iterations == 0 {
-            return Err(invalid("kmeans.max_iterations", "must be at least 1", kmeans.max_iterations));
+            return Err(invalid(
+                "kmeans.max_iterations",
+                "must be at least 1",
+                kmeans.max_iterations,
+            ));
         }
         if !(kmeans.tolerance > 0.0) {
             return Err(invalid("kmeans.tolerance", "must be greater than 0", kmeans.tolerance));
         }
         let tree_max_depth = raw.classifier.max_depth.unwrap_or(4);
         if !(1..=12).contains(&tree_max_depth) {
-            return Err(invalid("classifier.max_depth", "must be between 1 and 12", tree_max_depth));
+            return Err(invalid(
+                "classifier.max_depth",
+                "must be between 1 and 12",
+                tree_max_depth,
+            ));
         }
         let test_share = raw.classifier.test_share.unwrap_or(0.2);
         if !(0.05..=0.5).contains(&test_share) {
-            return Err(invalid("classifier.test_share", "must be between 0.05 and 0.5", test_share));
+            return Err(invalid(
+                "classifier.test_share",
+                "must be between 0.05 and 0.5",
+                test_share,
+            ));
         }
         if let Some(s) = &raw.snapshot_date {
             if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err() {
@@ -481,9 +547,17 @@ impl Settings {
             None => columns.iter().map(|(h, s)| (h.to_string(), s.to_string())).collect(),
         };
         if let Some((_, bad)) = columns.iter().find(|(_, src)| !CRM_SOURCES.contains(&src.as_str())) {
-            return Err(invalid("crm.columns", &format!("sources must be one of {}", CRM_SOURCES.join(", ")), bad));
+            return Err(invalid(
+                "crm.columns",
+                &format!("sources must be one of {}", CRM_SOURCES.join(", ")),
+                bad,
+            ));
         }
-        let crm = CrmSettings { template, columns, tag_separator: tag_separator.to_string() };
+        let crm = CrmSettings {
+            template,
+            columns,
+            tag_separator: tag_separator.to_string(),
+        };
         let previous = match raw.stability.previous.as_deref().unwrap_or("auto") {
             "auto" => Previous::Auto,
             "none" => Previous::None,
@@ -491,7 +565,11 @@ impl Settings {
         };
         let match_threshold = raw.stability.match_threshold.unwrap_or(1.0);
         if !(match_threshold > 0.0) {
-            return Err(invalid("stability.match_threshold", "must be greater than 0", match_threshold));
+            return Err(invalid(
+                "stability.match_threshold",
+                "must be greater than 0",
+                match_threshold,
+            ));
         }
         let hysteresis = raw.stability.hysteresis.unwrap_or(0.1);
         if !(0.0..=1.0).contains(&hysteresis) {
@@ -552,14 +630,13 @@ pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn check_features(
-    key: &str,
-    names: Option<Vec<String>>,
-    group: FeatureGroup,
-) -> Result<Vec<String>, ConfigError> {
+fn check_features(key: &str, names: Option<Vec<String>>, group: FeatureGroup) -> Result<Vec<String>, ConfigError> {
     let names = match names {
         Some(n) => n,
-        None => features::default_clustering_features(group).iter().map(|s| s.to_string()).collect(),
+        None => features::default_clustering_features(group)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     if names.is_empty() {
         return Err(invalid(key, "must list at least one feature", "[]"));
@@ -569,7 +646,11 @@ fn check_features(
             return Err(ConfigError::UnknownFeature {
                 key: key.into(),
                 name: name.clone(),
-                known: features::CATALOGUE.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+                known: features::CATALOGUE
+                    .iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
@@ -601,15 +682,27 @@ mod tests {
             settings("[behaviour]\nk_min = 5\nk_max = 3"),
             Err(ConfigError::Invalid { .. })
         ));
-        assert!(matches!(settings("[kmeans]\ntolerance = 0.0"), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            settings("[kmeans]\ntolerance = 0.0"),
+            Err(ConfigError::Invalid { .. })
+        ));
         assert!(matches!(
             settings("[input]\nmax_reject_share = 2.0"),
             Err(ConfigError::Invalid { .. })
         ));
         assert!(matches!(settings("lang = \"fr\""), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(settings("[crm]\ntemplate = \"salesforce\""), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(settings("[crm]\ncolumns = [[\"x\", \"password\"]]"), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(settings("snapshot_date = \"31/12/2024\""), Err(ConfigError::SnapshotDate(_))));
+        assert!(matches!(
+            settings("[crm]\ntemplate = \"salesforce\""),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            settings("[crm]\ncolumns = [[\"x\", \"password\"]]"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            settings("snapshot_date = \"31/12/2024\""),
+            Err(ConfigError::SnapshotDate(_))
+        ));
     }
 
     #[test]

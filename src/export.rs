@@ -26,9 +26,20 @@ pub struct Assignment {
 
 /// The columns of `labels.csv`, in order (documented in docs/data-contract.md).
 pub fn label_columns(with_behaviour: bool) -> Vec<&'static str> {
-    let mut c = vec!["client_id", "value_tier", "value_tier_en", "value_tier_zh", "value_distance"];
+    let mut c = vec![
+        "client_id",
+        "value_tier",
+        "value_tier_en",
+        "value_tier_zh",
+        "value_distance",
+    ];
     if with_behaviour {
-        c.extend(["behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh", "behaviour_distance"]);
+        c.extend([
+            "behaviour_segment",
+            "behaviour_segment_en",
+            "behaviour_segment_zh",
+            "behaviour_distance",
+        ]);
     }
     c.extend(crate::features::DIMENSIONS);
     c
@@ -36,23 +47,44 @@ pub fn label_columns(with_behaviour: bool) -> Vec<&'static str> {
 
 fn assignment_columns(prefix: &str, a: &Assignment) -> Vec<Column> {
     let pick = |f: &dyn Fn(&Segment) -> String| -> Vec<String> {
-        a.labels.iter().map(|&l| a.segments.get(l).map(f).unwrap_or_default()).collect()
+        a.labels
+            .iter()
+            .map(|&l| a.segments.get(l).map(f).unwrap_or_default())
+            .collect()
     };
     let (id, en, zh, dist) = match prefix {
         "value" => ("value_tier", "value_tier_en", "value_tier_zh", "value_distance"),
-        _ => ("behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh", "behaviour_distance"),
+        _ => (
+            "behaviour_segment",
+            "behaviour_segment_en",
+            "behaviour_segment_zh",
+            "behaviour_distance",
+        ),
     };
     vec![
         Column::new(id.into(), pick(&|s| s.id.clone())),
         Column::new(en.into(), pick(&|s| s.name_en.clone())),
         Column::new(zh.into(), pick(&|s| s.name_zh.clone())),
-        Column::new(dist.into(), a.distances.iter().map(|d| (d * 1e6).round() / 1e6).collect::<Vec<f64>>()),
+        Column::new(
+            dist.into(),
+            a.distances
+                .iter()
+                .map(|d| (d * 1e6).round() / 1e6)
+                .collect::<Vec<f64>>(),
+        ),
     ]
 }
 
 /// The labels table: ids, segments, distances, then the archive's dimensions.
-pub fn labels_frame(features: &DataFrame, value: &Assignment, behaviour: Option<&Assignment>) -> Result<DataFrame, ExportError> {
-    let p = |source| ExportError::Polars { table: "labels", source };
+pub fn labels_frame(
+    features: &DataFrame,
+    value: &Assignment,
+    behaviour: Option<&Assignment>,
+) -> Result<DataFrame, ExportError> {
+    let p = |source| ExportError::Polars {
+        table: "labels",
+        source,
+    };
     let mut cols = vec![features.column("client_id").map_err(p)?.clone()];
     cols.extend(assignment_columns("value", value));
     if let Some(b) = behaviour {
@@ -71,11 +103,19 @@ pub fn segments_frame(
     value: &Assignment,
     behaviour: Option<&Assignment>,
 ) -> Result<DataFrame, ExportError> {
-    let p = |source| ExportError::Polars { table: "segments", source };
-    let fees = if feature_names.iter().any(|f| f == "fees_12m") { col("fees_12m") } else { lit(0.0) };
+    let p = |source| ExportError::Polars {
+        table: "segments",
+        source,
+    };
+    let fees = if feature_names.iter().any(|f| f == "fees_12m") {
+        col("fees_12m")
+    } else {
+        lit(0.0)
+    };
     let mut parts = Vec::new();
-    let kinds: Vec<(&str, &Assignment)> =
-        std::iter::once(("value", value)).chain(behaviour.map(|b| ("behaviour", b))).collect();
+    let kinds: Vec<(&str, &Assignment)> = std::iter::once(("value", value))
+        .chain(behaviour.map(|b| ("behaviour", b)))
+        .collect();
     for (kind, a) in kinds {
         let ids: Vec<String> = a.labels.iter().map(|&l| a.segments[l].id.clone()).collect();
         let mut df = features.clone();
@@ -84,13 +124,18 @@ pub fn segments_frame(
             len().cast(DataType::Int64).alias("clients"),
             fees.clone().sum().alias("__fees"),
         ];
-        aggs.extend(feature_names.iter().map(|f| col(f.as_str()).median().alias(format!("median_{f}"))));
+        aggs.extend(
+            feature_names
+                .iter()
+                .map(|f| col(f.as_str()).median().alias(format!("median_{f}"))),
+        );
         let g = df
             .lazy()
             .group_by([col("__segment")])
             .agg(aggs)
             .with_columns([
-                (col("clients").cast(DataType::Float64) / col("clients").sum().cast(DataType::Float64)).alias("client_share"),
+                (col("clients").cast(DataType::Float64) / col("clients").sum().cast(DataType::Float64))
+                    .alias("client_share"),
                 when(col("__fees").sum().gt(lit(0.0)))
                     .then(col("__fees") / col("__fees").sum())
                     .otherwise(lit(0.0))
@@ -99,10 +144,19 @@ pub fn segments_frame(
             .collect()
             .map_err(p)?;
         let names = DataFrame::new_infer_height(vec![
-            Column::new("__segment".into(), a.segments.iter().map(|s| s.id.clone()).collect::<Vec<_>>()),
+            Column::new(
+                "__segment".into(),
+                a.segments.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+            ),
             Column::new("kind".into(), vec![kind; a.segments.len()]),
-            Column::new("name_en".into(), a.segments.iter().map(|s| s.name_en.clone()).collect::<Vec<_>>()),
-            Column::new("name_zh".into(), a.segments.iter().map(|s| s.name_zh.clone()).collect::<Vec<_>>()),
+            Column::new(
+                "name_en".into(),
+                a.segments.iter().map(|s| s.name_en.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "name_zh".into(),
+                a.segments.iter().map(|s| s.name_zh.clone()).collect::<Vec<_>>(),
+            ),
         ])
         .map_err(p)?;
         // Every segment appears, also one that lost all its clients.
@@ -116,10 +170,17 @@ pub fn segments_frame(
             col("revenue_share").fill_null(lit(0.0)),
         ];
         select.extend(feature_names.iter().map(|f| col(format!("median_{f}"))));
-        let joined = names.lazy().left_join(g.lazy(), col("__segment"), col("__segment")).select(select).collect().map_err(p)?;
+        let joined = names
+            .lazy()
+            .left_join(g.lazy(), col("__segment"), col("__segment"))
+            .select(select)
+            .collect()
+            .map_err(p)?;
         parts.push(joined.lazy());
     }
-    concat(parts, UnionArgs::default()).and_then(|lf| lf.collect()).map_err(p)
+    concat(parts, UnionArgs::default())
+        .and_then(|lf| lf.collect())
+        .map_err(p)
 }
 
 /// A cell that Excel would read as a formula (=, +, -, @, tab, carriage return first)
@@ -131,15 +192,27 @@ pub fn neutralise(text: Expr) -> Expr {
 }
 
 /// The CRM import table: one row per client, columns as the settings say.
-pub fn crm_frame(labels: &DataFrame, crm: &crate::config::CrmSettings, lang: crate::config::Lang, run_id: &str) -> Result<DataFrame, ExportError> {
-    let p = |source| ExportError::Polars { table: "crm_import", source };
+pub fn crm_frame(
+    labels: &DataFrame,
+    crm: &crate::config::CrmSettings,
+    lang: crate::config::Lang,
+    run_id: &str,
+) -> Result<DataFrame, ExportError> {
+    let p = |source| ExportError::Polars {
+        table: "crm_import",
+        source,
+    };
     let has_behaviour = labels.column("behaviour_segment").is_ok();
     let suffix = match lang {
         crate::config::Lang::En => "en",
         crate::config::Lang::Zh => "zh",
     };
     let value_name = col(format!("value_tier_{suffix}").as_str());
-    let behaviour_name = if has_behaviour { col(format!("behaviour_segment_{suffix}").as_str()) } else { lit(NULL).cast(DataType::String) };
+    let behaviour_name = if has_behaviour {
+        col(format!("behaviour_segment_{suffix}").as_str())
+    } else {
+        lit(NULL).cast(DataType::String)
+    };
     // Tag separators inside names would split one tag into two.
     let tag = |e: Expr| e.str().replace_all(lit(crm.tag_separator.as_str()), lit(" /"), true);
     let source = |name: &str| -> Expr {
@@ -147,9 +220,18 @@ pub fn crm_frame(labels: &DataFrame, crm: &crate::config::CrmSettings, lang: cra
             "value_tier_name" => value_name.clone(),
             "behaviour_segment_name" => behaviour_name.clone(),
             "behaviour_segment" if !has_behaviour => lit(NULL).cast(DataType::String),
-            "tags" => concat_str([tag(value_name.clone()), tag(behaviour_name.clone())], crm.tag_separator.as_str(), true),
+            "tags" => concat_str(
+                [tag(value_name.clone()), tag(behaviour_name.clone())],
+                crm.tag_separator.as_str(),
+                true,
+            ),
             "description" => concat_str(
-                [lit(format!("clientseg {run_id}: ")), value_name.clone(), lit("; "), behaviour_name.clone().fill_null(lit("-"))],
+                [
+                    lit(format!("clientseg {run_id}: ")),
+                    value_name.clone(),
+                    lit("; "),
+                    behaviour_name.clone().fill_null(lit("-")),
+                ],
                 "",
                 true,
             ),
@@ -166,9 +248,15 @@ pub fn crm_frame(labels: &DataFrame, crm: &crate::config::CrmSettings, lang: cra
 
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     let file_name = path.display().to_string();
-    let w = |message: String| ExportError::Write { file: file_name.clone(), message };
+    let w = |message: String| ExportError::Write {
+        file: file_name.clone(),
+        message,
+    };
     let mut file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
-    CsvWriter::new(&mut file).include_bom(true).finish(df).map_err(|e| w(e.to_string()))
+    CsvWriter::new(&mut file)
+        .include_bom(true)
+        .finish(df)
+        .map_err(|e| w(e.to_string()))
 }
 
 /// Chinese column headers for the spreadsheets when lang = zh.
@@ -218,7 +306,10 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool) -> Result<
         return Ok(false);
     }
     let file_name = path.display().to_string();
-    let w = |e: rust_xlsxwriter::XlsxError| ExportError::Write { file: file_name.clone(), message: e.to_string() };
+    let w = |e: rust_xlsxwriter::XlsxError| ExportError::Write {
+        file: file_name.clone(),
+        message: e.to_string(),
+    };
     let mut book = rust_xlsxwriter::Workbook::new();
     let ws = book.add_worksheet();
     ws.set_name(sheet).map_err(w)?;
@@ -226,20 +317,33 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool) -> Result<
     for (j, column) in df.columns().iter().enumerate() {
         let j = j as u16;
         let name = column.name().to_string();
-        let header = if zh { zh_header(&name).unwrap_or(name.clone()) } else { name.clone() };
+        let header = if zh {
+            zh_header(&name).unwrap_or(name.clone())
+        } else {
+            name.clone()
+        };
         ws.write_string_with_format(0, j, &header, &bold).map_err(w)?;
-        ws.set_column_width(j, (header.chars().count() as f64 * 1.8).clamp(10.0, 40.0)).map_err(w)?;
+        ws.set_column_width(j, (header.chars().count() as f64 * 1.8).clamp(10.0, 40.0))
+            .map_err(w)?;
         if column.dtype().is_primitive_numeric() {
-            let values = column.cast(&DataType::Float64).map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            let values = values.f64().map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = column
+                .cast(&DataType::Float64)
+                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = values
+                .f64()
+                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
             for (i, v) in values.iter().enumerate() {
                 if let Some(v) = v.filter(|v| v.is_finite()) {
                     ws.write_number(i as u32 + 1, j, v).map_err(w)?;
                 }
             }
         } else {
-            let values = column.cast(&DataType::String).map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            let values = values.str().map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = column
+                .cast(&DataType::String)
+                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
+            let values = values
+                .str()
+                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
             for (i, v) in values.iter().enumerate() {
                 if let Some(v) = v {
                     // Text cells are never formulas in xlsx, so no neutralising is needed.
@@ -257,9 +361,15 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool) -> Result<
 
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     let file_name = path.display().to_string();
-    let w = |message: String| ExportError::Write { file: file_name.clone(), message };
+    let w = |message: String| ExportError::Write {
+        file: file_name.clone(),
+        message,
+    };
     let file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
-    ParquetWriter::new(file).finish(df).map(|_| ()).map_err(|e| w(e.to_string()))
+    ParquetWriter::new(file)
+        .finish(df)
+        .map(|_| ())
+        .map_err(|e| w(e.to_string()))
 }
 
 /// Adds the scaled (model-space) copy of each clustered feature as `z_<feature>`.
@@ -267,7 +377,10 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
     let mut df = features.clone();
     for (name, values) in scaled {
         df.with_column(Column::new(format!("z_{name}").into(), values.clone()))
-            .map_err(|source| ExportError::Polars { table: "features", source })?;
+            .map_err(|source| ExportError::Polars {
+                table: "features",
+                source,
+            })?;
     }
     Ok(df)
 }
@@ -280,7 +393,14 @@ mod tests {
     fn formulas_are_neutralised() {
         let df = df!("x" => ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "plain", "a=b"]).unwrap();
         let out = df.lazy().select([neutralise(col("x")).alias("x")]).collect().unwrap();
-        let got: Vec<&str> = out.column("x").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+        let got: Vec<&str> = out
+            .column("x")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect();
         assert_eq!(got[0], "'=HYPERLINK(\"http://x\",\"y\")");
         assert_eq!(&got[1..5], ["'+1", "'-2", "'@SUM(A1)", "'\tx"]);
         assert_eq!(&got[5..], ["plain", "a=b"]);

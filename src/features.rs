@@ -8,8 +8,8 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::validate::CleanTables;
 use crate::config::Table;
+use crate::validate::CleanTables;
 
 #[derive(Debug, Error)]
 pub enum FeatureError {
@@ -60,7 +60,15 @@ const fn def(
     needs: &'static [&'static str],
     needs_any: &'static [&'static str],
 ) -> FeatureDef {
-    FeatureDef { name, group, unit, transform, definition, needs, needs_any }
+    FeatureDef {
+        name,
+        group,
+        unit,
+        transform,
+        definition,
+        needs,
+        needs_any,
+    }
 }
 
 use FeatureGroup::{Behaviour, Value};
@@ -191,7 +199,13 @@ pub fn last_date(t: &CleanTables) -> Result<NaiveDate, FeatureError> {
         // The last logged month counts up to its last day.
         let month_end = scalar_i32(&a, "m").map(|m| {
             let first = from_days(m);
-            days(first.checked_add_months(chrono::Months::new(1)).unwrap_or(first).pred_opt().unwrap_or(first))
+            days(
+                first
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(first)
+                    .pred_opt()
+                    .unwrap_or(first),
+            )
         });
         best = best.max(month_end);
     }
@@ -217,8 +231,15 @@ fn availability(t: &CleanTables) -> (Vec<&'static FeatureDef>, Vec<DisabledFeatu
         if missing.is_empty() && any_ok {
             enabled.push(f);
         } else {
-            let what = if !missing.is_empty() { missing.join(", ") } else { f.needs_any.join(" or ") };
-            disabled.push(DisabledFeature { name: f.name.into(), reason: format!("needs {what}, which the input does not have") });
+            let what = if !missing.is_empty() {
+                missing.join(", ")
+            } else {
+                f.needs_any.join(" or ")
+            };
+            disabled.push(DisabledFeature {
+                name: f.name.into(),
+                reason: format!("needs {what}, which the input does not have"),
+            });
         }
     }
     (enabled, disabled)
@@ -241,19 +262,41 @@ fn billing_aggs(s: i32) -> Vec<Expr> {
     let paid_by_s = paid.clone().is_not_null().and(paid.clone().lt_eq(lit(s)));
     // Days late of each invoice due in the window: to payment, or to S if still open.
     let settled = when(paid_by_s.clone()).then(paid.clone()).otherwise(lit(s));
-    let delay = (settled - due.clone()).clip(lit(0), lit(i32::MAX)).cast(DataType::Float64);
+    let delay = (settled - due.clone())
+        .clip(lit(0), lit(i32::MAX))
+        .cast(DataType::Float64);
     let due_in_window = between(due.clone(), s - 365, s);
     vec![
         sum_where(between(inv.clone(), s - 365, s), amount.clone()).alias("fees_12m"),
         sum_where(between(inv.clone(), s - 182, s), amount.clone()).alias("__fees_last6"),
         sum_where(between(inv.clone(), s - 365, s - 182), amount.clone()).alias("__fees_prior6"),
         inv.clone().min().alias("__first_invoice"),
-        when(paid_by_s.clone()).then(paid.clone()).otherwise(lit(NULL).cast(DataType::Int32)).max().alias("__last_payment"),
-        between(paid.clone(), s - 365, s).cast(DataType::Float64).sum().alias("payments_per_year"),
-        when(due_in_window.clone()).then(delay.clone()).otherwise(lit(NULL).cast(DataType::Float64)).mean().alias("mean_payment_delay_days"),
-        when(due_in_window).then(delay.gt(lit(0.0)).cast(DataType::Float64)).otherwise(lit(NULL).cast(DataType::Float64)).mean().alias("late_payment_share"),
+        when(paid_by_s.clone())
+            .then(paid.clone())
+            .otherwise(lit(NULL).cast(DataType::Int32))
+            .max()
+            .alias("__last_payment"),
+        between(paid.clone(), s - 365, s)
+            .cast(DataType::Float64)
+            .sum()
+            .alias("payments_per_year"),
+        when(due_in_window.clone())
+            .then(delay.clone())
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .mean()
+            .alias("mean_payment_delay_days"),
+        when(due_in_window)
+            .then(delay.gt(lit(0.0)).cast(DataType::Float64))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .mean()
+            .alias("late_payment_share"),
         sum_where(inv.lt_eq(lit(s)).and(paid_by_s.not()), amount).alias("open_receivables"),
-        col("service").filter(between(col("invoice_date").cast(DataType::Int32), s - 365, s)).drop_nulls().n_unique().cast(DataType::Float64).alias("__services_billed"),
+        col("service")
+            .filter(between(col("invoice_date").cast(DataType::Int32), s - 365, s))
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::Float64)
+            .alias("__services_billed"),
     ]
 }
 
@@ -271,9 +314,16 @@ fn activity_aggs() -> Vec<Expr> {
     let mean = v.clone().mean();
     vec![
         mean.clone().alias("vouchers_per_month"),
-        when(mean.clone().gt(lit(0.0))).then(v.clone().std(1) / mean.clone()).otherwise(lit(0.0)).alias("vouchers_cv"),
+        when(mean.clone().gt(lit(0.0)))
+            .then(v.clone().std(1) / mean.clone())
+            .otherwise(lit(0.0))
+            .alias("vouchers_cv"),
         col("tickets").mean().alias("tickets_per_month"),
-        col("late_documents").gt(lit(0.0)).cast(DataType::Float64).mean().alias("late_documents_share"),
+        col("late_documents")
+            .gt(lit(0.0))
+            .cast(DataType::Float64)
+            .mean()
+            .alias("late_documents_share"),
         col("hours").sum().alias("__hours_12m"),
         when(denom.gt(lit(0.0)).and(mean.clone().gt(lit(0.0))))
             .then(slope / mean)
@@ -299,9 +349,11 @@ fn scale_expr() -> Expr {
     };
     let e = class(col("employees"), [10.0, 100.0, 300.0]);
     let r = class(col("annual_revenue"), [1e6, 1e7, 1e8]);
-    let both = when(e.clone().is_null()).then(r.clone()).when(r.clone().is_null()).then(e.clone()).otherwise(
-        when(e.clone().lt(r.clone())).then(e).otherwise(r),
-    );
+    let both = when(e.clone().is_null())
+        .then(r.clone())
+        .when(r.clone().is_null())
+        .then(e.clone())
+        .otherwise(when(e.clone().lt(r.clone())).then(e).otherwise(r));
     when(both.clone().eq(lit(3)))
         .then(lit("large"))
         .when(both.clone().eq(lit(2)))
@@ -322,13 +374,23 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     let s = days(snapshot);
     let (enabled, disabled) = availability(t);
 
-    let billing = t.billing.clone().lazy().group_by([col("client_id")]).agg(billing_aggs(s));
+    let billing = t
+        .billing
+        .clone()
+        .lazy()
+        .group_by([col("client_id")])
+        .agg(billing_aggs(s));
 
-    let mut lf = t.clients.clone().lazy().left_join(billing, col("client_id"), col("client_id"));
+    let mut lf = t
+        .clients
+        .clone()
+        .lazy()
+        .left_join(billing, col("client_id"), col("client_id"));
 
     let activity_on = t.activity.is_some();
     if let Some(a) = &t.activity {
-        let month_index = |e: Expr| e.clone().dt().year().cast(DataType::Int32) * lit(12) + e.dt().month().cast(DataType::Int32);
+        let month_index =
+            |e: Expr| e.clone().dt().year().cast(DataType::Int32) * lit(12) + e.dt().month().cast(DataType::Int32);
         let s_index = {
             let d = snapshot;
             use chrono::Datelike;
@@ -337,7 +399,11 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         let acts = a
             .clone()
             .lazy()
-            .with_column((month_index(col("month")) - lit(s_index)).cast(DataType::Float64).alias("__t"))
+            .with_column(
+                (month_index(col("month")) - lit(s_index))
+                    .cast(DataType::Float64)
+                    .alias("__t"),
+            )
             .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))))
             .group_by([col("client_id")])
             .agg(activity_aggs());
@@ -345,9 +411,13 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     }
 
     let start = coalesce(&[col("contract_start").cast(DataType::Int32), col("__first_invoice")]);
-    let end = when(col("contract_end").is_not_null().and(col("contract_end").cast(DataType::Int32).lt(lit(s))))
-        .then(col("contract_end").cast(DataType::Int32))
-        .otherwise(lit(s));
+    let end = when(
+        col("contract_end")
+            .is_not_null()
+            .and(col("contract_end").cast(DataType::Int32).lt(lit(s))),
+    )
+    .then(col("contract_end").cast(DataType::Int32))
+    .otherwise(lit(s));
     let tenure = ((end - start).cast(DataType::Float64) / lit(30.4375)).clip(lit(0.0), lit(f64::MAX));
     let months_in_window = tenure.clone().clip(lit(1.0), lit(12.0));
     let last6 = col("__fees_last6").fill_null(lit(0.0));
@@ -359,26 +429,47 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     } else {
         lit(NULL).cast(DataType::Float64)
     };
-    let services_listed = col("services").str().count_matches(lit(";"), true).cast(DataType::Float64) + lit(1.0);
+    let services_listed = col("services")
+        .str()
+        .count_matches(lit(";"), true)
+        .cast(DataType::Float64)
+        + lit(1.0);
     let never_paid_days = (lit(s) - col("__first_invoice")).cast(DataType::Float64);
 
     let mut exprs = vec![
         col("client_id"),
         fees.clone().alias("fees_12m"),
         (fees.clone() / months_in_window).alias("avg_monthly_fee"),
-        when(mid.clone().gt(lit(0.0))).then((last6 - prior6) / mid).otherwise(lit(0.0)).alias("fee_growth"),
+        when(mid.clone().gt(lit(0.0)))
+            .then((last6 - prior6) / mid)
+            .otherwise(lit(0.0))
+            .alias("fee_growth"),
         cost.clone().alias("cost_to_serve"),
         (fees - cost).alias("contribution_margin"),
         tenure.clone().alias("tenure_months"),
         coalesce(&[services_listed, col("__services_billed")]).alias("n_services"),
-        coalesce(&[(lit(s) - col("__last_payment")).cast(DataType::Float64), never_paid_days]).alias("days_since_last_payment"),
+        coalesce(&[
+            (lit(s) - col("__last_payment")).cast(DataType::Float64),
+            never_paid_days,
+        ])
+        .alias("days_since_last_payment"),
         col("payments_per_year").fill_null(lit(0.0)),
         col("mean_payment_delay_days"),
         col("late_payment_share"),
         col("open_receivables").fill_null(lit(0.0)),
     ];
-    for name in ["vouchers_per_month", "vouchers_cv", "tickets_per_month", "late_documents_share", "activity_trend"] {
-        exprs.push(if activity_on { col(name) } else { lit(NULL).cast(DataType::Float64).alias(name) });
+    for name in [
+        "vouchers_per_month",
+        "vouchers_cv",
+        "tickets_per_month",
+        "late_documents_share",
+        "activity_trend",
+    ] {
+        exprs.push(if activity_on {
+            col(name)
+        } else {
+            lit(NULL).cast(DataType::Float64).alias(name)
+        });
     }
     // Dimensions from the archive.
     exprs.extend([
@@ -407,7 +498,12 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     keep.extend(enabled.iter().map(|f| col(f.name).cast(DataType::Float64)));
     keep.extend(DIMENSIONS.iter().map(|d| col(*d)));
     let df = all.select(keep).sort(["client_id"], Default::default()).collect()?;
-    Ok(FeatureTable { df, snapshot, enabled, disabled })
+    Ok(FeatureTable {
+        df,
+        snapshot,
+        enabled,
+        disabled,
+    })
 }
 
 #[cfg(test)]
@@ -442,17 +538,31 @@ mod tests {
         )
         .unwrap();
         let mut clients = clients;
-        clients.with_column(dates(&[Some("2023-01-01")]).with_name("contract_start".into())).unwrap();
-        clients.with_column(dates(&[None]).with_name("contract_end".into())).unwrap();
+        clients
+            .with_column(dates(&[Some("2023-01-01")]).with_name("contract_start".into()))
+            .unwrap();
+        clients
+            .with_column(dates(&[None]).with_name("contract_end".into()))
+            .unwrap();
         let mut billing = df!(
             "client_id" => ["A", "A", "A"],
             "amount" => [1000.0, 1000.0, 500.0],
             "service" => ["bookkeeping", "bookkeeping", "annual_report"],
         )
         .unwrap();
-        billing.with_column(dates(&[Some("2024-10-01"), Some("2024-11-01"), Some("2024-12-01")]).with_name("invoice_date".into())).unwrap();
-        billing.with_column(dates(&[Some("2024-10-16"), Some("2024-11-16"), Some("2024-12-16")]).with_name("due_date".into())).unwrap();
-        billing.with_column(dates(&[Some("2024-10-10"), Some("2024-12-06"), None]).with_name("paid_date".into())).unwrap();
+        billing
+            .with_column(
+                dates(&[Some("2024-10-01"), Some("2024-11-01"), Some("2024-12-01")]).with_name("invoice_date".into()),
+            )
+            .unwrap();
+        billing
+            .with_column(
+                dates(&[Some("2024-10-16"), Some("2024-11-16"), Some("2024-12-16")]).with_name("due_date".into()),
+            )
+            .unwrap();
+        billing
+            .with_column(dates(&[Some("2024-10-10"), Some("2024-12-06"), None]).with_name("paid_date".into()))
+            .unwrap();
         let mut activity = df!(
             "client_id" => ["A", "A"],
             "vouchers" => [100.0, 50.0],
@@ -462,8 +572,15 @@ mod tests {
             "late_documents" => [1.0, 0.0],
         )
         .unwrap();
-        activity.with_column(dates(&[Some("2024-11-01"), Some("2024-12-01")]).with_name("month".into())).unwrap();
-        CleanTables { clients, billing, activity: Some(activity), absent: vec![] }
+        activity
+            .with_column(dates(&[Some("2024-11-01"), Some("2024-12-01")]).with_name("month".into()))
+            .unwrap();
+        CleanTables {
+            clients,
+            billing,
+            activity: Some(activity),
+            absent: vec![],
+        }
     }
 
     fn get(t: &FeatureTable, name: &str) -> f64 {
@@ -472,7 +589,11 @@ mod tests {
 
     #[test]
     fn hand_computed_features() {
-        let params = FeatureParams { snapshot: Some(date("2024-12-31")), hourly_cost: 100.0, long_term_months: 12 };
+        let params = FeatureParams {
+            snapshot: Some(date("2024-12-31")),
+            hourly_cost: 100.0,
+            long_term_months: 12,
+        };
         let t = compute(&tables(), &params).unwrap();
         assert_eq!(t.df.height(), 1);
         assert_eq!(get(&t, "fees_12m"), 2500.0);
@@ -510,12 +631,19 @@ mod tests {
     fn missing_activity_disables_its_features() {
         let mut t = tables();
         t.activity = None;
-        let params = FeatureParams { snapshot: None, hourly_cost: 100.0, long_term_months: 12 };
+        let params = FeatureParams {
+            snapshot: None,
+            hourly_cost: 100.0,
+            long_term_months: 12,
+        };
         let f = compute(&t, &params).unwrap();
         assert!(!f.is_enabled("tickets_per_month"));
         assert!(!f.is_enabled("contribution_margin"));
         assert!(f.is_enabled("fees_12m"));
-        assert!(f.disabled.iter().any(|d| d.name == "activity_trend" && d.reason.contains("activity.vouchers")));
+        assert!(f
+            .disabled
+            .iter()
+            .any(|d| d.name == "activity_trend" && d.reason.contains("activity.vouchers")));
         assert!(f.df.column("tickets_per_month").is_err());
     }
 }

@@ -76,9 +76,12 @@ const PLACES: [(&str, &str); 10] = [
     ("湖北省", "武汉市"),
 ];
 const TRADE_NAMES: [&str; 16] = [
-    "恒信", "鼎盛", "华泰", "瑞丰", "金源", "宏达", "新锐", "佳禾", "东方", "汇通", "启明", "安泰", "博远", "众诚", "嘉和", "天成",
+    "恒信", "鼎盛", "华泰", "瑞丰", "金源", "宏达", "新锐", "佳禾", "东方", "汇通", "启明", "安泰", "博远", "众诚",
+    "嘉和", "天成",
 ];
-const ACCOUNTANTS: [&str; 12] = ["王芳", "李娜", "张伟", "刘洋", "陈静", "杨丽", "赵敏", "黄磊", "周婷", "吴刚", "徐慧", "孙悦"];
+const ACCOUNTANTS: [&str; 12] = [
+    "王芳", "李娜", "张伟", "刘洋", "陈静", "杨丽", "赵敏", "黄磊", "周婷", "吴刚", "徐慧", "孙悦",
+];
 
 fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
     items[rng.gen_range(0..items.len())]
@@ -124,7 +127,9 @@ struct Buf {
 
 impl Buf {
     fn new(names: &[&str]) -> Buf {
-        Buf { cols: names.iter().map(|n| (n.to_string(), Vec::new())).collect() }
+        Buf {
+            cols: names.iter().map(|n| (n.to_string(), Vec::new())).collect(),
+        }
     }
     fn push(&mut self, row: Vec<Option<String>>) {
         for (c, v) in self.cols.iter_mut().zip(row) {
@@ -135,7 +140,12 @@ impl Buf {
         self.cols.first().map_or(0, |c| c.1.len())
     }
     fn frame(self, headers: &dyn Fn(&str) -> String) -> PolarsResult<DataFrame> {
-        DataFrame::new_infer_height(self.cols.into_iter().map(|(n, v)| Column::new(headers(&n).into(), v)).collect())
+        DataFrame::new_infer_height(
+            self.cols
+                .into_iter()
+                .map(|(n, v)| Column::new(headers(&n).into(), v))
+                .collect(),
+        )
     }
 }
 
@@ -235,12 +245,47 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     let first_month = add_months(last_month, -(p.months as i32 - 1));
 
     let mut clients = Buf::new(&[
-        "client_id", "name", "client_type", "taxpayer_type", "industry", "province", "city", "international",
-        "employees", "annual_revenue", "services", "contract_start", "contract_end", "monthly_fee", "accountant",
+        "client_id",
+        "name",
+        "client_type",
+        "taxpayer_type",
+        "industry",
+        "province",
+        "city",
+        "international",
+        "employees",
+        "annual_revenue",
+        "services",
+        "contract_start",
+        "contract_end",
+        "monthly_fee",
+        "accountant",
     ]);
-    let mut billing = Buf::new(&["client_id", "invoice_date", "amount", "service", "due_date", "paid_date"]);
-    let mut activity = Buf::new(&["client_id", "month", "vouchers", "filings", "hours", "tickets", "late_documents"]);
-    let mut truth = Buf::new(&["client_id", "segment", "value_tier", "value_score", "churned", "changed_from"]);
+    let mut billing = Buf::new(&[
+        "client_id",
+        "invoice_date",
+        "amount",
+        "service",
+        "due_date",
+        "paid_date",
+    ]);
+    let mut activity = Buf::new(&[
+        "client_id",
+        "month",
+        "vouchers",
+        "filings",
+        "hours",
+        "tickets",
+        "late_documents",
+    ]);
+    let mut truth = Buf::new(&[
+        "client_id",
+        "segment",
+        "value_tier",
+        "value_score",
+        "churned",
+        "changed_from",
+    ]);
     let s = |v: &str| Some(v.to_string());
 
     for i in 0..p.clients {
@@ -258,10 +303,26 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
 
         // Archive: who the client is follows from the planted value tier.
         let (client_type, taxpayer, fee, base_vouchers, n_extra) = match tier {
-            0 => ("enterprise", "general", rng.gen_range(600.0..1500.0), rng.gen_range(80.0..300.0), rng.gen_range(2..5)),
+            0 => (
+                "enterprise",
+                "general",
+                rng.gen_range(600.0..1500.0),
+                rng.gen_range(80.0..300.0),
+                rng.gen_range(2..5),
+            ),
             1 => {
-                let ct = if rng.gen_bool(0.8) { "enterprise" } else { "individual_business" };
-                (ct, "small_scale", rng.gen_range(220.0..350.0), rng.gen_range(15.0..50.0), rng.gen_range(1..3))
+                let ct = if rng.gen_bool(0.8) {
+                    "enterprise"
+                } else {
+                    "individual_business"
+                };
+                (
+                    ct,
+                    "small_scale",
+                    rng.gen_range(220.0..350.0),
+                    rng.gen_range(15.0..50.0),
+                    rng.gen_range(1..3),
+                )
             }
             _ => {
                 let ct = match rng.gen_range(0..10) {
@@ -269,7 +330,13 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                     5..=8 => "individual_business",
                     _ => "person",
                 };
-                (ct, "small_scale", rng.gen_range(100.0..200.0), rng.gen_range(5.0..12.0), rng.gen_range(0..2))
+                (
+                    ct,
+                    "small_scale",
+                    rng.gen_range(100.0..200.0),
+                    rng.gen_range(5.0..12.0),
+                    rng.gen_range(0..2),
+                )
             }
         };
         let fee: f64 = (fee / 10.0f64).round() * 10.0;
@@ -309,15 +376,29 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         let end = churned_month.map(|m| add_months(m, 1).pred_opt().unwrap_or(m));
         let name = match client_type {
             "person" => format!("{}（个人）", pick(&mut rng, &ACCOUNTANTS)),
-            "individual_business" => format!("{}{}{}", city.trim_end_matches('市'), pick(&mut rng, &TRADE_NAMES), "经营部"),
-            _ => format!("{}{}{}有限公司", city.trim_end_matches('市'), pick(&mut rng, &TRADE_NAMES), &industry.chars().take(2).collect::<String>()),
+            "individual_business" => format!(
+                "{}{}{}",
+                city.trim_end_matches('市'),
+                pick(&mut rng, &TRADE_NAMES),
+                "经营部"
+            ),
+            _ => format!(
+                "{}{}{}有限公司",
+                city.trim_end_matches('市'),
+                pick(&mut rng, &TRADE_NAMES),
+                &industry.chars().take(2).collect::<String>()
+            ),
         };
         let ct_text = match client_type {
             "enterprise" => "企业",
             "individual_business" => "个体工商户",
             _ => "个人",
         };
-        let tp_text = if taxpayer == "general" { "一般纳税人" } else { "小规模纳税人" };
+        let tp_text = if taxpayer == "general" {
+            "一般纳税人"
+        } else {
+            "小规模纳税人"
+        };
         clients.push(vec![
             s(&id),
             s(&name),
@@ -363,13 +444,20 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         let mut m = active_from;
         while m <= active_to {
             let to_end = {
-                let (a, b) = (m.year() * 12 + m.month() as i32, last_month.year() * 12 + last_month.month() as i32);
+                let (a, b) = (
+                    m.year() * 12 + m.month() as i32,
+                    last_month.year() * 12 + last_month.month() as i32,
+                );
                 b - a
             };
             // Volume path: steady, falling over the last year, or growing all along.
             let trend = match seg {
                 3 => {
-                    if to_end < 12 { 1.0 - 0.8 * (12 - to_end) as f64 / 12.0 } else { 1.0 }
+                    if to_end < 12 {
+                        1.0 - 0.8 * (12 - to_end) as f64 / 12.0
+                    } else {
+                        1.0
+                    }
                 }
                 4 => 1.07f64.powi(-(to_end)),
                 _ => 1.0,
@@ -377,7 +465,13 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             let noise = (0.1 * normal(&mut rng)).exp();
             let vouchers = (base_vouchers * trend * noise).round().max(0.0);
             let quarter_month = matches!(m.month(), 1 | 4 | 7 | 10);
-            let mut filings = if taxpayer == "general" { 3 } else if quarter_month { 3 } else { 1 };
+            let mut filings = if taxpayer == "general" {
+                3
+            } else if quarter_month {
+                3
+            } else {
+                1
+            };
             if m.month() == 5 && client_type == "enterprise" {
                 filings += 1;
             }
@@ -388,8 +482,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             let late_docs = u8::from(rng.gen_bool(late_doc_p));
             // About 1-3 hours a month for a small-scale client, 5-10 for a general one.
             let spring = if matches!(m.month(), 4 | 5 | 6) { 1.0 } else { 0.0 };
-            let hours = (vouchers / 40.0 + filings as f64 * 0.3 + tickets as f64 * 0.3 + late_docs as f64 * 1.0 + spring)
-                * (0.1 * normal(&mut rng)).exp();
+            let hours =
+                (vouchers / 40.0 + filings as f64 * 0.3 + tickets as f64 * 0.3 + late_docs as f64 * 1.0 + spring)
+                    * (0.1 * normal(&mut rng)).exp();
             activity.push(vec![
                 s(&id),
                 s(&w.month(m)),
@@ -409,7 +504,11 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 invoices.push(((monthly * months_billed * discount).round(), "bookkeeping"));
             }
             if m.month() == 5 && client_type == "enterprise" {
-                let amount = if taxpayer == "general" { rng.gen_range(800.0..2000.0) } else { rng.gen_range(300.0..800.0) };
+                let amount = if taxpayer == "general" {
+                    rng.gen_range(800.0..2000.0)
+                } else {
+                    rng.gen_range(300.0..800.0)
+                };
                 invoices.push(((amount / 10.0f64).round() * 10.0, "annual_reconciliation"));
             }
             if m.month() == 6 && services.contains(&"annual_report") {
@@ -454,10 +553,21 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     }
 
     let dirty_rows = add_dirt(&mut rng, &mut billing, &mut activity, p.dirty, p.clients);
-    let header: Box<dyn Fn(&str) -> String> =
-        if p.chinese { Box::new(chinese_header) } else { Box::new(|n: &str| n.to_string()) };
-    let counts = Generated { clients: clients.len(), billing_rows: billing.len(), activity_rows: activity.len(), dirty_rows };
-    std::fs::create_dir_all(out).map_err(|e| GenerateError::Write { path: out.display().to_string(), message: e.to_string() })?;
+    let header: Box<dyn Fn(&str) -> String> = if p.chinese {
+        Box::new(chinese_header)
+    } else {
+        Box::new(|n: &str| n.to_string())
+    };
+    let counts = Generated {
+        clients: clients.len(),
+        billing_rows: billing.len(),
+        activity_rows: activity.len(),
+        dirty_rows,
+    };
+    std::fs::create_dir_all(out).map_err(|e| GenerateError::Write {
+        path: out.display().to_string(),
+        message: e.to_string(),
+    })?;
     for (name, buf, h) in [
         ("clients.csv", clients, &header),
         ("billing.csv", billing, &header),
@@ -502,7 +612,10 @@ fn add_dirt(rng: &mut impl Rng, billing: &mut Buf, activity: &mut Buf, share: f6
 
 fn write(out: &Path, name: &str, buf: Buf, header: &dyn Fn(&str) -> String) -> Result<(), GenerateError> {
     let path = out.join(name);
-    let e = |m: String| GenerateError::Write { path: path.display().to_string(), message: m };
+    let e = |m: String| GenerateError::Write {
+        path: path.display().to_string(),
+        message: m,
+    };
     let mut df = buf.frame(header).map_err(|x| e(x.to_string()))?;
     let mut file = std::fs::File::create(&path).map_err(|x| e(x.to_string()))?;
     CsvWriter::new(&mut file).finish(&mut df).map_err(|x| e(x.to_string()))
@@ -530,7 +643,11 @@ mod tests {
         generate(&params(5), a.path()).unwrap();
         generate(&params(5), b.path()).unwrap();
         for f in ["clients.csv", "billing.csv", "activity.csv", "truth.csv"] {
-            assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f}");
+            assert_eq!(
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap(),
+                "{f}"
+            );
         }
     }
 
@@ -542,13 +659,28 @@ mod tests {
         p.changed = 0.2;
         generate(&p, b.path()).unwrap();
         let truth = std::fs::read_to_string(b.path().join("truth.csv")).unwrap();
-        let changed: Vec<&str> =
-            truth.lines().skip(1).filter(|l| !l.ends_with(',')).map(|l| l.split(',').next().unwrap()).collect();
+        let changed: Vec<&str> = truth
+            .lines()
+            .skip(1)
+            .filter(|l| !l.ends_with(','))
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
         assert!(!changed.is_empty() && changed.len() < 30, "{changed:?}");
-        let rows = |dir: &Path, f: &str| -> Vec<String> { std::fs::read_to_string(dir.join(f)).unwrap().lines().map(String::from).collect() };
+        let rows = |dir: &Path, f: &str| -> Vec<String> {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect()
+        };
         for f in ["clients.csv", "activity.csv", "billing.csv"] {
             let (ra, rb) = (rows(a.path(), f), rows(b.path(), f));
-            let keep = |r: &Vec<String>| -> Vec<String> { r.iter().filter(|l| !changed.iter().any(|c| l.starts_with(&format!("{c},")))).cloned().collect() };
+            let keep = |r: &Vec<String>| -> Vec<String> {
+                r.iter()
+                    .filter(|l| !changed.iter().any(|c| l.starts_with(&format!("{c},"))))
+                    .cloned()
+                    .collect()
+            };
             assert_eq!(keep(&ra), keep(&rb), "{f}: unchanged clients differ");
         }
     }

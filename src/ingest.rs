@@ -36,7 +36,12 @@ pub enum IngestError {
         closest: String,
     },
     #[error("{file}: column '{expected}' looks misnamed as '{found}'. Rename the header, or map it in the config: [columns.{table}] {expected} = \"{found}\"")]
-    Misnamed { file: String, table: &'static str, expected: String, found: String },
+    Misnamed {
+        file: String,
+        table: &'static str,
+        expected: String,
+        found: String,
+    },
     #[error("{file}: the file has no data rows")]
     Empty { file: String },
 }
@@ -86,11 +91,19 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
     let clients = read(&settings.clients)?.ok_or(IngestError::Missing { table: "clients" })?;
     let billing = read(&settings.billing)?.ok_or(IngestError::Missing { table: "billing" })?;
     let activity = read(&settings.activity)?;
-    Ok(RawInputs { clients, billing, activity, files })
+    Ok(RawInputs {
+        clients,
+        billing,
+        activity,
+        files,
+    })
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, IngestError> {
-    let io = |source| IngestError::Io { path: path.to_path_buf(), source };
+    let io = |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -117,8 +130,15 @@ pub fn read_table(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         });
     }
-    let parse = |e: PolarsError| IngestError::Parse { path: path.to_path_buf(), message: e.to_string() };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let parse = |e: PolarsError| IngestError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let path_str = path.to_string_lossy().to_string();
     let (mut df, first_row) = match ext.as_str() {
         // Header is line 1, so the first data row is line 2, as Excel shows it.
@@ -130,9 +150,16 @@ pub fn read_table(
                 .map_err(parse)?,
             1,
         ),
-        _ => return Err(IngestError::Format { path: path.to_path_buf() }),
+        _ => {
+            return Err(IngestError::Format {
+                path: path.to_path_buf(),
+            })
+        }
     };
-    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or(path_str.clone());
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or(path_str.clone());
     if df.height() == 0 {
         return Err(IngestError::Empty { file });
     }
@@ -141,7 +168,11 @@ pub fn read_table(
 
     let mut columns = Vec::with_capacity(renames.len() + 1);
     for (header, canonical) in &renames {
-        let col = df.column(header).map_err(parse)?.cast(&DataType::String).map_err(parse)?;
+        let col = df
+            .column(header)
+            .map_err(parse)?
+            .cast(&DataType::String)
+            .map_err(parse)?;
         columns.push(col.with_name(canonical.as_str().into()));
     }
     df = DataFrame::new_infer_height(columns).map_err(parse)?;
@@ -151,19 +182,33 @@ pub fn read_table(
         .iter()
         .map(|(_, c)| {
             let t = col(c.as_str()).str().strip_chars(lit(NULL));
-            when(t.clone().eq(lit(""))).then(lit(NULL).cast(DataType::String)).otherwise(t).alias(c.as_str())
+            when(t.clone().eq(lit("")))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(t)
+                .alias(c.as_str())
         })
         .collect();
     let df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
-    Ok(RawTable { table, file, df, absent })
+    Ok(RawTable {
+        table,
+        file,
+        df,
+        absent,
+    })
 }
 
 /// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
 /// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
 /// config, and decoded first.
 fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
-    let io = |source| IngestError::Io { path: path.to_path_buf(), source };
-    let parse = |e: PolarsError| IngestError::Parse { path: path.to_path_buf(), message: e.to_string() };
+    let io = |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let parse = |e: PolarsError| IngestError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let chinese = match encoding {
         Encoding::Utf8 => false,
         Encoding::Gb18030 => true,
@@ -225,10 +270,16 @@ fn cell_text(cell: &calamine::Data) -> Option<String> {
 /// Reads the worksheet named after the table (clients, 客户档案, ...), else the first.
 fn read_excel(path: &Path, table: Table) -> Result<DataFrame, IngestError> {
     use calamine::Reader;
-    let err = |message: String| IngestError::Parse { path: path.to_path_buf(), message };
+    let err = |message: String| IngestError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut book = calamine::open_workbook_auto(path).map_err(|e| err(e.to_string()))?;
     let names = book.sheet_names().to_vec();
-    let wanted = names.iter().position(|n| n.trim().eq_ignore_ascii_case(table.name())).unwrap_or(0);
+    let wanted = names
+        .iter()
+        .position(|n| n.trim().eq_ignore_ascii_case(table.name()))
+        .unwrap_or(0);
     let range = book
         .worksheet_range_at(wanted)
         .ok_or_else(|| err("the workbook has no worksheet".into()))?
@@ -247,8 +298,14 @@ fn read_excel(path: &Path, table: Table) -> Result<DataFrame, IngestError> {
             col.push(row.get(j).and_then(cell_text));
         }
     }
-    DataFrame::new_infer_height(header.iter().zip(cols).map(|(h, v)| Column::new(h.as_str().into(), v)).collect())
-        .map_err(|e| err(e.to_string()))
+    DataFrame::new_infer_height(
+        header
+            .iter()
+            .zip(cols)
+            .map(|(h, v)| Column::new(h.as_str().into(), v))
+            .collect(),
+    )
+    .map_err(|e| err(e.to_string()))
 }
 
 /// Maps file headers to canonical names. Returns (header, canonical) pairs and the
@@ -282,7 +339,11 @@ fn resolve_columns(
                         file: file.into(),
                         table: table.name(),
                         expected: canonical.into(),
-                        mapped: if wanted != canonical { format!(" (mapped to header '{wanted}')") } else { String::new() },
+                        mapped: if wanted != canonical {
+                            format!(" (mapped to header '{wanted}')")
+                        } else {
+                            String::new()
+                        },
                         closest: closest.map(|(n, _)| n).unwrap_or_else(|| "(none)".into()),
                     });
                 }
@@ -313,7 +374,10 @@ fn resolve_columns(
 pub fn closest_name(wanted: &str, candidates: impl Iterator<Item = String>) -> Option<(String, usize)> {
     let norm = |s: &str| s.to_lowercase().replace([' ', '_', '-'], "");
     let w = norm(wanted);
-    candidates.map(|c| (levenshtein(&w, &norm(&c)), c)).min_by_key(|(d, _)| *d).map(|(d, c)| (c, d))
+    candidates
+        .map(|c| (levenshtein(&w, &norm(&c)), c))
+        .min_by_key(|(d, _)| *d)
+        .map(|(d, c)| (c, d))
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -352,7 +416,11 @@ mod tests {
     #[test]
     fn reads_mapped_headers_and_row_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "billing.csv", "客户编号,开票日期,金额\nC1,2024/01/05, 300 \nC2,,\n");
+        let p = write(
+            dir.path(),
+            "billing.csv",
+            "客户编号,开票日期,金额\nC1,2024/01/05, 300 \nC2,,\n",
+        );
         let mut m = BTreeMap::new();
         m.insert("client_id".to_string(), "客户编号".to_string());
         m.insert("invoice_date".to_string(), "开票日期".to_string());
@@ -379,16 +447,28 @@ mod tests {
         m.insert("invoice_date".to_string(), "开票日期".to_string());
         m.insert("amount".to_string(), "金额".to_string());
         let t = read_table(Table::Billing, &p, &m, Encoding::Auto).unwrap();
-        assert_eq!(t.df.column("invoice_date").unwrap().str().unwrap().get(0), Some("2024年1月5日"));
+        assert_eq!(
+            t.df.column("invoice_date").unwrap().str().unwrap().get(0),
+            Some("2024年1月5日")
+        );
     }
 
     #[test]
     fn missing_required_column_names_closest() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "billing.csv", "client_id,invoce_date,amount\nC1,2024-01-05,1\n");
+        let p = write(
+            dir.path(),
+            "billing.csv",
+            "client_id,invoce_date,amount\nC1,2024-01-05,1\n",
+        );
         let err = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap_err();
         match &err {
-            IngestError::MissingColumn { file, expected, closest, .. } => {
+            IngestError::MissingColumn {
+                file,
+                expected,
+                closest,
+                ..
+            } => {
                 assert_eq!(file, "billing.csv");
                 assert_eq!(expected, "invoice_date");
                 assert_eq!(closest, "invoce_date");
@@ -402,6 +482,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "clients.csv", "client_id,monthy_fee\nC1,300\n");
         let err = read_table(Table::Clients, &p, &BTreeMap::new(), Encoding::Auto).unwrap_err();
-        assert!(matches!(err, IngestError::Misnamed { ref expected, .. } if expected == "monthly_fee"), "{err}");
+        assert!(
+            matches!(err, IngestError::Misnamed { ref expected, .. } if expected == "monthly_fee"),
+            "{err}"
+        );
     }
 }

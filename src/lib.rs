@@ -12,19 +12,19 @@
 //! `classify` and `segments` see only ndarray; `report` sees only plain result data.
 //! `pipeline` runs the stages in order; `generate` makes realistic test data.
 
-pub mod config;
-pub mod ingest;
-pub mod validate;
-pub mod features;
-pub mod preprocess;
-pub mod cluster;
 pub mod classify;
-pub mod segments;
-pub mod model;
-pub mod migration;
-pub mod persist;
-pub mod report;
+pub mod cluster;
+pub mod config;
 pub mod export;
-pub mod push;
-pub mod pipeline;
+pub mod features;
 pub mod generate;
+pub mod ingest;
+pub mod migration;
+pub mod model;
+pub mod persist;
+pub mod pipeline;
+pub mod preprocess;
+pub mod push;
+pub mod report;
+pub mod segments;
+pub mod validate;

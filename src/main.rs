@@ -13,7 +13,11 @@ use clientseg::generate::{self, GenerateParams};
 use clientseg::pipeline::{self, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "clientseg", version, about = "Segments a bookkeeping agency's clients into value tiers and behaviour segments")]
+#[command(
+    name = "clientseg",
+    version,
+    about = "Segments a bookkeeping agency's clients into value tiers and behaviour segments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -176,11 +180,21 @@ fn sample_dir() -> Result<PathBuf> {
 
 /// The most recently finished run folder (one with a manifest) under `dir`.
 fn newest_run(dir: &Path) -> Result<PathBuf> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("no --run given and no {} folder to take the newest run from", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "no --run given and no {} folder to take the newest run from",
+            dir.display()
+        )
+    })?;
     let newest = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("manifest.json").is_file())
-        .filter_map(|p| std::fs::metadata(p.join("manifest.json")).and_then(|m| m.modified()).ok().map(|t| (t, p)))
+        .filter_map(|p| {
+            std::fs::metadata(p.join("manifest.json"))
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, p))
+        })
         .max();
     match newest {
         Some((_, p)) => Ok(p),
@@ -195,10 +209,18 @@ fn real_main(cli: Cli) -> Result<()> {
             let s = settings(None, &common, Some(&dir))?;
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
-            println!("Open {} for the charts; labels.csv opens in Excel.", report.run_dir.join("charts").display());
+            println!(
+                "Open {} for the charts; labels.csv opens in Excel.",
+                report.run_dir.join("charts").display()
+            );
         }
-        Command::Run { config, previous, common } => {
-            let mut s = settings(Some(&config), &common, None).with_context(|| format!("in config {}", config.display()))?;
+        Command::Run {
+            config,
+            previous,
+            common,
+        } => {
+            let mut s =
+                settings(Some(&config), &common, None).with_context(|| format!("in config {}", config.display()))?;
             if let Some(p) = previous {
                 s.previous = match p.as_str() {
                     "none" => Previous::None,
@@ -209,9 +231,17 @@ fn real_main(cli: Cli) -> Result<()> {
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
         }
-        Command::Score { model, data, config, common } => {
+        Command::Score {
+            model,
+            data,
+            config,
+            common,
+        } => {
             if !data.is_dir() {
-                bail!("--data {} is not a folder; give the folder that holds clients.csv and billing.csv", data.display());
+                bail!(
+                    "--data {} is not a folder; give the folder that holds clients.csv and billing.csv",
+                    data.display()
+                );
             }
             let s = settings(config.as_deref(), &common, Some(&data))?;
             let report = pipeline::score(&model, &s, &options(&s, &common))?;
@@ -219,12 +249,23 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Diff { a, b, out } => {
             let m = clientseg::migration::compare_runs(&a, &b)?;
-            let name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-            let dir = clientseg::persist::RunDir::create(&out.unwrap_or_else(|| PathBuf::from("runs")), &format!("diff-{}-{}", name(&a), name(&b)))?;
+            let name = |p: &Path| {
+                p.file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            };
+            let dir = clientseg::persist::RunDir::create(
+                &out.unwrap_or_else(|| PathBuf::from("runs")),
+                &format!("diff-{}-{}", name(&a), name(&b)),
+            )?;
             let moved = m.rows.height();
             clientseg::pipeline::write_migration(dir.path(), m, clientseg::config::Lang::En)?;
             let done = dir.commit()?;
-            println!("{moved} clients moved, arrived or left between {} and {}", a.display(), b.display());
+            println!(
+                "{moved} clients moved, arrived or left between {} and {}",
+                a.display(),
+                b.display()
+            );
             println!("results: {}", done.display());
         }
         Command::Push { run, to, force } => {
@@ -243,18 +284,42 @@ fn real_main(cli: Cli) -> Result<()> {
                     println!("client_segment now holds this run's labels; client_segment_history has one more run");
                 }
                 clientseg::push::Outcome::AlreadyPushed { pushed_at } => {
-                    println!("{} was already pushed to {shown} at {pushed_at}; nothing changed", run.display());
+                    println!(
+                        "{} was already pushed to {shown} at {pushed_at}; nothing changed",
+                        run.display()
+                    );
                 }
             }
         }
-        Command::Generate { clients, months, seed, end, dirty, zh, changed, out } => {
+        Command::Generate {
+            clients,
+            months,
+            seed,
+            end,
+            dirty,
+            zh,
+            changed,
+            out,
+        } => {
             let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
                 .with_context(|| format!("--end {end} is not a date; write it as YYYY-MM-DD"))?;
-            let p = GenerateParams { clients, months, seed, end, dirty, chinese: zh, changed };
+            let p = GenerateParams {
+                clients,
+                months,
+                seed,
+                end,
+                dirty,
+                chinese: zh,
+                changed,
+            };
             let g = generate::generate(&p, &out)?;
             println!(
                 "wrote {} clients, {} billing rows, {} activity rows ({} made faulty) to {}",
-                g.clients, g.billing_rows, g.activity_rows, g.dirty_rows, out.display()
+                g.clients,
+                g.billing_rows,
+                g.activity_rows,
+                g.dirty_rows,
+                out.display()
             );
             println!("truth.csv holds the planted segments; the pipeline never reads it");
         }

@@ -42,14 +42,20 @@ pub const NEW: &str = "(new)";
 pub const DEPARTED: &str = "(departed)";
 
 pub fn read_parquet(path: &Path) -> Result<DataFrame, MigrationError> {
-    let err = |message: String| MigrationError::Read { file: path.display().to_string(), message };
+    let err = |message: String| MigrationError::Read {
+        file: path.display().to_string(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
     ParquetReader::new(file).finish().map_err(|e| err(e.to_string()))
 }
 
 fn text_col(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     match df.column(name).and_then(|c| c.cast(&DataType::String)) {
-        Ok(c) => c.str().map(|s| s.iter().map(|v| v.map(String::from)).collect()).unwrap_or_default(),
+        Ok(c) => c
+            .str()
+            .map(|s| s.iter().map(|v| v.map(String::from)).collect())
+            .unwrap_or_default(),
         Err(_) => vec![None; df.height()],
     }
 }
@@ -69,7 +75,10 @@ fn feature_map(df: &DataFrame, names: &[String]) -> HashMap<String, Vec<f64>> {
     let cols: Vec<Vec<f64>> = names
         .iter()
         .map(|n| match df.column(n).and_then(|c| c.cast(&DataType::Float64)) {
-            Ok(c) => c.f64().map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect()).unwrap_or_default(),
+            Ok(c) => c
+                .f64()
+                .map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                .unwrap_or_default(),
             Err(_) => vec![f64::NAN; df.height()],
         })
         .collect();
@@ -90,8 +99,16 @@ pub fn compare(
 ) -> Result<Migration, MigrationError> {
     let key = |df: &DataFrame, prefix: &str| -> PolarsResult<LazyFrame> {
         let has_b = df.column("behaviour_segment").is_ok();
-        let b = if has_b { col("behaviour_segment") } else { lit(NULL).cast(DataType::String) };
-        let b_en = if has_b { col("behaviour_segment_en") } else { lit(NULL).cast(DataType::String) };
+        let b = if has_b {
+            col("behaviour_segment")
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
+        let b_en = if has_b {
+            col("behaviour_segment_en")
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
         Ok(df.clone().lazy().select([
             col("client_id"),
             col("value_tier").alias(format!("{prefix}value_tier")),
@@ -132,7 +149,11 @@ pub fn compare(
             "value" => ("previous_value_tier", "value_tier"),
             _ => ("previous_behaviour_segment", "behaviour_segment"),
         };
-        if text_col(&joined, c).iter().chain(text_col(&joined, p).iter()).all(Option::is_none) {
+        if text_col(&joined, c)
+            .iter()
+            .chain(text_col(&joined, p).iter())
+            .all(Option::is_none)
+        {
             continue;
         }
         let t = joined
@@ -140,12 +161,22 @@ pub fn compare(
             .lazy()
             .select([
                 lit(kind).alias("kind"),
-                when(col("previous_present").is_null()).then(lit(NEW)).otherwise(col(p)).alias("from"),
-                when(col("present").is_null()).then(lit(DEPARTED)).otherwise(col(c)).alias("to"),
+                when(col("previous_present").is_null())
+                    .then(lit(NEW))
+                    .otherwise(col(p))
+                    .alias("from"),
+                when(col("present").is_null())
+                    .then(lit(DEPARTED))
+                    .otherwise(col(c))
+                    .alias("to"),
             ])
             .group_by([col("kind"), col("from"), col("to")])
             .agg([len().cast(DataType::Int64).alias("clients")])
-            .with_column((col("clients").cast(DataType::Float64) / col("clients").sum().over([col("from")])?.cast(DataType::Float64)).alias("share_of_from"))
+            .with_column(
+                (col("clients").cast(DataType::Float64)
+                    / col("clients").sum().over([col("from")])?.cast(DataType::Float64))
+                .alias("share_of_from"),
+            )
             .sort(["from", "to"], Default::default())
             .collect()?;
         let from = text_col(&t, "from");
@@ -166,7 +197,12 @@ pub fn compare(
                 }
             }
         }
-        matrices.push(Matrix { kind: kind.into(), from: froms, to: tos, counts });
+        matrices.push(Matrix {
+            kind: kind.into(),
+            from: froms,
+            to: tos,
+            counts,
+        });
         transitions.push(t.lazy());
     }
     let transitions = if transitions.is_empty() {
@@ -176,7 +212,11 @@ pub fn compare(
     };
 
     // Only clients that crossed a boundary, arrived or left; with what changed most.
-    let changed = joined.clone().lazy().filter(col("status").neq(lit("unchanged"))).collect()?;
+    let changed = joined
+        .clone()
+        .lazy()
+        .filter(col("status").neq(lit("unchanged")))
+        .collect()?;
     let names: Vec<String> = models.iter().flat_map(|m| m.features.iter().cloned()).collect();
     let (before, after) = (feature_map(prev_features, &names), feature_map(cur_features, &names));
     let ids = text_col(&changed, "client_id");
@@ -224,13 +264,19 @@ pub fn compare(
     for (i, column) in top.into_iter().enumerate() {
         rows.with_column(Column::new(format!("change_{}", i + 1).into(), column))?;
     }
-    Ok(Migration { rows, transitions, matrices })
+    Ok(Migration {
+        rows,
+        transitions,
+        matrices,
+    })
 }
 
 /// Compares two finished run folders (as `clientseg diff` does).
 pub fn compare_runs(a: &Path, b: &Path) -> Result<Migration, MigrationError> {
-    let model = crate::model::Model::load(&b.join("model.json"))
-        .map_err(|e| MigrationError::Read { file: b.join("model.json").display().to_string(), message: e.to_string() })?;
+    let model = crate::model::Model::load(&b.join("model.json")).map_err(|e| MigrationError::Read {
+        file: b.join("model.json").display().to_string(),
+        message: e.to_string(),
+    })?;
     let mut models = vec![&model.value];
     if let Some(bm) = &model.behaviour {
         models.push(bm);

@@ -19,7 +19,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum ModelError {
     #[error("cannot read model {path}: {message}")]
     Read { path: String, message: String },
-    #[error("model {path} has schema version {found}; this clientseg reads version {expected}. Refit with `clientseg run`")]
+    #[error(
+        "model {path} has schema version {found}; this clientseg reads version {expected}. Refit with `clientseg run`"
+    )]
     Version { path: String, found: u32, expected: u32 },
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
@@ -86,7 +88,10 @@ impl SegmentModel {
                     None => self.scaler.impute[j],
                 })
                 .collect();
-            let row = ndarray::Array2::from_shape_vec((1, raw.len()), raw).map_err(|e| ModelError::Read { path: "centroids".into(), message: e.to_string() })?;
+            let row = ndarray::Array2::from_shape_vec((1, raw.len()), raw).map_err(|e| ModelError::Read {
+                path: "centroids".into(),
+                message: e.to_string(),
+            })?;
             out.push(self.scaler.transform(row.view())?.row(0).to_vec());
         }
         Ok(out)
@@ -95,7 +100,9 @@ impl SegmentModel {
     pub fn centroids(&self) -> Array2<f64> {
         let k = self.segments.len();
         let d = self.features.len();
-        Array2::from_shape_fn((k, d), |(i, j)| self.segments[i].centroid.get(j).copied().unwrap_or(0.0))
+        Array2::from_shape_fn((k, d), |(i, j)| {
+            self.segments[i].centroid.get(j).copied().unwrap_or(0.0)
+        })
     }
 
     /// Nearest segment and distance for raw (unscaled) feature rows.
@@ -135,13 +142,25 @@ impl Model {
 
     pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Read { path: p.clone(), message: e.to_string() })?;
-        let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::Read { path: p.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Read {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Read {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
         let found = probe.get("schema_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
         if found != SCHEMA_VERSION {
-            return Err(ModelError::Version { path: p, found, expected: SCHEMA_VERSION });
+            return Err(ModelError::Version {
+                path: p,
+                found,
+                expected: SCHEMA_VERSION,
+            });
         }
-        serde_json::from_value(probe).map_err(|e| ModelError::Read { path: p, message: e.to_string() })
+        serde_json::from_value(probe).map_err(|e| ModelError::Read {
+            path: p,
+            message: e.to_string(),
+        })
     }
 }

@@ -32,17 +32,30 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn create(parent: &Path, run_id: &str) -> Result<RunDir, PersistError> {
-        std::fs::create_dir_all(parent).map_err(|source| PersistError::Create { path: parent.to_path_buf(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| PersistError::Create {
+            path: parent.to_path_buf(),
+            source,
+        })?;
         let mut target = parent.join(run_id);
         let mut n = 2;
         while target.exists() {
             target = parent.join(format!("{run_id}-{n}"));
             n += 1;
         }
-        let name = target.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = target
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("charts")).map_err(|source| PersistError::Create { path: tmp.clone(), source })?;
-        Ok(RunDir { tmp, target, committed: false })
+        std::fs::create_dir_all(tmp.join("charts")).map_err(|source| PersistError::Create {
+            path: tmp.clone(),
+            source,
+        })?;
+        Ok(RunDir {
+            tmp,
+            target,
+            committed: false,
+        })
     }
 
     /// Where files go while the run is in progress.
@@ -56,7 +69,10 @@ impl RunDir {
     }
 
     pub fn run_id(&self) -> String {
-        self.target.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+        self.target
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
     }
 
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), PersistError> {
@@ -65,7 +81,10 @@ impl RunDir {
     }
 
     pub fn commit(mut self) -> Result<PathBuf, PersistError> {
-        std::fs::rename(&self.tmp, &self.target).map_err(|source| PersistError::Commit { path: self.target.clone(), source })?;
+        std::fs::rename(&self.tmp, &self.target).map_err(|source| PersistError::Commit {
+            path: self.target.clone(),
+            source,
+        })?;
         self.committed = true;
         Ok(self.target.clone())
     }
@@ -82,10 +101,23 @@ impl Drop for RunDir {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| PersistError::Create { path: dir.to_path_buf(), source })?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|source| PersistError::Write { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| PersistError::Commit { path: path.to_path_buf(), source })
+    std::fs::create_dir_all(dir).map_err(|source| PersistError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|source| PersistError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| PersistError::Commit {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Versions of clientseg and its main dependencies.

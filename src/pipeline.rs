@@ -14,12 +14,12 @@ use thiserror::Error;
 use crate::classify::{ClassifyError, TreeModel};
 use crate::cluster::{self, ClusterError, KScore};
 use crate::config::{Previous, Settings};
-use crate::migration::{self, MigrationError};
-pub use crate::persist::Stability;
 use crate::export::{self, Assignment, ExportError};
 use crate::features::{self, FeatureError, FeatureParams, FeatureTable};
 use crate::ingest::{self, IngestError};
+use crate::migration::{self, MigrationError};
 use crate::model::{FeatureDoc, FeatureSettings, Model, ModelError, SegmentModel, SCHEMA_VERSION};
+pub use crate::persist::Stability;
 use crate::persist::{self, Manifest, PersistError, RunDir, SegmentSummary, SegmentationSummary, Timing};
 use crate::preprocess::{self, PreprocessError, Scaler};
 use crate::report::{self, ChartData, ReportError};
@@ -84,12 +84,20 @@ struct Stages {
 
 impl Stages {
     fn new(show: bool, total: usize) -> Stages {
-        let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        let bar = if show {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
         if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(120));
-        Stages { timings: Vec::new(), bar, total }
+        Stages {
+            timings: Vec::new(),
+            bar,
+            total,
+        }
     }
 
     fn run<T>(&mut self, name: &str, f: impl FnOnce(&ProgressBar) -> T) -> T {
@@ -97,7 +105,10 @@ impl Stages {
         self.bar.set_message(format!("[{n}/{}] {name}", self.total));
         let start = Instant::now();
         let out = f(&self.bar);
-        self.timings.push(Timing { stage: name.to_string(), seconds: start.elapsed().as_secs_f64() });
+        self.timings.push(Timing {
+            stage: name.to_string(),
+            seconds: start.elapsed().as_secs_f64(),
+        });
         out
     }
 }
@@ -132,13 +143,29 @@ fn fit_value(s: &Settings, table: &FeatureTable, names: &[String]) -> Result<Fit
     let z = scaler.transform(raw.view())?;
     let c = cluster::fit(z.view(), s.value_k, &s.kmeans, s.seed)?;
     // Tiers are ordered by what the client is worth to the firm.
-    let worth_name = if table.is_enabled("contribution_margin") { "contribution_margin" } else { "fees_12m" };
+    let worth_name = if table.is_enabled("contribution_margin") {
+        "contribution_margin"
+    } else {
+        "fees_12m"
+    };
     let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
     let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
     let labels = c.labels.mapv(|l| map[l]);
-    let tree = TreeModel::train(scaler.impute(raw.view()).view(), &labels, names, s.tree_max_depth, s.test_share, s.seed)?;
+    let tree = TreeModel::train(
+        scaler.impute(raw.view()).view(),
+        &labels,
+        names,
+        s.tree_max_depth,
+        s.test_share,
+        s.seed,
+    )?;
     Ok(Fitted {
-        model: SegmentModel { features: names.to_vec(), scaler, segments: tiers, tree },
+        model: SegmentModel {
+            features: names.to_vec(),
+            scaler,
+            segments: tiers,
+            tree,
+        },
         labels,
         distances: c.distances,
         z,
@@ -147,7 +174,12 @@ fn fit_value(s: &Settings, table: &FeatureTable, names: &[String]) -> Result<Fit
     })
 }
 
-fn fit_behaviour(s: &Settings, table: &FeatureTable, names: &[String], bar: &ProgressBar) -> Result<Fitted, PipelineError> {
+fn fit_behaviour(
+    s: &Settings,
+    table: &FeatureTable,
+    names: &[String],
+    bar: &ProgressBar,
+) -> Result<Fitted, PipelineError> {
     let raw = preprocess::to_matrix(&table.df, names)?;
     let scaler = Scaler::fit(names, raw.view())?;
     let z = scaler.transform(raw.view())?;
@@ -156,9 +188,21 @@ fn fit_behaviour(s: &Settings, table: &FeatureTable, names: &[String], bar: &Pro
         bar.set_message(format!("behaviour segments: fitted k = {k} of {lo}..={hi}"));
     })?;
     let segs = segments::behaviour_segments(c.centroids.view(), names);
-    let tree = TreeModel::train(scaler.impute(raw.view()).view(), &c.labels, names, s.tree_max_depth, s.test_share, s.seed)?;
+    let tree = TreeModel::train(
+        scaler.impute(raw.view()).view(),
+        &c.labels,
+        names,
+        s.tree_max_depth,
+        s.test_share,
+        s.seed,
+    )?;
     Ok(Fitted {
-        model: SegmentModel { features: names.to_vec(), scaler, segments: segs, tree },
+        model: SegmentModel {
+            features: names.to_vec(),
+            scaler,
+            segments: segs,
+            tree,
+        },
         labels: c.labels,
         distances: c.distances,
         z,
@@ -168,7 +212,11 @@ fn fit_behaviour(s: &Settings, table: &FeatureTable, names: &[String], bar: &Pro
 }
 
 fn assignment(f: &Fitted) -> Assignment {
-    Assignment { labels: f.labels.to_vec(), distances: f.distances.to_vec(), segments: f.model.segments.clone() }
+    Assignment {
+        labels: f.labels.to_vec(),
+        distances: f.distances.to_vec(),
+        segments: f.model.segments.clone(),
+    }
 }
 
 fn summary_of(f: &Fitted) -> SegmentationSummary {
@@ -185,7 +233,12 @@ fn summary_of(f: &Fitted) -> SegmentationSummary {
             .segments
             .iter()
             .zip(&sizes)
-            .map(|(s, n)| SegmentSummary { id: s.id.clone(), name_en: s.name_en.clone(), name_zh: s.name_zh.clone(), size: *n })
+            .map(|(s, n)| SegmentSummary {
+                id: s.id.clone(),
+                name_en: s.name_en.clone(),
+                name_zh: s.name_zh.clone(),
+                size: *n,
+            })
             .collect(),
     }
 }
@@ -204,8 +257,16 @@ pub fn rules_text(title: &str, m: &SegmentModel) -> String {
             out.push_str("  (no leaf of the tree predicts this segment)\n");
         }
         for r in rules {
-            let cond = if r.conditions.is_empty() { "always".to_string() } else { r.conditions.join(" AND ") };
-            out.push_str(&format!("  IF {cond}  -> {} clients, {:.0}% in this segment\n", r.support, r.purity * 100.0));
+            let cond = if r.conditions.is_empty() {
+                "always".to_string()
+            } else {
+                r.conditions.join(" AND ")
+            };
+            out.push_str(&format!(
+                "  IF {cond}  -> {} clients, {:.0}% in this segment\n",
+                r.support,
+                r.purity * 100.0
+            ));
         }
     }
     out
@@ -225,7 +286,10 @@ fn validate_keeping_rejects(
     id: &str,
 ) -> Result<validate::Validated, PipelineError> {
     validate::validate(inputs, s).or_else(|(source, rejects)| {
-        std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create { path: opts.out_dir.clone(), source: e })?;
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create {
+            path: opts.out_dir.clone(),
+            source: e,
+        })?;
         let path = opts.out_dir.join(format!("{id}.rejects.csv"));
         write_rejects(&rejects, &path)?;
         Err(PipelineError::Validate { source, rejects: path })
@@ -234,13 +298,21 @@ fn validate_keeping_rejects(
 
 fn snapshot_of(s: &Settings) -> Option<NaiveDate> {
     // Checked when the settings were built.
-    s.snapshot_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    s.snapshot_date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
 }
 
 fn rows_text(counts: &[validate::TableCounts]) -> String {
     let mut out = String::from("rows (input = accepted + rejected):\n");
     for r in counts {
-        out.push_str(&format!("  {:<9} {:>9} = {:>9} + {:>6}\n", r.table.name(), r.input, r.accepted, r.rejected));
+        out.push_str(&format!(
+            "  {:<9} {:>9} = {:>9} + {:>6}\n",
+            r.table.name(),
+            r.input,
+            r.accepted,
+            r.rejected
+        ));
     }
     out
 }
@@ -263,26 +335,47 @@ pub fn load_previous(s: &Settings) -> Result<Option<PreviousRun>, PipelineError>
         Previous::Auto => {
             let latest = s.models_dir.join("latest.json");
             // A model from an incompatible version is skipped, not fatal.
-            Ok(latest.is_file().then(|| Model::load(&latest).ok()).flatten().map(from_model))
+            Ok(latest
+                .is_file()
+                .then(|| Model::load(&latest).ok())
+                .flatten()
+                .map(from_model))
         }
         Previous::Path(p) if p.is_dir() => {
             let model = Model::load(&p.join("model.json"))?;
-            Ok(Some(PreviousRun { model, run_dir: Some(p.clone()) }))
+            Ok(Some(PreviousRun {
+                model,
+                run_dir: Some(p.clone()),
+            }))
         }
         Previous::Path(p) => Ok(Some(from_model(Model::load(p)?))),
     }
 }
 
 /// Writes migration.csv, transitions.csv and their charts; returns the file names.
-pub fn write_migration(dir: &Path, m: migration::Migration, lang: crate::config::Lang) -> Result<Vec<String>, PipelineError> {
+pub fn write_migration(
+    dir: &Path,
+    m: migration::Migration,
+    lang: crate::config::Lang,
+) -> Result<Vec<String>, PipelineError> {
     let mut rows = m.rows;
     export::write_csv(&mut rows, &dir.join("migration.csv"))?;
     let mut transitions = m.transitions;
     export::write_csv(&mut transitions, &dir.join("transitions.csv"))?;
     let mut files = vec!["migration.csv".to_string(), "transitions.csv".to_string()];
-    std::fs::create_dir_all(dir.join("charts")).map_err(|e| PersistError::Create { path: dir.join("charts"), source: e })?;
+    std::fs::create_dir_all(dir.join("charts")).map_err(|e| PersistError::Create {
+        path: dir.join("charts"),
+        source: e,
+    })?;
     for matrix in &m.matrices {
-        let chart = report::write_transition_chart(&dir.join("charts"), lang, &matrix.kind, &matrix.from, &matrix.to, &matrix.counts)?;
+        let chart = report::write_transition_chart(
+            &dir.join("charts"),
+            lang,
+            &matrix.kind,
+            &matrix.from,
+            &matrix.to,
+            &matrix.counts,
+        )?;
         files.push(chart.png);
         files.push(chart.svg);
     }
@@ -299,7 +392,11 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
     let validated = st.run("validate", |_| validate_keeping_rejects(&inputs, s, opts, &id))?;
     drop(inputs.clients);
-    let params = FeatureParams { snapshot: snapshot_of(s), hourly_cost: s.hourly_cost, long_term_months: s.long_term_months };
+    let params = FeatureParams {
+        snapshot: snapshot_of(s),
+        hourly_cost: s.hourly_cost,
+        long_term_months: s.long_term_months,
+    };
     let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
 
     let value_names = usable(&s.value_features, &table);
@@ -311,7 +408,9 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let mut behaviour = if behaviour_names.is_empty() {
         None
     } else {
-        Some(st.run("behaviour segments", |bar| fit_behaviour(s, &table, &behaviour_names, bar))?)
+        Some(st.run("behaviour segments", |bar| {
+            fit_behaviour(s, &table, &behaviour_names, bar)
+        })?)
     };
 
     // Segments keep the ids and names they had in the previous run.
@@ -329,7 +428,8 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         };
         if let (Some(b), Some(pb)) = (behaviour.as_mut(), &prev.model.behaviour) {
             let mapped = b.model.centroids_of(pb)?;
-            report.behaviour = segments::carry_over(&mut b.model.segments, &pb.segments, &mapped, s.match_threshold, "B");
+            report.behaviour =
+                segments::carry_over(&mut b.model.segments, &pb.segments, &mapped, s.match_threshold, "B");
         }
         // Value tiers are named by rank; the match only records how far each tier moved.
         let mapped = value.model.centroids_of(&prev.model.value)?;
@@ -338,19 +438,39 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         // Boundary clients keep last run's segment unless clearly closer to another.
         if let Some(prev_dir) = prev.run_dir.as_ref().filter(|d| d.join("labels.parquet").is_file()) {
             let prev_labels = migration::read_parquet(&prev_dir.join("labels.parquet"))?;
-            let ids: Vec<String> = table.df.column("client_id").ok().and_then(|c| c.str().ok().cloned()).map(|c| c.iter().map(|v| v.unwrap_or("").to_string()).collect()).unwrap_or_default();
+            let ids: Vec<String> = table
+                .df
+                .column("client_id")
+                .ok()
+                .and_then(|c| c.str().ok().cloned())
+                .map(|c| c.iter().map(|v| v.unwrap_or("").to_string()).collect())
+                .unwrap_or_default();
             let mut targets = vec![(&mut value, "value_tier")];
             if let Some(b) = behaviour.as_mut() {
                 targets.push((b, "behaviour_segment"));
             }
             for (fitted, column) in targets {
                 let before = migration::labels_by_client(&prev_labels, column);
-                let index: std::collections::HashMap<&str, usize> =
-                    fitted.model.segments.iter().enumerate().map(|(i, seg)| (seg.id.as_str(), i)).collect();
-                let previous: Vec<Option<usize>> =
-                    ids.iter().map(|id| before.get(id).and_then(|p| index.get(p.as_str()).copied())).collect();
+                let index: std::collections::HashMap<&str, usize> = fitted
+                    .model
+                    .segments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, seg)| (seg.id.as_str(), i))
+                    .collect();
+                let previous: Vec<Option<usize>> = ids
+                    .iter()
+                    .map(|id| before.get(id).and_then(|p| index.get(p.as_str()).copied()))
+                    .collect();
                 let centroids = fitted.model.centroids();
-                cluster::stick(fitted.z.view(), centroids.view(), &mut fitted.labels, &mut fitted.distances, &previous, s.hysteresis);
+                cluster::stick(
+                    fitted.z.view(),
+                    centroids.view(),
+                    &mut fitted.labels,
+                    &mut fitted.distances,
+                    &previous,
+                    s.hysteresis,
+                );
             }
         }
         stability = Some(report);
@@ -359,7 +479,12 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let run = RunDir::create(&opts.out_dir, &id)?;
     let dir = run.path().to_path_buf();
     let model = Model {
-        run_dir: Some(std::path::absolute(run.target()).unwrap_or_else(|_| run.target().to_path_buf()).display().to_string()),
+        run_dir: Some(
+            std::path::absolute(run.target())
+                .unwrap_or_else(|_| run.target().to_path_buf())
+                .display()
+                .to_string(),
+        ),
         schema_version: SCHEMA_VERSION,
         clientseg_version: env!("CARGO_PKG_VERSION").into(),
         run_id: run.run_id(),
@@ -397,8 +522,18 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         let mut segs = export::segments_frame(&table.df, &all_features, &value_a, behaviour_a.as_ref())?;
         export::write_csv(&mut segs, &dir.join("segments.csv"))?;
         let zh = s.lang == crate::config::Lang::Zh;
-        export::write_xlsx(&labels, &dir.join("labels.xlsx"), if zh { "客户标签" } else { "labels" }, zh)?;
-        export::write_xlsx(&segs, &dir.join("segments.xlsx"), if zh { "分群概况" } else { "segments" }, zh)?;
+        export::write_xlsx(
+            &labels,
+            &dir.join("labels.xlsx"),
+            if zh { "客户标签" } else { "labels" },
+            zh,
+        )?;
+        export::write_xlsx(
+            &segs,
+            &dir.join("segments.xlsx"),
+            if zh { "分群概况" } else { "segments" },
+            zh,
+        )?;
         write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
         let mut rules = rules_text("Value tiers", &value.model);
         if let Some(b) = &behaviour {
@@ -412,7 +547,10 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
 
     // Who moved since the previous run, when its tables are still there.
     let mut migration_files = Vec::new();
-    let prev_dir = previous.as_ref().and_then(|p| p.run_dir.clone()).filter(|d| d.join("labels.parquet").is_file());
+    let prev_dir = previous
+        .as_ref()
+        .and_then(|p| p.run_dir.clone())
+        .filter(|d| d.join("labels.parquet").is_file());
     if let (Some(prev_dir), Some(report)) = (prev_dir, stability.as_mut()) {
         migration_files = st.run("migration", |_| -> Result<Vec<String>, PipelineError> {
             let mut models = vec![&value.model];
@@ -427,7 +565,11 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
                 &models,
             )?;
             let status = m.rows.column("status").ok().and_then(|c| c.str().ok().cloned());
-            let count = |w: &str| status.as_ref().map_or(0, |s| s.iter().filter(|v| *v == Some(w)).count());
+            let count = |w: &str| {
+                status
+                    .as_ref()
+                    .map_or(0, |s| s.iter().filter(|v| *v == Some(w)).count())
+            };
             (report.moved, report.new, report.departed) = (count("moved"), count("new"), count("departed"));
             write_migration(&dir, m, s.lang)
         })?;
@@ -441,21 +583,51 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let page_charts: Vec<report::ChartFile> = charts
         .iter()
         .cloned()
-        .chain(migration_files.iter().filter(|f| f.ends_with(".svg")).map(|f| report::ChartFile {
-            title: String::new(),
-            png: f.replace(".svg", ".png"),
-            svg: f.clone(),
-        }))
+        .chain(
+            migration_files
+                .iter()
+                .filter(|f| f.ends_with(".svg"))
+                .map(|f| report::ChartFile {
+                    title: String::new(),
+                    png: f.replace(".svg", ".png"),
+                    svg: f.clone(),
+                }),
+        )
         .collect();
     st.run("report", |_| -> Result<(), PipelineError> {
-        let page = page(s, &inputs.files, &validated, &table, &value, behaviour.as_ref(), &segments_df, page_charts, stability.as_ref(), &run.run_id(), &started.to_rfc3339());
+        let page = page(
+            s,
+            &inputs.files,
+            &validated,
+            &table,
+            &value,
+            behaviour.as_ref(),
+            &segments_df,
+            page_charts,
+            stability.as_ref(),
+            &run.run_id(),
+            &started.to_rfc3339(),
+        );
         Ok(report::html::write_html(&dir, &page)?)
     })?;
 
-    let mut outputs: Vec<String> = ["report.html", "labels.xlsx", "segments.xlsx", "labels.csv", "labels.parquet", "crm_import.csv", "features.parquet", "segments.csv", "rejects.csv", "rules.txt", "model.json", "manifest.json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut outputs: Vec<String> = [
+        "report.html",
+        "labels.xlsx",
+        "segments.xlsx",
+        "labels.csv",
+        "labels.parquet",
+        "crm_import.csv",
+        "features.parquet",
+        "segments.csv",
+        "rejects.csv",
+        "rules.txt",
+        "model.json",
+        "manifest.json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for c in &charts {
         outputs.push(c.png.clone());
         outputs.push(c.svg.clone());
@@ -485,11 +657,18 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     run.write("manifest.json", json.as_bytes())?;
     let run_dir = run.commit()?;
     let models = &s.models_dir;
-    persist::write_atomic(&models.join(format!("{}.json", manifest.run_id)), model.to_json().as_bytes())?;
+    persist::write_atomic(
+        &models.join(format!("{}.json", manifest.run_id)),
+        model.to_json().as_bytes(),
+    )?;
     persist::write_atomic(&models.join("latest.json"), model.to_json().as_bytes())?;
     drop(st);
     let summary = summary_text(&manifest, &run_dir);
-    Ok(RunReport { run_dir, manifest, summary })
+    Ok(RunReport {
+        run_dir,
+        manifest,
+        summary,
+    })
 }
 
 fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments_df: &mut DataFrame) -> ChartData {
@@ -508,9 +687,15 @@ fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments
         .iter()
         .map(|seg| {
             let mask = segments_df.column("segment").ok().and_then(|c| c.str().ok().cloned());
-            let share = segments_df.column("revenue_share").ok().and_then(|c| c.f64().ok().cloned());
+            let share = segments_df
+                .column("revenue_share")
+                .ok()
+                .and_then(|c| c.f64().ok().cloned());
             match (mask, share) {
-                (Some(m), Some(sh)) => (0..segments_df.height()).find(|&i| m.get(i) == Some(seg.id.as_str())).and_then(|i| sh.get(i)).unwrap_or(0.0),
+                (Some(m), Some(sh)) => (0..segments_df.height())
+                    .find(|&i| m.get(i) == Some(seg.id.as_str()))
+                    .and_then(|i| sh.get(i))
+                    .unwrap_or(0.0),
                 _ => 0.0,
             }
         })
@@ -531,7 +716,15 @@ fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments
                 Some(b.model.segments.len()),
             )
         }
-        None => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), None),
+        None => (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            None,
+        ),
     };
     ChartData {
         lang: s.lang,
@@ -550,8 +743,12 @@ fn chart_data(s: &Settings, value: &Fitted, behaviour: Option<&Fitted>, segments
 
 /// One segment's row of segments.csv as (name, value) pairs.
 fn segment_row(segments: &DataFrame, id: &str) -> Vec<(String, f64)> {
-    let Ok(ids) = segments.column("segment").and_then(|c| c.str().cloned()) else { return Vec::new() };
-    let Some(i) = ids.iter().position(|v| v == Some(id)) else { return Vec::new() };
+    let Ok(ids) = segments.column("segment").and_then(|c| c.str().cloned()) else {
+        return Vec::new();
+    };
+    let Some(i) = ids.iter().position(|v| v == Some(id)) else {
+        return Vec::new();
+    };
     segments
         .columns()
         .iter()
@@ -602,9 +799,17 @@ fn cards(s: &Settings, f: &Fitted, segments: &DataFrame) -> Vec<report::html::Ca
                     let pct = r.purity * 100.0;
                     match (zh, r.conditions.is_empty()) {
                         (false, true) => format!("always -> {} clients, {pct:.0}% in this segment", r.support),
-                        (false, false) => format!("IF {} -> {} clients, {pct:.0}% in this segment", r.conditions.join(" AND "), r.support),
+                        (false, false) => format!(
+                            "IF {} -> {} clients, {pct:.0}% in this segment",
+                            r.conditions.join(" AND "),
+                            r.support
+                        ),
                         (true, true) => format!("全部 → {} 位客户，{pct:.0}% 属于此分群", r.support),
-                        (true, false) => format!("如果 {} → {} 位客户，{pct:.0}% 属于此分群", r.conditions.join(" 且 "), r.support),
+                        (true, false) => format!(
+                            "如果 {} → {} 位客户，{pct:.0}% 属于此分群",
+                            r.conditions.join(" 且 "),
+                            r.support
+                        ),
                     }
                 })
                 .collect();
@@ -616,7 +821,10 @@ fn cards(s: &Settings, f: &Fitted, segments: &DataFrame) -> Vec<report::html::Ca
                 client_share: sizes[i] as f64 / total as f64,
                 revenue_share: get("revenue_share").unwrap_or(0.0),
                 margin: get("median_contribution_margin"),
-                medians: row.iter().filter_map(|(n, v)| n.strip_prefix("median_").map(|f| (f.to_string(), *v))).collect(),
+                medians: row
+                    .iter()
+                    .filter_map(|(n, v)| n.strip_prefix("median_").map(|f| (f.to_string(), *v)))
+                    .collect(),
                 distinct: distinct.into_iter().take(4).map(|d| d.1).collect(),
                 rules,
             }
@@ -642,17 +850,42 @@ fn page(
         .counts
         .iter()
         .map(|c| {
-            let file = files.iter().find(|f| f.table == c.table).map(|f| f.path.clone()).unwrap_or_default();
+            let file = files
+                .iter()
+                .find(|f| f.table == c.table)
+                .map(|f| f.path.clone())
+                .unwrap_or_default();
             (c.table.name().to_string(), file, c.input, c.accepted, c.rejected)
         })
         .collect();
     let k_table = behaviour
-        .map(|b| b.k_scores.iter().map(|k| (k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin, k.k == b.model.segments.len())).collect())
+        .map(|b| {
+            b.k_scores
+                .iter()
+                .map(|k| {
+                    (
+                        k.k,
+                        k.silhouette,
+                        k.calinski_harabasz,
+                        k.davies_bouldin,
+                        k.k == b.model.segments.len(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    let migration = stability.filter(|st| st.previous_run_dir.is_some()).map(|st| match s.lang {
-        crate::config::Lang::Zh => format!("与 {} 相比：{} 位客户迁移，{} 位新客户，{} 位客户流失（详见 migration.csv）", st.previous_run, st.moved, st.new, st.departed),
-        crate::config::Lang::En => format!("Since {}: {} clients moved, {} are new, {} departed (see migration.csv).", st.previous_run, st.moved, st.new, st.departed),
-    });
+    let migration = stability
+        .filter(|st| st.previous_run_dir.is_some())
+        .map(|st| match s.lang {
+            crate::config::Lang::Zh => format!(
+                "与 {} 相比：{} 位客户迁移，{} 位新客户，{} 位客户流失（详见 migration.csv）",
+                st.previous_run, st.moved, st.new, st.departed
+            ),
+            crate::config::Lang::En => format!(
+                "Since {}: {} clients moved, {} are new, {} departed (see migration.csv).",
+                st.previous_run, st.moved, st.new, st.departed
+            ),
+        });
     report::html::Page {
         lang: s.lang,
         run_id: run_id.to_string(),
@@ -661,18 +894,28 @@ fn page(
         created_at: created_at.to_string(),
         rows,
         top_rejects: validate::top_reasons(&validated.rejects, 5),
-        disabled: table.disabled.iter().map(|d| (d.name.clone(), d.reason.clone())).collect(),
+        disabled: table
+            .disabled
+            .iter()
+            .map(|d| (d.name.clone(), d.reason.clone()))
+            .collect(),
         k_table,
         value_cards: cards(s, value, segments),
         behaviour_cards: behaviour.map(|b| cards(s, b, segments)).unwrap_or_default(),
         charts,
         migration,
-        plans: s.service_plans.clone().unwrap_or_else(|| report::html::default_plans(s.lang)),
+        plans: s
+            .service_plans
+            .clone()
+            .unwrap_or_else(|| report::html::default_plans(s.lang)),
     }
 }
 
 fn summary_text(m: &Manifest, dir: &Path) -> String {
-    let mut out = format!("clientseg {} · seed {} · snapshot {}\n", m.run_id, m.seed, m.snapshot_date);
+    let mut out = format!(
+        "clientseg {} · seed {} · snapshot {}\n",
+        m.run_id, m.seed, m.snapshot_date
+    );
     out.push_str(&rows_text(&m.rows));
     if m.reject_lines > 0 {
         out.push_str(&format!("  most common problems: {}\n", m.top_reject_reasons));
@@ -686,7 +929,11 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
         }
     }
     let seg_line = |s: &SegmentationSummary| {
-        s.segments.iter().map(|x| format!("{} {} ({})", x.id, x.name_en, x.size)).collect::<Vec<_>>().join(" · ")
+        s.segments
+            .iter()
+            .map(|x| format!("{} {} ({})", x.id, x.name_en, x.size))
+            .collect::<Vec<_>>()
+            .join(" · ")
     };
     out.push_str(&format!(
         "value tiers (k = {}): {}\n  decision tree hold-out accuracy {:.1}%\n",
@@ -696,13 +943,23 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
     ));
     match &m.behaviour {
         Some(b) => {
-            out.push_str(&format!("behaviour segments (k = {} chosen by silhouette, Calinski-Harabasz, Davies-Bouldin):\n", b.k));
+            out.push_str(&format!(
+                "behaviour segments (k = {} chosen by silhouette, Calinski-Harabasz, Davies-Bouldin):\n",
+                b.k
+            ));
             out.push_str("     k  silhouette   Calinski-H  Davies-B\n");
             for k in &b.k_scores {
                 let mark = if k.k == b.k { "*" } else { " " };
-                out.push_str(&format!("  {mark} {:>2}  {:>10.3}  {:>11.1}  {:>8.3}\n", k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin));
+                out.push_str(&format!(
+                    "  {mark} {:>2}  {:>10.3}  {:>11.1}  {:>8.3}\n",
+                    k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin
+                ));
             }
-            out.push_str(&format!("  {}\n  decision tree hold-out accuracy {:.1}%\n", seg_line(b), b.holdout_accuracy * 100.0));
+            out.push_str(&format!(
+                "  {}\n  decision tree hold-out accuracy {:.1}%\n",
+                seg_line(b),
+                b.holdout_accuracy * 100.0
+            ));
         }
         None => out.push_str("behaviour segments: skipped, no behaviour feature could be computed from the input\n"),
     }
@@ -755,7 +1012,14 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         let raw = preprocess::to_matrix(&table.df, &m.features)?;
         let (labels, distances) = m.label(raw.view())?;
         let explained = m.explain(raw.view())?;
-        Ok((Assignment { labels: labels.to_vec(), distances: distances.to_vec(), segments: m.segments.clone() }, explained))
+        Ok((
+            Assignment {
+                labels: labels.to_vec(),
+                distances: distances.to_vec(),
+                segments: m.segments.clone(),
+            },
+            explained,
+        ))
     };
     let (value, value_tree) = st.run("label", |_| apply(&model.value))?;
     let behaviour = match &model.behaviour {
@@ -794,10 +1058,18 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         summary_json["behaviour_tree_agreement"] = serde_json::json!(agreement(b, t));
     }
     // Plain JSON values: serialisation cannot fail.
-    run.write("manifest.json", serde_json::to_string_pretty(&summary_json).expect("json").as_bytes())?;
+    run.write(
+        "manifest.json",
+        serde_json::to_string_pretty(&summary_json).expect("json").as_bytes(),
+    )?;
     let run_dir = run.commit()?;
     drop(st);
-    let mut summary = format!("scored {} clients with model {} (snapshot {})\n", table.df.height(), model.run_id, table.snapshot);
+    let mut summary = format!(
+        "scored {} clients with model {} (snapshot {})\n",
+        table.df.height(),
+        model.run_id,
+        table.snapshot
+    );
     summary.push_str(&rows_text(&validated.counts));
     summary.push_str(&format!(
         "decision tree agrees with the centroid labels for {:.1}% of clients (value)\n",

@@ -24,7 +24,9 @@ pub enum PreprocessError {
 pub fn to_matrix(df: &DataFrame, names: &[String]) -> Result<Array2<f64>, PreprocessError> {
     let mut x = Array2::<f64>::from_elem((df.height(), names.len()), f64::NAN);
     for (j, name) in names.iter().enumerate() {
-        let column = df.column(name).map_err(|_| PreprocessError::MissingFeature(name.clone()))?;
+        let column = df
+            .column(name)
+            .map_err(|_| PreprocessError::MissingFeature(name.clone()))?;
         let column = column.cast(&DataType::Float64)?;
         let values = column.f64()?;
         for (i, v) in values.iter().enumerate() {
@@ -63,17 +65,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 impl Scaler {
     pub fn fit(features: &[String], raw: ArrayView2<f64>) -> Result<Scaler, PreprocessError> {
         if raw.ncols() != features.len() {
-            return Err(PreprocessError::Shape { expected: features.len(), found: raw.ncols() });
+            return Err(PreprocessError::Shape {
+                expected: features.len(),
+                found: raw.ncols(),
+            });
         }
         let transforms: Vec<Transform> = features
             .iter()
-            .map(|f| feature_def(f).map(|d| d.transform).ok_or_else(|| PreprocessError::MissingFeature(f.clone())))
+            .map(|f| {
+                feature_def(f)
+                    .map(|d| d.transform)
+                    .ok_or_else(|| PreprocessError::MissingFeature(f.clone()))
+            })
             .collect::<Result<_, _>>()?;
         let impute: Vec<f64> = raw.axis_iter(Axis(1)).map(|c| median(c.to_vec())).collect();
         let mut scaler = Scaler {
@@ -107,7 +120,10 @@ impl Scaler {
 
     pub fn transform(&self, raw: ArrayView2<f64>) -> Result<Array2<f64>, PreprocessError> {
         if raw.ncols() != self.features.len() {
-            return Err(PreprocessError::Shape { expected: self.features.len(), found: raw.ncols() });
+            return Err(PreprocessError::Shape {
+                expected: self.features.len(),
+                found: raw.ncols(),
+            });
         }
         let mut z = self.transform_unscaled(raw);
         let mean = Array1::from(self.mean.clone());
@@ -185,6 +201,9 @@ mod tests {
     fn shape_mismatch_is_an_error() {
         let names = vec!["fee_growth".to_string()];
         let s = Scaler::fit(&names, array![[1.0], [2.0]].view()).unwrap();
-        assert!(matches!(s.transform(array![[1.0, 2.0]].view()), Err(PreprocessError::Shape { .. })));
+        assert!(matches!(
+            s.transform(array![[1.0, 2.0]].view()),
+            Err(PreprocessError::Shape { .. })
+        ));
     }
 }

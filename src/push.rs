@@ -20,9 +20,19 @@ pub enum PushError {
     #[error("cannot connect to {target}: {message}")]
     Connect { target: String, message: String },
     #[error("database error at {target} while {doing}: {message}. Nothing was changed")]
-    Sql { target: String, doing: &'static str, message: String },
+    Sql {
+        target: String,
+        doing: &'static str,
+        message: String,
+    },
     #[error("run {run} (made {run_at}) is older than run {newest} (made {newest_at}) already in {target}; pass --force to push it anyway")]
-    OlderRun { run: String, run_at: String, newest: String, newest_at: String, target: String },
+    OlderRun {
+        run: String,
+        run_at: String,
+        newest: String,
+        newest_at: String,
+        target: String,
+    },
 }
 
 /// The schema this version writes. Each entry upgrades from the previous version.
@@ -85,7 +95,10 @@ pub struct RunLabels {
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
-    let err = |message: String| PushError::Run { dir: dir.to_path_buf(), message };
+    let err = |message: String| PushError::Run {
+        dir: dir.to_path_buf(),
+        message,
+    };
     let manifest: serde_json::Value = std::fs::read(dir.join("manifest.json"))
         .map_err(|e| err(format!("manifest.json: {e}")))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| err(format!("manifest.json: {e}"))))?;
@@ -98,11 +111,16 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // A scored run was labelled by another run's model.
     let model_run = text("model_run_id").unwrap_or_else(|| run_id.clone());
-    let version = manifest.pointer("/versions/clientseg").and_then(|v| v.as_str()).unwrap_or("?");
+    let version = manifest
+        .pointer("/versions/clientseg")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
     let model_version = format!("{model_run} (clientseg {version})");
 
     let file = std::fs::File::open(dir.join("labels.parquet")).map_err(|e| err(format!("labels.parquet: {e}")))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| err(format!("labels.parquet: {e}")))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| err(format!("labels.parquet: {e}")))?;
     let column = |name: &str| -> Result<Vec<Option<String>>, PushError> {
         match df.column(name) {
             Ok(c) => {
@@ -122,12 +140,19 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
     let rows = (0..df.height())
         .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
         .collect();
-    Ok(RunLabels { run_id, created_at, model_version, rows })
+    Ok(RunLabels {
+        run_id,
+        created_at,
+        model_version,
+        rows,
+    })
 }
 
 /// The URL with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -135,7 +160,11 @@ pub fn redact(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((user_pass, host)) => {
             let user = user_pass.split_once(':').map_or(user_pass, |(u, _)| u);
-            let masked = if user_pass.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if user_pass.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             // Query strings may carry password=...
             let path = mask_query_password(path);
             format!("{scheme}://{masked}@{host}{path}")
@@ -145,10 +174,18 @@ pub fn redact(url: &str) -> String {
 }
 
 fn mask_query_password(path: &str) -> String {
-    let Some((p, q)) = path.split_once('?') else { return path.to_string() };
+    let Some((p, q)) = path.split_once('?') else {
+        return path.to_string();
+    };
     let q: Vec<String> = q
         .split('&')
-        .map(|kv| if kv.to_ascii_lowercase().starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+        .map(|kv| {
+            if kv.to_ascii_lowercase().starts_with("password=") {
+                "password=***".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
         .collect();
     format!("{p}?{}", q.join("&"))
 }
@@ -172,11 +209,15 @@ struct SqliteTx<'a>(rusqlite::Transaction<'a>);
 impl Tx for SqliteTx<'_> {
     fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String> {
         let mut stmt = self.0.prepare(sql).map_err(|e| e.to_string())?;
-        stmt.execute(rusqlite::params_from_iter(params.iter())).map(|n| n as u64).map_err(|e| e.to_string())
+        stmt.execute(rusqlite::params_from_iter(params.iter()))
+            .map(|n| n as u64)
+            .map_err(|e| e.to_string())
     }
     fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String> {
         let mut stmt = self.0.prepare(sql).map_err(|e| e.to_string())?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(|e| e.to_string())?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(|e| e.to_string())?;
         match rows.next().map_err(|e| e.to_string())? {
             Some(row) => Ok(Some(row.get::<_, Option<String>>(0).map_err(|e| e.to_string())?)),
             None => Ok(None),
@@ -187,7 +228,10 @@ impl Tx for SqliteTx<'_> {
 struct PgTx<'a>(postgres::Transaction<'a>);
 
 fn pg_params<'a>(params: &'a [Option<&'a str>]) -> Vec<&'a (dyn postgres::types::ToSql + Sync)> {
-    params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect()
+    params
+        .iter()
+        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+        .collect()
 }
 
 /// The full error text of a PostgreSQL error (its Display is only "db error").
@@ -234,9 +278,16 @@ fn parse_target(url: &str) -> Result<Target, PushError> {
 
 /// Brings the schema up to date; each step in its own transaction.
 fn migrate(tx: &mut dyn Tx, target: &str) -> Result<(), PushError> {
-    let sql = |doing, message| PushError::Sql { target: target.to_string(), doing, message };
-    tx.exec("CREATE TABLE IF NOT EXISTS clientseg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", &[])
-        .map_err(|m| sql("creating clientseg_meta", m))?;
+    let sql = |doing, message| PushError::Sql {
+        target: target.to_string(),
+        doing,
+        message,
+    };
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS clientseg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        &[],
+    )
+    .map_err(|m| sql("creating clientseg_meta", m))?;
     let current: usize = tx
         .query_text("SELECT value FROM clientseg_meta WHERE key = 'schema_version'", &[])
         .map_err(|m| sql("reading the schema version", m))?
@@ -250,9 +301,13 @@ fn migrate(tx: &mut dyn Tx, target: &str) -> Result<(), PushError> {
     }
     if current < SCHEMA_VERSION {
         let v = SCHEMA_VERSION.to_string();
-        tx.exec("DELETE FROM clientseg_meta WHERE key = 'schema_version'", &[]).map_err(|m| sql("migrating the schema", m))?;
-        tx.exec("INSERT INTO clientseg_meta (key, value) VALUES ('schema_version', $1)", &[Some(&v)])
+        tx.exec("DELETE FROM clientseg_meta WHERE key = 'schema_version'", &[])
             .map_err(|m| sql("migrating the schema", m))?;
+        tx.exec(
+            "INSERT INTO clientseg_meta (key, value) VALUES ('schema_version', $1)",
+            &[Some(&v)],
+        )
+        .map_err(|m| sql("migrating the schema", m))?;
     }
     Ok(())
 }
@@ -279,15 +334,27 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
 
 /// The push itself, inside one transaction that the caller commits.
 fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &str) -> Result<Outcome, PushError> {
-    let sql = |doing, message| PushError::Sql { target: target.to_string(), doing, message };
+    let sql = |doing, message| PushError::Sql {
+        target: target.to_string(),
+        doing,
+        message,
+    };
     if let Some(at) = tx
-        .query_text("SELECT pushed_at FROM clientseg_push WHERE run_id = $1", &[Some(&run.run_id)])
+        .query_text(
+            "SELECT pushed_at FROM clientseg_push WHERE run_id = $1",
+            &[Some(&run.run_id)],
+        )
         .map_err(|m| sql("checking earlier pushes", m))?
     {
-        return Ok(Outcome::AlreadyPushed { pushed_at: at.unwrap_or_default() });
+        return Ok(Outcome::AlreadyPushed {
+            pushed_at: at.unwrap_or_default(),
+        });
     }
     let newest = tx
-        .query_text("SELECT run_id || ' ' || run_created_at FROM clientseg_push ORDER BY run_created_at DESC LIMIT 1", &[])
+        .query_text(
+            "SELECT run_id || ' ' || run_created_at FROM clientseg_push ORDER BY run_created_at DESC LIMIT 1",
+            &[],
+        )
         .map_err(|m| sql("checking earlier pushes", m))?
         .flatten();
     if let Some(newest) = newest {
@@ -302,7 +369,8 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
             });
         }
     }
-    tx.exec("DELETE FROM client_segment", &[]).map_err(|m| sql("replacing client_segment", m))?;
+    tx.exec("DELETE FROM client_segment", &[])
+        .map_err(|m| sql("replacing client_segment", m))?;
     let mut current_cols = vec!["client_id"];
     current_cols.extend(LABELS);
     current_cols.extend(["run_id", "model_version", "pushed_at"]);
@@ -322,12 +390,20 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
         }
         tx.exec(&insert_sql("client_segment", &current_cols, chunk.len()), &current)
             .map_err(|m| sql("writing client_segment", m))?;
-        tx.exec(&insert_sql("client_segment_history", &history_cols, chunk.len()), &history)
-            .map_err(|m| sql("writing client_segment_history", m))?;
+        tx.exec(
+            &insert_sql("client_segment_history", &history_cols, chunk.len()),
+            &history,
+        )
+        .map_err(|m| sql("writing client_segment_history", m))?;
     }
     tx.exec(
         "INSERT INTO clientseg_push (run_id, run_created_at, model_version, pushed_at) VALUES ($1, $2, $3, $4)",
-        &[Some(&run.run_id), Some(&run.created_at), Some(&run.model_version), Some(now)],
+        &[
+            Some(&run.run_id),
+            Some(&run.created_at),
+            Some(&run.model_version),
+            Some(now),
+        ],
     )
     .map_err(|m| sql("recording the push", m))?;
     Ok(Outcome::Pushed { rows: run.rows.len() })
@@ -338,23 +414,39 @@ pub fn push(run_dir: &Path, url: &str, force: bool) -> Result<(Outcome, String),
     let run = read_run(run_dir)?;
     let shown = redact(url);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let connect = |message: String| PushError::Connect { target: shown.clone(), message };
-    let sql = |doing, message| PushError::Sql { target: shown.clone(), doing, message };
+    let connect = |message: String| PushError::Connect {
+        target: shown.clone(),
+        message,
+    };
+    let sql = |doing, message| PushError::Sql {
+        target: shown.clone(),
+        doing,
+        message,
+    };
     let outcome = match parse_target(url)? {
         Target::Sqlite(path) => {
-            let mut conn = rusqlite::Connection::open(&path).map_err(|e| connect(format!("{}: {e}", path.display())))?;
+            let mut conn =
+                rusqlite::Connection::open(&path).map_err(|e| connect(format!("{}: {e}", path.display())))?;
             {
-                let mut tx = SqliteTx(conn.transaction().map_err(|e| sql("starting a transaction", e.to_string()))?);
+                let mut tx = SqliteTx(
+                    conn.transaction()
+                        .map_err(|e| sql("starting a transaction", e.to_string()))?,
+                );
                 migrate(&mut tx, &shown)?;
                 tx.0.commit().map_err(|e| sql("migrating the schema", e.to_string()))?;
             }
-            let mut tx = SqliteTx(conn.transaction().map_err(|e| sql("starting a transaction", e.to_string()))?);
+            let mut tx = SqliteTx(
+                conn.transaction()
+                    .map_err(|e| sql("starting a transaction", e.to_string()))?,
+            );
             let outcome = push_in(&mut tx, &run, force, &shown, &now)?;
             tx.0.commit().map_err(|e| sql("committing", e.to_string()))?;
             outcome
         }
         Target::Postgres(url) => {
-            let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| connect(scrub(&pg_message(&e), &url)))?;
+            let mut config: postgres::Config = url
+                .parse()
+                .map_err(|e: postgres::Error| connect(scrub(&pg_message(&e), &url)))?;
             if config.get_password().is_none() {
                 if let Ok(pw) = std::env::var("PGPASSWORD") {
                     config.password(pw);
@@ -366,15 +458,30 @@ pub fn push(run_dir: &Path, url: &str, force: bool) -> Result<(Outcome, String),
                 Some(p) if !p.is_empty() => m.replace(p.as_str(), "***"),
                 _ => m,
             };
-            let mut client = config.connect(postgres::NoTls).map_err(|e| connect(clean(pg_message(&e))))?;
+            let mut client = config
+                .connect(postgres::NoTls)
+                .map_err(|e| connect(clean(pg_message(&e))))?;
             {
-                let mut tx = PgTx(client.transaction().map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?);
+                let mut tx = PgTx(
+                    client
+                        .transaction()
+                        .map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?,
+                );
                 migrate(&mut tx, &shown)?;
-                tx.0.commit().map_err(|e| sql("migrating the schema", clean(pg_message(&e))))?;
+                tx.0.commit()
+                    .map_err(|e| sql("migrating the schema", clean(pg_message(&e))))?;
             }
-            let mut tx = PgTx(client.transaction().map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?);
+            let mut tx = PgTx(
+                client
+                    .transaction()
+                    .map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?,
+            );
             let outcome = push_in(&mut tx, &run, force, &shown, &now).map_err(|e| match e {
-                PushError::Sql { target, doing, message } => PushError::Sql { target, doing, message: clean(message) },
+                PushError::Sql { target, doing, message } => PushError::Sql {
+                    target,
+                    doing,
+                    message: clean(message),
+                },
                 other => other,
             })?;
             tx.0.commit().map_err(|e| sql("committing", clean(pg_message(&e))))?;
@@ -395,9 +502,15 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgres://crm:s3cret@db.local:5432/crm"), "postgres://crm:***@db.local:5432/crm");
+        assert_eq!(
+            redact("postgres://crm:s3cret@db.local:5432/crm"),
+            "postgres://crm:***@db.local:5432/crm"
+        );
         assert_eq!(redact("postgres://crm@db.local/crm"), "postgres://crm@db.local/crm");
-        assert_eq!(redact("postgres://db.local/crm?user=a&password=x"), "postgres://db.local/crm?user=a&password=***");
+        assert_eq!(
+            redact("postgres://db.local/crm?user=a&password=x"),
+            "postgres://db.local/crm?user=a&password=***"
+        );
         assert_eq!(redact("sqlite:///tmp/crm.db"), "sqlite:///tmp/crm.db");
     }
 
@@ -406,12 +519,18 @@ mod tests {
         assert!(matches!(parse_target("sqlite:///tmp/a.db"), Ok(Target::Sqlite(p)) if p == Path::new("/tmp/a.db")));
         assert!(matches!(parse_target("sqlite://a.db"), Ok(Target::Sqlite(p)) if p == Path::new("a.db")));
         assert!(matches!(parse_target("postgresql://h/db"), Ok(Target::Postgres(_))));
-        let e = parse_target("mysql://u:pw@h/db").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse_target("mysql://u:pw@h/db")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("sqlite://") && !e.contains("pw"), "{e}");
     }
 
     #[test]
     fn insert_placeholders_count_up() {
-        assert_eq!(insert_sql("t", &["a", "b"], 2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        assert_eq!(
+            insert_sql("t", &["a", "b"], 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
     }
 }

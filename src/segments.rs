@@ -20,7 +20,11 @@ pub struct Segment {
 pub fn tier_names(k: usize) -> Vec<(String, String)> {
     let fixed: &[(&str, &str)] = match k {
         2 => &[("high value", "高价值客户"), ("low value", "低价值客户")],
-        3 => &[("high value", "高价值客户"), ("medium value", "中价值客户"), ("low value", "低价值客户")],
+        3 => &[
+            ("high value", "高价值客户"),
+            ("medium value", "中价值客户"),
+            ("low value", "低价值客户"),
+        ],
         4 => &[
             ("high value", "高价值客户"),
             ("upper-medium value", "中高价值客户"),
@@ -32,7 +36,9 @@ pub fn tier_names(k: usize) -> Vec<(String, String)> {
     if !fixed.is_empty() {
         return fixed.iter().map(|(e, z)| (e.to_string(), z.to_string())).collect();
     }
-    (1..=k).map(|i| (format!("value tier {i} of {k}"), format!("价值第{i}档（共{k}档）"))).collect()
+    (1..=k)
+        .map(|i| (format!("value tier {i} of {k}"), format!("价值第{i}档（共{k}档）")))
+        .collect()
 }
 
 /// Orders value clusters by the mean of `worth` (contribution margin) of their members,
@@ -51,7 +57,15 @@ pub fn value_tiers(
             n[*l] += 1;
         }
     }
-    let mean: Vec<f64> = (0..k).map(|c| if n[c] > 0 { sum[c] / n[c] as f64 } else { f64::NEG_INFINITY }).collect();
+    let mean: Vec<f64> = (0..k)
+        .map(|c| {
+            if n[c] > 0 {
+                sum[c] / n[c] as f64
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| mean[b].total_cmp(&mean[a]).then(a.cmp(&b)));
     let mut new_label = vec![0; k];
@@ -274,9 +288,18 @@ pub struct SegmentMatch {
 /// Gives current segments the ids and names of the previous run's segments they
 /// continue: optimal assignment on centroid distance (both sets of centroids in the
 /// current scaled space), accepted up to `threshold`. Unmatched segments get fresh ids.
-pub fn carry_over(current: &mut [Segment], previous: &[Segment], previous_in_current_space: &[Vec<f64>], threshold: f64, prefix: &str) -> Vec<SegmentMatch> {
+pub fn carry_over(
+    current: &mut [Segment],
+    previous: &[Segment],
+    previous_in_current_space: &[Vec<f64>],
+    threshold: f64,
+    prefix: &str,
+) -> Vec<SegmentMatch> {
     let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    let cost: Vec<Vec<f64>> = current.iter().map(|s| previous_in_current_space.iter().map(|p| dist(&s.centroid, p)).collect()).collect();
+    let cost: Vec<Vec<f64>> = current
+        .iter()
+        .map(|s| previous_in_current_space.iter().map(|p| dist(&s.centroid, p)).collect())
+        .collect();
     let assignment = assign_min_cost(&cost);
     let mut next_number = previous
         .iter()
@@ -295,7 +318,12 @@ pub fn carry_over(current: &mut [Segment], previous: &[Segment], previous_in_cur
                 seg.id = previous[j].id.clone();
                 seg.name_en = previous[j].name_en.clone();
                 seg.name_zh = previous[j].name_zh.clone();
-                matches.push(SegmentMatch { id: seg.id.clone(), previous_id: Some(seg.id.clone()), distance: Some(cost[i][j]), status: "kept".into() });
+                matches.push(SegmentMatch {
+                    id: seg.id.clone(),
+                    previous_id: Some(seg.id.clone()),
+                    distance: Some(cost[i][j]),
+                    status: "kept".into(),
+                });
             }
             other => {
                 seg.id = format!("{prefix}{next_number}");
@@ -303,12 +331,22 @@ pub fn carry_over(current: &mut [Segment], previous: &[Segment], previous_in_cur
                 seg.name_en = fresh[i].0.clone();
                 seg.name_zh = fresh[i].1.clone();
                 let distance = other.map(|j| cost[i][j]);
-                matches.push(SegmentMatch { id: seg.id.clone(), previous_id: None, distance, status: "new".into() });
+                matches.push(SegmentMatch {
+                    id: seg.id.clone(),
+                    previous_id: None,
+                    distance,
+                    status: "new".into(),
+                });
             }
         }
     }
     // A fresh name may repeat a kept one: mark it as new.
-    let kept: Vec<String> = current.iter().zip(&matches).filter(|(_, m)| m.status == "kept").map(|(s, _)| s.name_en.clone()).collect();
+    let kept: Vec<String> = current
+        .iter()
+        .zip(&matches)
+        .filter(|(_, m)| m.status == "kept")
+        .map(|(s, _)| s.name_en.clone())
+        .collect();
     for (seg, m) in current.iter_mut().zip(&matches) {
         if m.status == "new" && kept.contains(&seg.name_en) {
             seg.name_en = format!("{} (new)", seg.name_en);
@@ -317,7 +355,12 @@ pub fn carry_over(current: &mut [Segment], previous: &[Segment], previous_in_cur
     }
     for (j, p) in previous.iter().enumerate() {
         if !taken[j] {
-            matches.push(SegmentMatch { id: p.id.clone(), previous_id: Some(p.id.clone()), distance: None, status: "gone".into() });
+            matches.push(SegmentMatch {
+                id: p.id.clone(),
+                previous_id: Some(p.id.clone()),
+                distance: None,
+                status: "gone".into(),
+            });
         }
     }
     matches
@@ -343,7 +386,10 @@ mod tests {
 
     #[test]
     fn names_from_profile_and_unique() {
-        let f: Vec<String> = ["late_payment_share", "tickets_per_month", "activity_trend"].iter().map(|s| s.to_string()).collect();
+        let f: Vec<String> = ["late_payment_share", "tickets_per_month", "activity_trend"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let c = array![
             [1.5, 0.1, 0.0],
             [-0.8, -0.6, 0.1],
@@ -353,7 +399,13 @@ mod tests {
         ];
         let names = behaviour_names(c.view(), &f);
         assert_eq!(names[0].0, "late payer");
-        assert_eq!(names[1], ("pays on time, self-sufficient".to_string(), "按时付款、自主省心".to_string()));
+        assert_eq!(
+            names[1],
+            (
+                "pays on time, self-sufficient".to_string(),
+                "按时付款、自主省心".to_string()
+            )
+        );
         assert_eq!(names[3].0, "declining, at risk");
         assert_ne!(names[2].0, names[4].0);
         let mut en: Vec<&String> = names.iter().map(|n| &n.0).collect();
@@ -374,19 +426,44 @@ mod tests {
     }
 
     fn seg(id: &str, name: &str, c: &[f64]) -> Segment {
-        Segment { id: id.into(), name_en: name.into(), name_zh: name.into(), centroid: c.to_vec() }
+        Segment {
+            id: id.into(),
+            name_en: name.into(),
+            name_zh: name.into(),
+            centroid: c.to_vec(),
+        }
     }
 
     #[test]
     fn ids_and_names_carry_over() {
-        let previous = vec![seg("B1", "late payer", &[5.0, 0.0]), seg("B2", "punctual", &[0.0, 0.0]), seg("B3", "gone one", &[0.0, 9.0])];
+        let previous = vec![
+            seg("B1", "late payer", &[5.0, 0.0]),
+            seg("B2", "punctual", &[0.0, 0.0]),
+            seg("B3", "gone one", &[0.0, 9.0]),
+        ];
         let prev_c: Vec<Vec<f64>> = previous.iter().map(|s| s.centroid.clone()).collect();
-        let mut current = vec![seg("B1", "pays on time", &[0.1, 0.0]), seg("B2", "late payer", &[5.2, 0.1]), seg("B3", "growing", &[-6.0, 0.0])];
+        let mut current = vec![
+            seg("B1", "pays on time", &[0.1, 0.0]),
+            seg("B2", "late payer", &[5.2, 0.1]),
+            seg("B3", "growing", &[-6.0, 0.0]),
+        ];
         let m = carry_over(&mut current, &previous, &prev_c, 1.0, "B");
-        assert_eq!((current[0].id.as_str(), current[0].name_en.as_str()), ("B2", "punctual"));
-        assert_eq!((current[1].id.as_str(), current[1].name_en.as_str()), ("B1", "late payer"));
+        assert_eq!(
+            (current[0].id.as_str(), current[0].name_en.as_str()),
+            ("B2", "punctual")
+        );
+        assert_eq!(
+            (current[1].id.as_str(), current[1].name_en.as_str()),
+            ("B1", "late payer")
+        );
         assert_eq!((current[2].id.as_str(), current[2].name_en.as_str()), ("B4", "growing"));
-        assert_eq!(m.iter().filter(|x| x.status == "gone").map(|x| x.id.as_str()).collect::<Vec<_>>(), ["B3"]);
+        assert_eq!(
+            m.iter()
+                .filter(|x| x.status == "gone")
+                .map(|x| x.id.as_str())
+                .collect::<Vec<_>>(),
+            ["B3"]
+        );
         assert_eq!(m[2].status, "new");
     }
 

@@ -69,7 +69,11 @@ struct Check {
 }
 
 fn check(column: &'static str, bad: Expr, reason: &str) -> Check {
-    Check { column, bad, reason: lit(reason.to_string()) }
+    Check {
+        column,
+        bad,
+        reason: lit(reason.to_string()),
+    }
 }
 
 /// Text -> Date. Accepts 2024-01-05, 2024/1/5, 2024.01.05, 2024年1月5日, 20240105, and
@@ -109,7 +113,9 @@ fn ymd_to_date(y: Expr, m: Expr, d: Expr) -> Expr {
     let y_adj = y.clone() - when(m.clone().lt_eq(lit(2))).then(lit(1)).otherwise(lit(0));
     let era = y_adj.clone().floor_div(lit(400));
     let yoe = y_adj - era.clone() * lit(400);
-    let mp = when(m.clone().gt(lit(2))).then(m.clone() - lit(3)).otherwise(m.clone() + lit(9));
+    let mp = when(m.clone().gt(lit(2)))
+        .then(m.clone() - lit(3))
+        .otherwise(m.clone() + lit(9));
     let doy = (lit(153) * mp + lit(2)).floor_div(lit(5)) + d.clone() - lit(1);
     let doe = yoe.clone() * lit(365) + yoe.clone().floor_div(lit(4)) - yoe.floor_div(lit(100)) + doy;
     let days = era * lit(146097) + doe - lit(719468);
@@ -127,7 +133,9 @@ fn ymd_to_date(y: Expr, m: Expr, d: Expr) -> Expr {
 /// Text -> f64. Drops thousands separators, currency signs and 元 (as Excel exports
 /// write them); null when what is left is not a number.
 pub fn parse_number(text: Expr) -> Expr {
-    text.str().replace_all(lit(r"[,，¥￥元\s]"), lit(""), false).cast(DataType::Float64)
+    text.str()
+        .replace_all(lit(r"[,，¥￥元\s]"), lit(""), false)
+        .cast(DataType::Float64)
 }
 
 fn one_of(x: &Expr, values: &[&str]) -> Expr {
@@ -161,15 +169,30 @@ fn categorise(text: Expr, classes: &[(&str, &[&str])]) -> Expr {
 
 pub const CLIENT_TYPES: &[(&str, &[&str])] = &[
     ("enterprise", &["enterprise", "company", "企业", "公司", "有限公司"]),
-    ("individual_business", &["individual business", "individual_business", "个体工商户", "个体户", "个体"]),
+    (
+        "individual_business",
+        &[
+            "individual business",
+            "individual_business",
+            "个体工商户",
+            "个体户",
+            "个体",
+        ],
+    ),
     ("person", &["person", "individual", "个人", "自然人"]),
 ];
 pub const TAXPAYER_TYPES: &[(&str, &[&str])] = &[
-    ("small_scale", &["small-scale", "small_scale", "small scale", "小规模纳税人", "小规模"]),
+    (
+        "small_scale",
+        &["small-scale", "small_scale", "small scale", "小规模纳税人", "小规模"],
+    ),
     ("general", &["general", "一般纳税人", "一般"]),
 ];
 const BOOLS: &[(&str, &[&str])] = &[
-    ("true", &["true", "1", "yes", "y", "是", "国际", "international", "外资"]),
+    (
+        "true",
+        &["true", "1", "yes", "y", "是", "国际", "international", "外资"],
+    ),
     ("false", &["false", "0", "no", "n", "否", "国内", "domestic", "内资"]),
 ];
 
@@ -195,17 +218,33 @@ struct Plan {
 
 impl Plan {
     fn new() -> Self {
-        Plan { parsed: Vec::new(), by_value: Vec::new(), checks: Vec::new(), outputs: Vec::new() }
+        Plan {
+            parsed: Vec::new(),
+            by_value: Vec::new(),
+            checks: Vec::new(),
+            outputs: Vec::new(),
+        }
     }
 
     fn text(&mut self, t: &RawTable, c: &'static str) {
-        let e = if present(t, c) { col(c) } else { lit(NULL).cast(DataType::String) };
+        let e = if present(t, c) {
+            col(c)
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
         self.parsed.push(e.alias(p(c)));
         self.outputs.push((c.into(), DataType::String));
     }
 
     fn date(&mut self, t: &RawTable, c: &'static str, required: bool) {
-        self.typed(t, c, required, parse_date(col(c)), DataType::Date, "not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)");
+        self.typed(
+            t,
+            c,
+            required,
+            parse_date(col(c)),
+            DataType::Date,
+            "not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)",
+        );
     }
 
     fn number(&mut self, t: &RawTable, c: &'static str, required: bool) {
@@ -224,7 +263,8 @@ impl Plan {
     fn typed(&mut self, t: &RawTable, c: &'static str, required: bool, parsed: Expr, dtype: DataType, reason: &str) {
         if present(t, c) {
             self.by_value.push((c, parsed.alias(p(c))));
-            self.checks.push(check(c, col(c).is_not_null().and(col(p(c)).is_null()), reason));
+            self.checks
+                .push(check(c, col(c).is_not_null().and(col(p(c)).is_null()), reason));
             if required {
                 self.checks.push(check(c, col(c).is_null(), "required value is empty"));
             }
@@ -236,10 +276,20 @@ impl Plan {
 }
 
 /// Runs the plan: returns accepted typed rows and reject lines.
-fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFrame>) -> PolarsResult<(DataFrame, DataFrame)> {
+fn run_plan(
+    t: &RawTable,
+    plan: Plan,
+    extra: Vec<Check>,
+    lf_extra: Option<LazyFrame>,
+) -> PolarsResult<(DataFrame, DataFrame)> {
     let mut lf = t.df.clone().lazy();
     for (c, parse) in plan.by_value {
-        let distinct = t.df.clone().lazy().select([col(c)]).unique(None, UniqueKeepStrategy::Any).with_column(parse);
+        let distinct =
+            t.df.clone()
+                .lazy()
+                .select([col(c)])
+                .unique(None, UniqueKeepStrategy::Any)
+                .with_column(parse);
         lf = lf.left_join(distinct, col(c), col(c));
     }
     let mut lf = lf.with_columns(plan.parsed);
@@ -257,17 +307,13 @@ fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFr
     let flagged = lf.with_columns(flags).collect()?;
     let mut reject_parts = Vec::new();
     for (i, c) in checks.iter().enumerate() {
-        let part = flagged
-            .clone()
-            .lazy()
-            .filter(col(format!("__bad{i}")))
-            .select([
-                lit(t.file.clone()).alias("file"),
-                col(ROW).cast(DataType::Int64).alias("row"),
-                lit(c.column).alias("column"),
-                col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
-                col(format!("__reason{i}")).alias("reason"),
-            ]);
+        let part = flagged.clone().lazy().filter(col(format!("__bad{i}"))).select([
+            lit(t.file.clone()).alias("file"),
+            col(ROW).cast(DataType::Int64).alias("row"),
+            lit(c.column).alias("column"),
+            col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
+            col(format!("__reason{i}")).alias("reason"),
+        ]);
         reject_parts.push(part);
     }
     let rejects = if reject_parts.is_empty() {
@@ -275,7 +321,10 @@ fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFr
     } else {
         // Joins do not promise row order: sort so that rejects.csv is reproducible.
         concat(reject_parts, UnionArgs::default())?
-            .sort(["row", "column"], SortMultipleOptions::default().with_maintain_order(true))
+            .sort(
+                ["row", "column"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
             .collect()?
     };
     let any_bad = (0..checks.len())
@@ -283,8 +332,17 @@ fn run_plan(t: &RawTable, plan: Plan, extra: Vec<Check>, lf_extra: Option<LazyFr
         .reduce(|a, b| a.or(b))
         .unwrap_or(lit(false));
     let mut outputs = vec![col(ROW)];
-    outputs.extend(plan.outputs.iter().map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())));
-    let accepted = flagged.lazy().filter(any_bad.not()).select(outputs).sort([ROW], Default::default()).collect()?;
+    outputs.extend(
+        plan.outputs
+            .iter()
+            .map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())),
+    );
+    let accepted = flagged
+        .lazy()
+        .filter(any_bad.not())
+        .select(outputs)
+        .sort([ROW], Default::default())
+        .collect()?;
     Ok((accepted, rejects))
 }
 
@@ -329,12 +387,23 @@ fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     }
     plan.outputs.push(("services".into(), DataType::String));
 
-    let mut extra = vec![check("client_id", col("client_id").is_null(), "required value is empty")];
+    let mut extra = vec![check(
+        "client_id",
+        col("client_id").is_null(),
+        "required value is empty",
+    )];
     let first = col(ROW).min().over([col("client_id")])?;
     extra.push(Check {
         column: "client_id",
         bad: col("client_id").is_not_null().and(col(ROW).neq(first.clone())),
-        reason: concat_str([lit("duplicate client_id; first seen at row "), first.cast(DataType::String)], "", true),
+        reason: concat_str(
+            [
+                lit("duplicate client_id; first seen at row "),
+                first.cast(DataType::String),
+            ],
+            "",
+            true,
+        ),
     });
     if present(t, "contract_start") && present(t, "contract_end") {
         extra.push(check(
@@ -382,7 +451,14 @@ fn billing_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
 fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     let mut plan = Plan::new();
     plan.text(t, "client_id");
-    plan.typed(t, "month", true, parse_month(col("month")), DataType::Date, "not a month (use 2024-01 or 2024年1月)");
+    plan.typed(
+        t,
+        "month",
+        true,
+        parse_month(col("month")),
+        DataType::Date,
+        "not a month (use 2024-01 or 2024年1月)",
+    );
     for c in ["vouchers", "filings", "hours", "tickets", "late_documents"] {
         plan.number(t, c, false);
     }
@@ -399,7 +475,14 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
         Check {
             column: "month",
             bad: month.is_not_null().and(col(ROW).neq(first.clone())),
-            reason: concat_str([lit("duplicate month for this client; first seen at row "), first.cast(DataType::String)], "", true),
+            reason: concat_str(
+                [
+                    lit("duplicate month for this client; first seen at row "),
+                    first.cast(DataType::String),
+                ],
+                "",
+                true,
+            ),
         },
     ];
     Ok((plan, extra))
@@ -413,12 +496,21 @@ pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (V
     let mut absent = Vec::new();
     let fail = |e: ValidateError, parts: &[DataFrame]| (e, stack(parts));
 
-    let mut step = |t: &RawTable, plan: PolarsResult<(Plan, Vec<Check>)>, join: Option<LazyFrame>, all_rejects: &mut Vec<DataFrame>| -> Result<DataFrame, ValidateError> {
+    let mut step = |t: &RawTable,
+                    plan: PolarsResult<(Plan, Vec<Check>)>,
+                    join: Option<LazyFrame>,
+                    all_rejects: &mut Vec<DataFrame>|
+     -> Result<DataFrame, ValidateError> {
         let (plan, extra) = plan?;
         let (accepted, rejects) = run_plan(t, plan, extra, join)?;
         let rejected_rows = rejects.column("row")?.n_unique()?;
         let input = t.df.height();
-        counts.push(TableCounts { table: t.table, input, accepted: accepted.height(), rejected: rejected_rows });
+        counts.push(TableCounts {
+            table: t.table,
+            input,
+            accepted: accepted.height(),
+            rejected: rejected_rows,
+        });
         absent.extend(t.absent.iter().map(|c| format!("{}.{}", t.table.name(), c)));
         let share = rejected_rows as f64 / input.max(1) as f64;
         all_rejects.push(rejects.clone());
@@ -443,7 +535,12 @@ pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (V
         Err(e) => return Err(fail(e, &all_rejects)),
     };
     let keys = client_keys(&clients);
-    let billing = match step(&inputs.billing, billing_plan(&inputs.billing), Some(keys.clone()), &mut all_rejects) {
+    let billing = match step(
+        &inputs.billing,
+        billing_plan(&inputs.billing),
+        Some(keys.clone()),
+        &mut all_rejects,
+    ) {
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
@@ -459,7 +556,12 @@ pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (V
         Err(e) => return Err(fail(e.into(), &all_rejects)),
     };
     Ok(Validated {
-        tables: CleanTables { clients, billing, activity, absent },
+        tables: CleanTables {
+            clients,
+            billing,
+            activity,
+            absent,
+        },
         rejects: stack(&all_rejects),
         counts,
     })
@@ -489,7 +591,11 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
     let counted = rejects
         .clone()
         .lazy()
-        .with_column(col("reason").str().replace_all(lit(r"; first seen at row \d+"), lit(""), false))
+        .with_column(
+            col("reason")
+                .str()
+                .replace_all(lit(r"; first seen at row \d+"), lit(""), false),
+        )
         .group_by([col("file"), col("column"), col("reason")])
         .agg([len().alias("n")])
         .sort(
@@ -498,7 +604,9 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
         )
         .limit(n as IdxSize)
         .collect();
-    let Ok(df) = counted else { return String::from("(unavailable)") };
+    let Ok(df) = counted else {
+        return String::from("(unavailable)");
+    };
     let get = |c: &str| df.column(c).ok().and_then(|c| c.str().ok().cloned());
     let (Some(f), Some(c), Some(r)) = (get("file"), get("column"), get("reason")) else {
         return String::from("(unavailable)");
@@ -506,7 +614,10 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
     let counts = df.column("n").ok().and_then(|c| c.cast(&DataType::UInt64).ok());
     let mut items = Vec::new();
     for i in 0..df.height() {
-        let k = counts.as_ref().and_then(|c| c.u64().ok().and_then(|c| c.get(i))).unwrap_or(0);
+        let k = counts
+            .as_ref()
+            .and_then(|c| c.u64().ok().and_then(|c| c.get(i)))
+            .unwrap_or(0);
         let rows = if k == 1 { "row" } else { "rows" };
         items.push(format!(
             "{} {}: {} ({k} {rows})",
@@ -515,7 +626,11 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
             r.get(i).unwrap_or("")
         ));
     }
-    if items.is_empty() { "none".into() } else { items.join("; ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
 }
 
 #[cfg(test)]
@@ -524,17 +639,41 @@ mod tests {
 
     fn eval(expr: Expr, values: &[Option<&str>]) -> Vec<Option<String>> {
         let df = df!("x" => values).unwrap();
-        let out = df.lazy().select([expr.cast(DataType::String).alias("y")]).collect().unwrap();
-        out.column("y").unwrap().str().unwrap().iter().map(|v| v.map(String::from)).collect()
+        let out = df
+            .lazy()
+            .select([expr.cast(DataType::String).alias("y")])
+            .collect()
+            .unwrap();
+        out.column("y")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
     }
 
     #[test]
     fn dates_in_chinese_and_iso_forms() {
         let got = eval(
             parse_date(col("x")),
-            &[Some("2024-01-05"), Some("2024/1/5"), Some("2024年1月5日"), Some("20240105"), Some("2024-01-05 13:00:00"), Some("2024.12.31")],
+            &[
+                Some("2024-01-05"),
+                Some("2024/1/5"),
+                Some("2024年1月5日"),
+                Some("20240105"),
+                Some("2024-01-05 13:00:00"),
+                Some("2024.12.31"),
+            ],
         );
-        let want = ["2024-01-05", "2024-01-05", "2024-01-05", "2024-01-05", "2024-01-05", "2024-12-31"];
+        let want = [
+            "2024-01-05",
+            "2024-01-05",
+            "2024-01-05",
+            "2024-01-05",
+            "2024-01-05",
+            "2024-12-31",
+        ];
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.as_deref(), Some(w));
         }
@@ -542,7 +681,16 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_null() {
-        let got = eval(parse_date(col("x")), &[Some("2024-02-30"), Some("2023-13-01"), Some("05/01/2024"), Some("soon"), None]);
+        let got = eval(
+            parse_date(col("x")),
+            &[
+                Some("2024-02-30"),
+                Some("2023-13-01"),
+                Some("05/01/2024"),
+                Some("soon"),
+                None,
+            ],
+        );
         assert!(got.iter().all(Option::is_none), "{got:?}");
         let leap = eval(parse_date(col("x")), &[Some("2024-02-29"), Some("2023-02-29")]);
         assert_eq!(leap, vec![Some("2024-02-29".to_string()), None]);
@@ -550,9 +698,15 @@ mod tests {
 
     #[test]
     fn months_and_numbers() {
-        let got = eval(parse_month(col("x")), &[Some("2024-03"), Some("2024年3月"), Some("202403"), Some("2024-03-17")]);
+        let got = eval(
+            parse_month(col("x")),
+            &[Some("2024-03"), Some("2024年3月"), Some("202403"), Some("2024-03-17")],
+        );
         assert!(got.iter().all(|g| g.as_deref() == Some("2024-03-01")), "{got:?}");
-        let n = eval(parse_number(col("x")), &[Some("1,200.50"), Some("¥300"), Some("300元"), Some("abc")]);
+        let n = eval(
+            parse_number(col("x")),
+            &[Some("1,200.50"), Some("¥300"), Some("300元"), Some("abc")],
+        );
         assert_eq!(n[0].as_deref(), Some("1200.5"));
         assert_eq!(n[1].as_deref(), Some("300.0"));
         assert_eq!(n[2].as_deref(), Some("300.0"));
@@ -561,7 +715,10 @@ mod tests {
 
     #[test]
     fn categories_normalise() {
-        let got = eval(categorise(col("x"), TAXPAYER_TYPES), &[Some("小规模纳税人"), Some("General"), Some("big")]);
+        let got = eval(
+            categorise(col("x"), TAXPAYER_TYPES),
+            &[Some("小规模纳税人"), Some("General"), Some("big")],
+        );
         assert_eq!(got, vec![Some("small_scale".into()), Some("general".into()), None]);
     }
 }

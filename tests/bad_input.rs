@@ -12,13 +12,21 @@ fn misnamed_column_names_file_expected_and_closest() {
     let dir = tmp.path();
     small_data(dir);
     let path = dir.join("data/billing.csv");
-    let text = std::fs::read_to_string(&path).unwrap().replacen("invoice_date", "invoce_date", 1);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("invoice_date", "invoce_date", 1);
     std::fs::write(&path, text).unwrap();
     let cfg = config(dir, "");
     let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, false);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("billing.csv") && err.contains("'invoice_date'") && err.contains("'invoce_date'"), "{err}");
-    assert!(!dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().count() == 0, "no run folder on failure");
+    assert!(
+        err.contains("billing.csv") && err.contains("'invoice_date'") && err.contains("'invoce_date'"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().count() == 0,
+        "no run folder on failure"
+    );
 }
 
 /// A bad date and an orphan billing row each give their reject line, and the counts add up.
@@ -44,7 +52,11 @@ fn bad_date_and_orphan_become_reject_lines() {
     let reasons = strings(&rejects, "reason");
     let columns = strings(&rejects, "column");
     let values = strings(&rejects, "value");
-    let at = |r: &str| rows.iter().position(|x| x == r).unwrap_or_else(|| panic!("no reject for row {r}: {rows:?}"));
+    let at = |r: &str| {
+        rows.iter()
+            .position(|x| x == r)
+            .unwrap_or_else(|| panic!("no reject for row {r}: {rows:?}"))
+    };
     let i = at("2");
     assert_eq!(columns[i], "invoice_date");
     assert_eq!(values[i], "2024-02-30");
@@ -56,7 +68,12 @@ fn bad_date_and_orphan_become_reject_lines() {
     assert!(strings(&rejects, "file").iter().all(|f| f == "billing.csv"));
 
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    let billing = m["rows"].as_array().unwrap().iter().find(|r| r["table"] == "billing").unwrap();
+    let billing = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == "billing")
+        .unwrap();
     assert_eq!(billing["input"].as_u64().unwrap() as usize, total_rows);
     assert_eq!(billing["rejected"], 2);
     assert_eq!(billing["accepted"].as_u64().unwrap() as usize, total_rows - 2);
@@ -72,10 +89,20 @@ fn too_many_rejects_stop_the_run_but_keep_the_rejects() {
     let cfg = config(dir, "");
     let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, false);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("billing") && err.contains("over the limit of 5.0%"), "{err}");
-    let kept: Vec<_> = std::fs::read_dir(dir.join("runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    assert!(
+        err.contains("billing") && err.contains("over the limit of 5.0%"),
+        "{err}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert!(kept[0].to_string_lossy().ends_with(".rejects.csv") && err.contains(&*kept[0].to_string_lossy()), "{err}");
+    assert!(
+        kept[0].to_string_lossy().ends_with(".rejects.csv") && err.contains(&*kept[0].to_string_lossy()),
+        "{err}"
+    );
     assert!(read_csv(&kept[0]).height() > 10);
 }
 
@@ -94,7 +121,10 @@ fn duplicate_client_is_rejected_with_first_row() {
     let (run, _) = pipeline(dir, "");
     let rejects = read_csv(&run.join("rejects.csv"));
     let reasons = strings(&rejects, "reason");
-    assert!(reasons.iter().any(|r| r == "duplicate client_id; first seen at row 2"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "duplicate client_id; first seen at row 2"),
+        "{reasons:?}"
+    );
 }
 
 /// A config error names the key and the rule.
@@ -124,7 +154,10 @@ fn activity_month_outside_contract_is_rejected() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let (run, _) = pipeline(dir, "");
     let rejects = read_csv(&run.join("rejects.csv"));
-    let i = strings(&rejects, "row").iter().position(|r| r == "2").expect("row 2 rejected");
+    let i = strings(&rejects, "row")
+        .iter()
+        .position(|r| r == "2")
+        .expect("row 2 rejected");
     assert_eq!(strings(&rejects, "file")[i], "activity.csv");
     assert_eq!(strings(&rejects, "column")[i], "month");
     assert!(strings(&rejects, "reason")[i].contains("outside the client's contract"));

@@ -2,9 +2,25 @@ use crate::util::*;
 use polars::prelude::SerReader;
 
 const LABEL_COLUMNS: &[&str] = &[
-    "client_id", "value_tier", "value_tier_en", "value_tier_zh", "value_distance",
-    "behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh", "behaviour_distance",
-    "name", "client_type", "taxpayer_type", "industry", "region", "market", "scale", "term", "needs", "accountant",
+    "client_id",
+    "value_tier",
+    "value_tier_en",
+    "value_tier_zh",
+    "value_distance",
+    "behaviour_segment",
+    "behaviour_segment_en",
+    "behaviour_segment_zh",
+    "behaviour_distance",
+    "name",
+    "client_type",
+    "taxpayer_type",
+    "industry",
+    "region",
+    "market",
+    "scale",
+    "term",
+    "needs",
+    "accountant",
 ];
 
 /// One run on slightly dirty data: every output is there with its documented columns.
@@ -14,26 +30,49 @@ fn every_output_with_documented_columns() {
     let dir = tmp.path();
     generate(&dir.join("data"), 800, 5, &["--dirty", "0.005"]);
     let (run, stdout) = pipeline(dir, "");
-    assert!(stdout.contains(&run.display().to_string()), "summary names the run folder:\n{stdout}");
+    assert!(
+        stdout.contains(&run.display().to_string()),
+        "summary names the run folder:\n{stdout}"
+    );
 
     assert_eq!(headers(&run.join("labels.csv")), LABEL_COLUMNS);
     let bytes = std::fs::read(run.join("labels.csv")).unwrap();
-    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "labels.csv starts with a UTF-8 BOM for Excel");
+    assert_eq!(
+        &bytes[..3],
+        b"\xEF\xBB\xBF",
+        "labels.csv starts with a UTF-8 BOM for Excel"
+    );
     let labels = read_csv(&run.join("labels.csv"));
     let zh = strings(&labels, "value_tier_zh");
     assert!(zh.iter().all(|z| z.ends_with("价值客户")), "{:?}", &zh[..3]);
 
     let seg = headers(&run.join("segments.csv"));
-    for c in ["kind", "segment", "name_en", "name_zh", "clients", "client_share", "revenue_share", "median_fees_12m", "median_late_payment_share"] {
+    for c in [
+        "kind",
+        "segment",
+        "name_en",
+        "name_zh",
+        "clients",
+        "client_share",
+        "revenue_share",
+        "median_fees_12m",
+        "median_late_payment_share",
+    ] {
         assert!(seg.contains(&c.to_string()), "segments.csv lacks {c}: {seg:?}");
     }
-    assert_eq!(headers(&run.join("rejects.csv")), ["file", "row", "column", "value", "reason"]);
+    assert_eq!(
+        headers(&run.join("rejects.csv")),
+        ["file", "row", "column", "value", "reason"]
+    );
 
     let features = std::fs::File::open(run.join("features.parquet")).unwrap();
     let f = polars::prelude::ParquetReader::new(features).finish().unwrap();
     assert!(f.column("fees_12m").is_ok() && f.column("z_fees_12m").is_ok() && f.column("activity_trend").is_ok());
     let lp = std::fs::File::open(run.join("labels.parquet")).unwrap();
-    assert_eq!(polars::prelude::ParquetReader::new(lp).finish().unwrap().height(), labels.height());
+    assert_eq!(
+        polars::prelude::ParquetReader::new(lp).finish().unwrap().height(),
+        labels.height()
+    );
 
     let model: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
     assert_eq!(model["schema_version"], 1);
@@ -44,17 +83,35 @@ fn every_output_with_documented_columns() {
     assert!(model["features"][0]["definition"].is_string());
 
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    for key in ["seed", "inputs", "config", "versions", "timings", "rows", "value", "behaviour"] {
+    for key in [
+        "seed",
+        "inputs",
+        "config",
+        "versions",
+        "timings",
+        "rows",
+        "value",
+        "behaviour",
+    ] {
         assert!(!m[key].is_null(), "manifest lacks {key}");
     }
     assert_eq!(m["inputs"][0]["sha256"].as_str().map(str::len), Some(64));
     let scores = m["behaviour"]["k_scores"].as_array().unwrap();
     assert_eq!(scores.len(), 7, "k = 2..=8 each scored");
     for row in m["rows"].as_array().unwrap() {
-        let (i, a, r) = (row["input"].as_u64().unwrap(), row["accepted"].as_u64().unwrap(), row["rejected"].as_u64().unwrap());
+        let (i, a, r) = (
+            row["input"].as_u64().unwrap(),
+            row["accepted"].as_u64().unwrap(),
+            row["rejected"].as_u64().unwrap(),
+        );
         assert_eq!(i, a + r, "input = accepted + rejected for {}", row["table"]);
     }
-    let rejected: u64 = m["rows"].as_array().unwrap().iter().map(|r| r["rejected"].as_u64().unwrap()).sum();
+    let rejected: u64 = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rejected"].as_u64().unwrap())
+        .sum();
     assert!(rejected > 0, "dirty input produced rejects");
 
     for (stem, title) in [
@@ -68,12 +125,19 @@ fn every_output_with_documented_columns() {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
         assert!(png.len() > 5000, "{stem}.png is suspiciously small");
         let svg = std::fs::read_to_string(run.join(format!("charts/{stem}.svg"))).unwrap();
-        assert!(svg.contains("<svg") && svg.contains(title), "{stem}.svg lacks its title");
+        assert!(
+            svg.contains("<svg") && svg.contains(title),
+            "{stem}.svg lacks its title"
+        );
     }
     let rules = std::fs::read_to_string(run.join("rules.txt")).unwrap();
     assert!(rules.contains("V1 high value") && rules.contains("IF "), "{rules}");
     // No temporary folder is left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.join("runs")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -85,10 +149,21 @@ fn missing_activity_switches_features_off() {
     generate(&dir.join("data"), 400, 6, &[]);
     std::fs::remove_file(dir.join("data/activity.csv")).unwrap();
     let (run, stdout) = pipeline(dir, "");
-    assert!(stdout.contains("features switched off") && stdout.contains("tickets_per_month"), "{stdout}");
+    assert!(
+        stdout.contains("features switched off") && stdout.contains("tickets_per_month"),
+        "{stdout}"
+    );
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    let off: Vec<&str> = m["disabled_features"].as_array().unwrap().iter().filter_map(|d| d["name"].as_str()).collect();
-    assert!(off.contains(&"activity_trend") && off.contains(&"cost_to_serve"), "{off:?}");
+    let off: Vec<&str> = m["disabled_features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        off.contains(&"activity_trend") && off.contains(&"cost_to_serve"),
+        "{off:?}"
+    );
     assert!(!m["behaviour"].is_null(), "payment behaviour still segments");
 }
 
@@ -100,19 +175,28 @@ fn chinese_headers_with_sample_mapping() {
     generate(&dir.join("data"), 300, 8, &["--zh"]);
     let mapping = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clientseg-zh.toml")).unwrap();
     // Keep the shipped mapping's [columns.*] tables, point input and output at the temp folder.
-    let columns = &mapping[mapping.find("[columns.clients]").expect("mapping has [columns.clients]")..];
+    let columns = &mapping[mapping
+        .find("[columns.clients]")
+        .expect("mapping has [columns.clients]")..];
     let cfg = dir.join("zh.toml");
     std::fs::write(&cfg, format!("seed = 1\nlang = \"zh\"\n[input]\ndir = \"data\"\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n{columns}")).unwrap();
     let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, true);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("clients") && stdout.contains("= ") , "{stdout}");
+    assert!(stdout.contains("clients") && stdout.contains("= "), "{stdout}");
     let run_dir = run_dir(&dir.join("runs"));
     let labels = read_csv(&run_dir.join("labels.csv"));
     assert_eq!(labels.height(), 300);
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["disabled_features"].as_array().unwrap().len(), 0, "all columns mapped");
+    assert_eq!(
+        m["disabled_features"].as_array().unwrap().len(),
+        0,
+        "all columns mapped"
+    );
     let types = strings(&labels, "taxpayer_type");
-    assert!(types.iter().all(|t| t == "small_scale" || t == "general"), "Chinese categories normalised");
+    assert!(
+        types.iter().all(|t| t == "small_scale" || t == "general"),
+        "Chinese categories normalised"
+    );
     let svg = std::fs::read_to_string(run_dir.join("charts/revenue_share.svg")).unwrap();
     assert!(svg.contains("各价值层级收入占比"), "chart title in Chinese");
 }
@@ -141,7 +225,11 @@ fn xlsx_archive_and_gbk_billing_are_accepted() {
             let Some(v) = v else { continue };
             let row = i as u32 + 1;
             if is_date {
-                let parts: Vec<u16> = v.split(['年', '月', '日']).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap()).collect();
+                let parts: Vec<u16> = v
+                    .split(['年', '月', '日'])
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse().unwrap())
+                    .collect();
                 let d = rust_xlsxwriter::ExcelDateTime::from_ymd(parts[0], parts[1] as u8, parts[2] as u8).unwrap();
                 ws.write_datetime_with_format(row, j, &d, &date_format).unwrap();
             } else if let Ok(n) = v.parse::<f64>() {
@@ -176,7 +264,11 @@ fn xlsx_archive_and_gbk_billing_are_accepted() {
     for (file, first) in [("labels.xlsx", "客户编号"), ("segments.xlsx", "类别")] {
         let mut book = calamine::open_workbook_auto(run_dir.join(file)).unwrap();
         let range = book.worksheet_range_at(0).unwrap().unwrap();
-        assert_eq!(range.get((0, 0)).map(|c| c.to_string()), Some(first.to_string()), "{file}");
+        assert_eq!(
+            range.get((0, 0)).map(|c| c.to_string()),
+            Some(first.to_string()),
+            "{file}"
+        );
     }
 }
 

@@ -19,7 +19,11 @@ fn dump_sqlite(path: &Path) -> Dump {
         };
         let n = stmt.column_count();
         let rows = stmt
-            .query_map([], |r| (0..n).map(|i| r.get::<_, Option<String>>(i)).collect::<Result<Vec<_>, _>>())
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .unwrap();
         for r in rows {
             out.push(format!("{t}|{:?}", r.unwrap()));
@@ -33,7 +37,9 @@ fn dump_pg(url: &str) -> Dump {
     let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
     let mut out = Vec::new();
     for t in TABLES {
-        let Ok(rows) = client.query(&format!("SELECT * FROM {t}"), &[]) else { continue };
+        let Ok(rows) = client.query(&format!("SELECT * FROM {t}"), &[]) else {
+            continue;
+        };
         for r in rows {
             let cells: Vec<Option<String>> = (0..r.len()).map(|i| r.get(i)).collect();
             out.push(format!("{t}|{cells:?}"));
@@ -54,7 +60,10 @@ fn push(run: &Path, url: &str, extra: &[&str], ok: bool) -> (String, String) {
     let mut args = vec!["push", "--run", &r, "--to", url];
     args.extend_from_slice(extra);
     let out = crate::util::run(&args, run.parent().unwrap(), ok);
-    (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// (client_id, value_tier, behaviour_segment) of every client in labels.csv.
@@ -100,9 +109,15 @@ fn broken_copy(run: &Path) -> PathBuf {
     let file = std::fs::File::open(run.join("labels.parquet")).unwrap();
     let mut df = ParquetReader::new(file).finish().unwrap();
     let n = df.height();
-    let ids: Vec<Option<String>> = strings(&df, "client_id").into_iter().enumerate().map(|(i, c)| (i + 1 < n).then_some(c)).collect();
+    let ids: Vec<Option<String>> = strings(&df, "client_id")
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (i + 1 < n).then_some(c))
+        .collect();
     df.with_column(Column::new("client_id".into(), ids)).unwrap();
-    ParquetWriter::new(std::fs::File::create(broken.join("labels.parquet")).unwrap()).finish(&mut df).unwrap();
+    ParquetWriter::new(std::fs::File::create(broken.join("labels.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
     broken
 }
 
@@ -113,7 +128,13 @@ fn push_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
     assert!(out.contains("pushed 300 clients"), "{out}");
     let after_first = dump();
     assert_eq!(current(&after_first), labels(run));
-    assert_eq!(after_first.iter().filter(|l| l.starts_with("client_segment_history|")).count(), 300);
+    assert_eq!(
+        after_first
+            .iter()
+            .filter(|l| l.starts_with("client_segment_history|"))
+            .count(),
+        300
+    );
 
     // The same run again changes no row.
     let (out, _) = push(run, url, &[], true);
@@ -123,14 +144,20 @@ fn push_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
     // A push that fails on its last row leaves the database exactly as it was ...
     let broken = broken_copy(run);
     let (_, err) = push(&broken, url, &[], false);
-    assert!(err.contains("Nothing was changed") && err.contains("client_segment"), "{err}");
+    assert!(
+        err.contains("Nothing was changed") && err.contains("client_segment"),
+        "{err}"
+    );
     assert_eq!(dump(), after_first, "a failed push changed the database");
     // ... and once the file is fixed, the retry goes through.
     std::fs::copy(run.join("labels.parquet"), broken.join("labels.parquet")).unwrap();
     let (out, _) = push(&broken, url, &[], true);
     assert!(out.contains("pushed 300 clients"), "{out}");
     let after_retry = dump();
-    assert_eq!(after_retry.iter().filter(|l| l.starts_with("clientseg_push|")).count(), 2);
+    assert_eq!(
+        after_retry.iter().filter(|l| l.starts_with("clientseg_push|")).count(),
+        2
+    );
 
     // The original run is now older than the newest pushed one: refused without --force.
     std::fs::remove_dir_all(&broken).unwrap();
@@ -138,7 +165,10 @@ fn push_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
     m["run_id"] = serde_json::json!("run-older");
     std::fs::write(run.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     let (_, err) = push(run, url, &[], false);
-    assert!(err.contains("older than run run-broken") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("older than run run-broken") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(dump(), after_retry);
     let (out, _) = push(run, url, &["--force"], true);
     assert!(out.contains("pushed 300"), "{out}");
@@ -164,7 +194,9 @@ fn pg_database(name: &str) -> Option<String> {
         return None;
     };
     let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test server reachable");
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
     client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let base = &admin[..admin.rfind('/').unwrap()];
     Some(format!("{base}/{name}"))
@@ -172,7 +204,9 @@ fn pg_database(name: &str) -> Option<String> {
 
 #[test]
 fn postgres_push_is_all_or_nothing_and_idempotent() {
-    let Some(url) = pg_database("clientseg_push_contract") else { return };
+    let Some(url) = pg_database("clientseg_push_contract") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let run = one_run(tmp.path(), 32);
     push_contract(&run, &url, &|| dump_pg(&url));
@@ -180,7 +214,9 @@ fn postgres_push_is_all_or_nothing_and_idempotent() {
 
 #[test]
 fn postgres_wrong_password_is_clear_and_secret_free() {
-    let Some(url) = pg_database("clientseg_password") else { return };
+    let Some(url) = pg_database("clientseg_password") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let run = one_run(tmp.path(), 33);
     let secret = "Wr0ng-s3cret-value";
@@ -196,7 +232,11 @@ fn postgres_wrong_password_is_clear_and_secret_free() {
     let right_pw = user_part.rsplit_once(':').unwrap().1.to_string();
     let no_pw = format!("{user}@{host_part}");
     let r = run.to_string_lossy().to_string();
-    let out = bin().args(["push", "--run", &r, "--to", &no_pw]).env("PGPASSWORD", &right_pw).output().unwrap();
+    let out = bin()
+        .args(["push", "--run", &r, "--to", &no_pw])
+        .env("PGPASSWORD", &right_pw)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&right_pw));
 }
@@ -204,7 +244,12 @@ fn postgres_wrong_password_is_clear_and_secret_free() {
 #[test]
 fn push_without_target_or_with_unknown_scheme_explains() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = bin().args(["push", "--run", "nowhere"]).env_remove("CLIENTSEG_DB_URL").current_dir(tmp.path()).output().unwrap();
+    let out = bin()
+        .args(["push", "--run", "nowhere"])
+        .env_remove("CLIENTSEG_DB_URL")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CLIENTSEG_DB_URL"));
     let run = one_run(tmp.path(), 34);
@@ -231,7 +276,15 @@ fn crm_import_is_safe_to_open_in_excel() {
     let (run, _) = pipeline(dir, "[crm]\ntemplate = \"zoho\"\n");
     assert_eq!(
         headers(&run.join("crm_import.csv")),
-        ["Account Number", "Account Name", "Account Owner", "Industry", "Rating", "Tag", "Description"]
+        [
+            "Account Number",
+            "Account Name",
+            "Account Owner",
+            "Industry",
+            "Rating",
+            "Tag",
+            "Description"
+        ]
     );
     let crm = read_csv(&run.join("crm_import.csv"));
     let ids = strings(&crm, "Account Number");
@@ -240,5 +293,9 @@ fn crm_import_is_safe_to_open_in_excel() {
     assert!(name.starts_with("'=HYPERLINK("), "not neutralised: {name}");
     assert!(strings(&crm, "Account Name").iter().all(|n| !n.starts_with('=')));
     let tags = &strings(&crm, "Tag")[i];
-    assert_eq!(tags.matches(',').count(), 1, "two tags, commas inside names replaced: {tags}");
+    assert_eq!(
+        tags.matches(',').count(),
+        1,
+        "two tags, commas inside names replaced: {tags}"
+    );
 }

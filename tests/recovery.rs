@@ -19,7 +19,11 @@ fn planted_segments_are_recovered() {
     let by_id: BTreeMap<String, (String, String, f64)> = strings(&truth, "client_id")
         .into_iter()
         .zip(strings(&truth, "segment"))
-        .zip(strings(&truth, "value_tier").into_iter().zip(strings(&truth, "value_score")))
+        .zip(
+            strings(&truth, "value_tier")
+                .into_iter()
+                .zip(strings(&truth, "value_score")),
+        )
         .map(|((id, seg), (tier, score))| (id, (seg, tier, score.parse().unwrap())))
         .collect();
     assert_eq!(ids.len(), 5000, "every client labelled");
@@ -47,8 +51,15 @@ fn planted_segments_are_recovered() {
         }
     }
     let means: Vec<f64> = ["V1", "V2", "V3"].iter().map(|t| mean[*t].0 / mean[*t].1).collect();
-    assert!(means[0] > means[1] && means[1] > means[2], "tier means not ordered: {means:?}");
+    assert!(
+        means[0] > means[1] && means[1] > means[2],
+        "tier means not ordered: {means:?}"
+    );
     let share = high_in_v1.0 / high_in_v1.1;
     println!("planted high-value clients in V1: {:.1}%", share * 100.0);
-    assert!(share > 0.8, "only {:.1}% of planted high-value clients in V1", share * 100.0);
+    assert!(
+        share > 0.8,
+        "only {:.1}% of planted high-value clients in V1",
+        share * 100.0
+    );
 }

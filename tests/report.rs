@@ -22,9 +22,19 @@ fn chromium() -> Option<PathBuf> {
 /// Headless Chromium as the environment allows it: no sandbox as root, no network.
 fn browser(exe: &Path, profile: &Path) -> Command {
     let mut c = Command::new(exe);
-    c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        .arg(format!("--user-data-dir={}", profile.display()));
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+    ])
+    .args([
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
     c
 }
 
@@ -35,8 +45,30 @@ fn two_runs(dir: &Path, lang: &str) -> PathBuf {
     for (name, data) in [("a.toml", "a"), ("b.toml", "b")] {
         std::fs::write(dir.join(name), format!("seed = 5\nlang = \"{lang}\"\n[input]\ndir = \"{data}\"\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n")).unwrap();
     }
-    run(&["run", "--config", &dir.join("a.toml").to_string_lossy(), "--out", "ra", "--quiet"], dir, true);
-    run(&["run", "--config", &dir.join("b.toml").to_string_lossy(), "--out", "rb", "--quiet"], dir, true);
+    run(
+        &[
+            "run",
+            "--config",
+            &dir.join("a.toml").to_string_lossy(),
+            "--out",
+            "ra",
+            "--quiet",
+        ],
+        dir,
+        true,
+    );
+    run(
+        &[
+            "run",
+            "--config",
+            &dir.join("b.toml").to_string_lossy(),
+            "--out",
+            "rb",
+            "--quiet",
+        ],
+        dir,
+        true,
+    );
     run_dir(&dir.join("rb"))
 }
 
@@ -50,23 +82,48 @@ fn report_opens_in_a_browser_with_every_section() {
         let profile = tmp.path().join("profile");
 
         let out = browser(&exe, &profile).args(["--dump-dom", &page]).output().unwrap();
-        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dom = String::from_utf8_lossy(&out.stdout);
         assert!(dom.contains(heading), "{lang}: heading missing");
-        for id in ["data-quality", "k-selection", "value-tiers", "segments", "charts", "migration"] {
+        for id in [
+            "data-quality",
+            "k-selection",
+            "value-tiers",
+            "segments",
+            "charts",
+            "migration",
+        ] {
             assert!(dom.contains(&format!("id=\"{id}\"")), "{lang}: section {id} missing");
         }
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
         let k = m["value"]["k"].as_u64().unwrap() + m["behaviour"]["k"].as_u64().unwrap();
-        assert_eq!(dom.matches("class=\"card\"").count() as u64, k, "{lang}: one card per tier and segment");
+        assert_eq!(
+            dom.matches("class=\"card\"").count() as u64,
+            k,
+            "{lang}: one card per tier and segment"
+        );
         // k selection, scatter, sizes, heatmap, revenue, and two transition charts.
         assert!(dom.matches("<svg").count() >= 7, "{lang}: charts missing");
         assert!(dom.contains("migration.csv"), "{lang}: migration summary missing");
-        assert!(!dom.contains("src=\"http") && !dom.contains("href=\"http"), "{lang}: the page must not load anything from the network");
+        assert!(
+            !dom.contains("src=\"http") && !dom.contains("href=\"http"),
+            "{lang}: the page must not load anything from the network"
+        );
 
         // The first screen, kept as a test artefact.
         let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-first-screen-{lang}.png"));
-        let out = browser(&exe, &profile).args(["--window-size=1280,900", &format!("--screenshot={}", shot.display()), &page]).output().unwrap();
+        let out = browser(&exe, &profile)
+            .args([
+                "--window-size=1280,900",
+                &format!("--screenshot={}", shot.display()),
+                &page,
+            ])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let png = std::fs::read(&shot).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

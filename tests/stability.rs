@@ -8,7 +8,13 @@ fn segments(run: &std::path::Path) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["id"].as_str().unwrap().into(), s["name_en"].as_str().unwrap().into(), s["name_zh"].as_str().unwrap().into()))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().into(),
+                s["name_en"].as_str().unwrap().into(),
+                s["name_zh"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -22,7 +28,11 @@ fn ids_survive_and_migration_lists_exactly_the_movers() {
     generate(&dir.join("b"), 2000, 7, &["--changed", "0.1"]);
     let cfg = |name: &str, data: &str| {
         let p = dir.join(name);
-        std::fs::write(&p, format!("seed = 3\n[input]\ndir = \"{data}\"\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!("seed = 3\n[input]\ndir = \"{data}\"\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n"),
+        )
+        .unwrap();
         p.to_string_lossy().to_string()
     };
     let (ca, cb) = (cfg("a.toml", "a"), cfg("b.toml", "b"));
@@ -37,7 +47,12 @@ fn ids_survive_and_migration_lists_exactly_the_movers() {
     let b: BTreeSet<_> = sb.iter().cloned().collect();
     assert_eq!(a, b, "segment ids and names changed:\n{stdout}");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(rb.join("manifest.json")).unwrap()).unwrap();
-    let statuses: Vec<&str> = m["stability"]["behaviour"].as_array().unwrap().iter().map(|x| x["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = m["stability"]["behaviour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_str().unwrap())
+        .collect();
     assert!(statuses.iter().all(|s| *s == "kept"), "{statuses:?}");
     assert!(m["stability"]["behaviour"][0]["distance"].as_f64().unwrap() < 1.0);
 
@@ -50,11 +65,22 @@ fn ids_survive_and_migration_lists_exactly_the_movers() {
         .collect();
     let migration = read_csv(&rb.join("migration.csv"));
     let listed: BTreeSet<String> = strings(&migration, "client_id").into_iter().collect();
-    println!("{} changed clients, {} listed in migration.csv", changed.len(), listed.len());
+    println!(
+        "{} changed clients, {} listed in migration.csv",
+        changed.len(),
+        listed.len()
+    );
     assert!(changed.len() > 150, "about 10% of 2000 changed");
     assert_eq!(listed, changed, "migration.csv must list exactly the changed clients");
-    assert!(strings(&migration, "change_1").iter().all(|c| c.contains(" -> ")), "each row says what changed most");
-    for f in ["transitions.csv", "charts/transitions_behaviour.png", "charts/transitions_value.svg"] {
+    assert!(
+        strings(&migration, "change_1").iter().all(|c| c.contains(" -> ")),
+        "each row says what changed most"
+    );
+    for f in [
+        "transitions.csv",
+        "charts/transitions_behaviour.png",
+        "charts/transitions_value.svg",
+    ] {
         assert!(rb.join(f).is_file(), "{f} missing");
     }
 
@@ -62,7 +88,9 @@ fn ids_survive_and_migration_lists_exactly_the_movers() {
     let (a_s, b_s) = (ra.to_string_lossy().to_string(), rb.to_string_lossy().to_string());
     run(&["diff", &a_s, &b_s, "--out", "diffs"], dir, true);
     let d = run_dir(&dir.join("diffs"));
-    let diffed: BTreeSet<String> = strings(&read_csv(&d.join("migration.csv")), "client_id").into_iter().collect();
+    let diffed: BTreeSet<String> = strings(&read_csv(&d.join("migration.csv")), "client_id")
+        .into_iter()
+        .collect();
     assert_eq!(diffed, changed);
 }
 
@@ -77,19 +105,45 @@ fn new_and_departed_clients_are_listed() {
     for table in ["clients", "billing", "activity"] {
         let path = dir.join(format!("data/{table}.csv"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let mut lines: Vec<String> = text.lines().filter(|l| !l.starts_with("C000001,")).map(String::from).collect();
-        let copies: Vec<String> = text.lines().filter(|l| l.starts_with("C000002,")).map(|l| l.replacen("C000002", "C999999", 1)).collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("C000001,"))
+            .map(String::from)
+            .collect();
+        let copies: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("C000002,"))
+            .map(|l| l.replacen("C000002", "C999999", 1))
+            .collect();
         lines.extend(copies);
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     }
     let cfg = config(dir, "");
     let first_s = first.to_string_lossy().to_string();
-    run(&["run", "--config", &cfg.to_string_lossy(), "--previous", &first_s, "--out", "second", "--quiet"], dir, true);
+    run(
+        &[
+            "run",
+            "--config",
+            &cfg.to_string_lossy(),
+            "--previous",
+            &first_s,
+            "--out",
+            "second",
+            "--quiet",
+        ],
+        dir,
+        true,
+    );
     let second = run_dir(&dir.join("second"));
     let m = read_csv(&second.join("migration.csv"));
-    let rows: Vec<(String, String)> = strings(&m, "client_id").into_iter().zip(strings(&m, "status")).collect();
+    let rows: Vec<(String, String)> = strings(&m, "client_id")
+        .into_iter()
+        .zip(strings(&m, "status"))
+        .collect();
     assert!(rows.contains(&("C000001".into(), "departed".into())), "{rows:?}");
     assert!(rows.contains(&("C999999".into(), "new".into())), "{rows:?}");
     let t = read_csv(&second.join("transitions.csv"));
-    assert!(strings(&t, "from").contains(&"(new)".to_string()) && strings(&t, "to").contains(&"(departed)".to_string()));
+    assert!(
+        strings(&t, "from").contains(&"(new)".to_string()) && strings(&t, "to").contains(&"(departed)".to_string())
+    );
 }

@@ -4,18 +4,18 @@
 
 mod util;
 
-/// Planted segments are recovered; value tiers follow the planted value order.
-mod recovery;
-/// Same seed, same bytes; save -> load -> score gives the run's labels.
-mod reproducible;
-/// Every output exists with its documented columns; charts are valid files.
-mod outputs;
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
+/// Every output exists with its documented columns; charts are valid files.
+mod outputs;
 /// Labels into the CRM's database (SQLite always; PostgreSQL when a server is given) and
 /// the CRM import file.
 mod push;
-/// Segment ids survive reruns; migration lists exactly the clients that moved.
-mod stability;
+/// Planted segments are recovered; value tiers follow the planted value order.
+mod recovery;
 /// report.html opened in a real (headless) browser, in both languages.
 mod report;
+/// Same seed, same bytes; save -> load -> score gives the run's labels.
+mod reproducible;
+/// Segment ids survive reruns; migration lists exactly the clients that moved.
+mod stability;

@@ -26,7 +26,17 @@ pub fn generate(dir: &Path, clients: usize, seed: u64, extra: &[&str]) {
     let n = clients.to_string();
     let s = seed.to_string();
     let out = dir.to_string_lossy().to_string();
-    let mut args = vec!["generate", "--clients", &n, "--months", "24", "--seed", &s, "--out", &out];
+    let mut args = vec![
+        "generate",
+        "--clients",
+        &n,
+        "--months",
+        "24",
+        "--seed",
+        &s,
+        "--out",
+        &out,
+    ];
     args.extend_from_slice(extra);
     std::fs::create_dir_all(dir).expect("data folder");
     run(&args, dir, true);
@@ -35,7 +45,8 @@ pub fn generate(dir: &Path, clients: usize, seed: u64, extra: &[&str]) {
 /// Writes a config that reads `data` and writes runs under `runs` (both relative to `dir`).
 pub fn config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("clientseg.toml");
-    let text = format!("seed = 11\n{extra}\n[input]\ndir = \"data\"\n\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n");
+    let text =
+        format!("seed = 11\n{extra}\n[input]\ndir = \"data\"\n\n[output]\ndir = \"runs\"\nmodels_dir = \"models\"\n");
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -55,7 +66,10 @@ pub fn run_dir(runs: &Path) -> PathBuf {
 pub fn pipeline(dir: &Path, extra_config: &str) -> (PathBuf, String) {
     let cfg = config(dir, extra_config);
     let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, true);
-    (run_dir(&dir.join("runs")), String::from_utf8_lossy(&out.stdout).to_string())
+    (
+        run_dir(&dir.join("runs")),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
 }
 
 pub fn read_csv(path: &Path) -> DataFrame {

@@ -19,22 +19,121 @@ pub fn default_plans(lang: Lang) -> Vec<ServicePlan> {
         }
     };
     vec![
-        p("high value", ["Personalised service, a named senior accountant, priority response", "monthly review call", "premium; keep, do not discount", "senior accountants"],
-          ["个性化服务，指定资深会计，优先响应", "每月回访", "高端定价，保持不打折", "资深会计组"]),
-        p("medium value", ["Attention and incentives to grow: offer more services, annual prepay discount", "quarterly contact", "standard; 5% off for annual prepayment", "account managers"],
-          ["重点关注，激励升级：推荐增值服务，年付优惠", "每季度联系", "标准价，年付九五折", "客户经理组"]),
-        p("low value", ["Standard service at low cost to serve; watch for growth", "half-yearly check", "standard package price", "service centre"],
-          ["标准化服务，控制服务成本，关注成长", "每半年检查", "标准套餐价", "服务中心"]),
-        p("late payer", ["Payment reminders before due dates; move to prepayment", "monthly", "prepayment required after two late invoices", "billing team"],
-          ["到期前催缴提醒，改为预付费", "每月", "两次逾期后须预付", "收费组"]),
-        p("high-touch", ["Self-service guides and a document checklist; review the fee against hours", "monthly", "add a service fee for extra hours", "service centre"],
-          ["提供自助指南和资料清单，按工时复核收费", "每月", "超出工时加收服务费", "服务中心"]),
-        p("declining", ["Retention call: find out why volume is falling before the contract ends", "within two weeks", "offer a lighter package rather than lose the client", "account managers"],
-          ["挽留回访：在合同到期前了解业务下滑原因", "两周内", "可提供简化套餐以防流失", "客户经理组"]),
-        p("growing", ["Offer the services growth needs: general-taxpayer bookkeeping, payroll, tax planning", "quarterly", "upgrade pricing as volume grows", "account managers"],
-          ["推荐成长所需服务：一般纳税人记账、社保代理、税务筹划", "每季度", "随业务量升级定价", "客户经理组"]),
-        p("pays on time", ["Loyalty terms: keep the service smooth, offer multi-year contracts", "half-yearly", "loyalty discount at renewal", "service centre"],
-          ["忠诚客户政策：保持服务顺畅，提供多年合同", "每半年", "续约忠诚优惠", "服务中心"]),
+        p(
+            "high value",
+            [
+                "Personalised service, a named senior accountant, priority response",
+                "monthly review call",
+                "premium; keep, do not discount",
+                "senior accountants",
+            ],
+            [
+                "个性化服务，指定资深会计，优先响应",
+                "每月回访",
+                "高端定价，保持不打折",
+                "资深会计组",
+            ],
+        ),
+        p(
+            "medium value",
+            [
+                "Attention and incentives to grow: offer more services, annual prepay discount",
+                "quarterly contact",
+                "standard; 5% off for annual prepayment",
+                "account managers",
+            ],
+            [
+                "重点关注，激励升级：推荐增值服务，年付优惠",
+                "每季度联系",
+                "标准价，年付九五折",
+                "客户经理组",
+            ],
+        ),
+        p(
+            "low value",
+            [
+                "Standard service at low cost to serve; watch for growth",
+                "half-yearly check",
+                "standard package price",
+                "service centre",
+            ],
+            [
+                "标准化服务，控制服务成本，关注成长",
+                "每半年检查",
+                "标准套餐价",
+                "服务中心",
+            ],
+        ),
+        p(
+            "late payer",
+            [
+                "Payment reminders before due dates; move to prepayment",
+                "monthly",
+                "prepayment required after two late invoices",
+                "billing team",
+            ],
+            ["到期前催缴提醒，改为预付费", "每月", "两次逾期后须预付", "收费组"],
+        ),
+        p(
+            "high-touch",
+            [
+                "Self-service guides and a document checklist; review the fee against hours",
+                "monthly",
+                "add a service fee for extra hours",
+                "service centre",
+            ],
+            [
+                "提供自助指南和资料清单，按工时复核收费",
+                "每月",
+                "超出工时加收服务费",
+                "服务中心",
+            ],
+        ),
+        p(
+            "declining",
+            [
+                "Retention call: find out why volume is falling before the contract ends",
+                "within two weeks",
+                "offer a lighter package rather than lose the client",
+                "account managers",
+            ],
+            [
+                "挽留回访：在合同到期前了解业务下滑原因",
+                "两周内",
+                "可提供简化套餐以防流失",
+                "客户经理组",
+            ],
+        ),
+        p(
+            "growing",
+            [
+                "Offer the services growth needs: general-taxpayer bookkeeping, payroll, tax planning",
+                "quarterly",
+                "upgrade pricing as volume grows",
+                "account managers",
+            ],
+            [
+                "推荐成长所需服务：一般纳税人记账、社保代理、税务筹划",
+                "每季度",
+                "随业务量升级定价",
+                "客户经理组",
+            ],
+        ),
+        p(
+            "pays on time",
+            [
+                "Loyalty terms: keep the service smooth, offer multi-year contracts",
+                "half-yearly",
+                "loyalty discount at renewal",
+                "service centre",
+            ],
+            [
+                "忠诚客户政策：保持服务顺畅，提供多年合同",
+                "每半年",
+                "续约忠诚优惠",
+                "服务中心",
+            ],
+        ),
     ]
 }
 
@@ -44,7 +143,10 @@ pub fn plans_for<'a>(plans: &'a [ServicePlan], id: &str, name_en: &str) -> Vec<&
     if !by_id.is_empty() {
         return by_id;
     }
-    plans.iter().filter(|p| name_en.contains(p.applies_to.as_str())).collect()
+    plans
+        .iter()
+        .filter(|p| name_en.contains(p.applies_to.as_str()))
+        .collect()
 }
 
 /// One segment's card.
@@ -86,7 +188,10 @@ pub struct Page {
 }
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn pct(x: f64) -> String {
@@ -115,7 +220,11 @@ fn card_html(c: &Card, l: Lang, plans: &[ServicePlan]) -> String {
         pct(c.revenue_share),
     );
     if let Some(m) = c.margin {
-        h.push_str(&format!(" · {}: {}", tr(l, "median contribution margin", "贡献毛利中位数"), crate::classify::human(m)));
+        h.push_str(&format!(
+            " · {}: {}",
+            tr(l, "median contribution margin", "贡献毛利中位数"),
+            crate::classify::human(m)
+        ));
     }
     h.push_str("</p>");
     if !c.distinct.is_empty() {
@@ -126,7 +235,10 @@ fn card_html(c: &Card, l: Lang, plans: &[ServicePlan]) -> String {
         h.push_str("</ul>");
     }
     if !c.rules.is_empty() {
-        h.push_str(&format!("<h4>{}</h4><ul class=\"rules\">", tr(l, "Decision-tree rules", "决策树规则")));
+        h.push_str(&format!(
+            "<h4>{}</h4><ul class=\"rules\">",
+            tr(l, "Decision-tree rules", "决策树规则")
+        ));
         for r in &c.rules {
             h.push_str(&format!("<li><code>{}</code></li>", esc(r)));
         }
@@ -153,9 +265,16 @@ fn card_html(c: &Card, l: Lang, plans: &[ServicePlan]) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str(&format!("<details><summary>{}</summary><table class=\"medians\">", tr(l, "Medians in original units", "各特征中位数（原始单位）")));
+    h.push_str(&format!(
+        "<details><summary>{}</summary><table class=\"medians\">",
+        tr(l, "Medians in original units", "各特征中位数（原始单位）")
+    ));
     for (f, v) in &c.medians {
-        h.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(f), crate::classify::human(*v)));
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(f),
+            crate::classify::human(*v)
+        ));
     }
     h.push_str("</table></details></section>");
     h
@@ -176,7 +295,11 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         if l == Lang::Zh { "zh-CN" } else { "en" },
         esc(&format!("clientseg {}", p.run_id))
     ));
-    h.push_str(&format!("<h1>{} · {}</h1>", tr(l, "Client segmentation", "客户分类报告"), esc(&p.run_id)));
+    h.push_str(&format!(
+        "<h1>{} · {}</h1>",
+        tr(l, "Client segmentation", "客户分类报告"),
+        esc(&p.run_id)
+    ));
     h.push_str(&format!(
         "<p>{}: {} · {}: {} · {}: {}</p>",
         tr(l, "snapshot date", "数据截止日"),
@@ -191,12 +314,27 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         tr(l, "Run summary and data quality", "运行概况与数据质量"),
         tr(l, "table", "数据表"), tr(l, "file", "文件"), tr(l, "rows", "行数"), tr(l, "accepted", "接受"), tr(l, "rejected", "拒绝")));
     for (t, f, i, a, r) in &p.rows {
-        h.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{i}</td><td>{a}</td><td>{r}</td></tr>", esc(t), esc(f)));
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{i}</td><td>{a}</td><td>{r}</td></tr>",
+            esc(t),
+            esc(f)
+        ));
     }
     h.push_str("</table>");
-    h.push_str(&format!("<p>{}: {}</p>", tr(l, "Most common problems (see rejects.csv)", "最常见问题（详见 rejects.csv）"), esc(&p.top_rejects)));
+    h.push_str(&format!(
+        "<p>{}: {}</p>",
+        tr(
+            l,
+            "Most common problems (see rejects.csv)",
+            "最常见问题（详见 rejects.csv）"
+        ),
+        esc(&p.top_rejects)
+    ));
     if !p.disabled.is_empty() {
-        h.push_str(&format!("<p>{}:</p><ul>", tr(l, "Features switched off for lack of input", "因缺少数据而停用的特征")));
+        h.push_str(&format!(
+            "<p>{}:</p><ul>",
+            tr(l, "Features switched off for lack of input", "因缺少数据而停用的特征")
+        ));
         for (f, why) in &p.disabled {
             h.push_str(&format!("<li>{}: {}</li>", esc(f), esc(why)));
         }
@@ -212,7 +350,9 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         ));
         for (k, s, ch, db, chosen) in &p.k_table {
             let mark = if *chosen { " ✔" } else { "" };
-            h.push_str(&format!("<tr><td>{k}{mark}</td><td>{s:.3}</td><td>{ch:.1}</td><td>{db:.3}</td></tr>"));
+            h.push_str(&format!(
+                "<tr><td>{k}{mark}</td><td>{s:.3}</td><td>{ch:.1}</td><td>{db:.3}</td></tr>"
+            ));
         }
         h.push_str("</table>");
         if let Some(c) = p.charts.iter().find(|c| c.svg.contains("k_selection")) {
@@ -227,7 +367,11 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
     for c in &p.value_cards {
         h.push_str(&format!(
             "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.id), esc(&c.name), c.size, pct(c.client_share), pct(c.revenue_share),
+            esc(&c.id),
+            esc(&c.name),
+            c.size,
+            pct(c.client_share),
+            pct(c.revenue_share),
             c.margin.map(crate::classify::human).unwrap_or_else(|| "-".into())
         ));
     }
@@ -238,7 +382,10 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
     h.push_str("</section>");
 
     if !p.behaviour_cards.is_empty() {
-        h.push_str(&format!("<section id=\"segments\"><h2>{}</h2>", tr(l, "Behaviour segments", "行为分群")));
+        h.push_str(&format!(
+            "<section id=\"segments\"><h2>{}</h2>",
+            tr(l, "Behaviour segments", "行为分群")
+        ));
         for c in &p.behaviour_cards {
             h.push_str(&card_html(c, l, &p.plans));
         }
@@ -246,12 +393,23 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
     }
 
     h.push_str(&format!("<section id=\"charts\"><h2>{}</h2>", tr(l, "Charts", "图表")));
-    for c in p.charts.iter().filter(|c| !c.svg.contains("k_selection") && !c.svg.contains("transitions_")) {
-        h.push_str(&format!("<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>", inline_svg(dir, &c.svg), esc(&c.title)));
+    for c in p
+        .charts
+        .iter()
+        .filter(|c| !c.svg.contains("k_selection") && !c.svg.contains("transitions_"))
+    {
+        h.push_str(&format!(
+            "<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>",
+            inline_svg(dir, &c.svg),
+            esc(&c.title)
+        ));
     }
     h.push_str("</section>");
 
-    h.push_str(&format!("<section id=\"migration\"><h2>{}</h2>", tr(l, "Migration since the previous run", "与上次相比的客户迁移")));
+    h.push_str(&format!(
+        "<section id=\"migration\"><h2>{}</h2>",
+        tr(l, "Migration since the previous run", "与上次相比的客户迁移")
+    ));
     match &p.migration {
         Some(text) => {
             h.push_str(&format!("<p>{}</p>", esc(text)));
@@ -259,8 +417,14 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
                 h.push_str(&format!("<figure class=\"chart\">{}</figure>", inline_svg(dir, &c.svg)));
             }
         }
-        None => h.push_str(&format!("<p>{}</p>", tr(l, "No previous run to compare with.", "没有可比较的上次运行。"))),
+        None => h.push_str(&format!(
+            "<p>{}</p>",
+            tr(l, "No previous run to compare with.", "没有可比较的上次运行。")
+        )),
     }
     h.push_str("</section></body></html>\n");
-    std::fs::write(dir.join("report.html"), h).map_err(|e| ReportError::Draw { file: dir.join("report.html"), message: e.to_string() })
+    std::fs::write(dir.join("report.html"), h).map_err(|e| ReportError::Draw {
+        file: dir.join("report.html"),
+        message: e.to_string(),
+    })
 }

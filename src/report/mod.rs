@@ -36,7 +36,11 @@ fn register_font() -> Result<(), ReportError> {
     FONT.call_once(|| {
         ok = plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES).is_ok();
     });
-    if ok { Ok(()) } else { Err(ReportError::Font) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ReportError::Font)
+    }
 }
 
 /// Text in the run's language.
@@ -104,21 +108,31 @@ pub fn write_charts(dir: &Path, data: &ChartData) -> Result<Vec<ChartFile>, Repo
     let mut files = Vec::new();
     if !data.k_scores.is_empty() {
         let title = tr(l, "Choosing the number of behaviour segments", "行为分群数量的选择");
-        files.push(save(dir, "k_selection", &title, (1200, 420), |root| k_selection(root, data, &title))?);
+        files.push(save(dir, "k_selection", &title, (1200, 420), |root| {
+            k_selection(root, data, &title)
+        })?);
     }
     if !data.scatter.is_empty() {
         let title = tr(l, "Behaviour segments (PCA projection)", "行为分群（主成分投影）");
-        files.push(save(dir, "segments_pca", &title, (1000, 760), |root| scatter(root, data, &title))?);
+        files.push(save(dir, "segments_pca", &title, (1000, 760), |root| {
+            scatter(root, data, &title)
+        })?);
     }
     let title = tr(l, "Segment sizes (clients)", "各分群客户数");
-    files.push(save(dir, "segment_sizes", &title, (1100, 520), |root| sizes(root, data, &title))?);
+    files.push(save(dir, "segment_sizes", &title, (1100, 520), |root| {
+        sizes(root, data, &title)
+    })?);
     if !data.profile.is_empty() {
         let title = tr(l, "Behaviour segment profiles (z-scores)", "行为分群特征画像（标准分）");
         let height = 140 + 70 * data.profile.len() as u32;
-        files.push(save(dir, "profile_heatmap", &title, (1200, height), |root| heatmap(root, data, &title))?);
+        files.push(save(dir, "profile_heatmap", &title, (1200, height), |root| {
+            heatmap(root, data, &title)
+        })?);
     }
     let title = tr(l, "Revenue share by value tier", "各价值层级收入占比");
-    files.push(save(dir, "revenue_share", &title, (900, 480), |root| revenue(root, data, &title))?);
+    files.push(save(dir, "revenue_share", &title, (900, 480), |root| {
+        revenue(root, data, &title)
+    })?);
     Ok(files)
 }
 
@@ -136,14 +150,26 @@ fn save(
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
         let mut target = Target(root);
-        draw(&mut target).map_err(|message| ReportError::Draw { file: png.clone(), message })?;
-        target.0.present().map_err(|e| ReportError::Draw { file: png.clone(), message: err(e) })?;
+        draw(&mut target).map_err(|message| ReportError::Draw {
+            file: png.clone(),
+            message,
+        })?;
+        target.0.present().map_err(|e| ReportError::Draw {
+            file: png.clone(),
+            message: err(e),
+        })?;
     }
     {
         let root = SVGBackend::new(&svg, size).into_drawing_area();
         let mut target = Target(root);
-        draw(&mut target).map_err(|message| ReportError::Draw { file: svg.clone(), message })?;
-        target.0.present().map_err(|e| ReportError::Draw { file: svg.clone(), message: err(e) })?;
+        draw(&mut target).map_err(|message| ReportError::Draw {
+            file: svg.clone(),
+            message,
+        })?;
+        target.0.present().map_err(|e| ReportError::Draw {
+            file: svg.clone(),
+            message: err(e),
+        })?;
     }
     Ok(ChartFile {
         title: title.to_string(),
@@ -190,7 +216,9 @@ impl<DB: DrawingBackend> AnyArea for DrawingArea<DB, Shift> {
         self.draw(&PathElement::new(pts, c.stroke_width(width))).map_err(err)
     }
     fn text(&mut self, s: &str, at: (i32, i32), size: f64, c: RGBColor, anchor: (HPos, VPos)) -> DrawResult {
-        let style = TextStyle::from((FONT_FAMILY, size).into_font()).color(&c).pos(Pos::new(anchor.0, anchor.1));
+        let style = TextStyle::from((FONT_FAMILY, size).into_font())
+            .color(&c)
+            .pos(Pos::new(anchor.0, anchor.1));
         self.draw(&Text::new(s.to_string(), at, style)).map_err(err)
     }
     fn size(&self) -> (u32, u32) {
@@ -275,9 +303,22 @@ fn k_selection(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResul
         let (w, h) = a.size();
         let l = d.lang;
         let panels: [(String, Box<dyn Fn(&KScore) -> f64>); 3] = [
-            (tr(l, "silhouette (higher is better)", "轮廓系数（越高越好）"), Box::new(|s| s.silhouette)),
-            (tr(l, "Calinski-Harabasz (higher is better)", "Calinski-Harabasz 指数（越高越好）"), Box::new(|s| s.calinski_harabasz)),
-            (tr(l, "Davies-Bouldin (lower is better)", "Davies-Bouldin 指数（越低越好）"), Box::new(|s| s.davies_bouldin)),
+            (
+                tr(l, "silhouette (higher is better)", "轮廓系数（越高越好）"),
+                Box::new(|s| s.silhouette),
+            ),
+            (
+                tr(
+                    l,
+                    "Calinski-Harabasz (higher is better)",
+                    "Calinski-Harabasz 指数（越高越好）",
+                ),
+                Box::new(|s| s.calinski_harabasz),
+            ),
+            (
+                tr(l, "Davies-Bouldin (lower is better)", "Davies-Bouldin 指数（越低越好）"),
+                Box::new(|s| s.davies_bouldin),
+            ),
         ];
         let pw = w as i32 / 3;
         for (p, (name, get)) in panels.iter().enumerate() {
@@ -335,13 +376,32 @@ fn scatter(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResult {
         for &(x, y, s) in &d.scatter {
             a.circle(f.px(x, y), 2, colour(s).mix(0.55))?;
         }
-        a.text(&tr(d.lang, "PC1", "主成分1"), ((f.x0 + f.x1) / 2, h as i32 - 20), 14.0, GREY, CENTRE)?;
-        a.text(&tr(d.lang, "PC2", "主成分2"), (20, (f.y0 + f.y1) / 2), 14.0, GREY, CENTRE)?;
+        a.text(
+            &tr(d.lang, "PC1", "主成分1"),
+            ((f.x0 + f.x1) / 2, h as i32 - 20),
+            14.0,
+            GREY,
+            CENTRE,
+        )?;
+        a.text(
+            &tr(d.lang, "PC2", "主成分2"),
+            (20, (f.y0 + f.y1) / 2),
+            14.0,
+            GREY,
+            CENTRE,
+        )?;
         legend(a, &d.behaviour_names, w as i32 - 285, 80)
     })
 }
 
-fn bars(a: &mut dyn AnyArea, names: &[String], values: &[f64], labels: &[String], area: (i32, i32, i32, i32), first_colour: usize) -> DrawResult {
+fn bars(
+    a: &mut dyn AnyArea,
+    names: &[String],
+    values: &[f64],
+    labels: &[String],
+    area: (i32, i32, i32, i32),
+    first_colour: usize,
+) -> DrawResult {
     let (x0, y0, x1, y1) = area;
     let max = values.iter().cloned().fold(0.0, f64::max).max(1e-12);
     let n = names.len().max(1) as i32;
@@ -351,7 +411,12 @@ fn bars(a: &mut dyn AnyArea, names: &[String], values: &[f64], labels: &[String]
         let y = y0 + i as i32 * row;
         let len = ((values[i] / max) * (x1 - x0 - label_w - 80) as f64) as i32;
         a.text(name, (x0 + label_w - 8, y + row / 2), 14.0, BLACK, RIGHT)?;
-        a.rect((x0 + label_w, y + 4), (x0 + label_w + len.max(1), y + row - 4), colour(first_colour + i).to_rgba(), true)?;
+        a.rect(
+            (x0 + label_w, y + 4),
+            (x0 + label_w + len.max(1), y + row - 4),
+            colour(first_colour + i).to_rgba(),
+            true,
+        )?;
         a.text(&labels[i], (x0 + label_w + len + 6, y + row / 2), 13.0, GREY, LEFT)?;
     }
     Ok(())
@@ -365,12 +430,36 @@ fn sizes(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResult {
         let l = d.lang;
         let as_f = |v: &[usize]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
         let total = |v: &[usize]| v.iter().sum::<usize>().max(1) as f64;
-        let lab = |v: &[usize]| v.iter().map(|x| format!("{x} ({:.0}%)", 100.0 * *x as f64 / total(v))).collect::<Vec<_>>();
+        let lab = |v: &[usize]| {
+            v.iter()
+                .map(|x| format!("{x} ({:.0}%)", 100.0 * *x as f64 / total(v)))
+                .collect::<Vec<_>>()
+        };
         a.text(&tr(l, "value tiers", "价值分层"), (half / 2, 60), 16.0, BLACK, CENTRE)?;
-        bars(a, &d.value_names, &as_f(&d.value_sizes), &lab(&d.value_sizes), (10, 80, half - 10, h as i32 - 20), 0)?;
+        bars(
+            a,
+            &d.value_names,
+            &as_f(&d.value_sizes),
+            &lab(&d.value_sizes),
+            (10, 80, half - 10, h as i32 - 20),
+            0,
+        )?;
         if !d.behaviour_names.is_empty() {
-            a.text(&tr(l, "behaviour segments", "行为分群"), (half + half / 2, 60), 16.0, BLACK, CENTRE)?;
-            bars(a, &d.behaviour_names, &as_f(&d.behaviour_sizes), &lab(&d.behaviour_sizes), (half, 80, w as i32 - 10, h as i32 - 20), 0)?;
+            a.text(
+                &tr(l, "behaviour segments", "行为分群"),
+                (half + half / 2, 60),
+                16.0,
+                BLACK,
+                CENTRE,
+            )?;
+            bars(
+                a,
+                &d.behaviour_names,
+                &as_f(&d.behaviour_sizes),
+                &lab(&d.behaviour_sizes),
+                (half, 80, w as i32 - 10, h as i32 - 20),
+                0,
+            )?;
         }
         Ok(())
     })
@@ -423,24 +512,52 @@ fn revenue(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResult {
         title_bar(a, title)?;
         let (w, h) = a.size();
         let labels: Vec<String> = d.revenue_share.iter().map(|s| format!("{:.1}%", s * 100.0)).collect();
-        bars(a, &d.value_names, &d.revenue_share, &labels, (10, 70, w as i32 - 10, h as i32 - 20), 0)
+        bars(
+            a,
+            &d.value_names,
+            &d.revenue_share,
+            &labels,
+            (10, 70, w as i32 - 10, h as i32 - 20),
+            0,
+        )
     })
 }
 
 /// A heatmap of clients moving from previous (rows) to current (columns) segments,
 /// with counts and the share of each row.
-pub fn write_transition_chart(dir: &Path, lang: Lang, kind: &str, from: &[String], to: &[String], counts: &[Vec<usize>]) -> Result<ChartFile, ReportError> {
+pub fn write_transition_chart(
+    dir: &Path,
+    lang: Lang,
+    kind: &str,
+    from: &[String],
+    to: &[String],
+    counts: &[Vec<usize>],
+) -> Result<ChartFile, ReportError> {
     register_font()?;
     let title = match kind {
-        "value" => tr(lang, "Value tier transitions since the previous run", "与上次相比的价值层级迁移"),
-        _ => tr(lang, "Behaviour segment transitions since the previous run", "与上次相比的行为分群迁移"),
+        "value" => tr(
+            lang,
+            "Value tier transitions since the previous run",
+            "与上次相比的价值层级迁移",
+        ),
+        _ => tr(
+            lang,
+            "Behaviour segment transitions since the previous run",
+            "与上次相比的行为分群迁移",
+        ),
     };
     let size = (260 + 130 * to.len() as u32, 160 + 60 * from.len() as u32);
     save(dir, &format!("transitions_{kind}"), &title, size, |t| {
         t.with(&mut |a| {
             title_bar(a, &title)?;
             let (x0, y0) = (220, 110);
-            a.text(&tr(lang, "previous → current", "上次 → 本次"), (20, 70), 14.0, GREY, LEFT)?;
+            a.text(
+                &tr(lang, "previous → current", "上次 → 本次"),
+                (20, 70),
+                14.0,
+                GREY,
+                LEFT,
+            )?;
             for (j, name) in to.iter().enumerate() {
                 a.text(name, (x0 + 130 * j as i32 + 65, y0 - 16), 13.0, BLACK, CENTRE)?;
             }
@@ -452,7 +569,13 @@ pub fn write_transition_chart(dir: &Path, lang: Lang, kind: &str, from: &[String
                     let share = *n as f64 / total as f64;
                     let x = x0 + 130 * j as i32;
                     a.rect((x, y), (x + 126, y + 56), diverging(share * 2.0).to_rgba(), true)?;
-                    a.text(&format!("{n} ({:.0}%)", share * 100.0), (x + 63, y + 28), 13.0, BLACK, CENTRE)?;
+                    a.text(
+                        &format!("{n} ({:.0}%)", share * 100.0),
+                        (x + 63, y + 28),
+                        13.0,
+                        BLACK,
+                        CENTRE,
+                    )?;
                 }
             }
             Ok(())
@@ -468,7 +591,13 @@ mod tests {
         ChartData {
             lang,
             k_scores: (2..5)
-                .map(|k| KScore { k, silhouette: 0.1 * k as f64, calinski_harabasz: 100.0 / k as f64, davies_bouldin: 1.0, inertia: 1.0 })
+                .map(|k| KScore {
+                    k,
+                    silhouette: 0.1 * k as f64,
+                    calinski_harabasz: 100.0 / k as f64,
+                    davies_bouldin: 1.0,
+                    inertia: 1.0,
+                })
                 .collect(),
             chosen_k: Some(3),
             scatter: vec![(0.0, 0.0, 0), (1.0, 1.0, 1), (2.0, 0.5, 2)],
@@ -510,15 +639,24 @@ mod tests {
             for f in &files {
                 let svg = std::fs::read_to_string(dir.path().join(f.svg.trim_start_matches("charts/"))).unwrap();
                 // Text nodes of the SVG: what lies between '>' and '</text>'.
-                texts.extend(svg.split("</text>").filter_map(|t| t.rsplit('>').next()).map(String::from));
+                texts.extend(
+                    svg.split("</text>")
+                        .filter_map(|t| t.rsplit('>').next())
+                        .map(String::from),
+                );
             }
-            let t = write_transition_chart(dir.path(), lang, "value", &["V1".into()], &["V2".into()], &[vec![1]]).unwrap();
+            let t =
+                write_transition_chart(dir.path(), lang, "value", &["V1".into()], &["V2".into()], &[vec![1]]).unwrap();
             texts.push(t.title);
         }
         for k in 2..=10 {
             texts.extend(crate::segments::tier_names(k).into_iter().flat_map(|(en, zh)| [en, zh]));
         }
-        texts.extend(crate::segments::all_descriptors().into_iter().flat_map(|(en, zh)| [en.to_string(), zh.to_string()]));
+        texts.extend(
+            crate::segments::all_descriptors()
+                .into_iter()
+                .flat_map(|(en, zh)| [en.to_string(), zh.to_string()]),
+        );
         texts.push("0123456789.,%()=+-→：（）、".into());
         for text in &texts {
             for c in text.chars().filter(|c| !c.is_whitespace()) {
