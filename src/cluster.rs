@@ -1,16 +1,23 @@
-//! Cluster: k-means (linfa-clustering, k-means++ seeding, several seeded restarts) and
-//! the choice of k from three internal quality measures. Sees only ndarray.
+//! Cluster: k-means (k-means++ seeding, several seeded restarts) and the choice of k from
+//! three internal quality measures. Sees only ndarray.
+//!
+//! Two interchangeable k-means implementations sit behind linfa's `Fit`/`Predict`:
+//! [`FastKMeansParams`] (the default; [`kernel`]) and linfa-clustering's `KMeans`
+//! (`kmeans.backend = "linfa"`, kept as the reference).
+
+pub mod kernel;
 
 use linfa::prelude::*;
 use linfa_clustering::{KMeans, KMeansInit};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::config::KMeansSettings;
+use crate::config::{KMeansBackend, KMeansSettings};
+use kernel::{Rows, StopRule};
 
 #[derive(Debug, Error)]
 pub enum ClusterError {
@@ -18,6 +25,165 @@ pub enum ClusterError {
     TooFewRows { k: usize, n: usize },
     #[error("k-means failed for k = {k}: {message}")]
     KMeans { k: usize, message: String },
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
+}
+
+/// Hyperparameters of the fast k-means ([`kernel`]); `fit` through linfa's `Fit`.
+#[derive(Debug, Clone)]
+pub struct FastKMeansParams {
+    pub k: usize,
+    pub n_runs: usize,
+    pub max_iterations: usize,
+    pub tolerance: f64,
+    pub rule: StopRule,
+    pub seed: u64,
+    /// Starting centres (k × d) instead of k-means++; every run then starts from them.
+    pub init: Option<Array2<f64>>,
+}
+
+impl FastKMeansParams {
+    pub fn new(k: usize, settings: &KMeansSettings, seed: u64) -> Self {
+        FastKMeansParams {
+            k,
+            n_runs: settings.n_runs,
+            max_iterations: settings.max_iterations as usize,
+            tolerance: settings.tolerance,
+            rule: StopRule::Sklearn,
+            seed,
+            init: None,
+        }
+    }
+}
+
+/// A fitted fast k-means model.
+#[derive(Debug, Clone)]
+pub struct FastKMeans {
+    pub centroids: Array2<f64>,
+    /// Sum of squared distances (see [`StopRule`] for which assignment).
+    pub inertia: f64,
+    /// Lloyd iterations of the kept run.
+    pub n_iter: usize,
+}
+
+/// The random stream of restart `run`: independent of how many runs there are.
+fn run_rng(seed: u64, run: usize) -> Xoshiro256Plus {
+    Xoshiro256Plus::seed_from_u64(seed ^ (run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Index of the lowest inertia (the first on ties).
+fn best_of(inertias: impl Iterator<Item = f64>) -> usize {
+    inertias
+        .enumerate()
+        .fold((0, f64::INFINITY), |b, (i, v)| if v < b.1 { (i, v) } else { b })
+        .0
+}
+
+/// Above twice this many rows, the restarts run on a seeded sample of this size and only
+/// the best start of each k is then run to convergence on all rows. Restarts mostly differ
+/// in which local optimum they reach, which a sample of this size shows as well as the
+/// whole; at 1M rows this makes the restarts nearly free.
+pub const RESTART_SAMPLE: usize = 100_000;
+
+/// Runs `runs` k-means++ restarts for every k in `ks` (one shared seeding of max(ks)
+/// centres per restart, whose prefixes start the smaller k), all in the same passes, and
+/// returns the best fit of each k.
+pub fn restarts_then_polish(
+    x: ArrayView2<f64>,
+    ks: &[usize],
+    runs: usize,
+    rule: StopRule,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
+) -> Vec<kernel::Fitted> {
+    let n = x.nrows();
+    let kmax = ks.iter().copied().max().unwrap_or(1);
+    let runs = runs.max(1);
+    let sampled = runs > 1 && n > 2 * RESTART_SAMPLE;
+    let sample = sampled.then(|| x.select(Axis(0), &sample_rows(n, RESTART_SAMPLE, seed ^ 0x5A3F)));
+    let srows = match &sample {
+        Some(s) => Rows::new(s.view()),
+        None => Rows::new(x),
+    };
+    let seeds: Vec<Array2<f64>> = (0..runs)
+        .map(|r| kernel::kmeans_plus_plus(&srows, kmax, kernel::default_trials(kmax), &mut run_rng(seed, r)))
+        .collect();
+    let inits: Vec<Array2<f64>> = ks
+        .iter()
+        .flat_map(|&k| seeds.iter().map(move |c| c.slice(s![..k, ..]).to_owned()))
+        .collect();
+    let mut fitted = kernel::lloyd_many(&srows, inits, rule, max_iter, tol, |_| {});
+    let mut best = Vec::with_capacity(ks.len());
+    for i in (0..ks.len()).rev() {
+        let group: Vec<kernel::Fitted> = fitted.drain(i * runs..).collect();
+        let b = best_of(group.iter().map(|f| f.inertia));
+        best.push(group.into_iter().nth(b));
+    }
+    let best: Vec<kernel::Fitted> = best.into_iter().rev().flatten().collect();
+    if !sampled {
+        return best;
+    }
+    let full = Rows::new(x);
+    kernel::lloyd_many(&full, best.into_iter().map(|f| f.centroids).collect(), rule, max_iter, tol, |_| {})
+}
+
+impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusterError> for FastKMeansParams {
+    type Object = FastKMeans;
+
+    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<FastKMeans, ClusterError> {
+        let x = dataset.records().view();
+        let k = self.k;
+        if k == 0 || x.nrows() < k {
+            return Err(ClusterError::TooFewRows { k, n: x.nrows() });
+        }
+        let f = match &self.init {
+            Some(c) if c.dim() == (k, x.ncols()) => {
+                let rows = Rows::new(x);
+                let mut f = kernel::lloyd_many(
+                    &rows,
+                    vec![c.clone()],
+                    self.rule,
+                    self.max_iterations,
+                    self.tolerance,
+                    |_| {},
+                );
+                f.swap_remove(0)
+            }
+            Some(c) => {
+                return Err(ClusterError::KMeans {
+                    k,
+                    message: format!("starting centres are {:?}, expected ({k}, {})", c.dim(), x.ncols()),
+                })
+            }
+            None => restarts_then_polish(
+                x,
+                &[k],
+                self.n_runs,
+                self.rule,
+                self.max_iterations,
+                self.tolerance,
+                self.seed,
+            )
+            .swap_remove(0),
+        };
+        Ok(FastKMeans {
+            centroids: f.centroids,
+            inertia: f.inertia,
+            n_iter: f.n_iter,
+        })
+    }
+}
+
+impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for FastKMeans {
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
+        let (labels, _, _) = kernel::assign(&Rows::new(x.view()), &self.centroids);
+        y.iter_mut().zip(labels).for_each(|(y, l)| *y = l as usize);
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<usize> {
+        Array1::zeros(x.nrows())
+    }
 }
 
 /// A fitted clustering: centroids in scaled space, and each row's cluster and distance.
@@ -45,6 +211,10 @@ pub struct KScore {
 
 /// Nearest centroid of each row and the Euclidean distance to it.
 pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Array1<usize>, Array1<f64>) {
+    if centroids.nrows() > 0 && x.nrows() > 0 {
+        let (labels, sq, _) = kernel::assign(&Rows::new(x), &centroids.to_owned());
+        return (kernel::labels_array(&labels), sq.into_iter().map(f64::sqrt).collect());
+    }
     let n = x.nrows();
     let mut labels = Array1::zeros(n);
     let mut dist = Array1::zeros(n);
@@ -102,6 +272,15 @@ pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> 
     if x.nrows() < k {
         return Err(ClusterError::TooFewRows { k, n: x.nrows() });
     }
+    let centroids = match params.backend {
+        KMeansBackend::Fast => FastKMeansParams::new(k, params, seed).fit(&DatasetBase::from(x))?.centroids,
+        KMeansBackend::Linfa => fit_linfa(x, k, params, seed)?,
+    };
+    finish(x, centroids)
+}
+
+/// linfa-clustering's KMeans, the reference implementation.
+pub fn fit_linfa(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> Result<Array2<f64>, ClusterError> {
     let rng = Xoshiro256Plus::seed_from_u64(seed);
     let data = DatasetBase::from(x.to_owned());
     let model = KMeans::params_with_rng(k, rng)
@@ -114,10 +293,15 @@ pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> 
             k,
             message: e.to_string(),
         })?;
-    let (labels, _) = assign(x, model.centroids().view());
+    Ok(model.centroids().clone())
+}
+
+/// Renumbers clusters by size (largest first, ties by centroid) and assigns every row.
+fn finish(x: ArrayView2<f64>, centroids: Array2<f64>) -> Result<Clustering, ClusterError> {
+    let k = centroids.nrows();
+    let (labels, _) = assign(x, centroids.view());
     let mut sizes = vec![0usize; k];
     labels.iter().for_each(|&l| sizes[l] += 1);
-    let centroids = model.centroids();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| {
         sizes[b].cmp(&sizes[a]).then_with(|| {
@@ -197,7 +381,7 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &Array1<usize>, k: usize, idx: &[u
 
 /// Calinski-Harabasz and Davies-Bouldin indices over all rows.
 pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
-    let (n, k) = (x.nrows(), c.centroids.nrows());
+    let k = c.centroids.nrows();
     let Some(overall) = x.mean_axis(Axis(0)) else {
         return (0.0, f64::INFINITY);
     };
@@ -207,10 +391,23 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
         sizes[*l] += 1;
         scatter[*l] += d;
     }
+    ch_db_parts(c.centroids.view(), &sizes, &scatter, c.inertia, overall.view(), x.nrows())
+}
+
+/// The two indices from per-cluster sizes and summed distances, and the inertia.
+fn ch_db_parts(
+    centroids: ArrayView2<f64>,
+    sizes: &[usize],
+    scatter: &[f64],
+    inertia: f64,
+    overall: ndarray::ArrayView1<f64>,
+    n: usize,
+) -> (f64, f64) {
+    let k = centroids.nrows();
     let between: f64 = (0..k)
         .map(|j| {
             sizes[j] as f64
-                * c.centroids
+                * centroids
                     .row(j)
                     .iter()
                     .zip(overall.iter())
@@ -218,8 +415,8 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
                     .sum::<f64>()
         })
         .sum();
-    let ch = if c.inertia > 0.0 && k > 1 && n > k {
-        (between / (k - 1) as f64) / (c.inertia / (n - k) as f64)
+    let ch = if inertia > 0.0 && k > 1 && n > k {
+        (between / (k - 1) as f64) / (inertia / (n - k) as f64)
     } else {
         0.0
     };
@@ -239,11 +436,10 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
             if i == j {
                 continue;
             }
-            let d: f64 = c
-                .centroids
+            let d: f64 = centroids
                 .row(i)
                 .iter()
-                .zip(c.centroids.row(j).iter())
+                .zip(centroids.row(j).iter())
                 .map(|(a, b)| (a - b).powi(2))
                 .sum::<f64>()
                 .sqrt();
@@ -313,6 +509,9 @@ pub fn select_k(
 ) -> Result<(Clustering, Vec<KScore>), ClusterError> {
     let idx = sample_rows(x.nrows(), silhouette_sample, seed ^ 0x5111);
     let hi = range.1.min(x.nrows().saturating_sub(1)).max(range.0);
+    if params.backend == KMeansBackend::Fast {
+        return sweep_fast(x, (range.0, hi), params, &idx, seed, on_k);
+    }
     let mut fits = Vec::new();
     let mut scores = Vec::new();
     for k in range.0..=hi {
@@ -324,6 +523,63 @@ pub fn select_k(
     let best = choose_k(&scores);
     let pos = scores.iter().position(|s| s.k == best).unwrap_or(0);
     Ok((fits.swap_remove(pos), scores))
+}
+
+/// The fast sweep: every k's restarts in the same passes ([`restarts_then_polish`]).
+/// Scores come from the per-cluster totals of the final pass, so no k other than the
+/// chosen one is assigned row by row again.
+fn sweep_fast(
+    x: ArrayView2<f64>,
+    (lo, hi): (usize, usize),
+    params: &KMeansSettings,
+    sample_idx: &[usize],
+    seed: u64,
+    mut on_k: impl FnMut(usize),
+) -> Result<(Clustering, Vec<KScore>), ClusterError> {
+    if x.nrows() < hi.max(lo) || lo == 0 {
+        return Err(ClusterError::TooFewRows { k: lo.max(1), n: x.nrows() });
+    }
+    let ks: Vec<usize> = (lo..=hi).collect();
+    let fitted = restarts_then_polish(
+        x,
+        &ks,
+        params.n_runs,
+        StopRule::Sklearn,
+        params.max_iterations as usize,
+        params.tolerance,
+        seed,
+    );
+    let Some(overall) = x.mean_axis(Axis(0)) else {
+        return Err(ClusterError::TooFewRows { k: lo, n: 0 });
+    };
+    let sample = x.select(Axis(0), sample_idx);
+    let all: Vec<usize> = (0..sample.nrows()).collect();
+    let mut best = Vec::new();
+    let mut scores = Vec::new();
+    for (f, &k) in fitted.iter().zip(&ks) {
+        let sizes: Vec<usize> = f.stats.counts.iter().map(|&c| c as usize).collect();
+        let (ch, db) = ch_db_parts(
+            f.centroids.view(),
+            &sizes,
+            &f.stats.dist,
+            f.inertia,
+            overall.view(),
+            x.nrows(),
+        );
+        let (labels, _) = assign(sample.view(), f.centroids.view());
+        scores.push(KScore {
+            k,
+            silhouette: silhouette(sample.view(), &labels, k, &all),
+            calinski_harabasz: ch,
+            davies_bouldin: db,
+            inertia: f.inertia,
+        });
+        best.push(f.centroids.clone());
+        on_k(k);
+    }
+    let chosen = choose_k(&scores);
+    let pos = ks.iter().position(|&k| k == chosen).unwrap_or(0);
+    Ok((finish(x, best.swap_remove(pos))?, scores))
 }
 
 /// Projects the rows in `idx` onto the first two principal components of `x` (for the
@@ -434,6 +690,7 @@ mod tests {
 
     fn params() -> KMeansSettings {
         KMeansSettings {
+            backend: Default::default(),
             n_runs: 4,
             max_iterations: 100,
             tolerance: 1e-6,
@@ -500,6 +757,119 @@ mod tests {
         // Largest eigenvalue of the scatter matrix [[10, 9.8], [9.8, 9.64]], by hand.
         let lambda = (19.64 + (0.36f64 * 0.36 + 4.0 * 9.8 * 9.8).sqrt()) / 2.0;
         assert!((spread1 - lambda).abs() < 1e-9, "{spread1} vs {lambda}");
+    }
+
+    /// Four overlapping Gaussian-ish blobs in 5 dimensions: k-means needs many iterations.
+    fn overlapping(n: usize, seed: u64) -> Array2<f64> {
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        Array2::from_shape_fn((n, 5), |(i, j)| {
+            let c = (i % 4) as f64;
+            let noise: f64 = (0..4).map(|_| rng.gen_range(-1.0..1.0)).sum();
+            c * ((j % 2) as f64 + 0.5) + noise
+        })
+    }
+
+    fn rel_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+        let num: f64 = a.iter().zip(b.iter()).map(|(p, q)| (p - q) * (p - q)).sum();
+        let den: f64 = a.iter().map(|p| p * p).sum();
+        (num / den).sqrt()
+    }
+
+    #[test]
+    fn fast_kernel_reaches_linfa_centroids_from_the_same_start() {
+        let x = overlapping(5000, 11);
+        let rows = Rows::new(x.view());
+        let init = kernel::kmeans_plus_plus(&rows, 4, kernel::default_trials(4), &mut run_rng(3, 0));
+        let tol = 1e-6;
+        let reference = KMeans::params_with_rng(4, Xoshiro256Plus::seed_from_u64(0))
+            .n_runs(1)
+            .tolerance(tol)
+            .max_n_iterations(500)
+            .init_method(KMeansInit::Precomputed(init.clone()))
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
+        let fast = FastKMeansParams {
+            k: 4,
+            n_runs: 1,
+            max_iterations: 500,
+            tolerance: tol,
+            rule: StopRule::Linfa,
+            seed: 0,
+            init: Some(init.clone()),
+        }
+        .fit(&DatasetBase::from(x.view()))
+        .unwrap();
+        assert!(fast.n_iter > 5, "too easy a case: {} iterations", fast.n_iter);
+        let diff = rel_diff(reference.centroids(), &fast.centroids);
+        assert!(diff <= 1e-9, "relative difference {diff:e}");
+        // linfa reports the mean squared distance of the last assignment.
+        let inertia = fast.inertia / x.nrows() as f64;
+        assert!((inertia - reference.inertia()).abs() <= 1e-9 * reference.inertia());
+        // The two update rules differ step by step, so the agreement above is not trivial.
+        let step = |rule| {
+            FastKMeansParams {
+                k: 4,
+                n_runs: 1,
+                max_iterations: 2,
+                tolerance: 0.0,
+                rule,
+                seed: 0,
+                init: Some(init.clone()),
+            }
+            .fit(&DatasetBase::from(x.view()))
+            .unwrap()
+            .centroids
+        };
+        assert!(rel_diff(&step(StopRule::Linfa), &step(StopRule::Sklearn)) > 1e-6);
+    }
+
+    #[test]
+    fn predict_matches_assign_and_batching_changes_nothing() {
+        let x = overlapping(3000, 5);
+        let rows = Rows::new(x.view());
+        let inits: Vec<Array2<f64>> = (0..3)
+            .map(|r| kernel::kmeans_plus_plus(&rows, 3 + r, 3, &mut run_rng(8, r)))
+            .collect();
+        let together = kernel::lloyd_many(&rows, inits.clone(), StopRule::Sklearn, 100, 1e-4, |_| {});
+        for (i, init) in inits.into_iter().enumerate() {
+            let alone = kernel::lloyd_many(&rows, vec![init], StopRule::Sklearn, 100, 1e-4, |_| {});
+            assert_eq!(alone[0].centroids, together[i].centroids);
+            assert_eq!(alone[0].inertia, together[i].inertia);
+        }
+        let model = FastKMeans {
+            centroids: together[2].centroids.clone(),
+            inertia: 0.0,
+            n_iter: 0,
+        };
+        let predicted: Array1<usize> = model.predict(&x);
+        let (brute, _) = {
+            // Plain double loop, as the reference.
+            let mut l = Array1::zeros(x.nrows());
+            for (i, row) in x.rows().into_iter().enumerate() {
+                let mut best = (0, f64::INFINITY);
+                for (c, centre) in model.centroids.rows().into_iter().enumerate() {
+                    let d: f64 = row.iter().zip(centre.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
+                    if d < best.1 {
+                        best = (c, d);
+                    }
+                }
+                l[i] = best.0;
+            }
+            (l, ())
+        };
+        assert_eq!(predicted, brute);
+    }
+
+    #[test]
+    fn both_backends_find_the_blobs() {
+        let (x, truth) = blobs(4);
+        for backend in [KMeansBackend::Fast, KMeansBackend::Linfa] {
+            let p = KMeansSettings { backend, ..params() };
+            let c = fit(x.view(), 3, &p, 1).unwrap();
+            for i in 0..300 {
+                assert_eq!(truth[i] == truth[0], c.labels[i] == c.labels[0], "{backend:?}");
+            }
+        }
     }
 
     #[test]

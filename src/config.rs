@@ -126,6 +126,7 @@ pub struct RawBehaviour {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawKMeans {
+    pub backend: Option<KMeansBackend>,
     pub n_runs: Option<usize>,
     pub max_iterations: Option<u64>,
     pub tolerance: Option<f64>,
@@ -143,6 +144,7 @@ pub struct RawClassifier {
 pub struct RawOutput {
     pub dir: Option<PathBuf>,
     pub models_dir: Option<PathBuf>,
+    pub xlsx_max_rows: Option<usize>,
 }
 
 /// Text encoding of CSV inputs.
@@ -257,6 +259,8 @@ pub struct Settings {
     pub test_share: f64,
     pub output_dir: PathBuf,
     pub models_dir: PathBuf,
+    /// labels.xlsx is written only up to this many clients (CSV and Parquet always).
+    pub xlsx_max_rows: usize,
     pub crm: CrmSettings,
     pub previous: Previous,
     pub match_threshold: f64,
@@ -342,9 +346,21 @@ pub enum Lang {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KMeansSettings {
+    pub backend: KMeansBackend,
     pub n_runs: usize,
     pub max_iterations: u64,
     pub tolerance: f64,
+}
+
+/// Which k-means implementation fits the clusters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KMeansBackend {
+    /// The multi-threaded kernel in `cluster::kernel` (scikit-learn's stopping rule).
+    #[default]
+    Fast,
+    /// linfa-clustering's KMeans (its own stopping rule), the reference.
+    Linfa,
 }
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -495,10 +511,21 @@ impl Settings {
             ));
         }
         let kmeans = KMeansSettings {
+            backend: raw.kmeans.backend.unwrap_or_default(),
             n_runs: raw.kmeans.n_runs.unwrap_or(8),
             max_iterations: raw.kmeans.max_iterations.unwrap_or(300),
             tolerance: raw.kmeans.tolerance.unwrap_or(1e-4),
         };
+        // Excel opens 1,048,576 rows at most, and a sheet of a million clients takes longer
+        // to write (about 35 s) than the whole rest of the run.
+        let xlsx_max_rows = raw.output.xlsx_max_rows.unwrap_or(100_000);
+        if xlsx_max_rows > 1_048_575 {
+            return Err(invalid(
+                "output.xlsx_max_rows",
+                "must be at most 1048575 (Excel's row limit)",
+                xlsx_max_rows,
+            ));
+        }
         if kmeans.n_runs == 0 || kmeans.n_runs > 100 {
             return Err(invalid("kmeans.n_runs", "must be between 1 and 100", kmeans.n_runs));
         }
@@ -597,6 +624,7 @@ impl Settings {
             test_share,
             output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
             models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
+            xlsx_max_rows,
             crm,
             previous,
             match_threshold,

@@ -301,8 +301,8 @@ pub const XLSX_MAX_ROWS: usize = 1_048_575;
 
 /// Writes a table as .xlsx: a frozen, filterable header row (Chinese headers with
 /// `zh`), numbers as numbers. Returns false when the table is too large for Excel.
-pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool) -> Result<bool, ExportError> {
-    if df.height() > XLSX_MAX_ROWS {
+pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: usize) -> Result<bool, ExportError> {
+    if df.height() > max_rows.min(XLSX_MAX_ROWS) {
         return Ok(false);
     }
     let file_name = path.display().to_string();

@@ -136,6 +136,23 @@ pub fn versions() -> BTreeMap<String, String> {
 pub struct Timing {
     pub stage: String,
     pub seconds: f64,
+    /// Peak resident memory during the stage (Linux; absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Resets the process's peak-RSS mark, so the next [`peak_rss_mib`] covers only what
+/// follows (Linux `clear_refs`; a no-op elsewhere).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since start or the last [`reset_peak_rss`], in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +192,9 @@ pub struct Manifest {
     pub behaviour: Option<SegmentationSummary>,
     pub timings: Vec<Timing>,
     pub outputs: Vec<String>,
+    /// Outputs not written in this run, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_outputs: Vec<String>,
     /// Matching with the previous run, when there was one.
     pub stability: Option<Stability>,
 }

@@ -103,11 +103,13 @@ impl Stages {
     fn run<T>(&mut self, name: &str, f: impl FnOnce(&ProgressBar) -> T) -> T {
         let n = self.timings.len() + 1;
         self.bar.set_message(format!("[{n}/{}] {name}", self.total));
+        persist::reset_peak_rss();
         let start = Instant::now();
         let out = f(&self.bar);
         self.timings.push(Timing {
             stage: name.to_string(),
             seconds: start.elapsed().as_secs_f64(),
+            peak_rss_mib: persist::peak_rss_mib(),
         });
         out
     }
@@ -137,11 +139,29 @@ fn usable(wanted: &[String], table: &FeatureTable) -> Vec<String> {
     wanted.iter().filter(|f| table.is_enabled(f)).cloned().collect()
 }
 
-fn fit_value(s: &Settings, table: &FeatureTable, names: &[String]) -> Result<Fitted, PipelineError> {
+/// A feature matrix as clustered: raw values, the scaler fitted on them, scaled values.
+struct Prepared {
+    names: Vec<String>,
+    raw: Array2<f64>,
+    scaler: Scaler,
+    z: Array2<f64>,
+}
+
+fn prepare(table: &FeatureTable, names: &[String]) -> Result<Prepared, PipelineError> {
     let raw = preprocess::to_matrix(&table.df, names)?;
     let scaler = Scaler::fit(names, raw.view())?;
     let z = scaler.transform(raw.view())?;
-    let c = cluster::fit(z.view(), s.value_k, &s.kmeans, s.seed)?;
+    Ok(Prepared {
+        names: names.to_vec(),
+        raw,
+        scaler,
+        z,
+    })
+}
+
+/// Value tiers: k-means with the configured k, clusters ordered by what they are worth.
+fn fit_value(s: &Settings, table: &FeatureTable, p: &Prepared) -> Result<(cluster::Clustering, Vec<Segment>), PipelineError> {
+    let c = cluster::fit(p.z.view(), s.value_k, &s.kmeans, s.seed)?;
     // Tiers are ordered by what the client is worth to the firm.
     let worth_name = if table.is_enabled("contribution_margin") {
         "contribution_margin"
@@ -151,63 +171,57 @@ fn fit_value(s: &Settings, table: &FeatureTable, names: &[String]) -> Result<Fit
     let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
     let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
     let labels = c.labels.mapv(|l| map[l]);
-    let tree = TreeModel::train(
-        scaler.impute(raw.view()).view(),
-        &labels,
-        names,
-        s.tree_max_depth,
-        s.test_share,
-        s.seed,
-    )?;
-    Ok(Fitted {
-        model: SegmentModel {
-            features: names.to_vec(),
-            scaler,
-            segments: tiers,
-            tree,
+    Ok((
+        cluster::Clustering {
+            labels,
+            ..c
         },
-        labels,
-        distances: c.distances,
-        z,
-        inertia: c.inertia,
-        k_scores: Vec::new(),
-    })
+        tiers,
+    ))
 }
 
+/// Behaviour segments: k chosen from the configured range.
 fn fit_behaviour(
     s: &Settings,
-    table: &FeatureTable,
-    names: &[String],
+    p: &Prepared,
     bar: &ProgressBar,
-) -> Result<Fitted, PipelineError> {
-    let raw = preprocess::to_matrix(&table.df, names)?;
-    let scaler = Scaler::fit(names, raw.view())?;
-    let z = scaler.transform(raw.view())?;
+) -> Result<(cluster::Clustering, Vec<KScore>, Vec<Segment>), PipelineError> {
     let (lo, hi) = s.behaviour_k_range;
-    let (c, scores) = cluster::select_k(z.view(), (lo, hi), &s.kmeans, s.silhouette_sample, s.seed, |k| {
-        bar.set_message(format!("behaviour segments: fitted k = {k} of {lo}..={hi}"));
+    let (c, scores) = cluster::select_k(p.z.view(), (lo, hi), &s.kmeans, s.silhouette_sample, s.seed, |k| {
+        bar.set_message(format!("behaviour segments: scored k = {k} of {lo}..={hi}"));
     })?;
-    let segs = segments::behaviour_segments(c.centroids.view(), names);
+    let segs = segments::behaviour_segments(c.centroids.view(), &p.names);
+    Ok((c, scores, segs))
+}
+
+/// The decision tree that explains a clustering, and the fitted segmentation.
+fn explain(
+    s: &Settings,
+    p: Prepared,
+    c: cluster::Clustering,
+    segments: Vec<Segment>,
+    k_scores: Vec<KScore>,
+) -> Result<Fitted, PipelineError> {
     let tree = TreeModel::train(
-        scaler.impute(raw.view()).view(),
+        p.scaler.impute(p.raw.view()).view(),
         &c.labels,
-        names,
+        &p.names,
         s.tree_max_depth,
         s.test_share,
         s.seed,
     )?;
     Ok(Fitted {
         model: SegmentModel {
-            features: names.to_vec(),
-            scaler,
-            segments: segs,
+            features: p.names,
+            scaler: p.scaler,
+            segments,
             tree,
         },
         labels: c.labels,
         distances: c.distances,
-        z,
+        z: p.z,
         inertia: c.inertia,
-        k_scores: scores,
+        k_scores,
     })
 }
 
@@ -385,8 +399,9 @@ pub fn write_migration(
 /// Runs the whole pipeline and writes one run folder.
 pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> {
     let started = chrono::Local::now();
-    // ingest, validate, features, value tiers, behaviour segments, tables, charts, report
-    let mut st = Stages::new(opts.progress, 8);
+    // ingest, validate, features, scaling, k selection, final fits, classifier, tables,
+    // spreadsheets, charts, report
+    let mut st = Stages::new(opts.progress, 11);
     let id = run_id(s.seed);
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
@@ -404,14 +419,30 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         return Err(PipelineError::NoValueFeatures(s.value_features.clone()));
     }
     let behaviour_names = usable(&s.behaviour_features, &table);
-    let mut value = st.run("value tiers", |_| fit_value(s, &table, &value_names))?;
-    let mut behaviour = if behaviour_names.is_empty() {
-        None
-    } else {
-        Some(st.run("behaviour segments", |bar| {
-            fit_behaviour(s, &table, &behaviour_names, bar)
-        })?)
+    let (value_p, behaviour_p) = st.run("scaling", |_| -> Result<_, PipelineError> {
+        let b = if behaviour_names.is_empty() {
+            None
+        } else {
+            Some(prepare(&table, &behaviour_names)?)
+        };
+        Ok((prepare(&table, &value_names)?, b))
+    })?;
+    let swept = match &behaviour_p {
+        Some(p) => Some(st.run("k selection", |bar| fit_behaviour(s, p, bar))?),
+        None => None,
     };
+    let (value_c, tiers) = st.run("final fits", |_| fit_value(s, &table, &value_p))?;
+    let (mut value, mut behaviour) = st.run("classifier", |_| -> Result<_, PipelineError> {
+        // The two trees are independent: learn them side by side.
+        let (value, behaviour) = rayon::join(
+            || explain(s, value_p, value_c, tiers, Vec::new()),
+            || match (behaviour_p, swept) {
+                (Some(p), Some((c, scores, segs))) => explain(s, p, c, segs, scores).map(Some),
+                _ => Ok(None),
+            },
+        );
+        Ok((value?, behaviour?))
+    })?;
 
     // Segments keep the ids and names they had in the previous run.
     let previous = load_previous(s)?;
@@ -521,19 +552,6 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         export::write_parquet(&mut feats, &dir.join("features.parquet"))?;
         let mut segs = export::segments_frame(&table.df, &all_features, &value_a, behaviour_a.as_ref())?;
         export::write_csv(&mut segs, &dir.join("segments.csv"))?;
-        let zh = s.lang == crate::config::Lang::Zh;
-        export::write_xlsx(
-            &labels,
-            &dir.join("labels.xlsx"),
-            if zh { "客户标签" } else { "labels" },
-            zh,
-        )?;
-        export::write_xlsx(
-            &segs,
-            &dir.join("segments.xlsx"),
-            if zh { "分群概况" } else { "segments" },
-            zh,
-        )?;
         write_rejects(&validated.rejects, &dir.join("rejects.csv"))?;
         let mut rules = rules_text("Value tiers", &value.model);
         if let Some(b) = &behaviour {
@@ -543,6 +561,22 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         run.write("rules.txt", rules.as_bytes())?;
         run.write("model.json", model.to_json().as_bytes())?;
         Ok((segs, labels))
+    })?;
+
+    let mut skipped_outputs = Vec::new();
+    st.run("spreadsheets", |_| -> Result<(), PipelineError> {
+        let zh = s.lang == crate::config::Lang::Zh;
+        let sheet = if zh { "客户标签" } else { "labels" };
+        if !export::write_xlsx(&labels_df, &dir.join("labels.xlsx"), sheet, zh, s.xlsx_max_rows)? {
+            skipped_outputs.push(format!(
+                "labels.xlsx: {} clients is over output.xlsx_max_rows ({}); the same rows are in labels.csv and labels.parquet",
+                labels_df.height(),
+                s.xlsx_max_rows
+            ));
+        }
+        let sheet = if zh { "分群概况" } else { "segments" };
+        export::write_xlsx(&segments_df, &dir.join("segments.xlsx"), sheet, zh, export::XLSX_MAX_ROWS)?;
+        Ok(())
     })?;
 
     // Who moved since the previous run, when its tables are still there.
@@ -628,6 +662,9 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if !skipped_outputs.is_empty() {
+        outputs.retain(|o| o != "labels.xlsx");
+    }
     for c in &charts {
         outputs.push(c.png.clone());
         outputs.push(c.svg.clone());
@@ -650,6 +687,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         behaviour: behaviour.as_ref().map(summary_of),
         timings: st.timings.clone(),
         outputs,
+        skipped_outputs,
         stability: stability.clone(),
     };
     // Serialising plain data with string keys cannot fail.
@@ -983,6 +1021,9 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
                 st.moved, st.new, st.departed
             ));
         }
+    }
+    for skipped in &m.skipped_outputs {
+        out.push_str(&format!("not written: {skipped}\n"));
     }
     let total: f64 = m.timings.iter().map(|t| t.seconds).sum();
     out.push_str(&format!("done in {total:.1}s\nresults: {}\n", dir.display()));

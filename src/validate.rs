@@ -261,7 +261,17 @@ impl Plan {
     }
 
     fn typed(&mut self, t: &RawTable, c: &'static str, required: bool, parsed: Expr, dtype: DataType, reason: &str) {
-        if present(t, c) {
+        let already = t.df.column(c).map(|col| col.dtype() == &dtype).unwrap_or(false);
+        if present(t, c) && already {
+            // Parsed by the reader (ingest's typed path): nothing left to parse.
+            self.parsed.push(col(c).alias(p(c)));
+            if dtype == DataType::Float64 {
+                self.checks.push(check(c, col(c).abs().lt(lit(f64::INFINITY)).not(), reason));
+            }
+            if required {
+                self.checks.push(check(c, col(c).is_null(), "required value is empty"));
+            }
+        } else if present(t, c) {
             self.by_value.push((c, parsed.alias(p(c))));
             self.checks
                 .push(check(c, col(c).is_not_null().and(col(p(c)).is_null()), reason));
