@@ -48,4 +48,23 @@ if [ -n "$PGBIN" ] && [ -z "${CLIENTSEG_TEST_PG_URL:-}" ]; then
     echo "PostgreSQL $(basename "$(dirname "$PGBIN")") for the tests on 127.0.0.1:$PORT" >&2
 fi
 
+# The k-means equivalence test runs scikit-learn from the benches' pinned environment
+# (the same one `clientseg bench` uses).
+VENV="target/bench/venv"
+if [ -z "${CLIENTSEG_TEST_PYTHON:-}" ] && command -v python3 >/dev/null; then
+    if ! cmp -s benches/requirements.txt "$VENV/clientseg-requirements.txt"; then
+        echo "installing benches/requirements.txt into $VENV" >&2
+        rm -rf "$VENV"
+        if ! python3 -m venv "$VENV" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            rm -rf "$VENV"
+            python3 -m venv "$VENV"
+        fi
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r benches/requirements.txt
+        cp benches/requirements.txt "$VENV/clientseg-requirements.txt"
+    fi
+    export CLIENTSEG_TEST_PYTHON="$PWD/$VENV/bin/python"
+fi
+
 cargo test --release

@@ -125,7 +125,14 @@ pub fn restarts_then_polish(
         return best;
     }
     let full = Rows::new(x);
-    kernel::lloyd_many(&full, best.into_iter().map(|f| f.centroids).collect(), rule, max_iter, tol, |_| {})
+    kernel::lloyd_many(
+        &full,
+        best.into_iter().map(|f| f.centroids).collect(),
+        rule,
+        max_iter,
+        tol,
+        |_| {},
+    )
 }
 
 impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusterError> for FastKMeansParams {
@@ -273,14 +280,23 @@ pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> 
         return Err(ClusterError::TooFewRows { k, n: x.nrows() });
     }
     let centroids = match params.backend {
-        KMeansBackend::Fast => FastKMeansParams::new(k, params, seed).fit(&DatasetBase::from(x))?.centroids,
+        KMeansBackend::Fast => {
+            FastKMeansParams::new(k, params, seed)
+                .fit(&DatasetBase::from(x))?
+                .centroids
+        }
         KMeansBackend::Linfa => fit_linfa(x, k, params, seed)?,
     };
     finish(x, centroids)
 }
 
 /// linfa-clustering's KMeans, the reference implementation.
-pub fn fit_linfa(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> Result<Array2<f64>, ClusterError> {
+pub fn fit_linfa(
+    x: ArrayView2<f64>,
+    k: usize,
+    params: &KMeansSettings,
+    seed: u64,
+) -> Result<Array2<f64>, ClusterError> {
     let rng = Xoshiro256Plus::seed_from_u64(seed);
     let data = DatasetBase::from(x.to_owned());
     let model = KMeans::params_with_rng(k, rng)
@@ -391,7 +407,14 @@ pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
         sizes[*l] += 1;
         scatter[*l] += d;
     }
-    ch_db_parts(c.centroids.view(), &sizes, &scatter, c.inertia, overall.view(), x.nrows())
+    ch_db_parts(
+        c.centroids.view(),
+        &sizes,
+        &scatter,
+        c.inertia,
+        overall.view(),
+        x.nrows(),
+    )
 }
 
 /// The two indices from per-cluster sizes and summed distances, and the inertia.
@@ -537,7 +560,10 @@ fn sweep_fast(
     mut on_k: impl FnMut(usize),
 ) -> Result<(Clustering, Vec<KScore>), ClusterError> {
     if x.nrows() < hi.max(lo) || lo == 0 {
-        return Err(ClusterError::TooFewRows { k: lo.max(1), n: x.nrows() });
+        return Err(ClusterError::TooFewRows {
+            k: lo.max(1),
+            n: x.nrows(),
+        });
     }
     let ks: Vec<usize> = (lo..=hi).collect();
     let fitted = restarts_then_polish(

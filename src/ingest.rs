@@ -211,9 +211,7 @@ pub fn typed_column(table: Table, canonical: &str) -> Option<DataType> {
         | (Table::Billing, "invoice_date" | "due_date" | "paid_date") => Some(DataType::Date),
         (Table::Clients, "employees" | "annual_revenue" | "monthly_fee")
         | (Table::Billing, "amount")
-        | (Table::Activity, "vouchers" | "filings" | "hours" | "tickets" | "late_documents") => {
-            Some(DataType::Float64)
-        }
+        | (Table::Activity, "vouchers" | "filings" | "hours" | "tickets" | "late_documents") => Some(DataType::Float64),
         _ => None,
     }
 }
@@ -229,15 +227,23 @@ fn read_csv_typed(
     mapping: &std::collections::BTreeMap<String, String>,
     encoding: Encoding,
 ) -> Result<Option<DataFrame>, IngestError> {
-    if encoding == Encoding::Gb18030 {
+    if is_gb18030(path, encoding)? {
         return Ok(None);
     }
     let reader = || LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref())).with_has_header(true);
-    let Ok(head) = reader().with_n_rows(Some(1)).with_infer_schema_length(Some(0)).finish().and_then(|lf| lf.collect()) else {
+    let Ok(head) = reader()
+        .with_n_rows(Some(1))
+        .with_infer_schema_length(Some(0))
+        .finish()
+        .and_then(|lf| lf.collect())
+    else {
         return Ok(None);
     };
     let headers: Vec<String> = head.get_column_names().iter().map(|s| s.to_string()).collect();
-    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
     // Header problems are reported by the text path, with the same messages.
     let Ok((renames, _)) = resolve_columns(table, &file, &headers, mapping) else {
         return Ok(None);
@@ -257,6 +263,26 @@ fn read_csv_typed(
         .ok())
 }
 
+/// Whether a CSV is GBK / GB18030: as configured, or (auto) when its first 64 KiB are not
+/// UTF-8.
+fn is_gb18030(path: &Path, encoding: Encoding) -> Result<bool, IngestError> {
+    let io = |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    Ok(match encoding {
+        Encoding::Utf8 => false,
+        Encoding::Gb18030 => true,
+        Encoding::Auto => {
+            let mut head = vec![0u8; 64 * 1024];
+            let mut file = std::fs::File::open(path).map_err(io)?;
+            let n = file.read(&mut head).map_err(io)?;
+            // An error with no length is a character cut off at the end of the sample.
+            matches!(std::str::from_utf8(&head[..n]), Err(e) if e.error_len().is_some())
+        }
+    })
+}
+
 /// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
 /// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
 /// config, and decoded first.
@@ -269,17 +295,7 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let chinese = match encoding {
-        Encoding::Utf8 => false,
-        Encoding::Gb18030 => true,
-        Encoding::Auto => {
-            let mut head = vec![0u8; 64 * 1024];
-            let mut file = std::fs::File::open(path).map_err(io)?;
-            let n = file.read(&mut head).map_err(io)?;
-            // An error with no length is a character cut off at the end of the sample.
-            matches!(std::str::from_utf8(&head[..n]), Err(e) if e.error_len().is_some())
-        }
-    };
+    let chinese = is_gb18030(path, encoding)?;
     if !chinese {
         return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
             .with_has_header(true)

@@ -12,6 +12,7 @@
 //! `classify` and `segments` see only ndarray; `report` sees only plain result data.
 //! `pipeline` runs the stages in order; `generate` makes realistic test data.
 
+pub mod bench;
 pub mod classify;
 pub mod cluster;
 pub mod config;

@@ -9,6 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use clientseg::config::{Previous, RawConfig, Settings};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clientseg::generate::{self, GenerateParams};
 use clientseg::pipeline::{self, RunOptions};
 
@@ -99,6 +103,30 @@ enum Command {
         changed: f64,
         #[arg(long, short)]
         out: PathBuf,
+    },
+    /// Measure speed and peak memory on generated firms, against the same job in pandas +
+    /// scikit-learn and against linfa's KMeans (see benches/README.md).
+    Bench {
+        /// Firm sizes (clients), comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![10_000, 100_000, 1_000_000])]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 24)]
+        months: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Folder for generated data, runs, the Python environment and bench.json.
+        #[arg(long, short, default_value = "target/bench")]
+        out: PathBuf,
+        /// Skip the pandas + scikit-learn side (no Python needed).
+        #[arg(long)]
+        no_python: bool,
+        /// Rows of the k-means kernel comparison (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        kernel_rows: usize,
+        #[arg(long, default_value_t = 16)]
+        kernel_dims: usize,
+        #[arg(long, default_value_t = 8)]
+        kernel_k: usize,
     },
 }
 
@@ -290,6 +318,36 @@ fn real_main(cli: Cli) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Bench {
+            sizes,
+            months,
+            seed,
+            out,
+            no_python,
+            kernel_rows,
+            kernel_dims,
+            kernel_k,
+        } => {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches");
+            let benches_dir = if source.is_dir() {
+                source
+            } else {
+                PathBuf::from("benches")
+            };
+            let opts = clientseg::bench::BenchOptions {
+                sizes,
+                months,
+                seed,
+                out,
+                python: !no_python,
+                kernel_rows,
+                kernel_dims,
+                kernel_k,
+                exe: std::env::current_exe().context("cannot find the clientseg executable")?,
+                benches_dir,
+            };
+            clientseg::bench::run(&opts)?;
         }
         Command::Generate {
             clients,

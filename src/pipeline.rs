@@ -160,7 +160,11 @@ fn prepare(table: &FeatureTable, names: &[String]) -> Result<Prepared, PipelineE
 }
 
 /// Value tiers: k-means with the configured k, clusters ordered by what they are worth.
-fn fit_value(s: &Settings, table: &FeatureTable, p: &Prepared) -> Result<(cluster::Clustering, Vec<Segment>), PipelineError> {
+fn fit_value(
+    s: &Settings,
+    table: &FeatureTable,
+    p: &Prepared,
+) -> Result<(cluster::Clustering, Vec<Segment>), PipelineError> {
     let c = cluster::fit(p.z.view(), s.value_k, &s.kmeans, s.seed)?;
     // Tiers are ordered by what the client is worth to the firm.
     let worth_name = if table.is_enabled("contribution_margin") {
@@ -171,13 +175,7 @@ fn fit_value(s: &Settings, table: &FeatureTable, p: &Prepared) -> Result<(cluste
     let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
     let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
     let labels = c.labels.mapv(|l| map[l]);
-    Ok((
-        cluster::Clustering {
-            labels,
-            ..c
-        },
-        tiers,
-    ))
+    Ok((cluster::Clustering { labels, ..c }, tiers))
 }
 
 /// Behaviour segments: k chosen from the configured range.

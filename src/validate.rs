@@ -65,14 +65,18 @@ pub struct Validated {
 struct Check {
     column: &'static str,
     bad: Expr,
-    reason: Expr,
+    reason: String,
+    /// A row number appended to the reason ("first seen at row N"), computed over all
+    /// rows but turned into text only for the rejected ones.
+    row_ref: Option<Expr>,
 }
 
 fn check(column: &'static str, bad: Expr, reason: &str) -> Check {
     Check {
         column,
         bad,
-        reason: lit(reason.to_string()),
+        reason: reason.to_string(),
+        row_ref: None,
     }
 }
 
@@ -266,7 +270,8 @@ impl Plan {
             // Parsed by the reader (ingest's typed path): nothing left to parse.
             self.parsed.push(col(c).alias(p(c)));
             if dtype == DataType::Float64 {
-                self.checks.push(check(c, col(c).abs().lt(lit(f64::INFINITY)).not(), reason));
+                self.checks
+                    .push(check(c, col(c).abs().lt(lit(f64::INFINITY)).not(), reason));
             }
             if required {
                 self.checks.push(check(c, col(c).is_null(), "required value is empty"));
@@ -312,7 +317,9 @@ fn run_plan(
     let mut flags = Vec::new();
     for (i, c) in checks.iter().enumerate() {
         flags.push(c.bad.clone().fill_null(lit(false)).alias(format!("__bad{i}")));
-        flags.push(c.reason.clone().cast(DataType::String).alias(format!("__reason{i}")));
+        if let Some(r) = &c.row_ref {
+            flags.push(r.clone().alias(format!("__ref{i}")));
+        }
     }
     let flagged = lf.with_columns(flags).collect()?;
     let mut reject_parts = Vec::new();
@@ -322,7 +329,15 @@ fn run_plan(
             col(ROW).cast(DataType::Int64).alias("row"),
             lit(c.column).alias("column"),
             col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
-            col(format!("__reason{i}")).alias("reason"),
+            match c.row_ref {
+                Some(_) => concat_str(
+                    [lit(c.reason.clone()), col(format!("__ref{i}")).cast(DataType::String)],
+                    "",
+                    true,
+                ),
+                None => lit(c.reason.clone()),
+            }
+            .alias("reason"),
         ]);
         reject_parts.push(part);
     }
@@ -406,14 +421,8 @@ fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     extra.push(Check {
         column: "client_id",
         bad: col("client_id").is_not_null().and(col(ROW).neq(first.clone())),
-        reason: concat_str(
-            [
-                lit("duplicate client_id; first seen at row "),
-                first.cast(DataType::String),
-            ],
-            "",
-            true,
-        ),
+        reason: "duplicate client_id; first seen at row ".into(),
+        row_ref: Some(first),
     });
     if present(t, "contract_start") && present(t, "contract_end") {
         extra.push(check(
@@ -485,14 +494,8 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
         Check {
             column: "month",
             bad: month.is_not_null().and(col(ROW).neq(first.clone())),
-            reason: concat_str(
-                [
-                    lit("duplicate month for this client; first seen at row "),
-                    first.cast(DataType::String),
-                ],
-                "",
-                true,
-            ),
+            reason: "duplicate month for this client; first seen at row ".into(),
+            row_ref: Some(first),
         },
     ];
     Ok((plan, extra))

@@ -21,7 +21,7 @@ const CHUNK: usize = 4096;
 /// Centres per packed group (one 256-bit register of f64).
 const LANES: usize = 4;
 /// Rows scored together, for independent multiply-add chains.
-const BLOCK: usize = 4;
+const BLOCK: usize = 8;
 
 /// When an iteration counts as converged, and how centres are updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,41 +177,61 @@ fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     }
 }
 
-/// Nearest centre of model `m` for `R` consecutive rows: (label, squared distance).
+/// Nearest centre of model `m` for `R` rows given feature-major (`xt[j][r]`), with their
+/// squared norms: (label, squared distance).
 #[inline(always)]
-fn nearest<const R: usize, const FMA: bool>(rows: &[f64], p: &Packed, m: usize, out: &mut [(u32, f64); R]) {
+fn nearest<const R: usize, const FMA: bool>(
+    xt: &[[f64; R]],
+    xx: &[f64; R],
+    p: &Packed,
+    m: usize,
+    out: &mut [(u32, f64); R],
+) {
     let d = p.d;
     let (g0, ng, _) = p.models[m];
     let mut best = [(0u32, f64::INFINITY); R];
     for g in g0..g0 + ng {
         let cg = &p.groups[g * d * LANES..(g + 1) * d * LANES];
         let mut acc = [[0.0f64; LANES]; R];
-        for (j, c) in cg.chunks_exact(LANES).enumerate() {
+        for (xj, c) in xt.iter().zip(cg.chunks_exact(LANES)) {
+            let Ok(c) = <&[f64; LANES]>::try_from(c) else { continue };
             for r in 0..R {
-                let xr = rows[r * d + j];
                 for l in 0..LANES {
-                    acc[r][l] = madd::<FMA>(xr, c[l], acc[r][l]);
+                    acc[r][l] = madd::<FMA>(xj[r], c[l], acc[r][l]);
                 }
             }
         }
-        let norms = &p.norms[g * LANES..(g + 1) * LANES];
+        let Ok(norms) = <&[f64; LANES]>::try_from(&p.norms[g * LANES..(g + 1) * LANES]) else {
+            continue;
+        };
+        // Branch-free minimum: which centre is nearest is unpredictable.
+        let base = ((g - g0) * LANES) as u32;
         for r in 0..R {
             for l in 0..LANES {
                 let s = norms[l] - 2.0 * acc[r][l];
-                if s < best[r].1 {
-                    best[r] = (((g - g0) * LANES + l) as u32, s);
-                }
+                let better = s < best[r].1;
+                best[r].1 = if better { s } else { best[r].1 };
+                best[r].0 = if better { base + l as u32 } else { best[r].0 };
             }
         }
     }
     for r in 0..R {
-        let x = &rows[r * d..(r + 1) * d];
-        let mut xx = 0.0;
-        for v in x {
-            xx = madd::<FMA>(*v, *v, xx);
-        }
-        out[r] = (best[r].0, (best[r].1 + xx).max(0.0));
+        out[r] = (best[r].0, (best[r].1 + xx[r]).max(0.0));
     }
+}
+
+/// Rows `i..i + R` feature-major into `xt`, and their squared norms.
+#[inline(always)]
+fn transpose<const R: usize, const FMA: bool>(rows: &[f64], d: usize, i: usize, xt: &mut [[f64; R]]) -> [f64; R] {
+    let mut xx = [0.0; R];
+    for r in 0..R {
+        let x = &rows[(i + r) * d..(i + r + 1) * d];
+        for (j, v) in x.iter().enumerate() {
+            xt[j][r] = *v;
+            xx[r] = madd::<FMA>(*v, *v, xx[r]);
+        }
+    }
+    xx
 }
 
 /// One chunk of rows against every model: per-model stats, and labels of model 0 when asked.
@@ -226,39 +246,42 @@ fn chunk_pass<const FMA: bool>(
     let n = rows.len() / d.max(1);
     let mut stats: Vec<Stats> = p.models.iter().map(|&(_, _, k)| Stats::zeros(k, d)).collect();
     let mut i = 0;
-    let visit = |i: usize, found: &[(u32, f64)], st: &mut Stats, m: usize, labels: &mut Option<(&mut [u32], &mut [f64])>| {
-        for (r, &(c, sq)) in found.iter().enumerate() {
-            let c = c as usize;
-            st.counts[c] += 1;
-            st.sq[c] += sq;
-            // Square roots are dear: only the final pass wants them.
-            if with_dist {
-                st.dist[c] += sq.sqrt();
-            }
-            let x = &rows[(i + r) * d..(i + r + 1) * d];
-            st.sums[c * d..(c + 1) * d].iter_mut().zip(x).for_each(|(s, v)| *s += v);
-            if m == 0 {
-                if let Some((l, dd)) = labels.as_mut() {
-                    l[i + r] = c as u32;
-                    dd[i + r] = sq;
+    let visit =
+        |i: usize, found: &[(u32, f64)], st: &mut Stats, m: usize, labels: &mut Option<(&mut [u32], &mut [f64])>| {
+            for (r, &(c, sq)) in found.iter().enumerate() {
+                let c = c as usize;
+                st.counts[c] += 1;
+                st.sq[c] += sq;
+                // Square roots are dear: only the final pass wants them.
+                if with_dist {
+                    st.dist[c] += sq.sqrt();
+                }
+                let x = &rows[(i + r) * d..(i + r + 1) * d];
+                st.sums[c * d..(c + 1) * d].iter_mut().zip(x).for_each(|(s, v)| *s += v);
+                if m == 0 {
+                    if let Some((l, dd)) = labels.as_mut() {
+                        l[i + r] = c as u32;
+                        dd[i + r] = sq;
+                    }
                 }
             }
-        }
-    };
+        };
+    let mut xt = vec![[0.0; BLOCK]; d];
     while i + BLOCK <= n {
-        let block = &rows[i * d..(i + BLOCK) * d];
+        let xx = transpose::<BLOCK, FMA>(rows, d, i, &mut xt);
         for (m, st) in stats.iter_mut().enumerate() {
             let mut found = [(0u32, 0.0); BLOCK];
-            nearest::<BLOCK, FMA>(block, p, m, &mut found);
+            nearest::<BLOCK, FMA>(&xt, &xx, p, m, &mut found);
             visit(i, &found, st, m, &mut labels);
         }
         i += BLOCK;
     }
+    let mut xt1 = vec![[0.0; 1]; d];
     while i < n {
-        let one = &rows[i * d..(i + 1) * d];
+        let xx = transpose::<1, FMA>(rows, d, i, &mut xt1);
         for (m, st) in stats.iter_mut().enumerate() {
             let mut found = [(0u32, 0.0); 1];
-            nearest::<1, FMA>(one, p, m, &mut found);
+            nearest::<1, FMA>(&xt1, &xx, p, m, &mut found);
             visit(i, &found, st, m, &mut labels);
         }
         i += 1;
@@ -414,7 +437,10 @@ pub fn lloyd_many(
             let refs: Vec<&Array2<f64>> = centres.iter().collect();
             pass(x, &Packed::new(&refs, d), true)
         }
-        StopRule::Linfa => done.iter().map(|s| s.as_ref().map(|s| s.1.clone()).unwrap_or_else(|| Stats::zeros(0, d))).collect(),
+        StopRule::Linfa => done
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.1.clone()).unwrap_or_else(|| Stats::zeros(0, d)))
+            .collect(),
     };
     centres
         .into_iter()
@@ -439,7 +465,11 @@ pub fn kmeans_plus_plus(x: &Rows, k: usize, trials: usize, rng: &mut impl Rng) -
         return centres;
     }
     let first = rng.gen_range(0..n);
-    centres.row_mut(0).iter_mut().zip(x.row(first)).for_each(|(c, v)| *c = *v);
+    centres
+        .row_mut(0)
+        .iter_mut()
+        .zip(x.row(first))
+        .for_each(|(c, v)| *c = *v);
     let sqdist = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum() };
     let mut closest: Vec<f64> = x.data.par_chunks(d.max(1)).map(|r| sqdist(r, x.row(first))).collect();
     let trials = trials.max(1);
@@ -477,9 +507,15 @@ pub fn kmeans_plus_plus(x: &Rows, k: usize, trials: usize, rng: &mut impl Rng) -
         for s in &sums {
             totals.iter_mut().zip(s).for_each(|(t, v)| *t += v);
         }
-        let pick = (0..totals.len()).min_by(|&a, &b| totals[a].total_cmp(&totals[b])).unwrap_or(0);
+        let pick = (0..totals.len())
+            .min_by(|&a, &b| totals[a].total_cmp(&totals[b]))
+            .unwrap_or(0);
         let chosen = candidates[pick];
-        centres.row_mut(c).iter_mut().zip(x.row(chosen)).for_each(|(dst, v)| *dst = *v);
+        centres
+            .row_mut(c)
+            .iter_mut()
+            .zip(x.row(chosen))
+            .for_each(|(dst, v)| *dst = *v);
         let row = x.row(chosen);
         closest.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, cl)| {
             for (o, v) in cl.iter_mut().enumerate() {
