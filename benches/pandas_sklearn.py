@@ -144,7 +144,13 @@ def features(clients, billing, activity, hourly_cost):
     t = (activity["month"].dt.year * 12 + activity["month"].dt.month) - (snap.year * 12 + snap.month)
     a = activity.assign(t=t.astype(float))
     a = a[(a["t"] > -12) & (a["t"] <= 0)]
-    a = a.assign(tv=a["t"] * a["vouchers"], tt=a["t"] * a["t"], late=(a["late_documents"] > 0).astype(float))
+    known = a["vouchers"].notna()
+    a = a.assign(
+        tv=a["t"] * a["vouchers"],
+        tk=a["t"].where(known),
+        tt=(a["t"] * a["t"]).where(known),
+        late=(a["late_documents"] > 0).astype(float),
+    )
     ga = a.groupby("client_id", sort=False)
     af = ga.agg(
         n=("vouchers", "count"),
@@ -153,7 +159,7 @@ def features(clients, billing, activity, hourly_cost):
         tickets_per_month=("tickets", "mean"),
         late_documents_share=("late", "mean"),
         hours=("hours", "sum"),
-        st=("t", "sum"),
+        st=("tk", "sum"),
         sv=("vouchers", "sum"),
         stv=("tv", "sum"),
         stt=("tt", "sum"),
@@ -186,7 +192,7 @@ def features(clients, billing, activity, hourly_cost):
             "cost_to_serve": cost,
             "contribution_margin": fees - cost,
             "tenure_months": tenure,
-            "n_services": listed.fillna(f["services_billed"]),
+            "n_services": listed.fillna(f["services_billed"].fillna(0.0)),
             "days_since_last_payment": (s - f["last_payment"]).fillna(s - f["first_invoice"]),
             "payments_per_year": f["payments_per_year"].fillna(0.0),
             "mean_payment_delay_days": f["mean_payment_delay_days"],

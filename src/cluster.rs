@@ -13,6 +13,7 @@ use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
+use rayon::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -395,6 +396,66 @@ pub fn silhouette(x: ArrayView2<f64>, labels: &Array1<usize>, k: usize, idx: &[u
     }
 }
 
+/// Mean silhouettes of several labellings of the same rows (one per k of a sweep): the
+/// pairwise distances, the O(m²) part, are computed once, in parallel, and shared.
+pub fn silhouettes(x: ArrayView2<f64>, labellings: &[(Array1<usize>, usize)]) -> Vec<f64> {
+    let m = x.nrows();
+    let rows = Rows::new(x);
+    let dist: Vec<Vec<f64>> = (0..m)
+        .into_par_iter()
+        .map(|a| {
+            let ra = rows.row(a);
+            (0..m)
+                .map(|b| {
+                    rows.row(b)
+                        .iter()
+                        .zip(ra)
+                        .map(|(p, q)| (p - q) * (p - q))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect()
+        })
+        .collect();
+    labellings
+        .iter()
+        .map(|(labels, k)| {
+            let k = *k;
+            let mut counts = vec![0usize; k];
+            labels.iter().for_each(|&l| counts[l] += 1);
+            let total: f64 = (0..m)
+                .into_par_iter()
+                .map(|a| {
+                    let mut sums = vec![0.0; k];
+                    for (b, d) in dist[a].iter().enumerate() {
+                        sums[labels[b]] += d;
+                    }
+                    let own = labels[a];
+                    if counts[own] <= 1 {
+                        // A singleton's silhouette is 0 by convention.
+                        return 0.0;
+                    }
+                    let a_i = sums[own] / (counts[own] - 1) as f64;
+                    let b_i = (0..k)
+                        .filter(|&c| c != own && counts[c] > 0)
+                        .map(|c| sums[c] / counts[c] as f64)
+                        .fold(f64::INFINITY, f64::min);
+                    if b_i.is_finite() {
+                        (b_i - a_i) / a_i.max(b_i).max(1e-300)
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            if m == 0 {
+                0.0
+            } else {
+                total / m as f64
+            }
+        })
+        .collect()
+}
+
 /// Calinski-Harabasz and Davies-Bouldin indices over all rows.
 pub fn ch_db(x: ArrayView2<f64>, c: &Clustering) -> (f64, f64) {
     let k = c.centroids.nrows();
@@ -579,7 +640,12 @@ fn sweep_fast(
         return Err(ClusterError::TooFewRows { k: lo, n: 0 });
     };
     let sample = x.select(Axis(0), sample_idx);
-    let all: Vec<usize> = (0..sample.nrows()).collect();
+    let labellings: Vec<(Array1<usize>, usize)> = fitted
+        .iter()
+        .zip(&ks)
+        .map(|(f, &k)| (assign(sample.view(), f.centroids.view()).0, k))
+        .collect();
+    let sil = silhouettes(sample.view(), &labellings);
     let mut best = Vec::new();
     let mut scores = Vec::new();
     for (f, &k) in fitted.iter().zip(&ks) {
@@ -592,10 +658,9 @@ fn sweep_fast(
             overall.view(),
             x.nrows(),
         );
-        let (labels, _) = assign(sample.view(), f.centroids.view());
         scores.push(KScore {
             k,
-            silhouette: silhouette(sample.view(), &labels, k, &all),
+            silhouette: sil[scores.len()],
             calinski_harabasz: ch,
             davies_bouldin: db,
             inertia: f.inertia,
@@ -755,6 +820,21 @@ mod tests {
         let s = silhouette(x.view(), &labels, 2, &[0, 1, 2]);
         // a(0)=1, b(0)=5 -> 0.8; a(1)=1, b(1)=4 -> 0.75; singleton -> 0.
         assert!((s - (0.8 + 0.75) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn shared_silhouettes_equal_the_single_ones() {
+        let x = overlapping(600, 2);
+        let all: Vec<usize> = (0..600).collect();
+        let labellings: Vec<(Array1<usize>, usize)> = [2usize, 4]
+            .iter()
+            .map(|&k| (fit(x.view(), k, &params(), 1).unwrap().labels, k))
+            .collect();
+        let shared = silhouettes(x.view(), &labellings);
+        for ((labels, k), s) in labellings.iter().zip(shared) {
+            let single = silhouette(x.view(), labels, *k, &all);
+            assert!((single - s).abs() < 1e-12, "{single} vs {s}");
+        }
     }
 
     #[test]

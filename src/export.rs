@@ -310,8 +310,25 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
         file: file_name.clone(),
         message: e.to_string(),
     };
+    let polars_err = |source| ExportError::Polars { table: "xlsx", source };
+    enum Cells {
+        Number(Float64Chunked),
+        Text(StringChunked),
+    }
+    let mut cells = Vec::with_capacity(df.width());
+    for column in df.columns() {
+        cells.push(if column.dtype().is_primitive_numeric() {
+            let c = column.cast(&DataType::Float64).map_err(polars_err)?;
+            Cells::Number(c.f64().map_err(polars_err)?.rechunk().into_owned())
+        } else {
+            let c = column.cast(&DataType::String).map_err(polars_err)?;
+            Cells::Text(c.str().map_err(polars_err)?.rechunk().into_owned())
+        });
+    }
     let mut book = rust_xlsxwriter::Workbook::new();
-    let ws = book.add_worksheet();
+    // Constant-memory mode streams rows to disk as they are written (in row order), and
+    // writes text inline instead of through a shared-string table.
+    let ws = book.add_worksheet_with_constant_memory().map_err(w)?;
     ws.set_name(sheet).map_err(w)?;
     let bold = rust_xlsxwriter::Format::new().set_bold();
     for (j, column) in df.columns().iter().enumerate() {
@@ -325,29 +342,21 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
         ws.write_string_with_format(0, j, &header, &bold).map_err(w)?;
         ws.set_column_width(j, (header.chars().count() as f64 * 1.8).clamp(10.0, 40.0))
             .map_err(w)?;
-        if column.dtype().is_primitive_numeric() {
-            let values = column
-                .cast(&DataType::Float64)
-                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            let values = values
-                .f64()
-                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v.filter(|v| v.is_finite()) {
-                    ws.write_number(i as u32 + 1, j, v).map_err(w)?;
+    }
+    for i in 0..df.height() {
+        let row = i as u32 + 1;
+        for (j, c) in cells.iter().enumerate() {
+            match c {
+                Cells::Number(v) => {
+                    if let Some(v) = v.get(i).filter(|v| v.is_finite()) {
+                        ws.write_number(row, j as u16, v).map_err(w)?;
+                    }
                 }
-            }
-        } else {
-            let values = column
-                .cast(&DataType::String)
-                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            let values = values
-                .str()
-                .map_err(|source| ExportError::Polars { table: "xlsx", source })?;
-            for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v {
-                    // Text cells are never formulas in xlsx, so no neutralising is needed.
-                    ws.write_string(i as u32 + 1, j, v).map_err(w)?;
+                // Text cells are never formulas in xlsx, so no neutralising is needed.
+                Cells::Text(v) => {
+                    if let Some(v) = v.get(i) {
+                        ws.write_string(row, j as u16, v).map_err(w)?;
+                    }
                 }
             }
         }

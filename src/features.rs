@@ -249,12 +249,13 @@ fn between(x: Expr, lo: i32, hi: i32) -> Expr {
     x.clone().gt(lit(lo)).and(x.lt_eq(lit(hi)))
 }
 
-fn sum_where(cond: Expr, value: Expr) -> Expr {
-    when(cond).then(value).otherwise(lit(0.0)).sum()
-}
-
-/// Per-client aggregates of billing.
-fn billing_aggs(s: i32) -> Vec<Expr> {
+/// Per-invoice terms of the billing aggregates, computed over the whole column at once.
+///
+/// Written as global columns followed by plain sums, minima and means per client (the
+/// group-by's fast path), rather than conditional expressions inside the aggregation,
+/// which polars evaluates group by group: at 1M clients and 18M invoices this took the
+/// features stage from 15 s to a few seconds.
+fn billing_terms(s: i32) -> Vec<Expr> {
     let inv = col("invoice_date").cast(DataType::Int32);
     let due = col("due_date").cast(DataType::Int32);
     let paid = col("paid_date").cast(DataType::Int32);
@@ -266,65 +267,115 @@ fn billing_aggs(s: i32) -> Vec<Expr> {
         .clip(lit(0), lit(i32::MAX))
         .cast(DataType::Float64);
     let due_in_window = between(due.clone(), s - 365, s);
+    let masked = |cond: Expr, value: Expr| when(cond).then(value).otherwise(lit(0.0));
+    let null_f64 = || lit(NULL).cast(DataType::Float64);
     vec![
-        sum_where(between(inv.clone(), s - 365, s), amount.clone()).alias("fees_12m"),
-        sum_where(between(inv.clone(), s - 182, s), amount.clone()).alias("__fees_last6"),
-        sum_where(between(inv.clone(), s - 365, s - 182), amount.clone()).alias("__fees_prior6"),
-        inv.clone().min().alias("__first_invoice"),
+        col("client_id"),
+        masked(between(inv.clone(), s - 365, s), amount.clone()).alias("fees_12m"),
+        masked(between(inv.clone(), s - 182, s), amount.clone()).alias("__fees_last6"),
+        masked(between(inv.clone(), s - 365, s - 182), amount.clone()).alias("__fees_prior6"),
+        inv.clone().alias("__first_invoice"),
         when(paid_by_s.clone())
             .then(paid.clone())
             .otherwise(lit(NULL).cast(DataType::Int32))
-            .max()
             .alias("__last_payment"),
         between(paid.clone(), s - 365, s)
             .cast(DataType::Float64)
-            .sum()
             .alias("payments_per_year"),
         when(due_in_window.clone())
             .then(delay.clone())
-            .otherwise(lit(NULL).cast(DataType::Float64))
-            .mean()
+            .otherwise(null_f64())
             .alias("mean_payment_delay_days"),
         when(due_in_window)
             .then(delay.gt(lit(0.0)).cast(DataType::Float64))
-            .otherwise(lit(NULL).cast(DataType::Float64))
-            .mean()
+            .otherwise(null_f64())
             .alias("late_payment_share"),
-        sum_where(inv.lt_eq(lit(s)).and(paid_by_s.not()), amount).alias("open_receivables"),
-        col("service")
-            .filter(between(col("invoice_date").cast(DataType::Int32), s - 365, s))
-            .drop_nulls()
-            .n_unique()
+        masked(inv.lt_eq(lit(s)).and(paid_by_s.not()), amount).alias("open_receivables"),
+    ]
+}
+
+/// Per-client aggregates of the billing terms.
+fn billing_aggs() -> Vec<Expr> {
+    vec![
+        col("fees_12m").sum(),
+        col("__fees_last6").sum(),
+        col("__fees_prior6").sum(),
+        col("__first_invoice").min(),
+        col("__last_payment").max(),
+        col("payments_per_year").sum(),
+        col("mean_payment_delay_days").mean(),
+        col("late_payment_share").mean(),
+        col("open_receivables").sum(),
+    ]
+}
+
+/// Distinct services billed per client in the 12 months up to S: distinct (client,
+/// service) pairs first, then a count per client, both on the group-by's fast path.
+fn services_billed(billing: LazyFrame, s: i32) -> LazyFrame {
+    billing
+        .filter(between(col("invoice_date").cast(DataType::Int32), s - 365, s).and(col("service").is_not_null()))
+        .group_by([col("client_id"), col("service")])
+        .agg([col("service").count().alias("__n")])
+        .group_by([col("client_id")])
+        .agg([col("service")
+            .count()
             .cast(DataType::Float64)
-            .alias("__services_billed"),
+            .alias("__services_billed")])
+}
+
+/// Per-month terms of the activity aggregates (see [`billing_terms`] for why).
+fn activity_terms() -> Vec<Expr> {
+    let v = col("vouchers");
+    let t = col("__t");
+    vec![
+        col("client_id"),
+        v.clone(),
+        (t.clone() * v.clone()).alias("__tv"),
+        // t² only where vouchers are known, as the slope's sums are over those months.
+        when(v.clone().is_not_null())
+            .then(t.clone() * t.clone())
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__tt"),
+        when(v.clone().is_not_null())
+            .then(t)
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__tk"),
+        col("tickets"),
+        col("late_documents")
+            .gt(lit(0.0))
+            .cast(DataType::Float64)
+            .alias("__late"),
+        col("hours"),
     ]
 }
 
 /// Per-client aggregates of the work log over the 12 logged months up to S.
 fn activity_aggs() -> Vec<Expr> {
-    let v = col("vouchers");
-    let t = col("__t");
-    let n = v.clone().count().cast(DataType::Float64);
-    let st = t.clone().sum();
-    let sv = v.clone().sum();
-    let stv = (t.clone() * v.clone()).sum();
-    let stt = (t.clone() * t.clone()).sum();
-    let denom = n.clone() * stt - st.clone() * st.clone();
-    let slope = (n.clone() * stv - st * sv) / denom.clone();
-    let mean = v.clone().mean();
     vec![
-        mean.clone().alias("vouchers_per_month"),
+        col("vouchers").count().cast(DataType::Float64).alias("__n"),
+        col("vouchers").mean().alias("vouchers_per_month"),
+        col("vouchers").std(1).alias("__vstd"),
+        col("tickets").mean().alias("tickets_per_month"),
+        col("__late").mean().alias("late_documents_share"),
+        col("hours").sum().alias("__hours_12m"),
+        col("__tk").sum().alias("__st"),
+        col("vouchers").sum().alias("__sv"),
+        col("__tv").sum().alias("__stv"),
+        col("__tt").sum().alias("__stt"),
+    ]
+}
+
+/// The per-client activity features from the summed terms.
+fn activity_features() -> Vec<Expr> {
+    let (n, st, sv, stv, stt) = (col("__n"), col("__st"), col("__sv"), col("__stv"), col("__stt"));
+    let mean = col("vouchers_per_month");
+    let denom = n.clone() * stt - st.clone() * st.clone();
+    let slope = (n * stv - st * sv) / denom.clone();
+    vec![
         when(mean.clone().gt(lit(0.0)))
-            .then(v.clone().std(1) / mean.clone())
+            .then(col("__vstd") / mean.clone())
             .otherwise(lit(0.0))
             .alias("vouchers_cv"),
-        col("tickets").mean().alias("tickets_per_month"),
-        col("late_documents")
-            .gt(lit(0.0))
-            .cast(DataType::Float64)
-            .mean()
-            .alias("late_documents_share"),
-        col("hours").sum().alias("__hours_12m"),
         when(denom.gt(lit(0.0)).and(mean.clone().gt(lit(0.0))))
             .then(slope / mean)
             .otherwise(lit(0.0))
@@ -378,8 +429,14 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         .billing
         .clone()
         .lazy()
+        .select(billing_terms(s))
         .group_by([col("client_id")])
-        .agg(billing_aggs(s));
+        .agg(billing_aggs())
+        .left_join(
+            services_billed(t.billing.clone().lazy(), s),
+            col("client_id"),
+            col("client_id"),
+        );
 
     let mut lf = t
         .clients
@@ -405,8 +462,10 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
                     .alias("__t"),
             )
             .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))))
+            .select(activity_terms())
             .group_by([col("client_id")])
-            .agg(activity_aggs());
+            .agg(activity_aggs())
+            .with_columns(activity_features());
         lf = lf.left_join(acts, col("client_id"), col("client_id"));
     }
 
@@ -447,7 +506,7 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         cost.clone().alias("cost_to_serve"),
         (fees - cost).alias("contribution_margin"),
         tenure.clone().alias("tenure_months"),
-        coalesce(&[services_listed, col("__services_billed")]).alias("n_services"),
+        coalesce(&[services_listed, col("__services_billed").fill_null(lit(0.0))]).alias("n_services"),
         coalesce(&[
             (lit(s) - col("__last_payment")).cast(DataType::Float64),
             never_paid_days,

@@ -62,7 +62,7 @@ impl<'a> Rows<'a> {
         self.d
     }
 
-    fn row(&self, i: usize) -> &[f64] {
+    pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
