@@ -292,7 +292,7 @@ fn write_rejects(rejects: &DataFrame, path: &Path) -> Result<(), ExportError> {
 /// Validates; when validation stops the run, the analyst still gets every reject line
 /// (as `ID.rejects.csv` beside the run folders) to fix the input.
 fn validate_keeping_rejects(
-    inputs: &ingest::RawInputs,
+    inputs: ingest::RawInputs,
     s: &Settings,
     opts: &RunOptions,
     id: &str,
@@ -403,14 +403,23 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     let id = run_id(s.seed);
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
-    let validated = st.run("validate", |_| validate_keeping_rejects(&inputs, s, opts, &id))?;
-    drop(inputs.clients);
+    let files = inputs.files.clone();
+    let validated = st.run("validate", |_| validate_keeping_rejects(inputs, s, opts, &id))?;
     let params = FeatureParams {
         snapshot: snapshot_of(s),
         hourly_cost: s.hourly_cost,
         long_term_months: s.long_term_months,
     };
     let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
+    // Only the per-client table is needed from here on; free the invoices and work log.
+    let validated = validate::Validated {
+        tables: validate::CleanTables {
+            billing: DataFrame::empty(),
+            activity: None,
+            ..validated.tables
+        },
+        ..validated
+    };
 
     let value_names = usable(&s.value_features, &table);
     if value_names.is_empty() {
@@ -629,7 +638,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     st.run("report", |_| -> Result<(), PipelineError> {
         let page = page(
             s,
-            &inputs.files,
+            &files,
             &validated,
             &table,
             &value,
@@ -675,7 +684,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         versions: persist::versions(),
         seed: s.seed,
         snapshot_date: table.snapshot.to_string(),
-        inputs: inputs.files.clone(),
+        inputs: files.clone(),
         config: s.clone(),
         rows: validated.counts.clone(),
         reject_lines: validated.rejects.height(),
@@ -1037,7 +1046,8 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let mut s = s.clone();
     s.payment_terms_days = model.feature_settings.payment_terms_days;
     let inputs = st.run("ingest", |_| ingest::read_inputs(&s))?;
-    let validated = st.run("validate", |_| validate_keeping_rejects(&inputs, &s, opts, &id))?;
+    let files = inputs.files.clone();
+    let validated = st.run("validate", |_| validate_keeping_rejects(inputs, &s, opts, &id))?;
     let params = FeatureParams {
         snapshot: snapshot_of(&s),
         hourly_cost: model.feature_settings.hourly_cost,
@@ -1087,7 +1097,7 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         "model": model_path.display().to_string(),
         "model_run_id": model.run_id,
         "snapshot_date": table.snapshot.to_string(),
-        "inputs": inputs.files,
+        "inputs": files,
         "rows": validated.counts,
         "versions": persist::versions(),
         "timings": st.timings,

@@ -520,7 +520,15 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
 
 /// Validates all tables. Stops when a table's reject share is over the limit; the
 /// rejects found so far are returned with the error so that nothing is lost.
-pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (ValidateError, DataFrame)> {
+/// Each raw table is dropped as soon as it is validated, so that a large run never holds
+/// the raw and the validated copy of every table at once.
+pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (ValidateError, DataFrame)> {
+    let RawInputs {
+        clients: raw_clients,
+        billing: raw_billing,
+        activity: raw_activity,
+        ..
+    } = inputs;
     let mut all_rejects = Vec::new();
     let mut counts = Vec::new();
     let mut absent = Vec::new();
@@ -560,27 +568,25 @@ pub fn validate(inputs: &RawInputs, settings: &Settings) -> Result<Validated, (V
         Ok(accepted)
     };
 
-    let clients = match step(&inputs.clients, clients_plan(&inputs.clients), None, &mut all_rejects) {
+    let clients = match step(&raw_clients, clients_plan(&raw_clients), None, &mut all_rejects) {
         Ok(c) => c,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
+    drop(raw_clients);
     let keys = client_keys(&clients);
-    let billing = match step(
-        &inputs.billing,
-        billing_plan(&inputs.billing),
-        Some(keys.clone()),
-        &mut all_rejects,
-    ) {
+    let billing = match step(&raw_billing, billing_plan(&raw_billing), Some(keys.clone()), &mut all_rejects) {
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
-    let activity = match &inputs.activity {
+    drop(raw_billing);
+    let activity = match &raw_activity {
         Some(a) => match step(a, activity_plan(a), Some(keys), &mut all_rejects) {
             Ok(a) => Some(a),
             Err(e) => return Err(fail(e, &all_rejects)),
         },
         None => None,
     };
+    drop(raw_activity);
     let billing = match fill_due_dates(billing, settings.payment_terms_days) {
         Ok(b) => b,
         Err(e) => return Err(fail(e.into(), &all_rejects)),
