@@ -331,6 +331,14 @@ fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<Job, Benc
         message: format!("{}: {e}", manifest_path.display()),
     })?;
     let mut stages: Vec<(String, f64)> = STAGES.iter().map(|s| (s.to_string(), 0.0)).collect();
+    // clientseg resets the kernel's peak-RSS mark at each stage (to record per-stage
+    // peaks), which also resets what wait4 reports: the true peak is the largest stage's.
+    let peak = m["timings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["peak_rss_mib"].as_f64())
+        .fold(peak, f64::max);
     for t in m["timings"].as_array().into_iter().flatten() {
         let name = bench_stage(t["stage"].as_str().unwrap_or(""));
         if let Some(s) = stages.iter_mut().find(|s| s.0 == name) {

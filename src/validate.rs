@@ -291,20 +291,23 @@ impl Plan {
 }
 
 /// Runs the plan: returns accepted typed rows and reject lines.
+/// Takes the raw table by value: its columns are released as soon as the checks have
+/// been evaluated, not kept beside the validated copy.
 fn run_plan(
-    t: &RawTable,
+    t: RawTable,
     plan: Plan,
     extra: Vec<Check>,
     lf_extra: Option<LazyFrame>,
 ) -> PolarsResult<(DataFrame, DataFrame)> {
-    let mut lf = t.df.clone().lazy();
+    let RawTable { df, file, .. } = t;
+    let mut lf = df.clone().lazy();
     for (c, parse) in plan.by_value {
-        let distinct =
-            t.df.clone()
-                .lazy()
-                .select([col(c)])
-                .unique(None, UniqueKeepStrategy::Any)
-                .with_column(parse);
+        let distinct = df
+            .clone()
+            .lazy()
+            .select([col(c)])
+            .unique(None, UniqueKeepStrategy::Any)
+            .with_column(parse);
         lf = lf.left_join(distinct, col(c), col(c));
     }
     let mut lf = lf.with_columns(plan.parsed);
@@ -321,11 +324,12 @@ fn run_plan(
             flags.push(r.clone().alias(format!("__ref{i}")));
         }
     }
+    drop(df);
     let flagged = lf.with_columns(flags).collect()?;
     let mut reject_parts = Vec::new();
     for (i, c) in checks.iter().enumerate() {
         let part = flagged.clone().lazy().filter(col(format!("__bad{i}"))).select([
-            lit(t.file.clone()).alias("file"),
+            lit(file.clone()).alias("file"),
             col(ROW).cast(DataType::Int64).alias("row"),
             lit(c.column).alias("column"),
             col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
@@ -520,8 +524,8 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
 
 /// Validates all tables. Stops when a table's reject share is over the limit; the
 /// rejects found so far are returned with the error so that nothing is lost.
-/// Each raw table is dropped as soon as it is validated, so that a large run never holds
-/// the raw and the validated copy of every table at once.
+/// Each raw table is consumed by its validation, so that a large run never holds the raw
+/// and the validated copy of every table at once.
 pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (ValidateError, DataFrame)> {
     let RawInputs {
         clients: raw_clients,
@@ -534,27 +538,28 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
     let mut absent = Vec::new();
     let fail = |e: ValidateError, parts: &[DataFrame]| (e, stack(parts));
 
-    let mut step = |t: &RawTable,
+    let mut step = |t: RawTable,
                     plan: PolarsResult<(Plan, Vec<Check>)>,
                     join: Option<LazyFrame>,
                     all_rejects: &mut Vec<DataFrame>|
      -> Result<DataFrame, ValidateError> {
         let (plan, extra) = plan?;
+        let input = t.df.height();
+        let table = t.table;
+        absent.extend(t.absent.iter().map(|c| format!("{}.{}", table.name(), c)));
         let (accepted, rejects) = run_plan(t, plan, extra, join)?;
         let rejected_rows = rejects.column("row")?.n_unique()?;
-        let input = t.df.height();
         counts.push(TableCounts {
-            table: t.table,
+            table,
             input,
             accepted: accepted.height(),
             rejected: rejected_rows,
         });
-        absent.extend(t.absent.iter().map(|c| format!("{}.{}", t.table.name(), c)));
         let share = rejected_rows as f64 / input.max(1) as f64;
         all_rejects.push(rejects.clone());
         if share > settings.max_reject_share {
             return Err(ValidateError::TooManyRejects {
-                table: t.table.name(),
+                table: table.name(),
                 rejected: rejected_rows,
                 total: input,
                 share: share * 100.0,
@@ -563,30 +568,32 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
             });
         }
         if accepted.height() == 0 {
-            return Err(ValidateError::NothingLeft { table: t.table.name() });
+            return Err(ValidateError::NothingLeft { table: table.name() });
         }
         Ok(accepted)
     };
 
-    let clients = match step(&raw_clients, clients_plan(&raw_clients), None, &mut all_rejects) {
+    let plan = clients_plan(&raw_clients);
+    let clients = match step(raw_clients, plan, None, &mut all_rejects) {
         Ok(c) => c,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
-    drop(raw_clients);
     let keys = client_keys(&clients);
-    let billing = match step(&raw_billing, billing_plan(&raw_billing), Some(keys.clone()), &mut all_rejects) {
+    let plan = billing_plan(&raw_billing);
+    let billing = match step(raw_billing, plan, Some(keys.clone()), &mut all_rejects) {
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
-    drop(raw_billing);
-    let activity = match &raw_activity {
-        Some(a) => match step(a, activity_plan(a), Some(keys), &mut all_rejects) {
-            Ok(a) => Some(a),
-            Err(e) => return Err(fail(e, &all_rejects)),
-        },
+    let activity = match raw_activity {
+        Some(a) => {
+            let plan = activity_plan(&a);
+            match step(a, plan, Some(keys), &mut all_rejects) {
+                Ok(a) => Some(a),
+                Err(e) => return Err(fail(e, &all_rejects)),
+            }
+        }
         None => None,
     };
-    drop(raw_activity);
     let billing = match fill_due_dates(billing, settings.payment_terms_days) {
         Ok(b) => b,
         Err(e) => return Err(fail(e.into(), &all_rejects)),
