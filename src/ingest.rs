@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::{Encoding, Settings, Table, TableSource};
+use crate::config::{Encoding, Settings, Table};
 
 /// Name of the column that carries each row's number in its file.
 pub const ROW: &str = "__row";
@@ -75,22 +75,47 @@ pub struct RawInputs {
 
 /// Reads all tables named by the settings.
 pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
+    let sources = [&settings.clients, &settings.billing, &settings.activity];
+    // Fingerprints are computed on their own thread while the files are parsed.
+    let paths: Vec<PathBuf> = sources.iter().filter_map(|s| s.path.clone()).collect();
+    let hashing = std::thread::spawn(move || -> Vec<(PathBuf, Result<String, IngestError>)> {
+        paths.into_iter().map(|p| (p.clone(), sha256_file(&p))).collect()
+    });
+    let mut tables = Vec::new();
+    for source in sources {
+        tables.push(match &source.path {
+            Some(path) => Some(read_table(source.table, path, &source.mapping, settings.encoding)?),
+            None => None,
+        });
+    }
+    let hashes = hashing.join().unwrap_or_default();
     let mut files = Vec::new();
-    let mut read = |source: &TableSource| -> Result<Option<RawTable>, IngestError> {
-        let Some(path) = &source.path else { return Ok(None) };
-        let raw = read_table(source.table, path, &source.mapping, settings.encoding)?;
+    for (source, raw) in sources.iter().zip(&tables) {
+        let (Some(path), Some(raw)) = (&source.path, raw) else {
+            continue;
+        };
+        let sha256 = match hashes.iter().find(|(p, _)| p == path) {
+            Some((_, Ok(h))) => h.clone(),
+            _ => sha256_file(path)?,
+        };
         files.push(InputFile {
             table: source.table,
             path: path.display().to_string(),
             bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            sha256: sha256_file(path)?,
+            sha256,
             rows: raw.df.height(),
         });
-        Ok(Some(raw))
-    };
-    let clients = read(&settings.clients)?.ok_or(IngestError::Missing { table: "clients" })?;
-    let billing = read(&settings.billing)?.ok_or(IngestError::Missing { table: "billing" })?;
-    let activity = read(&settings.activity)?;
+    }
+    let mut tables = tables.into_iter();
+    let clients = tables
+        .next()
+        .flatten()
+        .ok_or(IngestError::Missing { table: "clients" })?;
+    let billing = tables
+        .next()
+        .flatten()
+        .ok_or(IngestError::Missing { table: "billing" })?;
+    let activity = tables.next().flatten();
     Ok(RawInputs {
         clients,
         billing,

@@ -265,7 +265,8 @@ impl Plan {
     }
 
     fn typed(&mut self, t: &RawTable, c: &'static str, required: bool, parsed: Expr, dtype: DataType, reason: &str) {
-        let already = t.df.column(c).map(|col| col.dtype() == &dtype).unwrap_or(false);
+        // Dates and numbers the reader already parsed (text categories still need mapping).
+        let already = dtype != DataType::String && t.df.column(c).map(|col| col.dtype() == &dtype).unwrap_or(false);
         if present(t, c) && already {
             // Parsed by the reader (ingest's typed path): nothing left to parse.
             self.parsed.push(col(c).alias(p(c)));
@@ -300,6 +301,7 @@ fn run_plan(
     lf_extra: Option<LazyFrame>,
 ) -> PolarsResult<(DataFrame, DataFrame)> {
     let RawTable { df, file, .. } = t;
+    let has_clients = lf_extra.is_some();
     let mut lf = df.clone().lazy();
     for (c, parse) in plan.by_value {
         let distinct = df
@@ -366,6 +368,9 @@ fn run_plan(
             .iter()
             .map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())),
     );
+    if has_clients {
+        outputs.push(col("__client_row").cast(DataType::UInt32).alias(CLIENT_ROW));
+    }
     let accepted = flagged.lazy().filter(any_bad.not()).select(outputs).collect()?;
     // Rows usually come out of the joins in file order; sorting 20M rows when they
     // already are costs seconds, checking costs milliseconds.
@@ -445,6 +450,10 @@ fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     }
     Ok((plan, extra))
 }
+
+/// On accepted billing and activity rows: the row of their client in the clients file
+/// (its `__row`), an integer key that later stages group by instead of the text id.
+pub const CLIENT_ROW: &str = "__client";
 
 /// The accepted clients' ids and contract months, joined onto billing and activity rows.
 fn client_keys(clients: &DataFrame) -> LazyFrame {
