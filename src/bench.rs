@@ -379,6 +379,8 @@ fn run_python(opts: &BenchOptions, python: &Path, data: &Path, n: usize) -> Resu
         .arg(&out)
         .args(["--seed", &opts.seed.to_string()]);
     let (stdout, seconds, peak) = measured(cmd, "pandas_sklearn.py")?;
+    let saved = out.join("result.json");
+    std::fs::write(&saved, stdout.trim()).map_err(io(&saved))?;
     let v: Value = serde_json::from_str(stdout.trim()).map_err(|e| BenchError::Child {
         what: "pandas_sklearn.py".into(),
         message: format!("unreadable output ({e}): {stdout}"),
@@ -464,12 +466,20 @@ pub fn size_table(s: &SizeResult) -> String {
             "behaviour k chosen: clientseg {}, pandas+sklearn {}\ninertia by k (clientseg / scikit-learn):",
             s.clientseg.chosen_k, p.chosen_k
         ));
+        let at = |j: &Job, k: usize| j.inertia_by_k.iter().find(|(kk, _)| *kk == k).map(|(_, v)| *v);
         for (k, ours) in &s.clientseg.inertia_by_k {
-            if let Some((_, theirs)) = p.inertia_by_k.iter().find(|(kk, _)| kk == k) {
-                out.push_str(&format!(" k={k}: {:.6}", ours / theirs));
+            if let Some(theirs) = at(p, *k) {
+                out.push_str(&format!(" k={k}: {:.8}", ours / theirs));
             }
         }
         out.push('\n');
+        let k = s.clientseg.chosen_k;
+        if let (Some(ours), Some(theirs)) = (at(&s.clientseg, k), at(p, k)) {
+            let verdict = if ours <= theirs { "equal or lower" } else { "higher" };
+            out.push_str(&format!(
+                "inertia at the chosen k = {k}: clientseg {ours:.4}, scikit-learn {theirs:.4}: clientseg {verdict}\n"
+            ));
+        }
     }
     out
 }
