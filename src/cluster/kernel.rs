@@ -21,7 +21,7 @@ const CHUNK: usize = 4096;
 /// Centres per packed group (one 256-bit register of f64).
 const LANES: usize = 4;
 /// Rows scored together, for independent multiply-add chains.
-const BLOCK: usize = 8;
+const BLOCK: usize = 4;
 
 /// When an iteration counts as converged, and how centres are updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
