@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -532,12 +532,7 @@ pub fn default_trials(k: usize) -> usize {
     2 + (k.max(1) as f64).ln() as usize
 }
 
-/// Squared distances of `x`'s rows as an owned array (for callers that want ndarray).
+/// Labels as ndarray indices.
 pub fn labels_array(labels: &[u32]) -> Array1<usize> {
     labels.iter().map(|&l| l as usize).collect()
-}
-
-/// Borrow-or-copy helper for generic ndarray inputs.
-pub fn rows_of<D: Data<Elem = f64>>(x: &ArrayBase<D, Ix2>) -> Rows<'_> {
-    Rows::new(x.view())
 }
