@@ -253,9 +253,9 @@ fn between(x: Expr, lo: i32, hi: i32) -> Expr {
 /// Per-invoice terms of the billing aggregates, computed over the whole column at once.
 ///
 /// Written as global columns followed by plain sums, minima and means per client (the
-/// group-by's fast path), rather than conditional expressions inside the aggregation,
-/// which polars evaluates group by group: at 1M clients and 18M invoices this took the
-/// features stage from 15 s to a few seconds.
+/// group-by's fast path), rather than conditional expressions inside the aggregation:
+/// at 1M clients (18M invoices, 22M work months) the features stage went from 16 s to
+/// 11 s, and to 8 s with the integer client key (see `compute`).
 fn billing_terms(s: i32, key: &str) -> Vec<Expr> {
     let inv = col("invoice_date").cast(DataType::Int32);
     let due = col("due_date").cast(DataType::Int32);

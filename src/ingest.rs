@@ -244,8 +244,8 @@ pub fn typed_column(table: Table, canonical: &str) -> Option<DataType> {
 /// The fast path for large, clean UTF-8 files: only the mapped columns, with dates and
 /// numbers parsed by the CSV reader. Any cell it cannot parse (a date like 2024年1月5日, an
 /// amount like 1,200.00) makes it give up, and the file is read as text instead, so that
-/// validation can name each bad cell. Measured at 1M clients: about 8x faster and a
-/// third of the memory of reading everything as text.
+/// validation can name each bad cell. Measured at 1M clients: ingest 40 s -> 18 s, and
+/// half the memory of reading everything as text.
 fn read_csv_typed(
     table: Table,
     path: &Path,
