@@ -39,7 +39,7 @@ pub struct FastKMeansParams {
     pub tolerance: f64,
     pub rule: StopRule,
     pub seed: u64,
-    /// Starting centres (k × d) instead of k-means++; every run then starts from them.
+    /// Starting centres (k × d) instead of k-means++: one run from them, no restarts.
     pub init: Option<Array2<f64>>,
 }
 
