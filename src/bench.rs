@@ -556,7 +556,7 @@ fn kernel_bench(opts: &BenchOptions, python: Option<&Path>) -> Result<KernelResu
         let mut best: Option<KernelRun> = None;
         for _ in 0..3 {
             let t = Instant::now();
-            let f = kernel::lloyd_many(&rows, vec![init.clone()], rule, 300, tol, |_| {});
+            let f = kernel::lloyd_many(&rows, vec![init.clone()], rule, 300, tol);
             let s = t.elapsed().as_secs_f64();
             let f = &f[0];
             if best.as_ref().is_none_or(|b| s < b.seconds) {

@@ -114,7 +114,7 @@ pub fn restarts_then_polish(
         .iter()
         .flat_map(|&k| seeds.iter().map(move |c| c.slice(s![..k, ..]).to_owned()))
         .collect();
-    let mut fitted = kernel::lloyd_many(&srows, inits, rule, max_iter, tol, |_| {});
+    let mut fitted = kernel::lloyd_many(&srows, inits, rule, max_iter, tol);
     let mut best = Vec::with_capacity(ks.len());
     for i in (0..ks.len()).rev() {
         let group: Vec<kernel::Fitted> = fitted.drain(i * runs..).collect();
@@ -132,7 +132,6 @@ pub fn restarts_then_polish(
         rule,
         max_iter,
         tol,
-        |_| {},
     )
 }
 
@@ -148,14 +147,7 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, ClusterError> for FastKMe
         let f = match &self.init {
             Some(c) if c.dim() == (k, x.ncols()) => {
                 let rows = Rows::new(x);
-                let mut f = kernel::lloyd_many(
-                    &rows,
-                    vec![c.clone()],
-                    self.rule,
-                    self.max_iterations,
-                    self.tolerance,
-                    |_| {},
-                );
+                let mut f = kernel::lloyd_many(&rows, vec![c.clone()], self.rule, self.max_iterations, self.tolerance);
                 f.swap_remove(0)
             }
             Some(c) => {
@@ -372,16 +364,28 @@ fn point_silhouette(sums: &[f64], counts: &[usize], own: usize) -> f64 {
     }
 }
 
-/// Mean silhouettes of several labellings of the same rows (one per k of a sweep): the
-/// pairwise distances, the O(m²) part, are computed once, in parallel, and shared.
+/// Mean silhouettes of several labellings of the same rows (one per k of a sweep): each
+/// row's distances to the others, the O(m²) part, are computed once, in parallel, and
+/// shared by every labelling; memory stays O(m) per thread.
 pub fn silhouettes(x: ArrayView2<f64>, labellings: &[(Array1<usize>, usize)]) -> Vec<f64> {
     let m = x.nrows();
+    if m == 0 {
+        return vec![0.0; labellings.len()];
+    }
     let rows = Rows::new(x);
-    let dist: Vec<Vec<f64>> = (0..m)
+    let counts: Vec<Vec<usize>> = labellings
+        .iter()
+        .map(|(labels, k)| {
+            let mut c = vec![0usize; *k];
+            labels.iter().for_each(|&l| c[l] += 1);
+            c
+        })
+        .collect();
+    let totals = (0..m)
         .into_par_iter()
         .map(|a| {
             let ra = rows.row(a);
-            (0..m)
+            let dist: Vec<f64> = (0..m)
                 .map(|b| {
                     rows.row(b)
                         .iter()
@@ -390,32 +394,27 @@ pub fn silhouettes(x: ArrayView2<f64>, labellings: &[(Array1<usize>, usize)]) ->
                         .sum::<f64>()
                         .sqrt()
                 })
-                .collect()
-        })
-        .collect();
-    labellings
-        .iter()
-        .map(|(labels, k)| {
-            let k = *k;
-            let mut counts = vec![0usize; k];
-            labels.iter().for_each(|&l| counts[l] += 1);
-            let total: f64 = (0..m)
-                .into_par_iter()
-                .map(|a| {
-                    let mut sums = vec![0.0; k];
-                    for (b, d) in dist[a].iter().enumerate() {
+                .collect();
+            labellings
+                .iter()
+                .zip(&counts)
+                .map(|((labels, k), counts)| {
+                    let mut sums = vec![0.0; *k];
+                    for (b, d) in dist.iter().enumerate() {
                         sums[labels[b]] += d;
                     }
-                    point_silhouette(&sums, &counts, labels[a])
+                    point_silhouette(&sums, counts, labels[a])
                 })
-                .sum();
-            if m == 0 {
-                0.0
-            } else {
-                total / m as f64
-            }
+                .collect::<Vec<f64>>()
         })
-        .collect()
+        .reduce(
+            || vec![0.0; labellings.len()],
+            |mut x, y| {
+                x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+                x
+            },
+        );
+    totals.into_iter().map(|t| t / m as f64).collect()
 }
 
 /// Calinski-Harabasz and Davies-Bouldin indices over all rows.
@@ -785,7 +784,7 @@ mod tests {
     }
 
     #[test]
-    fn one_distance_matrix_serves_every_labelling() {
+    fn one_pass_serves_every_labelling() {
         // The hand case below, and the same rows labelled all in one cluster (b undefined:
         // every silhouette 0).
         let x = ndarray::array![[0.0], [1.0], [5.0]];
@@ -896,9 +895,9 @@ mod tests {
         let inits: Vec<Array2<f64>> = (0..3)
             .map(|r| kernel::kmeans_plus_plus(&rows, 3 + r, 3, &mut run_rng(8, r)))
             .collect();
-        let together = kernel::lloyd_many(&rows, inits.clone(), StopRule::Sklearn, 100, 1e-4, |_| {});
+        let together = kernel::lloyd_many(&rows, inits.clone(), StopRule::Sklearn, 100, 1e-4);
         for (i, init) in inits.into_iter().enumerate() {
-            let alone = kernel::lloyd_many(&rows, vec![init], StopRule::Sklearn, 100, 1e-4, |_| {});
+            let alone = kernel::lloyd_many(&rows, vec![init], StopRule::Sklearn, 100, 1e-4);
             assert_eq!(alone[0].centroids, together[i].centroids);
             assert_eq!(alone[0].inertia, together[i].inertia);
         }

@@ -16,6 +16,8 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use thiserror::Error;
 
+use crate::config::Table;
+
 #[derive(Debug, Error)]
 pub enum GenerateError {
     #[error("--clients must be at least 50 (got {0})")]
@@ -244,40 +246,10 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     let last_month = month_start(p.end);
     let first_month = add_months(last_month, -(p.months as i32 - 1));
 
-    let mut clients = Buf::new(&[
-        "client_id",
-        "name",
-        "client_type",
-        "taxpayer_type",
-        "industry",
-        "province",
-        "city",
-        "international",
-        "employees",
-        "annual_revenue",
-        "services",
-        "contract_start",
-        "contract_end",
-        "monthly_fee",
-        "accountant",
-    ]);
-    let mut billing = Buf::new(&[
-        "client_id",
-        "invoice_date",
-        "amount",
-        "service",
-        "due_date",
-        "paid_date",
-    ]);
-    let mut activity = Buf::new(&[
-        "client_id",
-        "month",
-        "vouchers",
-        "filings",
-        "hours",
-        "tickets",
-        "late_documents",
-    ]);
+    // The canonical layout of each table, in the order the rows below are pushed.
+    let mut clients = Buf::new(Table::Clients.columns());
+    let mut billing = Buf::new(Table::Billing.columns());
+    let mut activity = Buf::new(Table::Activity.columns());
     let mut truth = Buf::new(&[
         "client_id",
         "segment",

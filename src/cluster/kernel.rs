@@ -378,15 +378,7 @@ pub struct Fitted {
 }
 
 /// Runs Lloyd's algorithm for every starting set in `inits`, all in the same passes.
-/// `on_iter` is told after each pass how many models are still running.
-pub fn lloyd_many(
-    x: &Rows,
-    inits: Vec<Array2<f64>>,
-    rule: StopRule,
-    max_iter: usize,
-    tol: f64,
-    mut on_iter: impl FnMut(usize),
-) -> Vec<Fitted> {
+pub fn lloyd_many(x: &Rows, inits: Vec<Array2<f64>>, rule: StopRule, max_iter: usize, tol: f64) -> Vec<Fitted> {
     let d = x.d;
     let tol_abs = match rule {
         StopRule::Sklearn => tol * x.mean_variance(),
@@ -430,7 +422,6 @@ pub fn lloyd_many(
                 done[m] = Some((iters[m], st));
             }
         }
-        on_iter(active.len());
     }
     let finals: Vec<Stats> = match rule {
         // scikit-learn reports the inertia of the final centres: one more assignment.
