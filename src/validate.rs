@@ -237,7 +237,12 @@ impl Plan {
             lit(NULL).cast(DataType::String)
         };
         self.parsed.push(e.alias(p(c)));
-        self.outputs.push((c.into(), DataType::String));
+        // Coded text (the compact reader's) stays coded.
+        let dtype = match t.dictionary(c) {
+            Some(_) => DataType::UInt32,
+            None => DataType::String,
+        };
+        self.outputs.push((c.into(), dtype));
     }
 
     fn date(&mut self, t: &RawTable, c: &'static str, required: bool) {
@@ -298,10 +303,36 @@ fn run_plan(
     t: RawTable,
     plan: Plan,
     extra: Vec<Check>,
-    lf_extra: Option<LazyFrame>,
+    clients: Option<&DataFrame>,
 ) -> PolarsResult<(DataFrame, DataFrame)> {
-    let RawTable { df, file, .. } = t;
-    let has_clients = lf_extra.is_some();
+    let RawTable {
+        table,
+        mut df,
+        file,
+        dictionaries,
+        ..
+    } = t;
+    let has_clients = clients.is_some();
+    let ids = dictionaries
+        .iter()
+        .find(|(c, _)| c == "client_id")
+        .map(|(_, d)| d.as_slice());
+    let coded = ids.is_some();
+    let mut join = None;
+    match (clients, ids) {
+        // Coded ids: each distinct id is looked up once, then rows take their client's
+        // keys by code. No join over the rows, and no copy of them.
+        (Some(keys), Some(ids)) => {
+            let gathered = keys_by_code(keys, ids, df.column("client_id")?)?;
+            df.hstack_mut(gathered.columns())?;
+            if table == Table::Activity {
+                let first = first_rows(&df)?;
+                df.with_column(first)?;
+            }
+        }
+        (Some(keys), None) => join = Some(keys.clone().lazy()),
+        _ => {}
+    }
     let mut lf = df.clone().lazy();
     for (c, parse) in plan.by_value {
         let distinct = df
@@ -313,7 +344,7 @@ fn run_plan(
         lf = lf.left_join(distinct, col(c), col(c));
     }
     let mut lf = lf.with_columns(plan.parsed);
-    if let Some(join) = lf_extra {
+    if let Some(join) = join {
         lf = lf.left_join(join, col("client_id"), col("client_id"));
     }
     let checks: Vec<Check> = plan.checks.into_iter().chain(extra).collect();
@@ -334,7 +365,13 @@ fn run_plan(
             lit(file.clone()).alias("file"),
             col(ROW).cast(DataType::Int64).alias("row"),
             lit(c.column).alias("column"),
-            col(c.column).cast(DataType::String).fill_null(lit("")).alias("value"),
+            match c.column {
+                // The compact reader reads only 2024-01 into a month: show it that way.
+                "month" if coded => col(c.column).dt().to_string("%Y-%m"),
+                _ => col(c.column).cast(DataType::String),
+            }
+            .fill_null(lit(""))
+            .alias("value"),
             match c.row_ref {
                 Some(_) => concat_str(
                     [lit(c.reason.clone()), col(format!("__ref{i}")).cast(DataType::String)],
@@ -347,7 +384,7 @@ fn run_plan(
         ]);
         reject_parts.push(part);
     }
-    let rejects = if reject_parts.is_empty() {
+    let mut rejects = if reject_parts.is_empty() {
         empty_rejects()
     } else {
         // Joins do not promise row order: sort so that rejects.csv is reproducible.
@@ -358,6 +395,9 @@ fn run_plan(
             )
             .collect()?
     };
+    for (column, dict) in &dictionaries {
+        rejects = decode_values(rejects, column, dict)?;
+    }
     let any_bad = (0..checks.len())
         .map(|i| col(format!("__bad{i}")))
         .reduce(|a, b| a.or(b))
@@ -366,12 +406,23 @@ fn run_plan(
     outputs.extend(
         plan.outputs
             .iter()
+            // Later stages key rows by their client's row; coded ids would only mislead.
+            .filter(|(c, _)| !(ids.is_some() && has_clients && c == "client_id"))
             .map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())),
     );
     if has_clients {
         outputs.push(col("__client_row").cast(DataType::UInt32).alias(CLIENT_ROW));
     }
-    let accepted = flagged.lazy().filter(any_bad.not()).select(outputs).collect()?;
+    // A filter copies every column even when it keeps every row.
+    let lf = if rejects.height() == 0 {
+        flagged.lazy()
+    } else {
+        flagged.lazy().filter(any_bad.not())
+    };
+    let mut accepted = lf.select(outputs).collect()?;
+    if has_clients {
+        mark_if_sorted(&mut accepted, CLIENT_ROW)?;
+    }
     // Rows usually come out of the joins in file order; sorting 20M rows when they
     // already are costs seconds, checking costs milliseconds.
     let rows = accepted.column(ROW)?.cast(&DataType::Int64)?;
@@ -386,6 +437,121 @@ fn run_plan(
         accepted.sort([ROW], Default::default())?
     };
     Ok((accepted, rejects))
+}
+
+/// The clients' keys (`__known`, `__start`, `__end`, `__client_row`) for every row of a
+/// coded table: null where the id is not among the accepted clients.
+fn keys_by_code(keys: &DataFrame, ids: &[String], codes: &Column) -> PolarsResult<DataFrame> {
+    let known = keys.column("client_id")?.str()?;
+    let mut at: std::collections::HashMap<&str, IdxSize> = std::collections::HashMap::with_capacity(known.len());
+    for (i, id) in known.iter().enumerate() {
+        if let Some(id) = id {
+            at.entry(id).or_insert(i as IdxSize);
+        }
+    }
+    let by_code: IdxCa = ids.iter().map(|id| at.get(id.as_str()).copied()).collect();
+    let per_code = keys
+        .select(["__known", "__start", "__end", "__client_row"])?
+        .take(&by_code)?;
+    let codes = codes.cast(&IDX_DTYPE)?;
+    per_code.take(codes.idx()?)
+}
+
+/// For each activity row, the first row of its (client, month): its own row unless it
+/// repeats one. Work logs usually come sorted by client and month, which a single scan
+/// sees; otherwise the keys are sorted. Null where the client or month is unknown.
+fn first_rows(df: &DataFrame) -> PolarsResult<Column> {
+    use rayon::prelude::*;
+    const NONE: i64 = i64::MIN;
+    let rows = df.column(ROW)?.cast(&IDX_DTYPE)?;
+    let rows = rows.idx()?;
+    let client = df.column("__client_row")?.cast(&DataType::Int64)?;
+    let month = df.column("month")?.cast(&DataType::Int32)?;
+    // One integer per (client, month): rows are below 2^32, day numbers well within 2^20.
+    let keys: Vec<i64> = client
+        .i64()?
+        .iter()
+        .zip(month.i32()?.iter())
+        .map(|(c, m)| match (c, m) {
+            (Some(c), Some(m)) => (c << 21) + (m as i64 + (1 << 20)),
+            _ => NONE,
+        })
+        .collect();
+    let rows: Vec<IdxSize> = rows.into_no_null_iter().collect();
+    let row = |i: usize| rows[i];
+    let mut first: Vec<IdxSize> = vec![0; keys.len()];
+    let mut run = (NONE, 0);
+    let mut visit = |i: usize| {
+        if keys[i] != run.0 {
+            run = (keys[i], row(i));
+        }
+        first[i] = run.1;
+    };
+    let sorted = keys
+        .iter()
+        .filter(|&&k| k != NONE)
+        .try_fold(NONE, |prev, &k| (k >= prev).then_some(k))
+        .is_some();
+    if sorted {
+        (0..keys.len()).filter(|&i| keys[i] != NONE).for_each(&mut visit);
+    } else {
+        let mut order: Vec<u32> = (0..keys.len() as u32).filter(|&i| keys[i as usize] != NONE).collect();
+        order.par_sort_unstable_by_key(|&i| (keys[i as usize], i));
+        order.into_iter().for_each(|i| visit(i as usize));
+    }
+    let first = if keys.contains(&NONE) {
+        first
+            .into_iter()
+            .zip(&keys)
+            .map(|(f, &k)| (k != NONE).then_some(f))
+            .collect::<IdxCa>()
+            .with_name(FIRST.into())
+    } else {
+        IdxCa::from_vec(FIRST.into(), first)
+    };
+    Ok(first.into_column())
+}
+
+/// Flags a column as sorted when it is, so that grouping by it takes polars' sorted
+/// path (groups as slices, no hashing). Files listed client by client get this.
+fn mark_if_sorted(df: &mut DataFrame, name: &str) -> PolarsResult<()> {
+    let column = df.column(name)?;
+    let sorted = column
+        .u32()?
+        .iter()
+        .try_fold(0u32, |prev, v| v.filter(|&v| v >= prev))
+        .is_some();
+    if sorted {
+        let mut column = column.clone();
+        column.set_sorted_flag(polars::series::IsSorted::Ascending);
+        df.with_column(column)?;
+    }
+    Ok(())
+}
+
+/// Column of [`first_rows`].
+const FIRST: &str = "__first";
+
+/// Reject values of a coded column, shown as the text the codes stand for.
+fn decode_values(rejects: DataFrame, column: &str, dict: &[String]) -> PolarsResult<DataFrame> {
+    let columns = rejects.column("column")?.str()?;
+    let values = rejects.column("value")?.str()?;
+    let decoded: StringChunked = columns
+        .iter()
+        .zip(values.iter())
+        .map(|(c, v)| match (c, v) {
+            (Some(c), Some(v)) if c == column && !v.is_empty() => v
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| dict.get(i))
+                .map(String::as_str)
+                .or(Some(v)),
+            (_, v) => v,
+        })
+        .collect();
+    let mut rejects = rejects;
+    rejects.with_column(decoded.with_name("value".into()).into_column())?;
+    Ok(rejects)
 }
 
 pub fn empty_rejects() -> DataFrame {
@@ -456,15 +622,19 @@ fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
 pub const CLIENT_ROW: &str = "__client";
 
 /// The accepted clients' ids and contract months, joined onto billing and activity rows.
-fn client_keys(clients: &DataFrame) -> LazyFrame {
-    clients.clone().lazy().select([
-        col("client_id"),
-        lit(true).alias("__known"),
-        month_floor(col("contract_start")).alias("__start"),
-        month_floor(col("contract_end")).alias("__end"),
-        // The client's row in its file: a number to key client-months by.
-        col(ROW).cast(DataType::Int64).alias("__client_row"),
-    ])
+fn client_keys(clients: &DataFrame) -> PolarsResult<DataFrame> {
+    clients
+        .clone()
+        .lazy()
+        .select([
+            col("client_id"),
+            lit(true).alias("__known"),
+            month_floor(col("contract_start")).alias("__start"),
+            month_floor(col("contract_end")).alias("__end"),
+            // The client's row in its file: a number to key client-months by.
+            col(ROW).cast(DataType::Int64).alias("__client_row"),
+        ])
+        .collect()
 }
 
 fn unknown_client() -> Check {
@@ -512,7 +682,11 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     let key = col("__client_row") * lit(200_000i64)
         + month.clone().cast(DataType::Int32).cast(DataType::Int64)
         + lit(30_000i64);
-    let first = col(ROW).min().over([key.clone()])?;
+    // Coded tables have each row's first (client, month) row already (`first_rows`).
+    let first = match t.dictionary("client_id") {
+        Some(_) => col(FIRST),
+        None => col(ROW).min().over([key.clone()])?,
+    };
     let extra = vec![
         check("client_id", col("client_id").is_null(), "required value is empty"),
         unknown_client(),
@@ -549,7 +723,7 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
 
     let mut step = |t: RawTable,
                     plan: PolarsResult<(Plan, Vec<Check>)>,
-                    join: Option<LazyFrame>,
+                    join: Option<&DataFrame>,
                     all_rejects: &mut Vec<DataFrame>|
      -> Result<DataFrame, ValidateError> {
         let (plan, extra) = plan?;
@@ -587,16 +761,19 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
         Ok(c) => c,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
-    let keys = client_keys(&clients);
+    let keys = match client_keys(&clients) {
+        Ok(k) => k,
+        Err(e) => return Err(fail(e.into(), &all_rejects)),
+    };
     let plan = billing_plan(&raw_billing);
-    let billing = match step(raw_billing, plan, Some(keys.clone()), &mut all_rejects) {
+    let billing = match step(raw_billing, plan, Some(&keys), &mut all_rejects) {
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
     let activity = match raw_activity {
         Some(a) => {
             let plan = activity_plan(&a);
-            match step(a, plan, Some(keys), &mut all_rejects) {
+            match step(a, plan, Some(&keys), &mut all_rejects) {
                 Ok(a) => Some(a),
                 Err(e) => return Err(fail(e, &all_rejects)),
             }
@@ -763,6 +940,37 @@ mod tests {
         assert_eq!(n[1].as_deref(), Some("300.0"));
         assert_eq!(n[2].as_deref(), Some("300.0"));
         assert!(n[3].is_none());
+    }
+
+    #[test]
+    fn first_rows_sorted_or_not() {
+        let first = |clients: &[Option<i64>], months: &[i32]| {
+            let rows: Vec<IdxSize> = (2..2 + clients.len() as IdxSize).collect();
+            let df = df!(
+                ROW => rows,
+                "__client_row" => clients,
+                "month" => months,
+            )
+            .unwrap()
+            .lazy()
+            .with_column(col("month").cast(DataType::Date))
+            .collect()
+            .unwrap();
+            let f = first_rows(&df).unwrap();
+            f.idx().unwrap().iter().collect::<Vec<_>>()
+        };
+        // In (client, month) order: one scan.
+        let sorted = first(
+            &[Some(1), Some(1), Some(1), None, Some(2), Some(2)],
+            &[0, 31, 31, 31, 0, 0],
+        );
+        assert_eq!(sorted, [Some(2), Some(3), Some(3), None, Some(6), Some(6)]);
+        // Any order: the first row of each pair is still the earliest.
+        let shuffled = first(
+            &[Some(2), Some(1), Some(2), None, Some(1), Some(1)],
+            &[0, 31, 0, 31, 0, 31],
+        );
+        assert_eq!(shuffled, [Some(2), Some(3), Some(2), None, Some(6), Some(3)]);
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod util;
 
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
+/// The compact reader of plain billing and activity files agrees with the general one.
+mod compact;
 /// The fast k-means kernel reaches scikit-learn's inertia from the same start.
 mod kernel;
 /// Every output exists with its documented columns; charts are valid files.
