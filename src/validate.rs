@@ -275,7 +275,8 @@ impl Plan {
         if present(t, c) && already {
             // Parsed by the reader (ingest's typed path): nothing left to parse.
             self.parsed.push(col(c).alias(p(c)));
-            if dtype == DataType::Float64 {
+            // The compact reader reads only finite numbers.
+            if dtype == DataType::Float64 && t.dictionaries.is_empty() {
                 self.checks
                     .push(check(c, col(c).abs().lt(lit(f64::INFINITY)).not(), reason));
             }
@@ -443,7 +444,8 @@ fn run_plan(
 /// coded table: null where the id is not among the accepted clients.
 fn keys_by_code(keys: &DataFrame, ids: &[String], codes: &Column) -> PolarsResult<DataFrame> {
     let known = keys.column("client_id")?.str()?;
-    let mut at: std::collections::HashMap<&str, IdxSize> = std::collections::HashMap::with_capacity(known.len());
+    let mut at: std::collections::HashMap<&str, IdxSize, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(known.len(), Default::default());
     for (i, id) in known.iter().enumerate() {
         if let Some(id) = id {
             at.entry(id).or_insert(i as IdxSize);

@@ -221,23 +221,47 @@ fn nearest<const R: usize, const FMA: bool>(
     }
 }
 
-/// Rows `i..i + R` feature-major into `xt`, and their squared norms.
+/// Rows `i..i + R` feature-major into `xt`, and their squared norms when `SQ` (zeros
+/// otherwise: the nearest centre does not depend on them).
 #[inline(always)]
-fn transpose<const R: usize, const FMA: bool>(rows: &[f64], d: usize, i: usize, xt: &mut [[f64; R]]) -> [f64; R] {
+fn transpose<const R: usize, const FMA: bool, const SQ: bool>(
+    rows: &[f64],
+    d: usize,
+    i: usize,
+    xt: &mut [[f64; R]],
+) -> [f64; R] {
     let mut xx = [0.0; R];
     for r in 0..R {
         let x = &rows[(i + r) * d..(i + r + 1) * d];
         for (j, v) in x.iter().enumerate() {
             xt[j][r] = *v;
-            xx[r] = madd::<FMA>(*v, *v, xx[r]);
+            if SQ {
+                xx[r] = madd::<FMA>(*v, *v, xx[r]);
+            }
         }
     }
     xx
 }
 
+/// What a pass must total besides counts and sums.
+#[derive(Debug, Clone, Copy)]
+struct Need {
+    /// Squared distances (the inertia).
+    sq: bool,
+    /// Distances (square roots: dear, so only on a final pass).
+    dist: bool,
+}
+
+impl Need {
+    const MEANS: Need = Need { sq: false, dist: false };
+    const SQ: Need = Need { sq: true, dist: false };
+    const ALL: Need = Need { sq: true, dist: true };
+}
+
 /// One chunk of rows against every model: per-model stats, and labels of model 0 when asked.
+/// Without `SQ`, squared distances are neither computed nor totalled.
 #[inline(always)]
-fn chunk_pass<const FMA: bool>(
+fn chunk_pass<const FMA: bool, const SQ: bool>(
     rows: &[f64],
     p: &Packed,
     mut labels: Option<(&mut [u32], &mut [f64])>,
@@ -252,9 +276,10 @@ fn chunk_pass<const FMA: bool>(
             for (r, &(c, sq)) in found.iter().enumerate() {
                 let c = c as usize;
                 st.counts[c] += 1;
-                st.sq[c] += sq;
-                // Square roots are dear: only the final pass wants them.
-                if with_dist {
+                if SQ {
+                    st.sq[c] += sq;
+                }
+                if SQ && with_dist {
                     st.dist[c] += sq.sqrt();
                 }
                 let x = &rows[(i + r) * d..(i + r + 1) * d];
@@ -269,7 +294,7 @@ fn chunk_pass<const FMA: bool>(
         };
     let mut xt = vec![[0.0; BLOCK]; d];
     while i + BLOCK <= n {
-        let xx = transpose::<BLOCK, FMA>(rows, d, i, &mut xt);
+        let xx = transpose::<BLOCK, FMA, SQ>(rows, d, i, &mut xt);
         for (m, st) in stats.iter_mut().enumerate() {
             let mut found = [(0u32, 0.0); BLOCK];
             nearest::<BLOCK, FMA>(&xt, &xx, p, m, &mut found);
@@ -279,7 +304,7 @@ fn chunk_pass<const FMA: bool>(
     }
     let mut xt1 = vec![[0.0; 1]; d];
     while i < n {
-        let xx = transpose::<1, FMA>(rows, d, i, &mut xt1);
+        let xx = transpose::<1, FMA, SQ>(rows, d, i, &mut xt1);
         for (m, st) in stats.iter_mut().enumerate() {
             let mut found = [(0u32, 0.0); 1];
             nearest::<1, FMA>(&xt1, &xx, p, m, &mut found);
@@ -296,9 +321,13 @@ unsafe fn chunk_pass_avx2(
     rows: &[f64],
     p: &Packed,
     labels: Option<(&mut [u32], &mut [f64])>,
-    with_dist: bool,
+    need: Need,
 ) -> Vec<Stats> {
-    chunk_pass::<true>(rows, p, labels, with_dist)
+    if need.sq {
+        chunk_pass::<true, true>(rows, p, labels, need.dist)
+    } else {
+        chunk_pass::<true, false>(rows, p, labels, false)
+    }
 }
 
 fn has_avx2_fma() -> bool {
@@ -317,25 +346,29 @@ fn chunk_dispatch(
     p: &Packed,
     labels: Option<(&mut [u32], &mut [f64])>,
     fast: bool,
-    with_dist: bool,
+    need: Need,
 ) -> Vec<Stats> {
     #[cfg(target_arch = "x86_64")]
     if fast {
         // SAFETY: only called when the CPU reports AVX2 and FMA.
-        return unsafe { chunk_pass_avx2(rows, p, labels, with_dist) };
+        return unsafe { chunk_pass_avx2(rows, p, labels, need) };
     }
     let _ = fast;
-    chunk_pass::<false>(rows, p, labels, with_dist)
+    if need.sq {
+        chunk_pass::<false, true>(rows, p, labels, need.dist)
+    } else {
+        chunk_pass::<false, false>(rows, p, labels, false)
+    }
 }
 
 /// One pass of all rows against the packed models, in parallel; stats summed in chunk order.
-fn pass(x: &Rows, p: &Packed, with_dist: bool) -> Vec<Stats> {
+fn pass(x: &Rows, p: &Packed, need: Need) -> Vec<Stats> {
     let fast = has_avx2_fma();
     let d = x.d.max(1);
     let parts: Vec<Vec<Stats>> = x
         .data
         .par_chunks(CHUNK * d)
-        .map(|rows| chunk_dispatch(rows, p, None, fast, with_dist))
+        .map(|rows| chunk_dispatch(rows, p, None, fast, need))
         .collect();
     reduce(parts, p, x.d)
 }
@@ -360,7 +393,7 @@ pub fn assign(x: &Rows, centres: &Array2<f64>) -> (Vec<u32>, Vec<f64>, Stats) {
         .par_chunks(CHUNK * d)
         .zip(labels.par_chunks_mut(CHUNK))
         .zip(sq.par_chunks_mut(CHUNK))
-        .map(|((rows, l), s)| chunk_dispatch(rows, &p, Some((l, s)), fast, true))
+        .map(|((rows, l), s)| chunk_dispatch(rows, &p, Some((l, s)), fast, Need::ALL))
         .collect();
     let stats = reduce(parts, &p, x.d).swap_remove(0);
     (labels, sq, stats)
@@ -395,7 +428,13 @@ pub fn lloyd_many(x: &Rows, inits: Vec<Array2<f64>>, rule: StopRule, max_iter: u
         }
         let refs: Vec<&Array2<f64>> = active.iter().map(|&m| &centres[m]).collect();
         let p = Packed::new(&refs, d);
-        let stats = pass(x, &p, false);
+        // scikit-learn's rule moves centres by means alone; linfa's reports the inertia of
+        // the last assignment, so every pass totals it.
+        let need = match rule {
+            StopRule::Sklearn => Need::MEANS,
+            StopRule::Linfa => Need::SQ,
+        };
+        let stats = pass(x, &p, need);
         for (st, &m) in stats.into_iter().zip(&active) {
             let old = &centres[m];
             let mut new = old.clone();
@@ -427,7 +466,7 @@ pub fn lloyd_many(x: &Rows, inits: Vec<Array2<f64>>, rule: StopRule, max_iter: u
         // scikit-learn reports the inertia of the final centres: one more assignment.
         StopRule::Sklearn => {
             let refs: Vec<&Array2<f64>> = centres.iter().collect();
-            pass(x, &Packed::new(&refs, d), true)
+            pass(x, &Packed::new(&refs, d), Need::ALL)
         }
         StopRule::Linfa => done
             .iter()

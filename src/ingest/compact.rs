@@ -8,7 +8,6 @@
 //! on the whole file, which is then read by the general readers: their validation names
 //! each bad cell. So this path never decides what is valid, only what is plainly so.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::mem::MaybeUninit;
 use std::path::Path;
@@ -17,6 +16,9 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::IngestError;
+
+/// Maps of texts to codes; ids are hashed tens of millions of times.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Bytes read per block: large enough to keep both cores busy, small enough that the
 /// text of a 1 GB file is never held at once.
@@ -167,7 +169,7 @@ pub fn read(
             };
             (kinds, names) = header;
             out = kinds.iter().map(|k| Values::new(*k, 0)).collect();
-            global = kinds.iter().map(|_| HashMap::new()).collect();
+            global = kinds.iter().map(|_| HashMap::default()).collect();
             dicts = kinds.iter().map(|_| Vec::new()).collect();
             header_done = true;
             body_from = end + 1;
@@ -618,7 +620,8 @@ fn number(b: &[u8]) -> Option<f64> {
     let value = if digits <= 15 {
         m as f64 / POW10[frac]
     } else {
-        std::str::from_utf8(body).ok()?.parse::<f64>().ok()?
+        // Hundreds of digits overflow to infinity: let validation name that cell.
+        Some(std::str::from_utf8(body).ok()?.parse::<f64>().ok()?).filter(|v| v.is_finite())?
     };
     Some(if neg { -value } else { value })
 }
