@@ -3,7 +3,7 @@
 //! the median, then each feature is transformed (log1p for money and counts) and
 //! standardised. The fitted [`Scaler`] is saved in the model so `score` reproduces it.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -91,7 +91,13 @@ impl Scaler {
                     .ok_or_else(|| PreprocessError::MissingFeature(f.clone()))
             })
             .collect::<Result<_, _>>()?;
-        let impute: Vec<f64> = raw.axis_iter(Axis(1)).map(|c| median(c.to_vec())).collect();
+        let impute: Vec<f64> = {
+            use rayon::prelude::*;
+            (0..raw.ncols())
+                .into_par_iter()
+                .map(|j| median(raw.column(j).to_vec()))
+                .collect()
+        };
         let mut scaler = Scaler {
             features: features.to_vec(),
             transforms,
@@ -113,10 +119,25 @@ impl Scaler {
 
     /// Imputed and transformed, not standardised.
     fn transform_unscaled(&self, raw: ArrayView2<f64>) -> Array2<f64> {
-        let mut z = raw.to_owned();
-        for (j, mut c) in z.axis_iter_mut(Axis(1)).enumerate() {
-            let (t, fill) = (self.transforms[j], self.impute[j]);
-            c.mapv_inplace(|v| apply(t, if v.is_finite() { v } else { fill }));
+        self.transform_rows(raw, false)
+    }
+
+    /// Imputed, transformed and (when `standardise`) standardised, rows in parallel.
+    fn transform_rows(&self, raw: ArrayView2<f64>, standardise: bool) -> Array2<f64> {
+        use rayon::prelude::*;
+        let mut z = raw.as_standard_layout().into_owned();
+        let d = z.ncols().max(1);
+        if let Some(data) = z.as_slice_mut() {
+            data.par_chunks_mut(d).for_each(|row| {
+                for (j, v) in row.iter_mut().enumerate() {
+                    let t = apply(self.transforms[j], if v.is_finite() { *v } else { self.impute[j] });
+                    *v = if standardise {
+                        (t - self.mean[j]) / self.std[j]
+                    } else {
+                        t
+                    };
+                }
+            });
         }
         z
     }
@@ -128,12 +149,7 @@ impl Scaler {
                 found: raw.ncols(),
             });
         }
-        let mut z = self.transform_unscaled(raw);
-        let mean = Array1::from(self.mean.clone());
-        let std = Array1::from(self.std.clone());
-        z -= &mean;
-        z /= &std;
-        Ok(z)
+        Ok(self.transform_rows(raw, true))
     }
 
     /// One raw value of feature `j` in scaled space.

@@ -1,8 +1,10 @@
 //! The compact reader for the two large tables (billing, activity), when their CSV is
 //! plain: UTF-8, no quotes, no blank lines, ISO dates (2024-01-05, months as 2024-01) and
 //! plain numbers. Ids and other text become integer codes into a dictionary of distinct
-//! values, dates become day numbers, numbers f64: about 30 bytes a row instead of the
-//! text reader's 100+. The file is read in blocks, each split between the cores.
+//! values, dates become day numbers, numbers f64: 32 bytes an invoice, 52 a work month.
+//! The file is read in blocks, each split between the cores. Measured at 1M clients (with
+//! the clients file, read as before): ingest 18 s and 3.9 GiB -> 10-12 s and 2.3 GiB, and
+//! validation 17 s -> 4.5 s, as it no longer joins on text ids.
 //!
 //! Anything else (a quote, 2024年1月5日, 1,200.00, an impossible date) makes it give up
 //! on the whole file, which is then read by the general readers: their validation names
