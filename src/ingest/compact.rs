@@ -411,7 +411,7 @@ fn layout(piece: &[u8], nc: usize) -> Option<Layout> {
     }
     let mut ends: Vec<u32> = Vec::with_capacity(piece.len() / 4);
     let mut field = 0;
-    for pos in memchr::memchr2_iter(b',', b'\n', piece) {
+    let mut delimiter = |pos: usize| -> Option<()> {
         let line_end = piece[pos] == b'\n';
         // Too few or too many fields, or a blank line.
         if line_end != (field == nc - 1) {
@@ -419,6 +419,25 @@ fn layout(piece: &[u8], nc: usize) -> Option<Layout> {
         }
         ends.push(pos as u32);
         field = if line_end { 0 } else { field + 1 };
+        Some(())
+    };
+    // Eight bytes at a time: fields are a few bytes long, too short for a search per
+    // field to pay off (activity read about a tenth faster than with memchr2).
+    let mut words = piece.chunks_exact(8);
+    let mut base = 0;
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let mut hits = bytes_equal(x, b',') | bytes_equal(x, b'\n');
+        while hits != 0 {
+            delimiter(base + (hits.trailing_zeros() / 8) as usize)?;
+            hits &= hits - 1;
+        }
+        base += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == b',' || b == b'\n' {
+            delimiter(base + i)?;
+        }
     }
     if piece.last().is_some_and(|&b| b != b'\n') {
         if field != nc - 1 {
@@ -430,6 +449,14 @@ fn layout(piece: &[u8], nc: usize) -> Option<Layout> {
     }
     let rows = ends.len() / nc;
     Some(Layout { ends, rows })
+}
+
+/// The high bit of each byte of `x` that equals `b`, exactly (no false hits).
+#[inline(always)]
+fn bytes_equal(x: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let y = x ^ (0x0101_0101_0101_0101 * b as u64);
+    !(((y & LOW7) + LOW7) | y) & !LOW7
 }
 
 /// Splits `body` into about `n` runs of whole lines.
@@ -453,9 +480,9 @@ fn split_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
     pieces
 }
 
-/// Parses one piece into its slots, column by column (measured: a third faster than one
-/// loop over the fields that switches on each column's kind). Returns each coded
-/// column's texts, in the piece's code order.
+/// Parses one piece into its slots, column by column (measured on billing: a quarter
+/// faster than one loop over the fields that switches on each column's kind). Returns
+/// each coded column's texts, in the piece's code order.
 fn parse_piece(piece: &[u8], layout: &Layout, kinds: &[Kind], slots: Vec<Slot>) -> Option<Vec<Vec<String>>> {
     let nc = kinds.len();
     let ends = &layout.ends;
@@ -484,11 +511,17 @@ fn parse_piece(piece: &[u8], layout: &Layout, kinds: &[Kind], slots: Vec<Slot>) 
                     dict.push(String::from_utf8(text).ok()?);
                 }
             }
-            Slot::Day(v) => {
-                let parse = if *kind == Kind::Month { month_start } else { iso_date };
+            // Two loops rather than a function pointer, so that each parser is inlined.
+            Slot::Day(v) if *kind == Kind::Month => {
                 for (r, out) in v.iter_mut().enumerate() {
                     let c = cell(r, k)?;
-                    out.write(if c.is_empty() { NULL_DAY } else { parse(c)? });
+                    out.write(if c.is_empty() { NULL_DAY } else { month_start(c)? });
+                }
+            }
+            Slot::Day(v) => {
+                for (r, out) in v.iter_mut().enumerate() {
+                    let c = cell(r, k)?;
+                    out.write(if c.is_empty() { NULL_DAY } else { iso_date(c)? });
                 }
             }
             Slot::Num(v) => {
@@ -679,6 +712,24 @@ mod tests {
             assert!(iso_date(bad.as_bytes()).is_none(), "{bad}");
         }
         assert!(month_start(b"2024-00").is_none());
+    }
+
+    #[test]
+    fn byte_masks_are_exact() {
+        let text = b",a\n,\x2c\xac\x8c\x0a";
+        let x = u64::from_le_bytes(*text);
+        let want = |b: u8| {
+            text.iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b)
+                .map(|(i, _)| 0x80u64 << (8 * i))
+                .sum::<u64>()
+        };
+        assert_eq!(bytes_equal(x, b','), want(b','));
+        assert_eq!(bytes_equal(x, b'\n'), want(b'\n'));
+        let l = layout(b"C1,2024-01-05,300\nC22,2024-01-06,4000.5\n", 3).unwrap();
+        assert_eq!((l.rows, l.ends), (2, vec![2, 13, 17, 21, 32, 39]));
+        assert!(layout(b"C1,2024-01-05\n", 3).is_none());
     }
 
     #[test]
