@@ -22,16 +22,6 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-VALUE = ["fees_12m", "avg_monthly_fee", "fee_growth", "cost_to_serve", "contribution_margin", "tenure_months", "n_services"]
-BEHAVIOUR = [
-    "mean_payment_delay_days",
-    "late_payment_share",
-    "open_receivables",
-    "vouchers_cv",
-    "tickets_per_month",
-    "late_documents_share",
-    "activity_trend",
-]
 LOG1P = {
     "fees_12m", "avg_monthly_fee", "cost_to_serve", "tenure_months", "days_since_last_payment",
     "payments_per_year", "mean_payment_delay_days", "open_receivables", "vouchers_per_month", "tickets_per_month",
@@ -263,6 +253,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--input", required=True)
     ap.add_argument("--out", required=True)
+    # The clustered features, as clientseg's defaults list them (the bench passes them).
+    ap.add_argument("--value-features", required=True, type=lambda v: v.split(","))
+    ap.add_argument("--behaviour-features", required=True, type=lambda v: v.split(","))
     ap.add_argument("--k-min", type=int, default=2)
     ap.add_argument("--k-max", type=int, default=8)
     ap.add_argument("--value-k", type=int, default=3)
@@ -281,7 +274,7 @@ def main():
     clients, billing, activity = st.run("validate", lambda: validate(clients, billing, activity))
     feats = st.run("features", lambda: features(clients, billing, activity, args.hourly_cost))
     del billing, activity
-    (vraw, vz), (braw, bz) = st.run("scaling", lambda: (scale(feats, VALUE), scale(feats, BEHAVIOUR)))
+    (vraw, vz), (braw, bz) = st.run("scaling", lambda: (scale(feats, args.value_features), scale(feats, args.behaviour_features)))
     scores, bfit = st.run("k selection", lambda: k_selection(bz, args))
     vfit = st.run(
         "final fits",

@@ -19,6 +19,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::cluster::kernel::{self, Rows, StopRule};
+use crate::features::{default_clustering_features, FeatureGroup};
 use crate::generate::{self, GenerateError, GenerateParams};
 use crate::persist;
 
@@ -378,6 +379,12 @@ fn run_python(opts: &BenchOptions, python: &Path, data: &Path, n: usize) -> Resu
         .arg("--out")
         .arg(&out)
         .args(["--seed", &opts.seed.to_string()]);
+    for (flag, group) in [
+        ("--value-features", FeatureGroup::Value),
+        ("--behaviour-features", FeatureGroup::Behaviour),
+    ] {
+        cmd.arg(flag).arg(default_clustering_features(group).join(","));
+    }
     let (stdout, seconds, peak) = measured(cmd, "pandas_sklearn.py")?;
     let saved = out.join("result.json");
     std::fs::write(&saved, stdout.trim()).map_err(io(&saved))?;

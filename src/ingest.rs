@@ -1,8 +1,10 @@
-//! Ingest: reads each input table (CSV or Parquet) as text columns under their canonical
+//! Ingest: reads each input table (CSV, Excel or Parquet) under its canonical column
 //! names, with the file's own row numbers, and fingerprints the file for the manifest.
 //!
-//! Everything is read as text on purpose: parsing happens in `validate`, which can then
-//! report the exact cell that failed instead of a reader error for the whole file.
+//! Cells are read as text unless a reader can parse a whole column plainly (ISO dates,
+//! plain numbers: the typed CSV reader and the compact reader in `compact`). Anything
+//! less plain stays text on purpose: parsing happens in `validate`, which can then report
+//! the exact cell that failed instead of a reader error for the whole file.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,23 @@ pub enum IngestError {
     },
     #[error("{file}: the file has no data rows")]
     Empty { file: String },
+}
+
+impl IngestError {
+    /// Turns an I/O error on `path` into this error.
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> IngestError + Copy + '_ {
+        move |source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A file's name as messages show it (the whole path when it has none).
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// One table as read: canonical text columns plus [`ROW`].
@@ -150,10 +169,7 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, IngestError> {
-    let io = |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = IngestError::io(path);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -230,10 +246,7 @@ pub fn read_table_general(
             })
         }
     };
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or(path_str.clone());
+    let file = file_name(path);
     if df.height() == 0 {
         return Err(IngestError::Empty { file });
     }
@@ -287,10 +300,7 @@ fn read_compact(
     if is_gb18030(path, encoding)? {
         return Ok(None);
     }
-    let io = |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = IngestError::io(path);
     let mut header = String::new();
     let file = std::fs::File::open(path).map_err(io)?;
     if std::io::BufReader::new(file).read_line(&mut header).is_err() || header.contains('"') {
@@ -301,10 +311,7 @@ fn read_compact(
         .split(',')
         .map(String::from)
         .collect();
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let name = file_name(path);
     // Header problems are reported by the general path, with the same messages.
     let Ok((renames, absent)) = resolve_columns(table, &name, &headers, mapping) else {
         return Ok(None);
@@ -373,10 +380,7 @@ fn read_csv_typed(
         return Ok(None);
     };
     let headers: Vec<String> = head.get_column_names().iter().map(|s| s.to_string()).collect();
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let file = file_name(path);
     // Header problems are reported by the text path, with the same messages.
     let Ok((renames, _)) = resolve_columns(table, &file, &headers, mapping) else {
         return Ok(None);
@@ -402,10 +406,7 @@ fn read_csv_typed(
 /// Whether a CSV is GBK / GB18030: as configured, or (auto) when its first 64 KiB are not
 /// UTF-8.
 fn is_gb18030(path: &Path, encoding: Encoding) -> Result<bool, IngestError> {
-    let io = |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = IngestError::io(path);
     Ok(match encoding {
         Encoding::Utf8 => false,
         Encoding::Gb18030 => true,
@@ -423,10 +424,7 @@ fn is_gb18030(path: &Path, encoding: Encoding) -> Result<bool, IngestError> {
 /// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
 /// config, and decoded first.
 fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
-    let io = |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = IngestError::io(path);
     let parse = |e: PolarsError| IngestError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -93,15 +93,11 @@ fn compact_and_general_readers_agree() {
     let (fast, general) = (run(true), run(false));
 
     assert_eq!(fast.rejects, general.rejects);
-    let reasons: Vec<&str> = fast
-        .rejects
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let texts = |column: &str| -> Vec<String> {
+        let c = fast.rejects.column(column).unwrap().str().unwrap().clone();
+        c.iter().flatten().map(String::from).collect()
+    };
+    let reasons = texts("reason");
     for expected in [
         "duplicate month for this client; first seen at row 2",
         "client_id not found among the accepted clients",
@@ -109,18 +105,13 @@ fn compact_and_general_readers_agree() {
         "month outside the client's contract (contract_start..contract_end)",
         "negative value",
     ] {
-        assert!(reasons.contains(&expected), "{expected} not in {reasons:?}");
+        assert!(reasons.iter().any(|r| r == expected), "{expected} not in {reasons:?}");
     }
-    let values: Vec<&str> = fast
-        .rejects
-        .column("value")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    assert!(values.contains(&"C9"), "unknown ids are shown as written: {values:?}");
+    let values = texts("value");
+    assert!(
+        values.iter().any(|v| v == "C9"),
+        "unknown ids are shown as written: {values:?}"
+    );
     for (a, b) in fast.counts.iter().zip(&general.counts) {
         assert_eq!((a.input, a.accepted, a.rejected), (b.input, b.accepted, b.rejected));
     }

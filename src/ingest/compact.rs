@@ -138,10 +138,7 @@ pub fn read(
     columns: &[(String, String)],
     kind_of: impl Fn(&str) -> Option<DataType>,
 ) -> Result<Option<Compact>, IngestError> {
-    let io = |source| IngestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = IngestError::io(path);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + (1 << 16));
