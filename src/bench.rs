@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use linfa::prelude::*;
 use linfa_clustering::{KMeans, KMeansInit};
@@ -20,15 +20,12 @@ use thiserror::Error;
 
 use crate::cluster::kernel::{self, Rows, StopRule};
 use crate::features::{default_clustering_features, FeatureGroup};
-use crate::generate::{self, GenerateError, GenerateParams};
 use crate::persist;
 
 #[derive(Debug, Error)]
 pub enum BenchError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error(transparent)]
-    Generate(#[from] GenerateError),
     #[error("{what} failed: {message}")]
     Child { what: String, message: String },
     #[error("cannot set up the Python environment: {0}. Install python3 with the venv module (Debian: apt-get install python3-venv), or run with --no-python")]
@@ -208,6 +205,9 @@ fn ensure_venv(venv: &Path, benches: &Path) -> Result<PathBuf, BenchError> {
     Ok(python)
 }
 
+/// Last day of the generated bench histories.
+const GENERATED_END: &str = "2025-12-31";
+
 /// Generated data for n clients, reused when a complete copy is there.
 fn ensure_data(opts: &BenchOptions, n: usize) -> Result<PathBuf, BenchError> {
     let dir = opts
@@ -223,16 +223,19 @@ fn ensure_data(opts: &BenchOptions, n: usize) -> Result<PathBuf, BenchError> {
         opts.months,
         dir.display()
     );
-    let p = GenerateParams {
-        clients: n,
-        months: opts.months,
-        seed: opts.seed,
-        end: chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap_or_default(),
-        dirty: 0.0,
-        chinese: false,
-        changed: 0.0,
-    };
-    generate::generate(&p, &dir)?;
+    // In a child process: at 1M clients the generator holds about 16 GB, and a process
+    // spawned later by a parent that large inherits that peak in what wait4 reports
+    // (Linux records the old address space's high-water mark at exec). The bench itself
+    // stays small, so each side's peak is its own, on the first run too.
+    let mut cmd = Command::new(&opts.exe);
+    cmd.arg("generate")
+        .args(["--clients", &n.to_string()])
+        .args(["--months", &opts.months.to_string()])
+        .args(["--seed", &opts.seed.to_string()])
+        .args(["--end", GENERATED_END])
+        .arg("--out")
+        .arg(&dir);
+    measured(cmd, "clientseg generate")?;
     std::fs::write(&done, b"").map_err(io(&done))?;
     Ok(dir)
 }
@@ -255,7 +258,20 @@ fn count_rows(dir: &Path) -> Result<(usize, usize), BenchError> {
     Ok((lines("billing.csv")?, lines("activity.csv")?))
 }
 
-/// Runs a child to the end and returns its stdout, wall time and peak RSS (from wait4).
+/// The high-water mark of a process's resident memory (VmHWM), in MiB.
+fn vm_hwm_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs a child to the end and returns its stdout, wall time and peak RSS.
+///
+/// The peak is the child's own high-water mark, sampled while it runs. wait4's
+/// ru_maxrss is not used on Linux: a child spawned by a large parent reports the parent's
+/// resident size (the kernel keeps the old address space's mark at exec), which once
+/// made both sides of the bench read 11 GiB.
 fn measured(mut cmd: Command, what: &str) -> Result<(String, f64, f64), BenchError> {
     let child_err = |message: String| BenchError::Child {
         what: what.to_string(),
@@ -267,11 +283,30 @@ fn measured(mut cmd: Command, what: &str) -> Result<(String, f64, f64), BenchErr
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| child_err(e.to_string()))?;
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak: Option<f64> = None;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(v) = vm_hwm_mib(pid) {
+                    peak = Some(peak.map_or(v, |p: f64| p.max(v)));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
     let mut out = String::new();
     if let Some(mut s) = child.stdout.take() {
         s.read_to_string(&mut out).map_err(|e| child_err(e.to_string()))?;
     }
-    let (code, peak) = wait_with_rusage(child.id() as i32).map_err(child_err)?;
+    let waited = wait_with_rusage(pid as i32);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sampled = sampler.join().ok().flatten();
+    let (code, maxrss) = waited.map_err(child_err)?;
+    let peak = sampled.unwrap_or(maxrss);
     let seconds = start.elapsed().as_secs_f64();
     if code != 0 {
         return Err(child_err(format!("exit status {code}; output:\n{out}")));
@@ -675,4 +710,21 @@ pub fn kernel_table(k: &KernelResult) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small child of a large parent is measured at its own size (the bench's parent
+    /// once generated 1M clients in-process, and both children then read 11 GiB).
+    #[test]
+    fn a_small_child_of_a_large_parent_is_measured_at_its_size() {
+        let ballast = vec![1u8; 1 << 30];
+        let mut cmd = Command::new("sleep");
+        cmd.arg("0.3");
+        let (_, _, peak) = measured(cmd, "sleep").unwrap();
+        assert!(ballast.iter().step_by(4096).all(|&b| b == 1));
+        assert!(peak < 64.0, "sleep measured at {peak:.0} MiB");
+    }
 }

@@ -306,11 +306,22 @@ pub fn fit_linfa(
 }
 
 /// Renumbers clusters by size (largest first, ties by centroid) and assigns every row.
+/// A cluster no row is nearest to is dropped: with too little variation in the data
+/// (identical clients), k-means leaves some empty, and an empty segment helps nobody.
 fn finish(x: ArrayView2<f64>, centroids: Array2<f64>) -> Result<Clustering, ClusterError> {
-    let k = centroids.nrows();
     let (labels, _) = assign(x, centroids.view());
-    let mut sizes = vec![0usize; k];
+    let mut sizes = vec![0usize; centroids.nrows()];
     labels.iter().for_each(|&l| sizes[l] += 1);
+    let keep: Vec<usize> = (0..sizes.len()).filter(|&c| sizes[c] > 0).collect();
+    let (centroids, sizes) = if keep.len() < sizes.len() {
+        (
+            centroids.select(Axis(0), &keep),
+            keep.iter().map(|&c| sizes[c]).collect(),
+        )
+    } else {
+        (centroids, sizes)
+    };
+    let k = centroids.nrows();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| {
         sizes[b].cmp(&sizes[a]).then_with(|| {
@@ -944,5 +955,21 @@ mod tests {
             fit(x.view(), 3, &params(), 1),
             Err(ClusterError::TooFewRows { .. })
         ));
+    }
+
+    #[test]
+    fn identical_rows_give_no_empty_cluster() {
+        let x = Array2::<f64>::zeros((50, 3));
+        for backend in [KMeansBackend::Fast, KMeansBackend::Linfa] {
+            let p = KMeansSettings { backend, ..params() };
+            let c = fit(x.view(), 3, &p, 1).unwrap();
+            assert_eq!(c.centroids.nrows(), 1, "{backend:?}");
+            assert!(c.labels.iter().all(|&l| l == 0));
+        }
+        let two = ndarray::Array2::from_shape_fn((40, 2), |(i, _)| (i % 2) as f64);
+        let (c, _) = select_k(two.view(), (2, 5), &params(), 100, 1, |_| {}).unwrap();
+        let mut sizes = vec![0usize; c.centroids.nrows()];
+        c.labels.iter().for_each(|&l| sizes[l] += 1);
+        assert!(sizes.iter().all(|&n| n > 0), "{sizes:?}");
     }
 }

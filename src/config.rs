@@ -94,7 +94,8 @@ pub struct RawInput {
     pub billing: Option<PathBuf>,
     pub activity: Option<PathBuf>,
     pub max_reject_share: Option<f64>,
-    /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8" or "gb18030" (or "gbk").
+    /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8", "gb18030" (or "gbk"),
+    /// or "latin-1" (Windows-1252).
     pub encoding: Option<String>,
 }
 
@@ -154,6 +155,8 @@ pub enum Encoding {
     Auto,
     Utf8,
     Gb18030,
+    /// Latin-1 / Windows-1252 (Western European Excel exports).
+    Latin1,
 }
 
 /// Which input table a column belongs to.
@@ -241,6 +244,8 @@ pub struct Settings {
     pub seed: u64,
     pub snapshot_date: Option<String>,
     pub lang: Lang,
+    /// The folder the input tables are looked for in (input.dir).
+    pub input_dir: PathBuf,
     pub clients: TableSource,
     pub billing: TableSource,
     pub activity: TableSource,
@@ -452,10 +457,11 @@ impl Settings {
             "auto" => Encoding::Auto,
             "utf-8" | "utf8" => Encoding::Utf8,
             "gbk" | "gb2312" | "gb18030" => Encoding::Gb18030,
+            "latin-1" | "latin1" | "iso-8859-1" | "windows-1252" | "cp1252" => Encoding::Latin1,
             other => {
                 return Err(invalid(
                     "input.encoding",
-                    "must be \"auto\", \"utf-8\" or \"gb18030\"",
+                    "must be \"auto\", \"utf-8\", \"gb18030\" or \"latin-1\"",
                     other,
                 ))
             }
@@ -606,6 +612,7 @@ impl Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
             lang,
+            input_dir: dir.clone(),
             clients,
             billing,
             activity,
@@ -635,6 +642,7 @@ impl Settings {
 
     /// The same settings reading inputs from another folder (used by `score`).
     pub fn with_input_dir(mut self, dir: &Path) -> Settings {
+        self.input_dir = dir.to_path_buf();
         for source in [&mut self.clients, &mut self.billing, &mut self.activity] {
             source.path = find_table_file(dir, source.table.name());
         }

@@ -184,9 +184,15 @@ pub fn segments_frame(
 }
 
 /// A cell that Excel would read as a formula (=, +, -, @, tab, carriage return first)
-/// gets a leading apostrophe, so opening the file can never run it (CSV injection).
+/// gets a leading apostrophe, so opening the file can never run it (CSV injection). A
+/// plain negative number (-50.5) is left as it is: Excel reads it as a number, not a formula.
 pub fn neutralise(text: Expr) -> Expr {
-    when(text.clone().str().contains(lit(r"^[=+\-@\t\r]"), false))
+    let risky = text
+        .clone()
+        .str()
+        .contains(lit(r"^[=+\-@\t\r]"), false)
+        .and(text.clone().str().contains(lit(r"^-[0-9]+(\.[0-9]+)?$"), false).not());
+    when(risky)
         .then(concat_str([lit("'"), text.clone()], "", false))
         .otherwise(text)
 }
@@ -246,16 +252,36 @@ pub fn crm_frame(
     labels.clone().lazy().select(exprs).collect().map_err(p)
 }
 
+/// Writes a table as CSV (UTF-8 with BOM). Every text cell is neutralised on the way
+/// out (see [`neutralise`]): whatever file of ours an analyst opens in Excel, no cell in it
+/// is live, whichever input it came from.
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
     let file_name = path.display().to_string();
     let w = |message: String| ExportError::Write {
         file: file_name.clone(),
         message,
     };
+    let text: Vec<Expr> = df
+        .columns()
+        .iter()
+        .filter(|c| c.dtype() == &DataType::String)
+        .map(|c| neutralise(col(c.name().clone())).alias(c.name().clone()))
+        .collect();
+    let mut safe = if text.is_empty() {
+        None
+    } else {
+        Some(
+            df.clone()
+                .lazy()
+                .with_columns(text)
+                .collect()
+                .map_err(|e| w(e.to_string()))?,
+        )
+    };
     let mut file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
     CsvWriter::new(&mut file)
         .include_bom(true)
-        .finish(df)
+        .finish(safe.as_mut().unwrap_or(df))
         .map_err(|e| w(e.to_string()))
 }
 
@@ -355,6 +381,12 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
                 // Text cells are never formulas in xlsx, so no neutralising is needed.
                 Cells::Text(v) => {
                     if let Some(v) = v.get(i) {
+                        // Validation rejects longer input cells; this only guards Excel's
+                        // per-cell limit against text we built ourselves.
+                        let v = match v.char_indices().nth(crate::ingest::MAX_CELL_CHARS) {
+                            Some((cut, _)) => &v[..cut],
+                            None => v,
+                        };
                         ws.write_string(row, j as u16, v).map_err(w)?;
                     }
                 }
@@ -364,7 +396,13 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
     ws.set_freeze_panes(1, 0).map_err(w)?;
     let last_col = df.width().saturating_sub(1) as u16;
     ws.autofilter(0, 0, df.height() as u32, last_col).map_err(w)?;
-    book.save(path).map_err(w)?;
+    // Zipped in memory, then written: a full disk fails our write with a plain error
+    // instead of inside the zip writer (which also prints its own line on drop).
+    let bytes = book.save_to_buffer().map_err(w)?;
+    std::fs::write(path, bytes).map_err(|e| ExportError::Write {
+        file: file_name.clone(),
+        message: e.to_string(),
+    })?;
     Ok(true)
 }
 
@@ -405,7 +443,7 @@ mod tests {
 
     #[test]
     fn formulas_are_neutralised() {
-        let df = df!("x" => ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "plain", "a=b"]).unwrap();
+        let df = df!("x" => ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "plain", "a=b", "-1+cmd|' /C calc'!A0", "-2.5"]).unwrap();
         let out = df.lazy().select([neutralise(col("x")).alias("x")]).collect().unwrap();
         let got: Vec<&str> = out
             .column("x")
@@ -416,7 +454,20 @@ mod tests {
             .map(|v| v.unwrap())
             .collect();
         assert_eq!(got[0], "'=HYPERLINK(\"http://x\",\"y\")");
-        assert_eq!(&got[1..5], ["'+1", "'-2", "'@SUM(A1)", "'\tx"]);
-        assert_eq!(&got[5..], ["plain", "a=b"]);
+        assert_eq!(&got[1..5], ["'+1", "-2", "'@SUM(A1)", "'\tx"]);
+        assert_eq!(&got[5..7], ["plain", "a=b"]);
+        assert_eq!(got[7], "'-1+cmd|' /C calc'!A0");
+        assert_eq!(got[8], "-2.5");
+    }
+
+    #[test]
+    fn every_csv_we_write_is_inert() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut df = df!("id" => ["=cmd|' /C calc'!A0", "@SUM(1+1)", "C1"], "n" => [1.0, -2.0, 3.0]).unwrap();
+        let path = dir.path().join("t.csv");
+        write_csv(&mut df, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("'=cmd") && text.contains("'@SUM(1+1)"), "{text}");
+        assert!(text.contains("C1,3.0") && text.contains(",-2.0"), "{text}");
     }
 }

@@ -186,6 +186,18 @@ fn scalar_i32(df: &DataFrame, name: &str) -> Option<i32> {
     df.column(name).ok()?.cast(&DataType::Int32).ok()?.i32().ok()?.get(0)
 }
 
+/// The latest invoice date, if any.
+pub fn last_invoice(t: &CleanTables) -> Option<NaiveDate> {
+    let b = t
+        .billing
+        .clone()
+        .lazy()
+        .select([col("invoice_date").max().alias("i")])
+        .collect()
+        .ok()?;
+    scalar_i32(&b, "i").map(from_days)
+}
+
 /// The last date in the data: latest invoice, payment or logged month (its last day).
 pub fn last_date(t: &CleanTables) -> Result<NaiveDate, FeatureError> {
     let b = t

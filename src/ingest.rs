@@ -21,10 +21,14 @@ mod compact;
 /// Name of the column that carries each row's number in its file.
 pub const ROW: &str = "__row";
 
+/// The longest cell accepted: Excel's limit for one cell (32,767 characters). Longer
+/// cells are rejected in validation, before anything is computed from them.
+pub const MAX_CELL_CHARS: usize = 32_767;
+
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("{table} table not found: expected {table}.csv or {table}.parquet in the input folder, or set input.{table} in the config")]
-    Missing { table: &'static str },
+    #[error("{table} table not found: expected {table}.csv, {table}.xlsx or {table}.parquet in {dir}; put the file there, or set input.{table} (or input.dir) in the config")]
+    Missing { table: &'static str, dir: String },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot parse {path}: {message}")]
@@ -48,6 +52,12 @@ pub enum IngestError {
     },
     #[error("{file}: the file has no data rows")]
     Empty { file: String },
+    #[error("{file} is not a CSV text file: {what}")]
+    NotText { file: String, what: String },
+    #[error("{file}: the header is one column, '{header}': the file seems to use '{sep}' between columns. Save it as comma-separated CSV (in Excel: CSV UTF-8)")]
+    Delimiter { file: String, header: String, sep: char },
+    #[error("{file}: the header '{header}' appears twice; remove or rename one of the columns so it is clear which one to read")]
+    DuplicateHeader { file: String, header: String },
 }
 
 impl IngestError {
@@ -151,14 +161,12 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
         });
     }
     let mut tables = tables.into_iter();
-    let clients = tables
-        .next()
-        .flatten()
-        .ok_or(IngestError::Missing { table: "clients" })?;
-    let billing = tables
-        .next()
-        .flatten()
-        .ok_or(IngestError::Missing { table: "billing" })?;
+    let missing = |table: &'static str| IngestError::Missing {
+        table,
+        dir: settings.input_dir.display().to_string(),
+    };
+    let clients = tables.next().flatten().ok_or_else(|| missing("clients"))?;
+    let billing = tables.next().flatten().ok_or_else(|| missing("billing"))?;
     let activity = tables.next().flatten();
     Ok(RawInputs {
         clients,
@@ -200,12 +208,38 @@ pub fn read_table(
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    if csv {
+        check_text(path)?;
+    }
     if csv && matches!(table, Table::Billing | Table::Activity) {
         if let Some(raw) = read_compact(table, path, mapping, encoding)? {
             return Ok(raw);
         }
     }
     read_table_general(table, path, mapping, encoding)
+}
+
+/// Refuses a .csv that is not text: a workbook or Parquet file with the wrong name, or
+/// binary data, which a CSV reader would turn into garbage columns.
+fn check_text(path: &Path) -> Result<(), IngestError> {
+    let io = IngestError::io(path);
+    let mut head = vec![0u8; 64 * 1024];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let n = file.read(&mut head).map_err(io)?;
+    let head = &head[..n];
+    let what = if head.starts_with(b"PK\x03\x04") {
+        "it is a zip archive, probably an Excel workbook: name it .xlsx"
+    } else if head.starts_with(b"PAR1") {
+        "it is a Parquet file: name it .parquet"
+    } else if head.contains(&0) {
+        "it holds binary data (zero bytes); export the table again as CSV"
+    } else {
+        return Ok(());
+    };
+    Err(IngestError::NotText {
+        file: file_name(path),
+        what: what.into(),
+    })
 }
 
 /// The readers for every file type and every form of cell: text columns, except what the
@@ -251,6 +285,15 @@ pub fn read_table_general(
         return Err(IngestError::Empty { file });
     }
     let headers: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    if let [only] = headers.as_slice() {
+        if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c)) {
+            return Err(IngestError::Delimiter {
+                file,
+                header: only.chars().take(60).collect(),
+                sep,
+            });
+        }
+    }
     let (renames, absent) = resolve_columns(table, &file, &headers, mapping)?;
 
     let mut columns = Vec::with_capacity(renames.len() + 1);
@@ -278,7 +321,17 @@ pub fn read_table_general(
                 .alias(c.as_str())
         })
         .collect();
-    let df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
+    let mut df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
+    if let Ok(ids) = df.column("client_id").and_then(|c| c.str().cloned()) {
+        if ids.iter().flatten().any(|id| !id.is_ascii()) {
+            let ids: StringChunked = ids
+                .iter()
+                .map(|v| v.map(|id| normalise_id(id).into_owned()))
+                .collect::<StringChunked>()
+                .with_name("client_id".into());
+            df.with_column(ids.into_column()).map_err(parse)?;
+        }
+    }
     Ok(RawTable {
         table,
         file,
@@ -286,6 +339,24 @@ pub fn read_table_general(
         absent,
         dictionaries: Vec::new(),
     })
+}
+
+/// A client id as compared: full-width letters, digits and signs (Ｃ００１, as Chinese
+/// input methods type them) become their ASCII forms, and the ideographic space a space,
+/// trimmed. Upper and lower case are told apart later, in validation.
+pub fn normalise_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.is_ascii() {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let mapped: String = id
+        .chars()
+        .map(|c| match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            _ => c,
+        })
+        .collect();
+    std::borrow::Cow::Owned(mapped.trim().to_string())
 }
 
 /// Billing and activity through the compact reader (see [`compact`]), when the file is
@@ -297,7 +368,7 @@ fn read_compact(
     encoding: Encoding,
 ) -> Result<Option<RawTable>, IngestError> {
     use std::io::BufRead;
-    if is_gb18030(path, encoding)? {
+    if !is_utf8(path, encoding)? {
         return Ok(None);
     }
     let io = IngestError::io(path);
@@ -320,11 +391,24 @@ fn read_compact(
         "month" => Some(DataType::Date),
         c => typed_column(table, c),
     };
-    let Some(read) = compact::read(path, &renames, kind_of)? else {
+    let Some(mut read) = compact::read(path, &renames, kind_of)? else {
         return Ok(None);
     };
-    if read.df.height() == 0 {
+    // Oversized cells are named, row and column, by the general path's validation.
+    if read.df.height() == 0
+        || read
+            .dictionaries
+            .iter()
+            .any(|(_, d)| d.iter().any(|t| t.len() > MAX_CELL_CHARS))
+    {
         return Ok(None);
+    }
+    for (column, dict) in &mut read.dictionaries {
+        if column.as_str() == "client_id" {
+            for id in dict.iter_mut().filter(|id| !id.is_ascii()) {
+                *id = normalise_id(id).into_owned();
+            }
+        }
     }
     // No blank lines or quoted line breaks on this path: row i is line i + 2.
     let df = read
@@ -367,7 +451,7 @@ fn read_csv_typed(
     mapping: &std::collections::BTreeMap<String, String>,
     encoding: Encoding,
 ) -> Result<Option<DataFrame>, IngestError> {
-    if is_gb18030(path, encoding)? {
+    if !is_utf8(path, encoding)? {
         return Ok(None);
     }
     let reader = || LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref())).with_has_header(true);
@@ -403,21 +487,50 @@ fn read_csv_typed(
         .ok())
 }
 
-/// Whether a CSV is GBK / GB18030: as configured, or (auto) when its first 64 KiB are not
-/// UTF-8.
-fn is_gb18030(path: &Path, encoding: Encoding) -> Result<bool, IngestError> {
+/// Whether a CSV is read as UTF-8: as configured, or (auto) when its first 64 KiB are.
+fn is_utf8(path: &Path, encoding: Encoding) -> Result<bool, IngestError> {
     let io = IngestError::io(path);
     Ok(match encoding {
-        Encoding::Utf8 => false,
-        Encoding::Gb18030 => true,
+        Encoding::Utf8 => true,
+        Encoding::Gb18030 | Encoding::Latin1 => false,
         Encoding::Auto => {
             let mut head = vec![0u8; 64 * 1024];
             let mut file = std::fs::File::open(path).map_err(io)?;
             let n = file.read(&mut head).map_err(io)?;
             // An error with no length is a character cut off at the end of the sample.
-            matches!(std::str::from_utf8(&head[..n]), Err(e) if e.error_len().is_some())
+            !matches!(std::str::from_utf8(&head[..n]), Err(e) if e.error_len().is_some())
         }
     })
+}
+
+/// Whether bytes that are not UTF-8 read as Chinese GBK text. Latin-1 text (é, ü, ñ
+/// followed by a letter) also decodes as GBK, but into rare characters whose second byte
+/// is below 0xA1; real Chinese text is almost all in the GB2312 block (both bytes 0xA1 and
+/// up). Decoding a Latin-1 file as GBK would give garbled names without any error.
+pub fn looks_like_gbk(bytes: &[u8]) -> bool {
+    let (mut pairs, mut rare) = (0usize, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            i += 1;
+            continue;
+        }
+        let Some(&t) = bytes.get(i + 1) else { break };
+        // GB18030 four-byte sequences: lead, 0x30-0x39, lead, 0x30-0x39.
+        if (0x30..=0x39).contains(&t) {
+            pairs += 1;
+            rare += 1;
+            i += 4;
+            continue;
+        }
+        pairs += 1;
+        if !(0xA1..=0xF7).contains(&b) || t < 0xA1 {
+            rare += 1;
+        }
+        i += 2;
+    }
+    pairs == 0 || rare * 5 <= pairs
 }
 
 /// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
@@ -429,8 +542,7 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let chinese = is_gb18030(path, encoding)?;
-    if !chinese {
+    if is_utf8(path, encoding)? {
         return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
@@ -439,13 +551,28 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
             .map_err(parse);
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let (text, _, had_errors) = encoding_rs::GB18030.decode(&bytes);
-    if had_errors {
-        return Err(IngestError::Parse {
-            path: path.to_path_buf(),
-            message: "the file is neither UTF-8 nor GBK/GB18030; save it as UTF-8 CSV, or set input.encoding".into(),
-        });
-    }
+    let text = if encoding == Encoding::Latin1 {
+        encoding_rs::WINDOWS_1252.decode(&bytes).0
+    } else {
+        if encoding == Encoding::Auto && !looks_like_gbk(&bytes) {
+            return Err(IngestError::Parse {
+                path: path.to_path_buf(),
+                message: "the file is not UTF-8, and it does not read as Chinese GBK either: it looks like \
+                          Latin-1 / Windows-1252 text (accented letters). Save it as UTF-8 CSV, or set \
+                          input.encoding = \"latin-1\" (or \"gb18030\" if it really is Chinese)"
+                    .into(),
+            });
+        }
+        let (text, _, had_errors) = encoding_rs::GB18030.decode(&bytes);
+        if had_errors {
+            return Err(IngestError::Parse {
+                path: path.to_path_buf(),
+                message: "the file is neither UTF-8 nor GBK/GB18030; save it as UTF-8 CSV, or set input.encoding"
+                    .into(),
+            });
+        }
+        text
+    };
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
@@ -526,7 +653,15 @@ fn resolve_columns(
     headers: &[String],
     mapping: &std::collections::BTreeMap<String, String>,
 ) -> Result<(Vec<(String, String)>, Vec<String>), IngestError> {
-    let clean = |h: &str| h.trim().trim_start_matches('\u{feff}').to_string();
+    // Polars names a repeated CSV header `NAME_duplicated_0`; compare it as NAME.
+    let clean = |h: &str| {
+        let h = h.trim().trim_start_matches('\u{feff}');
+        let h = match h.rfind("_duplicated_") {
+            Some(i) if h[i + 12..].chars().all(|c| c.is_ascii_digit()) && i + 12 < h.len() => &h[..i],
+            _ => h,
+        };
+        h.trim().to_string()
+    };
     let mut renames = Vec::new();
     let mut absent = Vec::new();
     let mut used = vec![false; headers.len()];
@@ -538,6 +673,16 @@ fn resolve_columns(
             .or_else(|| headers.iter().position(|h| clean(h).eq_ignore_ascii_case(wanted)));
         match found {
             Some(i) => {
+                let twice = headers
+                    .iter()
+                    .enumerate()
+                    .any(|(j, h)| j != i && clean(h).eq_ignore_ascii_case(&clean(&headers[i])));
+                if twice {
+                    return Err(IngestError::DuplicateHeader {
+                        file: file.into(),
+                        header: clean(&headers[i]),
+                    });
+                }
                 used[i] = true;
                 renames.push((headers[i].clone(), canonical.to_string()));
             }

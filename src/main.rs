@@ -148,6 +148,13 @@ struct Common {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C (or SIGTERM): remove what this run has not finished, and stop. Nothing
+    // half-written is left behind, and a finished run folder is never touched.
+    let _ = ctrlc::set_handler(|| {
+        let _held = clientseg::persist::abandon_unfinished();
+        eprintln!("interrupted: nothing of this run was kept");
+        std::process::exit(130);
+    });
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -23,6 +23,8 @@ pub enum ModelError {
         "model {path} has schema version {found}; this clientseg reads version {expected}. Refit with `clientseg run`"
     )]
     Version { path: String, found: u32, expected: u32 },
+    #[error("model {path} is damaged or was edited by hand: {message}. Use a model file as `clientseg run` wrote it, or refit")]
+    Invalid { path: String, message: String },
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     #[error(transparent)]
@@ -97,6 +99,68 @@ impl SegmentModel {
         Ok(out)
     }
 
+    /// Checks that the parts of a loaded segmentation agree: one scaler entry and one
+    /// centroid coordinate per feature, finite numbers, and a tree that splits only on
+    /// those features and predicts only those segments. `what` names it in the message.
+    pub fn check(&self, what: &str) -> Result<(), String> {
+        let d = self.features.len();
+        if d == 0 {
+            return Err(format!("{what}: no features"));
+        }
+        if let Some(f) = self.features.iter().find(|f| crate::features::feature_def(f).is_none()) {
+            return Err(format!("{what}: unknown feature '{f}'"));
+        }
+        let sc = &self.scaler;
+        for (name, len) in [
+            ("scaler.features", sc.features.len()),
+            ("scaler.transforms", sc.transforms.len()),
+            ("scaler.impute", sc.impute.len()),
+            ("scaler.mean", sc.mean.len()),
+            ("scaler.std", sc.std.len()),
+            ("tree.features", self.tree.features.len()),
+        ] {
+            if len != d {
+                return Err(format!("{what}: {name} has {len} entries for {d} features"));
+            }
+        }
+        if sc.features != self.features {
+            return Err(format!("{what}: scaler.features differ from features"));
+        }
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !finite(&sc.impute) || !finite(&sc.mean) || !sc.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(format!("{what}: scaler values must be finite numbers, std above 0"));
+        }
+        if self.segments.is_empty() {
+            return Err(format!("{what}: no segments"));
+        }
+        for seg in &self.segments {
+            if seg.centroid.len() != d {
+                return Err(format!(
+                    "{what}: segment {} has a centroid of {} values for {d} features",
+                    seg.id,
+                    seg.centroid.len()
+                ));
+            }
+            if !finite(&seg.centroid) {
+                return Err(format!("{what}: segment {} has a centroid that is not finite", seg.id));
+            }
+        }
+        if let Some(j) = self.tree.tree.features().into_iter().find(|&j| j >= d) {
+            return Err(format!("{what}: the decision tree splits on feature {j} of {d}"));
+        }
+        let k = self.segments.len();
+        if let Some(c) = self
+            .tree
+            .tree
+            .iter_nodes()
+            .filter_map(|n| n.prediction())
+            .find(|&c| c >= k)
+        {
+            return Err(format!("{what}: the decision tree predicts segment {c} of {k}"));
+        }
+        Ok(())
+    }
+
     pub fn centroids(&self) -> Array2<f64> {
         let k = self.segments.len();
         let d = self.features.len();
@@ -158,9 +222,26 @@ impl Model {
                 expected: SCHEMA_VERSION,
             });
         }
-        serde_json::from_value(probe).map_err(|e| ModelError::Read {
-            path: p,
+        let model: Model = serde_json::from_value(probe).map_err(|e| ModelError::Read {
+            path: p.clone(),
             message: e.to_string(),
-        })
+        })?;
+        model
+            .check()
+            .map_err(|message| ModelError::Invalid { path: p, message })?;
+        Ok(model)
+    }
+
+    /// The checks of [`SegmentModel::check`] for both segmentations.
+    pub fn check(&self) -> Result<(), String> {
+        self.value.check("value")?;
+        if let Some(b) = &self.behaviour {
+            b.check("behaviour")?;
+        }
+        let f = &self.feature_settings;
+        if !(f.hourly_cost.is_finite() && f.hourly_cost >= 0.0) || f.payment_terms_days < 0 || f.long_term_months < 1 {
+            return Err("feature_settings are out of range".into());
+        }
+        Ok(())
     }
 }

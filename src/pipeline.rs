@@ -52,8 +52,8 @@ pub enum PipelineError {
     Migration(#[from] MigrationError),
     #[error("no value features are available: the input lacks what every one of {0:?} needs")]
     NoValueFeatures(Vec<String>),
-    #[error("the model uses feature '{0}', which cannot be computed from this input; supply the columns it needs (see docs/data-contract.md)")]
-    ScoreFeature(String),
+    #[error("model {model} uses feature '{feature}', which cannot be computed from this input; supply the columns it needs (see docs/data-contract.md), or score with a model fitted on data like this")]
+    ScoreFeature { model: String, feature: String },
 }
 
 /// Options of one run that are not part of the configuration.
@@ -289,6 +289,32 @@ fn write_rejects(rejects: &DataFrame, path: &Path) -> Result<(), ExportError> {
     export::write_csv(&mut r, path)
 }
 
+/// rejects.csv beside the run folders when validation stops the run: written under a
+/// temporary name and renamed, so an interrupted write leaves nothing.
+fn write_rejects_beside(rejects: &DataFrame, path: &Path) -> Result<(), PipelineError> {
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    persist::track_unfinished(&tmp);
+    let written = write_rejects(rejects, &tmp)
+        .map_err(PipelineError::from)
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|source| {
+                PipelineError::Persist(PersistError::Commit {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            })
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    persist::untrack_unfinished(&tmp);
+    written
+}
+
 /// Validates; when validation stops the run, the analyst still gets every reject line
 /// (as `ID.rejects.csv` beside the run folders) to fix the input.
 fn validate_keeping_rejects(
@@ -303,7 +329,7 @@ fn validate_keeping_rejects(
             source: e,
         })?;
         let path = opts.out_dir.join(format!("{id}.rejects.csv"));
-        write_rejects(&rejects, &path)?;
+        write_rejects_beside(&rejects, &path)?;
         Err(PipelineError::Validate { source, rejects: path })
     })
 }
@@ -401,6 +427,10 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     // spreadsheets, charts, report
     let mut st = Stages::new(opts.progress, 11);
     let id = run_id(s.seed);
+    persist::check_writable(&opts.out_dir, "output folder")?;
+    persist::check_writable(&s.models_dir, "models folder")?;
+    // A damaged previous model is named before any work is done.
+    let previous = load_previous(s)?;
 
     let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
     let files = inputs.files.clone();
@@ -411,6 +441,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         long_term_months: s.long_term_months,
     };
     let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
+    let last_invoice = features::last_invoice(&validated.tables);
     // Only the per-client table is needed from here on; free the invoices and work log.
     let validated = validate::Validated {
         tables: validate::CleanTables {
@@ -451,8 +482,9 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         Ok((value?, behaviour?))
     })?;
 
+    let warnings = data_warnings(s, &table, last_invoice, &value, behaviour.as_ref());
+
     // Segments keep the ids and names they had in the previous run.
-    let previous = load_previous(s)?;
     let mut stability = None;
     if let Some(prev) = &previous {
         let mut report = Stability {
@@ -661,6 +693,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
             stability.as_ref(),
             &run.run_id(),
             &started.to_rfc3339(),
+            &warnings,
         );
         Ok(report::html::write_html(&dir, &page)?)
     })?;
@@ -709,6 +742,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         outputs,
         skipped_outputs,
         stability: stability.clone(),
+        warnings: warnings.iter().map(|w| w.en.clone()).collect(),
     };
     // Serialising plain data with string keys cannot fail.
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
@@ -903,6 +937,7 @@ fn page(
     stability: Option<&Stability>,
     run_id: &str,
     created_at: &str,
+    warnings: &[Warning],
 ) -> report::html::Page {
     let rows = validated
         .counts
@@ -962,11 +997,95 @@ fn page(
         behaviour_cards: behaviour.map(|b| cards(s, b, segments)).unwrap_or_default(),
         charts,
         migration,
+        warnings: warnings
+            .iter()
+            .map(|w| match s.lang {
+                crate::config::Lang::En => w.en.clone(),
+                crate::config::Lang::Zh => w.zh.clone(),
+            })
+            .collect(),
         plans: s
             .service_plans
             .clone()
             .unwrap_or_else(|| report::html::default_plans(s.lang)),
     }
+}
+
+/// Something about the data that the analyst must know to trust the results, in both
+/// languages (the summary and manifest in English, the report in the run's language).
+#[derive(Debug, Clone)]
+pub struct Warning {
+    pub en: String,
+    pub zh: String,
+}
+
+/// Features with one value for everyone, segmentations that could not use all their
+/// clusters, and a snapshot that lies beyond the billing data.
+fn data_warnings(
+    s: &Settings,
+    table: &FeatureTable,
+    last_invoice: Option<NaiveDate>,
+    value: &Fitted,
+    behaviour: Option<&Fitted>,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut constant: Vec<&str> = Vec::new();
+    for f in [Some(value), behaviour].into_iter().flatten() {
+        for (j, name) in f.model.features.iter().enumerate() {
+            let column = f.z.column(j);
+            let first = column.first().copied().unwrap_or(0.0);
+            if column.iter().all(|v| (v - first).abs() < 1e-12) && !constant.contains(&name.as_str()) {
+                constant.push(name);
+            }
+        }
+    }
+    if !constant.is_empty() {
+        let list = constant.join(", ");
+        out.push(Warning {
+            en: format!("no variation: {list} has the same value for every client, so it cannot tell clients apart"),
+            zh: format!("无差异：{list} 对所有客户取值相同，无法区分客户"),
+        });
+    }
+    let tiers = value.model.segments.len();
+    if tiers < s.value_k {
+        out.push(Warning {
+            en: format!(
+                "only {tiers} of {} value tiers could be formed: the clients are too alike in the value features",
+                s.value_k
+            ),
+            zh: format!(
+                "只形成了 {tiers} 个价值层级（设定 {} 个）：客户在价值特征上过于相似",
+                s.value_k
+            ),
+        });
+    }
+    if let Some(b) = behaviour {
+        let chosen = b.model.segments.len();
+        let scored = b.k_scores.iter().map(|k| k.k).min().unwrap_or(chosen);
+        if chosen < scored {
+            out.push(Warning {
+                en: format!("only {chosen} behaviour segments have clients: the clients are too alike in behaviour"),
+                zh: format!("只有 {chosen} 个行为分群有客户：客户行为过于相似"),
+            });
+        }
+    }
+    if let Some(last) = last_invoice {
+        use chrono::Datelike;
+        let months = (table.snapshot.year() - last.year()) * 12 + table.snapshot.month() as i32 - last.month() as i32;
+        if months > 1 {
+            out.push(Warning {
+                en: format!(
+                    "the snapshot date {} is {months} months after the last invoice ({last}): a few late dates (a typo in a payment date or a work month?) may have moved it; check them, or set snapshot_date",
+                    table.snapshot
+                ),
+                zh: format!(
+                    "数据截止日 {} 比最后一张发票（{last}）晚 {months} 个月：可能有个别日期录入有误（付款日期或工作月份），请核对，或在配置中设置 snapshot_date",
+                    table.snapshot
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn summary_text(m: &Manifest, dir: &Path) -> String {
@@ -1042,6 +1161,9 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
             ));
         }
     }
+    for w in &m.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     for skipped in &m.skipped_outputs {
         out.push_str(&format!("not written: {skipped}\n"));
     }
@@ -1053,6 +1175,7 @@ fn summary_text(m: &Manifest, dir: &Path) -> String {
 /// Labels clients with a saved model, without refitting.
 pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<ScoreReport, PipelineError> {
     let model = Model::load(model_path)?;
+    persist::check_writable(&opts.out_dir, "output folder")?;
     // ingest, validate, features, label, tables
     let mut st = Stages::new(opts.progress, 5);
     let id = format!("score-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
@@ -1069,7 +1192,10 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let table = st.run("features", |_| features::compute(&validated.tables, &params))?;
     let apply = |m: &SegmentModel| -> Result<(Assignment, Array1<usize>), PipelineError> {
         if let Some(f) = m.features.iter().find(|f| !table.is_enabled(f)) {
-            return Err(PipelineError::ScoreFeature(f.clone()));
+            return Err(PipelineError::ScoreFeature {
+                model: model_path.display().to_string(),
+                feature: f.clone(),
+            });
         }
         let raw = preprocess::to_matrix(&table.df, &m.features)?;
         let (labels, distances) = m.label(raw.view())?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::{Settings, Table};
-use crate::ingest::{RawInputs, RawTable, ROW};
+use crate::ingest::{RawInputs, RawTable, MAX_CELL_CHARS, ROW};
 
 #[derive(Debug, Error)]
 pub enum ValidateError {
@@ -134,13 +134,33 @@ fn ymd_to_date(y: Expr, m: Expr, d: Expr) -> Expr {
     when(ok).then(date).otherwise(lit(NULL).cast(DataType::Date))
 }
 
-/// Text -> f64. Drops thousands separators, currency signs and 元 (as Excel exports
-/// write them); null when what is left is not a number.
+/// Text -> f64. Drops currency signs, 元 and spaces, and thousands separators where they
+/// group digits in threes (1,200.50); null when what is left is not a finite number.
+/// Separators anywhere else (1,2,3 or the European 1.200,50) make the cell not a number
+/// rather than a number a thousand times off.
 pub fn parse_number(text: Expr) -> Expr {
-    text.str()
-        .replace_all(lit(r"[,，¥￥元\s]"), lit(""), false)
-        .cast(DataType::Float64)
+    let cleaned = text
+        .str()
+        .replace_all(lit(r"[¥￥元\s]"), lit(""), false)
+        .str()
+        .replace_all(lit("，"), lit(","), true);
+    let shaped = cleaned.clone().str().contains(
+        lit(r"^[+-]?(([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"),
+        false,
+    );
+    let value = cleaned
+        .str()
+        .replace_all(lit(","), lit(""), true)
+        .cast(DataType::Float64);
+    when(shaped.and(value.clone().abs().lt(lit(f64::INFINITY))))
+        .then(value)
+        .otherwise(lit(NULL).cast(DataType::Float64))
 }
+
+/// Day numbers (since 1970-01-01) of the first and last dates accepted anywhere:
+/// 1900-01-01 and 2200-12-31, whichever reader parsed the cell.
+pub const FIRST_DAY: i32 = -25_567;
+pub const LAST_DAY: i32 = 84_370;
 
 fn one_of(x: &Expr, values: &[&str]) -> Expr {
     values
@@ -273,12 +293,20 @@ impl Plan {
         // Dates and numbers the reader already parsed (text categories still need mapping).
         let already = dtype != DataType::String && t.df.column(c).map(|col| col.dtype() == &dtype).unwrap_or(false);
         if present(t, c) && already {
-            // Parsed by the reader (ingest's typed path): nothing left to parse.
+            // Parsed by the reader (ingest's typed path): nothing left to parse, but the
+            // same rules as for text cells: finite numbers, dates in 1900..=2200.
             self.parsed.push(col(c).alias(p(c)));
-            // The compact reader reads only finite numbers.
-            if dtype == DataType::Float64 && t.dictionaries.is_empty() {
+            if dtype == DataType::Float64 {
                 self.checks
                     .push(check(c, col(c).abs().lt(lit(f64::INFINITY)).not(), reason));
+            }
+            if dtype == DataType::Date {
+                let day = col(c).cast(DataType::Int32);
+                self.checks.push(check(
+                    c,
+                    day.clone().lt(lit(FIRST_DAY)).or(day.gt(lit(LAST_DAY))),
+                    reason,
+                ));
             }
             if required {
                 self.checks.push(check(c, col(c).is_null(), "required value is empty"));
@@ -314,6 +342,19 @@ fn run_plan(
         ..
     } = t;
     let has_clients = clients.is_some();
+    // Oversized cells first: they are named before anything is computed from them.
+    let oversized: Vec<Check> = table
+        .columns()
+        .iter()
+        .filter(|c| df.column(c).map(|x| x.dtype() == &DataType::String).unwrap_or(false))
+        .map(|&c| {
+            check(
+                c,
+                col(c).str().len_chars().gt(lit(MAX_CELL_CHARS as u32)),
+                "cell longer than 32,767 characters (Excel's limit for one cell); shorten it in the export",
+            )
+        })
+        .collect();
     let ids = dictionaries
         .iter()
         .find(|(c, _)| c == "client_id")
@@ -331,7 +372,15 @@ fn run_plan(
                 df.with_column(first)?;
             }
         }
-        (Some(keys), None) => join = Some(keys.clone().lazy()),
+        (Some(keys), None) => {
+            join = Some(keys.clone().lazy().select([
+                col("__fold"),
+                col("__known"),
+                col("__start"),
+                col("__end"),
+                col("__client_row"),
+            ]))
+        }
         _ => {}
     }
     let mut lf = df.clone().lazy();
@@ -346,9 +395,9 @@ fn run_plan(
     }
     let mut lf = lf.with_columns(plan.parsed);
     if let Some(join) = join {
-        lf = lf.left_join(join, col("client_id"), col("client_id"));
+        lf = lf.left_join(join, col("client_id").str().to_uppercase(), col("__fold"));
     }
-    let checks: Vec<Check> = plan.checks.into_iter().chain(extra).collect();
+    let checks: Vec<Check> = oversized.into_iter().chain(plan.checks).chain(extra).collect();
     // Reasons are computed beside the flags, before any filtering: a reason that looks at
     // other rows (the first row of a duplicate) must see them all.
     let mut flags = Vec::new();
@@ -366,12 +415,14 @@ fn run_plan(
             lit(file.clone()).alias("file"),
             col(ROW).cast(DataType::Int64).alias("row"),
             lit(c.column).alias("column"),
-            match c.column {
-                // The compact reader reads only 2024-01 into a month: show it that way.
-                "month" if coded => col(c.column).dt().to_string("%Y-%m"),
-                _ => col(c.column).cast(DataType::String),
-            }
-            .fill_null(lit(""))
+            shorten(
+                match c.column {
+                    // The compact reader reads only 2024-01 into a month: show it that way.
+                    "month" if coded => col(c.column).dt().to_string("%Y-%m"),
+                    _ => col(c.column).cast(DataType::String),
+                }
+                .fill_null(lit("")),
+            )
             .alias("value"),
             match c.row_ref {
                 Some(_) => concat_str(
@@ -443,7 +494,7 @@ fn run_plan(
 /// The clients' keys (`__known`, `__start`, `__end`, `__client_row`) for every row of a
 /// coded table: null where the id is not among the accepted clients.
 fn keys_by_code(keys: &DataFrame, ids: &[String], codes: &Column) -> PolarsResult<DataFrame> {
-    let known = keys.column("client_id")?.str()?;
+    let known = keys.column("__fold")?.str()?;
     let mut at: std::collections::HashMap<&str, IdxSize, foldhash::fast::RandomState> =
         std::collections::HashMap::with_capacity_and_hasher(known.len(), Default::default());
     for (i, id) in known.iter().enumerate() {
@@ -451,7 +502,16 @@ fn keys_by_code(keys: &DataFrame, ids: &[String], codes: &Column) -> PolarsResul
             at.entry(id).or_insert(i as IdxSize);
         }
     }
-    let by_code: IdxCa = ids.iter().map(|id| at.get(id.as_str()).copied()).collect();
+    let by_code: IdxCa = ids
+        .iter()
+        .map(|id| {
+            if id.bytes().any(|b| b.is_ascii_lowercase()) || !id.is_ascii() {
+                at.get(id.to_uppercase().as_str()).copied()
+            } else {
+                at.get(id.as_str()).copied()
+            }
+        })
+        .collect();
     let per_code = keys
         .select(["__known", "__start", "__end", "__client_row"])?
         .take(&by_code)?;
@@ -556,6 +616,23 @@ fn decode_values(rejects: DataFrame, column: &str, dict: &[String]) -> PolarsRes
     Ok(rejects)
 }
 
+/// A reject's value as shown: the first 200 characters of a longer cell, and its length.
+fn shorten(value: Expr) -> Expr {
+    let n = value.clone().str().len_chars();
+    when(n.clone().gt(lit(200u32)))
+        .then(concat_str(
+            [
+                value.clone().str().slice(lit(0), lit(200)),
+                lit("… ("),
+                n.cast(DataType::String),
+                lit(" characters)"),
+            ],
+            "",
+            false,
+        ))
+        .otherwise(value)
+}
+
 pub fn empty_rejects() -> DataFrame {
     // Five typed empty columns; cannot fail.
     DataFrame::new_infer_height(vec![
@@ -602,7 +679,9 @@ fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
         col("client_id").is_null(),
         "required value is empty",
     )];
-    let first = col(ROW).min().over([col("client_id")])?;
+    // Ids that differ only in case are one client (ingest has already folded full-width
+    // characters): C001 and c001 are the same company typed twice.
+    let first = col(ROW).min().over([col("client_id").str().to_uppercase()])?;
     extra.push(Check {
         column: "client_id",
         bad: col("client_id").is_not_null().and(col(ROW).neq(first.clone())),
@@ -630,6 +709,7 @@ fn client_keys(clients: &DataFrame) -> PolarsResult<DataFrame> {
         .lazy()
         .select([
             col("client_id"),
+            col("client_id").str().to_uppercase().alias("__fold"),
             lit(true).alias("__known"),
             month_floor(col("contract_start")).alias("__start"),
             month_floor(col("contract_end")).alias("__end"),
@@ -647,7 +727,28 @@ fn unknown_client() -> Check {
     )
 }
 
-fn billing_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+/// A date after the last day a recorded event can have (the day of the run, or a later
+/// configured snapshot): a typo like 2099-01-05 that would otherwise become the snapshot
+/// of every client.
+fn future(c: &'static str, latest: i32, what: &str) -> Check {
+    check(
+        c,
+        col(p(c))
+            .cast(DataType::Int32)
+            .gt(lit(latest))
+            .and(col(p(c)).cast(DataType::Int32).lt_eq(lit(LAST_DAY))),
+        &format!("{what} in the future (after {}): a typo?", day_text(latest)),
+    )
+}
+
+fn day_text(day: i32) -> String {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::Duration::days(day as i64)))
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
+fn billing_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Vec<Check>)> {
     let mut plan = Plan::new();
     plan.text(t, "client_id");
     plan.text(t, "service");
@@ -658,11 +759,13 @@ fn billing_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     let extra = vec![
         check("client_id", col("client_id").is_null(), "required value is empty"),
         unknown_client(),
+        future("invoice_date", latest, "invoice date"),
+        future("paid_date", latest, "payment date"),
     ];
     Ok((plan, extra))
 }
 
-fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+fn activity_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Vec<Check>)> {
     let mut plan = Plan::new();
     plan.text(t, "client_id");
     plan.typed(
@@ -692,6 +795,7 @@ fn activity_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     let extra = vec![
         check("client_id", col("client_id").is_null(), "required value is empty"),
         unknown_client(),
+        future("month", latest, "work month"),
         check(
             "month",
             month.clone().lt(col("__start")).or(month.clone().gt(col("__end"))),
@@ -767,14 +871,15 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
         Ok(k) => k,
         Err(e) => return Err(fail(e.into(), &all_rejects)),
     };
-    let plan = billing_plan(&raw_billing);
+    let latest = latest_event_day(settings);
+    let plan = billing_plan(&raw_billing, latest);
     let billing = match step(raw_billing, plan, Some(&keys), &mut all_rejects) {
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
     let activity = match raw_activity {
         Some(a) => {
-            let plan = activity_plan(&a);
+            let plan = activity_plan(&a, latest);
             match step(a, plan, Some(&keys), &mut all_rejects) {
                 Ok(a) => Some(a),
                 Err(e) => return Err(fail(e, &all_rejects)),
@@ -796,6 +901,19 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
         rejects: stack(&all_rejects),
         counts,
     })
+}
+
+/// The last day an invoice, payment or work month can carry: today, or the configured
+/// snapshot date when that is later.
+fn latest_event_day(settings: &Settings) -> i32 {
+    let today = chrono::Local::now().date_naive();
+    let snapshot = settings
+        .snapshot_date
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let latest = snapshot.map_or(today, |s| s.max(today));
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(latest);
+    (latest - epoch).num_days() as i32
 }
 
 /// A missing due date is the invoice date plus the firm's payment terms.

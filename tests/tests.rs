@@ -8,10 +8,18 @@ mod util;
 mod bad_input;
 /// The compact reader of plain billing and activity files agrees with the general one.
 mod compact;
+/// Runs killed or interrupted at several points leave only complete runs; concurrent runs.
+mod crash;
+/// The bad-input contract: one test per class of hostile input.
+mod hostile;
 /// The fast k-means kernel reaches scikit-learn's inertia from the same start.
 mod kernel;
+/// Damaged or edited model files are refused with the file named.
+mod model_files;
 /// Every output exists with its documented columns; charts are valid files.
 mod outputs;
+/// Random mutations never panic; the readers agree; parsing matches a reference.
+mod properties;
 /// Labels into the CRM's database (SQLite always; PostgreSQL when a server is given) and
 /// the CRM import file.
 mod push;

@@ -184,6 +184,8 @@ pub struct Page {
     pub behaviour_cards: Vec<Card>,
     pub charts: Vec<ChartFile>,
     pub migration: Option<String>,
+    /// What the analyst must know about the data (in the page's language).
+    pub warnings: Vec<String>,
     pub plans: Vec<ServicePlan>,
 }
 
@@ -330,6 +332,16 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         ),
         esc(&p.top_rejects)
     ));
+    if !p.warnings.is_empty() {
+        h.push_str(&format!(
+            "<div class=\"warnings\"><p><strong>{}</strong></p><ul>",
+            tr(l, "Read this before trusting the results", "使用结果前请注意")
+        ));
+        for w in &p.warnings {
+            h.push_str(&format!("<li>{}</li>", esc(w)));
+        }
+        h.push_str("</ul></div>");
+    }
     if !p.disabled.is_empty() {
         h.push_str(&format!(
             "<p>{}:</p><ul>",
