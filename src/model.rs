@@ -12,8 +12,12 @@ use crate::features::{FeatureDef, FeatureGroup, Transform};
 use crate::preprocess::{PreprocessError, Scaler};
 use crate::segments::Segment;
 
-/// Bumped whenever the model file's layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever the model file's layout changes. 2: the decision tree as clientseg's
+/// own nodes (1 stored linfa-trees' tree, which still loads).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Older layouts that still load.
+const READABLE_VERSIONS: &[u32] = &[1, 2];
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -145,18 +149,17 @@ impl SegmentModel {
                 return Err(format!("{what}: segment {} has a centroid that is not finite", seg.id));
             }
         }
-        if let Some(j) = self.tree.tree.features().into_iter().find(|&j| j >= d) {
-            return Err(format!("{what}: the decision tree splits on feature {j} of {d}"));
-        }
         let k = self.segments.len();
-        if let Some(c) = self
-            .tree
-            .tree
-            .iter_nodes()
-            .filter_map(|n| n.prediction())
-            .find(|&c| c >= k)
-        {
-            return Err(format!("{what}: the decision tree predicts segment {c} of {k}"));
+        for node in self.tree.tree.nodes() {
+            match node {
+                crate::classify::Node::Split { feature, threshold, .. } if *feature >= d || !threshold.is_finite() => {
+                    return Err(format!("{what}: the decision tree splits on feature {feature} of {d}"));
+                }
+                crate::classify::Node::Leaf { class } if *class >= k => {
+                    return Err(format!("{what}: the decision tree predicts segment {class} of {k}"));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -215,7 +218,7 @@ impl Model {
             message: e.to_string(),
         })?;
         let found = probe.get("schema_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if found != SCHEMA_VERSION {
+        if !READABLE_VERSIONS.contains(&found) {
             return Err(ModelError::Version {
                 path: p,
                 found,

@@ -121,8 +121,14 @@ impl Drop for Stages {
     }
 }
 
-fn run_id(seed: u64) -> String {
-    format!("run-{}-s{seed}", chrono::Local::now().format("%Y%m%d-%H%M%S"))
+/// A run's id: when it started, its seed, and four hex digits from the process and the
+/// instant, so that runs started in the same second (by two people, into two output
+/// folders) never share an id; the CRM push knows runs by it.
+fn run_id(kind: &str, seed: u64) -> String {
+    let now = chrono::Local::now();
+    let mix = (u64::from(now.timestamp_subsec_nanos()) ^ (u64::from(std::process::id()) << 32))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{kind}-{}-s{seed}-{:04x}", now.format("%Y%m%d-%H%M%S"), mix >> 48)
 }
 
 /// A fitted segmentation and its labels for the current data.
@@ -426,7 +432,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     // ingest, validate, features, scaling, k selection, final fits, classifier, tables,
     // spreadsheets, charts, report
     let mut st = Stages::new(opts.progress, 11);
-    let id = run_id(s.seed);
+    let id = run_id("run", s.seed);
     persist::check_writable(&opts.out_dir, "output folder")?;
     persist::check_writable(&s.models_dir, "models folder")?;
     // A damaged previous model is named before any work is done.
@@ -1178,7 +1184,7 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     persist::check_writable(&opts.out_dir, "output folder")?;
     // ingest, validate, features, label, tables
     let mut st = Stages::new(opts.progress, 5);
-    let id = format!("score-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+    let id = run_id("score", s.seed);
     let mut s = s.clone();
     s.payment_terms_days = model.feature_settings.payment_terms_days;
     let inputs = st.run("ingest", |_| ingest::read_inputs(&s))?;

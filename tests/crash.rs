@@ -137,6 +137,24 @@ fn two_runs_started_together_both_finish() {
         })
         .collect();
     assert_ne!(ids[0], ids[1]);
+
+    // Into two output folders: still two ids (the CRM push knows runs by their id).
+    let spawn_into = |out: &str| {
+        bin()
+            .args(["run", "--config", &cfg.to_string_lossy(), "--quiet", "--out", out])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn_into("ra"), spawn_into("rb"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let id = |out: &str| {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir(&dir.join(out)).join("manifest.json")).unwrap()).unwrap();
+        m["run_id"].as_str().unwrap().to_string()
+    };
+    assert_ne!(id("ra"), id("rb"));
 }
 
 /// A read-only models folder is named before any work, and no run folder appears.

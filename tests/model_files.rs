@@ -14,18 +14,14 @@ fn edited(model: &Value, edit: &dyn Fn(&mut Value)) -> Value {
     m
 }
 
-/// Sets every split's feature index in a serialised linfa tree.
+/// Sets every split's feature index in a serialised tree.
 fn set_feature_idx(v: &mut Value, idx: u64) {
     match v {
         Value::Object(map) => {
-            let leaf = map.get("leaf_node").and_then(Value::as_bool).unwrap_or(false);
-            for (k, child) in map.iter_mut() {
-                if k == "feature_idx" && !leaf {
-                    *child = Value::from(idx);
-                } else {
-                    set_feature_idx(child, idx);
-                }
+            if let Some(Value::Object(split)) = map.get_mut("split") {
+                split.insert("feature".into(), Value::from(idx));
             }
+            map.values_mut().for_each(|c| set_feature_idx(c, idx));
         }
         Value::Array(items) => items.iter_mut().for_each(|c| set_feature_idx(c, idx)),
         _ => {}

@@ -75,11 +75,11 @@ fn every_output_with_documented_columns() {
     );
 
     let model: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
-    assert_eq!(model["schema_version"], 1);
+    assert_eq!(model["schema_version"], 2);
     for key in ["features", "value", "behaviour", "feature_settings"] {
         assert!(!model[key].is_null(), "model lacks {key}");
     }
-    assert!(model["value"]["scaler"]["mean"].is_array() && model["value"]["tree"]["tree"].is_object());
+    assert!(model["value"]["scaler"]["mean"].is_array() && model["value"]["tree"]["tree"]["split"].is_object());
     assert!(model["features"][0]["definition"].is_string());
 
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();

@@ -353,7 +353,18 @@ fn killed_push_contract(dir: &Path, fresh: &dyn Fn(usize) -> String, dump: &dyn 
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(current(&dump(&url)), labels(b));
+        let end = current(&dump(&url));
+        assert!(
+            end == labels(b),
+            "after a push killed at {share} and a re-push ({}): {} rows, {} as in run a, {} as in run b, {} in neither",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            end.len(),
+            end.iter().filter(|r| labels(a).contains(r)).count(),
+            end.iter().filter(|r| labels(b).contains(r)).count(),
+            end.iter()
+                .filter(|r| !labels(a).contains(r) && !labels(b).contains(r))
+                .count(),
+        );
     }
 }
 

@@ -10,6 +10,8 @@ mod bad_input;
 mod compact;
 /// Runs killed or interrupted at several points leave only complete runs; concurrent runs.
 mod crash;
+/// Golden files pin labels, segments, rules, the CRM import and migration.
+mod golden;
 /// The bad-input contract: one test per class of hostile input.
 mod hostile;
 /// The fast k-means kernel reaches scikit-learn's inertia from the same start.
