@@ -263,28 +263,34 @@ fn duplicate_headers() {
 
 #[test]
 fn non_finite_and_overflowing_numbers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    firm(dir);
-    let billing = dir.join("data/billing.csv");
-    let bad = ["NaN", "inf", "-inf", "1e400"];
-    for (i, v) in bad.iter().enumerate() {
-        set_cell(&billing, i + 1, 2, v);
+    // A plain file (the typed reader) and one with a Chinese date (the text reader).
+    for chinese in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        firm(dir);
+        let billing = dir.join("data/billing.csv");
+        let bad = ["NaN", "inf", "-inf", "1e400"];
+        for (i, v) in bad.iter().enumerate() {
+            set_cell(&billing, i + 1, 2, v);
+        }
+        if chinese {
+            set_cell(&billing, 10, 1, "2024年1月5日");
+        }
+        let (run, _) = pipeline(dir, "");
+        counts_add_up(&run);
+        let r = rejects(&run);
+        for (i, v) in bad.iter().enumerate() {
+            let hit = reject_at(&r, "billing.csv", i + 2);
+            assert!(
+                hit.iter().any(|x| x[2] == "amount" && x[4] == "not a number"),
+                "{v} (chinese {chinese}): {hit:?}"
+            );
+        }
+        let segments = std::fs::read_to_string(run.join("segments.csv")).unwrap();
+        assert!(!segments.contains("NaN") && !segments.contains("inf"), "{segments}");
+        let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+        assert!(!report.contains("NaN%"));
     }
-    let (run, _) = pipeline(dir, "");
-    counts_add_up(&run);
-    let r = rejects(&run);
-    for (i, v) in bad.iter().enumerate() {
-        let hit = reject_at(&r, "billing.csv", i + 2);
-        assert!(
-            hit.iter().any(|x| x[2] == "amount" && x[4] == "not a number"),
-            "{v}: {hit:?}"
-        );
-    }
-    let segments = std::fs::read_to_string(run.join("segments.csv")).unwrap();
-    assert!(!segments.contains("NaN") && !segments.contains("inf"), "{segments}");
-    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(!report.contains("NaN%"));
 }
 
 #[test]

@@ -33,8 +33,15 @@ fn dump_sqlite(path: &Path) -> Dump {
     out
 }
 
+/// A connection to the test server that gives up after 10 s instead of hanging the suite.
+fn pg_connect(url: &str) -> postgres::Client {
+    let mut config: postgres::Config = url.parse().expect("a PostgreSQL URL");
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    config.connect(postgres::NoTls).expect("test server reachable within 10 s")
+}
+
 fn dump_pg(url: &str) -> Dump {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let mut client = pg_connect(url);
     let mut out = Vec::new();
     for t in TABLES {
         let Ok(rows) = client.query(&format!("SELECT * FROM {t}"), &[]) else {
@@ -191,7 +198,7 @@ fn pg_database(name: &str) -> String {
     let Ok(admin) = std::env::var("CLIENTSEG_TEST_PG_URL") else {
         panic!("no PostgreSQL server for {name}: CLIENTSEG_TEST_PG_URL is not set (scripts/test.sh starts one)");
     };
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test server reachable");
+    let mut client = pg_connect(&admin);
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
         .unwrap();
