@@ -16,6 +16,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::format::human;
+
 #[derive(Debug, Error)]
 pub enum ClassifyError {
     #[error("the decision tree needs at least 10 clients, got {0}")]
@@ -294,32 +296,6 @@ impl TreeModel {
     }
 }
 
-/// Formats a threshold for people: thousands separators for large values.
-pub fn human(v: f64) -> String {
-    if v.abs() >= 1000.0 {
-        let s = format!("{:.0}", v.abs());
-        let mut out = String::new();
-        for (i, ch) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        if v < 0.0 {
-            format!("-{out}")
-        } else {
-            out
-        }
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    }
-}
-
 /// Bounds on one feature along a path: (lower, exclusive; upper, inclusive).
 type Bounds = Vec<(Option<f64>, Option<f64>)>;
 
@@ -452,15 +428,6 @@ mod tests {
             assert_eq!(again.tree, first.tree);
             assert_eq!(again.rules, first.rules);
         }
-    }
-
-    #[test]
-    fn human_numbers() {
-        assert_eq!(human(1234567.4), "1,234,567");
-        assert_eq!(human(-2500.0), "-2,500");
-        assert_eq!(human(12.345), "12.3");
-        assert_eq!(human(0.25), "0.25");
-        assert_eq!(human(2.0), "2");
     }
 
     #[test]

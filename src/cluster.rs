@@ -14,11 +14,29 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::{KMeansBackend, KMeansSettings};
 use kernel::{Rows, StopRule};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KMeansSettings {
+    pub backend: KMeansBackend,
+    pub n_runs: usize,
+    pub max_iterations: u64,
+    pub tolerance: f64,
+}
+
+/// Which k-means implementation fits the clusters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KMeansBackend {
+    /// The multi-threaded kernel in `cluster::kernel` (scikit-learn's stopping rule).
+    #[default]
+    Fast,
+    /// linfa-clustering's KMeans (its own stopping rule), the reference.
+    Linfa,
+}
 
 #[derive(Debug, Error)]
 pub enum ClusterError {

@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::cluster::{KMeansBackend, KMeansSettings};
+use crate::export::crm_template;
+pub use crate::export::{CrmSettings, CRM_SOURCES};
 use crate::features::{self, FeatureGroup};
+pub use crate::format::Lang;
+pub use crate::ingest::{find_table_file, Encoding, InputParams, TableSource};
+pub use crate::report::ServicePlan;
+pub use crate::schema::Table;
+pub use crate::validate::ValidateParams;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -49,19 +57,6 @@ pub struct RawConfig {
     pub stability: RawStability,
     /// Service plans per tier or segment (服务方案); the built-in ones when absent.
     pub service_plans: Option<Vec<ServicePlan>>,
-}
-
-/// A service plan for a class of clients (服务方案).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ServicePlan {
-    /// A segment id (V1, B2), or words that a segment's English name contains
-    /// ("high value", "late payer").
-    pub applies_to: String,
-    pub content: String,
-    pub cycle: String,
-    pub fee_standard: String,
-    pub owner_team: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -148,111 +143,15 @@ pub struct RawOutput {
     pub xlsx_max_rows: Option<usize>,
 }
 
-/// Text encoding of CSV inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    Auto,
-    Utf8,
-    Gb18030,
-    /// Latin-1 / Windows-1252 (Western European Excel exports).
-    Latin1,
-}
-
-/// Which input table a column belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Table {
-    Clients,
-    Billing,
-    Activity,
-}
-
-impl Table {
-    pub const ALL: [Table; 3] = [Table::Clients, Table::Billing, Table::Activity];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Clients => "clients",
-            Table::Billing => "billing",
-            Table::Activity => "activity",
-        }
-    }
-
-    /// The canonical columns of the table, required ones first.
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            Table::Clients => &[
-                "client_id",
-                "name",
-                "client_type",
-                "taxpayer_type",
-                "industry",
-                "province",
-                "city",
-                "international",
-                "employees",
-                "annual_revenue",
-                "services",
-                "contract_start",
-                "contract_end",
-                "monthly_fee",
-                "accountant",
-            ],
-            Table::Billing => &[
-                "client_id",
-                "invoice_date",
-                "amount",
-                "service",
-                "due_date",
-                "paid_date",
-            ],
-            Table::Activity => &[
-                "client_id",
-                "month",
-                "vouchers",
-                "filings",
-                "hours",
-                "tickets",
-                "late_documents",
-            ],
-        }
-    }
-
-    pub fn required(self) -> &'static [&'static str] {
-        match self {
-            Table::Clients => &["client_id"],
-            Table::Billing => &["client_id", "invoice_date", "amount"],
-            Table::Activity => &["client_id", "month"],
-        }
-    }
-}
-
-/// Where one input table is read from.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableSource {
-    pub table: Table,
-    /// `None` when the table is optional and absent.
-    pub path: Option<PathBuf>,
-    /// Canonical column name -> header in the file.
-    pub mapping: BTreeMap<String, String>,
-}
-
 /// Checked configuration. Built only by [`Settings::from_raw`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub seed: u64,
     pub snapshot_date: Option<String>,
     pub lang: Lang,
-    /// The folder the input tables are looked for in (input.dir).
-    pub input_dir: PathBuf,
-    pub clients: TableSource,
-    pub billing: TableSource,
-    pub activity: TableSource,
-    pub max_reject_share: f64,
-    pub encoding: Encoding,
+    pub input: InputParams,
+    pub validation: ValidateParams,
     pub hourly_cost: f64,
-    pub payment_terms_days: i64,
     pub long_term_months: i64,
     pub value_k: usize,
     pub value_features: Vec<String>,
@@ -282,90 +181,6 @@ pub enum Previous {
     None,
     /// A run folder or a model file.
     Path(PathBuf),
-}
-
-/// The columns of crm_import.csv: (header, source), and how tags are joined.
-#[derive(Debug, Clone, Serialize)]
-pub struct CrmSettings {
-    pub template: String,
-    pub columns: Vec<(String, String)>,
-    pub tag_separator: String,
-}
-
-/// What a CRM column can be filled from.
-pub const CRM_SOURCES: &[&str] = &[
-    "client_id",
-    "name",
-    "accountant",
-    "industry",
-    "region",
-    "client_type",
-    "taxpayer_type",
-    "scale",
-    "term",
-    "needs",
-    "value_tier",
-    "value_tier_name",
-    "behaviour_segment",
-    "behaviour_segment_name",
-    "tags",
-    "description",
-];
-
-fn crm_template(name: &str) -> Option<(Vec<(&'static str, &'static str)>, &'static str)> {
-    match name {
-        "generic" => Some((
-            vec![
-                ("client_id", "client_id"),
-                ("name", "name"),
-                ("tags", "tags"),
-                ("tier", "value_tier_name"),
-                ("segment", "behaviour_segment_name"),
-                ("owner", "accountant"),
-            ],
-            ";",
-        )),
-        // Zoho CRM's Accounts import: its own field names, tags separated by commas.
-        "zoho" => Some((
-            vec![
-                ("Account Number", "client_id"),
-                ("Account Name", "name"),
-                ("Account Owner", "accountant"),
-                ("Industry", "industry"),
-                ("Rating", "value_tier_name"),
-                ("Tag", "tags"),
-                ("Description", "description"),
-            ],
-            ",",
-        )),
-        _ => None,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    En,
-    Zh,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct KMeansSettings {
-    pub backend: KMeansBackend,
-    pub n_runs: usize,
-    pub max_iterations: u64,
-    pub tolerance: f64,
-}
-
-/// Which k-means implementation fits the clusters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KMeansBackend {
-    /// The multi-threaded kernel in `cluster::kernel` (scikit-learn's stopping rule).
-    #[default]
-    Fast,
-    /// linfa-clustering's KMeans (its own stopping rule), the reference.
-    Linfa,
 }
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -430,13 +245,6 @@ impl Settings {
                 return Err(invalid("columns", "must be one of clients, billing, activity", key));
             }
         }
-        let mut sources = sources.into_iter();
-        // The three sources were pushed in Table::ALL order just above.
-        let (clients, billing, activity) = (
-            sources.next().unwrap(),
-            sources.next().unwrap(),
-            sources.next().unwrap(),
-        );
 
         let max_reject_share = raw.input.max_reject_share.unwrap_or(0.05);
         if !(0.0..=1.0).contains(&max_reject_share) {
@@ -612,14 +420,16 @@ impl Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
             lang,
-            input_dir: dir.clone(),
-            clients,
-            billing,
-            activity,
-            max_reject_share,
-            encoding,
+            input: InputParams {
+                dir: dir.clone(),
+                sources,
+                encoding,
+            },
+            validation: ValidateParams {
+                max_reject_share,
+                payment_terms_days,
+            },
             hourly_cost,
-            payment_terms_days,
             long_term_months,
             value_k,
             value_features,
@@ -639,31 +449,6 @@ impl Settings {
             service_plans: raw.service_plans.clone(),
         })
     }
-
-    /// The same settings reading inputs from another folder (used by `score`).
-    pub fn with_input_dir(mut self, dir: &Path) -> Settings {
-        self.input_dir = dir.to_path_buf();
-        for source in [&mut self.clients, &mut self.billing, &mut self.activity] {
-            source.path = find_table_file(dir, source.table.name());
-        }
-        self
-    }
-
-    pub fn source(&self, table: Table) -> &TableSource {
-        match table {
-            Table::Clients => &self.clients,
-            Table::Billing => &self.billing,
-            Table::Activity => &self.activity,
-        }
-    }
-}
-
-/// Looks for `NAME.csv`, `NAME.xlsx`, then `NAME.parquet` in `dir`.
-pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    ["csv", "xlsx", "parquet"]
-        .iter()
-        .map(|ext| dir.join(format!("{name}.{ext}")))
-        .find(|p| p.is_file())
 }
 
 fn check_features(key: &str, names: Option<Vec<String>>, group: FeatureGroup) -> Result<Vec<String>, ConfigError> {
@@ -708,7 +493,7 @@ mod tests {
         assert_eq!(s.seed, DEFAULT_SEED);
         assert_eq!(s.value_k, 3);
         assert_eq!(s.behaviour_k_range, (2, 8));
-        assert!((s.max_reject_share - 0.05).abs() < 1e-12);
+        assert!((s.validation.max_reject_share - 0.05).abs() < 1e-12);
     }
 
     #[test]
@@ -757,6 +542,7 @@ mod tests {
     #[test]
     fn column_mapping_is_kept() {
         let s = settings("[columns.billing]\namount = \"金额\"").unwrap();
-        assert_eq!(s.billing.mapping.get("amount").map(String::as_str), Some("金额"));
+        let billing = s.input.source(Table::Billing).unwrap();
+        assert_eq!(billing.mapping.get("amount").map(String::as_str), Some("金额"));
     }
 }

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use polars::prelude::*;
+use serde::Serialize;
 use thiserror::Error;
+
+use crate::format::Lang;
 
 use crate::segments::Segment;
 
@@ -14,6 +17,64 @@ pub enum ExportError {
     Write { file: String, message: String },
     #[error("cannot build table {table}: {source}")]
     Polars { table: &'static str, source: PolarsError },
+}
+
+/// The columns of crm_import.csv: (header, source), and how tags are joined.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrmSettings {
+    pub template: String,
+    pub columns: Vec<(String, String)>,
+    pub tag_separator: String,
+}
+
+/// What a CRM column can be filled from.
+pub const CRM_SOURCES: &[&str] = &[
+    "client_id",
+    "name",
+    "accountant",
+    "industry",
+    "region",
+    "client_type",
+    "taxpayer_type",
+    "scale",
+    "term",
+    "needs",
+    "value_tier",
+    "value_tier_name",
+    "behaviour_segment",
+    "behaviour_segment_name",
+    "tags",
+    "description",
+];
+
+pub fn crm_template(name: &str) -> Option<(Vec<(&'static str, &'static str)>, &'static str)> {
+    match name {
+        "generic" => Some((
+            vec![
+                ("client_id", "client_id"),
+                ("name", "name"),
+                ("tags", "tags"),
+                ("tier", "value_tier_name"),
+                ("segment", "behaviour_segment_name"),
+                ("owner", "accountant"),
+            ],
+            ";",
+        )),
+        // Zoho CRM's Accounts import: its own field names, tags separated by commas.
+        "zoho" => Some((
+            vec![
+                ("Account Number", "client_id"),
+                ("Account Name", "name"),
+                ("Account Owner", "accountant"),
+                ("Industry", "industry"),
+                ("Rating", "value_tier_name"),
+                ("Tag", "tags"),
+                ("Description", "description"),
+            ],
+            ",",
+        )),
+        _ => None,
+    }
 }
 
 /// Each client's segment of one kind, in the feature table's row order.
@@ -198,20 +259,15 @@ pub fn neutralise(text: Expr) -> Expr {
 }
 
 /// The CRM import table: one row per client, columns as the settings say.
-pub fn crm_frame(
-    labels: &DataFrame,
-    crm: &crate::config::CrmSettings,
-    lang: crate::config::Lang,
-    run_id: &str,
-) -> Result<DataFrame, ExportError> {
+pub fn crm_frame(labels: &DataFrame, crm: &CrmSettings, lang: Lang, run_id: &str) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
         table: "crm_import",
         source,
     };
     let has_behaviour = labels.column("behaviour_segment").is_ok();
     let suffix = match lang {
-        crate::config::Lang::En => "en",
-        crate::config::Lang::Zh => "zh",
+        Lang::En => "en",
+        Lang::Zh => "zh",
     };
     let value_name = col(format!("value_tier_{suffix}").as_str());
     let behaviour_name = if has_behaviour {

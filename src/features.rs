@@ -8,8 +8,8 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::config::Table;
 use crate::ingest::ROW;
+use crate::schema::Table;
 use crate::validate::{CleanTables, CLIENT_ROW};
 
 #[derive(Debug, Error)]

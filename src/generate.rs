@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use thiserror::Error;
 
-use crate::config::Table;
+use crate::schema::Table;
 
 #[derive(Debug, Error)]
 pub enum GenerateError {

@@ -6,6 +6,7 @@
 //! less plain stays text on purpose: parsing happens in `validate`, which can then report
 //! the exact cell that failed instead of a reader error for the whole file.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -14,9 +15,70 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::{Encoding, Settings, Table};
+use crate::schema::Table;
 
 mod compact;
+
+/// Text encoding of CSV inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Gb18030,
+    /// Latin-1 / Windows-1252 (Western European Excel exports).
+    Latin1,
+}
+
+/// Where one input table is read from.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSource {
+    pub table: Table,
+    /// `None` when the table is optional and absent.
+    pub path: Option<PathBuf>,
+    /// Canonical column name -> header in the file.
+    pub mapping: BTreeMap<String, String>,
+}
+
+/// Looks for `NAME.csv`, `NAME.xlsx`, then `NAME.parquet` in `dir`.
+pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    ["csv", "xlsx", "parquet"]
+        .iter()
+        .map(|ext| dir.join(format!("{name}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// Where and how the input tables are read: the ingest stage's checked parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputParams {
+    /// The folder the tables are looked for in (input.dir).
+    pub dir: PathBuf,
+    /// One per table, in [`Table::ALL`] order.
+    pub sources: Vec<TableSource>,
+    pub encoding: Encoding,
+}
+
+impl InputParams {
+    pub fn source(&self, table: Table) -> Option<&TableSource> {
+        self.sources.iter().find(|s| s.table == table)
+    }
+
+    /// The same column mappings, reading the tables found in another folder.
+    pub fn in_dir(&self, dir: &Path) -> InputParams {
+        InputParams {
+            dir: dir.to_path_buf(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| TableSource {
+                    path: find_table_file(dir, s.table.name()),
+                    ..s.clone()
+                })
+                .collect(),
+            encoding: self.encoding,
+        }
+    }
+}
 
 /// Name of the column that carries each row's number in its file.
 pub const ROW: &str = "__row";
@@ -118,8 +180,8 @@ pub struct RawInputs {
 }
 
 /// Reads all tables named by the settings.
-pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
-    let sources = [&settings.clients, &settings.billing, &settings.activity];
+pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
+    let sources: Vec<&TableSource> = input.sources.iter().collect();
     // Fingerprints are computed on their own thread while the files are parsed.
     let paths: Vec<PathBuf> = sources.iter().filter_map(|s| s.path.clone()).collect();
     let hashing = std::thread::spawn(move || -> Vec<(PathBuf, Result<String, IngestError>)> {
@@ -132,7 +194,7 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
             .iter()
             .map(|source| {
                 scope.spawn(move || match &source.path {
-                    Some(path) => read_table(source.table, path, &source.mapping, settings.encoding).map(Some),
+                    Some(path) => read_table(source.table, path, &source.mapping, input.encoding).map(Some),
                     None => Ok(None),
                 })
             })
@@ -163,7 +225,7 @@ pub fn read_inputs(settings: &Settings) -> Result<RawInputs, IngestError> {
     let mut tables = tables.into_iter();
     let missing = |table: &'static str| IngestError::Missing {
         table,
-        dir: settings.input_dir.display().to_string(),
+        dir: input.dir.display().to_string(),
     };
     let clients = tables.next().flatten().ok_or_else(|| missing("clients"))?;
     let billing = tables.next().flatten().ok_or_else(|| missing("billing"))?;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use clientseg::config::{Previous, RawConfig, Settings};
+use clientseg::config::{RawConfig, Settings};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -168,7 +168,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn settings(config: Option<&Path>, common: &Common, input_dir: Option<&Path>) -> Result<Settings> {
+/// Settings from the config file (or the defaults) with the command line's overrides,
+/// checked once: nothing patches them afterwards.
+fn settings(
+    config: Option<&Path>,
+    common: &Common,
+    input_dir: Option<&Path>,
+    previous: Option<&str>,
+) -> Result<Settings> {
     let (mut raw, base) = match config {
         Some(path) => {
             let raw = RawConfig::from_file(path)?;
@@ -188,6 +195,12 @@ fn settings(config: Option<&Path>, common: &Common, input_dir: Option<&Path>) ->
         raw.input.clients = None;
         raw.input.billing = None;
         raw.input.activity = None;
+    }
+    if let Some(p) = previous {
+        raw.stability.previous = Some(match p {
+            "none" | "auto" => p.to_string(),
+            path => std::path::absolute(path)?.display().to_string(),
+        });
     }
     Ok(Settings::from_raw(&raw, &base)?)
 }
@@ -241,7 +254,7 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(common) => {
             let dir = sample_dir()?;
-            let s = settings(None, &common, Some(&dir))?;
+            let s = settings(None, &common, Some(&dir), None)?;
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
             println!(
@@ -254,15 +267,8 @@ fn real_main(cli: Cli) -> Result<()> {
             previous,
             common,
         } => {
-            let mut s =
-                settings(Some(&config), &common, None).with_context(|| format!("in config {}", config.display()))?;
-            if let Some(p) = previous {
-                s.previous = match p.as_str() {
-                    "none" => Previous::None,
-                    "auto" => Previous::Auto,
-                    path => Previous::Path(PathBuf::from(path)),
-                };
-            }
+            let s = settings(Some(&config), &common, None, previous.as_deref())
+                .with_context(|| format!("in config {}", config.display()))?;
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
         }
@@ -278,7 +284,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     data.display()
                 );
             }
-            let s = settings(config.as_deref(), &common, Some(&data))?;
+            let s = settings(config.as_deref(), &common, Some(&data), None)?;
             let report = pipeline::score(&model, &s, &options(&s, &common))?;
             print!("{}", report.summary);
         }
@@ -294,7 +300,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 &format!("diff-{}-{}", name(&a), name(&b)),
             )?;
             let moved = m.rows.height();
-            clientseg::pipeline::write_migration(dir.path(), m, clientseg::config::Lang::En)?;
+            clientseg::pipeline::write_migration(dir.path(), m, clientseg::format::Lang::En)?;
             let done = dir.commit()?;
             println!(
                 "{moved} clients moved, arrived or left between {} and {}",

@@ -9,7 +9,7 @@ use std::path::Path;
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::classify::human;
+use crate::format::human;
 use crate::model::SegmentModel;
 
 #[derive(Debug, Error)]

@@ -8,7 +8,6 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::cluster::KScore;
-use crate::config::Settings;
 use crate::features::DisabledFeature;
 use crate::ingest::InputFile;
 use crate::validate::TableCounts;
@@ -308,7 +307,8 @@ pub struct Manifest {
     pub seed: u64,
     pub snapshot_date: String,
     pub inputs: Vec<InputFile>,
-    pub config: Settings,
+    /// The resolved configuration.
+    pub config: serde_json::Value,
     pub rows: Vec<TableCounts>,
     pub reject_lines: usize,
     pub top_reject_reasons: String,

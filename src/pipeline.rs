@@ -325,11 +325,13 @@ fn write_rejects_beside(rejects: &DataFrame, path: &Path) -> Result<(), Pipeline
 /// (as `ID.rejects.csv` beside the run folders) to fix the input.
 fn validate_keeping_rejects(
     inputs: ingest::RawInputs,
-    s: &Settings,
+    params: &validate::ValidateParams,
+    snapshot: Option<NaiveDate>,
     opts: &RunOptions,
     id: &str,
 ) -> Result<validate::Validated, PipelineError> {
-    validate::validate(inputs, s).or_else(|(source, rejects)| {
+    let latest = validate::latest_event_day(snapshot);
+    validate::validate(inputs, params, latest).or_else(|(source, rejects)| {
         std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create {
             path: opts.out_dir.clone(),
             source: e,
@@ -438,9 +440,11 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
     // A damaged previous model is named before any work is done.
     let previous = load_previous(s)?;
 
-    let inputs = st.run("ingest", |_| ingest::read_inputs(s))?;
+    let inputs = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
     let files = inputs.files.clone();
-    let validated = st.run("validate", |_| validate_keeping_rejects(inputs, s, opts, &id))?;
+    let validated = st.run("validate", |_| {
+        validate_keeping_rejects(inputs, &s.validation, snapshot_of(s), opts, &id)
+    })?;
     let params = FeatureParams {
         snapshot: snapshot_of(s),
         hourly_cost: s.hourly_cost,
@@ -568,7 +572,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         snapshot_date: table.snapshot.to_string(),
         feature_settings: FeatureSettings {
             hourly_cost: s.hourly_cost,
-            payment_terms_days: s.payment_terms_days,
+            payment_terms_days: s.validation.payment_terms_days,
             long_term_months: s.long_term_months,
         },
         features: table.enabled.iter().map(|f| FeatureDoc::from(*f)).collect(),
@@ -737,7 +741,8 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
         seed: s.seed,
         snapshot_date: table.snapshot.to_string(),
         inputs: files.clone(),
-        config: s.clone(),
+        // Plain data with string keys: serialisation cannot fail.
+        config: serde_json::to_value(s).unwrap_or_default(),
         rows: validated.counts.clone(),
         reject_lines: validated.rejects.height(),
         top_reject_reasons: validate::top_reasons(&validated.rejects, 5),
@@ -1185,13 +1190,18 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     // ingest, validate, features, label, tables
     let mut st = Stages::new(opts.progress, 5);
     let id = run_id("score", s.seed);
-    let mut s = s.clone();
-    s.payment_terms_days = model.feature_settings.payment_terms_days;
-    let inputs = st.run("ingest", |_| ingest::read_inputs(&s))?;
+    // Due dates are filled with the payment terms the model was fitted with.
+    let validation = validate::ValidateParams {
+        payment_terms_days: model.feature_settings.payment_terms_days,
+        ..s.validation.clone()
+    };
+    let inputs = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
     let files = inputs.files.clone();
-    let validated = st.run("validate", |_| validate_keeping_rejects(inputs, &s, opts, &id))?;
+    let validated = st.run("validate", |_| {
+        validate_keeping_rejects(inputs, &validation, snapshot_of(s), opts, &id)
+    })?;
     let params = FeatureParams {
-        snapshot: snapshot_of(&s),
+        snapshot: snapshot_of(s),
         hourly_cost: model.feature_settings.hourly_cost,
         long_term_months: model.feature_settings.long_term_months,
     };

@@ -6,8 +6,17 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::config::{Settings, Table};
 use crate::ingest::{RawInputs, RawTable, MAX_CELL_CHARS, ROW};
+use crate::schema::Table;
+
+/// The validation stage's checked parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidateParams {
+    /// Largest share of a table's rows that may be rejected before the run stops.
+    pub max_reject_share: f64,
+    /// Days from invoice to due date when the export gives none.
+    pub payment_terms_days: i64,
+}
 
 #[derive(Debug, Error)]
 pub enum ValidateError {
@@ -815,7 +824,14 @@ fn activity_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Vec<Check>)> 
 /// rejects found so far are returned with the error so that nothing is lost.
 /// Each raw table is consumed by its validation, so that a large run never holds the raw
 /// and the validated copy of every table at once.
-pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (ValidateError, DataFrame)> {
+///
+/// `latest` is the last day an invoice, payment or work month can carry (see
+/// [`latest_event_day`]); later ones are rejected as typos.
+pub fn validate(
+    inputs: RawInputs,
+    settings: &ValidateParams,
+    latest: chrono::NaiveDate,
+) -> Result<Validated, (ValidateError, DataFrame)> {
     let RawInputs {
         clients: raw_clients,
         billing: raw_billing,
@@ -871,7 +887,7 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
         Ok(k) => k,
         Err(e) => return Err(fail(e.into(), &all_rejects)),
     };
-    let latest = latest_event_day(settings);
+    let latest = days_of(latest);
     let plan = billing_plan(&raw_billing, latest);
     let billing = match step(raw_billing, plan, Some(&keys), &mut all_rejects) {
         Ok(b) => b,
@@ -903,17 +919,16 @@ pub fn validate(inputs: RawInputs, settings: &Settings) -> Result<Validated, (Va
     })
 }
 
-/// The last day an invoice, payment or work month can carry: today, or the configured
-/// snapshot date when that is later.
-fn latest_event_day(settings: &Settings) -> i32 {
+/// The last day an invoice, payment or work month can carry: today, or the snapshot date
+/// when that is later.
+pub fn latest_event_day(snapshot: Option<chrono::NaiveDate>) -> chrono::NaiveDate {
     let today = chrono::Local::now().date_naive();
-    let snapshot = settings
-        .snapshot_date
-        .as_deref()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let latest = snapshot.map_or(today, |s| s.max(today));
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(latest);
-    (latest - epoch).num_days() as i32
+    snapshot.map_or(today, |s| s.max(today))
+}
+
+fn days_of(day: chrono::NaiveDate) -> i32 {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(day);
+    (day - epoch).num_days() as i32
 }
 
 /// A missing due date is the invoice date plus the firm's payment terms.

@@ -86,7 +86,11 @@ fn compact_and_general_readers_agree() {
     let mut raw = RawConfig::default();
     raw.input.max_reject_share = Some(1.0);
     let settings = Settings::from_raw(&raw, dir.path()).unwrap();
-    let run = |compact: bool| match validate::validate(inputs(dir.path(), compact), &settings) {
+    let run = |compact: bool| match validate::validate(
+        inputs(dir.path(), compact),
+        &settings.validation,
+        validate::latest_event_day(None),
+    ) {
         Ok(v) => v,
         Err((e, _)) => panic!("validation failed: {e}"),
     };

@@ -99,7 +99,8 @@ fn read_and_validate(dir: &Path, compact: bool) -> Result<validate::Validated, S
                 activity: Some(read(Table::Activity, "activity.csv").map_err(|e| e.to_string())?),
                 files: Vec::new(),
             };
-            validate::validate(inputs, &settings(&dir)).map_err(|(e, _)| e.to_string())
+            validate::validate(inputs, &settings(&dir).validation, validate::latest_event_day(None))
+                .map_err(|(e, _)| e.to_string())
         })();
         let _ = tx.send(result);
     });

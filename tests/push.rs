@@ -37,7 +37,9 @@ fn dump_sqlite(path: &Path) -> Dump {
 fn pg_connect(url: &str) -> postgres::Client {
     let mut config: postgres::Config = url.parse().expect("a PostgreSQL URL");
     config.connect_timeout(std::time::Duration::from_secs(10));
-    config.connect(postgres::NoTls).expect("test server reachable within 10 s")
+    config
+        .connect(postgres::NoTls)
+        .expect("test server reachable within 10 s")
 }
 
 fn dump_pg(url: &str) -> Dump {

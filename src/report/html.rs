@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use super::ServicePlan;
 use super::{tr, ChartFile, ReportError};
-use crate::config::{Lang, ServicePlan};
+use crate::format::Lang;
 
 /// The default plans, following how firms manage each class.
 pub fn default_plans(lang: Lang) -> Vec<ServicePlan> {
@@ -225,7 +226,7 @@ fn card_html(c: &Card, l: Lang, plans: &[ServicePlan]) -> String {
         h.push_str(&format!(
             " · {}: {}",
             tr(l, "median contribution margin", "贡献毛利中位数"),
-            crate::classify::human(m)
+            crate::format::human(m)
         ));
     }
     h.push_str("</p>");
@@ -275,7 +276,7 @@ fn card_html(c: &Card, l: Lang, plans: &[ServicePlan]) -> String {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td></tr>",
             esc(f),
-            crate::classify::human(*v)
+            crate::format::human(*v)
         ));
     }
     h.push_str("</table></details></section>");
@@ -384,7 +385,7 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
             c.size,
             pct(c.client_share),
             pct(c.revenue_share),
-            c.margin.map(crate::classify::human).unwrap_or_else(|| "-".into())
+            c.margin.map(crate::format::human).unwrap_or_else(|| "-".into())
         ));
     }
     h.push_str("</table>");

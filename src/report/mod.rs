@@ -11,12 +11,13 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod html;
 
 use crate::cluster::KScore;
-use crate::config::Lang;
+pub use crate::format::{tr, Lang};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -44,11 +45,17 @@ fn register_font() -> Result<(), ReportError> {
 }
 
 /// Text in the run's language.
-pub fn tr(lang: Lang, en: &str, zh: &str) -> String {
-    match lang {
-        Lang::En => en.to_string(),
-        Lang::Zh => zh.to_string(),
-    }
+/// A service plan for a class of clients (服务方案).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePlan {
+    /// A segment id (V1, B2), or words that a segment's English name contains
+    /// ("high value", "late payer").
+    pub applies_to: String,
+    pub content: String,
+    pub cycle: String,
+    pub fee_standard: String,
+    pub owner_team: String,
 }
 
 /// Everything the charts show.
@@ -270,7 +277,7 @@ impl Frame {
 
 fn tick(v: f64) -> String {
     if v.abs() >= 1000.0 {
-        crate::classify::human(v)
+        crate::format::human(v)
     } else if v.abs() >= 10.0 {
         format!("{v:.0}")
     } else {
