@@ -250,40 +250,6 @@ pub fn assign(x: ArrayView2<f64>, centroids: ArrayView2<f64>) -> (Array1<usize>,
     (labels, dist)
 }
 
-/// Keeps rows in their previous cluster while its centroid is at most `(1 + margin)`
-/// times as far as the nearest one. `previous[i]` is row i's previous cluster, if any.
-/// Returns how many rows were kept back.
-pub fn stick(
-    x: ArrayView2<f64>,
-    centroids: ArrayView2<f64>,
-    labels: &mut Array1<usize>,
-    distances: &mut Array1<f64>,
-    previous: &[Option<usize>],
-    margin: f64,
-) -> usize {
-    let mut kept = 0;
-    for (i, row) in x.axis_iter(Axis(0)).enumerate() {
-        let Some(p) = previous.get(i).copied().flatten() else {
-            continue;
-        };
-        if p == labels[i] || p >= centroids.nrows() {
-            continue;
-        }
-        let d: f64 = row
-            .iter()
-            .zip(centroids.row(p).iter())
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f64>()
-            .sqrt();
-        if d <= (1.0 + margin) * distances[i] {
-            labels[i] = p;
-            distances[i] = d;
-            kept += 1;
-        }
-    }
-    kept
-}
-
 /// Fits k-means and renumbers clusters by size (largest first, ties by centroid), so
 /// that labels do not depend on the order the restarts happened to find them in.
 pub fn fit(x: ArrayView2<f64>, k: usize, params: &KMeansSettings, seed: u64) -> Result<Clustering, ClusterError> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::analysis::{AnalysisParams, BehaviourParams, TreeParams, ValueParams};
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
 pub use crate::export::{CrmSettings, CRM_SOURCES};
@@ -15,6 +16,7 @@ pub use crate::format::Lang;
 pub use crate::ingest::{find_table_file, Encoding, InputParams, TableSource};
 pub use crate::report::ServicePlan;
 pub use crate::schema::Table;
+pub use crate::stability::{Previous, StabilityParams};
 pub use crate::validate::ValidateParams;
 
 #[derive(Debug, Error)]
@@ -153,34 +155,14 @@ pub struct Settings {
     pub validation: ValidateParams,
     pub hourly_cost: f64,
     pub long_term_months: i64,
-    pub value_k: usize,
-    pub value_features: Vec<String>,
-    pub behaviour_k_range: (usize, usize),
-    pub behaviour_features: Vec<String>,
-    pub silhouette_sample: usize,
-    pub kmeans: KMeansSettings,
-    pub tree_max_depth: usize,
-    pub test_share: f64,
+    pub analyses: AnalysisParams,
     pub output_dir: PathBuf,
     pub models_dir: PathBuf,
     /// labels.xlsx is written only up to this many clients (CSV and Parquet always).
     pub xlsx_max_rows: usize,
     pub crm: CrmSettings,
-    pub previous: Previous,
-    pub match_threshold: f64,
-    pub hysteresis: f64,
+    pub stability: StabilityParams,
     pub service_plans: Option<Vec<ServicePlan>>,
-}
-
-/// Which earlier run segments are matched against.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Previous {
-    /// models_dir/latest.json if it exists.
-    Auto,
-    None,
-    /// A run folder or a model file.
-    Path(PathBuf),
 }
 
 pub const DEFAULT_SEED: u64 = 42;
@@ -431,21 +413,31 @@ impl Settings {
             },
             hourly_cost,
             long_term_months,
-            value_k,
-            value_features,
-            behaviour_k_range: (k_min, k_max),
-            behaviour_features,
-            silhouette_sample,
-            kmeans,
-            tree_max_depth,
-            test_share,
+            analyses: AnalysisParams {
+                value: ValueParams {
+                    k: value_k,
+                    features: value_features,
+                },
+                behaviour: BehaviourParams {
+                    k_range: (k_min, k_max),
+                    features: behaviour_features,
+                    silhouette_sample,
+                },
+                kmeans,
+                tree: TreeParams {
+                    max_depth: tree_max_depth,
+                    test_share,
+                },
+            },
             output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
             models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
             xlsx_max_rows,
             crm,
-            previous,
-            match_threshold,
-            hysteresis,
+            stability: StabilityParams {
+                previous,
+                match_threshold,
+                hysteresis,
+            },
             service_plans: raw.service_plans.clone(),
         })
     }
@@ -491,8 +483,8 @@ mod tests {
     fn empty_config_has_defaults() {
         let s = settings("").unwrap();
         assert_eq!(s.seed, DEFAULT_SEED);
-        assert_eq!(s.value_k, 3);
-        assert_eq!(s.behaviour_k_range, (2, 8));
+        assert_eq!(s.analyses.value.k, 3);
+        assert_eq!(s.analyses.behaviour.k_range, (2, 8));
         assert!((s.validation.max_reject_share - 0.05).abs() < 1e-12);
     }
 

@@ -139,18 +139,22 @@ fn assignment_columns(prefix: &str, a: &Assignment) -> Vec<Column> {
 /// The labels table: ids, segments, distances, then the archive's dimensions.
 pub fn labels_frame(
     features: &DataFrame,
-    value: &Assignment,
+    value: Option<&Assignment>,
     behaviour: Option<&Assignment>,
+    extra: &[Column],
 ) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
         table: "labels",
         source,
     };
     let mut cols = vec![features.column("client_id").map_err(p)?.clone()];
-    cols.extend(assignment_columns("value", value));
+    if let Some(v) = value {
+        cols.extend(assignment_columns("value", v));
+    }
     if let Some(b) = behaviour {
         cols.extend(assignment_columns("behaviour", b));
     }
+    cols.extend(extra.iter().cloned());
     for d in crate::features::DIMENSIONS {
         cols.push(features.column(d).map_err(p)?.clone());
     }
@@ -161,7 +165,7 @@ pub fn labels_frame(
 pub fn segments_frame(
     features: &DataFrame,
     feature_names: &[String],
-    value: &Assignment,
+    value: Option<&Assignment>,
     behaviour: Option<&Assignment>,
 ) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
@@ -174,7 +178,9 @@ pub fn segments_frame(
         lit(0.0)
     };
     let mut parts = Vec::new();
-    let kinds: Vec<(&str, &Assignment)> = std::iter::once(("value", value))
+    let kinds: Vec<(&str, &Assignment)> = value
+        .map(|v| ("value", v))
+        .into_iter()
         .chain(behaviour.map(|b| ("behaviour", b)))
         .collect();
     for (kind, a) in kinds {
@@ -258,8 +264,15 @@ pub fn neutralise(text: Expr) -> Expr {
         .otherwise(text)
 }
 
-/// The CRM import table: one row per client, columns as the settings say.
-pub fn crm_frame(labels: &DataFrame, crm: &CrmSettings, lang: Lang, run_id: &str) -> Result<DataFrame, ExportError> {
+/// The CRM import table: one row per client, columns as the settings say, then the
+/// `extra` (header, labels column) pairs that further analyses add.
+pub fn crm_frame(
+    labels: &DataFrame,
+    crm: &CrmSettings,
+    extra: &[(String, String)],
+    lang: Lang,
+    run_id: &str,
+) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
         table: "crm_import",
         source,
@@ -303,6 +316,7 @@ pub fn crm_frame(labels: &DataFrame, crm: &CrmSettings, lang: Lang, run_id: &str
     let exprs: Vec<Expr> = crm
         .columns
         .iter()
+        .chain(extra)
         .map(|(header, src)| neutralise(source(src).cast(DataType::String)).alias(header.as_str()))
         .collect();
     labels.clone().lazy().select(exprs).collect().map_err(p)

@@ -12,6 +12,7 @@
 //! `classify` and `segments` see only ndarray; `report` sees only plain result data.
 //! `pipeline` runs the stages in order; `generate` makes realistic test data.
 
+pub mod analysis;
 pub mod bench;
 pub mod classify;
 pub mod cluster;
@@ -21,13 +22,15 @@ pub mod features;
 pub mod format;
 pub mod generate;
 pub mod ingest;
-pub mod migration;
 pub mod model;
+pub mod output;
 pub mod persist;
 pub mod pipeline;
 pub mod preprocess;
+pub mod progress;
 pub mod push;
 pub mod report;
 pub mod schema;
 pub mod segments;
+pub mod stability;
 pub mod validate;

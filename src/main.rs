@@ -289,19 +289,8 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", report.summary);
         }
         Command::Diff { a, b, out } => {
-            let m = clientseg::migration::compare_runs(&a, &b)?;
-            let name = |p: &Path| {
-                p.file_name()
-                    .map(|f| f.to_string_lossy().to_string())
-                    .unwrap_or_default()
-            };
-            let dir = clientseg::persist::RunDir::create(
-                &out.unwrap_or_else(|| PathBuf::from("runs")),
-                &format!("diff-{}-{}", name(&a), name(&b)),
-            )?;
-            let moved = m.rows.height();
-            clientseg::pipeline::write_migration(dir.path(), m, clientseg::format::Lang::En)?;
-            let done = dir.commit()?;
+            let out = out.unwrap_or_else(|| PathBuf::from("runs"));
+            let (moved, done) = pipeline::diff(&a, &b, &out)?;
             println!(
                 "{moved} clients moved, arrived or left between {} and {}",
                 a.display(),

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::cluster::KScore;
+pub use crate::analysis::{SegmentSummary, SegmentationSummary};
 use crate::features::DisabledFeature;
 use crate::ingest::InputFile;
+pub use crate::progress::{peak_rss_mib, reset_peak_rss, Timing};
+pub use crate::stability::Stability;
 use crate::validate::TableCounts;
 
 #[derive(Debug, Error)]
@@ -256,45 +258,13 @@ pub fn versions() -> BTreeMap<String, String> {
     v
 }
 
+/// The model a `score` run applied, and how often its decision trees agree with the
+/// centroid labels on this data.
 #[derive(Debug, Clone, Serialize)]
-pub struct Timing {
-    pub stage: String,
-    pub seconds: f64,
-    /// Peak resident memory during the stage (Linux; absent elsewhere).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peak_rss_mib: Option<f64>,
-}
-
-/// Resets the process's peak-RSS mark, so the next [`peak_rss_mib`] covers only what
-/// follows (Linux `clear_refs`; a no-op elsewhere).
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident memory since start or the last [`reset_peak_rss`], in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SegmentationSummary {
-    pub features: Vec<String>,
-    pub k: usize,
-    pub inertia: f64,
-    pub holdout_accuracy: f64,
-    pub k_scores: Vec<KScore>,
-    pub segments: Vec<SegmentSummary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SegmentSummary {
-    pub id: String,
-    pub name_en: String,
-    pub name_zh: String,
-    pub size: usize,
+pub struct ScoredWith {
+    pub model: String,
+    pub model_run_id: String,
+    pub tree_agreement: BTreeMap<String, f64>,
 }
 
 /// Everything needed to understand and repeat a run.
@@ -315,6 +285,15 @@ pub struct Manifest {
     pub disabled_features: Vec<DisabledFeature>,
     pub value: SegmentationSummary,
     pub behaviour: Option<SegmentationSummary>,
+    /// Further analyses' own parts, by analysis id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub analyses: BTreeMap<String, serde_json::Value>,
+    /// Their one-line results, as the summary prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headlines: Vec<String>,
+    /// For `score`: the model that labelled the clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scored_with: Option<ScoredWith>,
     pub timings: Vec<Timing>,
     pub outputs: Vec<String>,
     /// Outputs not written in this run, and why.
@@ -325,18 +304,6 @@ pub struct Manifest {
     /// What the analyst must know about the data to trust the results.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-}
-
-/// How this run's segments continue the previous run's.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stability {
-    pub previous_run: String,
-    pub previous_run_dir: Option<String>,
-    pub value: Vec<crate::segments::SegmentMatch>,
-    pub behaviour: Vec<crate::segments::SegmentMatch>,
-    pub moved: usize,
-    pub new: usize,
-    pub departed: usize,
 }
 
 #[cfg(test)]

@@ -187,6 +187,8 @@ pub struct Page {
     pub migration: Option<String>,
     /// What the analyst must know about the data (in the page's language).
     pub warnings: Vec<String>,
+    /// Sections of further analyses: (HTML id, title, lines).
+    pub sections: Vec<(String, String, Vec<String>)>,
     pub plans: Vec<ServicePlan>,
 }
 
@@ -403,6 +405,14 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
             h.push_str(&card_html(c, l, &p.plans));
         }
         h.push_str("</section>");
+    }
+
+    for (id, title, lines) in &p.sections {
+        h.push_str(&format!("<section id=\"{}\"><h2>{}</h2><ul>", esc(id), esc(title)));
+        for line in lines {
+            h.push_str(&format!("<li>{}</li>", esc(line)));
+        }
+        h.push_str("</ul></section>");
     }
 
     h.push_str(&format!("<section id=\"charts\"><h2>{}</h2>", tr(l, "Charts", "图表")));

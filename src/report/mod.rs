@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub mod html;
+pub mod page;
+pub mod text;
 
 use crate::cluster::KScore;
 pub use crate::format::{tr, Lang};

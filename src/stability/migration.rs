@@ -38,6 +38,46 @@ pub struct Migration {
     pub matrices: Vec<Matrix>,
 }
 
+/// What happened to a client between two runs (migration.csv's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    /// In another value tier or behaviour segment than before.
+    Moved,
+    /// Not in the previous run.
+    New,
+    /// Not in this run.
+    Departed,
+    Unchanged,
+}
+
+impl ClientStatus {
+    pub const ALL: [ClientStatus; 4] = [
+        ClientStatus::Moved,
+        ClientStatus::New,
+        ClientStatus::Departed,
+        ClientStatus::Unchanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Moved => "moved",
+            ClientStatus::New => "new",
+            ClientStatus::Departed => "departed",
+            ClientStatus::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl Migration {
+    /// Clients of a status in migration.csv.
+    pub fn count(&self, status: ClientStatus) -> usize {
+        let Ok(column) = self.rows.column("status").and_then(|c| c.str().cloned()) else {
+            return 0;
+        };
+        column.iter().filter(|v| *v == Some(status.as_str())).count()
+    }
+}
+
 pub const NEW: &str = "(new)";
 pub const DEPARTED: &str = "(departed)";
 
@@ -127,16 +167,16 @@ pub fn compare(
         )
         .with_column(
             when(col("previous_present").is_null())
-                .then(lit("new"))
+                .then(lit(ClientStatus::New.as_str()))
                 .when(col("present").is_null())
-                .then(lit("departed"))
+                .then(lit(ClientStatus::Departed.as_str()))
                 .when(
                     col("previous_value_tier")
                         .neq_missing(col("value_tier"))
                         .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment"))),
                 )
-                .then(lit("moved"))
-                .otherwise(lit("unchanged"))
+                .then(lit(ClientStatus::Moved.as_str()))
+                .otherwise(lit(ClientStatus::Unchanged.as_str()))
                 .alias("status"),
         )
         .sort(["client_id"], Default::default())
@@ -215,7 +255,7 @@ pub fn compare(
     let changed = joined
         .clone()
         .lazy()
-        .filter(col("status").neq(lit("unchanged")))
+        .filter(col("status").neq(lit(ClientStatus::Unchanged.as_str())))
         .collect()?;
     let names: Vec<String> = models.iter().flat_map(|m| m.features.iter().cloned()).collect();
     let (before, after) = (feature_map(prev_features, &names), feature_map(cur_features, &names));

@@ -1,0 +1,96 @@
+//! Behaviour segments: k-means on the scale-free behaviour features, k chosen from the
+//! configured range by three quality measures, segments named from their centroids.
+
+use serde::Serialize;
+
+use super::segmentation::{apply_saved, explain, prepare, usable};
+use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
+use crate::cluster::{self, KMeansSettings};
+use crate::model::Model;
+use crate::progress::Stages;
+use crate::segments;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourParams {
+    /// Smallest and largest k tried.
+    pub k_range: (usize, usize),
+    pub features: Vec<String>,
+    /// Clients the silhouette is computed on.
+    pub silhouette_sample: usize,
+}
+
+pub struct BehaviourSegments {
+    params: BehaviourParams,
+    kmeans: KMeansSettings,
+    tree: TreeParams,
+}
+
+impl BehaviourSegments {
+    pub fn new(params: &BehaviourParams, kmeans: &KMeansSettings, tree: &TreeParams) -> BehaviourSegments {
+        BehaviourSegments {
+            params: params.clone(),
+            kmeans: kmeans.clone(),
+            tree: tree.clone(),
+        }
+    }
+}
+
+const SKIPPED: &str = "no behaviour feature could be computed from the input";
+
+impl Analysis for BehaviourSegments {
+    fn id(&self) -> &'static str {
+        "behaviour"
+    }
+
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        let names = usable(&self.params.features, ctx.table);
+        if names.is_empty() {
+            return Ok(Outcome {
+                skipped: Some(SKIPPED.into()),
+                ..Outcome::empty("behaviour")
+            });
+        }
+        let p = stages.run("scaling", |_| prepare(ctx.table, &names))?;
+        let (lo, hi) = self.params.k_range;
+        let (c, scores) = stages.run("k selection", |bar| {
+            cluster::select_k(
+                p.z.view(),
+                (lo, hi),
+                &self.kmeans,
+                self.params.silhouette_sample,
+                ctx.seed,
+                |k| bar.set_message(format!("behaviour segments: scored k = {k} of {lo}..={hi}")),
+            )
+        })?;
+        let segs = segments::behaviour_segments(c.centroids.view(), &p.names);
+        let s = stages.run("classifier", |_| {
+            explain(SegmentKind::Behaviour, &self.tree, ctx.seed, p, c, segs, scores)
+        })?;
+        Ok(Outcome {
+            segmentation: Some(s),
+            ..Outcome::empty("behaviour")
+        })
+    }
+
+    fn apply(
+        &self,
+        ctx: &Context,
+        stages: &mut Stages,
+        model: &Model,
+        model_path: &std::path::Path,
+    ) -> Result<Outcome, AnalysisError> {
+        let Some(saved) = &model.behaviour else {
+            return Ok(Outcome {
+                skipped: Some("the model has no behaviour segments".into()),
+                ..Outcome::empty("behaviour")
+            });
+        };
+        let s = stages.run("label", |_| {
+            apply_saved(SegmentKind::Behaviour, saved, ctx.table, model_path)
+        })?;
+        Ok(Outcome {
+            segmentation: Some(s),
+            ..Outcome::empty("behaviour")
+        })
+    }
+}

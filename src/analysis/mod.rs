@@ -1,0 +1,206 @@
+//! Analyses: each fits on the feature table, labels every client, and says what it adds
+//! to the run: columns of labels.csv and the CRM import, its part of the saved model, the
+//! manifest and the report. Value tiers and behaviour segments are the first two; the
+//! next analysis is a new module here and one line in [`configured`].
+//!
+//! The contract follows linfa's shape: checked parameters go in (built once by the
+//! config), [`Analysis::fit`] gives an [`Outcome`], and [`Analysis::apply`] labels new
+//! data with a saved model instead of refitting.
+
+mod behaviour;
+mod segmentation;
+mod value;
+
+use std::path::Path;
+
+use polars::prelude::Column;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use behaviour::{BehaviourParams, BehaviourSegments};
+pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
+pub use value::{ValueParams, ValueTiers};
+
+use crate::classify::ClassifyError;
+use crate::cluster::{ClusterError, KMeansSettings};
+use crate::features::FeatureTable;
+use crate::model::{Model, ModelError};
+use crate::preprocess::PreprocessError;
+use crate::progress::Stages;
+
+#[derive(Debug, Error)]
+pub enum AnalysisError {
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("no value features are available: the input lacks what every one of {0:?} needs")]
+    NoValueFeatures(Vec<String>),
+    #[error("model {model} uses feature '{feature}', which cannot be computed from this input; supply the columns it needs (see docs/data-contract.md), or score with a model fitted on data like this")]
+    ScoreFeature { model: String, feature: String },
+    #[error("{analysis}: {message}")]
+    Failed { analysis: String, message: String },
+}
+
+/// The analyses' checked parameters (from `[value]`, `[behaviour]`, `[kmeans]` and
+/// `[classifier]` of the config).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisParams {
+    pub value: ValueParams,
+    pub behaviour: BehaviourParams,
+    pub kmeans: KMeansSettings,
+    pub tree: TreeParams,
+}
+
+/// The analyses a run performs, in output order. A new analysis is one line here.
+pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
+    vec![
+        Box::new(ValueTiers::new(&p.value, &p.kmeans, &p.tree)),
+        Box::new(BehaviourSegments::new(&p.behaviour, &p.kmeans, &p.tree)),
+    ]
+}
+
+/// What an analysis is given.
+pub struct Context<'a> {
+    pub table: &'a FeatureTable,
+    pub seed: u64,
+}
+
+/// A column an analysis adds to crm_import.csv: its header, and the labels column it
+/// is filled from.
+#[derive(Debug, Clone)]
+pub struct CrmColumn {
+    pub header: String,
+    pub source: String,
+}
+
+/// An analysis's section of the report, in both languages.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The section's HTML id.
+    pub id: String,
+    pub title: (String, String),
+    /// Lines of text, (English, Chinese).
+    pub lines: Vec<(String, String)>,
+}
+
+/// What a fitted analysis adds to the run.
+pub struct Outcome {
+    pub id: &'static str,
+    /// Named segments whose ids are kept across runs (value tiers, behaviour segments).
+    pub segmentation: Option<Segmentation>,
+    /// Why the analysis found nothing to do, when the input does not allow it.
+    pub skipped: Option<String>,
+    /// Columns of labels.csv, one value per client in feature-table order (besides the
+    /// segmentation's own).
+    pub columns: Vec<Column>,
+    /// Columns of crm_import.csv (besides the template's).
+    pub crm: Vec<CrmColumn>,
+    pub section: Option<Section>,
+    /// One line for the run summary, (English, Chinese).
+    pub headline: Option<(String, String)>,
+    /// Its part of the manifest (and of the model file, for what `score` needs).
+    pub summary: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    /// An outcome with nothing in it yet.
+    pub fn empty(id: &'static str) -> Outcome {
+        Outcome {
+            id,
+            segmentation: None,
+            skipped: None,
+            columns: Vec::new(),
+            crm: Vec::new(),
+            section: None,
+            headline: None,
+            summary: None,
+        }
+    }
+}
+
+pub trait Analysis: Send + Sync {
+    /// Its id in the manifest and the model file ("value", "behaviour").
+    fn id(&self) -> &'static str;
+
+    /// Fits on the feature table and labels every client.
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError>;
+
+    /// Labels new data with a saved model (`score`). An analysis that saves nothing
+    /// fits again, which is what its rules give anyway.
+    fn apply(
+        &self,
+        ctx: &Context,
+        stages: &mut Stages,
+        model: &Model,
+        model_path: &Path,
+    ) -> Result<Outcome, AnalysisError> {
+        let _ = (model, model_path);
+        self.fit(ctx, stages)
+    }
+}
+
+/// The segmentation of a kind among the outcomes.
+pub fn segmentation(outcomes: &[Outcome], kind: SegmentKind) -> Option<&Segmentation> {
+    outcomes
+        .iter()
+        .filter_map(|o| o.segmentation.as_ref())
+        .find(|s| s.kind == kind)
+}
+
+/// Something about the data that the analyst must know to trust the results, in both
+/// languages (the summary and manifest in English, the report in the run's language).
+#[derive(Debug, Clone)]
+pub struct Warning {
+    pub en: String,
+    pub zh: String,
+}
+
+/// Features with one value for everyone and segmentations that could not use all the
+/// clusters asked for.
+pub fn warnings(outcomes: &[Outcome], value_k: usize) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut constant: Vec<&str> = Vec::new();
+    for f in outcomes.iter().filter_map(|o| o.segmentation.as_ref()) {
+        for (j, name) in f.model.features.iter().enumerate() {
+            let column = f.z.column(j);
+            let first = column.first().copied().unwrap_or(0.0);
+            if column.iter().all(|v| (v - first).abs() < 1e-12) && !constant.contains(&name.as_str()) {
+                constant.push(name);
+            }
+        }
+    }
+    if !constant.is_empty() {
+        let list = constant.join(", ");
+        out.push(Warning {
+            en: format!("no variation: {list} has the same value for every client, so it cannot tell clients apart"),
+            zh: format!("无差异：{list} 对所有客户取值相同，无法区分客户"),
+        });
+    }
+    if let Some(v) = segmentation(outcomes, SegmentKind::Value) {
+        let tiers = v.model.segments.len();
+        if tiers < value_k {
+            out.push(Warning {
+                en: format!(
+                    "only {tiers} of {value_k} value tiers could be formed: the clients are too alike in the value features"
+                ),
+                zh: format!("只形成了 {tiers} 个价值层级（设定 {value_k} 个）：客户在价值特征上过于相似"),
+            });
+        }
+    }
+    if let Some(b) = segmentation(outcomes, SegmentKind::Behaviour) {
+        let chosen = b.model.segments.len();
+        let scored = b.k_scores.iter().map(|k| k.k).min().unwrap_or(chosen);
+        if chosen < scored {
+            out.push(Warning {
+                en: format!("only {chosen} behaviour segments have clients: the clients are too alike in behaviour"),
+                zh: format!("只有 {chosen} 个行为分群有客户：客户行为过于相似"),
+            });
+        }
+    }
+    out
+}

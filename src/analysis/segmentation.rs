@@ -1,0 +1,204 @@
+//! What value tiers and behaviour segments share: a clustering of scaled features, named
+//! segments, the decision tree that explains them, and their labels for every client.
+
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use super::AnalysisError;
+use crate::classify::TreeModel;
+use crate::cluster::{Clustering, KScore};
+use crate::features::FeatureTable;
+use crate::model::SegmentModel;
+use crate::preprocess::{self, Scaler};
+use crate::segments::Segment;
+
+/// Which segmentation: they differ in id prefix, column names and report section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentKind {
+    Value,
+    Behaviour,
+}
+
+impl SegmentKind {
+    /// The letter segment ids start with (V1, B2).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SegmentKind::Value => "V",
+            SegmentKind::Behaviour => "B",
+        }
+    }
+
+    /// The labels.csv column holding the segment id.
+    pub fn id_column(self) -> &'static str {
+        match self {
+            SegmentKind::Value => "value_tier",
+            SegmentKind::Behaviour => "behaviour_segment",
+        }
+    }
+}
+
+/// Parameters of the decision trees that explain the segmentations.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeParams {
+    pub max_depth: usize,
+    /// Share of clients held out to measure the tree's accuracy.
+    pub test_share: f64,
+}
+
+/// A fitted segmentation and its labels for the current data.
+pub struct Segmentation {
+    pub kind: SegmentKind,
+    pub model: SegmentModel,
+    pub labels: Array1<usize>,
+    pub distances: Array1<f64>,
+    /// The scaled feature matrix the clustering saw.
+    pub z: Array2<f64>,
+    pub inertia: f64,
+    pub k_scores: Vec<KScore>,
+    /// With a saved model (`score`): the share of clients its decision tree puts where
+    /// the centroids do.
+    pub tree_agreement: Option<f64>,
+}
+
+/// A segmentation as the manifest records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentationSummary {
+    pub features: Vec<String>,
+    pub k: usize,
+    pub inertia: f64,
+    pub holdout_accuracy: f64,
+    pub k_scores: Vec<KScore>,
+    pub segments: Vec<SegmentSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentSummary {
+    pub id: String,
+    pub name_en: String,
+    pub name_zh: String,
+    pub size: usize,
+}
+
+impl Segmentation {
+    /// Clients per segment.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![0usize; self.model.segments.len()];
+        self.labels.iter().for_each(|&l| sizes[l] += 1);
+        sizes
+    }
+
+    pub fn summary(&self) -> SegmentationSummary {
+        SegmentationSummary {
+            features: self.model.features.clone(),
+            k: self.model.segments.len(),
+            inertia: self.inertia,
+            holdout_accuracy: self.model.tree.holdout_accuracy,
+            k_scores: self.k_scores.clone(),
+            segments: self
+                .model
+                .segments
+                .iter()
+                .zip(self.sizes())
+                .map(|(s, n)| SegmentSummary {
+                    id: s.id.clone(),
+                    name_en: s.name_en.clone(),
+                    name_zh: s.name_zh.clone(),
+                    size: n,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The features of `wanted` that this input allows.
+pub(super) fn usable(wanted: &[String], table: &FeatureTable) -> Vec<String> {
+    wanted.iter().filter(|f| table.is_enabled(f)).cloned().collect()
+}
+
+/// A feature matrix as clustered: raw values, the scaler fitted on them, scaled values.
+pub(super) struct Prepared {
+    pub names: Vec<String>,
+    pub raw: Array2<f64>,
+    pub scaler: Scaler,
+    pub z: Array2<f64>,
+}
+
+pub(super) fn prepare(table: &FeatureTable, names: &[String]) -> Result<Prepared, AnalysisError> {
+    let raw = preprocess::to_matrix(&table.df, names)?;
+    let scaler = Scaler::fit(names, raw.view())?;
+    let z = scaler.transform(raw.view())?;
+    Ok(Prepared {
+        names: names.to_vec(),
+        raw,
+        scaler,
+        z,
+    })
+}
+
+/// The decision tree that explains a clustering, and the fitted segmentation.
+pub(super) fn explain(
+    kind: SegmentKind,
+    tree: &TreeParams,
+    seed: u64,
+    p: Prepared,
+    c: Clustering,
+    segments: Vec<Segment>,
+    k_scores: Vec<KScore>,
+) -> Result<Segmentation, AnalysisError> {
+    let tree = TreeModel::train(
+        p.scaler.impute(p.raw.view()).view(),
+        &c.labels,
+        &p.names,
+        tree.max_depth,
+        tree.test_share,
+        seed,
+    )?;
+    Ok(Segmentation {
+        kind,
+        model: SegmentModel {
+            features: p.names,
+            scaler: p.scaler,
+            segments,
+            tree,
+        },
+        labels: c.labels,
+        distances: c.distances,
+        z: p.z,
+        inertia: c.inertia,
+        k_scores,
+        tree_agreement: None,
+    })
+}
+
+/// Labels the current clients with a saved segmentation (`score`).
+pub(super) fn apply_saved(
+    kind: SegmentKind,
+    saved: &SegmentModel,
+    table: &FeatureTable,
+    model_path: &std::path::Path,
+) -> Result<Segmentation, AnalysisError> {
+    if let Some(f) = saved.features.iter().find(|f| !table.is_enabled(f)) {
+        return Err(AnalysisError::ScoreFeature {
+            model: model_path.display().to_string(),
+            feature: f.clone(),
+        });
+    }
+    let raw = preprocess::to_matrix(&table.df, &saved.features)?;
+    let (labels, distances) = saved.label(raw.view())?;
+    let z = saved.scaler.transform(raw.view())?;
+    let inertia = distances.iter().map(|d| d * d).sum();
+    let explained = saved.explain(raw.view())?;
+    let same = labels.iter().zip(explained.iter()).filter(|(a, b)| a == b).count();
+    let agreement = same as f64 / labels.len().max(1) as f64;
+    Ok(Segmentation {
+        kind,
+        model: saved.clone(),
+        labels,
+        distances,
+        z,
+        inertia,
+        k_scores: Vec::new(),
+        tree_agreement: Some(agreement),
+    })
+}

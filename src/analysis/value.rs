@@ -1,0 +1,86 @@
+//! Value tiers (高/中/低价值客户): k-means with the configured k on the value features,
+//! clusters ordered by what their clients are worth to the firm.
+
+use serde::Serialize;
+
+use super::segmentation::{apply_saved, explain, prepare, usable};
+use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
+use crate::cluster::{self, KMeansSettings};
+use crate::model::Model;
+use crate::preprocess;
+use crate::progress::Stages;
+use crate::segments;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValueParams {
+    /// Number of tiers.
+    pub k: usize,
+    pub features: Vec<String>,
+}
+
+pub struct ValueTiers {
+    params: ValueParams,
+    kmeans: KMeansSettings,
+    tree: TreeParams,
+}
+
+impl ValueTiers {
+    pub fn new(params: &ValueParams, kmeans: &KMeansSettings, tree: &TreeParams) -> ValueTiers {
+        ValueTiers {
+            params: params.clone(),
+            kmeans: kmeans.clone(),
+            tree: tree.clone(),
+        }
+    }
+}
+
+impl Analysis for ValueTiers {
+    fn id(&self) -> &'static str {
+        "value"
+    }
+
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        let table = ctx.table;
+        let names = usable(&self.params.features, table);
+        if names.is_empty() {
+            return Err(AnalysisError::NoValueFeatures(self.params.features.clone()));
+        }
+        let p = stages.run("scaling", |_| prepare(table, &names))?;
+        let (c, tiers) = stages.run("final fits", |_| -> Result<_, AnalysisError> {
+            let c = cluster::fit(p.z.view(), self.params.k, &self.kmeans, ctx.seed)?;
+            // Tiers are ordered by what the client is worth to the firm.
+            let worth_name = if table.is_enabled("contribution_margin") {
+                "contribution_margin"
+            } else {
+                "fees_12m"
+            };
+            let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
+            let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
+            let labels = c.labels.mapv(|l| map[l]);
+            Ok((cluster::Clustering { labels, ..c }, tiers))
+        })?;
+        let s = stages.run("classifier", |_| {
+            explain(SegmentKind::Value, &self.tree, ctx.seed, p, c, tiers, Vec::new())
+        })?;
+        Ok(Outcome {
+            segmentation: Some(s),
+            ..Outcome::empty("value")
+        })
+    }
+
+    fn apply(
+        &self,
+        ctx: &Context,
+        stages: &mut Stages,
+        model: &Model,
+        model_path: &std::path::Path,
+    ) -> Result<Outcome, AnalysisError> {
+        let s = stages.run("label", |_| {
+            apply_saved(SegmentKind::Value, &model.value, ctx.table, model_path)
+        })?;
+        Ok(Outcome {
+            segmentation: Some(s),
+            ..Outcome::empty("value")
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! The run folder's files, written by one writer for `run` and `score`. The writer
+//! records every file it wrote, so the manifest lists what is really there.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::analysis::{segmentation, Outcome, SegmentKind, Segmentation};
+use crate::export::{self, Assignment, CrmSettings, ExportError};
+use crate::features::FeatureTable;
+use crate::format::Lang;
+use crate::persist::{self, PersistError};
+use crate::report::{self, ReportError};
+use crate::stability::migration::Migration;
+
+/// Files written into one folder, in the order they were finished.
+pub struct Written {
+    dir: PathBuf,
+    pub files: Vec<String>,
+    /// Outputs not written, and why.
+    pub skipped: Vec<String>,
+}
+
+impl Written {
+    pub fn new(dir: &Path) -> Written {
+        Written {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn add(&mut self, name: impl Into<String>) {
+        self.files.push(name.into());
+    }
+
+    pub fn bytes(&mut self, name: &str, bytes: &[u8]) -> Result<(), PersistError> {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).map_err(|source| PersistError::Write { path, source })?;
+        self.add(name);
+        Ok(())
+    }
+}
+
+fn assignment(s: &Segmentation) -> Assignment {
+    Assignment {
+        labels: s.labels.to_vec(),
+        distances: s.distances.to_vec(),
+        segments: s.model.segments.clone(),
+    }
+}
+
+/// labels.csv's table: the segmentations' columns, then every other analysis's.
+pub fn labels_frame(table: &FeatureTable, outcomes: &[Outcome]) -> Result<DataFrame, ExportError> {
+    let value = segmentation(outcomes, SegmentKind::Value).map(assignment);
+    let behaviour = segmentation(outcomes, SegmentKind::Behaviour).map(assignment);
+    let extra: Vec<Column> = outcomes.iter().flat_map(|o| o.columns.iter().cloned()).collect();
+    export::labels_frame(&table.df, value.as_ref(), behaviour.as_ref(), &extra)
+}
+
+/// segments.csv's table.
+pub fn segments_frame(table: &FeatureTable, outcomes: &[Outcome]) -> Result<DataFrame, ExportError> {
+    let names: Vec<String> = table.enabled.iter().map(|f| f.name.to_string()).collect();
+    let value = segmentation(outcomes, SegmentKind::Value).map(assignment);
+    let behaviour = segmentation(outcomes, SegmentKind::Behaviour).map(assignment);
+    export::segments_frame(&table.df, &names, value.as_ref(), behaviour.as_ref())
+}
+
+/// The files of [`labels`], in the order the manifest lists them.
+pub const LABEL_FILES: [&str; 3] = ["labels.csv", "labels.parquet", "crm_import.csv"];
+
+/// labels.csv, labels.parquet and crm_import.csv in `dir`; returns the labels table.
+/// (Functions that take `dir` run side by side; the caller records their files.)
+pub fn labels(
+    dir: &Path,
+    table: &FeatureTable,
+    outcomes: &[Outcome],
+    crm: &CrmSettings,
+    lang: Lang,
+    run_id: &str,
+) -> Result<DataFrame, ExportError> {
+    let mut labels = labels_frame(table, outcomes)?;
+    export::write_csv(&mut labels, &dir.join("labels.csv"))?;
+    export::write_parquet(&mut labels, &dir.join("labels.parquet"))?;
+    let extra: Vec<(String, String)> = outcomes
+        .iter()
+        .flat_map(|o| o.crm.iter().map(|c| (c.header.clone(), c.source.clone())))
+        .collect();
+    let mut crm_df = export::crm_frame(&labels, crm, &extra, lang, run_id)?;
+    export::write_csv(&mut crm_df, &dir.join("crm_import.csv"))?;
+    Ok(labels)
+}
+
+/// rejects.csv in `dir`: every reject line.
+pub fn rejects(dir: &Path, rejects: &DataFrame) -> Result<(), ExportError> {
+    let mut r = rejects.clone();
+    export::write_csv(&mut r, &dir.join("rejects.csv"))
+}
+
+/// features.parquet in `dir`: every feature, and each clustered one scaled as the model
+/// saw it.
+pub fn features(dir: &Path, table: &FeatureTable, outcomes: &[Outcome]) -> Result<(), ExportError> {
+    let mut scaled: Vec<(String, Vec<f64>)> = Vec::new();
+    for s in outcomes.iter().filter_map(|o| o.segmentation.as_ref()) {
+        for (j, name) in s.model.features.iter().enumerate() {
+            if !scaled.iter().any(|(n, _)| n == name) {
+                scaled.push((name.clone(), s.z.column(j).to_vec()));
+            }
+        }
+    }
+    let mut feats = export::with_scaled(&table.df, &scaled)?;
+    export::write_parquet(&mut feats, &dir.join("features.parquet"))
+}
+
+/// segments.csv in `dir`; returns its table.
+pub fn segments(dir: &Path, table: &FeatureTable, outcomes: &[Outcome]) -> Result<DataFrame, ExportError> {
+    let mut segs = segments_frame(table, outcomes)?;
+    export::write_csv(&mut segs, &dir.join("segments.csv"))?;
+    Ok(segs)
+}
+
+/// rules.txt: the decision rules of every segmentation.
+pub fn rules(w: &mut Written, outcomes: &[Outcome]) -> Result<(), PersistError> {
+    let mut text = String::new();
+    for s in outcomes.iter().filter_map(|o| o.segmentation.as_ref()) {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let title = match s.kind {
+            SegmentKind::Value => "Value tiers",
+            SegmentKind::Behaviour => "Behaviour segments",
+        };
+        text.push_str(&report::text::rules_text(title, &s.model));
+    }
+    w.bytes("rules.txt", text.as_bytes())
+}
+
+/// labels.xlsx (up to `max_rows` clients) and segments.xlsx.
+pub fn spreadsheets(
+    w: &mut Written,
+    labels: &DataFrame,
+    segments: &DataFrame,
+    lang: Lang,
+    max_rows: usize,
+) -> Result<(), ExportError> {
+    let zh = lang == Lang::Zh;
+    let sheet = if zh { "客户标签" } else { "labels" };
+    if export::write_xlsx(labels, &w.path("labels.xlsx"), sheet, zh, max_rows)? {
+        w.add("labels.xlsx");
+    } else {
+        w.skipped.push(format!(
+            "labels.xlsx: {} clients is over output.xlsx_max_rows ({max_rows}); the same rows are in labels.csv and labels.parquet",
+            labels.height(),
+        ));
+    }
+    let sheet = if zh { "分群概况" } else { "segments" };
+    export::write_xlsx(segments, &w.path("segments.xlsx"), sheet, zh, export::XLSX_MAX_ROWS)?;
+    w.add("segments.xlsx");
+    Ok(())
+}
+
+/// migration.csv, transitions.csv and their charts.
+pub fn migration(w: &mut Written, m: Migration, lang: Lang) -> Result<(), OutputError> {
+    let mut rows = m.rows;
+    export::write_csv(&mut rows, &w.path("migration.csv"))?;
+    w.add("migration.csv");
+    let mut transitions = m.transitions;
+    export::write_csv(&mut transitions, &w.path("transitions.csv"))?;
+    w.add("transitions.csv");
+    let charts = w.path("charts");
+    std::fs::create_dir_all(&charts).map_err(|e| PersistError::Create {
+        path: charts.clone(),
+        source: e,
+    })?;
+    for matrix in &m.matrices {
+        let chart =
+            report::write_transition_chart(&charts, lang, &matrix.kind, &matrix.from, &matrix.to, &matrix.counts)?;
+        w.add(chart.png);
+        w.add(chart.svg);
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
+/// rejects.csv beside the run folders when validation stops the run: written under a
+/// temporary name and renamed, so an interrupted write leaves nothing.
+pub fn rejects_beside(rejects: &DataFrame, path: &Path) -> Result<(), OutputError> {
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    persist::track_unfinished(&tmp);
+    let mut r = rejects.clone();
+    let written = export::write_csv(&mut r, &tmp)
+        .map_err(OutputError::from)
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|source| {
+                OutputError::Persist(PersistError::Commit {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            })
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    persist::untrack_unfinished(&tmp);
+    written
+}
