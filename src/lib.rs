@@ -1,16 +1,18 @@
 //! clientseg: which kinds of clients does a bookkeeping agency (代理记账公司) have?
 //!
-//! Data flows one way, one module per stage:
+//! Data flows one way, one module per stage (docs/architecture.md):
 //!
 //! ```text
-//! ingest -> validate -> features -> preprocess -> cluster / classify -> segments
-//!        -> persist / report / export
+//! ingest -> validate -> features -> preprocess -> analysis -> stability -> output
 //! ```
 //!
 //! `ingest`, `validate`, `features` and `export` work on polars frames; `preprocess` is
 //! the boundary that turns the feature table into an ndarray matrix; `cluster`,
-//! `classify` and `segments` see only ndarray; `report` sees only plain result data.
-//! `pipeline` runs the stages in order; `generate` makes realistic test data.
+//! `classify` and `segments` are the algorithms the analyses use and see only ndarray;
+//! `analysis` holds the analyses behind one contract; `stability` keeps segment ids
+//! across runs; `output` writes the run folder through `export`, `report` and `persist`.
+//! `config` checks the settings once; `pipeline` runs the stages in order; `push`,
+//! `generate` and `bench` are tools beside the flow.
 
 pub mod analysis;
 pub mod bench;

@@ -8,6 +8,8 @@ mod util;
 mod bad_input;
 /// The compact reader of plain billing and activity files agrees with the general one.
 mod compact;
+/// A further analysis through the contract alone reaches every output.
+mod contract;
 /// Runs killed or interrupted at several points leave only complete runs; concurrent runs.
 mod crash;
 /// Golden files pin labels, segments, rules, the CRM import and migration.
