@@ -16,6 +16,7 @@ use thiserror::Error;
 
 pub mod html;
 pub mod page;
+pub mod pca;
 pub mod text;
 
 use crate::cluster::KScore;

@@ -53,7 +53,7 @@ pub fn chart_data(
     let (scatter, profile, profile_features, bnames, bsizes, k_scores, chosen) = match behaviour {
         Some(b) => {
             let idx = cluster::sample_rows(b.z.nrows(), 3000, seed ^ 0xC4A7);
-            let pts = cluster::pca_2d(b.z.view(), &idx);
+            let pts = super::pca::pca_2d(b.z.view(), &idx);
             let scatter = pts.iter().zip(&idx).map(|((x, y), &i)| (*x, *y, b.labels[i])).collect();
             let profile = b.model.segments.iter().map(|seg| seg.centroid.clone()).collect();
             (
