@@ -389,7 +389,11 @@ pub fn zh_header(name: &str) -> Option<String> {
     if !fixed.is_empty() {
         return Some(fixed.to_string());
     }
-    name.strip_prefix("median_").map(|f| format!("{f}（中位数）"))
+    if let Some(zh) = crate::format::column_zh(name) {
+        return Some(zh.to_string());
+    }
+    name.strip_prefix("median_")
+        .map(|f| format!("{}（中位数）", crate::features::display_name(f, Lang::Zh)))
 }
 
 /// Excel's row limit; larger tables are written as CSV and Parquet only.
@@ -451,6 +455,11 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
                 // Text cells are never formulas in xlsx, so no neutralising is needed.
                 Cells::Text(v) => {
                     if let Some(v) = v.get(i) {
+                        // In Chinese, the archive's categories as a Chinese firm writes them.
+                        let v = match zh {
+                            true => crate::format::category_zh(df.columns()[j].name(), v).unwrap_or(v),
+                            false => v,
+                        };
                         // Validation rejects longer input cells; this only guards Excel's
                         // per-cell limit against text we built ourselves.
                         let v = match v.char_indices().nth(crate::ingest::MAX_CELL_CHARS) {

@@ -50,16 +50,28 @@ pub struct FeatureDef {
     /// Inputs needed, as `table.column`; any one of the alternatives in `needs_any` too.
     pub needs: &'static [&'static str],
     pub needs_any: &'static [&'static str],
+    /// What people read: (English, Chinese).
+    pub label: (&'static str, &'static str),
+    /// Clustered unless the config lists the features itself.
+    pub clustered: bool,
+    /// Words for a segment far above / below the average client, (English, Chinese).
+    pub high: Option<(&'static str, &'static str)>,
+    pub low: Option<(&'static str, &'static str)>,
+    /// Orders value tiers: the enabled feature of lowest rank is what a client is worth.
+    pub worth_rank: Option<u8>,
 }
 
+use FeatureGroup::{Behaviour, Value};
+use Transform::{Log1p, None as Plain, SignedLog1p};
+
+/// A feature of the catalogue; the optional facts are set with the methods below.
 const fn def(
     name: &'static str,
     group: FeatureGroup,
     unit: &'static str,
     transform: Transform,
+    label: (&'static str, &'static str),
     definition: &'static str,
-    needs: &'static [&'static str],
-    needs_any: &'static [&'static str],
 ) -> FeatureDef {
     FeatureDef {
         name,
@@ -67,65 +79,146 @@ const fn def(
         unit,
         transform,
         definition,
-        needs,
-        needs_any,
+        needs: &[],
+        needs_any: &[],
+        label,
+        clustered: true,
+        high: None,
+        low: None,
+        worth_rank: None,
     }
 }
 
-use FeatureGroup::{Behaviour, Value};
-use Transform::{Log1p, None as Plain, SignedLog1p};
+impl FeatureDef {
+    const fn needs(mut self, needs: &'static [&'static str]) -> Self {
+        self.needs = needs;
+        self
+    }
 
-/// Every feature clientseg computes. Windows end at the snapshot date S; "12 months" is
-/// the 365 days up to and including S.
+    const fn needs_any(mut self, any: &'static [&'static str]) -> Self {
+        self.needs_any = any;
+        self
+    }
+
+    /// Computed and reported, but not clustered by default.
+    const fn unclustered(mut self) -> Self {
+        self.clustered = false;
+        self
+    }
+
+    const fn words(
+        mut self,
+        high: Option<(&'static str, &'static str)>,
+        low: Option<(&'static str, &'static str)>,
+    ) -> Self {
+        self.high = high;
+        self.low = low;
+        self
+    }
+
+    const fn worth(mut self, rank: u8) -> Self {
+        self.worth_rank = Some(rank);
+        self
+    }
+
+    /// The name people read in `lang`.
+    pub fn display(&self, lang: crate::format::Lang) -> &'static str {
+        match lang {
+            crate::format::Lang::En => self.label.0,
+            crate::format::Lang::Zh => self.label.1,
+        }
+    }
+}
+
+/// Every feature clientseg computes: one definition each, from which the config's
+/// defaults, the docs, the model file, segment names and display names are derived.
+/// Windows end at the snapshot date S; "12 months" is the 365 days up to and including S.
+///
+/// The behaviour features clustered by default leave out the scale-driven ones
+/// (vouchers_per_month grows with company size; days_since_last_payment and
+/// payments_per_year with the billing cycle), so that segments describe behaviour and
+/// not size or prepayment; they are still computed and reported.
 pub const CATALOGUE: &[FeatureDef] = &[
-    def("fees_12m", Value, "CNY", Log1p, "Sum of invoice amounts dated in the 12 months up to S.", &[], &[]),
-    def("avg_monthly_fee", Value, "CNY/month", Log1p, "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).", &[], &[]),
-    def("fee_growth", Value, "ratio", Plain, "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.", &[], &[]),
-    def("cost_to_serve", Value, "CNY", Log1p, "Accountant hours logged in the last 12 months times features.hourly_cost.", &["activity.hours"], &[]),
-    def("contribution_margin", Value, "CNY", SignedLog1p, "fees_12m minus cost_to_serve.", &["activity.hours"], &[]),
-    def("tenure_months", Value, "months", Log1p, "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.", &[], &[]),
-    def("n_services", Value, "count", Plain, "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.", &[], &["clients.services", "billing.service"]),
-    def("days_since_last_payment", Behaviour, "days", Log1p, "Days from the last payment (or, if never paid, the first invoice) to S.", &["billing.paid_date"], &[]),
-    def("payments_per_year", Behaviour, "count", Log1p, "Payments received in the last 12 months.", &["billing.paid_date"], &[]),
-    def("mean_payment_delay_days", Behaviour, "days", Log1p, "Mean days past the due date over invoices due in the last 12 months; an unpaid invoice counts up to S; early payment counts 0.", &["billing.paid_date"], &[]),
-    def("late_payment_share", Behaviour, "share", Plain, "Share of invoices due in the last 12 months that were paid after the due date or are still unpaid.", &["billing.paid_date"], &[]),
-    def("open_receivables", Behaviour, "CNY", Log1p, "Sum of invoices dated up to S and not paid by S (欠费).", &["billing.paid_date"], &[]),
-    def("vouchers_per_month", Behaviour, "count/month", Log1p, "Mean vouchers (凭证) per logged month in the last 12 months.", &["activity.vouchers"], &[]),
-    def("vouchers_cv", Behaviour, "ratio", Plain, "Coefficient of variation (std / mean) of monthly vouchers in the last 12 months.", &["activity.vouchers"], &[]),
-    def("tickets_per_month", Behaviour, "count/month", Log1p, "Mean support questions per logged month in the last 12 months.", &["activity.tickets"], &[]),
-    def("late_documents_share", Behaviour, "share", Plain, "Share of logged months in the last 12 with late documents (资料延迟).", &["activity.late_documents"], &[]),
-    def("activity_trend", Behaviour, "share/month", Plain, "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.", &["activity.vouchers"], &[]),
+    def("fees_12m", Value, "CNY", Log1p, ("fees, last 12 months", "近12个月收费"), "Sum of invoice amounts dated in the 12 months up to S.")
+        .words(Some(("high fees", "收费高")), Some(("low fees", "收费低")))
+        .worth(2),
+    def("avg_monthly_fee", Value, "CNY/month", Log1p, ("average monthly fee", "月均收费"), "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).")
+        .words(Some(("high fees", "收费高")), Some(("low fees", "收费低"))),
+    def("fee_growth", Value, "ratio", Plain, ("fee growth", "收费增长率"), "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.")
+        .words(Some(("fees rising", "收费增长")), Some(("fees falling", "收费下降"))),
+    def("cost_to_serve", Value, "CNY", Log1p, ("cost to serve", "服务成本"), "Accountant hours logged in the last 12 months times features.hourly_cost.")
+        .needs(&["activity.hours"])
+        .words(Some(("costly to serve", "服务成本高")), None),
+    def("contribution_margin", Value, "CNY", SignedLog1p, ("contribution margin", "贡献毛利"), "fees_12m minus cost_to_serve.")
+        .needs(&["activity.hours"])
+        .words(None, Some(("thin margin", "利润薄")))
+        .worth(1),
+    def("tenure_months", Value, "months", Log1p, ("months as a client", "合作月数"), "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.")
+        .words(Some(("long-standing", "长期客户")), Some(("new", "新客户"))),
+    def("n_services", Value, "count", Plain, ("services", "服务项目数"), "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.")
+        .needs_any(&["clients.services", "billing.service"])
+        .words(Some(("many services", "多项服务")), None),
+    def("days_since_last_payment", Behaviour, "days", Log1p, ("days since last payment", "距上次付款天数"), "Days from the last payment (or, if never paid, the first invoice) to S.")
+        .needs(&["billing.paid_date"])
+        .unclustered()
+        .words(Some(("no recent payment", "久未付款")), None),
+    def("payments_per_year", Behaviour, "count", Log1p, ("payments per year", "年付款次数"), "Payments received in the last 12 months.")
+        .needs(&["billing.paid_date"])
+        .unclustered()
+        .words(Some(("pays monthly", "按月付款")), Some(("prepays", "预付费"))),
+    def("mean_payment_delay_days", Behaviour, "days", Log1p, ("average days paid late", "平均逾期天数"), "Mean days past the due date over invoices due in the last 12 months; an unpaid invoice counts up to S; early payment counts 0.")
+        .needs(&["billing.paid_date"])
+        .words(Some(("late payer", "逾期付款")), Some(("pays on time", "按时付款"))),
+    def("late_payment_share", Behaviour, "share", Plain, ("share of invoices paid late", "逾期付款占比"), "Share of invoices due in the last 12 months that were paid after the due date or are still unpaid.")
+        .needs(&["billing.paid_date"])
+        .words(Some(("late payer", "逾期付款")), Some(("pays on time", "按时付款"))),
+    def("open_receivables", Behaviour, "CNY", Log1p, ("open receivables", "欠费金额"), "Sum of invoices dated up to S and not paid by S (欠费).")
+        .needs(&["billing.paid_date"])
+        .words(Some(("owes fees", "欠费")), None),
+    def("vouchers_per_month", Behaviour, "count/month", Log1p, ("vouchers per month", "月均凭证数"), "Mean vouchers (凭证) per logged month in the last 12 months.")
+        .needs(&["activity.vouchers"])
+        .unclustered()
+        .words(Some(("high volume", "业务量大")), Some(("low volume", "业务量小"))),
+    def("vouchers_cv", Behaviour, "ratio", Plain, ("voucher volatility", "凭证量波动"), "Coefficient of variation (std / mean) of monthly vouchers in the last 12 months.")
+        .needs(&["activity.vouchers"])
+        .words(Some(("irregular volume", "业务波动大")), Some(("steady volume", "业务平稳"))),
+    def("tickets_per_month", Behaviour, "count/month", Log1p, ("questions per month", "月均咨询次数"), "Mean support questions per logged month in the last 12 months.")
+        .needs(&["activity.tickets"])
+        .words(Some(("high-touch", "高服务需求")), Some(("self-sufficient", "自主省心"))),
+    def("late_documents_share", Behaviour, "share", Plain, ("share of months with late documents", "资料延迟月份占比"), "Share of logged months in the last 12 with late documents (资料延迟).")
+        .needs(&["activity.late_documents"])
+        .words(Some(("late documents", "资料常延迟")), Some(("documents on time", "资料及时"))),
+    def("activity_trend", Behaviour, "share/month", Plain, ("activity trend", "业务量趋势"), "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.")
+        .needs(&["activity.vouchers"])
+        .words(Some(("growing", "业务增长")), Some(("declining, at risk", "业务下滑、有流失风险"))),
 ];
 
 pub fn feature_def(name: &str) -> Option<&'static FeatureDef> {
     CATALOGUE.iter().find(|f| f.name == name)
 }
 
-/// The features clustered by default. Behaviour leaves out the scale-driven ones
-/// (vouchers_per_month grows with company size; days_since_last_payment and
-/// payments_per_year with the billing cycle), so that segments describe behaviour and
-/// not size or prepayment; they are still computed and reported.
-pub fn default_clustering_features(group: FeatureGroup) -> &'static [&'static str] {
-    match group {
-        FeatureGroup::Value => &[
-            "fees_12m",
-            "avg_monthly_fee",
-            "fee_growth",
-            "cost_to_serve",
-            "contribution_margin",
-            "tenure_months",
-            "n_services",
-        ],
-        FeatureGroup::Behaviour => &[
-            "mean_payment_delay_days",
-            "late_payment_share",
-            "open_receivables",
-            "vouchers_cv",
-            "tickets_per_month",
-            "late_documents_share",
-            "activity_trend",
-        ],
-    }
+/// The features clustered by default, in catalogue order.
+pub fn default_clustering_features(group: FeatureGroup) -> Vec<&'static str> {
+    CATALOGUE
+        .iter()
+        .filter(|f| f.group == group && f.clustered)
+        .map(|f| f.name)
+        .collect()
+}
+
+/// The name people read for a feature in `lang` (the identifier if it is not one).
+pub fn display_name(name: &str, lang: crate::format::Lang) -> String {
+    feature_def(name).map_or_else(|| name.to_string(), |f| f.display(lang).to_string())
+}
+
+/// The feature value tiers are ordered by: the enabled one of lowest worth rank.
+pub fn worth_feature(table: &FeatureTable) -> Option<&'static str> {
+    table
+        .enabled
+        .iter()
+        .filter_map(|f| f.worth_rank.map(|r| (r, f.name)))
+        .min()
+        .map(|(_, name)| name)
 }
 
 /// The rule-based dimensions read from the archive, in output order.

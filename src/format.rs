@@ -58,3 +58,144 @@ mod tests {
         assert_eq!(human(2.0), "2");
     }
 }
+
+/// The Chinese name of a canonical input or output column (客户编号 for client_id).
+pub fn column_zh(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "client_id" => "客户编号",
+        "name" => "客户名称",
+        "client_type" => "客户类型",
+        "taxpayer_type" => "纳税人类型",
+        "industry" => "所属行业",
+        "province" => "省份",
+        "city" => "城市",
+        "international" => "国内/国际",
+        "employees" => "员工人数",
+        "annual_revenue" => "年营业收入",
+        "services" => "服务项目",
+        "contract_start" => "合同开始日",
+        "contract_end" => "合同结束日",
+        "monthly_fee" => "月服务费",
+        "accountant" => "主办会计",
+        "invoice_date" => "开票日期",
+        "amount" => "金额",
+        "service" => "服务内容",
+        "due_date" => "应付日期",
+        "paid_date" => "付款日期",
+        "month" => "月份",
+        "vouchers" => "凭证数",
+        "filings" => "申报数",
+        "hours" => "工时",
+        "tickets" => "咨询次数",
+        "late_documents" => "资料延迟",
+        "region" => "地区",
+        "market" => "国内/国际",
+        "scale" => "规模",
+        "term" => "长期/短期",
+        "needs" => "服务需求",
+        _ => return None,
+    })
+}
+
+/// The Chinese name of an input table.
+pub fn table_zh(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "clients" => "客户档案",
+        "billing" => "收费记录",
+        "activity" => "工作记录",
+        _ => return None,
+    })
+}
+
+/// A `table.column` input reference in Chinese: 收费记录「付款日期」.
+pub fn input_zh(reference: &str) -> String {
+    let (table, column) = reference.split_once('.').unwrap_or((reference, ""));
+    format!(
+        "{}「{}」",
+        table_zh(table).unwrap_or(table),
+        column_zh(column).unwrap_or(column)
+    )
+}
+
+/// A category value of the archive in Chinese (企业 for enterprise), as spreadsheets in
+/// Chinese show it.
+pub fn category_zh(column: &str, value: &str) -> Option<&'static str> {
+    Some(match (column, value) {
+        ("client_type", "enterprise") => "企业",
+        ("client_type", "individual_business") => "个体工商户",
+        ("client_type", "person") => "个人",
+        ("taxpayer_type", "small_scale") => "小规模纳税人",
+        ("taxpayer_type", "general") => "一般纳税人",
+        ("market", "domestic") => "国内",
+        ("market", "international") => "国际",
+        ("scale", "micro") => "微型",
+        ("scale", "small") => "小型",
+        ("scale", "medium") => "中型",
+        ("scale", "large") => "大型",
+        ("term", "long_term") => "长期",
+        ("term", "short_term") => "短期",
+        _ => return None,
+    })
+}
+
+/// A reject reason in Chinese; a reason this table does not know stays as it is.
+pub fn reason_zh(reason: &str) -> String {
+    let row_ref = |r: &str| r.rsplit(' ').next().unwrap_or("").to_string();
+    if reason.starts_with("not a date") {
+        "不是有效日期（请写成 2024-01-05、2024/1/5 或 2024年1月5日，年份在 1900 至 2200 之间）".into()
+    } else if reason.starts_with("not a month") {
+        "不是有效月份（请写成 2024-01 或 2024年1月）".into()
+    } else if reason == "not a number" {
+        "不是有效数字".into()
+    } else if reason == "negative value" {
+        "不能为负数".into()
+    } else if reason == "required value is empty" {
+        "必填项为空".into()
+    } else if let Some(rest) = reason.strip_prefix("unknown value; expected one of ") {
+        format!("无法识别的取值；应为 {rest}")
+    } else if reason.starts_with("duplicate client_id") {
+        match reason.contains("first seen at row") {
+            true => format!("客户编号重复；首次出现在第 {} 行", row_ref(reason)),
+            false => "客户编号重复".into(),
+        }
+    } else if reason.starts_with("duplicate month for this client") {
+        match reason.contains("first seen at row") {
+            true => format!("该客户的月份重复；首次出现在第 {} 行", row_ref(reason)),
+            false => "该客户的月份重复".into(),
+        }
+    } else if reason == "contract_end is before contract_start" {
+        "合同结束日早于合同开始日".into()
+    } else if reason == "client_id not found among the accepted clients" {
+        "客户编号不在有效客户档案中".into()
+    } else if reason.starts_with("month outside the client's contract") {
+        "工作月份不在合同期内".into()
+    } else if reason.contains("in the future (after ") {
+        let day = reason
+            .split("(after ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or("");
+        format!("日期晚于 {day}，属于未来日期，可能录入有误")
+    } else if reason.starts_with("cell longer than 32,767 characters") {
+        "单元格超过 32,767 个字符（Excel 上限），请在导出中缩短".into()
+    } else {
+        reason.to_string()
+    }
+}
+
+#[cfg(test)]
+mod words {
+    use super::*;
+
+    #[test]
+    fn chinese_words_for_reasons_inputs_and_categories() {
+        assert_eq!(
+            reason_zh("duplicate client_id; first seen at row 17"),
+            "客户编号重复；首次出现在第 17 行"
+        );
+        assert!(reason_zh("payment date in the future (after 2026-11-29): a typo?").contains("2026-11-29"));
+        assert_eq!(input_zh("billing.paid_date"), "收费记录「付款日期」");
+        assert_eq!(category_zh("taxpayer_type", "small_scale"), Some("小规模纳税人"));
+        assert_eq!(reason_zh("something new"), "something new");
+    }
+}

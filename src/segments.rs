@@ -86,36 +86,15 @@ pub fn value_tiers(
     (new_label, tiers)
 }
 
-/// Words for a feature being far above or below the population (en, zh).
+/// Words for a feature being far above or below the population (en, zh), from the
+/// feature's definition.
 fn descriptor(feature: &str, high: bool) -> Option<(&'static str, &'static str)> {
-    Some(match (feature, high) {
-        ("mean_payment_delay_days" | "late_payment_share", true) => ("late payer", "逾期付款"),
-        ("mean_payment_delay_days" | "late_payment_share", false) => ("pays on time", "按时付款"),
-        ("open_receivables", true) => ("owes fees", "欠费"),
-        ("days_since_last_payment", true) => ("no recent payment", "久未付款"),
-        ("payments_per_year", true) => ("pays monthly", "按月付款"),
-        ("payments_per_year", false) => ("prepays", "预付费"),
-        ("vouchers_per_month", true) => ("high volume", "业务量大"),
-        ("vouchers_per_month", false) => ("low volume", "业务量小"),
-        ("vouchers_cv", true) => ("irregular volume", "业务波动大"),
-        ("vouchers_cv", false) => ("steady volume", "业务平稳"),
-        ("tickets_per_month", true) => ("high-touch", "高服务需求"),
-        ("tickets_per_month", false) => ("self-sufficient", "自主省心"),
-        ("late_documents_share", true) => ("late documents", "资料常延迟"),
-        ("late_documents_share", false) => ("documents on time", "资料及时"),
-        ("activity_trend", true) => ("growing", "业务增长"),
-        ("activity_trend", false) => ("declining, at risk", "业务下滑、有流失风险"),
-        ("fees_12m" | "avg_monthly_fee", true) => ("high fees", "收费高"),
-        ("fees_12m" | "avg_monthly_fee", false) => ("low fees", "收费低"),
-        ("fee_growth", true) => ("fees rising", "收费增长"),
-        ("fee_growth", false) => ("fees falling", "收费下降"),
-        ("cost_to_serve", true) => ("costly to serve", "服务成本高"),
-        ("contribution_margin", false) => ("thin margin", "利润薄"),
-        ("tenure_months", true) => ("long-standing", "长期客户"),
-        ("tenure_months", false) => ("new", "新客户"),
-        ("n_services", true) => ("many services", "多项服务"),
-        _ => return None,
-    })
+    let f = crate::features::feature_def(feature)?;
+    if high {
+        f.high
+    } else {
+        f.low
+    }
 }
 
 /// Every wording a segment name can use (for checking the chart font covers them).

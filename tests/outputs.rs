@@ -293,3 +293,46 @@ fn parquet_inputs_match_csv_inputs() {
         std::fs::read(pq_run.join("labels.csv")).unwrap()
     );
 }
+
+/// In Chinese the analyst reads Chinese words: feature names, categories, reject reasons
+/// and spreadsheet headers; the CSV files keep the identifiers.
+#[test]
+fn chinese_run_shows_chinese_words_not_identifiers() {
+    use calamine::Reader;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 300, 23, &["--dirty", "0.01"]);
+    let (run, _) = pipeline(dir, "lang = \"zh\"");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for f in clientseg::features::CATALOGUE {
+        assert!(!page.contains(f.name), "report.html shows the identifier {}", f.name);
+    }
+    assert!(page.contains("近12个月收费") && page.contains("平均逾期天数"));
+    assert!(
+        !page.contains("not a date") && !page.contains("not found among"),
+        "reasons in English"
+    );
+
+    let read = |file: &str| {
+        let mut book = calamine::open_workbook_auto(run.join(file)).unwrap();
+        let range = book.worksheet_range_at(0).unwrap().unwrap();
+        range
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let segs = read("segments.xlsx");
+    assert!(segs[0].iter().any(|h| h == "近12个月收费（中位数）"), "{:?}", segs[0]);
+    assert!(segs[0].iter().all(|h| !h.contains("fees_12m")), "{:?}", segs[0]);
+    let labels = read("labels.xlsx");
+    let col = labels[0]
+        .iter()
+        .position(|h| h == "纳税人类型")
+        .expect("纳税人类型 column");
+    assert!(labels[1..]
+        .iter()
+        .all(|r| r[col] == "小规模纳税人" || r[col] == "一般纳税人" || r[col].is_empty()));
+    // The CSV keeps the codes, for other tools.
+    let csv = read_csv(&run.join("labels.csv"));
+    assert!(strings(&csv, "taxpayer_type").iter().any(|t| t == "small_scale"));
+}

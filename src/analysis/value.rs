@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::segmentation::{apply_saved, explain, prepare, usable};
 use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
 use crate::cluster::{self, KMeansSettings};
+use crate::features;
 use crate::model::Model;
 use crate::preprocess;
 use crate::progress::Stages;
@@ -48,12 +49,9 @@ impl Analysis for ValueTiers {
         let p = stages.run("scaling", |_| prepare(table, &names))?;
         let (c, tiers) = stages.run("final fits", |_| -> Result<_, AnalysisError> {
             let c = cluster::fit(p.z.view(), self.params.k, &self.kmeans, ctx.seed)?;
-            // Tiers are ordered by what the client is worth to the firm.
-            let worth_name = if table.is_enabled("contribution_margin") {
-                "contribution_margin"
-            } else {
-                "fees_12m"
-            };
+            // Tiers are ordered by what the client is worth to the firm (fees_12m is
+            // always computed, so there is always a worth feature).
+            let worth_name = features::worth_feature(table).unwrap_or("fees_12m");
             let worth = preprocess::to_matrix(&table.df, &[worth_name.to_string()])?;
             let (map, tiers) = segments::value_tiers(&c.labels, worth.column(0), c.centroids.view());
             let labels = c.labels.mapv(|l| map[l]);

@@ -667,6 +667,7 @@ mod tests {
                 .into_iter()
                 .flat_map(|(en, zh)| [en.to_string(), zh.to_string()]),
         );
+        texts.extend(crate::features::CATALOGUE.iter().map(|f| f.label.1.to_string()));
         texts.push("0123456789.,%()=+-→：（）、".into());
         for text in &texts {
             for c in text.chars().filter(|c| !c.is_whitespace()) {

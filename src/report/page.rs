@@ -7,7 +7,7 @@ use super::html::{Card, Page};
 use super::{ChartData, ChartFile, ServicePlan};
 use crate::analysis::{segmentation, Outcome, SegmentKind, Segmentation, Warning};
 use crate::cluster;
-use crate::features::FeatureTable;
+use crate::features::{display_name, feature_def, FeatureTable, CATALOGUE};
 use crate::format::Lang;
 use crate::ingest::InputFile;
 use crate::segments::Segment;
@@ -59,7 +59,7 @@ pub fn chart_data(
             (
                 scatter,
                 profile,
-                b.model.features.clone(),
+                b.model.features.iter().map(|f| display_name(f, lang)).collect(),
                 b.model.segments.iter().map(name).collect(),
                 sizes(b),
                 b.k_scores.clone(),
@@ -129,6 +129,7 @@ fn cards(lang: Lang, f: &Segmentation, segments: &DataFrame) -> Vec<Card> {
                 .zip(&seg.centroid)
                 .filter(|(_, z)| z.abs() >= 0.5)
                 .map(|(name, z)| {
+                    let name = display_name(name, lang);
                     let text = match (zh, *z > 0.0) {
                         (false, true) => format!("{name} is well above the average client ({z:+.1} sd)"),
                         (false, false) => format!("{name} is well below the average client ({z:+.1} sd)"),
@@ -157,7 +158,7 @@ fn cards(lang: Lang, f: &Segmentation, segments: &DataFrame) -> Vec<Card> {
                         (true, true) => format!("全部 → {} 位客户，{pct:.0}% 属于此分群", r.support),
                         (true, false) => format!(
                             "如果 {} → {} 位客户，{pct:.0}% 属于此分群",
-                            r.conditions.join(" 且 "),
+                            readable_rule(&r.conditions.join(" 且 "), lang),
                             r.support
                         ),
                     }
@@ -173,7 +174,7 @@ fn cards(lang: Lang, f: &Segmentation, segments: &DataFrame) -> Vec<Card> {
                 margin: get("median_contribution_margin"),
                 medians: row
                     .iter()
-                    .filter_map(|(n, v)| n.strip_prefix("median_").map(|f| (f.to_string(), *v)))
+                    .filter_map(|(n, v)| n.strip_prefix("median_").map(|f| (display_name(f, lang), *v)))
                     .collect(),
                 distinct: distinct.into_iter().take(4).map(|d| d.1).collect(),
                 rules,
@@ -264,11 +265,14 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>) -> Page {
         snapshot: table.snapshot.to_string(),
         created_at: created_at.to_string(),
         rows,
-        top_rejects: crate::validate::top_reasons(&validated.rejects, 5),
+        top_rejects: crate::validate::top_reasons_in(&validated.rejects, 5, lang),
         disabled: table
             .disabled
             .iter()
-            .map(|d| (d.name.clone(), d.reason.clone()))
+            .map(|d| match lang {
+                Lang::En => (d.name.clone(), d.reason.clone()),
+                Lang::Zh => (display_name(&d.name, lang), disabled_zh(&d.name)),
+            })
             .collect(),
         k_table,
         value_cards: value.map(|v| cards(lang, v, segments)).unwrap_or_default(),
@@ -297,4 +301,34 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>) -> Page {
             .map(<[ServicePlan]>::to_vec)
             .unwrap_or_else(|| super::html::default_plans(lang)),
     }
+}
+
+/// Why a feature is off, in Chinese: the inputs it needs.
+fn disabled_zh(name: &str) -> String {
+    let Some(f) = feature_def(name) else {
+        return String::new();
+    };
+    let needs: Vec<String> = f.needs.iter().map(|n| crate::format::input_zh(n)).collect();
+    let any: Vec<String> = f.needs_any.iter().map(|n| crate::format::input_zh(n)).collect();
+    let what = match (needs.is_empty(), any.is_empty()) {
+        (false, _) => needs.join("、"),
+        (true, false) => any.join(" 或 "),
+        (true, true) => String::new(),
+    };
+    format!("需要{what}，输入中没有")
+}
+
+/// Feature identifiers in a rule replaced by the names people read in `lang`.
+fn readable_rule(rule: &str, lang: Lang) -> String {
+    if lang == Lang::En {
+        return rule.to_string();
+    }
+    let mut names: Vec<&str> = CATALOGUE.iter().map(|f| f.name).collect();
+    // Longer names first, so that no name is replaced inside another.
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let mut out = rule.to_string();
+    for n in names {
+        out = out.replace(n, &display_name(n, lang));
+    }
+    out
 }

@@ -215,6 +215,12 @@ fn stack(parts: &[DataFrame]) -> DataFrame {
 
 /// "reason (n)" for the most common reject reasons.
 pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
+    top_reasons_in(rejects, n, crate::format::Lang::En)
+}
+
+/// [`top_reasons`] in a language: in Chinese, the columns and reasons in Chinese words.
+pub fn top_reasons_in(rejects: &DataFrame, n: usize, lang: crate::format::Lang) -> String {
+    use crate::format::{column_zh, reason_zh, Lang};
     // Row-specific detail ("first seen at row 17") would split one problem into many.
     let counted = rejects
         .clone()
@@ -246,18 +252,24 @@ pub fn top_reasons(rejects: &DataFrame, n: usize) -> String {
             .as_ref()
             .and_then(|c| c.u64().ok().and_then(|c| c.get(i)))
             .unwrap_or(0);
-        let rows = if k == 1 { "row" } else { "rows" };
-        items.push(format!(
-            "{} {}: {} ({k} {rows})",
-            f.get(i).unwrap_or(""),
-            c.get(i).unwrap_or(""),
-            r.get(i).unwrap_or("")
-        ));
+        let (file, column, reason) = (f.get(i).unwrap_or(""), c.get(i).unwrap_or(""), r.get(i).unwrap_or(""));
+        items.push(match lang {
+            Lang::En => {
+                let rows = if k == 1 { "row" } else { "rows" };
+                format!("{file} {column}: {reason} ({k} {rows})")
+            }
+            Lang::Zh => format!(
+                "{file}「{}」：{}（{k} 行）",
+                column_zh(column).unwrap_or(column),
+                reason_zh(reason)
+            ),
+        });
     }
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join("; ")
+    match (items.is_empty(), lang) {
+        (true, Lang::En) => "none".into(),
+        (true, Lang::Zh) => "无".into(),
+        (false, Lang::En) => items.join("; "),
+        (false, Lang::Zh) => items.join("；"),
     }
 }
 
