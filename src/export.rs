@@ -358,7 +358,6 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
 /// Chinese column headers for the spreadsheets when lang = zh.
 pub fn zh_header(name: &str) -> Option<String> {
     let fixed = match name {
-        "client_id" => "客户编号",
         "value_tier" => "价值层级",
         "value_tier_en" => "价值层级（英文）",
         "value_tier_zh" => "价值层级名称",
@@ -367,16 +366,6 @@ pub fn zh_header(name: &str) -> Option<String> {
         "behaviour_segment_en" => "行为分群（英文）",
         "behaviour_segment_zh" => "行为分群名称",
         "behaviour_distance" => "行为分群距离",
-        "name" => "客户名称",
-        "client_type" => "客户类型",
-        "taxpayer_type" => "纳税人类型",
-        "industry" => "所属行业",
-        "region" => "地区",
-        "market" => "国内/国际",
-        "scale" => "规模",
-        "term" => "长期/短期",
-        "needs" => "服务需求",
-        "accountant" => "主办会计",
         "kind" => "类别",
         "segment" => "分群",
         "name_en" => "名称（英文）",

@@ -59,7 +59,8 @@ mod tests {
     }
 }
 
-/// The Chinese name of a canonical input or output column (客户编号 for client_id).
+/// The Chinese name of a canonical input or output column (客户编号 for client_id), as a
+/// Chinese firm's exports head it (`generate --zh` writes these headers).
 pub fn column_zh(name: &str) -> Option<&'static str> {
     Some(match name {
         "client_id" => "客户编号",
@@ -69,22 +70,22 @@ pub fn column_zh(name: &str) -> Option<&'static str> {
         "industry" => "所属行业",
         "province" => "省份",
         "city" => "城市",
-        "international" => "国内/国际",
+        "international" => "是否外资",
         "employees" => "员工人数",
         "annual_revenue" => "年营业收入",
         "services" => "服务项目",
-        "contract_start" => "合同开始日",
-        "contract_end" => "合同结束日",
+        "contract_start" => "合同开始日期",
+        "contract_end" => "合同结束日期",
         "monthly_fee" => "月服务费",
         "accountant" => "主办会计",
         "invoice_date" => "开票日期",
         "amount" => "金额",
-        "service" => "服务内容",
-        "due_date" => "应付日期",
-        "paid_date" => "付款日期",
+        "service" => "服务项目",
+        "due_date" => "应收日期",
+        "paid_date" => "收款日期",
         "month" => "月份",
         "vouchers" => "凭证数",
-        "filings" => "申报数",
+        "filings" => "申报次数",
         "hours" => "工时",
         "tickets" => "咨询次数",
         "late_documents" => "资料延迟",
@@ -194,7 +195,7 @@ mod words {
             "客户编号重复；首次出现在第 17 行"
         );
         assert!(reason_zh("payment date in the future (after 2026-11-29): a typo?").contains("2026-11-29"));
-        assert_eq!(input_zh("billing.paid_date"), "收费记录「付款日期」");
+        assert_eq!(input_zh("billing.paid_date"), "收费记录「收款日期」");
         assert_eq!(category_zh("taxpayer_type", "small_scale"), Some("小规模纳税人"));
         assert_eq!(reason_zh("something new"), "something new");
     }

@@ -153,36 +153,7 @@ impl Buf {
 
 /// Chinese headers used with `--zh`; `examples/clientseg-zh.toml` maps them back.
 pub fn chinese_header(name: &str) -> String {
-    match name {
-        "client_id" => "客户编号",
-        "name" => "客户名称",
-        "client_type" => "客户类型",
-        "taxpayer_type" => "纳税人类型",
-        "industry" => "所属行业",
-        "province" => "省份",
-        "city" => "城市",
-        "international" => "是否外资",
-        "employees" => "员工人数",
-        "annual_revenue" => "年营业收入",
-        "services" => "服务项目",
-        "contract_start" => "合同开始日期",
-        "contract_end" => "合同结束日期",
-        "monthly_fee" => "月服务费",
-        "accountant" => "主办会计",
-        "invoice_date" => "开票日期",
-        "amount" => "金额",
-        "service" => "服务项目",
-        "due_date" => "应收日期",
-        "paid_date" => "收款日期",
-        "month" => "月份",
-        "vouchers" => "凭证数",
-        "filings" => "申报次数",
-        "hours" => "工时",
-        "tickets" => "咨询次数",
-        "late_documents" => "资料延迟",
-        other => other,
-    }
-    .to_string()
+    crate::format::column_zh(name).unwrap_or(name).to_string()
 }
 
 struct Writer {
