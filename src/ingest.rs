@@ -118,6 +118,13 @@ pub enum IngestError {
     NotText { file: String, what: String },
     #[error("{file}: the header is one column, '{header}': the file seems to use '{sep}' between columns. Save it as comma-separated CSV (in Excel: CSV UTF-8)")]
     Delimiter { file: String, header: String, sep: char },
+    #[error("{file}, row {row}: {found} cells where the header has {expected}. A comma inside a cell must be quoted (\"1,200\"); or save the table again as CSV from Excel")]
+    Ragged {
+        file: String,
+        row: usize,
+        found: usize,
+        expected: usize,
+    },
     #[error("{file}: the header '{header}' appears twice; remove or rename one of the columns so it is clear which one to read")]
     DuplicateHeader { file: String, header: String },
 }
@@ -279,6 +286,41 @@ pub fn read_table(
         }
     }
     read_table_general(table, path, mapping, encoding)
+}
+
+/// The first row (as Excel numbers it) with more cells than the header, quotes
+/// respected: what the CSV reader's "more fields than defined" means, for the message.
+fn ragged_row(path: &Path) -> Option<(usize, usize, usize)> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let mut rows = Vec::new();
+    let (mut cells, mut quoted, mut row_start) = (1usize, false, true);
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => cells += 1,
+            '\n' if !quoted => {
+                if !row_start {
+                    rows.push(cells);
+                }
+                cells = 1;
+                row_start = true;
+                continue;
+            }
+            '\r' => continue,
+            _ => {}
+        }
+        row_start = false;
+    }
+    if !row_start {
+        rows.push(cells);
+    }
+    let expected = *rows.first()?;
+    rows.iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, &n)| n > expected)
+        .map(|(i, &n)| (i + 1, n, expected))
 }
 
 /// Refuses a .csv that is not text: a workbook or Parquet file with the wrong name, or
@@ -600,9 +642,17 @@ pub fn looks_like_gbk(bytes: &[u8]) -> bool {
 /// config, and decoded first.
 fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
     let io = IngestError::io(path);
-    let parse = |e: PolarsError| IngestError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let parse = |e: PolarsError| match ragged_row(path) {
+        Some((row, found, expected)) => IngestError::Ragged {
+            file: file_name(path),
+            row,
+            found,
+            expected,
+        },
+        None => IngestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
     };
     if is_utf8(path, encoding)? {
         return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
