@@ -90,6 +90,7 @@ pub struct RawInput {
     pub clients: Option<PathBuf>,
     pub billing: Option<PathBuf>,
     pub activity: Option<PathBuf>,
+    pub staff: Option<PathBuf>,
     pub max_reject_share: Option<f64>,
     /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8", "gb18030" (or "gbk"),
     /// or "latin-1" (Windows-1252).
@@ -200,11 +201,12 @@ impl Settings {
         let dir = resolve(raw.input.dir.as_deref().unwrap_or(Path::new(".")));
 
         let mut sources = Vec::new();
-        for table in Table::ALL {
+        for table in Table::all() {
             let explicit = match table {
                 Table::Clients => raw.input.clients.as_deref(),
                 Table::Billing => raw.input.billing.as_deref(),
                 Table::Activity => raw.input.activity.as_deref(),
+                Table::Staff => raw.input.staff.as_deref(),
             };
             let path = match explicit {
                 Some(p) => Some(resolve(p)),
@@ -223,8 +225,9 @@ impl Settings {
             sources.push(TableSource { table, path, mapping });
         }
         for key in raw.columns.keys() {
-            if !Table::ALL.iter().any(|t| t.name() == key) {
-                return Err(invalid("columns", "must be one of clients, billing, activity", key));
+            if Table::from_name(key).is_none() {
+                let names: Vec<&str> = Table::all().map(Table::name).collect();
+                return Err(invalid("columns", &format!("must be one of {}", names.join(", ")), key));
             }
         }
 

@@ -300,7 +300,7 @@ pub fn last_date(t: &CleanTables) -> Result<NaiveDate, FeatureError> {
         .select([col("invoice_date").max().alias("i"), col("paid_date").max().alias("p")])
         .collect()?;
     let mut best = [scalar_i32(&b, "i"), scalar_i32(&b, "p")].into_iter().flatten().max();
-    if let Some(a) = &t.activity {
+    if let Some(a) = t.activity() {
         let a = a.clone().lazy().select([col("month").max().alias("m")]).collect()?;
         // The last logged month counts up to its last day.
         let month_end = scalar_i32(&a, "m").map(|m| {
@@ -586,8 +586,8 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
 
     let mut lf = t.clients.clone().lazy().left_join(billing, bclient, col(bkey));
 
-    let activity_on = t.activity.is_some();
-    if let Some(a) = &t.activity {
+    let activity_on = t.activity().is_some();
+    if let Some(a) = t.activity() {
         let (akey, aclient) = key_of(a);
         // Months from S's month back to each logged month (both first days, as validation
         // makes them): 30.436875 days on average, and at most 4.4 days off over any span
@@ -776,7 +776,7 @@ mod tests {
         CleanTables {
             clients,
             billing,
-            activity: Some(activity),
+            optional: vec![(Table::Activity, activity)],
             absent: vec![],
         }
     }
@@ -849,7 +849,7 @@ mod tests {
     #[test]
     fn missing_activity_disables_its_features() {
         let mut t = tables();
-        t.activity = None;
+        t.drop_table(Table::Activity);
         let params = FeatureParams {
             snapshot: None,
             hourly_cost: 100.0,

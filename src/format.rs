@@ -89,6 +89,11 @@ pub fn column_zh(name: &str) -> Option<&'static str> {
         "hours" => "工时",
         "tickets" => "咨询次数",
         "late_documents" => "资料延迟",
+        "grade" => "职级",
+        "capacity_hours" => "每月可用工时",
+        "skills" => "专长",
+        "team" => "团队",
+        "active" => "在职",
         "region" => "地区",
         "market" => "国内/国际",
         "scale" => "规模",
@@ -104,6 +109,7 @@ pub fn table_zh(name: &str) -> Option<&'static str> {
         "clients" => "客户档案",
         "billing" => "收费记录",
         "activity" => "工作记录",
+        "staff" => "员工名单",
         _ => return None,
     })
 }
@@ -163,6 +169,11 @@ pub fn reason_zh(reason: &str) -> String {
         match reason.contains("first seen at row") {
             true => format!("该客户的月份重复；首次出现在第 {} 行", row_ref(reason)),
             false => "该客户的月份重复".into(),
+        }
+    } else if reason.starts_with("duplicate accountant") {
+        match reason.contains("first seen at row") {
+            true => format!("会计重复；首次出现在第 {} 行", row_ref(reason)),
+            false => "会计重复".into(),
         }
     } else if reason == "contract_end is before contract_start" {
         "合同结束日早于合同开始日".into()

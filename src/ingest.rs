@@ -53,7 +53,7 @@ pub fn find_table_file(dir: &Path, name: &str) -> Option<PathBuf> {
 pub struct InputParams {
     /// The folder the tables are looked for in (input.dir).
     pub dir: PathBuf,
-    /// One per table, in [`Table::ALL`] order.
+    /// One per table, in schema order.
     pub sources: Vec<TableSource>,
     pub encoding: Encoding,
 }
@@ -182,8 +182,17 @@ pub struct InputFile {
 pub struct RawInputs {
     pub clients: RawTable,
     pub billing: RawTable,
-    pub activity: Option<RawTable>,
+    /// The optional tables the input has (activity, staff, ...), in schema order.
+    pub optional: Vec<RawTable>,
     pub files: Vec<InputFile>,
+}
+
+impl RawInputs {
+    /// Takes an optional table out, when the input has it.
+    pub fn take(&mut self, table: Table) -> Option<RawTable> {
+        let i = self.optional.iter().position(|t| t.table == table)?;
+        Some(self.optional.remove(i))
+    }
 }
 
 /// Reads all tables named by the settings.
@@ -229,18 +238,29 @@ pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
             rows: raw.df.height(),
         });
     }
-    let mut tables = tables.into_iter();
-    let missing = |table: &'static str| IngestError::Missing {
-        table,
+    let (mut clients, mut billing, mut optional) = (None, None, Vec::new());
+    for (source, raw) in sources.iter().zip(tables) {
+        match (source.table, raw) {
+            (Table::Clients, raw) => clients = raw,
+            (Table::Billing, raw) => billing = raw,
+            (_, Some(raw)) => optional.push(raw),
+            (table, None) if !table.optional() => {
+                return Err(IngestError::Missing {
+                    table: table.name(),
+                    dir: input.dir.display().to_string(),
+                })
+            }
+            (_, None) => {}
+        }
+    }
+    let missing = |table: Table| IngestError::Missing {
+        table: table.name(),
         dir: input.dir.display().to_string(),
     };
-    let clients = tables.next().flatten().ok_or_else(|| missing("clients"))?;
-    let billing = tables.next().flatten().ok_or_else(|| missing("billing"))?;
-    let activity = tables.next().flatten();
     Ok(RawInputs {
-        clients,
-        billing,
-        activity,
+        clients: clients.ok_or_else(|| missing(Table::Clients))?,
+        billing: billing.ok_or_else(|| missing(Table::Billing))?,
+        optional,
         files,
     })
 }

@@ -195,6 +195,7 @@ fn settings(
         raw.input.clients = None;
         raw.input.billing = None;
         raw.input.activity = None;
+        raw.input.staff = None;
     }
     if let Some(p) = previous {
         raw.stability.previous = Some(match p {

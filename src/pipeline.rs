@@ -298,14 +298,9 @@ fn prepare(
     let table = st.run("features", |_| features::compute(&validated.tables, features))?;
     let last_invoice = features::last_invoice(&validated.tables);
     // Only the per-client table is needed from here on; free the invoices and work log.
-    let validated = Validated {
-        tables: validate::CleanTables {
-            billing: DataFrame::empty(),
-            activity: None,
-            ..validated.tables
-        },
-        ..validated
-    };
+    let mut validated = validated;
+    validated.tables.billing = DataFrame::empty();
+    validated.tables.drop_table(crate::schema::Table::Activity);
     Ok(Prepared {
         files,
         validated,

@@ -1,73 +1,145 @@
-//! The input contract as data: the tables clientseg reads and their canonical columns.
-//! Every stage that needs a table's columns asks here; nothing below it is imported.
+//! The input contract as data: the tables clientseg reads, whether each is required,
+//! and their canonical columns. Every stage that needs a table's columns asks here;
+//! a new input table is one entry in [`SCHEMAS`] (and its validation plan).
 
 use serde::{Deserialize, Serialize};
 
 /// Which input table a column belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Table {
     Clients,
     Billing,
     Activity,
+    Staff,
 }
 
+/// One input table of the contract.
+#[derive(Debug)]
+pub struct TableSchema {
+    pub table: Table,
+    /// Its file name without extension, its config section and its name in messages.
+    pub name: &'static str,
+    /// A run goes on without it (and switches off what needs it).
+    pub optional: bool,
+    /// The canonical columns, required ones first.
+    pub columns: &'static [&'static str],
+    pub required: &'static [&'static str],
+}
+
+/// Every input table, in the order they are read and validated.
+pub const SCHEMAS: &[TableSchema] = &[
+    TableSchema {
+        table: Table::Clients,
+        name: "clients",
+        optional: false,
+        columns: &[
+            "client_id",
+            "name",
+            "client_type",
+            "taxpayer_type",
+            "industry",
+            "province",
+            "city",
+            "international",
+            "employees",
+            "annual_revenue",
+            "services",
+            "contract_start",
+            "contract_end",
+            "monthly_fee",
+            "accountant",
+        ],
+        required: &["client_id"],
+    },
+    TableSchema {
+        table: Table::Billing,
+        name: "billing",
+        optional: false,
+        columns: &[
+            "client_id",
+            "invoice_date",
+            "amount",
+            "service",
+            "due_date",
+            "paid_date",
+        ],
+        required: &["client_id", "invoice_date", "amount"],
+    },
+    TableSchema {
+        table: Table::Activity,
+        name: "activity",
+        optional: true,
+        columns: &[
+            "client_id",
+            "month",
+            "vouchers",
+            "filings",
+            "hours",
+            "tickets",
+            "late_documents",
+        ],
+        required: &["client_id", "month"],
+    },
+    // The firm's accountants (for staff allocation): the name or id clients.accountant
+    // uses, grade, monthly capacity in hours, skills, team, and whether still active.
+    TableSchema {
+        table: Table::Staff,
+        name: "staff",
+        optional: true,
+        columns: &["accountant", "grade", "capacity_hours", "skills", "team", "active"],
+        required: &["accountant"],
+    },
+];
+
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Clients, Table::Billing, Table::Activity];
+    /// Every table of [`SCHEMAS`], in order.
+    pub fn all() -> impl Iterator<Item = Table> {
+        SCHEMAS.iter().map(|s| s.table)
+    }
+
+    pub fn schema(self) -> &'static TableSchema {
+        match SCHEMAS.iter().find(|s| s.table == self) {
+            Some(s) => s,
+            // Every variant has its entry; the test below holds that.
+            None => &SCHEMAS[0],
+        }
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Table::Clients => "clients",
-            Table::Billing => "billing",
-            Table::Activity => "activity",
-        }
+        self.schema().name
     }
 
     /// The canonical columns of the table, required ones first.
     pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            Table::Clients => &[
-                "client_id",
-                "name",
-                "client_type",
-                "taxpayer_type",
-                "industry",
-                "province",
-                "city",
-                "international",
-                "employees",
-                "annual_revenue",
-                "services",
-                "contract_start",
-                "contract_end",
-                "monthly_fee",
-                "accountant",
-            ],
-            Table::Billing => &[
-                "client_id",
-                "invoice_date",
-                "amount",
-                "service",
-                "due_date",
-                "paid_date",
-            ],
-            Table::Activity => &[
-                "client_id",
-                "month",
-                "vouchers",
-                "filings",
-                "hours",
-                "tickets",
-                "late_documents",
-            ],
-        }
+        self.schema().columns
     }
 
     pub fn required(self) -> &'static [&'static str] {
-        match self {
-            Table::Clients => &["client_id"],
-            Table::Billing => &["client_id", "invoice_date", "amount"],
-            Table::Activity => &["client_id", "month"],
+        self.schema().required
+    }
+
+    pub fn optional(self) -> bool {
+        self.schema().optional
+    }
+
+    pub fn from_name(name: &str) -> Option<Table> {
+        SCHEMAS.iter().find(|s| s.name == name).map(|s| s.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_has_one_schema_with_its_required_columns_first() {
+        for t in [Table::Clients, Table::Billing, Table::Activity, Table::Staff] {
+            assert_eq!(SCHEMAS.iter().filter(|s| s.table == t).count(), 1, "{t:?}");
+            let s = t.schema();
+            assert_eq!(s.table, t);
+            assert_eq!(&s.columns[..s.required.len()], s.required, "{t:?}");
+            assert_eq!(Table::from_name(s.name), Some(t));
         }
     }
 }

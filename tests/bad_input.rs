@@ -162,3 +162,64 @@ fn activity_month_outside_contract_is_rejected() {
     assert_eq!(strings(&rejects, "column")[i], "month");
     assert!(strings(&rejects, "reason")[i].contains("outside the client's contract"));
 }
+
+/// The staff table (optional, a schema entry like the others) is read and validated:
+/// its rows are counted, bad cells are reject lines naming file, row and column, and
+/// Chinese headers map like any table's.
+#[test]
+fn staff_table_is_validated_like_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small_data(dir);
+    // 70 good rows, then three bad ones (under the 5% reject limit).
+    let mut staff =
+        String::from("会计,职级,每月工时,专长,团队,在职\n张伟,中级,160,general_taxpayer、manufacturing,A,是\n");
+    for i in 2..=70 {
+        staff.push_str(&format!("员工{i},初级,150,,A,是\n"));
+    }
+    staff.push_str("李娜,初级,abc,,A,是\n王芳,实习生,120,,B,否\n张伟,主管,150,,B,是\n");
+    std::fs::write(dir.join("data/staff.csv"), staff).unwrap();
+    let (run, stdout) = pipeline(
+        dir,
+        "[columns.staff]\naccountant = \"会计\"\ngrade = \"职级\"\ncapacity_hours = \"每月工时\"\nskills = \"专长\"\nteam = \"团队\"\nactive = \"在职\"",
+    );
+    assert!(stdout.contains("staff"), "{stdout}");
+    let rejects = read_csv(&run.join("rejects.csv"));
+    let lines: Vec<(String, String, String, String)> = (0..rejects.height())
+        .map(|i| {
+            (
+                strings(&rejects, "file")[i].clone(),
+                strings(&rejects, "row")[i].clone(),
+                strings(&rejects, "column")[i].clone(),
+                strings(&rejects, "reason")[i].clone(),
+            )
+        })
+        .filter(|l| l.0 == "staff.csv")
+        .collect();
+    let has = |row: &str, column: &str, reason: &str| {
+        lines
+            .iter()
+            .any(|l| l.1 == row && l.2 == column && l.3.starts_with(reason))
+    };
+    assert!(has("72", "capacity_hours", "not a number"), "{lines:?}");
+    assert!(has("73", "grade", "unknown value"), "{lines:?}");
+    assert!(
+        has("74", "accountant", "duplicate accountant; first seen at row 2"),
+        "{lines:?}"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let staff = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == "staff")
+        .unwrap();
+    assert_eq!(
+        (
+            staff["input"].as_u64(),
+            staff["accepted"].as_u64(),
+            staff["rejected"].as_u64()
+        ),
+        (Some(73), Some(70), Some(3))
+    );
+}

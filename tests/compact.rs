@@ -61,7 +61,7 @@ fn inputs(dir: &Path, compact: bool) -> RawInputs {
     RawInputs {
         clients: read(Table::Clients, "clients.csv"),
         billing,
-        activity: Some(activity),
+        optional: vec![activity],
         files: Vec::new(),
     }
 }
@@ -120,10 +120,7 @@ fn compact_and_general_readers_agree() {
         assert_eq!((a.input, a.accepted, a.rejected), (b.input, b.accepted, b.rejected));
     }
     assert_eq!(rows(&fast.tables.billing), rows(&general.tables.billing));
-    let (fa, ga) = (
-        fast.tables.activity.as_ref().unwrap(),
-        general.tables.activity.as_ref().unwrap(),
-    );
+    let (fa, ga) = (fast.tables.activity().unwrap(), general.tables.activity().unwrap());
     assert_eq!(rows(fa), rows(ga));
     for c in ["month", "vouchers", "hours"] {
         assert!(fa.column(c).unwrap().equals_missing(ga.column(c).unwrap()), "{c}");

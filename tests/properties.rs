@@ -96,7 +96,7 @@ fn read_and_validate(dir: &Path, compact: bool) -> Result<validate::Validated, S
             let inputs = RawInputs {
                 clients: read(Table::Clients, "clients.csv").map_err(|e| e.to_string())?,
                 billing: read(Table::Billing, "billing.csv").map_err(|e| e.to_string())?,
-                activity: Some(read(Table::Activity, "activity.csv").map_err(|e| e.to_string())?),
+                optional: vec![read(Table::Activity, "activity.csv").map_err(|e| e.to_string())?],
                 files: Vec::new(),
             };
             validate::validate(inputs, &settings(&dir).validation, validate::latest_event_day(None))

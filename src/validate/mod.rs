@@ -48,20 +48,35 @@ pub enum ValidateError {
     Polars(#[from] PolarsError),
 }
 
-/// Typed, accepted rows of the three tables. Absent optional columns are present as
-/// all-null columns so that later stages see one schema; `available` says which are real.
+/// Typed, accepted rows of the tables. Absent optional columns are present as all-null
+/// columns so that later stages see one schema; `absent` says which are not real.
 #[derive(Debug, Clone)]
 pub struct CleanTables {
     pub clients: DataFrame,
     pub billing: DataFrame,
-    pub activity: Option<DataFrame>,
+    /// The optional tables the input has, in schema order.
+    pub optional: Vec<(Table, DataFrame)>,
     /// `table.column` of every optional column that was absent in the input.
     pub absent: Vec<String>,
 }
 
 impl CleanTables {
+    /// An optional table, when the input has it.
+    pub fn get(&self, table: Table) -> Option<&DataFrame> {
+        self.optional.iter().find(|(t, _)| *t == table).map(|(_, df)| df)
+    }
+
+    pub fn activity(&self) -> Option<&DataFrame> {
+        self.get(Table::Activity)
+    }
+
+    /// Drops an optional table (a stage that no longer needs it frees its memory).
+    pub fn drop_table(&mut self, table: Table) {
+        self.optional.retain(|(t, _)| *t != table);
+    }
+
     pub fn has(&self, table: Table, column: &str) -> bool {
-        if table == Table::Activity && self.activity.is_none() {
+        if table.optional() && self.get(table).is_none() {
             return false;
         }
         !self.absent.iter().any(|a| a == &format!("{}.{}", table.name(), column))
@@ -96,10 +111,12 @@ pub fn validate(
     settings: &ValidateParams,
     latest: chrono::NaiveDate,
 ) -> Result<Validated, (ValidateError, DataFrame)> {
+    let mut inputs = inputs;
+    let raw_activity = inputs.take(Table::Activity);
+    let raw_staff = inputs.take(Table::Staff);
     let RawInputs {
         clients: raw_clients,
         billing: raw_billing,
-        activity: raw_activity,
         ..
     } = inputs;
     let mut all_rejects = Vec::new();
@@ -157,16 +174,21 @@ pub fn validate(
         Ok(b) => b,
         Err(e) => return Err(fail(e, &all_rejects)),
     };
-    let activity = match raw_activity {
-        Some(a) => {
-            let plan = activity_plan(&a, latest);
-            match step(a, plan, Some(&keys), &mut all_rejects) {
-                Ok(a) => Some(a),
-                Err(e) => return Err(fail(e, &all_rejects)),
-            }
+    let mut optional = Vec::new();
+    if let Some(a) = raw_activity {
+        let plan = activity_plan(&a, latest);
+        match step(a, plan, Some(&keys), &mut all_rejects) {
+            Ok(a) => optional.push((Table::Activity, a)),
+            Err(e) => return Err(fail(e, &all_rejects)),
         }
-        None => None,
-    };
+    }
+    if let Some(st) = raw_staff {
+        let plan = staff_plan(&st);
+        match step(st, plan, None, &mut all_rejects) {
+            Ok(st) => optional.push((Table::Staff, st)),
+            Err(e) => return Err(fail(e, &all_rejects)),
+        }
+    }
     let billing = match fill_due_dates(billing, settings.payment_terms_days) {
         Ok(b) => b,
         Err(e) => return Err(fail(e.into(), &all_rejects)),
@@ -175,7 +197,7 @@ pub fn validate(
         tables: CleanTables {
             clients,
             billing,
-            activity,
+            optional,
             absent,
         },
         rejects: stack(&all_rejects),

@@ -169,3 +169,38 @@ pub(super) fn activity_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Ve
     ];
     Ok((plan, extra))
 }
+
+/// The firm's accountants: one row each, a grade, a monthly capacity, skills.
+pub(super) fn staff_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
+    let mut plan = Plan::new();
+    plan.text(t, "accountant");
+    plan.text(t, "team");
+    plan.category(t, "grade", GRADES);
+    plan.number(t, "capacity_hours", false);
+    plan.category(t, "active", BOOLS);
+    // Skills: one list, whatever separator the export used.
+    if present(t, "skills") {
+        plan.parsed.push(
+            col("skills")
+                .str()
+                .replace_all(lit(r"\s*[;；,，、|/]\s*"), lit(";"), false)
+                .str()
+                .to_lowercase()
+                .alias(p("skills")),
+        );
+    } else {
+        plan.parsed.push(lit(NULL).cast(DataType::String).alias(p("skills")));
+    }
+    plan.outputs.push(("skills".into(), DataType::String));
+    let first = col(ROW).min().over([col("accountant").str().to_uppercase()])?;
+    let extra = vec![
+        check("accountant", col("accountant").is_null(), "required value is empty"),
+        Check {
+            column: "accountant",
+            bad: col("accountant").is_not_null().and(col(ROW).neq(first.clone())),
+            reason: "duplicate accountant; first seen at row ".into(),
+            row_ref: Some(first),
+        },
+    ];
+    Ok((plan, extra))
+}

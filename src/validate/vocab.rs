@@ -60,3 +60,10 @@ pub(super) const BOOLS: &[(&str, &[&str])] = &[
     ),
     ("false", &["false", "0", "no", "n", "否", "国内", "domestic", "内资"]),
 ];
+
+/// Grades of the staff table.
+pub const GRADES: &[(&str, &[&str])] = &[
+    ("junior", &["junior", "初级", "初级会计", "助理"]),
+    ("senior", &["senior", "中级", "中级会计", "会计"]),
+    ("lead", &["lead", "主管", "高级", "主办会计主管", "经理"]),
+];
