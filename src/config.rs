@@ -11,9 +11,11 @@ pub use crate::analysis::{AnalysisParams, BehaviourParams, TreeParams, ValuePara
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
 pub use crate::export::{CrmSettings, CRM_SOURCES};
+pub use crate::features::FeatureConfig;
 use crate::features::{self, FeatureGroup};
 pub use crate::format::Lang;
 pub use crate::ingest::{find_table_file, Encoding, InputParams, TableSource};
+pub use crate::output::OutputParams;
 pub use crate::report::ServicePlan;
 pub use crate::schema::Table;
 pub use crate::stability::{Previous, StabilityParams};
@@ -147,6 +149,8 @@ pub struct RawOutput {
 }
 
 /// Checked configuration. Built only by [`Settings::from_raw`].
+///
+/// It is composed of the stages' own checked parameters; nothing patches it afterwards.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub seed: u64,
@@ -154,15 +158,11 @@ pub struct Settings {
     pub lang: Lang,
     pub input: InputParams,
     pub validation: ValidateParams,
-    pub hourly_cost: f64,
-    pub long_term_months: i64,
+    pub features: FeatureConfig,
     pub analyses: AnalysisParams,
-    pub output_dir: PathBuf,
-    pub models_dir: PathBuf,
-    /// labels.xlsx is written only up to this many clients (CSV and Parquet always).
-    pub xlsx_max_rows: usize,
-    pub crm: CrmSettings,
     pub stability: StabilityParams,
+    pub output: OutputParams,
+    pub crm: CrmSettings,
     pub service_plans: Option<Vec<ServicePlan>>,
 }
 
@@ -414,8 +414,10 @@ impl Settings {
                 max_reject_share,
                 payment_terms_days,
             },
-            hourly_cost,
-            long_term_months,
+            features: FeatureConfig {
+                hourly_cost,
+                long_term_months,
+            },
             analyses: AnalysisParams {
                 value: ValueParams {
                     k: value_k,
@@ -432,9 +434,11 @@ impl Settings {
                     test_share,
                 },
             },
-            output_dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
-            models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
-            xlsx_max_rows,
+            output: OutputParams {
+                dir: resolve(raw.output.dir.as_deref().unwrap_or(Path::new("runs"))),
+                models_dir: resolve(raw.output.models_dir.as_deref().unwrap_or(Path::new("models"))),
+                xlsx_max_rows,
+            },
             crm,
             stability: StabilityParams {
                 previous,

@@ -255,6 +255,15 @@ impl FeatureTable {
     }
 }
 
+/// The feature stage's checked parameters (`[features]` of the config).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureConfig {
+    /// CNY per accountant hour, for cost_to_serve.
+    pub hourly_cost: f64,
+    /// Tenure from which a client counts as long-term.
+    pub long_term_months: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct FeatureParams {
     pub snapshot: Option<NaiveDate>,

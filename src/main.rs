@@ -208,7 +208,7 @@ fn settings(
 
 fn options(s: &Settings, common: &Common) -> RunOptions {
     RunOptions {
-        out_dir: common.out.clone().unwrap_or_else(|| s.output_dir.clone()),
+        out_dir: common.out.clone().unwrap_or_else(|| s.output.dir.clone()),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         progress: !common.quiet && std::io::stderr().is_terminal(),
     }

@@ -13,6 +13,17 @@ use crate::persist::{self, PersistError};
 use crate::report::{self, ReportError};
 use crate::stability::migration::Migration;
 
+/// Where runs and models go (`[output]` of the config).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputParams {
+    /// The folder run folders are made in.
+    pub dir: PathBuf,
+    /// Every run's model, and latest.json.
+    pub models_dir: PathBuf,
+    /// labels.xlsx is written only up to this many clients (CSV and Parquet always).
+    pub xlsx_max_rows: usize,
+}
+
 /// Files written into one folder, in the order they were finished.
 pub struct Written {
     dir: PathBuf,

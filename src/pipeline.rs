@@ -91,13 +91,13 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let mut st = Stages::new(opts.progress);
     let id = run_id("run", s.seed);
     persist::check_writable(&opts.out_dir, "output folder")?;
-    persist::check_writable(&s.models_dir, "models folder")?;
+    persist::check_writable(&s.output.models_dir, "models folder")?;
     // A damaged previous model is named before any work is done.
-    let previous = stability::load_previous(&s.stability, &s.models_dir)?;
+    let previous = stability::load_previous(&s.stability, &s.output.models_dir)?;
     let features = FeatureParams {
         snapshot: snapshot_of(s),
-        hourly_cost: s.hourly_cost,
-        long_term_months: s.long_term_months,
+        hourly_cost: s.features.hourly_cost,
+        long_term_months: s.features.long_term_months,
     };
     let input = prepare(s, &s.validation, &features, opts, &id, &mut st)?;
     let table = &input.table;
@@ -126,7 +126,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let mut w = Written::new(run.path());
     let (segments_df, labels_df) = st.run("tables", |_| tables(&mut w, s, &run.run_id(), &input, &outcomes))?;
     st.run("spreadsheets", |_| {
-        output::spreadsheets(&mut w, &labels_df, &segments_df, s.lang, s.xlsx_max_rows)
+        output::spreadsheets(&mut w, &labels_df, &segments_df, s.lang, s.output.xlsx_max_rows)
     })?;
     // Who moved since the previous run, when its tables are still there.
     let prev_dir = previous
@@ -169,10 +169,10 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     write_manifest(&run, &manifest)?;
     let run_dir = run.commit()?;
     persist::write_atomic(
-        &s.models_dir.join(format!("{}.json", manifest.run_id)),
+        &s.output.models_dir.join(format!("{}.json", manifest.run_id)),
         model.to_json().as_bytes(),
     )?;
-    persist::write_atomic(&s.models_dir.join("latest.json"), model.to_json().as_bytes())?;
+    persist::write_atomic(&s.output.models_dir.join("latest.json"), model.to_json().as_bytes())?;
     drop(st);
     let summary = report::text::summary_text(&manifest, &run_dir);
     Ok(RunReport {
@@ -378,9 +378,9 @@ fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcom
         seed: s.seed,
         snapshot_date: table.snapshot.to_string(),
         feature_settings: FeatureSettings {
-            hourly_cost: s.hourly_cost,
+            hourly_cost: s.features.hourly_cost,
             payment_terms_days: s.validation.payment_terms_days,
-            long_term_months: s.long_term_months,
+            long_term_months: s.features.long_term_months,
         },
         features: table.enabled.iter().map(|f| FeatureDoc::from(*f)).collect(),
         value: value.model.clone(),
