@@ -1,7 +1,8 @@
 //! Features: one row per client as of a snapshot date, computed with global polars
 //! expressions (one group-by per table, then joins). The list of features is data:
-//! [`CATALOGUE`] names each one, says what it means and what input it needs; the model
-//! file and the docs are written from it.
+//! [`CATALOGUE`] holds one definition per feature (what it means, what it needs, its
+//! names in English and Chinese, its naming words and its expression); the config's
+//! defaults, the model file, segment names and the docs are derived from it.
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -59,6 +60,38 @@ pub struct FeatureDef {
     pub low: Option<(&'static str, &'static str)>,
     /// Orders value tiers: the enabled feature of lowest rank is what a client is worth.
     pub worth_rank: Option<u8>,
+    /// Its value per client, from the per-client terms of the group-bys.
+    #[serde(skip)]
+    pub expr: fn(&Terms) -> Expr,
+}
+
+/// The per-client terms every feature's expression is built from: the sums, minima and
+/// means of the billing and activity group-bys (see [`compute`]), and a few shared steps.
+pub struct Terms {
+    /// The snapshot S as a day number.
+    pub s: i32,
+    pub fees: Expr,
+    pub months_in_window: Expr,
+    pub last6: Expr,
+    pub prior6: Expr,
+    pub mid: Expr,
+    pub cost: Expr,
+    pub tenure: Expr,
+    pub services_listed: Expr,
+    pub never_paid_days: Expr,
+    /// Whether the input has a work log.
+    pub activity_on: bool,
+}
+
+impl Terms {
+    /// A work-log aggregate, or nothing when there is no work log.
+    fn activity(&self, name: &str) -> Expr {
+        if self.activity_on {
+            col(name)
+        } else {
+            lit(NULL).cast(DataType::Float64)
+        }
+    }
 }
 
 use FeatureGroup::{Behaviour, Value};
@@ -72,8 +105,10 @@ const fn def(
     transform: Transform,
     label: (&'static str, &'static str),
     definition: &'static str,
+    expr: fn(&Terms) -> Expr,
 ) -> FeatureDef {
     FeatureDef {
+        expr,
         name,
         group,
         unit,
@@ -139,56 +174,62 @@ impl FeatureDef {
 /// payments_per_year with the billing cycle), so that segments describe behaviour and
 /// not size or prepayment; they are still computed and reported.
 pub const CATALOGUE: &[FeatureDef] = &[
-    def("fees_12m", Value, "CNY", Log1p, ("fees, last 12 months", "近12个月收费"), "Sum of invoice amounts dated in the 12 months up to S.")
+    def("fees_12m", Value, "CNY", Log1p, ("fees, last 12 months", "近12个月收费"), "Sum of invoice amounts dated in the 12 months up to S.", |t| t.fees.clone())
         .words(Some(("high fees", "收费高")), Some(("low fees", "收费低")))
         .worth(2),
-    def("avg_monthly_fee", Value, "CNY/month", Log1p, ("average monthly fee", "月均收费"), "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).")
+    def("avg_monthly_fee", Value, "CNY/month", Log1p, ("average monthly fee", "月均收费"), "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).", |t| t.fees.clone() / t.months_in_window.clone())
         .words(Some(("high fees", "收费高")), Some(("low fees", "收费低"))),
-    def("fee_growth", Value, "ratio", Plain, ("fee growth", "收费增长率"), "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.")
+    def("fee_growth", Value, "ratio", Plain, ("fee growth", "收费增长率"), "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.", |t| {
+        when(t.mid.clone().gt(lit(0.0)))
+            .then((t.last6.clone() - t.prior6.clone()) / t.mid.clone())
+            .otherwise(lit(0.0))
+    })
         .words(Some(("fees rising", "收费增长")), Some(("fees falling", "收费下降"))),
-    def("cost_to_serve", Value, "CNY", Log1p, ("cost to serve", "服务成本"), "Accountant hours logged in the last 12 months times features.hourly_cost.")
+    def("cost_to_serve", Value, "CNY", Log1p, ("cost to serve", "服务成本"), "Accountant hours logged in the last 12 months times features.hourly_cost.", |t| t.cost.clone())
         .needs(&["activity.hours"])
         .words(Some(("costly to serve", "服务成本高")), None),
-    def("contribution_margin", Value, "CNY", SignedLog1p, ("contribution margin", "贡献毛利"), "fees_12m minus cost_to_serve.")
+    def("contribution_margin", Value, "CNY", SignedLog1p, ("contribution margin", "贡献毛利"), "fees_12m minus cost_to_serve.", |t| t.fees.clone() - t.cost.clone())
         .needs(&["activity.hours"])
         .words(None, Some(("thin margin", "利润薄")))
         .worth(1),
-    def("tenure_months", Value, "months", Log1p, ("months as a client", "合作月数"), "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.")
+    def("tenure_months", Value, "months", Log1p, ("months as a client", "合作月数"), "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.", |t| t.tenure.clone())
         .words(Some(("long-standing", "长期客户")), Some(("new", "新客户"))),
-    def("n_services", Value, "count", Plain, ("services", "服务项目数"), "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.")
+    def("n_services", Value, "count", Plain, ("services", "服务项目数"), "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.", |t| coalesce(&[t.services_listed.clone(), col("__services_billed").fill_null(lit(0.0))]))
         .needs_any(&["clients.services", "billing.service"])
         .words(Some(("many services", "多项服务")), None),
-    def("days_since_last_payment", Behaviour, "days", Log1p, ("days since last payment", "距上次付款天数"), "Days from the last payment (or, if never paid, the first invoice) to S.")
+    def("days_since_last_payment", Behaviour, "days", Log1p, ("days since last payment", "距上次付款天数"), "Days from the last payment (or, if never paid, the first invoice) to S.", |t| {
+        coalesce(&[(lit(t.s) - col("__last_payment")).cast(DataType::Float64), t.never_paid_days.clone()])
+    })
         .needs(&["billing.paid_date"])
         .unclustered()
         .words(Some(("no recent payment", "久未付款")), None),
-    def("payments_per_year", Behaviour, "count", Log1p, ("payments per year", "年付款次数"), "Payments received in the last 12 months.")
+    def("payments_per_year", Behaviour, "count", Log1p, ("payments per year", "年付款次数"), "Payments received in the last 12 months.", |_| col("payments_per_year").fill_null(lit(0.0)))
         .needs(&["billing.paid_date"])
         .unclustered()
         .words(Some(("pays monthly", "按月付款")), Some(("prepays", "预付费"))),
-    def("mean_payment_delay_days", Behaviour, "days", Log1p, ("average days paid late", "平均逾期天数"), "Mean days past the due date over invoices due in the last 12 months; an unpaid invoice counts up to S; early payment counts 0.")
+    def("mean_payment_delay_days", Behaviour, "days", Log1p, ("average days paid late", "平均逾期天数"), "Mean days past the due date over invoices due in the last 12 months; an unpaid invoice counts up to S; early payment counts 0.", |_| col("mean_payment_delay_days"))
         .needs(&["billing.paid_date"])
         .words(Some(("late payer", "逾期付款")), Some(("pays on time", "按时付款"))),
-    def("late_payment_share", Behaviour, "share", Plain, ("share of invoices paid late", "逾期付款占比"), "Share of invoices due in the last 12 months that were paid after the due date or are still unpaid.")
+    def("late_payment_share", Behaviour, "share", Plain, ("share of invoices paid late", "逾期付款占比"), "Share of invoices due in the last 12 months that were paid after the due date or are still unpaid.", |_| col("late_payment_share"))
         .needs(&["billing.paid_date"])
         .words(Some(("late payer", "逾期付款")), Some(("pays on time", "按时付款"))),
-    def("open_receivables", Behaviour, "CNY", Log1p, ("open receivables", "欠费金额"), "Sum of invoices dated up to S and not paid by S (欠费).")
+    def("open_receivables", Behaviour, "CNY", Log1p, ("open receivables", "欠费金额"), "Sum of invoices dated up to S and not paid by S (欠费).", |_| col("open_receivables").fill_null(lit(0.0)))
         .needs(&["billing.paid_date"])
         .words(Some(("owes fees", "欠费")), None),
-    def("vouchers_per_month", Behaviour, "count/month", Log1p, ("vouchers per month", "月均凭证数"), "Mean vouchers (凭证) per logged month in the last 12 months.")
+    def("vouchers_per_month", Behaviour, "count/month", Log1p, ("vouchers per month", "月均凭证数"), "Mean vouchers (凭证) per logged month in the last 12 months.", |t| t.activity("vouchers_per_month"))
         .needs(&["activity.vouchers"])
         .unclustered()
         .words(Some(("high volume", "业务量大")), Some(("low volume", "业务量小"))),
-    def("vouchers_cv", Behaviour, "ratio", Plain, ("voucher volatility", "凭证量波动"), "Coefficient of variation (std / mean) of monthly vouchers in the last 12 months.")
+    def("vouchers_cv", Behaviour, "ratio", Plain, ("voucher volatility", "凭证量波动"), "Coefficient of variation (std / mean) of monthly vouchers in the last 12 months.", |t| t.activity("vouchers_cv"))
         .needs(&["activity.vouchers"])
         .words(Some(("irregular volume", "业务波动大")), Some(("steady volume", "业务平稳"))),
-    def("tickets_per_month", Behaviour, "count/month", Log1p, ("questions per month", "月均咨询次数"), "Mean support questions per logged month in the last 12 months.")
+    def("tickets_per_month", Behaviour, "count/month", Log1p, ("questions per month", "月均咨询次数"), "Mean support questions per logged month in the last 12 months.", |t| t.activity("tickets_per_month"))
         .needs(&["activity.tickets"])
         .words(Some(("high-touch", "高服务需求")), Some(("self-sufficient", "自主省心"))),
-    def("late_documents_share", Behaviour, "share", Plain, ("share of months with late documents", "资料延迟月份占比"), "Share of logged months in the last 12 with late documents (资料延迟).")
+    def("late_documents_share", Behaviour, "share", Plain, ("share of months with late documents", "资料延迟月份占比"), "Share of logged months in the last 12 with late documents (资料延迟).", |t| t.activity("late_documents_share"))
         .needs(&["activity.late_documents"])
         .words(Some(("late documents", "资料常延迟")), Some(("documents on time", "资料及时"))),
-    def("activity_trend", Behaviour, "share/month", Plain, ("activity trend", "业务量趋势"), "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.")
+    def("activity_trend", Behaviour, "share/month", Plain, ("activity trend", "业务量趋势"), "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.", |t| t.activity("activity_trend"))
         .needs(&["activity.vouchers"])
         .words(Some(("growing", "业务增长")), Some(("declining, at risk", "业务下滑、有流失风险"))),
 ];
@@ -643,41 +684,21 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         + lit(1.0);
     let never_paid_days = (lit(s) - col("__first_invoice")).cast(DataType::Float64);
 
-    let mut exprs = vec![
-        col("client_id"),
-        fees.clone().alias("fees_12m"),
-        (fees.clone() / months_in_window).alias("avg_monthly_fee"),
-        when(mid.clone().gt(lit(0.0)))
-            .then((last6 - prior6) / mid)
-            .otherwise(lit(0.0))
-            .alias("fee_growth"),
-        cost.clone().alias("cost_to_serve"),
-        (fees - cost).alias("contribution_margin"),
-        tenure.clone().alias("tenure_months"),
-        coalesce(&[services_listed, col("__services_billed").fill_null(lit(0.0))]).alias("n_services"),
-        coalesce(&[
-            (lit(s) - col("__last_payment")).cast(DataType::Float64),
-            never_paid_days,
-        ])
-        .alias("days_since_last_payment"),
-        col("payments_per_year").fill_null(lit(0.0)),
-        col("mean_payment_delay_days"),
-        col("late_payment_share"),
-        col("open_receivables").fill_null(lit(0.0)),
-    ];
-    for name in [
-        "vouchers_per_month",
-        "vouchers_cv",
-        "tickets_per_month",
-        "late_documents_share",
-        "activity_trend",
-    ] {
-        exprs.push(if activity_on {
-            col(name)
-        } else {
-            lit(NULL).cast(DataType::Float64).alias(name)
-        });
-    }
+    let terms = Terms {
+        s,
+        fees,
+        months_in_window,
+        last6,
+        prior6,
+        mid,
+        cost,
+        tenure: tenure.clone(),
+        services_listed,
+        never_paid_days,
+        activity_on,
+    };
+    let mut exprs = vec![col("client_id")];
+    exprs.extend(CATALOGUE.iter().map(|f| (f.expr)(&terms).alias(f.name)));
     // Dimensions from the archive.
     exprs.extend([
         col("name"),
