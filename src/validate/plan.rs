@@ -68,6 +68,22 @@ impl Plan {
         self.outputs.push((c.into(), dtype));
     }
 
+    /// A list of words (services, skills): one `;`-separated lower-case list, whatever
+    /// separator the firm's export used.
+    pub(super) fn list(&mut self, t: &RawTable, c: &'static str) {
+        let e = if present(t, c) {
+            col(c)
+                .str()
+                .replace_all(lit(r"\s*[;；,，、|/]\s*"), lit(";"), false)
+                .str()
+                .to_lowercase()
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
+        self.parsed.push(e.alias(p(c)));
+        self.outputs.push((c.into(), DataType::String));
+    }
+
     pub(super) fn date(&mut self, t: &RawTable, c: &'static str, required: bool) {
         self.typed(
             t,

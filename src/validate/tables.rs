@@ -18,20 +18,7 @@ pub(super) fn clients_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     plan.number(t, "monthly_fee", false);
     plan.date(t, "contract_start", false);
     plan.date(t, "contract_end", false);
-    // Services: one list, whatever separator the firm's export used.
-    if present(t, "services") {
-        plan.parsed.push(
-            col("services")
-                .str()
-                .replace_all(lit(r"\s*[;；,，、|/]\s*"), lit(";"), false)
-                .str()
-                .to_lowercase()
-                .alias(p("services")),
-        );
-    } else {
-        plan.parsed.push(lit(NULL).cast(DataType::String).alias(p("services")));
-    }
-    plan.outputs.push(("services".into(), DataType::String));
+    plan.list(t, "services");
 
     let mut extra = vec![check(
         "client_id",
@@ -178,20 +165,7 @@ pub(super) fn staff_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     plan.category(t, "grade", GRADES);
     plan.number(t, "capacity_hours", false);
     plan.category(t, "active", BOOLS);
-    // Skills: one list, whatever separator the export used.
-    if present(t, "skills") {
-        plan.parsed.push(
-            col("skills")
-                .str()
-                .replace_all(lit(r"\s*[;；,，、|/]\s*"), lit(";"), false)
-                .str()
-                .to_lowercase()
-                .alias(p("skills")),
-        );
-    } else {
-        plan.parsed.push(lit(NULL).cast(DataType::String).alias(p("skills")));
-    }
-    plan.outputs.push(("skills".into(), DataType::String));
+    plan.list(t, "skills");
     let first = col(ROW).min().over([col("accountant").str().to_uppercase()])?;
     let extra = vec![
         check("accountant", col("accountant").is_null(), "required value is empty"),
