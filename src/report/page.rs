@@ -227,7 +227,11 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>) -> Page {
                 .find(|f| f.table == c.table)
                 .map(|f| f.path.clone())
                 .unwrap_or_default();
-            (c.table.name().to_string(), file, c.input, c.accepted, c.rejected)
+            let name = match lang {
+                Lang::En => c.table.name(),
+                Lang::Zh => crate::format::table_zh(c.table.name()).unwrap_or(c.table.name()),
+            };
+            (name.to_string(), file, c.input, c.accepted, c.rejected)
         })
         .collect();
     let k_table = behaviour
