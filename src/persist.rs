@@ -222,6 +222,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
         path: dir.to_path_buf(),
         source,
     })?;
+    // Temporary files of killed runs (models/.latest.json.tmp-PID) go first.
+    remove_debris(dir);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
@@ -347,6 +349,17 @@ mod tests {
         assert!(!dir.path().join(".latest.json.tmp-2147483000").exists());
         assert!(mine.exists(), "a live process's folder stays");
         assert_eq!(run.run_id(), "run-1");
+    }
+
+    #[test]
+    fn atomic_writes_remove_temporary_files_of_dead_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".latest.json.tmp-2147483000");
+        std::fs::write(&stale, b"half").unwrap();
+        write_atomic(&dir.path().join("latest.json"), b"{}").unwrap();
+        assert!(!stale.exists());
+        assert_eq!(std::fs::read(dir.path().join("latest.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
