@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use crate::analysis::{AnalysisParams, BehaviourParams, TreeParams, ValueParams};
+pub use crate::analysis::{AnalysisParams, BehaviourParams, ChurnParams, ModelChoice, TreeParams, ValueParams};
+pub use crate::history::{HistoryParams, LeaveDefinition};
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
 pub use crate::export::{CrmSettings, CRM_SOURCES};
@@ -59,8 +60,36 @@ pub struct RawConfig {
     pub output: RawOutput,
     pub crm: RawCrm,
     pub stability: RawStability,
+    pub churn: RawChurn,
     /// Service plans per tier or segment (服务方案); the built-in ones when absent.
     pub service_plans: Option<Vec<ServicePlan>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawChurn {
+    /// Fit the churn-risk models (default true).
+    pub enabled: Option<bool>,
+    /// "auto" (contract_end when the archive records any, else lapse), "contract_end"
+    /// or "lapse".
+    pub definition: Option<String>,
+    /// Months without invoice or work after which a client has lapsed (default 3).
+    pub inactive_months: Option<i64>,
+    /// Months ahead the risk is for (default [3, 6]).
+    pub horizons: Option<Vec<i64>>,
+    /// Rolling-origin test months (default 6; fewer when the history is short).
+    pub test_months: Option<usize>,
+    /// Whole client histories the models learn from (default 50,000; a seeded sample above).
+    pub sample_clients: Option<usize>,
+    /// Snapshot rows one model learns from (default 150,000; a seeded sample above).
+    pub max_train_rows: Option<usize>,
+    /// The rule baseline flags arrears above this many months of fees (default 2).
+    pub arrears_months: Option<f64>,
+    /// Risk of the first horizon from which a client is medium / high risk
+    /// (default [0.1, 0.3]).
+    pub bands: Option<Vec<f64>>,
+    /// "auto" (the better-validated one), "logistic" or "boosted".
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -160,6 +189,7 @@ pub struct Settings {
     pub validation: ValidateParams,
     pub features: FeatureConfig,
     pub analyses: AnalysisParams,
+    pub history: HistoryParams,
     pub stability: StabilityParams,
     pub output: OutputParams,
     pub crm: CrmSettings,
@@ -301,6 +331,7 @@ impl Settings {
             raw.behaviour.features.clone(),
             FeatureGroup::Behaviour,
         )?;
+        let behaviour_defaulted = raw.behaviour.features.is_none();
         let silhouette_sample = raw.behaviour.silhouette_sample.unwrap_or(4000);
         if silhouette_sample < 100 {
             return Err(invalid(
@@ -401,6 +432,7 @@ impl Settings {
         if !(0.0..=1.0).contains(&hysteresis) {
             return Err(invalid("stability.hysteresis", "must be between 0 and 1", hysteresis));
         }
+        let (churn, history) = check_churn(&raw.churn)?;
         Ok(Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
@@ -425,10 +457,16 @@ impl Settings {
                 },
                 behaviour: BehaviourParams {
                     k_range: (k_min, k_max),
+                    fallback: if behaviour_defaulted {
+                        features::fallback_features()
+                    } else {
+                        Vec::new()
+                    },
                     features: behaviour_features,
                     silhouette_sample,
                 },
                 kmeans,
+                churn,
                 tree: TreeParams {
                     max_depth: tree_max_depth,
                     test_share,
@@ -440,6 +478,7 @@ impl Settings {
                 xlsx_max_rows,
             },
             crm,
+            history,
             stability: StabilityParams {
                 previous,
                 match_threshold,
@@ -448,6 +487,78 @@ impl Settings {
             service_plans: raw.service_plans.clone(),
         })
     }
+}
+
+fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigError> {
+    let definition = match raw.definition.as_deref().unwrap_or("auto") {
+        "auto" => LeaveDefinition::Auto,
+        "contract_end" => LeaveDefinition::ContractEnd,
+        "lapse" => LeaveDefinition::Lapse,
+        other => return Err(invalid("churn.definition", "must be \"auto\", \"contract_end\" or \"lapse\"", other)),
+    };
+    let inactive = raw.inactive_months.unwrap_or(3);
+    if !(1..=12).contains(&inactive) {
+        return Err(invalid("churn.inactive_months", "must be between 1 and 12", inactive));
+    }
+    let mut horizons = raw.horizons.clone().unwrap_or_else(|| vec![3, 6]);
+    if horizons.is_empty() || horizons.iter().any(|h| !(1..=24).contains(h)) {
+        return Err(invalid(
+            "churn.horizons",
+            "must list 1 to 24 months each, e.g. [3, 6]",
+            format!("{horizons:?}"),
+        ));
+    }
+    horizons.sort_unstable();
+    horizons.dedup();
+    let test_months = raw.test_months.unwrap_or(6);
+    if !(1..=36).contains(&test_months) {
+        return Err(invalid("churn.test_months", "must be between 1 and 36", test_months));
+    }
+    let sample_clients = raw.sample_clients.unwrap_or(50_000);
+    if sample_clients < 100 {
+        return Err(invalid("churn.sample_clients", "must be at least 100", sample_clients));
+    }
+    let max_train_rows = raw.max_train_rows.unwrap_or(150_000);
+    if max_train_rows < 1000 {
+        return Err(invalid("churn.max_train_rows", "must be at least 1000", max_train_rows));
+    }
+    let arrears_months = raw.arrears_months.unwrap_or(2.0);
+    if !(arrears_months > 0.0 && arrears_months.is_finite()) {
+        return Err(invalid("churn.arrears_months", "must be a number above 0", arrears_months));
+    }
+    let bands = raw.bands.clone().unwrap_or_else(|| vec![0.1, 0.3]);
+    let bands = match bands.as_slice() {
+        [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+        _ => {
+            return Err(invalid(
+                "churn.bands",
+                "must be two risks between 0 and 1, the lower first, e.g. [0.1, 0.3]",
+                format!("{bands:?}"),
+            ))
+        }
+    };
+    let model = match raw.model.as_deref().unwrap_or("auto") {
+        "auto" => ModelChoice::Auto,
+        "logistic" => ModelChoice::Logistic,
+        "boosted" => ModelChoice::Boosted,
+        other => return Err(invalid("churn.model", "must be \"auto\", \"logistic\" or \"boosted\"", other)),
+    };
+    Ok((
+        ChurnParams {
+            enabled: raw.enabled.unwrap_or(true),
+            horizons: horizons.iter().map(|h| *h as i32).collect(),
+            test_months,
+            max_train_rows,
+            arrears_months,
+            bands,
+            model,
+        },
+        HistoryParams {
+            definition,
+            inactive_months: inactive as i32,
+            sample_clients,
+        },
+    ))
 }
 
 fn check_features(key: &str, names: Option<Vec<String>>, group: FeatureGroup) -> Result<Vec<String>, ConfigError> {

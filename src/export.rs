@@ -373,6 +373,9 @@ pub fn zh_header(name: &str) -> Option<String> {
         "clients" => "客户数",
         "client_share" => "客户占比",
         "revenue_share" => "收入占比",
+        "revenue_at_risk" => "风险收入",
+        "churn_band" => "流失风险等级",
+        "churn_drivers" => "主要风险因素",
         _ => "",
     };
     if !fixed.is_empty() {
@@ -380,6 +383,9 @@ pub fn zh_header(name: &str) -> Option<String> {
     }
     if let Some(zh) = crate::format::column_zh(name) {
         return Some(zh.to_string());
+    }
+    if let Some(h) = name.strip_prefix("churn_risk_").and_then(|h| h.strip_suffix('m')) {
+        return Some(format!("{h}个月流失风险"));
     }
     name.strip_prefix("median_")
         .map(|f| format!("{}（中位数）", crate::features::display_name(f, Lang::Zh)))

@@ -60,6 +60,12 @@ pub struct FeatureDef {
     pub low: Option<(&'static str, &'static str)>,
     /// Orders value tiers: the enabled feature of lowest rank is what a client is worth.
     pub worth_rank: Option<u8>,
+    /// Clustered into behaviour segments when none of the default ones is available
+    /// (a firm that exports nothing but invoices).
+    pub fallback: bool,
+    /// How a churn driver reads with the client's value in place of `{}`, (English,
+    /// Chinese); the label and value otherwise.
+    pub phrase: Option<(&'static str, &'static str)>,
     /// Its value per client, from the per-client terms of the group-bys.
     #[serde(skip)]
     pub expr: fn(&Terms) -> Expr,
@@ -79,8 +85,14 @@ pub struct Terms {
     pub tenure: Expr,
     pub services_listed: Expr,
     pub never_paid_days: Expr,
+    /// The month index of S (see [`month_of`]).
+    pub s_month: i32,
+    /// When the client started: contract_start, else the first invoice (day number).
+    pub start: Expr,
     /// Whether the input has a work log.
     pub activity_on: bool,
+    /// Whether the work log names who did each month's work.
+    pub accountant_on: bool,
 }
 
 impl Terms {
@@ -92,7 +104,36 @@ impl Terms {
             lit(NULL).cast(DataType::Float64)
         }
     }
+
+    /// Whole months since the last invoice or logged work month, whichever is later.
+    fn silent_months(&self) -> Expr {
+        let by_invoice = (lit(self.s_month) - month_index(col("__last_invoice"))).cast(DataType::Float64);
+        let by_work = if self.activity_on {
+            -col("__last_work_t")
+        } else {
+            lit(NULL).cast(DataType::Float64)
+        };
+        let both = when(by_work.clone().is_null())
+            .then(by_invoice.clone())
+            .when(by_invoice.clone().is_null())
+            .then(by_work.clone())
+            .when(by_work.clone().lt(by_invoice.clone()))
+            .then(by_work)
+            .otherwise(by_invoice);
+        both.fill_null(lit(SILENT_CAP)).clip(lit(0.0), lit(SILENT_CAP))
+    }
+
+    /// Whole months to the next anniversary of the start (0 in the anniversary month).
+    fn months_to_renewal(&self) -> Expr {
+        let elapsed = lit(self.s_month) - month_index(self.start.clone());
+        when(elapsed.clone().lt(lit(0)))
+            .then(lit(NULL).cast(DataType::Float64))
+            .otherwise(((lit(12) - elapsed % lit(12)) % lit(12)).cast(DataType::Float64))
+    }
 }
+
+/// silent_months stops counting here (the history's usual length).
+pub const SILENT_CAP: f64 = 36.0;
 
 use FeatureGroup::{Behaviour, Value};
 use Transform::{Log1p, None as Plain, SignedLog1p};
@@ -121,6 +162,8 @@ const fn def(
         high: None,
         low: None,
         worth_rank: None,
+        fallback: false,
+        phrase: None,
     }
 }
 
@@ -148,6 +191,16 @@ impl FeatureDef {
     ) -> Self {
         self.high = high;
         self.low = low;
+        self
+    }
+
+    const fn fallback(mut self) -> Self {
+        self.fallback = true;
+        self
+    }
+
+    const fn phrase(mut self, en: &'static str, zh: &'static str) -> Self {
+        self.phrase = Some((en, zh));
         self
     }
 
@@ -232,6 +285,72 @@ pub const CATALOGUE: &[FeatureDef] = &[
     def("activity_trend", Behaviour, "share/month", Plain, ("activity trend", "业务量趋势"), "Least-squares slope of monthly vouchers over the last 12 months divided by their mean: the monthly change as a share of the usual volume.", |t| t.activity("activity_trend"))
         .needs(&["activity.vouchers"])
         .words(Some(("growing", "业务增长")), Some(("declining, at risk", "业务下滑、有流失风险"))),
+    // What tells that a client is about to leave (churn risk), computed the same way for
+    // today and for every month of the history the churn model learns from.
+    def("days_since_last_invoice", Behaviour, "days", Log1p, ("days since last invoice", "距上次开票天数"), "Days from the last invoice dated up to S to S.", |t| (lit(t.s) - col("__last_invoice")).cast(DataType::Float64))
+        .unclustered()
+        .fallback()
+        .phrase("{} days since the last invoice", "距上次开票已 {} 天")
+        .words(Some(("no recent invoice", "久未开票")), Some(("invoiced recently", "近期有开票"))),
+    def("invoices_per_year", Behaviour, "count", Log1p, ("invoices per year", "年开票次数"), "Invoices dated in the 12 months up to S.", |_| col("__invoices_12m").fill_null(lit(0.0)))
+        .unclustered()
+        .fallback()
+        .phrase("{} invoices in 12 months", "近12个月开票 {} 次")
+        .words(Some(("billed monthly", "按月开票")), Some(("billed rarely", "开票少"))),
+    def("invoice_gap_cv", Behaviour, "ratio", Plain, ("irregularity of invoicing", "开票间隔波动"), "Standard deviation / mean of the days between consecutive invoice days in the 12 months up to S (0 with fewer than three invoice days).", |_| {
+        when(col("__gap_mean").gt(lit(0.0)))
+            .then(col("__gap_std").fill_null(lit(0.0)) / col("__gap_mean"))
+            .otherwise(lit(0.0))
+    })
+        .unclustered()
+        .fallback()
+        .phrase("invoice intervals vary by {} of their mean", "开票间隔波动为均值的 {}")
+        .words(Some(("irregular billing", "开票不规律")), Some(("regular billing", "开票规律"))),
+    def("fee_rise", Behaviour, "ratio", Plain, ("recent fee change", "近期调价幅度"), "Median invoice amount of the last 6 months over the median of the 6 before, minus 1 (0 when either is missing).", |_| {
+        when(col("__amount_prior6").gt(lit(0.0)).and(col("__amount_last6").is_not_null()))
+            .then(col("__amount_last6") / col("__amount_prior6") - lit(1.0))
+            .otherwise(lit(0.0))
+    })
+        .unclustered()
+        .fallback()
+        .phrase("fee up {} in 6 months", "近6个月收费上涨 {}")
+        .words(Some(("fee raised", "近期涨价")), Some(("fee cut", "近期降价"))),
+    def("arrears_change_3m", Behaviour, "CNY", SignedLog1p, ("change in arrears, 3 months", "近3个月欠费变化"), "open_receivables minus the receivables open 91 days before S.", |_| {
+        col("open_receivables").fill_null(lit(0.0)) - col("__open_3m_ago").fill_null(lit(0.0))
+    })
+        .needs(&["billing.paid_date"])
+        .unclustered()
+        .phrase("arrears up {} CNY in 3 months", "近3个月欠费增加 {} 元")
+        .words(Some(("arrears growing", "欠费增加")), None),
+    def("late_documents_3m", Behaviour, "share", Plain, ("late documents, last 3 months", "近3个月资料延迟占比"), "Share of the logged months among the last 3 with late documents.", |t| t.activity("late_documents_3m"))
+        .needs(&["activity.late_documents"])
+        .unclustered()
+        .phrase("documents late in {} of the last 3 months", "近3个月有 {} 的月份资料延迟")
+        .words(Some(("documents late lately", "近期资料延迟")), None),
+    def("tickets_trend", Behaviour, "ratio", Plain, ("trend of questions", "咨询量变化"), "Symmetric growth of questions per month, last 3 logged months against the 9 before: (recent - before) / mean, from -2 to 2.", |t| t.activity("tickets_trend"))
+        .needs(&["activity.tickets"])
+        .unclustered()
+        .phrase("questions per month changed by {}", "月均咨询量变化 {}")
+        .words(Some(("more questions lately", "近期咨询增多")), None),
+    def("months_to_renewal", Behaviour, "months", Plain, ("months to contract renewal", "距合同续约月数"), "Whole months from S to the next anniversary of contract_start (or of the first invoice): 0 in the anniversary month.", |t| t.months_to_renewal())
+        .unclustered()
+        .phrase("renewal due in {} months", "{} 个月后合同续约")
+        .words(Some(("renewal far off", "续约尚远")), Some(("renewal due", "临近续约"))),
+    def("accountant_changes_6m", Behaviour, "count", Plain, ("changes of accountant, 6 months", "近6个月更换会计次数"), "Distinct accountants in the work log over the 6 months up to S, minus 1.", |t| {
+        if t.accountant_on {
+            (col("__accountants_6m").fill_null(lit(1.0)) - lit(1.0)).clip(lit(0.0), lit(f64::MAX))
+        } else {
+            lit(NULL).cast(DataType::Float64)
+        }
+    })
+        .needs(&["activity.accountant"])
+        .unclustered()
+        .phrase("{} change(s) of accountant in 6 months", "近6个月更换会计 {} 次")
+        .words(Some(("accountant changed", "更换过会计")), None),
+    def("silent_months", Behaviour, "months", Plain, ("months without invoice or work", "无开票无业务月数"), "Whole months from the month of the last invoice or logged work month (the later) to S's month; 36 at most.", |t| t.silent_months())
+        .unclustered()
+        .phrase("{} months without invoice or work", "已 {} 个月无开票无业务")
+        .words(Some(("gone quiet", "业务停滞")), None),
 ];
 
 pub fn feature_def(name: &str) -> Option<&'static FeatureDef> {
@@ -245,6 +364,11 @@ pub fn default_clustering_features(group: FeatureGroup) -> Vec<&'static str> {
         .filter(|f| f.group == group && f.clustered)
         .map(|f| f.name)
         .collect()
+}
+
+/// The behaviour features clustered when none of the default ones can be computed.
+pub fn fallback_features() -> Vec<String> {
+    CATALOGUE.iter().filter(|f| f.fallback).map(|f| f.name.to_string()).collect()
 }
 
 /// The name people read for a feature in `lang` (the identifier if it is not one).
@@ -430,7 +554,32 @@ fn billing_terms(s: i32, key: &str) -> Vec<Expr> {
         masked(between(inv.clone(), s - 365, s), amount.clone()).alias("fees_12m"),
         masked(between(inv.clone(), s - 182, s), amount.clone()).alias("__fees_last6"),
         masked(between(inv.clone(), s - 365, s - 182), amount.clone()).alias("__fees_prior6"),
-        inv.clone().alias("__first_invoice"),
+        when(inv.clone().lt_eq(lit(s)))
+            .then(inv.clone())
+            .otherwise(lit(NULL).cast(DataType::Int32))
+            .alias("__first_invoice"),
+        when(inv.clone().lt_eq(lit(s)))
+            .then(inv.clone())
+            .otherwise(lit(NULL).cast(DataType::Int32))
+            .alias("__last_invoice"),
+        between(inv.clone(), s - 365, s)
+            .cast(DataType::Float64)
+            .alias("__invoices_12m"),
+        when(between(inv.clone(), s - 182, s))
+            .then(amount.clone())
+            .otherwise(null_f64())
+            .alias("__amount_last6"),
+        when(between(inv.clone(), s - 365, s - 182))
+            .then(amount.clone())
+            .otherwise(null_f64())
+            .alias("__amount_prior6"),
+        masked(
+            inv.clone()
+                .lt_eq(lit(s - 91))
+                .and(paid.clone().is_null().or(paid.clone().gt(lit(s - 91)))),
+            amount.clone(),
+        )
+        .alias("__open_3m_ago"),
         when(paid_by_s.clone())
             .then(paid.clone())
             .otherwise(lit(NULL).cast(DataType::Int32))
@@ -457,6 +606,11 @@ fn billing_aggs() -> Vec<Expr> {
         col("__fees_last6").sum(),
         col("__fees_prior6").sum(),
         col("__first_invoice").min(),
+        col("__last_invoice").max(),
+        col("__invoices_12m").sum(),
+        col("__amount_last6").median(),
+        col("__amount_prior6").median(),
+        col("__open_3m_ago").sum(),
         col("__last_payment").max(),
         col("payments_per_year").sum(),
         col("mean_payment_delay_days").mean(),
@@ -477,6 +631,33 @@ fn services_billed(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
             .count()
             .cast(DataType::Float64)
             .alias("__services_billed")])
+}
+
+/// The spread of the intervals between a client's invoice days in the 12 months up to S:
+/// distinct (client, day) pairs, sorted, then the mean and standard deviation of the gaps.
+fn invoice_gaps(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
+    let inv = col("__inv");
+    let gap = when(col(key).eq(col(key).shift(lit(1))))
+        .then((inv.clone() - inv.clone().shift(lit(1))).cast(DataType::Float64))
+        .otherwise(lit(NULL).cast(DataType::Float64));
+    billing
+        .select([col(key), col("invoice_date").cast(DataType::Int32).alias("__inv")])
+        .filter(between(inv.clone(), s - 365, s))
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort([key, "__inv"], Default::default())
+        .select([col(key), gap.alias("__gap")])
+        .group_by([col(key)])
+        .agg([col("__gap").mean().alias("__gap_mean"), col("__gap").std(1).alias("__gap_std")])
+}
+
+/// Distinct accountants in the work log over the 6 months up to S.
+fn accountants_recent(activity: LazyFrame, key: &str) -> LazyFrame {
+    activity
+        .filter(col("__t").gt(lit(-6.0)).and(col("accountant").is_not_null()))
+        .group_by([col(key), col("accountant")])
+        .agg([col("accountant").count().alias("__n")])
+        .group_by([col(key)])
+        .agg([col("accountant").count().cast(DataType::Float64).alias("__accountants_6m")])
 }
 
 /// Per-month terms of the activity aggregates (see [`billing_terms`] for why).
@@ -501,6 +682,19 @@ fn activity_terms(key: &str) -> Vec<Expr> {
             .gt(lit(0.0))
             .cast(DataType::Float64)
             .alias("__late"),
+        when(col("__t").gt(lit(-3.0)))
+            .then(col("late_documents").gt(lit(0.0)).cast(DataType::Float64))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__late3"),
+        when(col("__t").gt(lit(-3.0)))
+            .then(col("tickets"))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__tickets3"),
+        when(col("__t").lt_eq(lit(-3.0)))
+            .then(col("tickets"))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("__tickets9"),
+        col("__t").alias("__work_t"),
         col("hours"),
     ]
 }
@@ -513,6 +707,10 @@ fn activity_aggs() -> Vec<Expr> {
         col("vouchers").std(1).alias("__vstd"),
         col("tickets").mean().alias("tickets_per_month"),
         col("__late").mean().alias("late_documents_share"),
+        col("__late3").mean().alias("late_documents_3m"),
+        col("__tickets3").mean().alias("__tickets3"),
+        col("__tickets9").mean().alias("__tickets9"),
+        col("__work_t").max().alias("__last_work_t"),
         col("hours").sum().alias("__hours_12m"),
         col("__tk").sum().alias("__st"),
         col("vouchers").sum().alias("__sv"),
@@ -536,7 +734,39 @@ fn activity_features() -> Vec<Expr> {
             .then(slope / mean)
             .otherwise(lit(0.0))
             .alias("activity_trend"),
+        sym_growth(col("__tickets3"), col("__tickets9")).alias("tickets_trend"),
     ]
+}
+
+/// (recent - before) / mean(recent, before), from -2 to 2; 0 when either is unknown or
+/// both are 0.
+fn sym_growth(recent: Expr, before: Expr) -> Expr {
+    let mid = (recent.clone() + before.clone()) / lit(2.0);
+    when(mid.clone().gt(lit(0.0)))
+        .then((recent - before) / mid)
+        .otherwise(lit(0.0))
+}
+
+/// A calendar month as one number (year * 12 + month), from a day-number column.
+fn month_index(days: Expr) -> Expr {
+    let d = days.cast(DataType::Int32).cast(DataType::Date);
+    d.clone().dt().year().cast(DataType::Int32) * lit(12) + d.dt().month().cast(DataType::Int32)
+}
+
+/// The month index of a date, as [`month_index`] computes it.
+pub fn month_of(d: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.year() * 12 + d.month() as i32
+}
+
+/// The last day of the month of index `m` (see [`month_of`]).
+pub fn month_end(m: i32) -> NaiveDate {
+    let (y, mo) = ((m - 1).div_euclid(12), (m - 1).rem_euclid(12) as u32 + 1);
+    let first = NaiveDate::from_ymd_opt(y, mo, 1).unwrap_or(EPOCH);
+    first
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(first)
 }
 
 /// Company size class (规模) from employees and annual revenue: a simplified reading
@@ -631,12 +861,14 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
             .select(billing_terms(s, bkey))
             .group_by([col(bkey)])
             .agg(billing_aggs())
-            .left_join(services_billed(rows, s, bkey), col(bkey), col(bkey))
+            .left_join(services_billed(rows.clone(), s, bkey), col(bkey), col(bkey))
+            .left_join(invoice_gaps(rows, s, bkey), col(bkey), col(bkey))
     })?;
 
     let mut lf = t.clients.clone().lazy().left_join(billing, bclient, col(bkey));
 
     let activity_on = t.activity().is_some();
+    let accountant_on = t.has(Table::Activity, "accountant");
     if let Some(a) = t.activity() {
         let (akey, aclient) = key_of(a);
         // Months from S's month back to each logged month (both first days, as validation
@@ -648,17 +880,26 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
             days(snapshot.with_day(1).unwrap_or(snapshot))
         };
         let acts = per_client(a, akey, |rows| {
-            rows.with_column(months_between(col("month"), s_first).alias("__t"))
-                .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))))
+            let window = rows
+                .with_column(months_between(col("month"), s_first).alias("__t"))
+                .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))));
+            let acts = window
+                .clone()
                 .select(activity_terms(akey))
                 .group_by([col(akey)])
                 .agg(activity_aggs())
-                .with_columns(activity_features())
+                .with_columns(activity_features());
+            if accountant_on {
+                acts.left_join(accountants_recent(window, akey), col(akey), col(akey))
+            } else {
+                acts
+            }
         })?;
         lf = lf.left_join(acts, aclient, col(akey));
     }
 
     let start = coalesce(&[col("contract_start").cast(DataType::Int32), col("__first_invoice")]);
+    let s_month = month_of(snapshot);
     let end = when(
         col("contract_end")
             .is_not_null()
@@ -666,7 +907,7 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     )
     .then(col("contract_end").cast(DataType::Int32))
     .otherwise(lit(s));
-    let tenure = ((end - start).cast(DataType::Float64) / lit(30.4375)).clip(lit(0.0), lit(f64::MAX));
+    let tenure = ((end - start.clone()).cast(DataType::Float64) / lit(30.4375)).clip(lit(0.0), lit(f64::MAX));
     let months_in_window = tenure.clone().clip(lit(1.0), lit(12.0));
     let last6 = col("__fees_last6").fill_null(lit(0.0));
     let prior6 = col("__fees_prior6").fill_null(lit(0.0));
@@ -695,7 +936,10 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         tenure: tenure.clone(),
         services_listed,
         never_paid_days,
+        s_month,
+        start: start.clone(),
         activity_on,
+        accountant_on,
     };
     let mut exprs = vec![col("client_id")];
     exprs.extend(CATALOGUE.iter().map(|f| (f.expr)(&terms).alias(f.name)));

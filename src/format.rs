@@ -141,6 +141,10 @@ pub fn category_zh(column: &str, value: &str) -> Option<&'static str> {
         ("scale", "large") => "大型",
         ("term", "long_term") => "长期",
         ("term", "short_term") => "短期",
+        ("churn_band", "high") => "高风险",
+        ("churn_band", "medium") => "中风险",
+        ("churn_band", "low") => "低风险",
+        ("churn_band", "left") => "已流失",
         _ => return None,
     })
 }

@@ -46,6 +46,39 @@ pub struct GenerateParams {
     /// Share of clients whose behaviour changes to another planted segment (to test
     /// migration): the same seed with and without it gives the same firm otherwise.
     pub changed: f64,
+    /// Write contract_end into the archive (firms without contract dates do not).
+    pub contract_dates: bool,
+}
+
+/// Clients up to which `truth_hazard.csv` (one row per client and month) is written.
+pub const HAZARD_FILE_MAX_CLIENTS: usize = 200_000;
+
+/// The planted churn hazard: the chance of leaving in a month, from what the data shows
+/// at the end of the month before. Coefficients on the log-odds scale.
+struct HazardState {
+    arrears_months: f64,
+    late_docs_3m: u32,
+    ticket_spike: bool,
+    fee_raised_recently: bool,
+    accountant_changed_recently: bool,
+    renewal_month: bool,
+}
+
+fn hazard(seg: usize, tier: usize, st: &HazardState) -> f64 {
+    let mut z = -5.2;
+    z += [0.0, 0.3, 0.2, 1.0, -0.2][seg];
+    z += [-0.4, 0.0, 0.3][tier];
+    z += 0.6 * st.arrears_months.min(3.0);
+    z += 0.45 * st.late_docs_3m as f64;
+    z += if st.ticket_spike { 0.9 } else { 0.0 };
+    z += if st.fee_raised_recently { 1.0 } else { 0.0 };
+    z += if st.accountant_changed_recently { 0.9 } else { 0.0 };
+    z += if st.renewal_month { 1.4 } else { 0.0 };
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn month_no(d: NaiveDate) -> i32 {
+    d.year() * 12 + d.month() as i32
 }
 
 /// The planted behaviour segments, in truth.csv's words.
@@ -138,6 +171,15 @@ impl Buf {
             c.1.push(v);
         }
     }
+    /// Sets one cell of an existing row.
+    fn set(&mut self, row: usize, column: &str, value: Option<String>) {
+        if let Some((_, c)) = self.cols.iter_mut().find(|(n, _)| n == column) {
+            if let Some(v) = c.get_mut(row) {
+                *v = value;
+            }
+        }
+    }
+
     fn len(&self) -> usize {
         self.cols.first().map_or(0, |c| c.1.len())
     }
@@ -227,8 +269,12 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         "value_tier",
         "value_score",
         "churned",
+        "left_month",
+        "mean_hazard",
         "changed_from",
     ]);
+    let write_hazards = p.clients <= HAZARD_FILE_MAX_CLIENTS;
+    let mut hazards = Buf::new(&["client_id", "month", "hazard", "risk_3m", "risk_6m"]);
     let s = |v: &str| Some(v.to_string());
 
     for i in 0..p.clients {
@@ -308,15 +354,32 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         }
         .with_day(rng.gen_range(1..28))
         .unwrap_or(first_month);
-        // Declining clients often leave in the last quarter; a few others leave earlier.
-        let churned_month = if seg == 3 && rng.gen_bool(0.3) {
-            Some(add_months(last_month, -rng.gen_range(0..3)))
-        } else if seg != 3 && rng.gen_bool(0.03) {
-            Some(add_months(last_month, -rng.gen_range(1..4)))
+        // Churn is decided month by month below (a planted hazard); a client that leaves
+        // in month M has its last invoice and work month in M - 1.
+        let mut hz_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x7F4A_C15D ^ ((i as u64) << 21));
+        let start_month = month_start(start);
+        let active_from = start_month.max(first_month);
+        let history_months = p.months as i32;
+        let raise_month = if hz_rng.gen_bool(0.25) {
+            Some(add_months(first_month, hz_rng.gen_range(0..history_months)))
         } else {
             None
         };
-        let end = churned_month.map(|m| add_months(m, 1).pred_opt().unwrap_or(m));
+        let raise_factor = hz_rng.gen_range(1.15..1.4);
+        let change_month = if hz_rng.gen_bool(0.3) {
+            Some(add_months(first_month, hz_rng.gen_range(1..history_months)))
+        } else {
+            None
+        };
+        let first_accountant = pick(&mut rng, &ACCOUNTANTS);
+        let second_accountant = {
+            let k = ACCOUNTANTS.iter().position(|a| *a == first_accountant).unwrap_or(0);
+            ACCOUNTANTS[(k + 1 + hz_rng.gen_range(0..ACCOUNTANTS.len() - 1)) % ACCOUNTANTS.len()]
+        };
+        let accountant_in = |m: NaiveDate| match change_month {
+            Some(c) if m >= c => second_accountant,
+            _ => first_accountant,
+        };
         let name = match client_type {
             "person" => format!("{}（个人）", pick(&mut rng, &ACCOUNTANTS)),
             "individual_business" => format!(
@@ -355,10 +418,11 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             Some(format!("{revenue:.0}")),
             s(&services.join(";")),
             s(&w.date(start)),
-            end.map(|e| w.date(e)),
+            None,
             Some(format!("{fee:.0}")),
-            s(pick(&mut rng, &ACCOUNTANTS)),
+            s(accountant_in(last_month)),
         ]);
+        let client_row = clients.len() - 1;
 
         // Behaviour parameters of the planted segment.
         let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = match seg {
@@ -375,24 +439,73 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         };
         let raise_at = add_months(last_month, -rng.gen_range(6..10));
 
-        let active_from = month_start(start).max(first_month);
-        let active_to = churned_month.unwrap_or(last_month);
         let mut m = active_from;
         let mut k = 0;
-        let mut months_active = 0usize;
-        while m <= active_to {
-            months_active += 1;
-            m = add_months(m, 1);
-        }
-        let mut m = active_from;
-        while m <= active_to {
-            let to_end = {
-                let (a, b) = (
-                    m.year() * 12 + m.month() as i32,
-                    last_month.year() * 12 + last_month.month() as i32,
-                );
-                b - a
-            };
+        // Invoices not yet paid: (amount, paid date); the months of late documents and
+        // the tickets of each month so far.
+        let mut open: Vec<(f64, Option<NaiveDate>)> = Vec::new();
+        let mut late_log: Vec<u32> = Vec::new();
+        let mut ticket_log: Vec<u32> = Vec::new();
+        let mut episode_left = 0u32;
+        let mut left_month: Option<NaiveDate> = None;
+        let (mut hazard_sum, mut hazard_n) = (0.0, 0usize);
+        let state_at = |m: NaiveDate, open: &[(f64, Option<NaiveDate>)], late: &[u32], tickets: &[u32]| {
+            // As of the end of the month before m.
+            let cutoff = m.pred_opt().unwrap_or(m);
+            let owed: f64 = open
+                .iter()
+                .filter(|(_, paid)| paid.is_none_or(|d| d > cutoff))
+                .map(|(a, _)| *a)
+                .sum();
+            let recent = |v: &[u32]| v.iter().rev().take(3).copied().collect::<Vec<u32>>();
+            let t3 = recent(tickets);
+            let mean3 = t3.iter().sum::<u32>() as f64 / t3.len().max(1) as f64;
+            let months_since = |e: Option<NaiveDate>| e.map(|e| month_no(m) - month_no(e));
+            HazardState {
+                arrears_months: owed / fee.max(1.0),
+                late_docs_3m: recent(late).iter().sum(),
+                ticket_spike: t3.len() == 3 && mean3 > 2.0 * ticket_rate + 1.0,
+                fee_raised_recently: months_since(raise_month).is_some_and(|d| (1..=6).contains(&d)),
+                accountant_changed_recently: months_since(change_month).is_some_and(|d| (1..=6).contains(&d)),
+                renewal_month: (month_no(m) - month_no(start_month)) % 12 == 0 && m > start_month,
+            }
+        };
+        while m <= last_month {
+            if m > active_from {
+                let st = state_at(m, &open, &late_log, &ticket_log);
+                let h = hazard(seg, tier, &st);
+                hazard_sum += h;
+                hazard_n += 1;
+                if write_hazards {
+                    // The chance of leaving within 3 and 6 months from the end of the month
+                    // before m, with what is known then (renewal and the windows of a fee
+                    // rise or a change of accountant run on by the calendar).
+                    let risk = |months: i32| {
+                        let mut stay = 1.0;
+                        for j in 0..months {
+                            let mj = add_months(m, j);
+                            let mut sj = state_at(mj, &open, &late_log, &ticket_log);
+                            sj.arrears_months = st.arrears_months;
+                            sj.late_docs_3m = st.late_docs_3m;
+                            sj.ticket_spike = st.ticket_spike;
+                            stay *= 1.0 - hazard(seg, tier, &sj);
+                        }
+                        1.0 - stay
+                    };
+                    hazards.push(vec![
+                        s(&id),
+                        s(&add_months(m, -1).format("%Y-%m").to_string()),
+                        Some(format!("{h:.6}")),
+                        Some(format!("{:.6}", risk(3))),
+                        Some(format!("{:.6}", risk(6))),
+                    ]);
+                }
+                if hz_rng.gen_bool(h) {
+                    left_month = Some(m);
+                    break;
+                }
+            }
+            let to_end = month_no(last_month) - month_no(m);
             // Volume path: steady, falling over the last year, or growing all along.
             let trend = match seg {
                 3 => {
@@ -404,6 +517,16 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 }
                 4 => 1.07f64.powi(-(to_end)),
                 _ => 1.0,
+            };
+            // A spell of trouble (a tax notice, a messy quarter): many questions, late documents.
+            if episode_left == 0 && hz_rng.gen_bool(0.015) {
+                episode_left = hz_rng.gen_range(2..5);
+            }
+            let (ticket_boost, late_boost) = if episode_left > 0 {
+                episode_left -= 1;
+                (3.0 * ticket_rate + 2.0, 0.5)
+            } else {
+                (0.0, 0.0)
             };
             let noise = (0.1 * normal(&mut rng)).exp();
             let vouchers = (base_vouchers * trend * noise).round().max(0.0);
@@ -421,8 +544,10 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             if m.month() == 6 && services.contains(&"annual_report") {
                 filings += 1;
             }
-            let tickets = poisson(&mut rng, ticket_rate);
-            let late_docs = u8::from(rng.gen_bool(late_doc_p));
+            let tickets = poisson(&mut rng, ticket_rate) + if ticket_boost > 0.0 { poisson(&mut hz_rng, ticket_boost) } else { 0 };
+            let late_docs = u8::from(rng.gen_bool(late_doc_p) || (late_boost > 0.0 && hz_rng.gen_bool(late_boost)));
+            ticket_log.push(tickets);
+            late_log.push(u32::from(late_docs));
             // About 1-3 hours a month for a small-scale client, 5-10 for a general one.
             let spring = if matches!(m.month(), 4 | 5 | 6) { 1.0 } else { 0.0 };
             let hours =
@@ -436,15 +561,19 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 Some(format!("{hours:.1}")),
                 Some(tickets.to_string()),
                 Some(late_docs.to_string()),
+                s(accountant_in(m)),
             ]);
 
             // Invoices: one per billing cycle, plus the spring one-off services.
             let mut invoices: Vec<(f64, &str)> = Vec::new();
             if k % cycle == 0 {
-                let months_billed = cycle.min(months_active - k) as f64;
-                let monthly = if seg == 4 && m >= raise_at { fee * 1.4 } else { fee };
+                let months_billed = cycle as f64;
+                let mut monthly = if seg == 4 && m >= raise_at { fee * 1.4 } else { fee };
+                if raise_month.is_some_and(|r| m >= r) {
+                    monthly *= raise_factor;
+                }
                 let discount = if cycle == 12 { 0.95 } else { 1.0 };
-                invoices.push(((monthly * months_billed * discount).round(), "bookkeeping"));
+                invoices.push(((monthly * months_billed * discount / 10.0).round() * 10.0, "bookkeeping"));
             }
             if m.month() == 5 && client_type == "enterprise" {
                 let amount = if taxpayer == "general" {
@@ -472,6 +601,7 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 };
                 // A payment after the export date has not happened yet.
                 let paid = paid.filter(|d| *d <= p.end);
+                open.push((amount, paid));
                 billing.push(vec![
                     s(&id),
                     s(&w.date(invoice)),
@@ -481,8 +611,16 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                     paid.map(|d| w.date(d)),
                 ]);
             }
+            // Settled invoices no longer count towards arrears.
+            let month_end = add_months(m, 1).pred_opt().unwrap_or(m);
+            open.retain(|(_, paid)| paid.is_none_or(|d| d > month_end));
             k += 1;
             m = add_months(m, 1);
+        }
+        // The archive's contract_end: the last day of the last month served.
+        if let (Some(left), true) = (left_month, p.contract_dates) {
+            let end = left.pred_opt().unwrap_or(left);
+            clients.set(client_row, "contract_end", Some(w.date(end)));
         }
         let value_score = fee * 12.0 * (1.0 + 0.1 * n_extra as f64);
         truth.push(vec![
@@ -490,7 +628,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             s(PLANTED[seg]),
             s(PLANTED_VALUE[tier]),
             Some(format!("{value_score:.0}")),
-            s(if churned_month.is_some() { "true" } else { "false" }),
+            s(if left_month.is_some() { "true" } else { "false" }),
+            left_month.map(|m| m.format("%Y-%m").to_string()),
+            Some(format!("{:.6}", hazard_sum / hazard_n.max(1) as f64)),
             changed_from.map(String::from),
         ]);
     }
@@ -519,6 +659,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         write(out, name, buf, h.as_ref())?;
     }
     write(out, "truth.csv", truth, &|n: &str| n.to_string())?;
+    if write_hazards {
+        write(out, "truth_hazard.csv", hazards, &|n: &str| n.to_string())?;
+    }
     Ok(counts)
 }
 
@@ -577,6 +720,7 @@ mod tests {
             dirty: 0.0,
             chinese: false,
             changed: 0.0,
+            contract_dates: true,
         }
     }
 

@@ -3,10 +3,12 @@
 //! Data flows one way, one module per stage (docs/architecture.md):
 //!
 //! ```text
-//! ingest -> validate -> features -> preprocess -> analysis -> stability -> output
+//! ingest -> validate -> features -> history -> preprocess -> analysis -> stability -> output
 //! ```
 //!
-//! `ingest`, `validate`, `features` and `export` work on polars frames; `preprocess` is
+//! `ingest`, `validate`, `features` and `export` work on polars frames; `history` keeps
+//! what the analyses that learn from the past need (who left when, a sample of whole
+//! client histories, features as of any past month); `preprocess` is
 //! the boundary that turns the feature table into an ndarray matrix; `cluster`,
 //! `classify` and `segments` are the algorithms the analyses use and see only ndarray;
 //! `analysis` holds the analyses behind one contract; `stability` keeps segment ids
@@ -23,6 +25,7 @@ pub mod export;
 pub mod features;
 pub mod format;
 pub mod generate;
+pub mod history;
 pub mod ingest;
 pub mod model;
 pub mod output;

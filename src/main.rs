@@ -101,6 +101,10 @@ enum Command {
         /// trying migration: compare with the same seed without it).
         #[arg(long, default_value_t = 0.0)]
         changed: f64,
+        /// Leave contract_end out of the archive, as many firms keep no contract dates
+        /// (churn is then recognised by a lapse of invoices and work).
+        #[arg(long)]
+        no_contract_dates: bool,
         #[arg(long, short)]
         out: PathBuf,
     },
@@ -360,6 +364,7 @@ fn real_main(cli: Cli) -> Result<()> {
             dirty,
             zh,
             changed,
+            no_contract_dates,
             out,
         } => {
             let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
@@ -372,6 +377,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 dirty,
                 chinese: zh,
                 changed,
+                contract_dates: !no_contract_dates,
             };
             let g = generate::generate(&p, &out)?;
             println!(

@@ -13,11 +13,12 @@ use crate::preprocess::{PreprocessError, Scaler};
 use crate::segments::Segment;
 
 /// Bumped whenever the model file's layout changes. 2: the decision tree as clientseg's
-/// own nodes (1 stored linfa-trees' tree, which still loads).
-pub const SCHEMA_VERSION: u32 = 2;
+/// own nodes (1 stored linfa-trees' tree, which still loads). 3: the parts of further
+/// analyses (churn risk) under `analyses`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Older layouts that still load.
-const READABLE_VERSIONS: &[u32] = &[1, 2];
+const READABLE_VERSIONS: &[u32] = &[1, 2, 3];
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -199,6 +200,9 @@ pub struct Model {
     /// The run folder this model came from, so a later run can compare clients with it.
     #[serde(default)]
     pub run_dir: Option<String>,
+    /// Each further analysis's saved part, by its id; the analysis checks it on load.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub analyses: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Model {

@@ -1,4 +1,4 @@
-//! The batch run, as a list of stages: ingest -> validate -> features -> analyses ->
+//! The batch run, as a list of stages: ingest -> validate -> features -> history -> analyses ->
 //! stability -> outputs (tables, spreadsheets, migration, charts, report, model,
 //! manifest). Each stage's time and peak memory go into the manifest.
 
@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::export::ExportError;
 use crate::features::{self, FeatureError, FeatureParams, FeatureTable};
 use crate::format::Lang;
+use crate::history::{self, History, HistoryError};
 use crate::ingest::{self, IngestError, InputFile};
 use crate::model::{FeatureDoc, FeatureSettings, Model, ModelError, SCHEMA_VERSION};
 use crate::output::{self, OutputError, Written};
@@ -31,6 +32,8 @@ pub enum PipelineError {
     Validate { source: ValidateError, rejects: PathBuf },
     #[error(transparent)]
     Features(#[from] FeatureError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error(transparent)]
     Analysis(#[from] AnalysisError),
     #[error(transparent)]
@@ -102,11 +105,18 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let input = prepare(s, &s.validation, &features, opts, &id, &mut st)?;
     let table = &input.table;
 
-    let ctx = Context { table, seed: s.seed };
-    let mut outcomes = analyses
-        .iter()
-        .map(|a| a.fit(&ctx, &mut st))
-        .collect::<Result<Vec<Outcome>, _>>()?;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for a in analyses {
+        let ctx = Context {
+            table,
+            seed: s.seed,
+            lang: s.lang,
+            history: input.history.as_ref(),
+            earlier: &outcomes,
+        };
+        let o = a.fit(&ctx, &mut st)?;
+        outcomes.push(o);
+    }
     let mut warnings = analysis::warnings(&outcomes, s.analyses.value.k);
     warnings.extend(snapshot_warning(table.snapshot, input.last_invoice));
 
@@ -201,11 +211,18 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     };
     let input = prepare(s, &validation, &features, opts, &id, &mut st)?;
     let table = &input.table;
-    let ctx = Context { table, seed: s.seed };
-    let outcomes = analysis::configured(&s.analyses)
-        .iter()
-        .map(|a| a.apply(&ctx, &mut st, &model, model_path))
-        .collect::<Result<Vec<Outcome>, _>>()?;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for a in analysis::configured(&s.analyses) {
+        let ctx = Context {
+            table,
+            seed: s.seed,
+            lang: s.lang,
+            history: input.history.as_ref(),
+            earlier: &outcomes,
+        };
+        let o = a.apply(&ctx, &mut st, &model, model_path)?;
+        outcomes.push(o);
+    }
 
     let run = RunDir::create(&opts.out_dir, &id)?;
     let started = chrono::Local::now();
@@ -279,6 +296,7 @@ struct Prepared {
     validated: Validated,
     table: FeatureTable,
     last_invoice: Option<NaiveDate>,
+    history: Option<History>,
 }
 
 /// Ingest, validate and features.
@@ -297,6 +315,13 @@ fn prepare(
     })?;
     let table = st.run("features", |_| features::compute(&validated.tables, features))?;
     let last_invoice = features::last_invoice(&validated.tables);
+    let history = if s.analyses.churn.enabled {
+        Some(st.run("history", |_| {
+            history::build(&validated.tables, &table, &s.history, features, s.seed)
+        })?)
+    } else {
+        None
+    };
     // Only the per-client table is needed from here on; free the invoices and work log.
     let mut validated = validated;
     validated.tables.billing = DataFrame::empty();
@@ -306,6 +331,7 @@ fn prepare(
         validated,
         table,
         last_invoice,
+        history,
     })
 }
 
@@ -385,6 +411,10 @@ fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcom
         features: table.enabled.iter().map(|f| FeatureDoc::from(*f)).collect(),
         value: value.model.clone(),
         behaviour: segmentation(outcomes, SegmentKind::Behaviour).map(|b| b.model.clone()),
+        analyses: outcomes
+            .iter()
+            .filter_map(|o| o.saved.clone().map(|v| (o.id.to_string(), v)))
+            .collect(),
     })
 }
 
@@ -415,6 +445,13 @@ fn tables(
         w.add(*f);
     }
     output::rules(w, outcomes)?;
+    for o in outcomes {
+        for (name, df) in &o.tables {
+            let file = format!("{name}.parquet");
+            crate::export::write_parquet(&mut df.clone(), &dir.join(&file))?;
+            w.add(file);
+        }
+    }
     Ok((segs, labels))
 }
 
@@ -480,7 +517,14 @@ fn charts_and_report(
             svg: f.clone(),
         })
         .collect();
-    for c in &charts {
+    let mut section_charts = Vec::new();
+    for o in outcomes {
+        let id = o.section.as_ref().map_or(o.id.to_string(), |sec| sec.id.clone());
+        for c in &o.charts {
+            section_charts.push((id.clone(), report::write_line_chart(&w.path("charts"), s.lang, c)?));
+        }
+    }
+    for c in charts.iter().chain(section_charts.iter().map(|(_, c)| c)) {
         w.add(c.png.clone());
         w.add(c.svg.clone());
     }
@@ -501,6 +545,7 @@ fn charts_and_report(
             plans: s.service_plans.as_deref(),
         },
         charts.into_iter().chain(transitions).collect(),
+        section_charts,
     );
     report::html::write_html(w.dir(), &page)?;
     w.add("report.html");

@@ -65,19 +65,44 @@ const MIGRATIONS: &[&[&str]] = &[&[
         run_created_at TEXT NOT NULL,
         model_version TEXT NOT NULL,
         pushed_at TEXT NOT NULL)",
+], &[
+    // 2: churn risk. Older tables gain the columns in place; their rows keep nulls.
+    "ALTER TABLE client_segment ADD COLUMN churn_risk_3m DOUBLE PRECISION",
+    "ALTER TABLE client_segment ADD COLUMN churn_risk_6m DOUBLE PRECISION",
+    "ALTER TABLE client_segment ADD COLUMN revenue_at_risk DOUBLE PRECISION",
+    "ALTER TABLE client_segment ADD COLUMN churn_band TEXT",
+    "ALTER TABLE client_segment ADD COLUMN churn_drivers TEXT",
+    "ALTER TABLE client_segment_history ADD COLUMN churn_risk_3m DOUBLE PRECISION",
+    "ALTER TABLE client_segment_history ADD COLUMN churn_risk_6m DOUBLE PRECISION",
+    "ALTER TABLE client_segment_history ADD COLUMN revenue_at_risk DOUBLE PRECISION",
+    "ALTER TABLE client_segment_history ADD COLUMN churn_band TEXT",
+    "ALTER TABLE client_segment_history ADD COLUMN churn_drivers TEXT",
 ]];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Label columns pushed, in table order after client_id.
-const LABELS: [&str; 6] = [
+const LABELS: [&str; 11] = [
     "value_tier",
     "value_tier_en",
     "value_tier_zh",
     "behaviour_segment",
     "behaviour_segment_en",
     "behaviour_segment_zh",
+    "churn_risk_3m",
+    "churn_risk_6m",
+    "revenue_at_risk",
+    "churn_band",
+    "churn_drivers",
 ];
+
+/// Pushed as numbers; every value travels as text and is cast by the database.
+const NUMERIC: [&str; 3] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk"];
+
+/// Columns a run may lack (no behaviour segments, no churn risk): pushed as nulls.
+fn optional_label(name: &str) -> bool {
+    name.starts_with("behaviour") || name.starts_with("churn") || name == "revenue_at_risk"
+}
 
 /// Rows per INSERT statement: few round trips, well under both databases' parameter limits.
 const BATCH: usize = 400;
@@ -89,8 +114,8 @@ pub struct RunLabels {
     /// UTC, RFC 3339, seconds: compares as text.
     pub created_at: String,
     pub model_version: String,
-    /// client_id followed by the six LABELS columns.
-    pub rows: Vec<[Option<String>; 7]>,
+    /// client_id followed by the LABELS columns.
+    pub rows: Vec<[Option<String>; 12]>,
 }
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
@@ -128,8 +153,8 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
                 let s = c.str().map_err(|e| err(e.to_string()))?;
                 Ok(s.iter().map(|v| v.map(String::from)).collect())
             }
-            // A run without behaviour segments pushes nulls there.
-            Err(_) if name.starts_with("behaviour") => Ok(vec![None; df.height()]),
+            // A run without behaviour segments or churn risk pushes nulls there.
+            Err(_) if optional_label(name) => Ok(vec![None; df.height()]),
             Err(_) => Err(err(format!("labels.parquet has no column {name}"))),
         }
     };
@@ -320,12 +345,16 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push('(');
-        for c in 0..columns.len() {
+        for (c, name) in columns.iter().enumerate() {
             if c > 0 {
                 sql.push_str(", ");
             }
             n += 1;
-            sql.push_str(&format!("${n}"));
+            if NUMERIC.contains(name) {
+                sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS DOUBLE PRECISION)"));
+            } else {
+                sql.push_str(&format!("${n}"));
+            }
         }
         sql.push(')');
     }

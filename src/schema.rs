@@ -78,6 +78,7 @@ pub const SCHEMAS: &[TableSchema] = &[
             "hours",
             "tickets",
             "late_documents",
+            "accountant",
         ],
         required: &["client_id", "month"],
     },

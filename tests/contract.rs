@@ -61,6 +61,7 @@ impl Analysis for ScaleTiers {
                 id: "scale-tiers".into(),
                 title: ("Scale tiers".into(), "规模分层".into()),
                 lines,
+                tables: Vec::new(),
             }),
             headline: Some((format!("scale tiers: {counts:?}"), String::new())),
             summary: Some(serde_json::json!({ "counts": counts })),

@@ -6,6 +6,8 @@ mod util;
 
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
+/// Churn risk: close to the planted hazard, calibrated, no look-ahead, short histories.
+mod churn;
 /// The compact reader of plain billing and activity files agrees with the general one.
 mod compact;
 /// A further analysis through the contract alone reaches every output.

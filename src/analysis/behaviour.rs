@@ -15,6 +15,8 @@ pub struct BehaviourParams {
     /// Smallest and largest k tried.
     pub k_range: (usize, usize),
     pub features: Vec<String>,
+    /// Clustered instead when none of `features` can be computed (the defaults only).
+    pub fallback: Vec<String>,
     /// Clients the silhouette is computed on.
     pub silhouette_sample: usize,
 }
@@ -43,7 +45,10 @@ impl Analysis for BehaviourSegments {
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
-        let names = usable(&self.params.features, ctx.table);
+        let mut names = usable(&self.params.features, ctx.table);
+        if names.is_empty() {
+            names = usable(&self.params.fallback, ctx.table);
+        }
         if names.is_empty() {
             return Ok(Outcome {
                 skipped: Some(SKIPPED.into()),

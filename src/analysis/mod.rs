@@ -8,6 +8,7 @@
 //! data with a saved model instead of refitting.
 
 mod behaviour;
+pub mod churn;
 mod segmentation;
 mod value;
 
@@ -18,12 +19,15 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use behaviour::{BehaviourParams, BehaviourSegments};
+pub use churn::{ChurnParams, ChurnRisk, ModelChoice};
 pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
 pub use value::{ValueParams, ValueTiers};
 
 use crate::classify::ClassifyError;
 use crate::cluster::{ClusterError, KMeansSettings};
 use crate::features::FeatureTable;
+use crate::format::Lang;
+use crate::history::History;
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessError;
 use crate::progress::Stages;
@@ -54,6 +58,7 @@ pub struct AnalysisParams {
     pub behaviour: BehaviourParams,
     pub kmeans: KMeansSettings,
     pub tree: TreeParams,
+    pub churn: ChurnParams,
 }
 
 /// The analyses a run performs, in output order. A new analysis is one line here.
@@ -61,6 +66,7 @@ pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
     vec![
         Box::new(ValueTiers::new(&p.value, &p.kmeans, &p.tree)),
         Box::new(BehaviourSegments::new(&p.behaviour, &p.kmeans, &p.tree)),
+        Box::new(ChurnRisk::new(&p.churn)),
     ]
 }
 
@@ -68,6 +74,12 @@ pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
 pub struct Context<'a> {
     pub table: &'a FeatureTable,
     pub seed: u64,
+    /// The run's language, for words an analysis writes into its columns.
+    pub lang: Lang,
+    /// The clients' history, for analyses that learn from the past.
+    pub history: Option<&'a History>,
+    /// The outcomes of the analyses before this one, in order.
+    pub earlier: &'a [Outcome],
 }
 
 /// A column an analysis adds to crm_import.csv: its header, and the labels column it
@@ -86,6 +98,37 @@ pub struct Section {
     pub title: (String, String),
     /// Lines of text, (English, Chinese).
     pub lines: Vec<(String, String)>,
+    pub tables: Vec<SectionTable>,
+}
+
+/// A table of a report section; cells are text already.
+#[derive(Debug, Clone)]
+pub struct SectionTable {
+    pub caption: (String, String),
+    pub header: Vec<(String, String)>,
+    /// Cells in both languages where they differ.
+    pub rows: Vec<Vec<(String, String)>>,
+}
+
+/// A line chart of a report section, drawn by the report in the run's language.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// File name without extension (charts/STEM.svg).
+    pub stem: String,
+    pub title: (String, String),
+    pub x_label: (String, String),
+    pub y_label: (String, String),
+    pub series: Vec<ChartSeries>,
+    /// Draw y = x (a perfectly calibrated or random model).
+    pub diagonal: bool,
+    /// Steps instead of straight lines between points (survival curves).
+    pub steps: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartSeries {
+    pub name: (String, String),
+    pub points: Vec<(f64, f64)>,
 }
 
 /// What a fitted analysis adds to the run.
@@ -103,8 +146,14 @@ pub struct Outcome {
     pub section: Option<Section>,
     /// One line for the run summary, (English, Chinese).
     pub headline: Option<(String, String)>,
-    /// Its part of the manifest (and of the model file, for what `score` needs).
+    /// Its part of the manifest.
     pub summary: Option<serde_json::Value>,
+    /// Its part of the model file: what `apply` needs to label new data.
+    pub saved: Option<serde_json::Value>,
+    /// Charts of its report section.
+    pub charts: Vec<LineChart>,
+    /// Further tables of the run folder, written as `NAME.parquet`.
+    pub tables: Vec<(String, polars::prelude::DataFrame)>,
 }
 
 impl Outcome {
@@ -119,6 +168,9 @@ impl Outcome {
             section: None,
             headline: None,
             summary: None,
+            saved: None,
+            charts: Vec::new(),
+            tables: Vec::new(),
         }
     }
 }

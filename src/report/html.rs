@@ -187,9 +187,20 @@ pub struct Page {
     pub migration: Option<String>,
     /// What the analyst must know about the data (in the page's language).
     pub warnings: Vec<String>,
-    /// Sections of further analyses: (HTML id, title, lines).
-    pub sections: Vec<(String, String, Vec<String>)>,
+    /// Sections of further analyses.
+    pub sections: Vec<PageSection>,
     pub plans: Vec<ServicePlan>,
+}
+
+/// A further analysis's section, in the page's language.
+#[derive(Debug, Clone)]
+pub struct PageSection {
+    pub id: String,
+    pub title: String,
+    pub lines: Vec<String>,
+    /// (caption, header, rows).
+    pub tables: Vec<(String, Vec<String>, Vec<Vec<String>>)>,
+    pub charts: Vec<ChartFile>,
 }
 
 pub fn esc(s: &str) -> String {
@@ -407,12 +418,35 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         h.push_str("</section>");
     }
 
-    for (id, title, lines) in &p.sections {
-        h.push_str(&format!("<section id=\"{}\"><h2>{}</h2><ul>", esc(id), esc(title)));
-        for line in lines {
+    for sec in &p.sections {
+        h.push_str(&format!("<section id=\"{}\"><h2>{}</h2><ul>", esc(&sec.id), esc(&sec.title)));
+        for line in &sec.lines {
             h.push_str(&format!("<li>{}</li>", esc(line)));
         }
-        h.push_str("</ul></section>");
+        h.push_str("</ul>");
+        for (caption, header, rows) in &sec.tables {
+            h.push_str(&format!("<div class=\"scroll\"><table><caption>{}</caption><tr>", esc(caption)));
+            for c in header {
+                h.push_str(&format!("<th>{}</th>", esc(c)));
+            }
+            h.push_str("</tr>");
+            for row in rows {
+                h.push_str("<tr>");
+                for c in row {
+                    h.push_str(&format!("<td>{}</td>", esc(c)));
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table></div>");
+        }
+        for c in &sec.charts {
+            h.push_str(&format!(
+                "<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>",
+                inline_svg(dir, &c.svg),
+                esc(&c.title)
+            ));
+        }
+        h.push_str("</section>");
     }
 
     h.push_str(&format!("<section id=\"charts\"><h2>{}</h2>", tr(l, "Charts", "图表")));

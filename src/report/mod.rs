@@ -535,6 +535,74 @@ fn revenue(t: &mut dyn ChartTarget, d: &ChartData, title: &str) -> DrawResult {
 
 /// A heatmap of clients moving from previous (rows) to current (columns) segments,
 /// with counts and the share of each row.
+/// A line chart of an analysis's report section (calibration, lift, survival curves).
+pub fn write_line_chart(dir: &Path, lang: Lang, c: &crate::analysis::LineChart) -> Result<ChartFile, ReportError> {
+    register_font()?;
+    let pick = |p: &(String, String)| match lang {
+        Lang::En => p.0.clone(),
+        Lang::Zh => p.1.clone(),
+    };
+    let title = pick(&c.title);
+    let names: Vec<String> = c.series.iter().map(|s| pick(&s.name)).collect();
+    let legend_h = 22 * names.len() as i32;
+    let size = (1000u32, 560u32 + legend_h.max(0) as u32);
+    save(dir, &c.stem, &title, size, |t| {
+        t.with(&mut |a| {
+            title_bar(a, &title)?;
+            let (w, h) = a.size();
+            let all = c.series.iter().flat_map(|s| s.points.iter());
+            let (xs, ys): (Vec<f64>, Vec<f64>) = all.map(|p| (p.0, p.1)).unzip();
+            let mut xr = range(xs.iter().copied());
+            let mut yr = range(ys.iter().copied());
+            if c.diagonal {
+                let lo = xr.0.min(yr.0).max(0.0);
+                let hi = xr.1.max(yr.1);
+                xr = (lo, hi);
+                yr = (lo, hi);
+            }
+            let f = Frame {
+                x0: 90,
+                x1: w as i32 - 40,
+                y0: 60,
+                y1: h as i32 - 90 - legend_h,
+                xr,
+                yr,
+            };
+            let xt: Vec<(f64, String)> = (0..=5)
+                .map(|i| {
+                    let v = xr.0 + (xr.1 - xr.0) * i as f64 / 5.0;
+                    (v, tick(v))
+                })
+                .collect();
+            f.axes(a, &xt, 5)?;
+            a.text(&pick(&c.x_label), ((f.x0 + f.x1) / 2, f.y1 + 36), 14.0, GREY, CENTRE)?;
+            a.text(&pick(&c.y_label), (f.x0, f.y0 - 14), 14.0, GREY, LEFT)?;
+            if c.diagonal {
+                a.line(vec![f.px(xr.0, xr.0), f.px(xr.1, xr.1)], LIGHT, 2)?;
+            }
+            for (k, series) in c.series.iter().enumerate() {
+                let mut pts = Vec::new();
+                for (i, p) in series.points.iter().enumerate() {
+                    if c.steps && i > 0 {
+                        let prev = series.points[i - 1];
+                        pts.push(f.px(p.0, prev.1));
+                    }
+                    pts.push(f.px(p.0, p.1));
+                }
+                if pts.len() > 1 {
+                    a.line(pts.clone(), colour(k), 2)?;
+                }
+                if !c.steps {
+                    for pt in &pts {
+                        a.circle(*pt, 3, colour(k).to_rgba())?;
+                    }
+                }
+            }
+            legend(a, &names, f.x0, f.y1 + 64)
+        })
+    })
+}
+
 pub fn write_transition_chart(
     dir: &Path,
     lang: Lang,
@@ -549,6 +617,11 @@ pub fn write_transition_chart(
             lang,
             "Value tier transitions since the previous run",
             "与上次相比的价值层级迁移",
+        ),
+        "churn" => tr(
+            lang,
+            "Churn risk band transitions since the previous run",
+            "与上次相比的流失风险等级变化",
         ),
         _ => tr(
             lang,

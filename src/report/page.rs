@@ -201,7 +201,7 @@ pub struct PageInput<'a> {
 }
 
 /// The report page of a run.
-pub fn page(input: &PageInput, charts: Vec<ChartFile>) -> Page {
+pub fn page(input: &PageInput, charts: Vec<ChartFile>, section_charts: Vec<(String, ChartFile)>) -> Page {
     let PageInput {
         lang,
         seed,
@@ -298,7 +298,27 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>) -> Page {
                     Lang::En => en.clone(),
                     Lang::Zh => zh.clone(),
                 };
-                (sec.id.clone(), pick(&sec.title), sec.lines.iter().map(pick).collect())
+                super::html::PageSection {
+                    id: sec.id.clone(),
+                    title: pick(&sec.title),
+                    lines: sec.lines.iter().map(pick).collect(),
+                    tables: sec
+                        .tables
+                        .iter()
+                        .map(|t| {
+                            (
+                                pick(&t.caption),
+                                t.header.iter().map(pick).collect(),
+                                t.rows.iter().map(|r| r.iter().map(pick).collect()).collect(),
+                            )
+                        })
+                        .collect(),
+                    charts: section_charts
+                        .iter()
+                        .filter(|(id, _)| *id == sec.id)
+                        .map(|(_, c)| c.clone())
+                        .collect(),
+                }
             })
             .collect(),
         plans: plans

@@ -149,12 +149,18 @@ pub fn compare(
         } else {
             lit(NULL).cast(DataType::String)
         };
+        let band = if df.column("churn_band").is_ok() {
+            col("churn_band")
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
         Ok(df.clone().lazy().select([
             col("client_id"),
             col("value_tier").alias(format!("{prefix}value_tier")),
             col("value_tier_en").alias(format!("{prefix}value_tier_en")),
             b.alias(format!("{prefix}behaviour_segment")),
             b_en.alias(format!("{prefix}behaviour_segment_en")),
+            band.alias(format!("{prefix}churn_band")),
             lit(true).alias(format!("{prefix}present")),
         ]))
     };
@@ -173,7 +179,11 @@ pub fn compare(
                 .when(
                     col("previous_value_tier")
                         .neq_missing(col("value_tier"))
-                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment"))),
+                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment")))
+                        // A change of churn risk band counts when both runs have one.
+                        .or(col("previous_churn_band")
+                            .neq(col("churn_band"))
+                            .fill_null(lit(false))),
                 )
                 .then(lit(ClientStatus::Moved.as_str()))
                 .otherwise(lit(ClientStatus::Unchanged.as_str()))
@@ -184,10 +194,11 @@ pub fn compare(
 
     let mut transitions = Vec::new();
     let mut matrices = Vec::new();
-    for kind in ["value", "behaviour"] {
+    for kind in ["value", "behaviour", "churn"] {
         let (p, c) = match kind {
             "value" => ("previous_value_tier", "value_tier"),
-            _ => ("previous_behaviour_segment", "behaviour_segment"),
+            "behaviour" => ("previous_behaviour_segment", "behaviour_segment"),
+            _ => ("previous_churn_band", "churn_band"),
         };
         if text_col(&joined, c)
             .iter()
@@ -299,6 +310,8 @@ pub fn compare(
             col("value_tier_en"),
             col("previous_behaviour_segment_en"),
             col("behaviour_segment_en"),
+            col("previous_churn_band"),
+            col("churn_band"),
         ])
         .collect()?;
     for (i, column) in top.into_iter().enumerate() {

@@ -125,6 +125,7 @@ pub(super) fn activity_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Ve
     for c in ["vouchers", "filings", "hours", "tickets", "late_documents"] {
         plan.number(t, c, false);
     }
+    plan.text(t, "accountant");
     let month = col(p("month"));
     // One integer per (client, month): grouping 20M+ rows by it is several times faster
     // than by the text id and the date. Months are 1900..2200, so the offset keeps the

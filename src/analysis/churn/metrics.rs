@@ -1,0 +1,238 @@
+//! How good a risk score is on clients whose outcome is known: ranking (ROC-AUC,
+//! PR-AUC), probability (Brier score, calibration table) and the top of the list
+//! (precision, recall and lift in the riskiest 10%).
+
+use serde::{Deserialize, Serialize};
+
+/// Rank-based ROC-AUC with ties counted half; None when one class is absent.
+pub fn roc_auc(score: &[f64], label: &[bool]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+    let (mut pos, mut neg) = (0f64, 0f64);
+    let mut rank_sum = 0f64;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
+            j += 1;
+        }
+        // Ranks i+1..=j+1 share their mean.
+        let mean_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if label[k] {
+                pos += 1.0;
+                rank_sum += mean_rank;
+            } else {
+                neg += 1.0;
+            }
+        }
+        i = j + 1;
+    }
+    (pos > 0.0 && neg > 0.0).then(|| (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Average precision (the area under the precision-recall curve, step-wise), ties in
+/// score taken together.
+pub fn pr_auc(score: &[f64], label: &[bool]) -> Option<f64> {
+    let total = label.iter().filter(|l| **l).count() as f64;
+    if total == 0.0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..score.len()).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let (mut tp, mut seen, mut ap) = (0f64, 0f64, 0f64);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
+            j += 1;
+        }
+        let new_tp = idx[i..=j].iter().filter(|&&k| label[k]).count() as f64;
+        tp += new_tp;
+        seen += (j - i + 1) as f64;
+        ap += new_tp / total * (tp / seen);
+        i = j + 1;
+    }
+    Some(ap)
+}
+
+pub fn brier(p: &[f64], label: &[bool]) -> f64 {
+    let n = p.len().max(1) as f64;
+    p.iter()
+        .zip(label)
+        .map(|(p, l)| (p - f64::from(u8::from(*l))).powi(2))
+        .sum::<f64>()
+        / n
+}
+
+/// One decile of predicted risk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalibrationBin {
+    pub clients: usize,
+    pub mean_predicted: f64,
+    pub observed: f64,
+}
+
+/// Ten groups of equal size by predicted risk, lowest first.
+pub fn calibration(p: &[f64], label: &[bool]) -> Vec<CalibrationBin> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let n = idx.len();
+    (0..10)
+        .filter_map(|d| {
+            let (lo, hi) = (d * n / 10, (d + 1) * n / 10);
+            (hi > lo).then(|| {
+                let part = &idx[lo..hi];
+                let m = part.len() as f64;
+                CalibrationBin {
+                    clients: part.len(),
+                    mean_predicted: part.iter().map(|&k| p[k]).sum::<f64>() / m,
+                    observed: part.iter().filter(|&&k| label[k]).count() as f64 / m,
+                }
+            })
+        })
+        .collect()
+}
+
+/// Precision, recall and lift of the riskiest `share` of clients.
+pub fn top_share(score: &[f64], label: &[bool], share: f64) -> (f64, f64, f64) {
+    let n = score.len();
+    let total = label.iter().filter(|l| **l).count();
+    if n == 0 || total == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let k = ((n as f64 * share).ceil() as usize).clamp(1, n);
+    let hit = idx[..k].iter().filter(|&&i| label[i]).count();
+    let precision = hit as f64 / k as f64;
+    let recall = hit as f64 / total as f64;
+    let base = total as f64 / n as f64;
+    (precision, recall, precision / base)
+}
+
+/// Cumulative share of leavers found against share of clients contacted (riskiest
+/// first), at 20 points: the lift chart.
+pub fn gains(score: &[f64], label: &[bool]) -> Vec<(f64, f64)> {
+    let n = score.len();
+    let total = label.iter().filter(|l| **l).count();
+    if n == 0 || total == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let mut out = vec![(0.0, 0.0)];
+    let mut hit = 0;
+    let mut next = 1;
+    for (i, &k) in idx.iter().enumerate() {
+        hit += usize::from(label[k]);
+        let at = (i + 1) as f64 / n as f64;
+        if at >= next as f64 / 20.0 {
+            out.push((at, hit as f64 / total as f64));
+            next += 1;
+        }
+    }
+    out
+}
+
+/// All the measures of one scored set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scores {
+    pub clients: usize,
+    pub left: usize,
+    pub roc_auc: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub brier: f64,
+    pub precision_top10: f64,
+    pub recall_top10: f64,
+    pub lift_top10: f64,
+}
+
+pub fn scores(p: &[f64], label: &[bool]) -> Scores {
+    let (precision_top10, recall_top10, lift_top10) = top_share(p, label, 0.1);
+    Scores {
+        clients: p.len(),
+        left: label.iter().filter(|l| **l).count(),
+        roc_auc: roc_auc(p, label),
+        pr_auc: pr_auc(p, label),
+        brier: brier(p, label),
+        precision_top10,
+        recall_top10,
+        lift_top10,
+    }
+}
+
+/// Kaplan–Meier: the share of clients still with the firm after each month of tenure,
+/// from (duration in months, left) pairs; (month, survival) steps.
+pub fn kaplan_meier(obs: &[(u32, bool)]) -> Vec<(f64, f64)> {
+    let max = obs.iter().map(|o| o.0).max().unwrap_or(0);
+    let mut at_risk = obs.len() as f64;
+    let mut s = 1.0;
+    let mut out = vec![(0.0, 1.0)];
+    let mut events = vec![0u32; max as usize + 2];
+    let mut censored = vec![0u32; max as usize + 2];
+    for &(d, left) in obs {
+        if left {
+            events[d as usize] += 1;
+        } else {
+            censored[d as usize] += 1;
+        }
+    }
+    for m in 0..=max as usize {
+        if at_risk <= 0.0 {
+            break;
+        }
+        if events[m] > 0 {
+            s *= 1.0 - events[m] as f64 / at_risk;
+        }
+        out.push((m as f64, s));
+        at_risk -= (events[m] + censored[m]) as f64;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_known_orders() {
+        let l = [false, false, true, true];
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.3, 0.4], &l), Some(1.0));
+        assert_eq!(roc_auc(&[0.4, 0.3, 0.2, 0.1], &l), Some(0.0));
+        assert_eq!(roc_auc(&[0.5; 4], &l), Some(0.5));
+        // One inversion of four pairs.
+        assert_eq!(roc_auc(&[0.1, 0.3, 0.2, 0.4], &l), Some(0.75));
+        assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
+    }
+
+    #[test]
+    fn average_precision_by_hand() {
+        // Ranked: T F T -> (1/1 + 2/3) / 2.
+        let ap = pr_auc(&[0.9, 0.8, 0.7], &[true, false, true]).unwrap();
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn top_decile_and_calibration() {
+        let p: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        let l: Vec<bool> = (0..100).map(|i| i >= 90).collect();
+        let (prec, rec, lift) = top_share(&p, &l, 0.1);
+        assert_eq!((prec, rec), (1.0, 1.0));
+        assert!((lift - 10.0).abs() < 1e-12);
+        let c = calibration(&p, &l);
+        assert_eq!(c.len(), 10);
+        assert_eq!(c[9].observed, 1.0);
+        assert_eq!(c[0].observed, 0.0);
+    }
+
+    #[test]
+    fn kaplan_meier_by_hand() {
+        // Four clients: leave at 1, censored at 1, leave at 2, censored at 3.
+        let km = kaplan_meier(&[(1, true), (1, false), (2, true), (3, false)]);
+        let at = |m: f64| km.iter().find(|p| p.0 == m).unwrap().1;
+        assert_eq!(at(0.0), 1.0);
+        assert!((at(1.0) - 0.75).abs() < 1e-12);
+        assert!((at(2.0) - 0.375).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,882 @@
+//! Churn risk: per client, the chance of leaving within each horizon, the revenue that
+//! puts at risk, and the three things that raise it most.
+//!
+//! The models learn from monthly snapshots of the history: a client's features as of
+//! the end of month t (rows dated up to t only, see [`crate::history`]) and whether it
+//! left in (t, t+h]. Windows that run past the end of the data are censored, not
+//! counted as staying. Quality is measured by rolling origin: for each of the last test
+//! months, the models learn only from snapshots whose outcome was known by then.
+
+pub mod metrics;
+pub mod models;
+mod report;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+use super::{Analysis, AnalysisError, Context, CrmColumn, Outcome};
+use crate::features::{days, feature_def, FeatureTable};
+use crate::format::Lang;
+use crate::history::{self, History, LeaveDefinition};
+use crate::model::Model;
+use crate::progress::Stages;
+use metrics::{CalibrationBin, Scores};
+use models::{Boosted, Logistic, ModelKind, Platt, Rows};
+use polars::prelude::{Column, DataType};
+
+/// Which model scores today's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelChoice {
+    /// The one with the higher rolling-origin ROC-AUC (logistic on a tie).
+    Auto,
+    Logistic,
+    Boosted,
+}
+
+/// The churn analysis's checked parameters (`[churn]` of the config).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnParams {
+    pub enabled: bool,
+    /// Months ahead, ascending.
+    pub horizons: Vec<i32>,
+    /// Rolling-origin test months wanted (fewer when the history is short).
+    pub test_months: usize,
+    /// Snapshot rows a model learns from (a seeded sample above this).
+    pub max_train_rows: usize,
+    /// The rule baseline flags arrears above this many months of fees.
+    pub arrears_months: f64,
+    /// Risk of the first horizon from which a client is medium / high risk.
+    pub bands: (f64, f64),
+    pub model: ModelChoice,
+}
+
+pub struct ChurnRisk {
+    params: ChurnParams,
+}
+
+impl ChurnRisk {
+    pub fn new(params: &ChurnParams) -> ChurnRisk {
+        ChurnRisk { params: params.clone() }
+    }
+}
+
+/// Snapshot rows: features as of the end of a month, for clients still with the firm.
+struct Snapshots {
+    d: usize,
+    x: Vec<f64>,
+    month: Vec<i32>,
+    /// Index into the history's sampled clients.
+    client: Vec<u32>,
+    left: Vec<Option<i32>>,
+}
+
+/// A feature's values as f64, NaN where missing.
+fn values(t: &FeatureTable, name: &str) -> Vec<f64> {
+    let n = t.df.height();
+    t.df.column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+        .unwrap_or_else(|| vec![f64::NAN; n])
+}
+
+/// Row-major matrix of the named features.
+fn matrix(t: &FeatureTable, names: &[String], keep: &[bool]) -> Vec<f64> {
+    let cols: Vec<Vec<f64>> = names.iter().map(|n| values(t, n)).collect();
+    let mut x = Vec::with_capacity(keep.iter().filter(|k| **k).count() * names.len());
+    for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+        x.extend(cols.iter().map(|c| c[i]));
+    }
+    x
+}
+
+/// Who is still a client at the snapshot, by the definition in force.
+fn still_client(
+    definition: LeaveDefinition,
+    inactive_months: i32,
+    silent: f64,
+    started: bool,
+    left_by_then: bool,
+) -> bool {
+    started
+        && !left_by_then
+        && match definition {
+            LeaveDefinition::ContractEnd => true,
+            _ => !(silent >= inactive_months as f64),
+        }
+}
+
+impl Snapshots {
+    fn build(h: &History, names: &[String], months: std::ops::RangeInclusive<i32>, stages: &mut Stages) -> Result<Snapshots, AnalysisError> {
+        let mut s = Snapshots {
+            d: names.len(),
+            x: Vec::new(),
+            month: Vec::new(),
+            client: Vec::new(),
+            left: Vec::new(),
+        };
+        let total = months.clone().count();
+        stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
+            for (k, t) in months.enumerate() {
+                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
+                let ft = history::snapshot(h, t).map_err(|e| failed(e.to_string()))?;
+                if ft.df.height() != h.lifecycles.len() {
+                    return Err(failed("snapshot rows do not match the sampled clients".into()));
+                }
+                let silent = values(&ft, "silent_months");
+                let keep: Vec<bool> = h
+                    .lifecycles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, lc)| {
+                        let started = lc.start.is_some_and(|st| st <= t);
+                        let left_by_then = h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
+                        still_client(h.definition, h.inactive_months, silent[i], started, left_by_then)
+                    })
+                    .collect();
+                s.x.extend(matrix(&ft, names, &keep));
+                for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                    s.month.push(t);
+                    s.client.push(i as u32);
+                    s.left.push(h.lifecycles[i].left);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    fn n(&self) -> usize {
+        self.month.len()
+    }
+
+    fn rows_of(&self, idx: &[usize]) -> Vec<f64> {
+        let mut x = Vec::with_capacity(idx.len() * self.d);
+        for &i in idx {
+            x.extend_from_slice(&self.x[i * self.d..(i + 1) * self.d]);
+        }
+        x
+    }
+}
+
+fn failed(message: String) -> AnalysisError {
+    AnalysisError::Failed {
+        analysis: "churn".into(),
+        message,
+    }
+}
+
+/// Months after the horizon before a lapse is confirmed.
+fn grace(h: &History) -> i32 {
+    match h.definition {
+        LeaveDefinition::ContractEnd => 0,
+        _ => h.inactive_months - 1,
+    }
+}
+
+/// The outcome of snapshot row `i` for `horizon`, when the data shows it.
+fn label(s: &Snapshots, i: usize, horizon: i32, h: &History) -> Option<bool> {
+    let t = s.month[i];
+    (t + horizon + grace(h) <= h.last_month).then(|| s.left[i].is_some_and(|l| l <= t + horizon))
+}
+
+/// A fitted model of one kind with its calibration.
+enum Fitted {
+    Logistic(Logistic),
+    Boosted(Boosted),
+}
+
+impl Fitted {
+    fn margin(&self, rows: &Rows) -> Vec<f64> {
+        match self {
+            Fitted::Logistic(m) => m.margin(rows),
+            Fitted::Boosted(m) => m.margin(rows),
+        }
+    }
+}
+
+/// Fits `kind` on the earlier months of `train` and Platt on the later ones.
+fn fit_calibrated(
+    kind: ModelKind,
+    s: &Snapshots,
+    names: &[String],
+    train: &[usize],
+    labels: &[bool],
+    max_rows: usize,
+    seed: u64,
+) -> Result<(Fitted, Platt), String> {
+    let months: Vec<i32> = {
+        let mut m: Vec<i32> = train.iter().map(|&i| s.month[i]).collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    let n_cal = (months.len() / 4).max(1);
+    let cut = months.get(months.len().saturating_sub(n_cal)).copied().unwrap_or(i32::MAX);
+    let (mut fit_idx, mut cal_idx) = (Vec::new(), Vec::new());
+    for (k, &i) in train.iter().enumerate() {
+        if s.month[i] < cut {
+            fit_idx.push(k);
+        } else {
+            cal_idx.push(k);
+        }
+    }
+    if fit_idx.is_empty() {
+        std::mem::swap(&mut fit_idx, &mut cal_idx);
+        cal_idx = fit_idx.clone();
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    if fit_idx.len() > max_rows {
+        fit_idx.shuffle(&mut rng);
+        fit_idx.truncate(max_rows);
+        fit_idx.sort_unstable();
+    }
+    let y_fit: Vec<bool> = fit_idx.iter().map(|&k| labels[k]).collect();
+    if y_fit.iter().all(|l| *l) || !y_fit.iter().any(|l| *l) {
+        return Err("the training months have clients of one outcome only".into());
+    }
+    let x_fit = s.rows_of(&fit_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
+    let rows = Rows { x: &x_fit, d: s.d };
+    let fitted = match kind {
+        ModelKind::Logistic => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit)?),
+        ModelKind::Boosted => Fitted::Boosted(Boosted::fit(&rows, &y_fit, seed)?),
+    };
+    let x_cal = s.rows_of(&cal_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
+    let y_cal: Vec<bool> = cal_idx.iter().map(|&k| labels[k]).collect();
+    let platt = Platt::fit(&fitted.margin(&Rows { x: &x_cal, d: s.d }), &y_cal);
+    Ok((fitted, platt))
+}
+
+/// The rolling-origin results of one horizon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HorizonValidation {
+    pub months: i32,
+    pub test_months: Vec<String>,
+    /// Why there is no validation, when the history is too short.
+    pub not_validated: Option<String>,
+    pub logistic: Option<Scores>,
+    pub boosted: Option<Scores>,
+    pub recency: Option<Scores>,
+    pub rule: Option<Scores>,
+    /// ROC-AUC per test month of the chosen model.
+    pub monthly_auc: Vec<Option<f64>>,
+    pub chosen: ModelKind,
+    pub calibration: Vec<CalibrationBin>,
+    #[serde(skip)]
+    pub gains: Vec<(String, Vec<(f64, f64)>)>,
+    /// Every scored test row: (snapshot row, logistic, boosted, recency, rule, left).
+    #[serde(skip)]
+    pub rows: Vec<(usize, [f64; 4], bool)>,
+}
+
+/// One horizon of the saved model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedHorizon {
+    pub months: i32,
+    pub kind: ModelKind,
+    pub logistic: Option<Logistic>,
+    /// forust-ml's JSON of the boosted trees.
+    pub boosted: Option<String>,
+    pub platt: Platt,
+}
+
+/// What `score` needs to apply the churn model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedChurn {
+    pub definition: LeaveDefinition,
+    pub inactive_months: i32,
+    pub features: Vec<String>,
+    pub horizons: Vec<SavedHorizon>,
+    pub bands: (f64, f64),
+}
+
+impl SavedChurn {
+    /// The checks a model file must pass before it scores anyone.
+    pub fn check(&self) -> Result<(), String> {
+        if self.features.is_empty() {
+            return Err("churn: no features".into());
+        }
+        if let Some(f) = self.features.iter().find(|f| feature_def(f).is_none()) {
+            return Err(format!("churn: unknown feature '{f}'"));
+        }
+        let d = self.features.len();
+        for h in &self.horizons {
+            if !(h.platt.a.is_finite() && h.platt.b.is_finite()) {
+                return Err(format!("churn {}m: calibration is not finite", h.months));
+            }
+            match (h.kind, &h.logistic, &h.boosted) {
+                (ModelKind::Logistic, Some(l), _) => {
+                    if [l.mean.len(), l.std.len(), l.coef.len(), l.transforms.len()] != [d; 4] {
+                        return Err(format!("churn {}m: logistic model has the wrong number of coefficients", h.months));
+                    }
+                    let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+                    if !finite(&l.mean) || !finite(&l.coef) || !l.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+                        return Err(format!("churn {}m: logistic coefficients must be finite, std above 0", h.months));
+                    }
+                }
+                (ModelKind::Boosted, _, Some(json)) => {
+                    Boosted::from_json(json).map_err(|e| format!("churn {}m: boosted trees: {e}", h.months))?;
+                }
+                _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
+            }
+        }
+        if !(0.0..=1.0).contains(&self.bands.0) || !(0.0..=1.0).contains(&self.bands.1) {
+            return Err("churn: bands must lie in 0..1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The scores of today's clients.
+struct Scored {
+    /// Per horizon, per client (None: already left).
+    risk: Vec<Vec<Option<f64>>>,
+    /// Drivers of the first horizon, per client: (feature, contribution to log-odds).
+    drivers: Vec<Vec<(usize, f64)>>,
+}
+
+fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Result<Scored, String> {
+    let x = matrix(table, &saved.features, active);
+    let rows = Rows { x: &x, d: saved.features.len() };
+    let n_all = active.len();
+    let positions: Vec<usize> = (0..n_all).filter(|&i| active[i]).collect();
+    let mut risk = Vec::new();
+    let mut drivers = vec![Vec::new(); n_all];
+    for (k, h) in saved.horizons.iter().enumerate() {
+        let (margin, contrib): (Vec<f64>, Option<Vec<f64>>) = match (h.kind, &h.logistic, &h.boosted) {
+            (ModelKind::Logistic, Some(l), _) => {
+                let c = (k == 0).then(|| (0..rows.n()).flat_map(|i| l.contributions(rows.row(i))).collect());
+                (l.margin(&rows), c)
+            }
+            (ModelKind::Boosted, _, Some(json)) => {
+                let b = Boosted::from_json(json)?;
+                // forust adds one column for the bias.
+                let c = (k == 0).then(|| b.contributions(&rows));
+                (b.margin(&rows), c)
+            }
+            _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
+        };
+        let p = h.platt.apply(&margin);
+        let mut col = vec![None; n_all];
+        for (j, &i) in positions.iter().enumerate() {
+            col[i] = p.get(j).copied();
+        }
+        risk.push(col);
+        if let Some(c) = contrib {
+            let width = if h.kind == ModelKind::Boosted { rows.d + 1 } else { rows.d };
+            for (j, &i) in positions.iter().enumerate() {
+                let Some(row) = c.get(j * width..j * width + rows.d) else { continue };
+                let mut top: Vec<(usize, f64)> = row.iter().copied().enumerate().filter(|(_, v)| *v > 1e-6).collect();
+                top.sort_by(|a, b| b.1.total_cmp(&a.1));
+                top.truncate(3);
+                drivers[i] = top;
+            }
+        }
+    }
+    Ok(Scored { risk, drivers })
+}
+
+/// A feature's value in its own units, for a driver's words.
+fn value_words(name: &str, v: f64) -> String {
+    let Some(f) = feature_def(name) else { return format!("{v:.2}") };
+    match f.unit {
+        "share" => format!("{:.0}%", v * 100.0),
+        "ratio" if name == "fee_rise" || name == "invoice_gap_cv" => format!("{:.0}%", v * 100.0),
+        "ratio" | "share/month" => format!("{v:+.2}"),
+        "CNY" | "CNY/month" => crate::format::human(v),
+        _ if v.fract().abs() < 1e-9 || v.abs() >= 10.0 => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+/// "发票间隔拉长到 94 天": a driver in words with the client's value.
+pub fn driver_words(name: &str, v: f64, lang: Lang) -> String {
+    let value = value_words(name, v);
+    match feature_def(name) {
+        Some(f) => match (f.phrase, lang) {
+            (Some((en, _)), Lang::En) => en.replace("{}", &value),
+            (Some((_, zh)), Lang::Zh) => zh.replace("{}", &value),
+            (None, _) => format!("{} {value}", f.display(lang)),
+        },
+        None => format!("{name} {value}"),
+    }
+}
+
+fn band_of(p: Option<f64>, bands: (f64, f64)) -> &'static str {
+    match p {
+        None => "left",
+        Some(p) if p >= bands.1 => "high",
+        Some(p) if p >= bands.0 => "medium",
+        Some(_) => "low",
+    }
+}
+
+/// Band ids in the run's language.
+pub fn band_words(id: &str, lang: Lang) -> &'static str {
+    match (id, lang) {
+        ("high", Lang::En) => "high risk",
+        ("medium", Lang::En) => "medium risk",
+        ("low", Lang::En) => "low risk",
+        ("left", Lang::En) => "left",
+        ("high", Lang::Zh) => "高风险",
+        ("medium", Lang::Zh) => "中风险",
+        ("low", Lang::Zh) => "低风险",
+        ("left", Lang::Zh) => "已流失",
+        _ => "",
+    }
+}
+
+/// Which clients are still with the firm at the snapshot.
+fn active_today(table: &FeatureTable, h_def: LeaveDefinition, inactive: i32, contract_end: &[Option<i32>]) -> Vec<bool> {
+    let s = days(table.snapshot);
+    let silent = values(table, "silent_months");
+    (0..table.df.height())
+        .map(|i| {
+            let ended = contract_end.get(i).copied().flatten().is_some_and(|e| e < s);
+            let left_by_then = h_def == LeaveDefinition::ContractEnd && ended;
+            still_client(h_def, inactive, silent[i], true, left_by_then)
+        })
+        .collect()
+}
+
+/// Every test row of the rolling-origin validation: who, which month, each model's
+/// and baseline's score, and whether the client left (for checking the model later).
+fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+    let mut id = Vec::new();
+    let mut month = Vec::new();
+    let mut horizon = Vec::new();
+    let mut cols: [Vec<f64>; 4] = Default::default();
+    let mut left = Vec::new();
+    for v in &f.validation {
+        for (row, scores, y) in &v.rows {
+            let c = f.row_client.get(*row).copied().unwrap_or(0) as usize;
+            id.push(h.sample_ids.get(c).cloned().unwrap_or_default());
+            month.push(
+                f.row_month
+                    .get(*row)
+                    .map(|m| crate::features::month_end(*m).format("%Y-%m").to_string())
+                    .unwrap_or_default(),
+            );
+            horizon.push(v.months);
+            for k in 0..4 {
+                cols[k].push(scores[k]);
+            }
+            left.push(*y);
+        }
+    }
+    let [logistic, boosted, recency, rule] = cols;
+    polars::prelude::DataFrame::new_infer_height(vec![
+        Column::new("client_id".into(), id),
+        Column::new("month".into(), month),
+        Column::new("horizon_months".into(), horizon),
+        Column::new("logistic".into(), logistic),
+        Column::new("boosted".into(), boosted),
+        Column::new("days_since_last_invoice".into(), recency),
+        Column::new("rule".into(), rule),
+        Column::new("left".into(), left),
+    ])
+}
+
+/// Everything the outcome is assembled from.
+struct Fit {
+    saved: SavedChurn,
+    validation: Vec<HorizonValidation>,
+    snapshot_rows: usize,
+    snapshot_months: usize,
+    /// Per snapshot row: client id and month (for churn_validation.parquet).
+    row_client: Vec<u32>,
+    row_month: Vec<i32>,
+}
+
+impl ChurnRisk {
+    fn skipped(&self, why: String) -> Outcome {
+        Outcome {
+            skipped: Some(why.clone()),
+            section: Some(report::skipped_section(&why)),
+            headline: Some((format!("churn risk: not computed ({why})"), format!("流失风险：未计算（{why}）"))),
+            summary: Some(serde_json::json!({ "skipped": why })),
+            ..Outcome::empty("churn")
+        }
+    }
+
+    fn learn(&self, h: &History, names: &[String], seed: u64, stages: &mut Stages) -> Result<Result<Fit, String>, AnalysisError> {
+        let p = &self.params;
+        let g = grace(h);
+        let h_min = p.horizons.first().copied().unwrap_or(3);
+        let t0 = h.first_month + 2;
+        let t_last = h.last_month - h_min - g;
+        let span = h.last_month - h.first_month + 1;
+        if t_last < t0 + 1 {
+            return Ok(Err(format!(
+                "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
+                h_min + g + 4
+            )));
+        }
+        let s = Snapshots::build(h, names, t0..=t_last, stages)?;
+        let mut validation = Vec::new();
+        let mut saved = Vec::new();
+        for &hz in &p.horizons {
+            let t_max = h.last_month - hz - g;
+            let labelled: Vec<usize> = (0..s.n()).filter(|&i| label(&s, i, hz, h).is_some()).collect();
+            if labelled.is_empty() || t_max < t0 + 1 {
+                validation.push(HorizonValidation {
+                    months: hz,
+                    test_months: Vec::new(),
+                    not_validated: Some(format!("the history is too short for a {hz}-month horizon")),
+                    logistic: None,
+                    boosted: None,
+                    recency: None,
+                    rule: None,
+                    monthly_auc: Vec::new(),
+                    chosen: ModelKind::Logistic,
+                    calibration: Vec::new(),
+                    gains: Vec::new(),
+                    rows: Vec::new(),
+                });
+                continue;
+            }
+            let ys: Vec<bool> = labelled.iter().map(|&i| label(&s, i, hz, h).unwrap_or(false)).collect();
+            let leavers = ys.iter().filter(|y| **y).count();
+            if leavers == 0 {
+                return Ok(Err("no client left in the history, so there is nothing to learn who leaves from".into()));
+            }
+            if leavers == ys.len() {
+                return Ok(Err("every client in the history left, so there is nothing to tell leavers from stayers".into()));
+            }
+            let v = stages.run(&format!("churn validation {hz}m"), |bar| {
+                bar.set_message(format!("churn: rolling-origin validation, {hz}-month horizon"));
+                self.validate(&s, names, h, hz, t0, t_max, seed)
+            })?;
+            let chosen = match p.model {
+                ModelChoice::Logistic => ModelKind::Logistic,
+                ModelChoice::Boosted => ModelKind::Boosted,
+                ModelChoice::Auto => v.chosen,
+            };
+            let final_fit = stages.run(&format!("churn model {hz}m"), |_| {
+                let labels: Vec<bool> = ys.clone();
+                fit_calibrated(chosen, &s, names, &labelled, &labels, p.max_train_rows, seed)
+            });
+            let (fitted, platt) = match final_fit {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            };
+            let (logistic, boosted) = match fitted {
+                Fitted::Logistic(l) => (Some(l), None),
+                Fitted::Boosted(b) => (None, Some(b.to_json().map_err(failed)?)),
+            };
+            saved.push(SavedHorizon {
+                months: hz,
+                kind: chosen,
+                logistic,
+                boosted,
+                platt,
+            });
+            validation.push(HorizonValidation { chosen, ..v });
+        }
+        if saved.is_empty() {
+            return Ok(Err(format!("the history covers {span} months, too short for any configured horizon")));
+        }
+        let months = (t0..=t_last).count();
+        Ok(Ok(Fit {
+            saved: SavedChurn {
+                definition: h.definition,
+                inactive_months: h.inactive_months,
+                features: names.to_vec(),
+                horizons: saved,
+                bands: p.bands,
+            },
+            validation,
+            snapshot_rows: s.n(),
+            snapshot_months: months,
+            row_client: s.client.clone(),
+            row_month: s.month.clone(),
+        }))
+    }
+
+    /// Rolling origin for one horizon: each test month is scored by models that learned
+    /// only from snapshots whose outcome was known by then.
+    #[allow(clippy::too_many_arguments)]
+    fn validate(
+        &self,
+        s: &Snapshots,
+        names: &[String],
+        h: &History,
+        hz: i32,
+        t0: i32,
+        t_max: i32,
+        seed: u64,
+    ) -> Result<HorizonValidation, AnalysisError> {
+        let p = &self.params;
+        let g = grace(h);
+        let first_test = (t0 + hz + g + 2).max(t_max - p.test_months as i32 + 1);
+        let mut v = HorizonValidation {
+            months: hz,
+            test_months: Vec::new(),
+            not_validated: None,
+            logistic: None,
+            boosted: None,
+            recency: None,
+            rule: None,
+            monthly_auc: Vec::new(),
+            chosen: ModelKind::Logistic,
+            calibration: Vec::new(),
+            gains: Vec::new(),
+            rows: Vec::new(),
+        };
+        if first_test > t_max {
+            v.not_validated = Some(format!(
+                "the history is too short to validate a {hz}-month horizon: a test month needs {} earlier months whose outcome is known",
+                hz + g + 2
+            ));
+            return Ok(v);
+        }
+        let recency_col = names.iter().position(|n| n == "days_since_last_invoice");
+        let silent_col = names.iter().position(|n| n == "silent_months");
+        let renewal_col = names.iter().position(|n| n == "months_to_renewal");
+        let arrears_col = names.iter().position(|n| n == "open_receivables");
+        let fee_col = names.iter().position(|n| n == "avg_monthly_fee");
+        let mut pooled: [Vec<f64>; 4] = Default::default();
+        let mut pooled_y = Vec::new();
+        let mut pooled_rows = Vec::new();
+        let mut per_month: [Vec<Option<f64>>; 2] = Default::default();
+        for t in first_test..=t_max {
+            let train: Vec<usize> = (0..s.n())
+                .filter(|&i| s.month[i] + hz + g <= t && s.month[i] >= t0)
+                .collect();
+            let test: Vec<usize> = (0..s.n()).filter(|&i| s.month[i] == t).collect();
+            if train.is_empty() || test.is_empty() {
+                continue;
+            }
+            // Labels known by month t (all of them: t + hz + g <= last month).
+            let y_train: Vec<bool> = train.iter().map(|&i| label(s, i, hz, h).unwrap_or(false)).collect();
+            let y_test: Vec<bool> = test.iter().map(|&i| label(s, i, hz, h).unwrap_or(false)).collect();
+            let x_test = s.rows_of(&test);
+            let rows = Rows { x: &x_test, d: s.d };
+            let mut preds = Vec::new();
+            for kind in [ModelKind::Logistic, ModelKind::Boosted] {
+                match fit_calibrated(kind, s, names, &train, &y_train, p.max_train_rows, seed ^ t as u64) {
+                    Ok((m, platt)) => preds.push(platt.apply(&m.margin(&rows))),
+                    Err(e) if e.contains("one outcome") => preds.push(vec![0.0; test.len()]),
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            for (k, pr) in preds.iter().enumerate() {
+                per_month[k].push(metrics::roc_auc(pr, &y_test));
+                pooled[k].extend_from_slice(pr);
+            }
+            // Naive baselines: how long since the last invoice (or any activity), and a rule.
+            let at = |i: usize, c: Option<usize>| c.map_or(f64::NAN, |c| rows.row(i)[c]);
+            for i in 0..test.len() {
+                let recency = at(i, recency_col);
+                let r = if recency.is_finite() { recency } else { at(i, silent_col) * 30.0 };
+                pooled[2].push(if r.is_finite() { r } else { 0.0 });
+                let renewal = at(i, renewal_col);
+                let owed = at(i, arrears_col);
+                let fee = at(i, fee_col);
+                let flagged = (renewal.is_finite() && renewal < hz as f64)
+                    || (owed.is_finite() && fee.is_finite() && fee > 0.0 && owed > p.arrears_months * fee);
+                pooled[3].push(f64::from(u8::from(flagged)));
+            }
+            pooled_y.extend_from_slice(&y_test);
+            pooled_rows.extend_from_slice(&test);
+            v.test_months.push(crate::features::month_end(t).format("%Y-%m").to_string());
+        }
+        if pooled_y.is_empty() {
+            v.not_validated = Some("no test month had clients to score".into());
+            return Ok(v);
+        }
+        v.rows = (0..pooled_y.len())
+            .map(|k| (pooled_rows[k], [pooled[0][k], pooled[1][k], pooled[2][k], pooled[3][k]], pooled_y[k]))
+            .collect();
+        v.logistic = Some(metrics::scores(&pooled[0], &pooled_y));
+        v.boosted = Some(metrics::scores(&pooled[1], &pooled_y));
+        v.recency = Some(metrics::scores(&pooled[2], &pooled_y));
+        v.rule = Some(metrics::scores(&pooled[3], &pooled_y));
+        let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
+        // The transparent model unless the trees validate clearly better.
+        v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
+            ModelKind::Boosted
+        } else {
+            ModelKind::Logistic
+        };
+        let k = usize::from(v.chosen == ModelKind::Boosted);
+        v.monthly_auc = per_month[k].clone();
+        v.calibration = metrics::calibration(&pooled[k], &pooled_y);
+        v.gains = [
+            (ModelKind::Logistic.label(), 0),
+            (ModelKind::Boosted.label(), 1),
+            (("days since last invoice", "距上次开票天数"), 2),
+            (("rule: renewal due or arrears", "规则：临近续约或欠费"), 3),
+        ]
+        .iter()
+        .map(|(name, j)| (format!("{}|{}", name.0, name.1), metrics::gains(&pooled[*j], &pooled_y)))
+        .collect();
+        Ok(v)
+    }
+
+    /// Today's columns, report and summary from a fitted or saved model.
+    fn outcome(&self, ctx: &Context, fit: Option<&Fit>, saved: &SavedChurn, contract_end: &[Option<i32>]) -> Result<Outcome, AnalysisError> {
+        let table = ctx.table;
+        let active = active_today(table, saved.definition, saved.inactive_months, contract_end);
+        let scored = score_today(saved, table, &active).map_err(failed)?;
+        let n = table.df.height();
+        let mut columns = Vec::new();
+        for (h, risk) in saved.horizons.iter().zip(&scored.risk) {
+            let v: Vec<Option<f64>> = risk.iter().map(|p| p.map(|p| (p * 1e4).round() / 1e4)).collect();
+            columns.push(Column::new(format!("churn_risk_{}m", h.months).into(), v));
+        }
+        let fees = values(table, "fees_12m");
+        let longest = scored.risk.last().cloned().unwrap_or_else(|| vec![None; n]);
+        let at_risk: Vec<Option<f64>> = (0..n)
+            .map(|i| longest[i].map(|p| (p * fees[i].max(0.0) * 100.0).round() / 100.0).filter(|v| v.is_finite()))
+            .collect();
+        columns.push(Column::new("revenue_at_risk".into(), at_risk.clone()));
+        let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
+        let bands: Vec<&str> = first.iter().map(|p| band_of(*p, saved.bands)).collect();
+        columns.push(Column::new("churn_band".into(), bands.clone()));
+        let feature_values: Vec<Vec<f64>> = saved.features.iter().map(|f| values(table, f)).collect();
+        let drivers: Vec<String> = scored
+            .drivers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.iter()
+                    .map(|(j, _)| driver_words(&saved.features[*j], feature_values[*j][i], ctx.lang))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .collect();
+        columns.push(Column::new("churn_drivers".into(), drivers.clone()));
+        let mut crm = Vec::new();
+        for h in &saved.horizons {
+            crm.push(CrmColumn {
+                header: format!("Churn Risk {}m", h.months),
+                source: format!("churn_risk_{}m", h.months),
+            });
+        }
+        for (header, source) in [
+            ("Revenue at Risk", "revenue_at_risk"),
+            ("Churn Band", "churn_band"),
+            ("Churn Drivers", "churn_drivers"),
+        ] {
+            crm.push(CrmColumn {
+                header: header.into(),
+                source: source.into(),
+            });
+        }
+        let view = report::View {
+            ctx,
+            saved,
+            fit,
+            first: &first,
+            at_risk: &at_risk,
+            bands: &bands,
+            drivers: &drivers,
+            active: &active,
+        };
+        let high = bands.iter().filter(|b| **b == "high").count();
+        let total_at_risk: f64 = at_risk.iter().flatten().sum();
+        let model_words = saved
+            .horizons
+            .first()
+            .map(|h| h.kind.label())
+            .unwrap_or(("", ""));
+        let auc = fit
+            .and_then(|f| f.validation.first())
+            .and_then(|v| match v.chosen {
+                ModelKind::Logistic => v.logistic.as_ref(),
+                ModelKind::Boosted => v.boosted.as_ref(),
+            })
+            .and_then(|s| s.roc_auc);
+        let auc_en = auc.map_or("not validated".to_string(), |a| format!("rolling-origin ROC-AUC {a:.3}"));
+        let auc_zh = auc.map_or("未验证".to_string(), |a| format!("滚动验证 ROC-AUC {a:.3}"));
+        let headline = (
+            format!(
+                "churn risk: {high} clients at high risk, revenue at risk {} CNY ({}, {auc_en})",
+                crate::format::human(total_at_risk),
+                model_words.0
+            ),
+            format!(
+                "流失风险：高风险客户 {high} 个，风险收入 {} 元（{}，{auc_zh}）",
+                crate::format::human(total_at_risk),
+                model_words.1
+            ),
+        );
+        let summary = serde_json::json!({
+            "definition": saved.definition,
+            "inactive_months": saved.inactive_months,
+            "horizons": saved.horizons.iter().map(|h| h.months).collect::<Vec<_>>(),
+            "chosen": saved.horizons.iter().map(|h| (format!("{}m", h.months), h.kind)).collect::<std::collections::BTreeMap<_, _>>(),
+            "features": saved.features,
+            "snapshot_rows": fit.map(|f| f.snapshot_rows),
+            "snapshot_months": fit.map(|f| f.snapshot_months),
+            "validation": fit.map(|f| &f.validation),
+            "clients_scored": active.iter().filter(|a| **a).count(),
+            "high_risk": high,
+            "revenue_at_risk": total_at_risk,
+            "seed": ctx.seed,
+        });
+        let tables = match (fit, ctx.history) {
+            (Some(f), Some(h)) => vec![("churn_validation".to_string(), validation_table(f, h).map_err(|e| failed(e.to_string()))?)],
+            _ => Vec::new(),
+        };
+        Ok(Outcome {
+            tables,
+            columns,
+            crm,
+            section: Some(report::section(&view)),
+            headline: Some(headline),
+            summary: Some(summary),
+            saved: serde_json::to_value(saved).ok(),
+            charts: report::charts(&view),
+            ..Outcome::empty("churn")
+        })
+    }
+}
+
+impl Analysis for ChurnRisk {
+    fn id(&self) -> &'static str {
+        "churn"
+    }
+
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        if !self.params.enabled {
+            return Ok(self.skipped("switched off in the config ([churn] enabled = false)".into()));
+        }
+        let Some(h) = ctx.history else {
+            return Ok(self.skipped("the run kept no history to learn from".into()));
+        };
+        let names: Vec<String> = ctx.table.enabled.iter().map(|f| f.name.to_string()).collect();
+        let fit = match self.learn(h, &names, ctx.seed, stages)? {
+            Ok(f) => f,
+            Err(why) => return Ok(self.skipped(why)),
+        };
+        let saved = fit.saved.clone();
+        stages.run("churn scoring", |_| self.outcome(ctx, Some(&fit), &saved, &h.contract_end))
+    }
+
+    fn apply(&self, ctx: &Context, stages: &mut Stages, model: &Model, model_path: &std::path::Path) -> Result<Outcome, AnalysisError> {
+        let Some(value) = model.analyses.get("churn") else {
+            return Ok(self.skipped("the model has no churn part".into()));
+        };
+        let saved: SavedChurn = serde_json::from_value(value.clone()).map_err(|e| {
+            AnalysisError::Model(crate::model::ModelError::Invalid {
+                path: model_path.display().to_string(),
+                message: format!("churn: {e}"),
+            })
+        })?;
+        for f in &saved.features {
+            if !ctx.table.is_enabled(f) {
+                return Err(AnalysisError::ScoreFeature {
+                    model: model_path.display().to_string(),
+                    feature: f.clone(),
+                });
+            }
+        }
+        let contract_end = ctx.history.map(|h| h.contract_end.clone()).unwrap_or_default();
+        stages.run("churn scoring", |_| self.outcome(ctx, None, &saved, &contract_end))
+    }
+}

@@ -1,0 +1,422 @@
+//! The two churn models and their calibration. The baseline is a logistic regression
+//! on standardised features (L2-penalised like scikit-learn's default, fitted by
+//! Newton's method): each coefficient reads as "one standard deviation more of this
+//! feature multiplies the odds of leaving by e^w". The
+//! challenger is gradient-boosted trees (forust-ml: histogram GBM, handles missing
+//! values itself, builds on stable Rust). Either one's raw score is calibrated by Platt
+//! scaling fitted on a later fold than the model.
+
+use forust_ml::gradientbooster::ContributionsMethod;
+use forust_ml::{GradientBooster, Matrix};
+use serde::{Deserialize, Serialize};
+
+use crate::features::{feature_def, Transform};
+
+/// Rows × features, row-major, NaN where a value is missing.
+pub struct Rows<'a> {
+    pub x: &'a [f64],
+    pub d: usize,
+}
+
+impl Rows<'_> {
+    pub fn n(&self) -> usize {
+        self.x.len().checked_div(self.d).unwrap_or(0)
+    }
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Logistic,
+    Boosted,
+}
+
+impl ModelKind {
+    pub fn label(self) -> (&'static str, &'static str) {
+        match self {
+            ModelKind::Logistic => ("logistic regression", "逻辑回归"),
+            ModelKind::Boosted => ("gradient-boosted trees", "梯度提升树"),
+        }
+    }
+}
+
+fn apply_transform(t: Transform, v: f64) -> f64 {
+    match t {
+        Transform::None => v,
+        Transform::Log1p => v.max(0.0).ln_1p(),
+        Transform::SignedLog1p => v.signum() * (v.abs() / 1000.0).ln_1p(),
+    }
+}
+
+/// Logistic regression on transformed, standardised features.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Logistic {
+    pub transforms: Vec<Transform>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// Per feature: the change in log-odds of leaving per standard deviation.
+    pub coef: Vec<f64>,
+    pub intercept: f64,
+}
+
+/// A standardised value is kept within this many standard deviations: one extreme
+/// client cannot dominate its own score.
+const Z_CLIP: f64 = 6.0;
+
+impl Logistic {
+    fn z(&self, row: &[f64], out: &mut [f64]) {
+        for j in 0..self.coef.len() {
+            let v = row.get(j).copied().unwrap_or(f64::NAN);
+            out[j] = if v.is_finite() {
+                ((apply_transform(self.transforms[j], v) - self.mean[j]) / self.std[j]).clamp(-Z_CLIP, Z_CLIP)
+            } else {
+                0.0
+            };
+        }
+    }
+
+    pub fn fit(names: &[String], rows: &Rows, y: &[bool]) -> Result<Logistic, String> {
+        let d = rows.d;
+        let n = rows.n();
+        let transforms: Vec<Transform> = names
+            .iter()
+            .map(|f| feature_def(f).map_or(Transform::None, |f| f.transform))
+            .collect();
+        let (mut mean, mut std) = (vec![0.0; d], vec![1.0; d]);
+        for j in 0..d {
+            let vals: Vec<f64> = (0..n)
+                .map(|i| rows.x[i * d + j])
+                .filter(|v| v.is_finite())
+                .map(|v| apply_transform(transforms[j], v))
+                .collect();
+            if vals.is_empty() {
+                continue;
+            }
+            let m = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64;
+            mean[j] = m;
+            std[j] = if var.sqrt() > 1e-9 { var.sqrt() } else { 1.0 };
+        }
+        let mut model = Logistic {
+            transforms,
+            mean,
+            std,
+            coef: vec![0.0; d],
+            intercept: 0.0,
+        };
+        let mut z = vec![0.0; n * d];
+        for i in 0..n {
+            model.z(rows.row(i), &mut z[i * d..(i + 1) * d]);
+        }
+        let (coef, intercept) = newton(&z, d, y)?;
+        model.coef = coef;
+        model.intercept = intercept;
+        Ok(model)
+    }
+
+    /// Raw log-odds of leaving.
+    pub fn margin(&self, rows: &Rows) -> Vec<f64> {
+        let mut z = vec![0.0; self.coef.len()];
+        (0..rows.n())
+            .map(|i| {
+                self.z(rows.row(i), &mut z);
+                self.intercept + z.iter().zip(&self.coef).map(|(a, b)| a * b).sum::<f64>()
+            })
+            .collect()
+    }
+
+    /// Per feature, how much it moves this client's log-odds away from an average client.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        let mut z = vec![0.0; self.coef.len()];
+        self.z(row, &mut z);
+        z.iter().zip(&self.coef).map(|(a, b)| a * b).collect()
+    }
+}
+
+/// L2-penalised logistic regression by Newton's method (IRLS): minimises the summed log
+/// loss plus ½‖w‖² (the intercept unpenalised), the objective of scikit-learn's default
+/// LogisticRegression (C = 1). Returns (coefficients, intercept).
+fn newton(z: &[f64], d: usize, y: &[bool]) -> Result<(Vec<f64>, f64), String> {
+    use rayon::prelude::*;
+    let n = y.len();
+    let m = d + 1;
+    let pos = y.iter().filter(|l| **l).count() as f64;
+    let mut beta = vec![0.0; m];
+    // Start from the base rate.
+    beta[d] = ((pos + 0.5) / (n as f64 - pos + 0.5)).ln();
+    for _ in 0..50 {
+        // Gradient and Hessian of the log loss, summed over chunks of rows in parallel.
+        let (g, h) = (0..n)
+            .into_par_iter()
+            .fold(
+                || (vec![0.0; m], vec![0.0; m * m]),
+                |(mut g, mut h), i| {
+                    let row = &z[i * d..(i + 1) * d];
+                    let eta = beta[d] + row.iter().zip(&beta).map(|(a, b)| a * b).sum::<f64>();
+                    let p = 1.0 / (1.0 + (-eta).exp());
+                    let r = p - f64::from(u8::from(y[i]));
+                    let w = (p * (1.0 - p)).max(1e-12);
+                    for a in 0..m {
+                        let xa = if a < d { row[a] } else { 1.0 };
+                        g[a] += r * xa;
+                        let wa = w * xa;
+                        for b in 0..=a {
+                            let xb = if b < d { row[b] } else { 1.0 };
+                            h[a * m + b] += wa * xb;
+                        }
+                    }
+                    (g, h)
+                },
+            )
+            .reduce(
+                || (vec![0.0; m], vec![0.0; m * m]),
+                |(mut g1, mut h1), (g2, h2)| {
+                    g1.iter_mut().zip(&g2).for_each(|(a, b)| *a += b);
+                    h1.iter_mut().zip(&h2).for_each(|(a, b)| *a += b);
+                    (g1, h1)
+                },
+            );
+        let mut g = g;
+        let mut h = h;
+        for a in 0..m {
+            for b in 0..a {
+                h[b * m + a] = h[a * m + b];
+            }
+        }
+        for a in 0..d {
+            g[a] += beta[a];
+            h[a * m + a] += 1.0;
+        }
+        let step = solve(&mut h, &mut g, m).ok_or("logistic regression: singular system")?;
+        let mut change = 0.0f64;
+        for a in 0..m {
+            beta[a] -= step[a];
+            change = change.max(step[a].abs());
+        }
+        if !beta.iter().all(|b| b.is_finite()) {
+            return Err("logistic regression did not converge to finite coefficients".into());
+        }
+        if change < 1e-7 {
+            break;
+        }
+    }
+    let intercept = beta[d];
+    beta.truncate(d);
+    Ok((beta, intercept))
+}
+
+/// Solves A x = b for a symmetric positive definite A (m × m, row-major) by Cholesky.
+fn solve(a: &mut [f64], b: &mut [f64], m: usize) -> Option<Vec<f64>> {
+    for j in 0..m {
+        let mut s = a[j * m + j];
+        for k in 0..j {
+            s -= a[j * m + k] * a[j * m + k];
+        }
+        if !(s > 0.0) {
+            return None;
+        }
+        let l = s.sqrt();
+        a[j * m + j] = l;
+        for i in j + 1..m {
+            let mut t = a[i * m + j];
+            for k in 0..j {
+                t -= a[i * m + k] * a[j * m + k];
+            }
+            a[i * m + j] = t / l;
+        }
+    }
+    let mut x = b.to_vec();
+    for i in 0..m {
+        for k in 0..i {
+            x[i] -= a[i * m + k] * x[k];
+        }
+        x[i] /= a[i * m + i];
+    }
+    for i in (0..m).rev() {
+        for k in i + 1..m {
+            x[i] -= a[k * m + i] * x[k];
+        }
+        x[i] /= a[i * m + i];
+    }
+    Some(x)
+}
+
+/// Column-major copy of the rows, as forust reads them.
+fn columns(rows: &Rows) -> Vec<f64> {
+    let (n, d) = (rows.n(), rows.d);
+    let mut out = vec![0.0; n * d];
+    for i in 0..n {
+        for j in 0..d {
+            out[j * n + i] = rows.x[i * d + j];
+        }
+    }
+    out
+}
+
+/// Gradient-boosted trees, kept as forust's JSON in the model file.
+pub struct Boosted {
+    pub booster: GradientBooster,
+}
+
+pub const BOOST_ITERATIONS: usize = 80;
+
+impl Boosted {
+    pub fn fit(rows: &Rows, y: &[bool], seed: u64) -> Result<Boosted, String> {
+        let data = columns(rows);
+        let m = Matrix::new(&data, rows.n(), rows.d);
+        let yv: Vec<f64> = y.iter().map(|l| f64::from(u8::from(*l))).collect();
+        let w = vec![1.0; yv.len()];
+        let mut booster = GradientBooster::default()
+            .set_iterations(BOOST_ITERATIONS)
+            .set_learning_rate(0.1)
+            .set_max_depth(4)
+            .set_min_leaf_weight(20.0)
+            .set_l2(1.0)
+            .set_nbins(64)
+            .set_seed(seed)
+            .set_parallel(true);
+        booster.fit(&m, &yv, &w, None).map_err(|e| format!("gradient boosting: {e}"))?;
+        Ok(Boosted { booster })
+    }
+
+    pub fn margin(&self, rows: &Rows) -> Vec<f64> {
+        let data = columns(rows);
+        let m = Matrix::new(&data, rows.n(), rows.d);
+        self.booster.predict(&m, true)
+    }
+
+    pub fn contributions(&self, rows: &Rows) -> Vec<f64> {
+        let data = columns(rows);
+        let m = Matrix::new(&data, rows.n(), rows.d);
+        self.booster.predict_contributions(&m, ContributionsMethod::Average, true)
+    }
+
+    pub fn to_json(&self) -> Result<String, String> {
+        self.booster.json_dump().map_err(|e| e.to_string())
+    }
+
+    pub fn from_json(s: &str) -> Result<Boosted, String> {
+        GradientBooster::from_json(s)
+            .map(|booster| Boosted { booster })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Platt scaling: P(left) = σ(a · margin + b), fitted by Newton's method on a later fold.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Platt {
+    pub a: f64,
+    pub b: f64,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Platt {
+    pub fn fit(margin: &[f64], y: &[bool]) -> Platt {
+        let pos = y.iter().filter(|l| **l).count() as f64;
+        let neg = y.len() as f64 - pos;
+        // Platt's smoothed targets keep a and b finite when the fold separates perfectly.
+        let (tp, tn) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+        let t: Vec<f64> = y.iter().map(|l| if *l { tp } else { tn }).collect();
+        let (mut a, mut b) = (1.0, 0.0);
+        for _ in 0..50 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+            for (m, t) in margin.iter().zip(&t) {
+                let p = sigmoid(a * m + b);
+                let r = p - t;
+                let w = p * (1.0 - p);
+                ga += r * m;
+                gb += r;
+                haa += w * m * m;
+                hab += w * m;
+                hbb += w;
+            }
+            let det = haa * hbb - hab * hab;
+            if det.abs() < 1e-12 {
+                break;
+            }
+            let da = (hbb * ga - hab * gb) / det;
+            let db = (haa * gb - hab * ga) / det;
+            a -= da;
+            b -= db;
+            if da.abs() + db.abs() < 1e-9 {
+                break;
+            }
+        }
+        if a.is_finite() && b.is_finite() {
+            Platt { a, b }
+        } else {
+            Platt { a: 1.0, b: 0.0 }
+        }
+    }
+
+    pub fn apply(&self, margin: &[f64]) -> Vec<f64> {
+        margin.iter().map(|m| sigmoid(self.a * m + self.b)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// One informative feature, one noise feature, one with missing values.
+    fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<bool>) {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a: f64 = rng.gen_range(-2.0..2.0);
+            let b: f64 = rng.gen_range(-2.0..2.0);
+            let c = if rng.gen_bool(0.3) { f64::NAN } else { rng.gen_range(0.0..1.0) };
+            x.extend([a, b, c]);
+            y.push(rng.gen_bool(sigmoid(2.0 * a - 1.0)));
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn logistic_finds_the_sign_and_ranks() {
+        let (x, y) = data(4000, 1);
+        let names: Vec<String> = ["fee_growth", "invoice_gap_cv", "late_payment_share"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let rows = Rows { x: &x, d: 3 };
+        let m = Logistic::fit(&names, &rows, &y).unwrap();
+        assert!(m.coef[0] > 1.0, "{:?}", m.coef);
+        assert!(m.coef[1].abs() < 0.2, "{:?}", m.coef);
+        let auc = super::super::metrics::roc_auc(&m.margin(&rows), &y).unwrap();
+        assert!(auc > 0.8, "{auc}");
+    }
+
+    #[test]
+    fn boosted_ranks_and_round_trips() {
+        let (x, y) = data(4000, 2);
+        let rows = Rows { x: &x, d: 3 };
+        let m = Boosted::fit(&rows, &y, 7).unwrap();
+        let margin = m.margin(&rows);
+        let auc = super::super::metrics::roc_auc(&margin, &y).unwrap();
+        assert!(auc > 0.8, "{auc}");
+        let back = Boosted::from_json(&m.to_json().unwrap()).unwrap();
+        assert_eq!(back.margin(&rows), margin);
+    }
+
+    #[test]
+    fn platt_calibrates_a_scaled_margin() {
+        let (x, y) = data(20000, 3);
+        // A margin twice too confident.
+        let margin: Vec<f64> = (0..y.len()).map(|i| 2.0 * (2.0 * x[i * 3] - 1.0)).collect();
+        let p = Platt::fit(&margin, &y);
+        assert!((p.a - 0.5).abs() < 0.05, "{p:?}");
+        let cal = super::super::metrics::calibration(&p.apply(&margin), &y);
+        for bin in cal {
+            assert!((bin.mean_predicted - bin.observed).abs() < 0.05, "{bin:?}");
+        }
+    }
+}

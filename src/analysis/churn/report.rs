@@ -1,0 +1,425 @@
+//! The churn section of the report: how the risk was validated (table, calibration and
+//! lift charts), retention curves by value tier and behaviour segment, risk by tier ×
+//! segment, and the clients with the most revenue at risk.
+
+use super::metrics::kaplan_meier;
+use super::{band_words, values, Fit, HorizonValidation, ModelKind, SavedChurn};
+use crate::analysis::{segmentation, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
+use crate::format::{human, Lang};
+
+pub(super) struct View<'a> {
+    pub ctx: &'a Context<'a>,
+    pub saved: &'a SavedChurn,
+    pub fit: Option<&'a Fit>,
+    /// Risk of the first horizon per client (None: left).
+    pub first: &'a [Option<f64>],
+    pub at_risk: &'a [Option<f64>],
+    pub bands: &'a [&'a str],
+    pub drivers: &'a [String],
+    pub active: &'a [bool],
+}
+
+fn both(s: &str) -> (String, String) {
+    (s.to_string(), s.to_string())
+}
+
+fn pair(en: &str, zh: &str) -> (String, String) {
+    (en.to_string(), zh.to_string())
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.3}"))
+}
+
+pub(super) fn skipped_section(why: &str) -> Section {
+    Section {
+        id: "churn".into(),
+        title: pair("Churn risk", "流失风险"),
+        lines: vec![(format!("Not computed: {why}."), format!("未计算：{why}。"))],
+        tables: Vec::new(),
+    }
+}
+
+fn validation_table(v: &HorizonValidation) -> SectionTable {
+    let rows = [
+        (ModelKind::Logistic.label(), &v.logistic, v.chosen == ModelKind::Logistic),
+        (ModelKind::Boosted.label(), &v.boosted, v.chosen == ModelKind::Boosted),
+        (("naive: days since last invoice", "朴素基线：距上次开票天数"), &v.recency, false),
+        (("naive: renewal due or arrears (rule)", "朴素基线：临近续约或欠费（规则）"), &v.rule, false),
+    ];
+    SectionTable {
+        caption: (
+            format!(
+                "Leaving within {} months: rolling-origin validation over {} test months ({})",
+                v.months,
+                v.test_months.len(),
+                v.test_months.join(", ")
+            ),
+            format!(
+                "{} 个月内流失：滚动验证，{} 个测试月（{}）",
+                v.months,
+                v.test_months.len(),
+                v.test_months.join("、")
+            ),
+        ),
+        header: vec![
+            pair("model", "模型"),
+            both("ROC-AUC"),
+            both("PR-AUC"),
+            pair("Brier score", "Brier 分数"),
+            pair("precision, top 10%", "前10%精确率"),
+            pair("recall, top 10%", "前10%召回率"),
+            pair("lift, top 10%", "前10%提升度"),
+        ],
+        rows: rows
+            .iter()
+            .filter_map(|(name, s, chosen)| {
+                let s = s.as_ref()?;
+                let mark = if *chosen { (" (used)", "（采用）") } else { ("", "") };
+                Some(vec![
+                    (format!("{}{}", name.0, mark.0), format!("{}{}", name.1, mark.1)),
+                    both(&opt(s.roc_auc)),
+                    both(&opt(s.pr_auc)),
+                    both(&format!("{:.4}", s.brier)),
+                    both(&format!("{:.1}%", s.precision_top10 * 100.0)),
+                    both(&format!("{:.1}%", s.recall_top10 * 100.0)),
+                    both(&format!("{:.2}", s.lift_top10)),
+                ])
+            })
+            .collect(),
+    }
+}
+
+fn calibration_table(v: &HorizonValidation) -> SectionTable {
+    SectionTable {
+        caption: (
+            format!("Calibration, {} months: deciles of predicted risk in the test months", v.months),
+            format!("{} 个月校准：测试月按预测风险十等分", v.months),
+        ),
+        header: vec![
+            pair("decile", "十分位"),
+            pair("clients", "客户数"),
+            pair("mean predicted", "平均预测"),
+            pair("observed share that left", "实际流失占比"),
+        ],
+        rows: v
+            .calibration
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                vec![
+                    both(&(i + 1).to_string()),
+                    both(&b.clients.to_string()),
+                    both(&format!("{:.1}%", b.mean_predicted * 100.0)),
+                    both(&format!("{:.1}%", b.observed * 100.0)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Segment ids and names of a segmentation per client, when the run has it.
+fn groups(ctx: &Context, kind: SegmentKind) -> Option<(Vec<usize>, Vec<(String, String, String)>)> {
+    let s = segmentation(ctx.earlier, kind)?;
+    Some((
+        s.labels.to_vec(),
+        s.model
+            .segments
+            .iter()
+            .map(|g| (g.id.clone(), g.name_en.clone(), g.name_zh.clone()))
+            .collect(),
+    ))
+}
+
+fn by_tier_and_segment(v: &View) -> Option<SectionTable> {
+    let (tiers, tier_names) = groups(v.ctx, SegmentKind::Value)?;
+    let seg = groups(v.ctx, SegmentKind::Behaviour);
+    let n = v.first.len();
+    let mut cells: std::collections::BTreeMap<(usize, usize), (usize, f64, usize, f64)> = Default::default();
+    for i in 0..n {
+        let Some(p) = v.first[i] else { continue };
+        let b = seg.as_ref().and_then(|(l, _)| l.get(i).copied()).unwrap_or(0);
+        let Some(&t) = tiers.get(i) else { continue };
+        let e = cells.entry((t, b)).or_default();
+        e.0 += 1;
+        e.1 += p;
+        e.2 += usize::from(v.bands[i] == "high");
+        e.3 += v.at_risk[i].unwrap_or(0.0);
+    }
+    let seg_name = |b: usize| match &seg {
+        Some((_, names)) => names
+            .get(b)
+            .map(|(id, en, zh)| (format!("{id} {en}"), format!("{id} {zh}")))
+            .unwrap_or_default(),
+        None => both("–"),
+    };
+    Some(SectionTable {
+        caption: pair(
+            "Risk by value tier and behaviour segment (clients still with the firm)",
+            "按价值层级与行为分群的流失风险（在服务客户）",
+        ),
+        header: vec![
+            pair("value tier", "价值层级"),
+            pair("behaviour segment", "行为分群"),
+            pair("clients", "客户数"),
+            pair("mean risk", "平均风险"),
+            pair("high risk", "高风险客户"),
+            pair("revenue at risk (CNY)", "风险收入（元）"),
+        ],
+        rows: cells
+            .iter()
+            .map(|((t, b), (count, sum, high, rev))| {
+                let tier = tier_names
+                    .get(*t)
+                    .map(|(id, en, zh)| (format!("{id} {en}"), format!("{id} {zh}")))
+                    .unwrap_or_default();
+                vec![
+                    tier,
+                    seg_name(*b),
+                    both(&count.to_string()),
+                    both(&format!("{:.1}%", sum / *count as f64 * 100.0)),
+                    both(&high.to_string()),
+                    both(&human(*rev)),
+                ]
+            })
+            .collect(),
+    })
+}
+
+fn top_clients(v: &View) -> SectionTable {
+    let table = v.ctx.table;
+    let ids: Vec<String> = table
+        .df
+        .column("client_id")
+        .ok()
+        .and_then(|c| c.str().ok().map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect()))
+        .unwrap_or_default();
+    let names: Vec<String> = table
+        .df
+        .column("name")
+        .ok()
+        .and_then(|c| c.str().ok().map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect()))
+        .unwrap_or_default();
+    let tiers = groups(v.ctx, SegmentKind::Value);
+    let mut order: Vec<usize> = (0..v.at_risk.len()).filter(|&i| v.at_risk[i].is_some()).collect();
+    order.sort_by(|&a, &b| {
+        v.at_risk[b]
+            .unwrap_or(0.0)
+            .total_cmp(&v.at_risk[a].unwrap_or(0.0))
+            .then(a.cmp(&b))
+    });
+    order.truncate(20);
+    let first_months = v.saved.horizons.first().map_or(3, |h| h.months);
+    SectionTable {
+        caption: pair(
+            "The 20 clients with the most revenue at risk",
+            "风险收入最高的 20 个客户",
+        ),
+        header: vec![
+            pair("client", "客户编号"),
+            pair("name", "客户名称"),
+            pair("value tier", "价值层级"),
+            (format!("risk, {first_months} months"), format!("{first_months}个月流失风险")),
+            pair("revenue at risk (CNY)", "风险收入（元）"),
+            pair("what raises the risk", "主要风险因素"),
+        ],
+        rows: order
+            .iter()
+            .map(|&i| {
+                let tier = tiers
+                    .as_ref()
+                    .and_then(|(l, n)| l.get(i).and_then(|t| n.get(*t)))
+                    .map(|(id, en, zh)| (format!("{id} {en}"), format!("{id} {zh}")))
+                    .unwrap_or_default();
+                vec![
+                    both(ids.get(i).map_or("", |s| s.as_str())),
+                    both(names.get(i).map_or("", |s| s.as_str())),
+                    tier,
+                    both(&v.first[i].map_or("–".into(), |p| format!("{:.1}%", p * 100.0))),
+                    both(&human(v.at_risk[i].unwrap_or(0.0))),
+                    both(v.drivers.get(i).map_or("", |s| s.as_str())),
+                ]
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn section(v: &View) -> Section {
+    let s = v.saved;
+    let def = crate::history::LeaveDefinition::describe(s.definition, s.inactive_months);
+    let mut lines = vec![(format!("What \"left\" means: {}.", def.0), format!("流失的定义：{}。", def.1))];
+    let active = v.active.iter().filter(|a| **a).count();
+    let counts: Vec<(usize, &str)> = ["high", "medium", "low"]
+        .iter()
+        .map(|b| (v.bands.iter().filter(|x| **x == *b).count(), *b))
+        .collect();
+    lines.push((
+        format!(
+            "{active} clients are still with the firm: {} by the risk of leaving within {} months (high: {:.0}% and up; medium: {:.0}% to {:.0}%; low: below {:.0}%).",
+            counts.iter().map(|(n, b)| format!("{n} {}", band_words(b, Lang::En))).collect::<Vec<_>>().join(", "),
+            s.horizons.first().map_or(3, |h| h.months),
+            s.bands.1 * 100.0,
+            s.bands.0 * 100.0,
+            s.bands.1 * 100.0,
+            s.bands.0 * 100.0,
+        ),
+        format!(
+            "在服务客户 {active} 个，按 {} 个月内流失概率分为：{}。",
+            s.horizons.first().map_or(3, |h| h.months),
+            counts.iter().map(|(n, b)| format!("{} {n} 个", band_words(b, Lang::Zh))).collect::<Vec<_>>().join("，"),
+        ),
+    ));
+    lines.push((
+        "Revenue at risk = the risk of leaving within the longest horizon × fees of the last 12 months. Drivers are the three features that raise a client's risk most against an average client.".into(),
+        "风险收入 = 最长预测期内的流失概率 × 近12个月收费。风险因素是与平均客户相比、使该客户流失风险升高最多的三个特征。".into(),
+    ));
+    let mut tables = Vec::new();
+    match v.fit {
+        Some(fit) => {
+            lines.push((
+                format!(
+                    "The models learned from {} monthly snapshots over {} months ({} of {} clients' histories), each client's features as of a month's end from rows dated up to then; windows that run past the end of the data are left out, not counted as staying.",
+                    fit.snapshot_rows, fit.snapshot_months, v.ctx.history.map_or(0, |h| h.sampled), v.ctx.history.map_or(0, |h| h.clients)
+                ),
+                format!(
+                    "模型从 {} 个月度快照中学习（{} 个月，{} / {} 个客户的历史），每个快照只用截至当月末的数据；观察期超出数据末尾的快照不计入（不视为留存）。",
+                    fit.snapshot_rows, fit.snapshot_months, v.ctx.history.map_or(0, |h| h.sampled), v.ctx.history.map_or(0, |h| h.clients)
+                ),
+            ));
+            for val in &fit.validation {
+                if let Some(why) = &val.not_validated {
+                    lines.push((
+                        format!("{} months: not validated: {why}; no quality figure is claimed.", val.months),
+                        format!("{} 个月：未验证（历史数据太短），不报告模型质量。", val.months),
+                    ));
+                    continue;
+                }
+                let (en, zh) = val.chosen.label();
+                lines.push((
+                    format!(
+                        "{} months: {en} is used; it validated better (or as well, and is the more transparent). ROC-AUC per test month: {}.",
+                        val.months,
+                        val.monthly_auc.iter().map(|a| opt(*a)).collect::<Vec<_>>().join(", ")
+                    ),
+                    format!(
+                        "{} 个月：采用{zh}（验证效果更好，或同样好而更易解释）。各测试月 ROC-AUC：{}。",
+                        val.months,
+                        val.monthly_auc.iter().map(|a| opt(*a)).collect::<Vec<_>>().join("、")
+                    ),
+                ));
+                tables.push(validation_table(val));
+                tables.push(calibration_table(val));
+            }
+        }
+        None => lines.push((
+            "Scored with a saved model; its validation is in the run that fitted it.".into(),
+            "使用已保存的模型打分；模型验证结果见拟合该模型的运行。".into(),
+        )),
+    }
+    tables.extend(by_tier_and_segment(v));
+    tables.push(top_clients(v));
+    Section {
+        id: "churn".into(),
+        title: pair("Churn risk", "流失风险"),
+        lines,
+        tables,
+    }
+}
+
+/// Survival curves of today's clients by the groups of a segmentation.
+fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -> Option<LineChart> {
+    let (labels, names) = groups(v.ctx, kind)?;
+    let tenure = values(v.ctx.table, "tenure_months");
+    let silent = values(v.ctx.table, "silent_months");
+    let lapse = v.saved.definition != crate::history::LeaveDefinition::ContractEnd;
+    let mut per: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
+    for i in 0..labels.len() {
+        let Some(t) = tenure.get(i).copied().filter(|t| t.is_finite()) else { continue };
+        let left = !v.active.get(i).copied().unwrap_or(true);
+        let t = if left && lapse { t - silent.get(i).copied().unwrap_or(0.0).max(0.0) } else { t };
+        if let Some(g) = per.get_mut(labels[i]) {
+            g.push((t.max(0.0).round() as u32, left));
+        }
+    }
+    let series = per
+        .iter()
+        .zip(&names)
+        .filter(|(obs, _)| !obs.is_empty())
+        .map(|(obs, (id, en, zh))| {
+            let mut km = kaplan_meier(obs);
+            km.retain(|p| p.0 <= 120.0);
+            ChartSeries {
+                name: (format!("{id} {en}"), format!("{id} {zh}")),
+                points: km,
+            }
+        })
+        .collect();
+    Some(LineChart {
+        stem: stem.into(),
+        title,
+        x_label: pair("months as a client", "合作月数"),
+        y_label: pair("share still a client", "留存比例"),
+        series,
+        diagonal: false,
+        steps: true,
+    })
+}
+
+pub(super) fn charts(v: &View) -> Vec<LineChart> {
+    let mut out = Vec::new();
+    if let Some(fit) = v.fit {
+        for val in fit.validation.iter().filter(|x| x.not_validated.is_none()) {
+            let (en, zh) = val.chosen.label();
+            out.push(LineChart {
+                stem: format!("churn_calibration_{}m", val.months),
+                title: (
+                    format!("Calibration, leaving within {} months ({en})", val.months),
+                    format!("{} 个月流失概率校准（{zh}）", val.months),
+                ),
+                x_label: pair("mean predicted risk", "平均预测风险"),
+                y_label: pair("observed share that left", "实际流失占比"),
+                series: vec![ChartSeries {
+                    name: pair("deciles of the test months", "测试月十分位"),
+                    points: val.calibration.iter().map(|b| (b.mean_predicted, b.observed)).collect(),
+                }],
+                diagonal: true,
+                steps: false,
+            });
+            out.push(LineChart {
+                stem: format!("churn_lift_{}m", val.months),
+                title: (
+                    format!("Leavers found against clients contacted, {} months", val.months),
+                    format!("{} 个月：按风险排序联系客户可覆盖的流失客户", val.months),
+                ),
+                x_label: pair("share of clients contacted, riskiest first", "按风险从高到低联系的客户比例"),
+                y_label: pair("share of leavers found", "覆盖的流失客户比例"),
+                series: val
+                    .gains
+                    .iter()
+                    .map(|(name, pts)| {
+                        let (en, zh) = name.split_once('|').unwrap_or((name, name));
+                        ChartSeries {
+                            name: pair(en, zh),
+                            points: pts.clone(),
+                        }
+                    })
+                    .collect(),
+                diagonal: true,
+                steps: false,
+            });
+        }
+    }
+    out.extend(retention(
+        v,
+        SegmentKind::Value,
+        "churn_retention_tiers",
+        pair("Retention by value tier (Kaplan–Meier)", "各价值层级客户留存曲线（Kaplan–Meier）"),
+    ));
+    out.extend(retention(
+        v,
+        SegmentKind::Behaviour,
+        "churn_retention_segments",
+        pair("Retention by behaviour segment (Kaplan–Meier)", "各行为分群客户留存曲线（Kaplan–Meier）"),
+    ));
+    out
+}

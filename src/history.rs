@@ -1,0 +1,354 @@
+//! The clients' history as the analyses that learn from it see it: when each client
+//! left (by the archive's contract_end, or by a lapse of invoices and work), and the
+//! features of a seeded sample of whole clients as of the end of any past month.
+//!
+//! A past month's features are [`features::compute`] on the rows dated up to that month
+//! ([`as_of`]): the same definitions as today's run, with nothing from later months.
+
+use std::collections::{HashMap, HashSet};
+
+use polars::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::features::{self, days, month_end, month_of, FeatureError, FeatureParams, FeatureTable};
+use crate::ingest::ROW;
+use crate::schema::Table;
+use crate::validate::{CleanTables, CLIENT_ROW};
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("reading the history failed: {0}")]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+}
+
+/// What "the client left" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveDefinition {
+    /// contract_end when the archive records any, else lapse.
+    Auto,
+    /// Left in the month of the first day after contract_end.
+    ContractEnd,
+    /// Left in the month after the last invoice or work month, once no invoice and no
+    /// work month has followed for `inactive_months` months.
+    Lapse,
+}
+
+impl LeaveDefinition {
+    pub fn describe(self, inactive_months: i32) -> (String, String) {
+        match self {
+            LeaveDefinition::ContractEnd => (
+                "a client left when its contract_end in the archive passed (in the month of the first day without a contract)".into(),
+                "以客户档案中的合同结束日期为准：合同结束后的第一天所在月份即为流失月份".into(),
+            ),
+            _ => (
+                format!("a client left when no invoice and no work month followed for {inactive_months} months (no contract end dates in the archive); it left in the month after its last invoice or work month"),
+                format!("档案中没有合同结束日期：连续 {inactive_months} 个月既无开票也无业务即视为流失，流失月份为最后一次开票或业务月份的下一个月"),
+            ),
+        }
+    }
+}
+
+/// The history's checked parameters (`[churn]` of the config).
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryParams {
+    pub definition: LeaveDefinition,
+    pub inactive_months: i32,
+    /// Whole clients whose history the models learn from (a seeded sample above this).
+    pub sample_clients: usize,
+}
+
+/// When a client started and left, as month indices ([`month_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub start: Option<i32>,
+    pub left: Option<i32>,
+}
+
+pub struct History {
+    /// The definition in force (never `Auto`).
+    pub definition: LeaveDefinition,
+    pub inactive_months: i32,
+    /// First and last month of the data.
+    pub first_month: i32,
+    pub last_month: i32,
+    /// Every client's contract_end as a day number, in feature-table order.
+    pub contract_end: Vec<Option<i32>>,
+    /// The sampled clients' tables, without the validation's row keys.
+    pub sample: CleanTables,
+    /// Their ids and lifecycles, in client_id order (the order of every snapshot's rows).
+    pub sample_ids: Vec<String>,
+    pub lifecycles: Vec<Lifecycle>,
+    pub sampled: usize,
+    pub clients: usize,
+    pub features: FeatureParams,
+}
+
+fn dates_as_days(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i32>>> {
+    Ok(df.column(name)?.cast(&DataType::Int32)?.i32()?.iter().collect())
+}
+
+/// The rows dated up to the end of day `until`: later invoices and work months are
+/// dropped, later payments and contract ends are not known yet.
+pub fn as_of(t: &CleanTables, until: i32) -> PolarsResult<CleanTables> {
+    let day = |c: &str| col(c).cast(DataType::Int32);
+    let hide_later = |c: &str| {
+        when(day(c).gt(lit(until)))
+            .then(lit(NULL).cast(DataType::Date))
+            .otherwise(col(c))
+            .alias(c)
+    };
+    let clients = t.clients.clone().lazy().with_column(hide_later("contract_end")).collect()?;
+    let billing = t
+        .billing
+        .clone()
+        .lazy()
+        .filter(day("invoice_date").lt_eq(lit(until)))
+        .with_column(hide_later("paid_date"))
+        .collect()?;
+    let mut optional = Vec::new();
+    for (table, df) in &t.optional {
+        let df = match table {
+            Table::Activity => df.clone().lazy().filter(day("month").lt_eq(lit(until))).collect()?,
+            _ => df.clone(),
+        };
+        optional.push((*table, df));
+    }
+    Ok(CleanTables {
+        clients,
+        billing,
+        optional,
+        absent: t.absent.clone(),
+    })
+}
+
+/// The features of the sampled clients as of the end of `month`.
+pub fn snapshot(h: &History, month: i32) -> Result<FeatureTable, HistoryError> {
+    let end = month_end(month);
+    let tables = as_of(&h.sample, days(end))?;
+    let params = FeatureParams {
+        snapshot: Some(end),
+        ..h.features.clone()
+    };
+    Ok(features::compute(&tables, &params)?)
+}
+
+/// A month index from a day-number column.
+fn months(v: &[Option<i32>]) -> Vec<Option<i32>> {
+    v.iter().map(|d| d.map(|d| month_of(features::from_days(d)))).collect()
+}
+
+/// The client rows to learn from: all of them, or a seeded sample of `n`.
+fn sample_rows(clients: usize, n: usize, seed: u64) -> Vec<u32> {
+    let mut rows: Vec<u32> = (0..clients as u32).collect();
+    if clients > n {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5A3D_11C7);
+        rows.shuffle(&mut rng);
+        rows.truncate(n);
+        rows.sort_unstable();
+    }
+    rows
+}
+
+/// The rows of a keyed table (billing, activity) whose client is among `keep`, with
+/// their client_id (validation keys them by the client's row in the clients table).
+fn rows_of_clients(df: &DataFrame, keep: &HashSet<u32>, ids_by_row: &HashMap<u32, &str>) -> PolarsResult<DataFrame> {
+    if !df.get_column_names().iter().any(|c| c.as_str() == CLIENT_ROW) {
+        let kept: HashSet<&str> = keep.iter().filter_map(|r| ids_by_row.get(r).copied()).collect();
+        let mask: BooleanChunked = df
+            .column("client_id")?
+            .str()?
+            .iter()
+            .map(|r| Some(r.is_some_and(|r| kept.contains(r))))
+            .collect();
+        return df.filter(&mask);
+    }
+    let rows: Vec<Option<u32>> = df.column(CLIENT_ROW)?.cast(&DataType::UInt32)?.u32()?.iter().collect();
+    let mask: BooleanChunked = rows
+        .iter()
+        .map(|r| Some(r.is_some_and(|r| keep.contains(&r))))
+        .collect();
+    let ids: Vec<Option<&str>> = rows
+        .iter()
+        .filter(|r| r.is_some_and(|r| keep.contains(&r)))
+        .map(|r| r.and_then(|r| ids_by_row.get(&r).copied()))
+        .collect();
+    let mut out = df.filter(&mask)?;
+    let drop: Vec<String> = out
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| c == CLIENT_ROW || c == ROW || c == "client_id")
+        .collect();
+    out = out.drop_many(drop);
+    out.with_column(Column::new("client_id".into(), ids))?;
+    Ok(out)
+}
+
+/// Builds the history from the clean tables, before they are freed.
+pub fn build(
+    t: &CleanTables,
+    table: &FeatureTable,
+    params: &HistoryParams,
+    features: &FeatureParams,
+    seed: u64,
+) -> Result<History, HistoryError> {
+    let has_end = t.has(Table::Clients, "contract_end")
+        && t.clients.column("contract_end").map(|c| c.null_count() < c.len()).unwrap_or(false);
+    let definition = match params.definition {
+        LeaveDefinition::Auto if has_end => LeaveDefinition::ContractEnd,
+        LeaveDefinition::Auto => LeaveDefinition::Lapse,
+        d => d,
+    };
+    let snapshot = table.snapshot;
+    let last_month = month_of(snapshot);
+    let first_day = t
+        .billing
+        .column("invoice_date")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .min()
+        .unwrap_or(days(snapshot));
+    let mut first_month = month_of(features::from_days(first_day));
+    if let Some(a) = t.activity() {
+        if let Some(m) = a.column("month")?.cast(&DataType::Int32)?.i32()?.min() {
+            first_month = first_month.min(month_of(features::from_days(m)));
+        }
+    }
+
+    // contract_end in feature-table order (both sorted by client_id).
+    let ends = t
+        .clients
+        .clone()
+        .lazy()
+        .select([col("client_id"), col("contract_end")])
+        .sort(["client_id"], Default::default())
+        .collect()?;
+    let contract_end = dates_as_days(&ends, "contract_end")?;
+
+    let rows = sample_rows(t.clients.height(), params.sample_clients.max(1), seed);
+    let chosen: HashSet<u32> = rows.iter().copied().collect();
+    let mask: BooleanChunked = (0..t.clients.height() as u32).map(|r| Some(chosen.contains(&r))).collect();
+    let clients = t.clients.filter(&mask)?;
+    // Billing and activity rows name their client by its row in the clients file.
+    let all_ids = t.clients.column("client_id")?.str()?.clone();
+    let file_rows: Vec<Option<u32>> = match t.clients.column(ROW) {
+        Ok(c) => c.cast(&DataType::UInt32)?.u32()?.iter().collect(),
+        Err(_) => (0..t.clients.height() as u32).map(Some).collect(),
+    };
+    let ids_by_row: HashMap<u32, &str> = file_rows
+        .iter()
+        .zip(all_ids.iter())
+        .filter_map(|(r, id)| Some(((*r)?, id?)))
+        .collect();
+    let keep: HashSet<u32> = rows.iter().filter_map(|&p| file_rows.get(p as usize).copied().flatten()).collect();
+    let billing = rows_of_clients(&t.billing, &keep, &ids_by_row)?;
+    let mut optional = Vec::new();
+    for (tb, df) in &t.optional {
+        let df = match tb {
+            Table::Activity => rows_of_clients(df, &keep, &ids_by_row)?,
+            _ => df.clone(),
+        };
+        optional.push((*tb, df));
+    }
+    let sample = CleanTables {
+        clients,
+        billing,
+        optional,
+        absent: t.absent.clone(),
+    };
+    let (sample_ids, lifecycles) = lifecycles(&sample, definition, params.inactive_months, last_month)?;
+    Ok(History {
+        definition,
+        inactive_months: params.inactive_months,
+        first_month,
+        last_month,
+        contract_end,
+        sampled: sample.clients.height(),
+        clients: t.clients.height(),
+        sample,
+        sample_ids,
+        lifecycles,
+        features: features.clone(),
+    })
+}
+
+/// When each sampled client started and left, in client_id order.
+fn lifecycles(
+    t: &CleanTables,
+    definition: LeaveDefinition,
+    inactive_months: i32,
+    last_month: i32,
+) -> PolarsResult<(Vec<String>, Vec<Lifecycle>)> {
+    let b = t
+        .billing
+        .clone()
+        .lazy()
+        .group_by([col("client_id")])
+        .agg([
+            col("invoice_date").cast(DataType::Int32).min().alias("__first"),
+            col("invoice_date").cast(DataType::Int32).max().alias("__last"),
+        ]);
+    let mut lf = t.clients.clone().lazy().left_join(b, col("client_id"), col("client_id"));
+    let has_work = t.activity().is_some();
+    if let Some(a) = t.activity() {
+        let w = a
+            .clone()
+            .lazy()
+            .group_by([col("client_id")])
+            .agg([col("month").cast(DataType::Int32).max().alias("__last_work")]);
+        lf = lf.left_join(w, col("client_id"), col("client_id"));
+    }
+    let mut select = vec![
+        col("client_id"),
+        col("contract_start").cast(DataType::Int32).alias("__start"),
+        col("contract_end").cast(DataType::Int32).alias("__end"),
+        col("__first"),
+        col("__last"),
+    ];
+    if has_work {
+        select.push(col("__last_work"));
+    }
+    let df = lf.select(select).sort(["client_id"], Default::default()).collect()?;
+    let start = months(&dates_as_days(&df, "__start")?);
+    // The month of the first day without a contract.
+    let end_next: Vec<Option<i32>> = months(
+        &dates_as_days(&df, "__end")?
+            .iter()
+            .map(|d| d.map(|d| d + 1))
+            .collect::<Vec<_>>(),
+    );
+    let first = months(&dates_as_days(&df, "__first")?);
+    let last = months(&dates_as_days(&df, "__last")?);
+    let work = if has_work {
+        months(&dates_as_days(&df, "__last_work")?)
+    } else {
+        vec![None; df.height()]
+    };
+    let ids: Vec<String> = df
+        .column("client_id")?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect();
+    let lcs = (0..df.height())
+        .map(|i| {
+            let start = start[i].or(first[i]);
+            let left = match definition {
+                LeaveDefinition::ContractEnd => end_next[i],
+                _ => {
+                    let active = last[i].max(work[i]);
+                    active.filter(|l| last_month - l >= inactive_months).map(|l| l + 1)
+                }
+            };
+            Lifecycle { start, left }
+        })
+        .collect();
+    Ok((ids, lcs))
+}

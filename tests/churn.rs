@@ -1,0 +1,263 @@
+use std::path::Path;
+
+use clientseg::analysis::churn::metrics::roc_auc;
+use polars::prelude::*;
+
+use crate::util::{config, pipeline, read_csv, run, run_dir, strings};
+
+fn generate(dir: &Path, clients: usize, months: usize, seed: u64, extra: &[&str]) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (n, m, s) = (clients.to_string(), months.to_string(), seed.to_string());
+    let out = data.to_string_lossy().to_string();
+    let mut args = vec![
+        "generate", "--clients", &n, "--months", &m, "--seed", &s, "--end", "2025-12-31", "--out", &out,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, dir, true);
+}
+
+fn manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+}
+
+fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// Per horizon: ROC-AUC of the chosen model, of the planted hazard, and of the two naive
+/// baselines, all on the same rolling-origin test rows (those the truth has a hazard for).
+fn against_truth(run: &Path, data: &Path) -> Vec<(i64, f64, f64, f64, f64)> {
+    let m = manifest(run);
+    let v = read_parquet(&run.join("churn_validation.parquet"));
+    let truth = read_csv(&data.join("truth_hazard.csv"));
+    let joined = v
+        .lazy()
+        .join(
+            truth.lazy(),
+            [col("client_id"), col("month")],
+            [col("client_id"), col("month")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .collect()
+        .unwrap();
+    let mut out = Vec::new();
+    for h in [3i64, 6] {
+        let part = joined
+            .clone()
+            .lazy()
+            .filter(col("horizon_months").eq(lit(h as i32)))
+            .collect()
+            .unwrap();
+        let chosen = m["analyses"]["churn"]["chosen"][format!("{h}m")].as_str().unwrap().to_string();
+        let y: Vec<bool> = part.column("left").unwrap().bool().unwrap().iter().map(|v| v.unwrap_or(false)).collect();
+        assert!(y.len() > 10_000, "{h}m: only {} test rows matched the truth", y.len());
+        let auc = |name: &str| roc_auc(&floats(&part, name), &y).unwrap();
+        out.push((
+            h,
+            auc(&chosen),
+            auc(&format!("risk_{h}m")),
+            auc("days_since_last_invoice"),
+            auc("rule"),
+        ));
+    }
+    out
+}
+
+/// The acceptance figures of one generated firm.
+fn check_firm(extra: &[&str], definition: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(dir, 20_000, 36, 5, extra);
+    let (run, summary) = pipeline(dir, "");
+    assert!(summary.contains("churn risk:"), "{summary}");
+    let m = manifest(&run);
+    let churn = &m["analyses"]["churn"];
+    assert_eq!(churn["definition"], definition, "{churn}");
+    for (h, model, oracle, recency, rule) in against_truth(&run, &dir.join("data")) {
+        eprintln!("{h}m: model {model:.4}, planted hazard {oracle:.4}, recency {recency:.4}, rule {rule:.4}");
+        assert!(model >= oracle - 0.03, "{h}m: model AUC {model:.4} vs planted hazard {oracle:.4}");
+        assert!(model > recency && model > rule, "{h}m: {model:.4} vs baselines {recency:.4}, {rule:.4}");
+    }
+    for v in churn["validation"].as_array().unwrap() {
+        assert!(v["test_months"].as_array().unwrap().len() >= 6, "{v}");
+        for bin in v["calibration"].as_array().unwrap() {
+            if bin["clients"].as_u64().unwrap() >= 100 {
+                let (p, o) = (bin["mean_predicted"].as_f64().unwrap(), bin["observed"].as_f64().unwrap());
+                assert!((p - o).abs() <= 0.05, "{}m decile {bin}", v["months"]);
+            }
+        }
+    }
+    // Every client still with the firm has a risk per horizon; drivers name units.
+    let labels = read_csv(&run.join("labels.csv"));
+    let bands = strings(&labels, "churn_band");
+    let risk3 = strings(&labels, "churn_risk_3m");
+    for (b, r) in bands.iter().zip(&risk3) {
+        assert_eq!(b == "left", r.is_empty(), "band {b} with risk '{r}'");
+    }
+    assert!(bands.iter().any(|b| b == "high") && bands.iter().any(|b| b == "left"));
+    let drivers = strings(&labels, "churn_drivers");
+    assert!(drivers.iter().any(|d| d.contains("days since the last invoice") || d.contains("months")), "{:?}", &drivers[..5]);
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("id=\"churn\"") && report.contains("ROC-AUC") && report.contains("Kaplan"));
+}
+
+#[test]
+fn churn_risk_is_close_to_the_planted_hazard() {
+    check_firm(&[], "contract_end");
+}
+
+#[test]
+fn churn_risk_without_contract_dates_uses_the_lapse() {
+    check_firm(&["--no-contract-dates"], "lapse");
+}
+
+/// Appends rows dated after the snapshot: later invoices and work months, a contract end.
+fn append_later_rows(data: &Path) {
+    let mut billing = std::fs::read_to_string(data.join("billing.csv")).unwrap();
+    let mut activity = std::fs::read_to_string(data.join("activity.csv")).unwrap();
+    for i in 1..=200 {
+        billing.push_str(&format!("C{i:06},2025-10-03,99999,bookkeeping,2025-10-18,\n"));
+        activity.push_str(&format!("C{i:06},2025-11,999,9,99.0,40,1,新会计\n"));
+    }
+    std::fs::write(data.join("billing.csv"), billing).unwrap();
+    std::fs::write(data.join("activity.csv"), activity).unwrap();
+    // Clients 300..310 end their contract after the snapshot.
+    let clients = std::fs::read_to_string(data.join("clients.csv")).unwrap();
+    let mut out = String::new();
+    for line in clients.lines() {
+        let id: u32 = line.get(1..7).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if (300..310).contains(&id) {
+            let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+            let end = crate::util::headers(&data.join("clients.csv"))
+                .iter()
+                .position(|h| h == "contract_end")
+                .unwrap();
+            if cells[end].is_empty() {
+                cells[end] = "2025-11-30".into();
+            }
+            out.push_str(&cells.join(","));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    std::fs::write(data.join("clients.csv"), out).unwrap();
+}
+
+#[test]
+fn rows_after_the_snapshot_do_not_change_anyone_s_risk() {
+    let risks = |append: bool| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        run(
+            &["generate", "--clients", "1500", "--months", "30", "--seed", "8", "--end", "2025-09-30", "--out", "data"],
+            dir,
+            true,
+        );
+        if append {
+            append_later_rows(&data);
+        }
+        let (run, _) = pipeline(dir, "snapshot_date = \"2025-09-30\"\n");
+        let labels = read_csv(&run.join("labels.csv"));
+        ["churn_risk_3m", "churn_risk_6m", "churn_band", "churn_drivers"]
+            .iter()
+            .map(|c| strings(&labels, c))
+            .collect::<Vec<_>>()
+    };
+    let (before, after) = (risks(false), risks(true));
+    assert!(before[0].iter().filter(|r| !r.is_empty()).count() > 500);
+    assert_eq!(before, after);
+}
+
+/// A hand-made firm: `months` months of monthly invoices for each client; `ends` gives
+/// clients a contract_end.
+fn small_firm(dir: &Path, clients: usize, months: u32, ends: &dyn Fn(usize) -> Option<String>) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut c = String::from("client_id,name,contract_start,contract_end\n");
+    let mut b = String::from("client_id,invoice_date,amount,due_date,paid_date\n");
+    for i in 0..clients {
+        let end = ends(i);
+        c.push_str(&format!("K{i:04},客户{i},2023-01-01,{}\n", end.clone().unwrap_or_default()));
+        for m in 0..months {
+            let (y, mo) = (2023 + m / 12, m % 12 + 1);
+            let day = format!("{y}-{mo:02}-05");
+            if end.as_deref().is_some_and(|e| e < day.as_str()) {
+                break;
+            }
+            b.push_str(&format!("K{i:04},{day},{},{y}-{mo:02}-20,{y}-{mo:02}-10\n", 200 + (i % 7) * 50));
+        }
+    }
+    std::fs::write(data.join("clients.csv"), c).unwrap();
+    std::fs::write(data.join("billing.csv"), b).unwrap();
+}
+
+fn churn_headline(summary: &str) -> String {
+    summary
+        .lines()
+        .find(|l| l.contains("churn risk"))
+        .unwrap_or_else(|| panic!("no churn line in:\n{summary}"))
+        .to_string()
+}
+
+#[test]
+fn a_history_shorter_than_the_horizon_is_named_not_faked() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_firm(tmp.path(), 200, 4, &|_| None);
+    let (run, summary) = pipeline(tmp.path(), "");
+    let line = churn_headline(&summary);
+    assert!(line.contains("not computed") && line.contains("4 months"), "{line}");
+    assert!(run.join("labels.csv").is_file());
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("id=\"churn\"") && report.contains("Not computed"));
+}
+
+#[test]
+fn no_client_ever_leaving_is_said_plainly() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_firm(tmp.path(), 200, 24, &|_| None);
+    let (_, summary) = pipeline(tmp.path(), "");
+    let line = churn_headline(&summary);
+    assert!(line.contains("no client left"), "{line}");
+}
+
+#[test]
+fn every_client_leaving_still_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Everyone leaves at some point of the two years; nobody is a client at the end.
+    small_firm(tmp.path(), 300, 24, &|i| {
+        let m = 3 + i % 20;
+        Some(format!("{}-{:02}-28", 2023 + m / 12, m % 12 + 1))
+    });
+    let cfg = config(tmp.path(), "snapshot_date = \"2024-12-31\"\n");
+    let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], tmp.path(), true);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    churn_headline(&summary);
+    let labels = read_csv(&run_dir(&tmp.path().join("runs")).join("labels.csv"));
+    assert!(strings(&labels, "churn_band").iter().all(|b| b == "left"), "{summary}");
+}
+
+#[test]
+fn a_single_client_does_not_break_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_firm(tmp.path(), 1, 24, &|_| None);
+    let cfg = config(tmp.path(), "[value]\nk = 1\n");
+    let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], tmp.path(), true);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(churn_headline(&summary).contains("not computed"), "{summary}");
+}
