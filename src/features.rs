@@ -634,18 +634,19 @@ fn services_billed(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
 }
 
 /// The spread of the intervals between a client's invoice days in the 12 months up to S:
-/// distinct (client, day) pairs, sorted, then the mean and standard deviation of the gaps.
+/// sorted invoice days, then the mean and standard deviation of the gaps between them.
 fn invoice_gaps(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
     let inv = col("__inv");
+    // Invoices of the same day (a one-off beside the monthly one) are one invoice day.
     let gap = when(col(key).eq(col(key).shift(lit(1))))
         .then((inv.clone() - inv.clone().shift(lit(1))).cast(DataType::Float64))
         .otherwise(lit(NULL).cast(DataType::Float64));
     billing
         .select([col(key), col("invoice_date").cast(DataType::Int32).alias("__inv")])
         .filter(between(inv.clone(), s - 365, s))
-        .unique(None, UniqueKeepStrategy::Any)
         .sort([key, "__inv"], Default::default())
         .select([col(key), gap.alias("__gap")])
+        .filter(col("__gap").gt(lit(0.0)))
         .group_by([col(key)])
         .agg([col("__gap").mean().alias("__gap_mean"), col("__gap").std(1).alias("__gap_std")])
 }

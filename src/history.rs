@@ -158,9 +158,14 @@ fn sample_rows(clients: usize, n: usize, seed: u64) -> Vec<u32> {
 
 /// The rows of a keyed table (billing, activity) whose client is among `keep`, with
 /// their client_id (validation keys them by the client's row in the clients table).
-fn rows_of_clients(df: &DataFrame, keep: &HashSet<u32>, ids_by_row: &HashMap<u32, &str>) -> PolarsResult<DataFrame> {
+fn rows_of_clients(df: &DataFrame, keep: &[bool], ids_by_row: &HashMap<u32, &str>) -> PolarsResult<DataFrame> {
+    let kept_row = |r: u32| keep.get(r as usize).copied().unwrap_or(false);
     if !df.get_column_names().iter().any(|c| c.as_str() == CLIENT_ROW) {
-        let kept: HashSet<&str> = keep.iter().filter_map(|r| ids_by_row.get(r).copied()).collect();
+        let kept: HashSet<&str> = ids_by_row
+            .iter()
+            .filter(|(r, _)| kept_row(**r))
+            .map(|(_, id)| *id)
+            .collect();
         let mask: BooleanChunked = df
             .column("client_id")?
             .str()?
@@ -172,11 +177,11 @@ fn rows_of_clients(df: &DataFrame, keep: &HashSet<u32>, ids_by_row: &HashMap<u32
     let rows: Vec<Option<u32>> = df.column(CLIENT_ROW)?.cast(&DataType::UInt32)?.u32()?.iter().collect();
     let mask: BooleanChunked = rows
         .iter()
-        .map(|r| Some(r.is_some_and(|r| keep.contains(&r))))
+        .map(|r| Some(r.is_some_and(kept_row)))
         .collect();
     let ids: Vec<Option<&str>> = rows
         .iter()
-        .filter(|r| r.is_some_and(|r| keep.contains(&r)))
+        .filter(|r| r.is_some_and(kept_row))
         .map(|r| r.and_then(|r| ids_by_row.get(&r).copied()))
         .collect();
     let mut out = df.filter(&mask)?;
@@ -247,7 +252,12 @@ pub fn build(
         .zip(all_ids.iter())
         .filter_map(|(r, id)| Some(((*r)?, id?)))
         .collect();
-    let keep: HashSet<u32> = rows.iter().filter_map(|&p| file_rows.get(p as usize).copied().flatten()).collect();
+    let mut keep = vec![false; file_rows.iter().flatten().max().map_or(0, |m| *m as usize + 1)];
+    for r in rows.iter().filter_map(|&p| file_rows.get(p as usize).copied().flatten()) {
+        if let Some(k) = keep.get_mut(r as usize) {
+            *k = true;
+        }
+    }
     let billing = rows_of_clients(&t.billing, &keep, &ids_by_row)?;
     let mut optional = Vec::new();
     for (tb, df) in &t.optional {

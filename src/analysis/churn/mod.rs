@@ -17,14 +17,14 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::{Analysis, AnalysisError, Context, CrmColumn, Outcome};
-use crate::features::{days, feature_def, FeatureTable};
+use crate::features::{days, feature_def, FeatureDef, FeatureTable};
 use crate::format::Lang;
 use crate::history::{self, History, LeaveDefinition};
 use crate::model::Model;
 use crate::progress::Stages;
 use metrics::{CalibrationBin, Scores};
 use models::{Boosted, Logistic, ModelKind, Platt, Rows};
-use polars::prelude::{Column, DataType};
+use polars::prelude::{ChunkFillNullValue, Column, DataType};
 
 /// Which model scores today's clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,20 +76,27 @@ struct Snapshots {
 /// A feature's values as f64, NaN where missing.
 fn values(t: &FeatureTable, name: &str) -> Vec<f64> {
     let n = t.df.height();
-    t.df.column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .unwrap_or_else(|| vec![f64::NAN; n])
+    let read = || -> Option<Vec<f64>> {
+        let c = t.df.column(name).ok()?.cast(&DataType::Float64).ok()?;
+        let filled = c.f64().ok()?.fill_null_with_values(f64::NAN).ok()?;
+        let ca = filled.rechunk();
+        Some(ca.cont_slice().ok()?.to_vec())
+    };
+    read().unwrap_or_else(|| vec![f64::NAN; n])
 }
 
-/// Row-major matrix of the named features.
+/// Row-major matrix of the named features, for the rows marked in `keep`.
 fn matrix(t: &FeatureTable, names: &[String], keep: &[bool]) -> Vec<f64> {
-    let cols: Vec<Vec<f64>> = names.iter().map(|n| values(t, n)).collect();
-    let mut x = Vec::with_capacity(keep.iter().filter(|k| **k).count() * names.len());
-    for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
-        x.extend(cols.iter().map(|c| c[i]));
-    }
+    use rayon::prelude::*;
+    let cols: Vec<Vec<f64>> = names.par_iter().map(|n| values(t, n)).collect();
+    let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+    let d = names.len();
+    let mut x = vec![0.0; rows.len() * d];
+    x.par_chunks_mut(d.max(1)).zip(&rows).for_each(|(out, &i)| {
+        for (o, c) in out.iter_mut().zip(&cols) {
+            *o = c[i];
+        }
+    });
     x
 }
 
@@ -353,9 +360,12 @@ fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Res
             }
             (ModelKind::Boosted, _, Some(json)) => {
                 let b = Boosted::from_json(json)?;
-                // forust adds one column for the bias.
-                let c = (k == 0).then(|| b.contributions(&rows));
-                (b.margin(&rows), c)
+                if k == 0 {
+                    let (m, c) = b.margin_and_contributions(&rows);
+                    (m, Some(c))
+                } else {
+                    (b.margin(&rows), None)
+                }
             }
             _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
         };
@@ -366,7 +376,7 @@ fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Res
         }
         risk.push(col);
         if let Some(c) = contrib {
-            let width = if h.kind == ModelKind::Boosted { rows.d + 1 } else { rows.d };
+            let width = rows.d;
             for (j, &i) in positions.iter().enumerate() {
                 let Some(row) = c.get(j * width..j * width + rows.d) else { continue };
                 let mut top: Vec<(usize, f64)> = row.iter().copied().enumerate().filter(|(_, v)| *v > 1e-6).collect();
@@ -380,11 +390,13 @@ fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Res
 }
 
 /// A feature's value in its own units, for a driver's words.
-fn value_words(name: &str, v: f64) -> String {
-    let Some(f) = feature_def(name) else { return format!("{v:.2}") };
+fn value_words(f: &FeatureDef, v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
     match f.unit {
         "share" => format!("{:.0}%", v * 100.0),
-        "ratio" if name == "fee_rise" || name == "invoice_gap_cv" => format!("{:.0}%", v * 100.0),
+        "ratio" if f.name == "fee_rise" || f.name == "invoice_gap_cv" => format!("{:.0}%", v * 100.0),
         "ratio" | "share/month" => format!("{v:+.2}"),
         "CNY" | "CNY/month" => crate::format::human(v),
         _ if v.fract().abs() < 1e-9 || v.abs() >= 10.0 => format!("{v:.0}"),
@@ -393,15 +405,12 @@ fn value_words(name: &str, v: f64) -> String {
 }
 
 /// "发票间隔拉长到 94 天": a driver in words with the client's value.
-pub fn driver_words(name: &str, v: f64, lang: Lang) -> String {
-    let value = value_words(name, v);
-    match feature_def(name) {
-        Some(f) => match (f.phrase, lang) {
-            (Some((en, _)), Lang::En) => en.replace("{}", &value),
-            (Some((_, zh)), Lang::Zh) => zh.replace("{}", &value),
-            (None, _) => format!("{} {value}", f.display(lang)),
-        },
-        None => format!("{name} {value}"),
+pub fn driver_words(f: &FeatureDef, v: f64, lang: Lang) -> String {
+    let value = value_words(f, v);
+    match (f.phrase, lang) {
+        (Some((en, _)), Lang::En) => en.replace("{}", &value),
+        (Some((_, zh)), Lang::Zh) => zh.replace("{}", &value),
+        (None, _) => format!("{} {value}", f.display(lang)),
     }
 }
 
@@ -657,7 +666,9 @@ impl ChurnRisk {
             let rows = Rows { x: &x_test, d: s.d };
             let mut preds = Vec::new();
             for kind in [ModelKind::Logistic, ModelKind::Boosted] {
-                match fit_calibrated(kind, s, names, &train, &y_train, p.max_train_rows, seed ^ t as u64) {
+                // Two thirds of the final model's rows: the twelve validation fits are the
+                // stage's main cost, and more rows change the AUC in the third decimal.
+                match fit_calibrated(kind, s, names, &train, &y_train, p.max_train_rows * 2 / 3, seed ^ t as u64) {
                     Ok((m, platt)) => preds.push(platt.apply(&m.margin(&rows))),
                     Err(e) if e.contains("one outcome") => preds.push(vec![0.0; test.len()]),
                     Err(e) => return Err(failed(e)),
@@ -738,17 +749,24 @@ impl ChurnRisk {
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, saved.bands)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
         let feature_values: Vec<Vec<f64>> = saved.features.iter().map(|f| values(table, f)).collect();
-        let drivers: Vec<String> = scored
-            .drivers
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                d.iter()
-                    .map(|(j, _)| driver_words(&saved.features[*j], feature_values[*j][i], ctx.lang))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .collect();
+        let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
+        let drivers: Vec<String> = {
+            use rayon::prelude::*;
+            scored
+                .drivers
+                .par_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    d.iter()
+                        .filter_map(|(j, _)| {
+                            let f = defs.get(*j).copied().flatten()?;
+                            Some(driver_words(f, feature_values[*j][i], ctx.lang))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .collect()
+        };
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
         let mut crm = Vec::new();
         for h in &saved.horizons {
@@ -823,15 +841,17 @@ impl ChurnRisk {
             (Some(f), Some(h)) => vec![("churn_validation".to_string(), validation_table(f, h).map_err(|e| failed(e.to_string()))?)],
             _ => Vec::new(),
         };
+        let sec = report::section(&view);
+        let ch = report::charts(&view);
         Ok(Outcome {
             tables,
             columns,
             crm,
-            section: Some(report::section(&view)),
+            section: Some(sec),
             headline: Some(headline),
             summary: Some(summary),
             saved: serde_json::to_value(saved).ok(),
-            charts: report::charts(&view),
+            charts: ch,
             ..Outcome::empty("churn")
         })
     }

@@ -6,7 +6,6 @@
 //! values itself, builds on stable Rust). Either one's raw score is calibrated by Platt
 //! scaling fitted on a later fold than the model.
 
-use forust_ml::gradientbooster::ContributionsMethod;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 
@@ -282,16 +281,76 @@ impl Boosted {
         Ok(Boosted { booster })
     }
 
+    /// Log-odds of leaving, walking the trees over row-major rows (forust's own predict
+    /// copies every row once per tree: 6 s against 1 s at 800,000 clients).
     pub fn margin(&self, rows: &Rows) -> Vec<f64> {
-        let data = columns(rows);
-        let m = Matrix::new(&data, rows.n(), rows.d);
-        self.booster.predict(&m, true)
+        self.walk(rows, false).0
     }
 
+    /// Per row, d contributions to the log-odds (forust's "Average" method: the change
+    /// of the mean leaf value along the row's path, feature by feature).
     pub fn contributions(&self, rows: &Rows) -> Vec<f64> {
-        let data = columns(rows);
-        let m = Matrix::new(&data, rows.n(), rows.d);
-        self.booster.predict_contributions(&m, ContributionsMethod::Average, true)
+        self.walk(rows, true).1
+    }
+
+    /// Both at once: one walk over the trees.
+    pub fn margin_and_contributions(&self, rows: &Rows) -> (Vec<f64>, Vec<f64>) {
+        self.walk(rows, true)
+    }
+
+    fn walk(&self, rows: &Rows, contrib: bool) -> (Vec<f64>, Vec<f64>) {
+        use rayon::prelude::*;
+        let all = &self.booster.trees;
+        let trees = &all[..self.booster.prediction_iteration.unwrap_or(all.len()).min(all.len())];
+        let means: Vec<Vec<f64>> = if contrib {
+            trees.iter().map(|t| t.distribute_leaf_weights()).collect()
+        } else {
+            Vec::new()
+        };
+        let d = rows.d;
+        let missing = self.booster.missing;
+        let n = rows.n();
+        let mut margin = vec![self.booster.base_score; n];
+        let mut contribs = vec![0.0; if contrib { n * d } else { 0 }];
+        let chunk = 4096;
+        let work = |(k, m): (usize, &mut [f64]), c: Option<&mut [f64]>| {
+            let mut c = c;
+            for (r, out) in m.iter_mut().enumerate() {
+                let i = k * chunk + r;
+                let row = rows.row(i);
+                for (t, tree) in trees.iter().enumerate() {
+                    let mut node = 0;
+                    loop {
+                        let Some(nd) = tree.nodes.get(node) else { break };
+                        if nd.is_leaf {
+                            *out += nd.weight_value as f64;
+                            break;
+                        }
+                        let v = row.get(nd.split_feature).copied().unwrap_or(f64::NAN);
+                        let next = nd.get_child_idx(&v, &missing);
+                        if let Some(c) = c.as_deref_mut() {
+                            let w = &means[t];
+                            if let (Some(a), Some(b), Some(slot)) =
+                                (w.get(next), w.get(node), c.get_mut(r * d + nd.split_feature))
+                            {
+                                *slot += a - b;
+                            }
+                        }
+                        node = next;
+                    }
+                }
+            }
+        };
+        if contrib {
+            margin
+                .par_chunks_mut(chunk)
+                .zip(contribs.par_chunks_mut(chunk * d))
+                .enumerate()
+                .for_each(|(k, (m, c))| work((k, m), Some(c)));
+        } else {
+            margin.par_chunks_mut(chunk).enumerate().for_each(|(k, m)| work((k, m), None));
+        }
+        (margin, contribs)
     }
 
     pub fn to_json(&self) -> Result<String, String> {
@@ -363,6 +422,7 @@ impl Platt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forust_ml::gradientbooster::ContributionsMethod;
     use rand::{Rng, SeedableRng};
 
     /// One informative feature, one noise feature, one with missing values.
@@ -405,6 +465,20 @@ mod tests {
         assert!(auc > 0.8, "{auc}");
         let back = Boosted::from_json(&m.to_json().unwrap()).unwrap();
         assert_eq!(back.margin(&rows), margin);
+        // The tree walk agrees with forust's own prediction and contributions.
+        let data = columns(&rows);
+        let mat = Matrix::new(&data, rows.n(), rows.d);
+        let theirs = m.booster.predict(&mat, false);
+        for (a, b) in margin.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-9, "{a} {b}");
+        }
+        let c = m.contributions(&rows);
+        let tc = m.booster.predict_contributions(&mat, ContributionsMethod::Average, false);
+        for i in 0..50 {
+            for j in 0..3 {
+                assert!((c[i * 3 + j] - tc[i * 4 + j]).abs() < 1e-9, "row {i} feature {j}");
+            }
+        }
     }
 
     #[test]
