@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use crate::analysis::{AnalysisParams, BehaviourParams, ChurnParams, ModelChoice, TreeParams, ValueParams};
-pub use crate::history::{HistoryParams, LeaveDefinition};
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
 pub use crate::export::{CrmSettings, CRM_SOURCES};
 pub use crate::features::FeatureConfig;
 use crate::features::{self, FeatureGroup};
 pub use crate::format::Lang;
+pub use crate::history::{HistoryParams, LeaveDefinition};
 pub use crate::ingest::{find_table_file, Encoding, InputParams, TableSource};
 pub use crate::output::OutputParams;
 pub use crate::report::ServicePlan;
@@ -494,7 +494,13 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
         "auto" => LeaveDefinition::Auto,
         "contract_end" => LeaveDefinition::ContractEnd,
         "lapse" => LeaveDefinition::Lapse,
-        other => return Err(invalid("churn.definition", "must be \"auto\", \"contract_end\" or \"lapse\"", other)),
+        other => {
+            return Err(invalid(
+                "churn.definition",
+                "must be \"auto\", \"contract_end\" or \"lapse\"",
+                other,
+            ))
+        }
     };
     let inactive = raw.inactive_months.unwrap_or(3);
     if !(1..=12).contains(&inactive) {
@@ -524,7 +530,11 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
     }
     let arrears_months = raw.arrears_months.unwrap_or(2.0);
     if !(arrears_months > 0.0 && arrears_months.is_finite()) {
-        return Err(invalid("churn.arrears_months", "must be a number above 0", arrears_months));
+        return Err(invalid(
+            "churn.arrears_months",
+            "must be a number above 0",
+            arrears_months,
+        ));
     }
     let bands = raw.bands.clone().unwrap_or_else(|| vec![0.1, 0.3]);
     let bands = match bands.as_slice() {
@@ -541,7 +551,13 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
         "auto" => ModelChoice::Auto,
         "logistic" => ModelChoice::Logistic,
         "boosted" => ModelChoice::Boosted,
-        other => return Err(invalid("churn.model", "must be \"auto\", \"logistic\" or \"boosted\"", other)),
+        other => {
+            return Err(invalid(
+                "churn.model",
+                "must be \"auto\", \"logistic\" or \"boosted\"",
+                other,
+            ))
+        }
     };
     Ok((
         ChurnParams {

@@ -368,7 +368,11 @@ pub fn default_clustering_features(group: FeatureGroup) -> Vec<&'static str> {
 
 /// The behaviour features clustered when none of the default ones can be computed.
 pub fn fallback_features() -> Vec<String> {
-    CATALOGUE.iter().filter(|f| f.fallback).map(|f| f.name.to_string()).collect()
+    CATALOGUE
+        .iter()
+        .filter(|f| f.fallback)
+        .map(|f| f.name.to_string())
+        .collect()
 }
 
 /// The name people read for a feature in `lang` (the identifier if it is not one).
@@ -546,7 +550,8 @@ fn billing_terms(s: i32, key: &str) -> Vec<Expr> {
     let delay = (settled - due.clone())
         .clip(lit(0), lit(i32::MAX))
         .cast(DataType::Float64);
-    let due_in_window = between(due.clone(), s - 365, s);
+    // An invoice dated after S does not exist yet, even with a due date before S.
+    let due_in_window = between(due.clone(), s - 365, s).and(inv.clone().lt_eq(lit(s)));
     let masked = |cond: Expr, value: Expr| when(cond).then(value).otherwise(lit(0.0));
     let null_f64 = || lit(NULL).cast(DataType::Float64);
     vec![
@@ -648,7 +653,10 @@ fn invoice_gaps(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
         .select([col(key), gap.alias("__gap")])
         .filter(col("__gap").gt(lit(0.0)))
         .group_by([col(key)])
-        .agg([col("__gap").mean().alias("__gap_mean"), col("__gap").std(1).alias("__gap_std")])
+        .agg([
+            col("__gap").mean().alias("__gap_mean"),
+            col("__gap").std(1).alias("__gap_std"),
+        ])
 }
 
 /// Distinct accountants in the work log over the 6 months up to S.
@@ -658,7 +666,10 @@ fn accountants_recent(activity: LazyFrame, key: &str) -> LazyFrame {
         .group_by([col(key), col("accountant")])
         .agg([col("accountant").count().alias("__n")])
         .group_by([col(key)])
-        .agg([col("accountant").count().cast(DataType::Float64).alias("__accountants_6m")])
+        .agg([col("accountant")
+            .count()
+            .cast(DataType::Float64)
+            .alias("__accountants_6m")])
 }
 
 /// Per-month terms of the activity aggregates (see [`billing_terms`] for why).
@@ -869,7 +880,8 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     let mut lf = t.clients.clone().lazy().left_join(billing, bclient, col(bkey));
 
     let activity_on = t.activity().is_some();
-    let accountant_on = t.has(Table::Activity, "accountant");
+    let accountant_on =
+        t.has(Table::Activity, "accountant") && t.activity().is_some_and(|a| a.column("accountant").is_ok());
     if let Some(a) = t.activity() {
         let (akey, aclient) = key_of(a);
         // Months from S's month back to each logged month (both first days, as validation

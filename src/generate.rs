@@ -65,7 +65,7 @@ struct HazardState {
 }
 
 fn hazard(seg: usize, tier: usize, st: &HazardState) -> f64 {
-    let mut z = -5.2;
+    let mut z = -5.8;
     z += [0.0, 0.3, 0.2, 1.0, -0.2][seg];
     z += [-0.4, 0.0, 0.3][tier];
     z += 0.6 * st.arrears_months.min(3.0);
@@ -544,7 +544,12 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             if m.month() == 6 && services.contains(&"annual_report") {
                 filings += 1;
             }
-            let tickets = poisson(&mut rng, ticket_rate) + if ticket_boost > 0.0 { poisson(&mut hz_rng, ticket_boost) } else { 0 };
+            let tickets = poisson(&mut rng, ticket_rate)
+                + if ticket_boost > 0.0 {
+                    poisson(&mut hz_rng, ticket_boost)
+                } else {
+                    0
+                };
             let late_docs = u8::from(rng.gen_bool(late_doc_p) || (late_boost > 0.0 && hz_rng.gen_bool(late_boost)));
             ticket_log.push(tickets);
             late_log.push(u32::from(late_docs));
@@ -573,7 +578,10 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                     monthly *= raise_factor;
                 }
                 let discount = if cycle == 12 { 0.95 } else { 1.0 };
-                invoices.push(((monthly * months_billed * discount / 10.0).round() * 10.0, "bookkeeping"));
+                invoices.push((
+                    (monthly * months_billed * discount / 10.0).round() * 10.0,
+                    "bookkeeping",
+                ));
             }
             if m.month() == 5 && client_type == "enterprise" {
                 let amount = if taxpayer == "general" {

@@ -112,6 +112,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
             seed: s.seed,
             lang: s.lang,
             history: input.history.as_ref(),
+            served: Some(&input.served),
             earlier: &outcomes,
         };
         let o = a.fit(&ctx, &mut st)?;
@@ -218,6 +219,7 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
             seed: s.seed,
             lang: s.lang,
             history: input.history.as_ref(),
+            served: Some(&input.served),
             earlier: &outcomes,
         };
         let o = a.apply(&ctx, &mut st, &model, model_path)?;
@@ -297,6 +299,7 @@ struct Prepared {
     table: FeatureTable,
     last_invoice: Option<NaiveDate>,
     history: Option<History>,
+    served: Vec<bool>,
 }
 
 /// Ingest, validate and features.
@@ -315,13 +318,11 @@ fn prepare(
     })?;
     let table = st.run("features", |_| features::compute(&validated.tables, features))?;
     let last_invoice = features::last_invoice(&validated.tables);
-    let history = if s.analyses.churn.enabled {
-        Some(st.run("history", |_| {
-            history::build(&validated.tables, &table, &s.history, features, s.seed)
-        })?)
-    } else {
-        None
-    };
+    let history = st.run("history", |_| {
+        history::build(&validated.tables, &table, &s.history, features, s.seed)
+    })?;
+    let served = history.served(&table);
+    let history = Some(history);
     // Only the per-client table is needed from here on; free the invoices and work log.
     let mut validated = validated;
     validated.tables.billing = DataFrame::empty();
@@ -332,6 +333,7 @@ fn prepare(
         table,
         last_invoice,
         history,
+        served,
     })
 }
 

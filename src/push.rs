@@ -36,8 +36,9 @@ pub enum PushError {
 }
 
 /// The schema this version writes. Each entry upgrades from the previous version.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE client_segment (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE client_segment (
         client_id TEXT PRIMARY KEY,
         value_tier TEXT NOT NULL,
         value_tier_en TEXT NOT NULL,
@@ -48,7 +49,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
         run_id TEXT NOT NULL,
         model_version TEXT NOT NULL,
         pushed_at TEXT NOT NULL)",
-    "CREATE TABLE client_segment_history (
+        "CREATE TABLE client_segment_history (
         run_id TEXT NOT NULL,
         client_id TEXT NOT NULL,
         value_tier TEXT NOT NULL,
@@ -60,24 +61,26 @@ const MIGRATIONS: &[&[&str]] = &[&[
         model_version TEXT NOT NULL,
         pushed_at TEXT NOT NULL,
         PRIMARY KEY (run_id, client_id))",
-    "CREATE TABLE clientseg_push (
+        "CREATE TABLE clientseg_push (
         run_id TEXT PRIMARY KEY,
         run_created_at TEXT NOT NULL,
         model_version TEXT NOT NULL,
         pushed_at TEXT NOT NULL)",
-], &[
-    // 2: churn risk. Older tables gain the columns in place; their rows keep nulls.
-    "ALTER TABLE client_segment ADD COLUMN churn_risk_3m DOUBLE PRECISION",
-    "ALTER TABLE client_segment ADD COLUMN churn_risk_6m DOUBLE PRECISION",
-    "ALTER TABLE client_segment ADD COLUMN revenue_at_risk DOUBLE PRECISION",
-    "ALTER TABLE client_segment ADD COLUMN churn_band TEXT",
-    "ALTER TABLE client_segment ADD COLUMN churn_drivers TEXT",
-    "ALTER TABLE client_segment_history ADD COLUMN churn_risk_3m DOUBLE PRECISION",
-    "ALTER TABLE client_segment_history ADD COLUMN churn_risk_6m DOUBLE PRECISION",
-    "ALTER TABLE client_segment_history ADD COLUMN revenue_at_risk DOUBLE PRECISION",
-    "ALTER TABLE client_segment_history ADD COLUMN churn_band TEXT",
-    "ALTER TABLE client_segment_history ADD COLUMN churn_drivers TEXT",
-]];
+    ],
+    &[
+        // 2: churn risk. Older tables gain the columns in place; their rows keep nulls.
+        "ALTER TABLE client_segment ADD COLUMN churn_risk_3m DOUBLE PRECISION",
+        "ALTER TABLE client_segment ADD COLUMN churn_risk_6m DOUBLE PRECISION",
+        "ALTER TABLE client_segment ADD COLUMN revenue_at_risk DOUBLE PRECISION",
+        "ALTER TABLE client_segment ADD COLUMN churn_band TEXT",
+        "ALTER TABLE client_segment ADD COLUMN churn_drivers TEXT",
+        "ALTER TABLE client_segment_history ADD COLUMN churn_risk_3m DOUBLE PRECISION",
+        "ALTER TABLE client_segment_history ADD COLUMN churn_risk_6m DOUBLE PRECISION",
+        "ALTER TABLE client_segment_history ADD COLUMN revenue_at_risk DOUBLE PRECISION",
+        "ALTER TABLE client_segment_history ADD COLUMN churn_band TEXT",
+        "ALTER TABLE client_segment_history ADD COLUMN churn_drivers TEXT",
+    ],
+];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 

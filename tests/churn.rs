@@ -11,7 +11,17 @@ fn generate(dir: &Path, clients: usize, months: usize, seed: u64, extra: &[&str]
     let (n, m, s) = (clients.to_string(), months.to_string(), seed.to_string());
     let out = data.to_string_lossy().to_string();
     let mut args = vec![
-        "generate", "--clients", &n, "--months", &m, "--seed", &s, "--end", "2025-12-31", "--out", &out,
+        "generate",
+        "--clients",
+        &n,
+        "--months",
+        &m,
+        "--seed",
+        &s,
+        "--end",
+        "2025-12-31",
+        "--out",
+        &out,
     ];
     args.extend_from_slice(extra);
     run(&args, dir, true);
@@ -61,8 +71,18 @@ fn against_truth(run: &Path, data: &Path) -> Vec<(i64, f64, f64, f64, f64)> {
             .filter(col("horizon_months").eq(lit(h as i32)))
             .collect()
             .unwrap();
-        let chosen = m["analyses"]["churn"]["chosen"][format!("{h}m")].as_str().unwrap().to_string();
-        let y: Vec<bool> = part.column("left").unwrap().bool().unwrap().iter().map(|v| v.unwrap_or(false)).collect();
+        let chosen = m["analyses"]["churn"]["chosen"][format!("{h}m")]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let y: Vec<bool> = part
+            .column("left")
+            .unwrap()
+            .bool()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect();
         assert!(y.len() > 10_000, "{h}m: only {} test rows matched the truth", y.len());
         let auc = |name: &str| roc_auc(&floats(&part, name), &y).unwrap();
         out.push((
@@ -88,14 +108,23 @@ fn check_firm(extra: &[&str], definition: &str) {
     assert_eq!(churn["definition"], definition, "{churn}");
     for (h, model, oracle, recency, rule) in against_truth(&run, &dir.join("data")) {
         eprintln!("{h}m: model {model:.4}, planted hazard {oracle:.4}, recency {recency:.4}, rule {rule:.4}");
-        assert!(model >= oracle - 0.03, "{h}m: model AUC {model:.4} vs planted hazard {oracle:.4}");
-        assert!(model > recency && model > rule, "{h}m: {model:.4} vs baselines {recency:.4}, {rule:.4}");
+        assert!(
+            model >= oracle - 0.03,
+            "{h}m: model AUC {model:.4} vs planted hazard {oracle:.4}"
+        );
+        assert!(
+            model > recency && model > rule,
+            "{h}m: {model:.4} vs baselines {recency:.4}, {rule:.4}"
+        );
     }
     for v in churn["validation"].as_array().unwrap() {
         assert!(v["test_months"].as_array().unwrap().len() >= 6, "{v}");
         for bin in v["calibration"].as_array().unwrap() {
             if bin["clients"].as_u64().unwrap() >= 100 {
-                let (p, o) = (bin["mean_predicted"].as_f64().unwrap(), bin["observed"].as_f64().unwrap());
+                let (p, o) = (
+                    bin["mean_predicted"].as_f64().unwrap(),
+                    bin["observed"].as_f64().unwrap(),
+                );
                 assert!((p - o).abs() <= 0.05, "{}m decile {bin}", v["months"]);
             }
         }
@@ -109,7 +138,13 @@ fn check_firm(extra: &[&str], definition: &str) {
     }
     assert!(bands.iter().any(|b| b == "high") && bands.iter().any(|b| b == "left"));
     let drivers = strings(&labels, "churn_drivers");
-    assert!(drivers.iter().any(|d| d.contains("days since the last invoice") || d.contains("months")), "{:?}", &drivers[..5]);
+    assert!(
+        drivers
+            .iter()
+            .any(|d| d.contains("days since the last invoice") || d.contains("months")),
+        "{:?}",
+        &drivers[..5]
+    );
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("id=\"churn\"") && report.contains("ROC-AUC") && report.contains("Kaplan"));
 }
@@ -165,7 +200,19 @@ fn rows_after_the_snapshot_do_not_change_anyone_s_risk() {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
         run(
-            &["generate", "--clients", "1500", "--months", "30", "--seed", "8", "--end", "2025-09-30", "--out", "data"],
+            &[
+                "generate",
+                "--clients",
+                "1500",
+                "--months",
+                "30",
+                "--seed",
+                "8",
+                "--end",
+                "2025-09-30",
+                "--out",
+                "data",
+            ],
             dir,
             true,
         );
@@ -193,14 +240,20 @@ fn small_firm(dir: &Path, clients: usize, months: u32, ends: &dyn Fn(usize) -> O
     let mut b = String::from("client_id,invoice_date,amount,due_date,paid_date\n");
     for i in 0..clients {
         let end = ends(i);
-        c.push_str(&format!("K{i:04},客户{i},2023-01-01,{}\n", end.clone().unwrap_or_default()));
+        c.push_str(&format!(
+            "K{i:04},客户{i},2023-01-01,{}\n",
+            end.clone().unwrap_or_default()
+        ));
         for m in 0..months {
             let (y, mo) = (2023 + m / 12, m % 12 + 1);
             let day = format!("{y}-{mo:02}-05");
             if end.as_deref().is_some_and(|e| e < day.as_str()) {
                 break;
             }
-            b.push_str(&format!("K{i:04},{day},{},{y}-{mo:02}-20,{y}-{mo:02}-10\n", 200 + (i % 7) * 50));
+            b.push_str(&format!(
+                "K{i:04},{day},{},{y}-{mo:02}-20,{y}-{mo:02}-10\n",
+                200 + (i % 7) * 50
+            ));
         }
     }
     std::fs::write(data.join("clients.csv"), c).unwrap();
@@ -245,7 +298,11 @@ fn every_client_leaving_still_completes() {
         Some(format!("{}-{:02}-28", 2023 + m / 12, m % 12 + 1))
     });
     let cfg = config(tmp.path(), "snapshot_date = \"2024-12-31\"\n");
-    let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], tmp.path(), true);
+    let out = run(
+        &["run", "--config", &cfg.to_string_lossy(), "--quiet"],
+        tmp.path(),
+        true,
+    );
     let summary = String::from_utf8_lossy(&out.stdout);
     churn_headline(&summary);
     let labels = read_csv(&run_dir(&tmp.path().join("runs")).join("labels.csv"));
@@ -253,11 +310,27 @@ fn every_client_leaving_still_completes() {
 }
 
 #[test]
-fn a_single_client_does_not_break_the_run() {
+fn a_single_client_or_a_single_leaver_gets_a_clear_message() {
+    // One client: value tiers need a decision tree of at least 10 clients; the run stops
+    // with that message, not a panic.
     let tmp = tempfile::tempdir().unwrap();
     small_firm(tmp.path(), 1, 24, &|_| None);
-    let cfg = config(tmp.path(), "[value]\nk = 1\n");
-    let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], tmp.path(), true);
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(churn_headline(&summary).contains("not computed"), "{summary}");
+    let cfg = config(tmp.path(), "");
+    let out = run(
+        &["run", "--config", &cfg.to_string_lossy(), "--quiet"],
+        tmp.path(),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("at least 10 clients") && !err.contains("panicked"),
+        "{err}"
+    );
+    // Thirty clients, one of whom left: churn says why it learns nothing, the rest runs.
+    let tmp = tempfile::tempdir().unwrap();
+    small_firm(tmp.path(), 30, 24, &|i| (i == 0).then(|| "2024-03-31".to_string()));
+    let (run, summary) = pipeline(tmp.path(), "");
+    let line = churn_headline(&summary);
+    assert!(line.contains("only 1 clients left"), "{line}");
+    assert!(run.join("labels.csv").is_file());
 }

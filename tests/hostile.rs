@@ -481,7 +481,7 @@ fn too_few_clients() {
         write_lines(&path, &l);
     }
     let err = stderr_of(dir, "");
-    assert!(err.contains("at least 3 clients, got 2"), "{err}");
+    assert!(err.contains("at least 10 clients, got 2"), "{err}");
 }
 
 #[test]

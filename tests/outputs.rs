@@ -11,6 +11,11 @@ const LABEL_COLUMNS: &[&str] = &[
     "behaviour_segment_en",
     "behaviour_segment_zh",
     "behaviour_distance",
+    "churn_risk_3m",
+    "churn_risk_6m",
+    "revenue_at_risk",
+    "churn_band",
+    "churn_drivers",
     "name",
     "client_type",
     "taxpayer_type",
@@ -75,7 +80,11 @@ fn every_output_with_documented_columns() {
     );
 
     let model: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
-    assert_eq!(model["schema_version"], 2);
+    assert_eq!(model["schema_version"], 3);
+    assert!(
+        model["analyses"]["churn"]["horizons"].is_array(),
+        "the churn model is saved"
+    );
     for key in ["features", "value", "behaviour", "feature_settings"] {
         assert!(!model[key].is_null(), "model lacks {key}");
     }

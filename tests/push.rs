@@ -21,7 +21,15 @@ fn dump_sqlite(path: &Path) -> Dump {
         let rows = stmt
             .query_map([], |r| {
                 (0..n)
-                    .map(|i| r.get::<_, Option<String>>(i))
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                            rusqlite::types::Value::Null => None,
+                            rusqlite::types::Value::Integer(x) => Some(x.to_string()),
+                            rusqlite::types::Value::Real(x) => Some(x.to_string()),
+                            rusqlite::types::Value::Text(x) => Some(x),
+                            rusqlite::types::Value::Blob(_) => Some("<blob>".into()),
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();
@@ -288,7 +296,12 @@ fn crm_import_is_safe_to_open_in_excel() {
             "Industry",
             "Rating",
             "Tag",
-            "Description"
+            "Description",
+            "Churn Risk 3m",
+            "Churn Risk 6m",
+            "Revenue at Risk",
+            "Churn Band",
+            "Churn Drivers"
         ]
     );
     let crm = read_csv(&run.join("crm_import.csv"));

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::segmentation::{apply_saved, explain, prepare, usable};
+use super::segmentation::{apply_saved, explain, extend_to_all, fit_rows, prepare, rows_of, usable};
 use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
 use crate::cluster::{self, KMeansSettings};
 use crate::model::Model;
@@ -55,11 +55,23 @@ impl Analysis for BehaviourSegments {
                 ..Outcome::empty("behaviour")
             });
         }
+        let n = ctx.table.df.height();
+        if n <= self.params.k_range.0 {
+            return Ok(Outcome {
+                skipped: Some(format!(
+                    "{n} clients are too few for behaviour segments (at least {} are needed)",
+                    self.params.k_range.0 + 1
+                )),
+                ..Outcome::empty("behaviour")
+            });
+        }
         let p = stages.run("scaling", |_| prepare(ctx.table, &names))?;
         let (lo, hi) = self.params.k_range;
+        let rows = fit_rows(ctx.served, hi + 1);
         let (c, scores) = stages.run("k selection", |bar| {
+            let fitted = rows.as_ref().map(|r| rows_of(p.z.view(), r));
             cluster::select_k(
-                p.z.view(),
+                fitted.as_ref().map_or(p.z.view(), |f| f.view()),
                 (lo, hi),
                 &self.kmeans,
                 self.params.silhouette_sample,
@@ -67,6 +79,10 @@ impl Analysis for BehaviourSegments {
                 |k| bar.set_message(format!("behaviour segments: scored k = {k} of {lo}..={hi}")),
             )
         })?;
+        let c = match rows {
+            Some(_) => extend_to_all(c, p.z.view()),
+            None => c,
+        };
         let segs = segments::behaviour_segments(c.centroids.view(), &p.names);
         let s = stages.run("classifier", |_| {
             explain(SegmentKind::Behaviour, &self.tree, ctx.seed, p, c, segs, scores)

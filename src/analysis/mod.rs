@@ -78,6 +78,8 @@ pub struct Context<'a> {
     pub lang: Lang,
     /// The clients' history, for analyses that learn from the past.
     pub history: Option<&'a History>,
+    /// Per client of `table`: still served at the snapshot (segments are fitted on these).
+    pub served: Option<&'a [bool]>,
     /// The outcomes of the analyses before this one, in order.
     pub earlier: &'a [Outcome],
 }

@@ -1,7 +1,7 @@
 //! What value tiers and behaviour segments share: a clustering of scaled features, named
 //! segments, the decision tree that explains them, and their labels for every client.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use serde::Serialize;
 
 use super::AnalysisError;
@@ -112,6 +112,32 @@ impl Segmentation {
 }
 
 /// The features of `wanted` that this input allows.
+/// The rows a segmentation is fitted on: the clients still served, when the run knows
+/// who left and enough remain (a client who left long ago has no fees or behaviour in
+/// the window and would pull a segment of its own); otherwise every client.
+pub(super) fn fit_rows(served: Option<&[bool]>, min: usize) -> Option<Vec<usize>> {
+    let served = served?;
+    let rows: Vec<usize> = (0..served.len()).filter(|&i| served[i]).collect();
+    (rows.len() >= min.max(10) && rows.len() < served.len()).then_some(rows)
+}
+
+/// The fitted rows of a scaled matrix.
+pub(super) fn rows_of(z: ArrayView2<f64>, rows: &[usize]) -> Array2<f64> {
+    z.select(ndarray::Axis(0), rows)
+}
+
+/// A clustering fitted on some rows, extended to every row by the nearest centroid.
+pub(super) fn extend_to_all(c: Clustering, z: ArrayView2<f64>) -> Clustering {
+    let (labels, distances) = crate::cluster::assign(z, c.centroids.view());
+    let inertia = distances.iter().map(|d| d * d).sum();
+    Clustering {
+        centroids: c.centroids,
+        labels,
+        distances,
+        inertia,
+    }
+}
+
 pub(super) fn usable(wanted: &[String], table: &FeatureTable) -> Vec<String> {
     wanted.iter().filter(|f| table.is_enabled(f)).cloned().collect()
 }

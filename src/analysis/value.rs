@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::segmentation::{apply_saved, explain, prepare, usable};
+use super::segmentation::{apply_saved, explain, extend_to_all, fit_rows, prepare, rows_of, usable};
 use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
 use crate::cluster::{self, KMeansSettings};
 use crate::features;
@@ -48,7 +48,15 @@ impl Analysis for ValueTiers {
         }
         let p = stages.run("scaling", |_| prepare(table, &names))?;
         let (c, tiers) = stages.run("final fits", |_| -> Result<_, AnalysisError> {
-            let c = cluster::fit(p.z.view(), self.params.k, &self.kmeans, ctx.seed)?;
+            // A firm smaller than k gets one tier per client (the warnings say so).
+            let k = self.params.k.min(p.z.nrows()).max(1);
+            let c = match fit_rows(ctx.served, k) {
+                Some(rows) => extend_to_all(
+                    cluster::fit(rows_of(p.z.view(), &rows).view(), k, &self.kmeans, ctx.seed)?,
+                    p.z.view(),
+                ),
+                None => cluster::fit(p.z.view(), k, &self.kmeans, ctx.seed)?,
+            };
             // Tiers are ordered by what the client is worth to the firm (fees_12m is
             // always computed, so there is always a worth feature).
             let worth_name = features::worth_feature(table).unwrap_or("fees_12m");

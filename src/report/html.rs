@@ -419,13 +419,20 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
     }
 
     for sec in &p.sections {
-        h.push_str(&format!("<section id=\"{}\"><h2>{}</h2><ul>", esc(&sec.id), esc(&sec.title)));
+        h.push_str(&format!(
+            "<section id=\"{}\"><h2>{}</h2><ul>",
+            esc(&sec.id),
+            esc(&sec.title)
+        ));
         for line in &sec.lines {
             h.push_str(&format!("<li>{}</li>", esc(line)));
         }
         h.push_str("</ul>");
         for (caption, header, rows) in &sec.tables {
-            h.push_str(&format!("<div class=\"scroll\"><table><caption>{}</caption><tr>", esc(caption)));
+            h.push_str(&format!(
+                "<div class=\"scroll\"><table><caption>{}</caption><tr>",
+                esc(caption)
+            ));
             for c in header {
                 h.push_str(&format!("<th>{}</th>", esc(c)));
             }

@@ -1,7 +1,8 @@
 //! Migration: who moved between two runs (高→中), and why. Compares two runs' labels
 //! and features client by client: movers, new and departed clients each get a row with
 //! the three features that changed most; a transition table counts every pair of
-//! (previous, current) segment.
+//! (previous, current) segment, and of churn risk band (a band change alone does not
+//! make a client a mover: risk moves a little with every refit).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -179,11 +180,7 @@ pub fn compare(
                 .when(
                     col("previous_value_tier")
                         .neq_missing(col("value_tier"))
-                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment")))
-                        // A change of churn risk band counts when both runs have one.
-                        .or(col("previous_churn_band")
-                            .neq(col("churn_band"))
-                            .fill_null(lit(false))),
+                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment"))),
                 )
                 .then(lit(ClientStatus::Moved.as_str()))
                 .otherwise(lit(ClientStatus::Unchanged.as_str()))

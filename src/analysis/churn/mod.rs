@@ -17,9 +17,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use super::{Analysis, AnalysisError, Context, CrmColumn, Outcome};
-use crate::features::{days, feature_def, FeatureDef, FeatureTable};
+use crate::features::{feature_def, FeatureDef, FeatureTable};
 use crate::format::Lang;
-use crate::history::{self, History, LeaveDefinition};
+use crate::history::{self, served_at, still_client, History, LeaveDefinition};
 use crate::model::Model;
 use crate::progress::Stages;
 use metrics::{CalibrationBin, Scores};
@@ -100,24 +100,13 @@ fn matrix(t: &FeatureTable, names: &[String], keep: &[bool]) -> Vec<f64> {
     x
 }
 
-/// Who is still a client at the snapshot, by the definition in force.
-fn still_client(
-    definition: LeaveDefinition,
-    inactive_months: i32,
-    silent: f64,
-    started: bool,
-    left_by_then: bool,
-) -> bool {
-    started
-        && !left_by_then
-        && match definition {
-            LeaveDefinition::ContractEnd => true,
-            _ => !(silent >= inactive_months as f64),
-        }
-}
-
 impl Snapshots {
-    fn build(h: &History, names: &[String], months: std::ops::RangeInclusive<i32>, stages: &mut Stages) -> Result<Snapshots, AnalysisError> {
+    fn build(
+        h: &History,
+        names: &[String],
+        months: std::ops::RangeInclusive<i32>,
+        stages: &mut Stages,
+    ) -> Result<Snapshots, AnalysisError> {
         let mut s = Snapshots {
             d: names.len(),
             x: Vec::new(),
@@ -140,7 +129,8 @@ impl Snapshots {
                     .enumerate()
                     .map(|(i, lc)| {
                         let started = lc.start.is_some_and(|st| st <= t);
-                        let left_by_then = h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
+                        let left_by_then =
+                            h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
                         still_client(h.definition, h.inactive_months, silent[i], started, left_by_then)
                     })
                     .collect();
@@ -175,6 +165,14 @@ fn failed(message: String) -> AnalysisError {
         message,
     }
 }
+
+/// A feature is named as a driver when it raises the client's log-odds of leaving by at
+/// least this much (10% higher odds): smaller pushes are noise, not reasons.
+const MIN_DRIVER: f64 = 0.1;
+
+/// Below these the models would learn from noise; the run says so instead.
+const MIN_CLIENTS: usize = 20;
+const MIN_LEAVERS: usize = 5;
 
 /// Months after the horizon before a lapse is confirmed.
 fn grace(h: &History) -> i32 {
@@ -222,7 +220,10 @@ fn fit_calibrated(
         m
     };
     let n_cal = (months.len() / 4).max(1);
-    let cut = months.get(months.len().saturating_sub(n_cal)).copied().unwrap_or(i32::MAX);
+    let cut = months
+        .get(months.len().saturating_sub(n_cal))
+        .copied()
+        .unwrap_or(i32::MAX);
     let (mut fit_idx, mut cal_idx) = (Vec::new(), Vec::new());
     for (k, &i) in train.iter().enumerate() {
         if s.month[i] < cut {
@@ -317,11 +318,17 @@ impl SavedChurn {
             match (h.kind, &h.logistic, &h.boosted) {
                 (ModelKind::Logistic, Some(l), _) => {
                     if [l.mean.len(), l.std.len(), l.coef.len(), l.transforms.len()] != [d; 4] {
-                        return Err(format!("churn {}m: logistic model has the wrong number of coefficients", h.months));
+                        return Err(format!(
+                            "churn {}m: logistic model has the wrong number of coefficients",
+                            h.months
+                        ));
                     }
                     let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
                     if !finite(&l.mean) || !finite(&l.coef) || !l.std.iter().all(|s| s.is_finite() && *s > 0.0) {
-                        return Err(format!("churn {}m: logistic coefficients must be finite, std above 0", h.months));
+                        return Err(format!(
+                            "churn {}m: logistic coefficients must be finite, std above 0",
+                            h.months
+                        ));
                     }
                 }
                 (ModelKind::Boosted, _, Some(json)) => {
@@ -347,7 +354,10 @@ struct Scored {
 
 fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Result<Scored, String> {
     let x = matrix(table, &saved.features, active);
-    let rows = Rows { x: &x, d: saved.features.len() };
+    let rows = Rows {
+        x: &x,
+        d: saved.features.len(),
+    };
     let n_all = active.len();
     let positions: Vec<usize> = (0..n_all).filter(|&i| active[i]).collect();
     let mut risk = Vec::new();
@@ -378,8 +388,15 @@ fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Res
         if let Some(c) = contrib {
             let width = rows.d;
             for (j, &i) in positions.iter().enumerate() {
-                let Some(row) = c.get(j * width..j * width + rows.d) else { continue };
-                let mut top: Vec<(usize, f64)> = row.iter().copied().enumerate().filter(|(_, v)| *v > 1e-6).collect();
+                let Some(row) = c.get(j * width..j * width + rows.d) else {
+                    continue;
+                };
+                let mut top: Vec<(usize, f64)> = row
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|(_, v)| *v >= MIN_DRIVER)
+                    .collect();
                 top.sort_by(|a, b| b.1.total_cmp(&a.1));
                 top.truncate(3);
                 drivers[i] = top;
@@ -438,19 +455,6 @@ pub fn band_words(id: &str, lang: Lang) -> &'static str {
     }
 }
 
-/// Which clients are still with the firm at the snapshot.
-fn active_today(table: &FeatureTable, h_def: LeaveDefinition, inactive: i32, contract_end: &[Option<i32>]) -> Vec<bool> {
-    let s = days(table.snapshot);
-    let silent = values(table, "silent_months");
-    (0..table.df.height())
-        .map(|i| {
-            let ended = contract_end.get(i).copied().flatten().is_some_and(|e| e < s);
-            let left_by_then = h_def == LeaveDefinition::ContractEnd && ended;
-            still_client(h_def, inactive, silent[i], true, left_by_then)
-        })
-        .collect()
-}
-
 /// Every test row of the rolling-origin validation: who, which month, each model's
 /// and baseline's score, and whether the client left (for checking the model later).
 fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
@@ -505,13 +509,22 @@ impl ChurnRisk {
         Outcome {
             skipped: Some(why.clone()),
             section: Some(report::skipped_section(&why)),
-            headline: Some((format!("churn risk: not computed ({why})"), format!("流失风险：未计算（{why}）"))),
+            headline: Some((
+                format!("churn risk: not computed ({why})"),
+                format!("流失风险：未计算（{why}）"),
+            )),
             summary: Some(serde_json::json!({ "skipped": why })),
             ..Outcome::empty("churn")
         }
     }
 
-    fn learn(&self, h: &History, names: &[String], seed: u64, stages: &mut Stages) -> Result<Result<Fit, String>, AnalysisError> {
+    fn learn(
+        &self,
+        h: &History,
+        names: &[String],
+        seed: u64,
+        stages: &mut Stages,
+    ) -> Result<Result<Fit, String>, AnalysisError> {
         let p = &self.params;
         let g = grace(h);
         let h_min = p.horizons.first().copied().unwrap_or(3);
@@ -522,6 +535,23 @@ impl ChurnRisk {
             return Ok(Err(format!(
                 "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
                 h_min + g + 4
+            )));
+        }
+        let leavers = h.lifecycles.iter().filter(|l| l.left.is_some()).count();
+        if h.lifecycles.len() < MIN_CLIENTS {
+            return Ok(Err(format!(
+                "{} clients are too few to learn who leaves from (at least {MIN_CLIENTS} are needed)",
+                h.lifecycles.len()
+            )));
+        }
+        if leavers == 0 {
+            return Ok(Err(
+                "no client left in the history, so there is nothing to learn who leaves from".into(),
+            ));
+        }
+        if leavers < MIN_LEAVERS {
+            return Ok(Err(format!(
+                "only {leavers} clients left in the history; at least {MIN_LEAVERS} are needed to learn who leaves"
             )));
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
@@ -550,10 +580,14 @@ impl ChurnRisk {
             let ys: Vec<bool> = labelled.iter().map(|&i| label(&s, i, hz, h).unwrap_or(false)).collect();
             let leavers = ys.iter().filter(|y| **y).count();
             if leavers == 0 {
-                return Ok(Err("no client left in the history, so there is nothing to learn who leaves from".into()));
+                return Ok(Err(
+                    "no client left in the history, so there is nothing to learn who leaves from".into(),
+                ));
             }
             if leavers == ys.len() {
-                return Ok(Err("every client in the history left, so there is nothing to tell leavers from stayers".into()));
+                return Ok(Err(
+                    "every client in the history left, so there is nothing to tell leavers from stayers".into(),
+                ));
             }
             let v = stages.run(&format!("churn validation {hz}m"), |bar| {
                 bar.set_message(format!("churn: rolling-origin validation, {hz}-month horizon"));
@@ -586,7 +620,9 @@ impl ChurnRisk {
             validation.push(HorizonValidation { chosen, ..v });
         }
         if saved.is_empty() {
-            return Ok(Err(format!("the history covers {span} months, too short for any configured horizon")));
+            return Ok(Err(format!(
+                "the history covers {span} months, too short for any configured horizon"
+            )));
         }
         let months = (t0..=t_last).count();
         Ok(Ok(Fit {
@@ -668,7 +704,15 @@ impl ChurnRisk {
             for kind in [ModelKind::Logistic, ModelKind::Boosted] {
                 // Two thirds of the final model's rows: the twelve validation fits are the
                 // stage's main cost, and more rows change the AUC in the third decimal.
-                match fit_calibrated(kind, s, names, &train, &y_train, p.max_train_rows * 2 / 3, seed ^ t as u64) {
+                match fit_calibrated(
+                    kind,
+                    s,
+                    names,
+                    &train,
+                    &y_train,
+                    p.max_train_rows * 2 / 3,
+                    seed ^ t as u64,
+                ) {
                     Ok((m, platt)) => preds.push(platt.apply(&m.margin(&rows))),
                     Err(e) if e.contains("one outcome") => preds.push(vec![0.0; test.len()]),
                     Err(e) => return Err(failed(e)),
@@ -682,7 +726,11 @@ impl ChurnRisk {
             let at = |i: usize, c: Option<usize>| c.map_or(f64::NAN, |c| rows.row(i)[c]);
             for i in 0..test.len() {
                 let recency = at(i, recency_col);
-                let r = if recency.is_finite() { recency } else { at(i, silent_col) * 30.0 };
+                let r = if recency.is_finite() {
+                    recency
+                } else {
+                    at(i, silent_col) * 30.0
+                };
                 pooled[2].push(if r.is_finite() { r } else { 0.0 });
                 let renewal = at(i, renewal_col);
                 let owed = at(i, arrears_col);
@@ -693,14 +741,21 @@ impl ChurnRisk {
             }
             pooled_y.extend_from_slice(&y_test);
             pooled_rows.extend_from_slice(&test);
-            v.test_months.push(crate::features::month_end(t).format("%Y-%m").to_string());
+            v.test_months
+                .push(crate::features::month_end(t).format("%Y-%m").to_string());
         }
         if pooled_y.is_empty() {
             v.not_validated = Some("no test month had clients to score".into());
             return Ok(v);
         }
         v.rows = (0..pooled_y.len())
-            .map(|k| (pooled_rows[k], [pooled[0][k], pooled[1][k], pooled[2][k], pooled[3][k]], pooled_y[k]))
+            .map(|k| {
+                (
+                    pooled_rows[k],
+                    [pooled[0][k], pooled[1][k], pooled[2][k], pooled[3][k]],
+                    pooled_y[k],
+                )
+            })
             .collect();
         v.logistic = Some(metrics::scores(&pooled[0], &pooled_y));
         v.boosted = Some(metrics::scores(&pooled[1], &pooled_y));
@@ -729,9 +784,15 @@ impl ChurnRisk {
     }
 
     /// Today's columns, report and summary from a fitted or saved model.
-    fn outcome(&self, ctx: &Context, fit: Option<&Fit>, saved: &SavedChurn, contract_end: &[Option<i32>]) -> Result<Outcome, AnalysisError> {
+    fn outcome(
+        &self,
+        ctx: &Context,
+        fit: Option<&Fit>,
+        saved: &SavedChurn,
+        contract_end: &[Option<i32>],
+    ) -> Result<Outcome, AnalysisError> {
         let table = ctx.table;
-        let active = active_today(table, saved.definition, saved.inactive_months, contract_end);
+        let active = served_at(table, saved.definition, saved.inactive_months, contract_end);
         let scored = score_today(saved, table, &active).map_err(failed)?;
         let n = table.df.height();
         let mut columns = Vec::new();
@@ -742,7 +803,11 @@ impl ChurnRisk {
         let fees = values(table, "fees_12m");
         let longest = scored.risk.last().cloned().unwrap_or_else(|| vec![None; n]);
         let at_risk: Vec<Option<f64>> = (0..n)
-            .map(|i| longest[i].map(|p| (p * fees[i].max(0.0) * 100.0).round() / 100.0).filter(|v| v.is_finite()))
+            .map(|i| {
+                longest[i]
+                    .map(|p| (p * fees[i].max(0.0) * 100.0).round() / 100.0)
+                    .filter(|v| v.is_finite())
+            })
             .collect();
         columns.push(Column::new("revenue_at_risk".into(), at_risk.clone()));
         let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
@@ -797,11 +862,7 @@ impl ChurnRisk {
         };
         let high = bands.iter().filter(|b| **b == "high").count();
         let total_at_risk: f64 = at_risk.iter().flatten().sum();
-        let model_words = saved
-            .horizons
-            .first()
-            .map(|h| h.kind.label())
-            .unwrap_or(("", ""));
+        let model_words = saved.horizons.first().map(|h| h.kind.label()).unwrap_or(("", ""));
         let auc = fit
             .and_then(|f| f.validation.first())
             .and_then(|v| match v.chosen {
@@ -809,7 +870,9 @@ impl ChurnRisk {
                 ModelKind::Boosted => v.boosted.as_ref(),
             })
             .and_then(|s| s.roc_auc);
-        let auc_en = auc.map_or("not validated".to_string(), |a| format!("rolling-origin ROC-AUC {a:.3}"));
+        let auc_en = auc.map_or("not validated".to_string(), |a| {
+            format!("rolling-origin ROC-AUC {a:.3}")
+        });
         let auc_zh = auc.map_or("未验证".to_string(), |a| format!("滚动验证 ROC-AUC {a:.3}"));
         let headline = (
             format!(
@@ -838,7 +901,10 @@ impl ChurnRisk {
             "seed": ctx.seed,
         });
         let tables = match (fit, ctx.history) {
-            (Some(f), Some(h)) => vec![("churn_validation".to_string(), validation_table(f, h).map_err(|e| failed(e.to_string()))?)],
+            (Some(f), Some(h)) => vec![(
+                "churn_validation".to_string(),
+                validation_table(f, h).map_err(|e| failed(e.to_string()))?,
+            )],
             _ => Vec::new(),
         };
         let sec = report::section(&view);
@@ -875,10 +941,18 @@ impl Analysis for ChurnRisk {
             Err(why) => return Ok(self.skipped(why)),
         };
         let saved = fit.saved.clone();
-        stages.run("churn scoring", |_| self.outcome(ctx, Some(&fit), &saved, &h.contract_end))
+        stages.run("churn scoring", |_| {
+            self.outcome(ctx, Some(&fit), &saved, &h.contract_end)
+        })
     }
 
-    fn apply(&self, ctx: &Context, stages: &mut Stages, model: &Model, model_path: &std::path::Path) -> Result<Outcome, AnalysisError> {
+    fn apply(
+        &self,
+        ctx: &Context,
+        stages: &mut Stages,
+        model: &Model,
+        model_path: &std::path::Path,
+    ) -> Result<Outcome, AnalysisError> {
         let Some(value) = model.analyses.get("churn") else {
             return Ok(self.skipped("the model has no churn part".into()));
         };

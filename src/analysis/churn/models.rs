@@ -277,7 +277,9 @@ impl Boosted {
             .set_nbins(64)
             .set_seed(seed)
             .set_parallel(true);
-        booster.fit(&m, &yv, &w, None).map_err(|e| format!("gradient boosting: {e}"))?;
+        booster
+            .fit(&m, &yv, &w, None)
+            .map_err(|e| format!("gradient boosting: {e}"))?;
         Ok(Boosted { booster })
     }
 
@@ -348,7 +350,10 @@ impl Boosted {
                 .enumerate()
                 .for_each(|(k, (m, c))| work((k, m), Some(c)));
         } else {
-            margin.par_chunks_mut(chunk).enumerate().for_each(|(k, m)| work((k, m), None));
+            margin
+                .par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(k, m)| work((k, m), None));
         }
         (margin, contribs)
     }
@@ -433,7 +438,11 @@ mod tests {
         for _ in 0..n {
             let a: f64 = rng.gen_range(-2.0..2.0);
             let b: f64 = rng.gen_range(-2.0..2.0);
-            let c = if rng.gen_bool(0.3) { f64::NAN } else { rng.gen_range(0.0..1.0) };
+            let c = if rng.gen_bool(0.3) {
+                f64::NAN
+            } else {
+                rng.gen_range(0.0..1.0)
+            };
             x.extend([a, b, c]);
             y.push(rng.gen_bool(sigmoid(2.0 * a - 1.0)));
         }
@@ -473,7 +482,9 @@ mod tests {
             assert!((a - b).abs() < 1e-9, "{a} {b}");
         }
         let c = m.contributions(&rows);
-        let tc = m.booster.predict_contributions(&mat, ContributionsMethod::Average, false);
+        let tc = m
+            .booster
+            .predict_contributions(&mat, ContributionsMethod::Average, false);
         for i in 0..50 {
             for j in 0..3 {
                 assert!((c[i * 3 + j] - tc[i * 4 + j]).abs() < 1e-9, "row {i} feature {j}");

@@ -42,10 +42,25 @@ pub(super) fn skipped_section(why: &str) -> Section {
 
 fn validation_table(v: &HorizonValidation) -> SectionTable {
     let rows = [
-        (ModelKind::Logistic.label(), &v.logistic, v.chosen == ModelKind::Logistic),
+        (
+            ModelKind::Logistic.label(),
+            &v.logistic,
+            v.chosen == ModelKind::Logistic,
+        ),
         (ModelKind::Boosted.label(), &v.boosted, v.chosen == ModelKind::Boosted),
-        (("naive: days since last invoice", "朴素基线：距上次开票天数"), &v.recency, false),
-        (("naive: renewal due or arrears (rule)", "朴素基线：临近续约或欠费（规则）"), &v.rule, false),
+        (
+            ("naive: days since last invoice", "朴素基线：距上次开票天数"),
+            &v.recency,
+            false,
+        ),
+        (
+            (
+                "naive: renewal due or arrears (rule)",
+                "朴素基线：临近续约或欠费（规则）",
+            ),
+            &v.rule,
+            false,
+        ),
     ];
     SectionTable {
         caption: (
@@ -93,7 +108,10 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
 fn calibration_table(v: &HorizonValidation) -> SectionTable {
     SectionTable {
         caption: (
-            format!("Calibration, {} months: deciles of predicted risk in the test months", v.months),
+            format!(
+                "Calibration, {} months: deciles of predicted risk in the test months",
+                v.months
+            ),
             format!("{} 个月校准：测试月按预测风险十等分", v.months),
         ),
         header: vec![
@@ -192,13 +210,21 @@ fn top_clients(v: &View) -> SectionTable {
         .df
         .column("client_id")
         .ok()
-        .and_then(|c| c.str().ok().map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect()))
+        .and_then(|c| {
+            c.str()
+                .ok()
+                .map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect())
+        })
         .unwrap_or_default();
     let names: Vec<String> = table
         .df
         .column("name")
         .ok()
-        .and_then(|c| c.str().ok().map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect()))
+        .and_then(|c| {
+            c.str()
+                .ok()
+                .map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect())
+        })
         .unwrap_or_default();
     let tiers = groups(v.ctx, SegmentKind::Value);
     let mut order: Vec<usize> = (0..v.at_risk.len()).filter(|&i| v.at_risk[i].is_some()).collect();
@@ -219,7 +245,10 @@ fn top_clients(v: &View) -> SectionTable {
             pair("client", "客户编号"),
             pair("name", "客户名称"),
             pair("value tier", "价值层级"),
-            (format!("risk, {first_months} months"), format!("{first_months}个月流失风险")),
+            (
+                format!("risk, {first_months} months"),
+                format!("{first_months}个月流失风险"),
+            ),
             pair("revenue at risk (CNY)", "风险收入（元）"),
             pair("what raises the risk", "主要风险因素"),
         ],
@@ -247,7 +276,10 @@ fn top_clients(v: &View) -> SectionTable {
 pub(super) fn section(v: &View) -> Section {
     let s = v.saved;
     let def = crate::history::LeaveDefinition::describe(s.definition, s.inactive_months);
-    let mut lines = vec![(format!("What \"left\" means: {}.", def.0), format!("流失的定义：{}。", def.1))];
+    let mut lines = vec![(
+        format!("What \"left\" means: {}.", def.0),
+        format!("流失的定义：{}。", def.1),
+    )];
     let active = v.active.iter().filter(|a| **a).count();
     let counts: Vec<(usize, &str)> = ["high", "medium", "low"]
         .iter()
@@ -289,7 +321,10 @@ pub(super) fn section(v: &View) -> Section {
             for val in &fit.validation {
                 if let Some(why) = &val.not_validated {
                     lines.push((
-                        format!("{} months: not validated: {why}; no quality figure is claimed.", val.months),
+                        format!(
+                            "{} months: not validated: {why}; no quality figure is claimed.",
+                            val.months
+                        ),
                         format!("{} 个月：未验证（历史数据太短），不报告模型质量。", val.months),
                     ));
                     continue;
@@ -334,9 +369,15 @@ fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -
     let lapse = v.saved.definition != crate::history::LeaveDefinition::ContractEnd;
     let mut per: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
     for i in 0..labels.len() {
-        let Some(t) = tenure.get(i).copied().filter(|t| t.is_finite()) else { continue };
+        let Some(t) = tenure.get(i).copied().filter(|t| t.is_finite()) else {
+            continue;
+        };
         let left = !v.active.get(i).copied().unwrap_or(true);
-        let t = if left && lapse { t - silent.get(i).copied().unwrap_or(0.0).max(0.0) } else { t };
+        let t = if left && lapse {
+            t - silent.get(i).copied().unwrap_or(0.0).max(0.0)
+        } else {
+            t
+        };
         if let Some(g) = per.get_mut(labels[i]) {
             g.push((t.max(0.0).round() as u32, left));
         }
@@ -391,7 +432,10 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
                     format!("Leavers found against clients contacted, {} months", val.months),
                     format!("{} 个月：按风险排序联系客户可覆盖的流失客户", val.months),
                 ),
-                x_label: pair("share of clients contacted, riskiest first", "按风险从高到低联系的客户比例"),
+                x_label: pair(
+                    "share of clients contacted, riskiest first",
+                    "按风险从高到低联系的客户比例",
+                ),
                 y_label: pair("share of leavers found", "覆盖的流失客户比例"),
                 series: val
                     .gains
@@ -413,13 +457,19 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
         v,
         SegmentKind::Value,
         "churn_retention_tiers",
-        pair("Retention by value tier (Kaplan–Meier)", "各价值层级客户留存曲线（Kaplan–Meier）"),
+        pair(
+            "Retention by value tier (Kaplan–Meier)",
+            "各价值层级客户留存曲线（Kaplan–Meier）",
+        ),
     ));
     out.extend(retention(
         v,
         SegmentKind::Behaviour,
         "churn_retention_segments",
-        pair("Retention by behaviour segment (Kaplan–Meier)", "各行为分群客户留存曲线（Kaplan–Meier）"),
+        pair(
+            "Retention by behaviour segment (Kaplan–Meier)",
+            "各行为分群客户留存曲线（Kaplan–Meier）",
+        ),
     ));
     out
 }
