@@ -195,6 +195,19 @@ def features(clients, billing, activity, hourly_cost):
             "activity_trend": f["activity_trend"],
         }
     )
+    # Who is still served at S, as clientseg decides it: contract_end not passed when the
+    # archive records contract ends, else an invoice or work month in the last 3 months.
+    if cend.notna().any():
+        out["served"] = ~(cend.notna() & (cend < s))
+    else:
+        snap_month = snap.year * 12 + snap.month
+        last_inv = billing[billing["invoice_date"] <= snap].groupby("client_id")["invoice_date"].max()
+        last_work = activity[activity["month"] <= snap].groupby("client_id")["month"].max()
+        idx = lambda d: d.dt.year * 12 + d.dt.month
+        li = f["client_id"].map(idx(last_inv))
+        lw = f["client_id"].map(idx(last_work)) if len(activity) else li * np.nan
+        silent = snap_month - pd.concat([li, lw], axis=1).max(axis=1)
+        out["served"] = (silent < 3).to_numpy()
     return out.reset_index(drop=True)
 
 
@@ -275,21 +288,24 @@ def main():
     feats = st.run("features", lambda: features(clients, billing, activity, args.hourly_cost))
     del billing, activity
     (vraw, vz), (braw, bz) = st.run("scaling", lambda: (scale(feats, args.value_features), scale(feats, args.behaviour_features)))
-    scores, bfit = st.run("k selection", lambda: k_selection(bz, args))
+    # Segments are fitted on the clients still served and every client is labelled.
+    served = feats["served"].to_numpy(dtype=bool)
+    scores, bfit = st.run("k selection", lambda: k_selection(bz[served], args))
     vfit = st.run(
         "final fits",
         lambda: KMeans(n_clusters=args.value_k, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                       algorithm="lloyd", random_state=args.seed).fit(vz),
+                       algorithm="lloyd", random_state=args.seed).fit(vz[served]),
     )
-    acc = st.run("classifier", lambda: (tree(vraw, vfit.labels_, args.seed), tree(braw, bfit.labels_, args.seed)))
+    vlabels, blabels = vfit.predict(vz), bfit.predict(bz)
+    acc = st.run("classifier", lambda: (tree(vraw, vlabels, args.seed), tree(braw, blabels, args.seed)))
 
     def outputs():
-        worth = feats["contribution_margin"].groupby(vfit.labels_).mean().sort_values(ascending=False)
+        worth = feats["contribution_margin"].groupby(vlabels).mean().sort_values(ascending=False)
         tier = {c: f"V{i + 1}" for i, c in enumerate(worth.index)}
         labels = pd.DataFrame({
             "client_id": feats["client_id"],
-            "value_tier": pd.Series(vfit.labels_).map(tier),
-            "behaviour_segment": ["B" + str(l + 1) for l in bfit.labels_],
+            "value_tier": pd.Series(vlabels).map(tier),
+            "behaviour_segment": ["B" + str(l + 1) for l in blabels],
         })
         labels.to_csv(os.path.join(args.out, "labels.csv"), index=False)
         labels.to_parquet(os.path.join(args.out, "labels.parquet"), index=False)

@@ -75,6 +75,23 @@ pub struct SizeResult {
     pub activity_rows: usize,
     pub clientseg: Job,
     pub pandas_sklearn: Option<Job>,
+    /// The churn models against scikit-learn's on the same snapshots.
+    pub churn: Vec<ChurnCompare>,
+}
+
+/// One churn horizon: pooled rolling-origin ROC-AUC of each model, and fitting time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnCompare {
+    pub months: i64,
+    pub test_months: usize,
+    pub clientseg_logistic_auc: f64,
+    pub clientseg_boosted_auc: f64,
+    pub sklearn_logistic_auc: Option<f64>,
+    pub sklearn_boosted_auc: Option<f64>,
+    /// clientseg's whole validation stage of this horizon (both models, calibration).
+    pub clientseg_seconds: f64,
+    /// scikit-learn's fitting time over all horizons (both models).
+    pub sklearn_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,16 +127,19 @@ pub const STAGES: &[&str] = &[
     "ingest",
     "validate",
     "features",
+    "history",
     "scaling",
     "k selection",
     "final fits",
     "classifier",
+    "churn",
     "outputs",
 ];
 
 fn bench_stage(name: &str) -> &str {
     match name {
         "tables" | "spreadsheets" | "migration" | "charts" | "report" => "outputs",
+        n if n.starts_with("churn") => "churn",
         other => other,
     }
 }
@@ -140,13 +160,20 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     for &n in opts.sizes.iter().filter(|&&n| n > 0) {
         let data = ensure_data(opts, n)?;
         eprintln!("bench: {n} clients: clientseg");
-        let clientseg = run_clientseg(opts, &data, n)?;
+        let (clientseg, run_dir) = run_clientseg(opts, &data, n)?;
         let pandas_sklearn = match &python {
             Some(py) => {
                 eprintln!("bench: {n} clients: pandas + scikit-learn");
                 Some(run_python(opts, py, &data, n)?)
             }
             None => None,
+        };
+        let churn = match &python {
+            Some(py) => {
+                eprintln!("bench: {n} clients: churn models in scikit-learn");
+                churn_compare(opts, py, &run_dir)?
+            }
+            None => churn_compare_ours(&run_dir)?,
         };
         let (billing_rows, activity_rows) = count_rows(&data)?;
         let size = SizeResult {
@@ -155,6 +182,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             activity_rows,
             clientseg,
             pandas_sklearn,
+            churn,
         };
         println!("{}", size_table(&size));
         report.sizes.push(size);
@@ -332,7 +360,7 @@ fn wait_with_rusage(pid: i32) -> Result<(i32, f64), String> {
     Ok((code, usage.ru_maxrss as f64 / 1024.0))
 }
 
-fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<Job, BenchError> {
+fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<(Job, PathBuf), BenchError> {
     let work = opts.out.join("runs").join(format!("clients-{n}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(io(&work))?;
@@ -340,12 +368,14 @@ fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<Job, Benc
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let (data, work) = (abs(data), abs(&work));
     let config = work.join("bench.toml");
+    // With the Python side, the run also writes its churn snapshots for scikit-learn.
     let text = format!(
-        "seed = {}\n[input]\ndir = {:?}\n[output]\ndir = {:?}\nmodels_dir = {:?}\n",
+        "seed = {}\n[input]\ndir = {:?}\n[output]\ndir = {:?}\nmodels_dir = {:?}\n[churn]\nexport_snapshots = {}\n",
         opts.seed,
         data.display().to_string(),
         work.join("runs").display().to_string(),
         work.join("models").display().to_string(),
+        opts.python,
     );
     std::fs::write(&config, text).map_err(io(&config))?;
     let mut cmd = Command::new(&opts.exe);
@@ -382,13 +412,96 @@ fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<Job, Benc
         }
     }
     let b = &m["behaviour"];
-    Ok(Job {
-        seconds,
-        peak_rss_mib: peak,
-        stages,
-        chosen_k: b["k"].as_u64().unwrap_or(0) as usize,
-        inertia_by_k: inertia_by_k(&b["k_scores"]),
+    let run_dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((
+        Job {
+            seconds,
+            peak_rss_mib: peak,
+            stages,
+            chosen_k: b["k"].as_u64().unwrap_or(0) as usize,
+            inertia_by_k: inertia_by_k(&b["k_scores"]),
+        },
+        run_dir,
+    ))
+}
+
+fn read_manifest(run_dir: &Path) -> Result<Value, BenchError> {
+    let path = run_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text).map_err(|e| BenchError::Child {
+        what: "clientseg run".into(),
+        message: format!("{}: {e}", path.display()),
     })
+}
+
+/// clientseg's side of the churn comparison, from the run's manifest.
+fn churn_compare_ours(run_dir: &Path) -> Result<Vec<ChurnCompare>, BenchError> {
+    let m = read_manifest(run_dir)?;
+    let seconds = |h: i64| -> f64 {
+        m["timings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["stage"].as_str() == Some(&format!("churn validation {h}m")))
+            .filter_map(|t| t["seconds"].as_f64())
+            .sum()
+    };
+    Ok(m["analyses"]["churn"]["validation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["not_validated"].is_null())
+        .map(|v| {
+            let h = v["months"].as_i64().unwrap_or(0);
+            ChurnCompare {
+                months: h,
+                test_months: v["test_months"].as_array().map_or(0, Vec::len),
+                clientseg_logistic_auc: v["logistic"]["roc_auc"].as_f64().unwrap_or(f64::NAN),
+                clientseg_boosted_auc: v["boosted"]["roc_auc"].as_f64().unwrap_or(f64::NAN),
+                sklearn_logistic_auc: None,
+                sklearn_boosted_auc: None,
+                clientseg_seconds: seconds(h),
+                sklearn_seconds: None,
+            }
+        })
+        .collect())
+}
+
+/// Both sides: scikit-learn's LogisticRegression and HistGradientBoostingClassifier on the
+/// snapshots the run exported, with the same test months and training-row cap.
+fn churn_compare(opts: &BenchOptions, python: &Path, run_dir: &Path) -> Result<Vec<ChurnCompare>, BenchError> {
+    let mut ours = churn_compare_ours(run_dir)?;
+    if !run_dir.join("churn_snapshots.parquet").is_file() {
+        return Ok(ours);
+    }
+    let mut cmd = Command::new(python);
+    cmd.arg(opts.benches_dir.join("churn_sklearn.py"))
+        .arg("--run")
+        .arg(run_dir);
+    let (stdout, _, _) = measured(cmd, "churn_sklearn.py")?;
+    let v: Value = serde_json::from_str(stdout.trim()).map_err(|e| BenchError::Child {
+        what: "churn_sklearn.py".into(),
+        message: format!("unreadable output ({e}): {stdout}"),
+    })?;
+    let total: f64 = v["timings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["seconds"].as_f64())
+        .sum();
+    for c in &mut ours {
+        if let Some(h) = v["horizons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h["months"].as_i64() == Some(c.months))
+        {
+            c.sklearn_logistic_auc = h["logistic_auc"].as_f64();
+            c.sklearn_boosted_auc = h["boosted_auc"].as_f64();
+            c.sklearn_seconds = Some(total);
+        }
+    }
+    Ok(ours)
 }
 
 fn inertia_by_k(scores: &Value) -> Vec<(usize, f64)> {
@@ -471,7 +584,10 @@ pub fn size_table(s: &SizeResult) -> String {
     let py = s.pandas_sklearn.as_ref();
     for stage in STAGES {
         let ours = stage_seconds(&s.clientseg, stage);
-        let theirs = py.map(|p| stage_seconds(p, stage));
+        // Stages the Python job does not have (history, churn) show as "-".
+        let theirs = py
+            .filter(|p| p.stages.iter().any(|s| s.0 == *stage))
+            .map(|p| stage_seconds(p, stage));
         out.push_str(&format!(
             "{:<22}{:>11.2}s{:>17}{:>10}\n",
             stage,
@@ -503,6 +619,21 @@ pub fn size_table(s: &SizeResult) -> String {
         py.map(|p| ratio(p.peak_rss_mib, s.clientseg.peak_rss_mib))
             .unwrap_or("-".into()),
     ));
+    for c in &s.churn {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        out.push_str(&format!(
+            "churn {}m, {} test months, ROC-AUC: logistic clientseg {:.4} / scikit-learn {}; boosted clientseg {:.4} / scikit-learn {}; validation {:.2}s{}\n",
+            c.months,
+            c.test_months,
+            c.clientseg_logistic_auc,
+            f(c.sklearn_logistic_auc),
+            c.clientseg_boosted_auc,
+            f(c.sklearn_boosted_auc),
+            c.clientseg_seconds,
+            c.sklearn_seconds
+                .map_or(String::new(), |t| format!(" (scikit-learn fits, all horizons: {t:.2}s)")),
+        ));
+    }
     if let Some(p) = py {
         out.push_str(&format!(
             "behaviour k chosen: clientseg {}, pandas+sklearn {}\ninertia by k (clientseg / scikit-learn):",

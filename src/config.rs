@@ -90,6 +90,8 @@ pub struct RawChurn {
     pub bands: Option<Vec<f64>>,
     /// "auto" (the better-validated one), "logistic" or "boosted".
     pub model: Option<String>,
+    /// Write every monthly snapshot to churn_snapshots.parquet (default false).
+    pub export_snapshots: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -568,6 +570,7 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
             arrears_months,
             bands,
             model,
+            export_snapshots: raw.export_snapshots.unwrap_or(false),
         },
         HistoryParams {
             definition,

@@ -51,6 +51,9 @@ pub struct ChurnParams {
     /// Risk of the first horizon from which a client is medium / high risk.
     pub bands: (f64, f64),
     pub model: ModelChoice,
+    /// Write every snapshot row to churn_snapshots.parquet (for the bench, or to check
+    /// the model with other tools).
+    pub export_snapshots: bool,
 }
 
 pub struct ChurnRisk {
@@ -502,6 +505,55 @@ struct Fit {
     /// Per snapshot row: client id and month (for churn_validation.parquet).
     row_client: Vec<u32>,
     row_month: Vec<i32>,
+    /// Every snapshot row with its features and outcomes, when the config asks for it.
+    snapshots: Option<polars::prelude::DataFrame>,
+    grace: i32,
+}
+
+/// The snapshots as a table (`churn.export_snapshots`): who, which month (and its index,
+/// year * 12 + month), the features as of then, and per horizon whether the client left
+/// (empty when censored) and the month by whose end that was known.
+fn snapshot_table(
+    s: &Snapshots,
+    names: &[String],
+    h: &History,
+    horizons: &[i32],
+) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+    let n = s.n();
+    let mut cols = vec![
+        Column::new(
+            "client_id".into(),
+            s.client
+                .iter()
+                .map(|&c| h.sample_ids.get(c as usize).cloned().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "month".into(),
+            s.month
+                .iter()
+                .map(|m| crate::features::month_end(*m).format("%Y-%m").to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("month_index".into(), s.month.clone()),
+    ];
+    for (j, name) in names.iter().enumerate() {
+        cols.push(Column::new(
+            name.as_str().into(),
+            (0..n).map(|i| s.x[i * s.d + j]).collect::<Vec<f64>>(),
+        ));
+    }
+    for &hz in horizons {
+        cols.push(Column::new(
+            format!("left_{hz}m").into(),
+            (0..n).map(|i| label(s, i, hz, h)).collect::<Vec<Option<bool>>>(),
+        ));
+        cols.push(Column::new(
+            format!("known_by_{hz}m").into(),
+            s.month.iter().map(|m| m + hz + grace(h)).collect::<Vec<i32>>(),
+        ));
+    }
+    polars::prelude::DataFrame::new_infer_height(cols)
 }
 
 impl ChurnRisk {
@@ -638,6 +690,12 @@ impl ChurnRisk {
             snapshot_months: months,
             row_client: s.client.clone(),
             row_month: s.month.clone(),
+            snapshots: if p.export_snapshots {
+                Some(snapshot_table(&s, names, h, &p.horizons).map_err(|e| failed(e.to_string()))?)
+            } else {
+                None
+            },
+            grace: g,
         }))
     }
 
@@ -899,14 +957,25 @@ impl ChurnRisk {
             "high_risk": high,
             "revenue_at_risk": total_at_risk,
             "seed": ctx.seed,
+            "grace_months": fit.map(|f| f.grace),
+            "max_train_rows": self.params.max_train_rows,
+            "validation_train_rows": self.params.max_train_rows * 2 / 3,
+            "transforms": saved
+                .features
+                .iter()
+                .map(|f| (f.clone(), feature_def(f).map(|d| d.transform)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
         });
-        let tables = match (fit, ctx.history) {
+        let mut tables = match (fit, ctx.history) {
             (Some(f), Some(h)) => vec![(
                 "churn_validation".to_string(),
                 validation_table(f, h).map_err(|e| failed(e.to_string()))?,
             )],
             _ => Vec::new(),
         };
+        if let Some(df) = fit.and_then(|f| f.snapshots.clone()) {
+            tables.push(("churn_snapshots".to_string(), df));
+        }
         let sec = report::section(&view);
         let ch = report::charts(&view);
         Ok(Outcome {
