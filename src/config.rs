@@ -79,7 +79,7 @@ pub struct RawChurn {
     pub horizons: Option<Vec<i64>>,
     /// Rolling-origin test months (default 6; fewer when the history is short).
     pub test_months: Option<usize>,
-    /// Whole client histories the models learn from (default 30,000; a seeded sample above).
+    /// Whole client histories the models learn from (default 25,000; a seeded sample above).
     pub sample_clients: Option<usize>,
     /// Snapshot rows one model learns from (default 150,000; a seeded sample above).
     pub max_train_rows: Option<usize>,
@@ -522,7 +522,7 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
     if !(1..=36).contains(&test_months) {
         return Err(invalid("churn.test_months", "must be between 1 and 36", test_months));
     }
-    let sample_clients = raw.sample_clients.unwrap_or(30_000);
+    let sample_clients = raw.sample_clients.unwrap_or(25_000);
     if sample_clients < 100 {
         return Err(invalid("churn.sample_clients", "must be at least 100", sample_clients));
     }

@@ -169,6 +169,11 @@ fn failed(message: String) -> AnalysisError {
     }
 }
 
+/// Snapshot rows each rolling-origin fit learns from.
+fn validation_rows(max_train_rows: usize) -> usize {
+    (max_train_rows * 2 / 5).max(1000)
+}
+
 /// A feature is named as a driver when it raises the client's log-odds of leaving by at
 /// least this much (10% higher odds): smaller pushes are noise, not reasons.
 const MIN_DRIVER: f64 = 0.1;
@@ -760,7 +765,7 @@ impl ChurnRisk {
             let rows = Rows { x: &x_test, d: s.d };
             let mut preds = Vec::new();
             for kind in [ModelKind::Logistic, ModelKind::Boosted] {
-                // Two thirds of the final model's rows: the twelve validation fits are the
+                // Two fifths of the final model's rows: the twelve validation fits are the
                 // stage's main cost, and more rows change the AUC in the third decimal.
                 match fit_calibrated(
                     kind,
@@ -768,7 +773,7 @@ impl ChurnRisk {
                     names,
                     &train,
                     &y_train,
-                    p.max_train_rows * 2 / 3,
+                    validation_rows(p.max_train_rows),
                     seed ^ t as u64,
                 ) {
                     Ok((m, platt)) => preds.push(platt.apply(&m.margin(&rows))),
@@ -959,7 +964,7 @@ impl ChurnRisk {
             "seed": ctx.seed,
             "grace_months": fit.map(|f| f.grace),
             "max_train_rows": self.params.max_train_rows,
-            "validation_train_rows": self.params.max_train_rows * 2 / 3,
+            "validation_train_rows": validation_rows(self.params.max_train_rows),
             "transforms": saved
                 .features
                 .iter()
