@@ -58,7 +58,15 @@ fn dump_pg(url: &str) -> Dump {
             continue;
         };
         for r in rows {
-            let cells: Vec<Option<String>> = (0..r.len()).map(|i| r.get(i)).collect();
+            let cells: Vec<Option<String>> = (0..r.len())
+                .map(|i| {
+                    if r.columns()[i].type_() == &postgres::types::Type::FLOAT8 {
+                        r.get::<_, Option<f64>>(i).map(|v| v.to_string())
+                    } else {
+                        r.get(i)
+                    }
+                })
+                .collect();
             out.push(format!("{t}|{cells:?}"));
         }
     }
@@ -409,4 +417,68 @@ fn postgres_push_killed_half_way_changes_nothing() {
         &|i| pg_database(&format!("clientseg_killed_push_{i}")),
         &|url| dump_pg(url),
     );
+}
+
+/// A database written by the version before churn risk (schema 1) gains the churn
+/// columns in place: its rows are kept, and the next push fills the new columns.
+#[test]
+fn sqlite_tables_of_schema_1_are_upgraded_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("crm.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE clientseg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO clientseg_meta VALUES ('schema_version', '1');
+             CREATE TABLE client_segment (client_id TEXT PRIMARY KEY, value_tier TEXT NOT NULL,
+                 value_tier_en TEXT NOT NULL, value_tier_zh TEXT NOT NULL, behaviour_segment TEXT,
+                 behaviour_segment_en TEXT, behaviour_segment_zh TEXT, run_id TEXT NOT NULL,
+                 model_version TEXT NOT NULL, pushed_at TEXT NOT NULL);
+             CREATE TABLE client_segment_history (run_id TEXT NOT NULL, client_id TEXT NOT NULL,
+                 value_tier TEXT NOT NULL, value_tier_en TEXT NOT NULL, value_tier_zh TEXT NOT NULL,
+                 behaviour_segment TEXT, behaviour_segment_en TEXT, behaviour_segment_zh TEXT,
+                 model_version TEXT NOT NULL, pushed_at TEXT NOT NULL, PRIMARY KEY (run_id, client_id));
+             CREATE TABLE clientseg_push (run_id TEXT PRIMARY KEY, run_created_at TEXT NOT NULL,
+                 model_version TEXT NOT NULL, pushed_at TEXT NOT NULL);
+             INSERT INTO client_segment_history VALUES ('run-old', 'C000001', 'V1', 'high value', '高价值客户',
+                 NULL, NULL, NULL, 'old', '2025-01-01T00:00:00Z');
+             INSERT INTO clientseg_push VALUES ('run-old', '2025-01-01T00:00:00Z', 'old', '2025-01-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+    let run = one_run(tmp.path(), 41);
+    push(&run, &format!("sqlite://{}", db.display()), &[], true);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let version: String = c
+        .query_row(
+            "SELECT value FROM clientseg_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    let old: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM client_segment_history WHERE run_id = 'run-old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 1, "the old history row is kept");
+    let (risky, banded): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(churn_risk_3m), COUNT(churn_band) FROM client_segment",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(risky > 100 && banded == 300, "{risky} risks, {banded} bands");
+    let typed: String = c
+        .query_row(
+            "SELECT typeof(churn_risk_3m) FROM client_segment WHERE churn_risk_3m IS NOT NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(typed, "real", "risk is stored as a number");
 }

@@ -169,6 +169,16 @@ fn failed(message: String) -> AnalysisError {
     }
 }
 
+/// Why churn risk was not computed, (English, Chinese).
+type Why = (String, String);
+
+fn nobody_left() -> Why {
+    (
+        "no client left in the history, so there is nothing to learn who leaves from".into(),
+        "历史上没有客户流失，无法学习流失规律".into(),
+    )
+}
+
 /// Snapshot rows each rolling-origin fit learns from.
 fn validation_rows(max_train_rows: usize) -> usize {
     (max_train_rows * 2 / 5).max(1000)
@@ -562,13 +572,13 @@ fn snapshot_table(
 }
 
 impl ChurnRisk {
-    fn skipped(&self, why: String) -> Outcome {
+    fn skipped(&self, (why, why_zh): Why) -> Outcome {
         Outcome {
             skipped: Some(why.clone()),
-            section: Some(report::skipped_section(&why)),
+            section: Some(report::skipped_section(&why, &why_zh)),
             headline: Some((
                 format!("churn risk: not computed ({why})"),
-                format!("流失风险：未计算（{why}）"),
+                format!("流失风险：未计算（{why_zh}）"),
             )),
             summary: Some(serde_json::json!({ "skipped": why })),
             ..Outcome::empty("churn")
@@ -581,7 +591,7 @@ impl ChurnRisk {
         names: &[String],
         seed: u64,
         stages: &mut Stages,
-    ) -> Result<Result<Fit, String>, AnalysisError> {
+    ) -> Result<Result<Fit, Why>, AnalysisError> {
         let p = &self.params;
         let g = grace(h);
         let h_min = p.horizons.first().copied().unwrap_or(3);
@@ -589,26 +599,34 @@ impl ChurnRisk {
         let t_last = h.last_month - h_min - g;
         let span = h.last_month - h.first_month + 1;
         if t_last < t0 + 1 {
-            return Ok(Err(format!(
-                "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
-                h_min + g + 4
+            return Ok(Err((
+                format!(
+                    "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
+                    h_min + g + 4
+                ),
+                format!(
+                    "历史数据只有 {span} 个月；预测 {h_min} 个月内的流失至少需要 {} 个月（预测期、确认流失的 {g} 个月和 4 个月的快照）",
+                    h_min + g + 4
+                ),
             )));
         }
         let leavers = h.lifecycles.iter().filter(|l| l.left.is_some()).count();
         if h.lifecycles.len() < MIN_CLIENTS {
-            return Ok(Err(format!(
-                "{} clients are too few to learn who leaves from (at least {MIN_CLIENTS} are needed)",
-                h.lifecycles.len()
+            let n = h.lifecycles.len();
+            return Ok(Err((
+                format!("{n} clients are too few to learn who leaves from (at least {MIN_CLIENTS} are needed)"),
+                format!("客户只有 {n} 个，不足以学习流失规律（至少需要 {MIN_CLIENTS} 个）"),
             )));
         }
         if leavers == 0 {
-            return Ok(Err(
-                "no client left in the history, so there is nothing to learn who leaves from".into(),
-            ));
+            return Ok(Err(nobody_left()));
         }
         if leavers < MIN_LEAVERS {
-            return Ok(Err(format!(
-                "only {leavers} clients left in the history; at least {MIN_LEAVERS} are needed to learn who leaves"
+            return Ok(Err((
+                format!(
+                    "only {leavers} clients left in the history; at least {MIN_LEAVERS} are needed to learn who leaves"
+                ),
+                format!("历史上只有 {leavers} 个客户流失，至少需要 {MIN_LEAVERS} 个才能学习流失规律"),
             )));
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
@@ -637,14 +655,13 @@ impl ChurnRisk {
             let ys: Vec<bool> = labelled.iter().map(|&i| label(&s, i, hz, h).unwrap_or(false)).collect();
             let leavers = ys.iter().filter(|y| **y).count();
             if leavers == 0 {
-                return Ok(Err(
-                    "no client left in the history, so there is nothing to learn who leaves from".into(),
-                ));
+                return Ok(Err(nobody_left()));
             }
             if leavers == ys.len() {
-                return Ok(Err(
+                return Ok(Err((
                     "every client in the history left, so there is nothing to tell leavers from stayers".into(),
-                ));
+                    "历史上所有客户都流失了，无法区分流失与留存客户".into(),
+                )));
             }
             let v = stages.run(&format!("churn validation {hz}m"), |bar| {
                 bar.set_message(format!("churn: rolling-origin validation, {hz}-month horizon"));
@@ -661,7 +678,7 @@ impl ChurnRisk {
             });
             let (fitted, platt) = match final_fit {
                 Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Ok(Err((e.clone(), format!("模型无法拟合：{e}")))),
             };
             let (logistic, boosted) = match fitted {
                 Fitted::Logistic(l) => (Some(l), None),
@@ -677,8 +694,9 @@ impl ChurnRisk {
             validation.push(HorizonValidation { chosen, ..v });
         }
         if saved.is_empty() {
-            return Ok(Err(format!(
-                "the history covers {span} months, too short for any configured horizon"
+            return Ok(Err((
+                format!("the history covers {span} months, too short for any configured horizon"),
+                format!("历史数据只有 {span} 个月，对所有设定的预测期都太短"),
             )));
         }
         let months = (t0..=t_last).count();
@@ -1004,10 +1022,16 @@ impl Analysis for ChurnRisk {
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
         if !self.params.enabled {
-            return Ok(self.skipped("switched off in the config ([churn] enabled = false)".into()));
+            return Ok(self.skipped((
+                "switched off in the config ([churn] enabled = false)".into(),
+                "配置中已关闭（[churn] enabled = false）".into(),
+            )));
         }
         let Some(h) = ctx.history else {
-            return Ok(self.skipped("the run kept no history to learn from".into()));
+            return Ok(self.skipped((
+                "the run kept no history to learn from".into(),
+                "本次运行没有可供学习的历史数据".into(),
+            )));
         };
         let names: Vec<String> = ctx.table.enabled.iter().map(|f| f.name.to_string()).collect();
         let fit = match self.learn(h, &names, ctx.seed, stages)? {
@@ -1028,7 +1052,7 @@ impl Analysis for ChurnRisk {
         model_path: &std::path::Path,
     ) -> Result<Outcome, AnalysisError> {
         let Some(value) = model.analyses.get("churn") else {
-            return Ok(self.skipped("the model has no churn part".into()));
+            return Ok(self.skipped(("the model has no churn part".into(), "该模型不含流失风险部分".into())));
         };
         let saved: SavedChurn = serde_json::from_value(value.clone()).map_err(|e| {
             AnalysisError::Model(crate::model::ModelError::Invalid {

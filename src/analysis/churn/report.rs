@@ -31,11 +31,11 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.3}"))
 }
 
-pub(super) fn skipped_section(why: &str) -> Section {
+pub(super) fn skipped_section(why: &str, why_zh: &str) -> Section {
     Section {
         id: "churn".into(),
         title: pair("Churn risk", "流失风险"),
-        lines: vec![(format!("Not computed: {why}."), format!("未计算：{why}。"))],
+        lines: vec![(format!("Not computed: {why}."), format!("未计算：{why_zh}。"))],
         tables: Vec::new(),
     }
 }
