@@ -86,7 +86,7 @@ pub struct RawChurn {
     /// The rule baseline flags arrears above this many months of fees (default 2).
     pub arrears_months: Option<f64>,
     /// Risk of the first horizon from which a client is medium / high risk
-    /// (default [0.1, 0.3]).
+    /// (default [0.05, 0.15]: a 15% chance of leaving within 3 months is several times the usual).
     pub bands: Option<Vec<f64>>,
     /// "auto" (the better-validated one), "logistic" or "boosted".
     pub model: Option<String>,
@@ -538,13 +538,13 @@ fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigErr
             arrears_months,
         ));
     }
-    let bands = raw.bands.clone().unwrap_or_else(|| vec![0.1, 0.3]);
+    let bands = raw.bands.clone().unwrap_or_else(|| vec![0.05, 0.15]);
     let bands = match bands.as_slice() {
         [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
         _ => {
             return Err(invalid(
                 "churn.bands",
-                "must be two risks between 0 and 1, the lower first, e.g. [0.1, 0.3]",
+                "must be two risks between 0 and 1, the lower first, e.g. [0.05, 0.15]",
                 format!("{bands:?}"),
             ))
         }
