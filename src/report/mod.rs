@@ -554,6 +554,16 @@ pub fn write_line_chart(dir: &Path, lang: Lang, c: &crate::analysis::LineChart) 
             let (xs, ys): (Vec<f64>, Vec<f64>) = all.map(|p| (p.0, p.1)).unzip();
             let mut xr = range(xs.iter().copied());
             let mut yr = range(ys.iter().copied());
+            // Months, shares and probabilities: keep the axes within their natural bounds.
+            if xs.iter().all(|x| *x >= 0.0) {
+                xr.0 = xr.0.max(0.0);
+            }
+            if xs.iter().all(|x| (0.0..=1.0).contains(x)) {
+                xr.1 = xr.1.min(1.0);
+            }
+            if ys.iter().all(|y| (0.0..=1.0).contains(y)) {
+                yr = (yr.0.max(0.0), yr.1.min(1.0));
+            }
             if c.diagonal {
                 let lo = xr.0.min(yr.0).max(0.0);
                 let hi = xr.1.max(yr.1);
