@@ -297,7 +297,11 @@ pub const CATALOGUE: &[FeatureDef] = &[
         .fallback()
         .phrase("{} invoices in 12 months", "近12个月开票 {} 次")
         .words(Some(("billed monthly", "按月开票")), Some(("billed rarely", "开票少"))),
-    def("invoice_gap_cv", Behaviour, "ratio", Plain, ("irregularity of invoicing", "开票间隔波动"), "Standard deviation / mean of the days between consecutive invoice days in the 12 months up to S (0 with fewer than three invoice days).", |_| {
+    def("longest_invoice_gap_days", Behaviour, "days", Log1p, ("longest gap between invoices", "最长开票间隔天数"), "Most days between two consecutive invoice days over the whole history up to S (empty with one invoice day). A lapse is judged against it: a client billed once a year is not silent after three months.", |_| col("__gap_longest"))
+        .unclustered()
+        .phrase("longest gap between invoices {} days", "最长开票间隔 {} 天")
+        .words(Some(("billed rarely", "开票间隔长")), Some(("billed often", "开票频繁"))),
+    def("invoice_gap_cv", Behaviour, "ratio", Plain, ("irregularity of invoicing", "开票间隔波动"), "Standard deviation / mean of the days between consecutive invoice days, for intervals ending in the 12 months up to S (0 with fewer than two such intervals).", |_| {
         when(col("__gap_mean").gt(lit(0.0)))
             .then(col("__gap_std").fill_null(lit(0.0)) / col("__gap_mean"))
             .otherwise(lit(0.0))
@@ -638,24 +642,26 @@ fn services_billed(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
             .alias("__services_billed")])
 }
 
-/// The spread of the intervals between a client's invoice days in the 12 months up to S:
-/// sorted invoice days, then the mean and standard deviation of the gaps between them.
+/// The intervals between a client's invoice days up to S (invoices of the same day are one
+/// invoice day): the longest over the whole history, and the mean and standard deviation
+/// of those ending in the 12 months up to S.
 fn invoice_gaps(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
     let inv = col("__inv");
-    // Invoices of the same day (a one-off beside the monthly one) are one invoice day.
     let gap = when(col(key).eq(col(key).shift(lit(1))))
         .then((inv.clone() - inv.clone().shift(lit(1))).cast(DataType::Float64))
         .otherwise(lit(NULL).cast(DataType::Float64));
+    let recent = |e: Expr| e.filter(col("__inv").gt(lit(s - 365)));
     billing
         .select([col(key), col("invoice_date").cast(DataType::Int32).alias("__inv")])
-        .filter(between(inv.clone(), s - 365, s))
+        .filter(inv.clone().lt_eq(lit(s)))
         .sort([key, "__inv"], Default::default())
-        .select([col(key), gap.alias("__gap")])
+        .select([col(key), col("__inv"), gap.alias("__gap")])
         .filter(col("__gap").gt(lit(0.0)))
         .group_by([col(key)])
         .agg([
-            col("__gap").mean().alias("__gap_mean"),
-            col("__gap").std(1).alias("__gap_std"),
+            col("__gap").max().alias("__gap_longest"),
+            recent(col("__gap")).mean().alias("__gap_mean"),
+            recent(col("__gap")).std(1).alias("__gap_std"),
         ])
 }
 

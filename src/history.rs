@@ -14,7 +14,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::features::{self, days, month_end, month_of, FeatureError, FeatureParams, FeatureTable};
+use crate::features::{self, days, month_end, month_of, FeatureError, FeatureParams, FeatureTable, SILENT_CAP};
 use crate::ingest::ROW;
 use crate::schema::Table;
 use crate::validate::{CleanTables, CLIENT_ROW};
@@ -48,8 +48,8 @@ impl LeaveDefinition {
                 "以客户档案中的合同结束日期为准：合同结束后的第一天所在月份即为流失月份".into(),
             ),
             _ => (
-                format!("a client left when no invoice and no work month followed for {inactive_months} months (no contract end dates in the archive); it left in the month after its last invoice or work month"),
-                format!("档案中没有合同结束日期：连续 {inactive_months} 个月既无开票也无业务即视为流失，流失月份为最后一次开票或业务月份的下一个月"),
+                format!("a client left when no invoice and no work month followed for {inactive_months} months, or for its longest earlier gap between invoices and one month more when that is longer (no contract end dates in the archive); it left in the month after its last invoice or work month"),
+                format!("档案中没有合同结束日期：连续 {inactive_months} 个月（若该客户以往最长的开票间隔更长，则为该间隔再加一个月）既无开票也无业务即视为流失，流失月份为最后一次开票或业务月份的下一个月"),
             ),
         }
     }
@@ -69,6 +69,9 @@ pub struct HistoryParams {
 pub struct Lifecycle {
     pub start: Option<i32>,
     pub left: Option<i32>,
+    /// Months after a horizon before its outcome is known: 0 with contract_end, the
+    /// client's lapse months less one with a lapse.
+    pub grace: i32,
 }
 
 pub struct History {
@@ -94,10 +97,22 @@ fn dates_as_days(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i32>>> {
     Ok(df.column(name)?.cast(&DataType::Int32)?.i32()?.iter().collect())
 }
 
+/// Months without invoice or work after which a client has lapsed: `inactive_months`, or
+/// longer for a client who has been silent longer between invoices before (billed
+/// quarterly or once a year): that gap and one month more.
+pub fn lapse_months(inactive_months: i32, interval_days: f64) -> i32 {
+    let usual = if interval_days.is_finite() && interval_days > 0.0 {
+        (interval_days / 30.436875).ceil() as i32 + 1
+    } else {
+        0
+    };
+    inactive_months.max(usual).min(SILENT_CAP as i32)
+}
+
 /// Who is still a client at a snapshot, by the definition in force.
 pub fn still_client(
     definition: LeaveDefinition,
-    inactive_months: i32,
+    lapse_after: i32,
     silent: f64,
     started: bool,
     left_by_then: bool,
@@ -106,8 +121,20 @@ pub fn still_client(
         && !left_by_then
         && match definition {
             LeaveDefinition::ContractEnd => true,
-            _ => !(silent >= inactive_months as f64),
+            _ => !(silent >= lapse_after as f64),
         }
+}
+
+/// A feature of the table as f64, NaN where missing.
+pub fn column_f64(table: &FeatureTable, name: &str) -> Vec<f64> {
+    let n = table.df.height();
+    table
+        .df
+        .column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+        .unwrap_or_else(|| vec![f64::NAN; n])
 }
 
 /// Which clients of the feature table are still served at its snapshot: contract_end
@@ -121,18 +148,19 @@ pub fn served_at(
 ) -> Vec<bool> {
     let s = days(table.snapshot);
     let n = table.df.height();
-    let silent: Vec<f64> = table
-        .df
-        .column("silent_months")
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .unwrap_or_else(|| vec![f64::NAN; n]);
+    let silent = column_f64(table, "silent_months");
+    let interval = column_f64(table, "longest_invoice_gap_days");
     (0..n)
         .map(|i| {
             let ended = contract_end.get(i).copied().flatten().is_some_and(|e| e < s);
             let left = definition == LeaveDefinition::ContractEnd && ended;
-            still_client(definition, inactive_months, silent[i], true, left)
+            still_client(
+                definition,
+                lapse_months(inactive_months, interval[i]),
+                silent[i],
+                true,
+                left,
+            )
         })
         .collect()
 }
@@ -375,11 +403,33 @@ fn lifecycles(
         col("invoice_date").cast(DataType::Int32).min().alias("__first"),
         col("invoice_date").cast(DataType::Int32).max().alias("__last"),
     ]);
+    // The longest interval between invoice days, over the whole history (as the feature).
+    let inv = col("__inv");
+    let gaps = t
+        .billing
+        .clone()
+        .lazy()
+        .select([
+            col("client_id"),
+            col("invoice_date").cast(DataType::Int32).alias("__inv"),
+        ])
+        .sort(["client_id", "__inv"], Default::default())
+        .select([
+            col("client_id"),
+            when(col("client_id").eq(col("client_id").shift(lit(1))))
+                .then((inv.clone() - inv.shift(lit(1))).cast(DataType::Float64))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("__gap"),
+        ])
+        .filter(col("__gap").gt(lit(0.0)))
+        .group_by([col("client_id")])
+        .agg([col("__gap").max().alias("__interval")]);
     let mut lf = t
         .clients
         .clone()
         .lazy()
-        .left_join(b, col("client_id"), col("client_id"));
+        .left_join(b, col("client_id"), col("client_id"))
+        .left_join(gaps, col("client_id"), col("client_id"));
     let has_work = t.activity().is_some();
     if let Some(a) = t.activity() {
         let w = a
@@ -395,6 +445,7 @@ fn lifecycles(
         col("contract_end").cast(DataType::Int32).alias("__end"),
         col("__first"),
         col("__last"),
+        col("__interval").cast(DataType::Float64),
     ];
     if has_work {
         select.push(col("__last_work"));
@@ -410,6 +461,12 @@ fn lifecycles(
     );
     let first = months(&dates_as_days(&df, "__first")?);
     let last = months(&dates_as_days(&df, "__last")?);
+    let interval: Vec<f64> = df
+        .column("__interval")?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
     let work = if has_work {
         months(&dates_as_days(&df, "__last_work")?)
     } else {
@@ -424,14 +481,15 @@ fn lifecycles(
     let lcs = (0..df.height())
         .map(|i| {
             let start = start[i].or(first[i]);
-            let left = match definition {
-                LeaveDefinition::ContractEnd => end_next[i],
+            let lapse = lapse_months(inactive_months, interval[i]);
+            let (left, grace) = match definition {
+                LeaveDefinition::ContractEnd => (end_next[i], 0),
                 _ => {
                     let active = last[i].max(work[i]);
-                    active.filter(|l| last_month - l >= inactive_months).map(|l| l + 1)
+                    (active.filter(|l| last_month - l >= lapse).map(|l| l + 1), lapse - 1)
                 }
             };
-            Lifecycle { start, left }
+            Lifecycle { start, left, grace }
         })
         .collect();
     Ok((ids, lcs))

@@ -334,3 +334,63 @@ fn a_single_client_or_a_single_leaver_gets_a_clear_message() {
     assert!(line.contains("only 1 clients left"), "{line}");
     assert!(run.join("labels.csv").is_file());
 }
+
+/// A firm that exports nothing but invoices (no payment dates, no work log): behaviour
+/// segments come from the billing-only features, and churn risk from a lapse judged
+/// against each client's own billing rhythm (a client billed once a year is not gone
+/// after three quiet months), better than the naive baselines on later months.
+#[test]
+fn billing_only_firms_get_segments_and_a_lapse_risk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(dir, 3000, 30, 3, &["--no-contract-dates"]);
+    std::fs::remove_file(dir.join("data/activity.csv")).unwrap();
+    let billing = std::fs::read_to_string(dir.join("data/billing.csv")).unwrap();
+    let kept: Vec<String> = billing
+        .lines()
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect();
+    assert!(kept[0].ends_with("service"), "{}", kept[0]);
+    std::fs::write(dir.join("data/billing.csv"), kept.join("\n") + "\n").unwrap();
+    let (run, summary) = pipeline(dir, "");
+    let m = manifest(&run);
+    let features: Vec<&str> = m["behaviour"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(features.contains(&"invoice_gap_cv"), "{features:?}\n{summary}");
+    let churn = &m["analyses"]["churn"];
+    assert_eq!(churn["definition"], "lapse", "{churn}");
+    // Validated on later months, and better than the naive baselines.
+    for v in churn["validation"].as_array().unwrap() {
+        let auc = |k: &str| v[k]["roc_auc"].as_f64().unwrap();
+        let chosen = v["chosen"].as_str().unwrap();
+        assert!(
+            auc(chosen) > auc("recency") && auc(chosen) > auc("rule"),
+            "{}m: {v}",
+            v["months"]
+        );
+    }
+    // Clients who prepay a year at a time are still clients between their invoices.
+    let labels = read_csv(&run.join("labels.csv"));
+    let truth = read_csv(&dir.join("data/truth.csv"));
+    let served: std::collections::BTreeSet<String> = strings(&truth, "client_id")
+        .into_iter()
+        .zip(strings(&truth, "left_month"))
+        .filter(|(_, l)| l.is_empty())
+        .map(|(id, _)| id)
+        .collect();
+    let bands = strings(&labels, "churn_band");
+    let wrongly_left = strings(&labels, "client_id")
+        .iter()
+        .zip(&bands)
+        .filter(|(id, b)| served.contains(*id) && *b == "left")
+        .count();
+    assert!(
+        (wrongly_left as f64) < 0.05 * served.len() as f64,
+        "{wrongly_left} of {} clients still served are taken for gone",
+        served.len()
+    );
+}

@@ -102,12 +102,15 @@ pub(super) fn billing_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Vec
     plan.number(t, "amount", true);
     plan.date(t, "due_date", false);
     plan.date(t, "paid_date", false);
-    let extra = vec![
+    let mut extra = vec![
         check("client_id", col("client_id").is_null(), "required value is empty"),
         unknown_client(),
         future("invoice_date", latest, "invoice date"),
-        future("paid_date", latest, "payment date"),
     ];
+    // A billing export without payment dates has no payment to check.
+    if super::plan::present(t, "paid_date") {
+        extra.push(future("paid_date", latest, "payment date"));
+    }
     Ok((plan, extra))
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{Analysis, AnalysisError, Context, CrmColumn, Outcome};
 use crate::features::{feature_def, FeatureDef, FeatureTable};
 use crate::format::Lang;
-use crate::history::{self, served_at, still_client, History, LeaveDefinition};
+use crate::history::{self, still_client, History, LeaveDefinition};
 use crate::model::Model;
 use crate::progress::Stages;
 use metrics::{CalibrationBin, Scores};
@@ -74,6 +74,8 @@ struct Snapshots {
     /// Index into the history's sampled clients.
     client: Vec<u32>,
     left: Vec<Option<i32>>,
+    /// Months after a horizon before the row's outcome is known.
+    grace: Vec<i32>,
 }
 
 /// A feature's values as f64, NaN where missing.
@@ -116,6 +118,7 @@ impl Snapshots {
             month: Vec::new(),
             client: Vec::new(),
             left: Vec::new(),
+            grace: Vec::new(),
         };
         let total = months.clone().count();
         stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
@@ -126,6 +129,7 @@ impl Snapshots {
                     return Err(failed("snapshot rows do not match the sampled clients".into()));
                 }
                 let silent = values(&ft, "silent_months");
+                let interval = values(&ft, "longest_invoice_gap_days");
                 let keep: Vec<bool> = h
                     .lifecycles
                     .iter()
@@ -134,7 +138,8 @@ impl Snapshots {
                         let started = lc.start.is_some_and(|st| st <= t);
                         let left_by_then =
                             h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
-                        still_client(h.definition, h.inactive_months, silent[i], started, left_by_then)
+                        let lapse = history::lapse_months(h.inactive_months, interval[i]);
+                        still_client(h.definition, lapse, silent[i], started, left_by_then)
                     })
                     .collect();
                 s.x.extend(matrix(&ft, names, &keep));
@@ -142,6 +147,7 @@ impl Snapshots {
                     s.month.push(t);
                     s.client.push(i as u32);
                     s.left.push(h.lifecycles[i].left);
+                    s.grace.push(h.lifecycles[i].grace);
                 }
             }
             Ok(())
@@ -203,7 +209,12 @@ fn grace(h: &History) -> i32 {
 /// The outcome of snapshot row `i` for `horizon`, when the data shows it.
 fn label(s: &Snapshots, i: usize, horizon: i32, h: &History) -> Option<bool> {
     let t = s.month[i];
-    (t + horizon + grace(h) <= h.last_month).then(|| s.left[i].is_some_and(|l| l <= t + horizon))
+    (known_by(s, i, horizon) <= h.last_month).then(|| s.left[i].is_some_and(|l| l <= t + horizon))
+}
+
+/// The month by whose end row `i`'s outcome for `horizon` is known.
+fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
+    s.month[i] + horizon + s.grace.get(i).copied().unwrap_or(0)
 }
 
 /// A fitted model of one kind with its calibration.
@@ -565,7 +576,7 @@ fn snapshot_table(
         ));
         cols.push(Column::new(
             format!("known_by_{hz}m").into(),
-            s.month.iter().map(|m| m + hz + grace(h)).collect::<Vec<i32>>(),
+            (0..n).map(|i| known_by(s, i, hz)).collect::<Vec<i32>>(),
         ));
     }
     polars::prelude::DataFrame::new_infer_height(cols)
@@ -770,13 +781,15 @@ impl ChurnRisk {
         let mut per_month: [Vec<Option<f64>>; 2] = Default::default();
         for t in first_test..=t_max {
             let train: Vec<usize> = (0..s.n())
-                .filter(|&i| s.month[i] + hz + g <= t && s.month[i] >= t0)
+                .filter(|&i| known_by(s, i, hz) <= t && s.month[i] >= t0)
                 .collect();
-            let test: Vec<usize> = (0..s.n()).filter(|&i| s.month[i] == t).collect();
+            let test: Vec<usize> = (0..s.n())
+                .filter(|&i| s.month[i] == t && label(s, i, hz, h).is_some())
+                .collect();
             if train.is_empty() || test.is_empty() {
                 continue;
             }
-            // Labels known by month t (all of them: t + hz + g <= last month).
+            // Labels known by month t (so by the end of the data too).
             let y_train: Vec<bool> = train.iter().map(|&i| label(s, i, hz, h).unwrap_or(false)).collect();
             let y_test: Vec<bool> = test.iter().map(|&i| label(s, i, hz, h).unwrap_or(false)).collect();
             let x_test = s.rows_of(&test);
@@ -873,7 +886,7 @@ impl ChurnRisk {
         contract_end: &[Option<i32>],
     ) -> Result<Outcome, AnalysisError> {
         let table = ctx.table;
-        let active = served_at(table, saved.definition, saved.inactive_months, contract_end);
+        let active = history::served_at(table, saved.definition, saved.inactive_months, contract_end);
         let scored = score_today(saved, table, &active).map_err(failed)?;
         let n = table.df.height();
         let mut columns = Vec::new();
