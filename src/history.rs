@@ -125,16 +125,15 @@ pub fn still_client(
         }
 }
 
-/// A feature of the table as f64, NaN where missing.
+/// A feature of the table as f64, NaN where missing (or absent).
 pub fn column_f64(table: &FeatureTable, name: &str) -> Vec<f64> {
-    let n = table.df.height();
-    table
-        .df
-        .column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().map(|c| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .unwrap_or_else(|| vec![f64::NAN; n])
+    let read = || -> Option<Vec<f64>> {
+        let c = table.df.column(name).ok()?.cast(&DataType::Float64).ok()?;
+        let filled = c.f64().ok()?.fill_null_with_values(f64::NAN).ok()?;
+        let ca = filled.rechunk();
+        Some(ca.cont_slice().ok()?.to_vec())
+    };
+    read().unwrap_or_else(|| vec![f64::NAN; table.df.height()])
 }
 
 /// Which clients of the feature table are still served at its snapshot: contract_end

@@ -192,8 +192,21 @@ pub fn migration(w: &mut Written, m: Migration, lang: Lang) -> Result<(), Output
         source: e,
     })?;
     for matrix in &m.matrices {
-        let chart =
-            report::write_transition_chart(&charts, lang, &matrix.kind, &matrix.from, &matrix.to, &matrix.counts)?;
+        // Risk bands are words (高风险), not codes like V1 or B2.
+        let words = |ids: &[String]| -> Vec<String> {
+            ids.iter()
+                .map(|id| match crate::analysis::churn::band_words(id, lang) {
+                    "" => id.clone(),
+                    w => w.to_string(),
+                })
+                .collect()
+        };
+        let (from, to) = if matrix.kind == "churn" {
+            (words(&matrix.from), words(&matrix.to))
+        } else {
+            (matrix.from.clone(), matrix.to.clone())
+        };
+        let chart = report::write_transition_chart(&charts, lang, &matrix.kind, &from, &to, &matrix.counts)?;
         w.add(chart.png);
         w.add(chart.svg);
     }

@@ -107,14 +107,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
 
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in analyses {
-        let ctx = Context {
-            table,
-            seed: s.seed,
-            lang: s.lang,
-            history: input.history.as_ref(),
-            served: Some(&input.served),
-            earlier: &outcomes,
-        };
+        let ctx = context(s, &input, &outcomes);
         let o = a.fit(&ctx, &mut st)?;
         outcomes.push(o);
     }
@@ -214,14 +207,7 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let table = &input.table;
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in analysis::configured(&s.analyses) {
-        let ctx = Context {
-            table,
-            seed: s.seed,
-            lang: s.lang,
-            history: input.history.as_ref(),
-            served: Some(&input.served),
-            earlier: &outcomes,
-        };
+        let ctx = context(s, &input, &outcomes);
         let o = a.apply(&ctx, &mut st, &model, model_path)?;
         outcomes.push(o);
     }
@@ -289,6 +275,18 @@ fn o_id(kind: SegmentKind) -> String {
     match kind {
         SegmentKind::Value => "value".into(),
         SegmentKind::Behaviour => "behaviour".into(),
+    }
+}
+
+/// What an analysis is given, after the analyses before it.
+fn context<'a>(s: &Settings, input: &'a Prepared, earlier: &'a [Outcome]) -> Context<'a> {
+    Context {
+        table: &input.table,
+        seed: s.seed,
+        lang: s.lang,
+        history: input.history.as_ref(),
+        served: Some(&input.served),
+        earlier,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::model::Model;
 use crate::progress::Stages;
 use metrics::{CalibrationBin, Scores};
 use models::{Boosted, Logistic, ModelKind, Platt, Rows};
-use polars::prelude::{ChunkFillNullValue, Column, DataType};
+use polars::prelude::Column;
 
 /// Which model scores today's clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,27 +78,22 @@ struct Snapshots {
     grace: Vec<i32>,
 }
 
-/// A feature's values as f64, NaN where missing.
-fn values(t: &FeatureTable, name: &str) -> Vec<f64> {
-    let n = t.df.height();
-    let read = || -> Option<Vec<f64>> {
-        let c = t.df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-        let filled = c.f64().ok()?.fill_null_with_values(f64::NAN).ok()?;
-        let ca = filled.rechunk();
-        Some(ca.cont_slice().ok()?.to_vec())
-    };
-    read().unwrap_or_else(|| vec![f64::NAN; n])
+use history::column_f64 as values;
+
+/// The named features' columns.
+fn columns(t: &FeatureTable, names: &[String]) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    names.par_iter().map(|n| values(t, n)).collect()
 }
 
-/// Row-major matrix of the named features, for the rows marked in `keep`.
-fn matrix(t: &FeatureTable, names: &[String], keep: &[bool]) -> Vec<f64> {
+/// Row-major matrix of feature columns, for the rows marked in `keep`.
+fn matrix(cols: &[Vec<f64>], keep: &[bool]) -> Vec<f64> {
     use rayon::prelude::*;
-    let cols: Vec<Vec<f64>> = names.par_iter().map(|n| values(t, n)).collect();
+    let d = cols.len();
     let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
-    let d = names.len();
     let mut x = vec![0.0; rows.len() * d];
     x.par_chunks_mut(d.max(1)).zip(&rows).for_each(|(out, &i)| {
-        for (o, c) in out.iter_mut().zip(&cols) {
+        for (o, c) in out.iter_mut().zip(cols) {
             *o = c[i];
         }
     });
@@ -142,7 +137,7 @@ impl Snapshots {
                         still_client(h.definition, lapse, silent[i], started, left_by_then)
                     })
                     .collect();
-                s.x.extend(matrix(&ft, names, &keep));
+                s.x.extend(matrix(&columns(&ft, names), &keep));
                 for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
                     s.month.push(t);
                     s.client.push(i as u32);
@@ -309,6 +304,26 @@ pub struct HorizonValidation {
     pub rows: Vec<(usize, [f64; 4], bool)>,
 }
 
+impl HorizonValidation {
+    /// A horizon with nothing measured yet.
+    fn empty(months: i32) -> HorizonValidation {
+        HorizonValidation {
+            months,
+            test_months: Vec::new(),
+            not_validated: None,
+            logistic: None,
+            boosted: None,
+            recency: None,
+            rule: None,
+            monthly_auc: Vec::new(),
+            chosen: ModelKind::Logistic,
+            calibration: Vec::new(),
+            gains: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
 /// One horizon of the saved model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedHorizon {
@@ -381,8 +396,8 @@ struct Scored {
     drivers: Vec<Vec<(usize, f64)>>,
 }
 
-fn score_today(saved: &SavedChurn, table: &FeatureTable, active: &[bool]) -> Result<Scored, String> {
-    let x = matrix(table, &saved.features, active);
+fn score_today(saved: &SavedChurn, cols: &[Vec<f64>], active: &[bool]) -> Result<Scored, String> {
+    let x = matrix(cols, active);
     let rows = Rows {
         x: &x,
         d: saved.features.len(),
@@ -648,18 +663,8 @@ impl ChurnRisk {
             let labelled: Vec<usize> = (0..s.n()).filter(|&i| label(&s, i, hz, h).is_some()).collect();
             if labelled.is_empty() || t_max < t0 + 1 {
                 validation.push(HorizonValidation {
-                    months: hz,
-                    test_months: Vec::new(),
                     not_validated: Some(format!("the history is too short for a {hz}-month horizon")),
-                    logistic: None,
-                    boosted: None,
-                    recency: None,
-                    rule: None,
-                    monthly_auc: Vec::new(),
-                    chosen: ModelKind::Logistic,
-                    calibration: Vec::new(),
-                    gains: Vec::new(),
-                    rows: Vec::new(),
+                    ..HorizonValidation::empty(hz)
                 });
                 continue;
             }
@@ -749,20 +754,7 @@ impl ChurnRisk {
         let p = &self.params;
         let g = grace(h);
         let first_test = (t0 + hz + g + 2).max(t_max - p.test_months as i32 + 1);
-        let mut v = HorizonValidation {
-            months: hz,
-            test_months: Vec::new(),
-            not_validated: None,
-            logistic: None,
-            boosted: None,
-            recency: None,
-            rule: None,
-            monthly_auc: Vec::new(),
-            chosen: ModelKind::Logistic,
-            calibration: Vec::new(),
-            gains: Vec::new(),
-            rows: Vec::new(),
-        };
+        let mut v = HorizonValidation::empty(hz);
         if first_test > t_max {
             v.not_validated = Some(format!(
                 "the history is too short to validate a {hz}-month horizon: a test month needs {} earlier months whose outcome is known",
@@ -887,7 +879,8 @@ impl ChurnRisk {
     ) -> Result<Outcome, AnalysisError> {
         let table = ctx.table;
         let active = history::served_at(table, saved.definition, saved.inactive_months, contract_end);
-        let scored = score_today(saved, table, &active).map_err(failed)?;
+        let feature_values = columns(table, &saved.features);
+        let scored = score_today(saved, &feature_values, &active).map_err(failed)?;
         let n = table.df.height();
         let mut columns = Vec::new();
         for (h, risk) in saved.horizons.iter().zip(&scored.risk) {
@@ -907,7 +900,6 @@ impl ChurnRisk {
         let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, saved.bands)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
-        let feature_values: Vec<Vec<f64>> = saved.features.iter().map(|f| values(table, f)).collect();
         let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
         let drivers: Vec<String> = {
             use rayon::prelude::*;

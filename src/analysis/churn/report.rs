@@ -204,28 +204,23 @@ fn by_tier_and_segment(v: &View) -> Option<SectionTable> {
     })
 }
 
+/// A text column of the feature table ("" where empty).
+fn texts(table: &crate::features::FeatureTable, name: &str) -> Vec<String> {
+    table
+        .df
+        .column(name)
+        .ok()
+        .and_then(|c| {
+            c.str()
+                .ok()
+                .map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect())
+        })
+        .unwrap_or_default()
+}
+
 fn top_clients(v: &View) -> SectionTable {
-    let table = v.ctx.table;
-    let ids: Vec<String> = table
-        .df
-        .column("client_id")
-        .ok()
-        .and_then(|c| {
-            c.str()
-                .ok()
-                .map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect())
-        })
-        .unwrap_or_default();
-    let names: Vec<String> = table
-        .df
-        .column("name")
-        .ok()
-        .and_then(|c| {
-            c.str()
-                .ok()
-                .map(|c| c.iter().map(|s| s.unwrap_or("").to_string()).collect())
-        })
-        .unwrap_or_default();
+    let ids = texts(v.ctx.table, "client_id");
+    let names = texts(v.ctx.table, "name");
     let tiers = groups(v.ctx, SegmentKind::Value);
     let mut order: Vec<usize> = (0..v.at_risk.len()).filter(|&i| v.at_risk[i].is_some()).collect();
     order.sort_by(|&a, &b| {
