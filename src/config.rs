@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use crate::analysis::{AnalysisParams, BehaviourParams, ChurnParams, ModelChoice, TreeParams, ValueParams};
+pub use crate::analysis::allocation::Weights;
+pub use crate::analysis::{
+    AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost, ModelChoice, PricingParams,
+    TreeParams, ValueParams,
+};
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
 pub use crate::export::{CrmSettings, CRM_SOURCES};
@@ -61,6 +65,8 @@ pub struct RawConfig {
     pub crm: RawCrm,
     pub stability: RawStability,
     pub churn: RawChurn,
+    pub pricing: RawPricing,
+    pub allocation: RawAllocation,
     /// Service plans per tier or segment (服务方案); the built-in ones when absent.
     pub service_plans: Option<Vec<ServicePlan>>,
 }
@@ -92,6 +98,69 @@ pub struct RawChurn {
     pub model: Option<String>,
     /// Write every monthly snapshot to churn_snapshots.parquet (default false).
     pub export_snapshots: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPricing {
+    /// Work out cost to serve and suggest fees (default true).
+    pub enabled: Option<bool>,
+    /// Margin rate below which a client is under-priced (default 0.30).
+    pub target_margin: Option<f64>,
+    /// Largest rise per review, as a share of the fee (default 0.30).
+    pub max_increase: Option<f64>,
+    /// Suggested fees are multiples of this, in CNY (default 50).
+    pub fee_step: Option<f64>,
+    /// Also under-priced when the fee per hour is this share below the peers' (default 0.5: half).
+    pub rate_tolerance: Option<f64>,
+    /// Clients in a peer group (default 50).
+    pub peers: Option<usize>,
+    /// Hours a month by rule of thumb, where neither logged nor estimable.
+    pub default_hours: RawDefaultHours,
+    /// Cost of an hour per grade of the client's accountant (else features.hourly_cost).
+    pub hourly_cost: Option<RawGradeCost>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDefaultHours {
+    pub zero_declaration: Option<f64>,
+    pub small_scale: Option<f64>,
+    pub general: Option<f64>,
+    pub chase: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGradeCost {
+    pub junior: f64,
+    pub senior: f64,
+    pub lead: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAllocation {
+    /// Plan who serves whom when there is a staff table (default true).
+    pub enabled: Option<bool>,
+    /// Share of an accountant's capacity the plan may fill (default 0.85).
+    pub max_utilisation: Option<f64>,
+    /// Hours a month of staff without capacity_hours (default 160).
+    pub default_capacity: Option<f64>,
+    /// Weight per client that changes accountant (default 1).
+    pub continuity_weight: Option<f64>,
+    /// Weight per client placed outside its team (default 0.1).
+    pub team_weight: Option<f64>,
+    /// Weight per percentage point of the busiest accountant's utilisation (default 0.05).
+    pub balance_weight: Option<f64>,
+    /// Firms with more clients are planned team by team (default 20,000).
+    pub block_clients: Option<usize>,
+    /// The skill general-taxpayer clients need (default "general_taxpayer"; 一般纳税人 also counts).
+    pub general_skill: Option<String>,
+    /// The skill international clients need (default "international"; 涉外 also counts).
+    pub international_skill: Option<String>,
+    /// Value tiers served only by senior or lead accountants (default ["V1"]).
+    pub senior_tiers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -435,6 +504,8 @@ impl Settings {
             return Err(invalid("stability.hysteresis", "must be between 0 and 1", hysteresis));
         }
         let (churn, history) = check_churn(&raw.churn)?;
+        let pricing = check_pricing(&raw.pricing, hourly_cost)?;
+        let allocation = check_allocation(&raw.allocation)?;
         Ok(Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
@@ -469,6 +540,8 @@ impl Settings {
                 },
                 kmeans,
                 churn,
+                pricing,
+                allocation,
                 tree: TreeParams {
                     max_depth: tree_max_depth,
                     test_share,
@@ -489,6 +562,84 @@ impl Settings {
             service_plans: raw.service_plans.clone(),
         })
     }
+}
+
+fn share(key: &str, v: Option<f64>, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if !(v >= lo && v <= hi) {
+        return Err(invalid(key, &format!("must be between {lo} and {hi}"), v));
+    }
+    Ok(v)
+}
+
+fn check_pricing(raw: &RawPricing, hourly_cost: f64) -> Result<PricingParams, ConfigError> {
+    let d = &raw.default_hours;
+    let peers = raw.peers.unwrap_or(50);
+    if !(5..=1000).contains(&peers) {
+        return Err(invalid("pricing.peers", "must be between 5 and 1000", peers));
+    }
+    let by_grade = match &raw.hourly_cost {
+        Some(g) => {
+            for (k, v) in [("junior", g.junior), ("senior", g.senior), ("lead", g.lead)] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(invalid(&format!("pricing.hourly_cost.{k}"), "must be a number >= 0", v));
+                }
+            }
+            Some(GradeCost {
+                junior: g.junior,
+                senior: g.senior,
+                lead: g.lead,
+            })
+        }
+        None => None,
+    };
+    Ok(PricingParams {
+        enabled: raw.enabled.unwrap_or(true),
+        target_margin: share("pricing.target_margin", raw.target_margin, 0.30, 0.0, 0.95)?,
+        max_increase: share("pricing.max_increase", raw.max_increase, 0.30, 0.0, 5.0)?,
+        fee_step: share("pricing.fee_step", raw.fee_step, 50.0, 0.0, 10_000.0)?,
+        rate_tolerance: share("pricing.rate_tolerance", raw.rate_tolerance, 0.5, 0.0, 0.95)?,
+        peers,
+        default_hours: DefaultHours {
+            zero_declaration: share("pricing.default_hours.zero_declaration", d.zero_declaration, 0.17, 0.0, 200.0)?,
+            small_scale: share("pricing.default_hours.small_scale", d.small_scale, 0.5, 0.0, 200.0)?,
+            general: share("pricing.default_hours.general", d.general, 1.5, 0.0, 200.0)?,
+            chase: share("pricing.default_hours.chase", d.chase, 0.5, 0.0, 200.0)?,
+        },
+        hourly_cost,
+        by_grade,
+    })
+}
+
+fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError> {
+    let block_clients = raw.block_clients.unwrap_or(20_000);
+    if block_clients < 100 {
+        return Err(invalid("allocation.block_clients", "must be at least 100", block_clients));
+    }
+    let senior_tiers = raw.senior_tiers.clone().unwrap_or_else(|| vec!["V1".into()]);
+    if let Some(bad) = senior_tiers.iter().find(|t| {
+        !(t.len() >= 2 && t.starts_with('V') && t[1..].chars().all(|c| c.is_ascii_digit()))
+    }) {
+        return Err(invalid("allocation.senior_tiers", "must list tier codes such as \"V1\"", bad));
+    }
+    Ok(AllocationParams {
+        enabled: raw.enabled.unwrap_or(true),
+        max_utilisation: share("allocation.max_utilisation", raw.max_utilisation, 0.85, 0.05, 1.5)?,
+        default_capacity: share("allocation.default_capacity", raw.default_capacity, 160.0, 0.0, 744.0)?,
+        weights: Weights {
+            continuity: share("allocation.continuity_weight", raw.continuity_weight, 1.0, 0.0, 1e6)?,
+            team: share("allocation.team_weight", raw.team_weight, 0.1, 0.0, 1e6)?,
+            balance: share("allocation.balance_weight", raw.balance_weight, 0.05, 0.0, 1e6)?,
+        },
+        block_clients,
+        general_skill: raw.general_skill.clone().unwrap_or_else(|| "general_taxpayer".into()).to_lowercase(),
+        international_skill: raw
+            .international_skill
+            .clone()
+            .unwrap_or_else(|| "international".into())
+            .to_lowercase(),
+        senior_tiers,
+    })
 }
 
 fn check_churn(raw: &RawChurn) -> Result<(ChurnParams, HistoryParams), ConfigError> {

@@ -376,6 +376,34 @@ pub fn zh_header(name: &str) -> Option<String> {
         "revenue_at_risk" => "风险收入",
         "churn_band" => "流失风险等级",
         "churn_drivers" => "主要风险因素",
+        "monthly_hours" => "月均工时",
+        "hours_source" => "工时来源",
+        "monthly_cost" => "月服务成本",
+        "margin" => "月毛利",
+        "margin_rate" => "毛利率",
+        "price_flag" => "定价判断",
+        "suggested_fee" => "建议月费",
+        "monthly_fee" => "月费",
+        "fee_per_hour" => "每工时收费",
+        "peer_fee_per_hour" => "同类客户每工时收费（中位数）",
+        "peers" => "同类客户数",
+        "fee_change" => "调价金额",
+        "reason" => "原因",
+        "proposed_accountant" => "建议会计",
+        "allocation_reason" => "分配原因",
+        "current" => "当前会计",
+        "proposed" => "建议会计",
+        "hours" => "月均工时",
+        "needs" => "需求代码",
+        "team" => "团队",
+        "grade" => "职级",
+        "capacity_hours" => "月产能（小时）",
+        "hours_before" => "调整前工时",
+        "utilisation_before" => "调整前饱和度",
+        "hours_after" => "调整后工时",
+        "utilisation_after" => "调整后饱和度",
+        "clients_before" => "调整前客户数",
+        "clients_after" => "调整后客户数",
         _ => "",
     };
     if !fixed.is_empty() {
@@ -383,6 +411,9 @@ pub fn zh_header(name: &str) -> Option<String> {
     }
     if let Some(zh) = crate::format::column_zh(name) {
         return Some(zh.to_string());
+    }
+    if let Some(t) = name.strip_prefix("clients_") {
+        return Some(format!("{t} 客户数"));
     }
     if let Some(h) = name.strip_prefix("churn_risk_").and_then(|h| h.strip_suffix('m')) {
         return Some(format!("{h}个月流失风险"));

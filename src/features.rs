@@ -245,6 +245,16 @@ pub const CATALOGUE: &[FeatureDef] = &[
         .needs(&["activity.hours"])
         .words(None, Some(("thin margin", "利润薄")))
         .worth(1),
+    // Workload, for what a client costs to serve (pricing) and which accountant has room
+    // (allocation).
+    def("hours_per_month", Value, "hours/month", Log1p, ("hours per month", "月均工时"), "Mean accountant hours over the months in the last 12 that log hours (activity.hours); empty when none do.", |t| t.activity("hours_per_month"))
+        .needs(&["activity.hours"])
+        .unclustered()
+        .words(Some(("time-consuming", "耗时多")), Some(("quick to serve", "耗时少"))),
+    def("filings_per_month", Behaviour, "count/month", Log1p, ("filings per month", "月均申报数"), "Mean tax filings per logged month in the last 12 months.", |t| t.activity("filings_per_month"))
+        .needs(&["activity.filings"])
+        .unclustered()
+        .words(Some(("many filings", "申报多")), None),
     def("tenure_months", Value, "months", Log1p, ("months as a client", "合作月数"), "Months from contract_start (or the first invoice) to contract_end or S, whichever is first.", |t| t.tenure.clone())
         .words(Some(("long-standing", "长期客户")), Some(("new", "新客户"))),
     def("n_services", Value, "count", Plain, ("services", "服务项目数"), "Number of services subscribed (clients.services), or distinct services billed in the last 12 months.", |t| coalesce(&[t.services_listed.clone(), col("__services_billed").fill_null(lit(0.0))]))
@@ -714,6 +724,7 @@ fn activity_terms(key: &str) -> Vec<Expr> {
             .alias("__tickets9"),
         col("__t").alias("__work_t"),
         col("hours"),
+        col("filings"),
     ]
 }
 
@@ -730,6 +741,8 @@ fn activity_aggs() -> Vec<Expr> {
         col("__tickets9").mean().alias("__tickets9"),
         col("__work_t").max().alias("__last_work_t"),
         col("hours").sum().alias("__hours_12m"),
+        col("hours").mean().alias("hours_per_month"),
+        col("filings").mean().alias("filings_per_month"),
         col("__tk").sum().alias("__st"),
         col("vouchers").sum().alias("__sv"),
         col("__tv").sum().alias("__stv"),

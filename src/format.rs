@@ -110,6 +110,9 @@ pub fn table_zh(name: &str) -> Option<&'static str> {
         "billing" => "收费记录",
         "activity" => "工作记录",
         "staff" => "员工名单",
+        "pricing" => "定价建议",
+        "allocation" => "人员分配",
+        "workload" => "工作量",
         _ => return None,
     })
 }
@@ -145,6 +148,23 @@ pub fn category_zh(column: &str, value: &str) -> Option<&'static str> {
         ("churn_band", "medium") => "中风险",
         ("churn_band", "low") => "低风险",
         ("churn_band", "left") => "已流失",
+        ("price_flag", "under_priced") => "定价偏低",
+        ("price_flag", "over_served") => "服务超量",
+        ("price_flag", "ok") => "定价合理",
+        ("hours_source", "logged") => "工时记录",
+        ("hours_source", "estimated") => "模型估算",
+        ("hours_source", "rule_of_thumb") => "经验值",
+        ("grade", "junior") => "初级",
+        ("grade", "senior") => "中级",
+        ("grade", "lead") => "主管",
+        ("allocation_reason" | "reason", "kept") => "保持不变",
+        ("allocation_reason" | "reason", "unplaced") => "无法分配",
+        ("allocation_reason" | "reason", "no_accountant") => "会计不在名单中",
+        ("allocation_reason" | "reason", "accountant_inactive") => "会计已停用",
+        ("allocation_reason" | "reason", "skill") => "资质不符",
+        ("allocation_reason" | "reason", "seniority") => "需中高级会计",
+        ("allocation_reason" | "reason", "over_capacity") => "会计超负荷",
+        ("allocation_reason" | "reason", "balance") => "均衡工作量",
         _ => return None,
     })
 }

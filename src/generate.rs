@@ -48,6 +48,109 @@ pub struct GenerateParams {
     pub changed: f64,
     /// Write contract_end into the archive (firms without contract dates do not).
     pub contract_dates: bool,
+    /// Accountants on the staff list (default: one per 80 clients, at least 4).
+    pub staff: Option<usize>,
+}
+
+/// Share of clients whose fee is planted below what their workload costs.
+pub const UNDERPRICED_SHARE: f64 = 0.08;
+/// Clients whose accountant logs no hours at all, and months left unlogged by the others.
+const NO_HOURS_SHARE: f64 = 0.08;
+const MISSING_HOURS_MONTHS: f64 = 0.03;
+/// Cost of an hour the planted fees are set against (features.hourly_cost's default).
+const PLANTED_HOURLY_COST: f64 = 60.0;
+
+/// The generated staff list: names, grades, skills, capacity, team; and how likely each
+/// is to be handed a new client (uneven, as hand assignment is).
+struct Roster {
+    names: Vec<String>,
+    grade: Vec<&'static str>,
+    general: Vec<bool>,
+    international: Vec<bool>,
+    capacity: Vec<f64>,
+    team: Vec<String>,
+    /// Cumulative pick weights per pool: any, general-taxpayer, international, senior.
+    pools: [Vec<(f64, usize)>; 4],
+}
+
+const SURNAMES: [&str; 24] = [
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林", "何", "郭", "马", "罗",
+    "梁", "宋", "郑", "谢",
+];
+const GIVEN: [&str; 30] = [
+    "芳", "娜", "伟", "洋", "静", "丽", "敏", "磊", "婷", "刚", "慧", "悦", "强", "军", "艳", "杰", "涛", "明", "超", "霞",
+    "平", "辉", "鑫", "宇", "佳", "琳", "晨", "欣", "浩", "倩",
+];
+
+impl Roster {
+    fn new(n: usize, seed: u64) -> Roster {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x57AF_F00D);
+        let combos = SURNAMES.len() * GIVEN.len();
+        let mut r = Roster {
+            names: Vec::with_capacity(n),
+            grade: Vec::with_capacity(n),
+            general: Vec::with_capacity(n),
+            international: Vec::with_capacity(n),
+            capacity: Vec::with_capacity(n),
+            team: Vec::with_capacity(n),
+            pools: Default::default(),
+        };
+        let mut weight = Vec::with_capacity(n);
+        for k in 0..n {
+            let base = format!("{}{}", SURNAMES[k % SURNAMES.len()], GIVEN[(k / SURNAMES.len()) % GIVEN.len()]);
+            r.names.push(if k < combos { base } else { format!("{base}{}", k / combos + 1) });
+            let grade = match rng.gen_range(0..20) {
+                0..=9 => "junior",
+                10..=16 => "senior",
+                _ => "lead",
+            };
+            r.grade.push(grade);
+            r.general.push(grade != "junior" || rng.gen_bool(0.3));
+            r.international.push(rng.gen_bool(0.25));
+            r.capacity.push(if rng.gen_bool(0.1) { 120.0 } else { 160.0 });
+            r.team.push(format!("第{}组", k / 10 + 1));
+            // Some are handed far more than others.
+            weight.push((0.45 * normal(&mut rng)).exp());
+        }
+        let cumulative = |keep: &dyn Fn(usize) -> bool| {
+            let mut acc = 0.0;
+            (0..n)
+                .filter(|&k| keep(k))
+                .map(|k| {
+                    acc += weight[k];
+                    (acc, k)
+                })
+                .collect::<Vec<_>>()
+        };
+        r.pools = [
+            cumulative(&|_| true),
+            cumulative(&|k| r.general[k]),
+            cumulative(&|k| r.international[k]),
+            cumulative(&|k| r.grade[k] != "junior"),
+        ];
+        r
+    }
+
+    /// An accountant for a client: mostly one allowed to serve it, not always.
+    fn pick(&self, rng: &mut impl Rng, general: bool, international: bool, top: bool) -> usize {
+        let pool = if international && rng.gen_bool(0.9) {
+            2
+        } else if general && rng.gen_bool(0.96) {
+            1
+        } else if top && rng.gen_bool(0.9) {
+            3
+        } else {
+            0
+        };
+        let p = match self.pools[pool].is_empty() {
+            true => &self.pools[0],
+            false => &self.pools[pool],
+        };
+        let total = p.last().map_or(0.0, |x| x.0);
+        let u = rng.gen::<f64>() * total;
+        let at = p.partition_point(|x| x.0 < u).min(p.len().saturating_sub(1));
+        p.get(at).map_or(0, |x| x.1)
+    }
 }
 
 /// Clients up to which `truth_hazard.csv` (one row per client and month) is written.
@@ -273,6 +376,10 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         "mean_hazard",
         "changed_from",
     ]);
+    truth.cols.push(("underpriced".into(), Vec::new()));
+    truth.cols.push(("expected_hours".into(), Vec::new()));
+    let n_staff = p.staff.unwrap_or((p.clients / 80).max(4)).max(1);
+    let roster = Roster::new(n_staff, p.seed);
     let write_hazards = p.clients <= HAZARD_FILE_MAX_CLIENTS;
     let mut hazards = Buf::new(&["client_id", "month", "hazard", "risk_3m", "risk_6m"]);
     let s = |v: &str| Some(v.to_string());
@@ -328,7 +435,28 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 )
             }
         };
-        let fee: f64 = (fee / 10.0f64).round() * 10.0;
+        // Behaviour parameters of the planted segment.
+        let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = match seg {
+            0 => (0.02, (1, 10), 0.0, 0.3, 0.03),
+            1 => (0.85, (20, 90), 0.15, 1.0, 0.12),
+            2 => (0.08, (1, 10), 0.0, 6.0, 0.5),
+            3 => (0.3, (5, 30), 0.02, 1.0, 0.2),
+            _ => (0.05, (1, 10), 0.0, 2.5, 0.08),
+        };
+        // What a month of this client takes, on average (the hours formula below), and a
+        // fee that covers it twice over, except for the planted under-priced clients.
+        let filings_mean = if taxpayer == "general" { 3.0 } else { 20.0 / 12.0 }
+            + if client_type == "enterprise" { 1.0 / 12.0 } else { 0.0 };
+        let expected_hours =
+            base_vouchers / 60.0 + filings_mean * 0.2 + ticket_rate * 0.2 + late_doc_p * 0.7 + 0.125;
+        let mut pr_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x9121_CEDD ^ ((i as u64) << 23));
+        let underpriced = pr_rng.gen_bool(UNDERPRICED_SHARE);
+        let fee = if underpriced {
+            expected_hours * PLANTED_HOURLY_COST * pr_rng.gen_range(0.6..1.0)
+        } else {
+            f64::max(fee, expected_hours * PLANTED_HOURLY_COST * 2.0)
+        };
+        let fee: f64 = ((fee / 10.0f64).round() * 10.0).max(30.0);
         let (province, city) = pick(&mut rng, &PLACES);
         let industry = pick(&mut rng, &INDUSTRIES);
         let employees = match taxpayer {
@@ -371,11 +499,23 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         } else {
             None
         };
-        let first_accountant = pick(&mut rng, &ACCOUNTANTS);
-        let second_accountant = {
-            let k = ACCOUNTANTS.iter().position(|a| *a == first_accountant).unwrap_or(0);
-            ACCOUNTANTS[(k + 1 + hz_rng.gen_range(0..ACCOUNTANTS.len() - 1)) % ACCOUNTANTS.len()]
+        // Staff and pricing draw from their own streams, so the rest of the firm is the same
+        // whatever the staff list.
+        let _ = pick(&mut rng, &ACCOUNTANTS);
+        let mut st_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x0A55_16E5 ^ ((i as u64) << 22));
+        let international = st_rng.gen_bool(0.03);
+        let first = roster.pick(&mut st_rng, taxpayer == "general", international, tier == 0);
+        let second = {
+            let mut k = roster.pick(&mut st_rng, taxpayer == "general", international, tier == 0);
+            if k == first && roster.names.len() > 1 {
+                k = (k + 1) % roster.names.len();
+            }
+            k
         };
+        let first_accountant = roster.names[first].as_str();
+        let second_accountant = roster.names[second].as_str();
+        let _ = hz_rng.gen_range(0..ACCOUNTANTS.len() - 1);
+        let logs_hours = !st_rng.gen_bool(NO_HOURS_SHARE);
         let accountant_in = |m: NaiveDate| match change_month {
             Some(c) if m >= c => second_accountant,
             _ => first_accountant,
@@ -413,7 +553,7 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             s(industry),
             s(province),
             s(city),
-            s(if rng.gen_bool(0.03) { "true" } else { "false" }),
+            s(if international { "true" } else { "false" }),
             Some(employees.to_string()),
             Some(format!("{revenue:.0}")),
             s(&services.join(";")),
@@ -422,16 +562,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             Some(format!("{fee:.0}")),
             s(accountant_in(last_month)),
         ]);
+        let _ = rng.gen_bool(0.03);
         let client_row = clients.len() - 1;
 
-        // Behaviour parameters of the planted segment.
-        let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = match seg {
-            0 => (0.02, (1, 10), 0.0, 0.3, 0.03),
-            1 => (0.85, (20, 90), 0.15, 1.0, 0.12),
-            2 => (0.08, (1, 10), 0.0, 6.0, 0.5),
-            3 => (0.3, (5, 30), 0.02, 1.0, 0.2),
-            _ => (0.05, (1, 10), 0.0, 2.5, 0.08),
-        };
         let cycle = if seg == 0 {
             pick(&mut rng, &[1, 1, 3, 6, 12, 12])
         } else {
@@ -553,17 +686,18 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             let late_docs = u8::from(rng.gen_bool(late_doc_p) || (late_boost > 0.0 && hz_rng.gen_bool(late_boost)));
             ticket_log.push(tickets);
             late_log.push(u32::from(late_docs));
-            // About 1-3 hours a month for a small-scale client, 5-10 for a general one.
+            // About 1-2 hours a month for a small-scale client, 3-6 for a general one.
             let spring = if matches!(m.month(), 4 | 5 | 6) { 1.0 } else { 0.0 };
             let hours =
-                (vouchers / 40.0 + filings as f64 * 0.3 + tickets as f64 * 0.3 + late_docs as f64 * 1.0 + spring)
+                (vouchers / 60.0 + filings as f64 * 0.2 + tickets as f64 * 0.2 + late_docs as f64 * 0.7 + spring * 0.5)
                     * (0.1 * normal(&mut rng)).exp();
+            let hours = (logs_hours && !st_rng.gen_bool(MISSING_HOURS_MONTHS)).then_some(hours);
             activity.push(vec![
                 s(&id),
                 s(&w.month(m)),
                 Some(format!("{vouchers:.0}")),
                 Some(filings.to_string()),
-                Some(format!("{hours:.1}")),
+                hours.map(|h| format!("{h:.1}")),
                 Some(tickets.to_string()),
                 Some(late_docs.to_string()),
                 s(accountant_in(m)),
@@ -640,6 +774,8 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             left_month.map(|m| m.format("%Y-%m").to_string()),
             Some(format!("{:.6}", hazard_sum / hazard_n.max(1) as f64)),
             changed_from.map(String::from),
+            s(if underpriced { "true" } else { "false" }),
+            Some(format!("{expected_hours:.3}")),
         ]);
     }
 
@@ -666,6 +802,31 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     ] {
         write(out, name, buf, h.as_ref())?;
     }
+    let mut staff = Buf::new(Table::Staff.columns());
+    for k in 0..roster.names.len() {
+        let mut skills = vec!["bookkeeping"];
+        if roster.general[k] {
+            skills.push("general_taxpayer");
+        }
+        if roster.international[k] {
+            skills.push("international");
+        }
+        let grade = match (p.chinese, roster.grade[k]) {
+            (true, "junior") => "初级",
+            (true, "senior") => "中级",
+            (true, _) => "主管",
+            (false, g) => g,
+        };
+        staff.push(vec![
+            Some(roster.names[k].clone()),
+            s(grade),
+            Some(format!("{:.0}", roster.capacity[k])),
+            Some(skills.join(";")),
+            Some(roster.team[k].clone()),
+            s("true"),
+        ]);
+    }
+    write(out, "staff.csv", staff, header.as_ref())?;
     write(out, "truth.csv", truth, &|n: &str| n.to_string())?;
     if write_hazards {
         write(out, "truth_hazard.csv", hazards, &|n: &str| n.to_string())?;
@@ -721,6 +882,7 @@ mod tests {
 
     fn params(seed: u64) -> GenerateParams {
         GenerateParams {
+            staff: None,
             clients: 60,
             months: 24,
             seed,

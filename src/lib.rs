@@ -39,3 +39,4 @@ pub mod schema;
 pub mod segments;
 pub mod stability;
 pub mod validate;
+pub mod whatif;

@@ -80,6 +80,28 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Re-plan a finished run's allocation when accountants leave or join, moving as few
+    /// clients as possible; writes a what-if folder inside the run folder.
+    Allocate {
+        /// The run folder (default: the newest run under runs/).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// An accountant who leaves (repeat for several).
+        #[arg(long)]
+        without: Vec<String>,
+        /// A new accountant: "name,grade,hours" or "name,grade,hours,skill;skill,team"
+        /// (repeat for several).
+        #[arg(long)]
+        add: Vec<String>,
+        /// Start from the clients' current accountants instead of the run's proposal.
+        #[arg(long)]
+        from_current: bool,
+        /// Config file for [allocation] (the defaults otherwise).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Write a realistic generated client history (with planted segments) for trials and tests.
     Generate {
         #[arg(long, default_value_t = 500)]
@@ -105,6 +127,9 @@ enum Command {
         /// (churn is then recognised by a lapse of invoices and work).
         #[arg(long)]
         no_contract_dates: bool,
+        /// Accountants on the generated staff list (default: one per 80 clients).
+        #[arg(long)]
+        staff: Option<usize>,
         #[arg(long, short)]
         out: PathBuf,
     },
@@ -293,6 +318,39 @@ fn real_main(cli: Cli) -> Result<()> {
             let report = pipeline::score(&model, &s, &options(&s, &common))?;
             print!("{}", report.summary);
         }
+        Command::Allocate {
+            run,
+            without,
+            add,
+            from_current,
+            config,
+            common,
+        } => {
+            let run = match run {
+                Some(r) => r,
+                None => newest_run(Path::new("runs"))?,
+            };
+            let s = settings(config.as_deref(), &common, None, None)?;
+            let w = clientseg::whatif::WhatIf {
+                without,
+                add,
+                from_current,
+            };
+            let r = clientseg::whatif::replan(&run, &w, &s.analyses.allocation, s.lang, s.output.xlsx_max_rows)?;
+            println!(
+                "{} clients change accountant (at least {:.0} must); busiest accountant {:.0}% -> {:.0}% of capacity{}",
+                r.moves,
+                r.moves_lower_bound.ceil(),
+                r.peak_before * 100.0,
+                r.peak_after * 100.0,
+                if r.unplaced > 0 {
+                    format!("; {} clients could not be placed (see whatif.json for the requirement that is short)", r.unplaced)
+                } else {
+                    String::new()
+                }
+            );
+            println!("results: {}", r.dir.display());
+        }
         Command::Diff { a, b, out } => {
             let out = out.unwrap_or_else(|| PathBuf::from("runs"));
             let (moved, done) = pipeline::diff(&a, &b, &out)?;
@@ -365,11 +423,13 @@ fn real_main(cli: Cli) -> Result<()> {
             zh,
             changed,
             no_contract_dates,
+            staff,
             out,
         } => {
             let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
                 .with_context(|| format!("--end {end} is not a date; write it as YYYY-MM-DD"))?;
             let p = GenerateParams {
+                staff,
                 clients,
                 months,
                 seed,

@@ -178,6 +178,30 @@ pub fn spreadsheets(
     Ok(())
 }
 
+/// An analysis's table for people: NAME.csv, NAME.parquet and NAME.xlsx (up to
+/// `max_rows` rows; Chinese headers and categories with lang = zh).
+pub fn export_table(w: &mut Written, name: &str, df: &DataFrame, lang: Lang, max_rows: usize) -> Result<(), ExportError> {
+    let mut t = df.clone();
+    export::write_csv(&mut t, &w.path(&format!("{name}.csv")))?;
+    w.add(format!("{name}.csv"));
+    export::write_parquet(&mut t, &w.path(&format!("{name}.parquet")))?;
+    w.add(format!("{name}.parquet"));
+    let zh = lang == Lang::Zh;
+    let sheet = match (zh, crate::format::table_zh(name)) {
+        (true, Some(z)) => z.to_string(),
+        _ => name.to_string(),
+    };
+    if export::write_xlsx(df, &w.path(&format!("{name}.xlsx")), &sheet, zh, max_rows)? {
+        w.add(format!("{name}.xlsx"));
+    } else {
+        w.skipped.push(format!(
+            "{name}.xlsx: {} rows is over output.xlsx_max_rows ({max_rows}); the same rows are in {name}.csv and {name}.parquet",
+            df.height()
+        ));
+    }
+    Ok(())
+}
+
 /// migration.csv, transitions.csv and their charts.
 pub fn migration(w: &mut Written, m: Migration, lang: Lang) -> Result<(), OutputError> {
     let mut rows = m.rows;

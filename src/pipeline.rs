@@ -287,6 +287,7 @@ fn context<'a>(s: &Settings, input: &'a Prepared, earlier: &'a [Outcome]) -> Con
         history: input.history.as_ref(),
         served: Some(&input.served),
         earlier,
+        staff: input.validated.tables.get(crate::schema::Table::Staff),
     }
 }
 
@@ -450,6 +451,9 @@ fn tables(
             let file = format!("{name}.parquet");
             crate::export::write_parquet(&mut df.clone(), &dir.join(&file))?;
             w.add(file);
+        }
+        for (name, df) in &o.exports {
+            output::export_table(w, name, df, s.lang, s.output.xlsx_max_rows)?;
         }
     }
     Ok((segs, labels))

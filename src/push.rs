@@ -80,12 +80,21 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE client_segment_history ADD COLUMN churn_band TEXT",
         "ALTER TABLE client_segment_history ADD COLUMN churn_drivers TEXT",
     ],
+    &[
+        // 3: pricing and allocation.
+        "ALTER TABLE client_segment ADD COLUMN price_flag TEXT",
+        "ALTER TABLE client_segment ADD COLUMN suggested_fee DOUBLE PRECISION",
+        "ALTER TABLE client_segment ADD COLUMN proposed_accountant TEXT",
+        "ALTER TABLE client_segment_history ADD COLUMN price_flag TEXT",
+        "ALTER TABLE client_segment_history ADD COLUMN suggested_fee DOUBLE PRECISION",
+        "ALTER TABLE client_segment_history ADD COLUMN proposed_accountant TEXT",
+    ],
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Label columns pushed, in table order after client_id.
-const LABELS: [&str; 11] = [
+const LABELS: [&str; 14] = [
     "value_tier",
     "value_tier_en",
     "value_tier_zh",
@@ -97,14 +106,19 @@ const LABELS: [&str; 11] = [
     "revenue_at_risk",
     "churn_band",
     "churn_drivers",
+    "price_flag",
+    "suggested_fee",
+    "proposed_accountant",
 ];
 
 /// Pushed as numbers; every value travels as text and is cast by the database.
-const NUMERIC: [&str; 3] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk"];
+const NUMERIC: [&str; 4] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk", "suggested_fee"];
 
 /// Columns a run may lack (no behaviour segments, no churn risk): pushed as nulls.
 fn optional_label(name: &str) -> bool {
-    name.starts_with("behaviour") || name.starts_with("churn") || name == "revenue_at_risk"
+    name.starts_with("behaviour")
+        || name.starts_with("churn")
+        || matches!(name, "revenue_at_risk" | "price_flag" | "suggested_fee" | "proposed_accountant")
 }
 
 /// Rows per INSERT statement: few round trips, well under both databases' parameter limits.
@@ -118,7 +132,7 @@ pub struct RunLabels {
     pub created_at: String,
     pub model_version: String,
     /// client_id followed by the LABELS columns.
-    pub rows: Vec<[Option<String>; 12]>,
+    pub rows: Vec<[Option<String>; 15]>,
 }
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.

@@ -7,8 +7,10 @@
 //! config), [`Analysis::fit`] gives an [`Outcome`], and [`Analysis::apply`] labels new
 //! data with a saved model instead of refitting.
 
+pub mod allocation;
 mod behaviour;
 pub mod churn;
+pub mod pricing;
 mod segmentation;
 mod value;
 
@@ -19,7 +21,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use behaviour::{BehaviourParams, BehaviourSegments};
+pub use allocation::{Allocation, AllocationParams};
 pub use churn::{ChurnParams, ChurnRisk, ModelChoice};
+pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams};
 pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
 pub use value::{ValueParams, ValueTiers};
 
@@ -59,6 +63,8 @@ pub struct AnalysisParams {
     pub kmeans: KMeansSettings,
     pub tree: TreeParams,
     pub churn: ChurnParams,
+    pub pricing: PricingParams,
+    pub allocation: AllocationParams,
 }
 
 /// The analyses a run performs, in output order. A new analysis is one line here.
@@ -67,6 +73,8 @@ pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
         Box::new(ValueTiers::new(&p.value, &p.kmeans, &p.tree)),
         Box::new(BehaviourSegments::new(&p.behaviour, &p.kmeans, &p.tree)),
         Box::new(ChurnRisk::new(&p.churn)),
+        Box::new(Pricing::new(&p.pricing)),
+        Box::new(Allocation::new(&p.allocation)),
     ]
 }
 
@@ -82,6 +90,16 @@ pub struct Context<'a> {
     pub served: Option<&'a [bool]>,
     /// The outcomes of the analyses before this one, in order.
     pub earlier: &'a [Outcome],
+    /// The staff table (validated), when the input has one.
+    pub staff: Option<&'a polars::prelude::DataFrame>,
+}
+
+/// A column an earlier analysis added, by name.
+pub fn earlier_column<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a Column> {
+    earlier
+        .iter()
+        .flat_map(|o| o.columns.iter())
+        .find(|c| c.name().as_str() == name)
 }
 
 /// A column an analysis adds to crm_import.csv: its header, and the labels column it
@@ -131,6 +149,8 @@ pub struct LineChart {
 pub struct ChartSeries {
     pub name: (String, String),
     pub points: Vec<(f64, f64)>,
+    /// Points only, no line between them (a scatter).
+    pub dots: bool,
 }
 
 /// What a fitted analysis adds to the run.
@@ -156,6 +176,9 @@ pub struct Outcome {
     pub charts: Vec<LineChart>,
     /// Further tables of the run folder, written as `NAME.parquet`.
     pub tables: Vec<(String, polars::prelude::DataFrame)>,
+    /// Tables for people: `NAME.csv`, `NAME.parquet` and `NAME.xlsx` (headers and
+    /// categories in the run's language).
+    pub exports: Vec<(String, polars::prelude::DataFrame)>,
 }
 
 impl Outcome {
@@ -173,6 +196,7 @@ impl Outcome {
             saved: None,
             charts: Vec::new(),
             tables: Vec::new(),
+            exports: Vec::new(),
         }
     }
 }

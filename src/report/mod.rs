@@ -599,7 +599,7 @@ pub fn write_line_chart(dir: &Path, lang: Lang, c: &crate::analysis::LineChart) 
                     }
                     pts.push(f.px(p.0, p.1));
                 }
-                if pts.len() > 1 {
+                if pts.len() > 1 && !series.dots {
                     a.line(pts.clone(), colour(k), 2)?;
                 }
                 if !c.steps {

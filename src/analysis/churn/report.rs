@@ -387,6 +387,7 @@ fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -
             ChartSeries {
                 name: (format!("{id} {en}"), format!("{id} {zh}")),
                 points: km,
+                dots: false,
             }
         })
         .collect();
@@ -417,6 +418,7 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
                 series: vec![ChartSeries {
                     name: pair("deciles of the test months", "测试月十分位"),
                     points: val.calibration.iter().map(|b| (b.mean_predicted, b.observed)).collect(),
+                    dots: false,
                 }],
                 diagonal: true,
                 steps: false,
@@ -440,6 +442,7 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
                         ChartSeries {
                             name: pair(en, zh),
                             points: pts.clone(),
+                            dots: false,
                         }
                     })
                     .collect(),

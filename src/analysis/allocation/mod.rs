@@ -1,0 +1,686 @@
+//! Allocation under capacity: every client still served gets one accountant, within each
+//! accountant's capacity cap, with the skills the client needs (general taxpayers,
+//! international clients) and the seniority its value tier needs; as few clients as
+//! possible change hands, work is spread evenly and clients stay in their team
+//! (`solve.rs`). Needs the staff table and the hours that pricing works out.
+
+pub mod solve;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::pricing::{f64_column, text_column, tier_ids};
+use super::{earlier_column, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome, Section, SectionTable};
+use crate::format::human;
+use crate::progress::Stages;
+pub use solve::{Job, Member, Plan, Settings, Weights, GENERAL, INTERNATIONAL, SENIOR};
+
+/// Checked parameters of `[allocation]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationParams {
+    pub enabled: bool,
+    /// Share of capacity an accountant may be planned to (default 0.85).
+    pub max_utilisation: f64,
+    /// Hours a month of staff whose capacity_hours is empty.
+    pub default_capacity: f64,
+    pub weights: Weights,
+    pub block_clients: usize,
+    /// The skill a general-taxpayer client needs, and an international one.
+    pub general_skill: String,
+    pub international_skill: String,
+    /// Value tiers served only by senior or lead accountants.
+    pub senior_tiers: Vec<String>,
+}
+
+impl AllocationParams {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            max_utilisation: self.max_utilisation,
+            weights: self.weights.clone(),
+            block_clients: self.block_clients,
+        }
+    }
+}
+
+pub struct Allocation {
+    params: AllocationParams,
+}
+
+impl Allocation {
+    pub fn new(p: &AllocationParams) -> Allocation {
+        Allocation { params: p.clone() }
+    }
+}
+
+fn failed(message: String) -> AnalysisError {
+    AnalysisError::Failed {
+        analysis: "allocation".into(),
+        message,
+    }
+}
+
+/// The staff table as the plan reads it.
+pub fn members(staff: &DataFrame, p: &AllocationParams) -> Vec<Member> {
+    let n = staff.height();
+    let names = text_column(staff.column("accountant").ok(), n);
+    let grades = text_column(staff.column("grade").ok(), n);
+    let caps = f64_column(staff.column("capacity_hours").ok(), n);
+    let skills = text_column(staff.column("skills").ok(), n);
+    let teams = text_column(staff.column("team").ok(), n);
+    let active = text_column(staff.column("active").ok(), n);
+    (0..n)
+        .map(|i| {
+            let has = |skill: &str, aliases: &[&str]| {
+                skills[i].split([';', ',', '，', '；', '|', '/']).any(|s| {
+                    let s = s.trim();
+                    s.eq_ignore_ascii_case(skill) || aliases.iter().any(|a| s.eq_ignore_ascii_case(a))
+                })
+            };
+            let mut can = 0;
+            if has(&p.general_skill, &["general_taxpayer", "一般纳税人", "一般纳税人账务"]) {
+                can |= GENERAL;
+            }
+            if has(&p.international_skill, &["international", "涉外", "外资", "外企"]) {
+                can |= INTERNATIONAL;
+            }
+            if grades[i] == "senior" || grades[i] == "lead" {
+                can |= SENIOR;
+            }
+            Member {
+                name: names[i].clone(),
+                grade: grades[i].clone(),
+                capacity: if caps[i].is_finite() { caps[i] } else { p.default_capacity },
+                can,
+                team: teams[i].clone(),
+                active: active[i] != "false",
+            }
+        })
+        .collect()
+}
+
+/// What each requirement needs against what qualified staff can give, in hours a month.
+#[derive(Debug, Clone, Serialize)]
+pub struct Requirement {
+    pub needs: String,
+    pub demand_hours: f64,
+    pub qualified_hours: f64,
+    pub qualified_staff: usize,
+}
+
+impl Requirement {
+    pub fn shortfall(&self) -> f64 {
+        (self.demand_hours - self.qualified_hours).max(0.0)
+    }
+}
+
+/// Words for a requirement set.
+pub fn needs_words(needs: u8) -> (String, String) {
+    let mut en = Vec::new();
+    let mut zh = Vec::new();
+    if needs & GENERAL != 0 {
+        en.push("general-taxpayer");
+        zh.push("一般纳税人");
+    }
+    if needs & INTERNATIONAL != 0 {
+        en.push("international");
+        zh.push("涉外");
+    }
+    if needs & SENIOR != 0 {
+        en.push("top-tier (senior staff)");
+        zh.push("高价值（需中高级会计）");
+    }
+    if en.is_empty() {
+        return ("all".into(), "全部".into());
+    }
+    (en.join(" + "), zh.join("+"))
+}
+
+/// Hall's condition per requirement set: the clients needing at least these skills against
+/// the capacity of the staff that have them. A shortfall names the binding constraint.
+pub fn diagnose(staff: &[Member], jobs: &[Job], max_util: f64) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    for needs in 0u8..8 {
+        let demand: f64 = jobs.iter().filter(|j| j.needs & needs == needs).map(|j| j.hours).sum();
+        if demand <= 0.0 && needs != 0 {
+            continue;
+        }
+        let qualified: Vec<&Member> = staff.iter().filter(|m| m.eligible(needs)).collect();
+        out.push(Requirement {
+            needs: needs_words(needs).0,
+            demand_hours: demand,
+            qualified_hours: qualified.iter().map(|m| m.capacity.max(0.0) * max_util).sum(),
+            qualified_staff: qualified.len(),
+        });
+    }
+    out
+}
+
+/// Why a client moves (or not), as a code; words in `reason_words`.
+pub fn reason(staff: &[Member], job: &Job, proposed: Option<usize>, before: &[f64], max_util: f64) -> &'static str {
+    if proposed.is_none() {
+        return "unplaced";
+    }
+    if proposed == job.current {
+        return "kept";
+    }
+    let Some(cur) = job.current.and_then(|a| staff.get(a)) else {
+        return "no_accountant";
+    };
+    if !cur.active {
+        return "accountant_inactive";
+    }
+    let missing = job.needs & !cur.can;
+    if missing & (GENERAL | INTERNATIONAL) != 0 {
+        return "skill";
+    }
+    if missing & SENIOR != 0 {
+        return "seniority";
+    }
+    let a = job.current.unwrap_or(0);
+    if before.get(a).copied().unwrap_or(0.0) > cur.capacity * max_util + 1e-9 {
+        return "over_capacity";
+    }
+    "balance"
+}
+
+pub fn reason_words(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "kept" => ("stays", "保持不变"),
+        "unplaced" => ("no qualified accountant has room", "没有有空余且符合条件的会计"),
+        "no_accountant" => ("has no accountant on the staff list", "当前会计不在员工名单中"),
+        "accountant_inactive" => ("accountant no longer active", "当前会计已离职或停用"),
+        "skill" => ("accountant lacks the skill the client needs", "当前会计不具备所需资质"),
+        "seniority" => ("top-tier client needs a senior accountant", "高价值客户需由中高级会计服务"),
+        "over_capacity" => ("accountant over the capacity cap", "当前会计工作量超出上限"),
+        "balance" => ("evens out workload", "均衡工作量"),
+        _ => ("", ""),
+    }
+}
+
+/// Everything the plan needs per client of the feature table, for the served ones.
+pub struct Inputs {
+    pub rows: Vec<usize>,
+    pub jobs: Vec<Job>,
+    /// Accountant names of clients.accountant that are not on the staff list, with counts.
+    pub unknown: Vec<(String, usize)>,
+}
+
+pub fn inputs(ctx: &Context, staff: &[Member], p: &AllocationParams) -> Result<Inputs, String> {
+    let t = ctx.table;
+    let n = t.df.height();
+    let hours = f64_column(earlier_column(ctx.earlier, "monthly_hours"), n);
+    if hours.iter().all(|h| !h.is_finite()) {
+        return Err("allocation needs the hours a month that pricing works out; enable [pricing]".into());
+    }
+    let taxpayer = text_column(t.df.column("taxpayer_type").ok(), n);
+    let market = text_column(t.df.column("market").ok(), n);
+    let accountant = text_column(t.df.column("accountant").ok(), n);
+    let tiers = tier_ids(ctx);
+    let index: std::collections::HashMap<&str, usize> =
+        staff.iter().enumerate().map(|(k, m)| (m.name.as_str(), k)).collect();
+    let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
+    let served = ctx.served;
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    for i in 0..n {
+        if !served.is_none_or(|s| s.get(i).copied().unwrap_or(false)) || !hours[i].is_finite() {
+            continue;
+        }
+        let mut needs = 0;
+        if taxpayer[i] == "general" {
+            needs |= GENERAL;
+        }
+        if market[i] == "international" {
+            needs |= INTERNATIONAL;
+        }
+        if p.senior_tiers.iter().any(|s| s == &tiers[i]) {
+            needs |= SENIOR;
+        }
+        let current = index.get(accountant[i].as_str()).copied();
+        if current.is_none() && !accountant[i].is_empty() {
+            *unknown.entry(accountant[i].clone()).or_default() += 1;
+        }
+        rows.push(i);
+        jobs.push(Job {
+            hours: hours[i],
+            needs,
+            current,
+        });
+    }
+    let mut unknown: Vec<(String, usize)> = unknown.into_iter().collect();
+    unknown.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(Inputs { rows, jobs, unknown })
+}
+
+impl Analysis for Allocation {
+    fn id(&self) -> &'static str {
+        "allocation"
+    }
+
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        let mut out = Outcome::empty("allocation");
+        let p = &self.params;
+        if !p.enabled {
+            out.skipped = Some("allocation.enabled = false".into());
+            return Ok(out);
+        }
+        let Some(staff_df) = ctx.staff else {
+            out.skipped = Some("no staff table: add staff.csv (accountant, grade, capacity_hours, skills, team, active) to plan who serves whom".into());
+            return Ok(out);
+        };
+        let staff = members(staff_df, p);
+        if staff.is_empty() {
+            out.skipped = Some("the staff table has no accountants".into());
+            return Ok(out);
+        }
+        let inp = match inputs(ctx, &staff, p) {
+            Ok(i) => i,
+            Err(why) => {
+                out.skipped = Some(why);
+                return Ok(out);
+            }
+        };
+        let plan = stages
+            .run("allocation", |_| solve::solve(&staff, &inp.jobs, &p.settings()))
+            .map_err(failed)?;
+        Ok(outcome(ctx, p, &staff, &inp, &plan))
+    }
+}
+
+/// The per-accountant workload table, before and after.
+pub fn workload(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], tiers: &[String]) -> PolarsResult<DataFrame> {
+    let before = solve::loads(staff, jobs, |i| jobs[i].current);
+    let after = solve::loads(staff, jobs, |i| proposed[i]);
+    let count = |who: &dyn Fn(usize) -> Option<usize>| {
+        let mut c = vec![0u32; staff.len()];
+        for i in 0..jobs.len() {
+            if let Some(a) = who(i).filter(|a| *a < staff.len()) {
+                c[a] += 1;
+            }
+        }
+        c
+    };
+    let util = |l: &[f64]| -> Vec<Option<f64>> {
+        staff
+            .iter()
+            .zip(l)
+            .map(|(m, l)| (m.capacity > 0.0).then(|| (l / m.capacity * 1e4).round() / 1e4))
+            .collect()
+    };
+    let r2 = |v: &[f64]| v.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>();
+    let mut cols = vec![
+        Column::new("accountant".into(), staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
+        Column::new("team".into(), staff.iter().map(|m| m.team.clone()).collect::<Vec<_>>()),
+        Column::new("grade".into(), staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>()),
+        Column::new("capacity_hours".into(), staff.iter().map(|m| m.capacity).collect::<Vec<_>>()),
+        Column::new("hours_before".into(), r2(&before)),
+        Column::new("utilisation_before".into(), util(&before)),
+        Column::new("hours_after".into(), r2(&after)),
+        Column::new("utilisation_after".into(), util(&after)),
+        Column::new("clients_before".into(), count(&|i| jobs[i].current)),
+        Column::new("clients_after".into(), count(&|i| proposed[i])),
+    ];
+    let mut names: Vec<&String> = tiers.iter().filter(|t| !t.is_empty()).collect();
+    names.sort();
+    names.dedup();
+    for t in names {
+        let c = count(&|i| proposed[i].filter(|_| &tiers[i] == t));
+        cols.push(Column::new(format!("clients_{t}").into(), c));
+    }
+    DataFrame::new_infer_height(cols)
+}
+
+fn peak(staff: &[Member], loads: &[f64]) -> f64 {
+    staff
+        .iter()
+        .zip(loads)
+        .filter(|(m, _)| m.capacity > 0.0 && m.active)
+        .map(|(m, l)| l / m.capacity)
+        .fold(0.0, f64::max)
+}
+
+/// Utilisation of every accountant before and after, busiest first (before).
+pub fn utilisation_chart(staff: &[Member], before: &[f64], after: &[f64], cap: f64, stem: &str) -> LineChart {
+    let mut order: Vec<usize> = (0..staff.len()).filter(|&a| staff[a].capacity > 0.0).collect();
+    let u = |l: &[f64], a: usize| l[a] / staff[a].capacity * 100.0;
+    order.sort_by(|&a, &b| u(before, b).total_cmp(&u(before, a)).then(a.cmp(&b)));
+    let step = (order.len() / 2000).max(1);
+    let pts = |l: &[f64]| -> Vec<(f64, f64)> {
+        order
+            .iter()
+            .enumerate()
+            .step_by(step)
+            .map(|(k, &a)| ((k + 1) as f64, u(l, a)))
+            .collect()
+    };
+    let n = order.len().max(1) as f64;
+    LineChart {
+        stem: stem.into(),
+        title: ("Utilisation per accountant, before and after".into(), "每位会计的工作饱和度：调整前后".into()),
+        x_label: ("accountants, busiest first (before)".into(), "会计（按调整前饱和度从高到低）".into()),
+        y_label: ("utilisation (%)".into(), "饱和度（%）".into()),
+        series: vec![
+            ChartSeries {
+                name: ("before".into(), "调整前".into()),
+                points: pts(before),
+                dots: true,
+            },
+            ChartSeries {
+                name: ("after".into(), "调整后".into()),
+                points: pts(after),
+                dots: true,
+            },
+            ChartSeries {
+                name: (format!("cap {:.0}%", cap * 100.0), format!("上限 {:.0}%", cap * 100.0)),
+                points: vec![(1.0, cap * 100.0), (n, cap * 100.0)],
+                dots: false,
+            },
+        ],
+        diagonal: false,
+        steps: false,
+    }
+}
+
+fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, plan: &Plan) -> Outcome {
+    let mut out = Outcome::empty("allocation");
+    let n = ctx.table.df.height();
+    let jobs = &inp.jobs;
+    let before = solve::loads(staff, jobs, |i| jobs[i].current);
+    let after = solve::loads(staff, jobs, |i| plan.proposed[i]);
+    let reasons: Vec<&'static str> = (0..jobs.len())
+        .map(|i| reason(staff, &jobs[i], plan.proposed[i], &before, p.max_utilisation))
+        .collect();
+    let mut proposed_col: Vec<Option<String>> = vec![None; n];
+    let mut reason_col: Vec<Option<&str>> = vec![None; n];
+    for (k, &i) in inp.rows.iter().enumerate() {
+        proposed_col[i] = plan.proposed[k].and_then(|a| staff.get(a)).map(|m| m.name.clone());
+        reason_col[i] = Some(reasons[k]);
+    }
+    out.columns = vec![
+        Column::new("proposed_accountant".into(), proposed_col),
+        Column::new("allocation_reason".into(), reason_col),
+    ];
+    out.crm = vec![CrmColumn {
+        header: "Proposed Owner".into(),
+        source: "proposed_accountant".into(),
+    }];
+
+    let all_tiers = tier_ids(ctx);
+    let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
+    let ids = text_column(ctx.table.df.column("client_id").ok(), n);
+    let names = text_column(ctx.table.df.column("name").ok(), n);
+    let current_names = text_column(ctx.table.df.column("accountant").ok(), n);
+    let name_of = |a: Option<usize>| a.and_then(|a| staff.get(a)).map(|m| m.name.clone());
+    let alloc = DataFrame::new_infer_height(vec![
+        Column::new("client_id".into(), inp.rows.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>()),
+        Column::new("name".into(), inp.rows.iter().map(|&i| names[i].clone()).collect::<Vec<_>>()),
+        Column::new("value_tier".into(), tiers.clone()),
+        Column::new(
+            "current".into(),
+            inp.rows.iter().map(|&i| Some(current_names[i].clone()).filter(|s| !s.is_empty())).collect::<Vec<_>>(),
+        ),
+        Column::new("proposed".into(), plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>()),
+        Column::new("reason".into(), reasons.clone()),
+        Column::new("hours".into(), jobs.iter().map(|j| (j.hours * 100.0).round() / 100.0).collect::<Vec<_>>()),
+        Column::new("needs".into(), jobs.iter().map(|j| j.needs as u32).collect::<Vec<_>>()),
+    ]);
+    if let Ok(df) = alloc {
+        out.exports.push(("allocation".into(), df));
+    }
+    if let Ok(df) = workload(staff, jobs, &plan.proposed, &tiers) {
+        out.exports.push(("workload".into(), df));
+    }
+    if let Ok(df) = staff_frame(staff) {
+        out.tables.push(("staff".into(), df));
+    }
+    out.charts.push(utilisation_chart(staff, &before, &after, p.max_utilisation, "allocation_utilisation"));
+
+    let diag = diagnose(staff, jobs, p.max_utilisation);
+    let short: Vec<&Requirement> = diag.iter().filter(|r| r.shortfall() > 0.0).collect();
+    let (peak_before, peak_after) = (peak(staff, &before), peak(staff, &after));
+    let over_before = staff
+        .iter()
+        .zip(&before)
+        .filter(|(m, l)| m.active && **l > m.capacity * p.max_utilisation + 1e-9)
+        .count();
+    let over_after = staff
+        .iter()
+        .zip(&after)
+        .filter(|(m, l)| m.active && **l > m.capacity * p.max_utilisation + 1e-9)
+        .count();
+    let moves_gap = if plan.moves_lower_bound > 0.0 {
+        plan.moves as f64 / plan.moves_lower_bound.ceil() - 1.0
+    } else {
+        0.0
+    };
+    let mut by_reason: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in &reasons {
+        *by_reason.entry(r).or_default() += 1;
+    }
+    let unknown_en = inp
+        .unknown
+        .iter()
+        .take(5)
+        .map(|(a, c)| format!("{a} ({c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unknown_clients: usize = inp.unknown.iter().map(|u| u.1).sum();
+    let mut head_en = format!(
+        "allocation: {} of {} clients change accountant (at least {:.0} must), busiest accountant {:.0}% -> {:.0}% of capacity",
+        plan.moves,
+        jobs.len(),
+        plan.moves_lower_bound.ceil(),
+        peak_before * 100.0,
+        peak_after * 100.0
+    );
+    let mut head_zh = format!(
+        "人员分配：{} 个客户中 {} 个更换会计（至少需 {:.0} 个），最忙会计饱和度 {:.0}% → {:.0}%",
+        jobs.len(),
+        plan.moves,
+        plan.moves_lower_bound.ceil(),
+        peak_before * 100.0,
+        peak_after * 100.0
+    );
+    for r in &short {
+        head_en.push_str(&format!(
+            "; {} work needs {} h, qualified staff have {} h",
+            r.needs,
+            human(r.demand_hours),
+            human(r.qualified_hours)
+        ));
+    }
+    if plan.unplaced > 0 {
+        head_en.push_str(&format!("; {} clients could not be placed", plan.unplaced));
+        head_zh.push_str(&format!("；{} 个客户无法分配", plan.unplaced));
+    }
+    if unknown_clients > 0 {
+        head_en.push_str(&format!(
+            "; {unknown_clients} clients have an accountant not on the staff list: {unknown_en}"
+        ));
+        head_zh.push_str(&format!("；{unknown_clients} 个客户的会计不在员工名单中：{unknown_en}"));
+    }
+    out.headline = Some((head_en, head_zh));
+    out.summary = Some(serde_json::json!({
+        "clients": jobs.len(),
+        "staff": staff.len(),
+        "active_staff": staff.iter().filter(|m| m.active).count(),
+        "max_utilisation": p.max_utilisation,
+        "weights": p.weights,
+        "plan": plan,
+        "objective_gap": plan.gap(),
+        "moves_gap": moves_gap,
+        "peak_utilisation_before": peak_before,
+        "peak_utilisation_after": peak_after,
+        "over_cap_before": over_before,
+        "over_cap_after": over_after,
+        "requirements": diag,
+        "moves_by_reason": by_reason,
+        "unknown_accountants": inp.unknown,
+    }));
+
+    // The report section.
+    let mut lines = vec![(
+        format!(
+            "{} clients and {} accountants ({} active). The plan moves {} clients; no assignment that meets the caps and rules can move fewer than {:.0} (the solver's bound), so it is within {:.1}% of the fewest. Objective {:.1} against the LP bound {:.1} (gap {:.2}%){}.",
+            jobs.len(),
+            staff.len(),
+            staff.iter().filter(|m| m.active).count(),
+            plan.moves,
+            plan.moves_lower_bound.ceil(),
+            moves_gap * 100.0,
+            plan.objective,
+            plan.lp_objective,
+            plan.gap() * 100.0,
+            if plan.by_team { format!(", solved team by team in {} blocks", plan.blocks) } else { String::new() }
+        ),
+        format!(
+            "{} 个客户，{} 位会计（在岗 {} 位）。方案调整 {} 个客户；满足上限与规则的任何方案至少需调整 {:.0} 个（求解器的下界），本方案与最少调整数相差 {:.1}%。目标值 {:.1}，线性松弛下界 {:.1}（差距 {:.2}%）{}。",
+            jobs.len(),
+            staff.len(),
+            staff.iter().filter(|m| m.active).count(),
+            plan.moves,
+            plan.moves_lower_bound.ceil(),
+            moves_gap * 100.0,
+            plan.objective,
+            plan.lp_objective,
+            plan.gap() * 100.0,
+            if plan.by_team { format!("，按团队分 {} 块求解", plan.blocks) } else { String::new() }
+        ),
+    )];
+    lines.push((
+        format!(
+            "Busiest accountant: {:.0}% of capacity before, {:.0}% after (cap {:.0}%); {over_before} accountants over the cap before, {over_after} after.",
+            peak_before * 100.0,
+            peak_after * 100.0,
+            p.max_utilisation * 100.0
+        ),
+        format!(
+            "最忙会计饱和度：调整前 {:.0}%，调整后 {:.0}%（上限 {:.0}%）；超上限会计调整前 {over_before} 位，调整后 {over_after} 位。",
+            peak_before * 100.0,
+            peak_after * 100.0,
+            p.max_utilisation * 100.0
+        ),
+    ));
+    for r in &short {
+        let (en, zh) = (r.needs.clone(), needs_zh(&r.needs, &diag));
+        lines.push((
+            format!(
+                "Cannot be met: {en} work needs {} h a month, qualified staff have {} h ({} people at {:.0}% of capacity); {} h short.",
+                human(r.demand_hours),
+                human(r.qualified_hours),
+                r.qualified_staff,
+                p.max_utilisation * 100.0,
+                human(r.shortfall())
+            ),
+            format!(
+                "无法满足：{zh}业务每月需 {} 小时，符合条件的会计只有 {} 小时（{} 人，按 {:.0}% 饱和度）；缺口 {} 小时。",
+                human(r.demand_hours),
+                human(r.qualified_hours),
+                r.qualified_staff,
+                p.max_utilisation * 100.0,
+                human(r.shortfall())
+            ),
+        ));
+    }
+    if unknown_clients > 0 {
+        lines.push((
+            format!("{unknown_clients} clients have an accountant who is not on the staff list: {unknown_en}. They are planned as clients without an accountant."),
+            format!("{unknown_clients} 个客户的会计不在员工名单中：{unknown_en}。这些客户按无会计处理。"),
+        ));
+    }
+    let req_table = SectionTable {
+        caption: ("Work against qualified capacity (hours a month)".into(), "业务需求与符合条件的产能（小时/月）".into()),
+        header: vec![
+            ("clients needing".into(), "客户需求".into()),
+            ("hours needed".into(), "所需工时".into()),
+            ("qualified staff".into(), "符合条件的会计".into()),
+            ("their hours".into(), "其可用工时".into()),
+            ("short".into(), "缺口".into()),
+        ],
+        rows: diag
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let zh = needs_zh_at(k, &diag);
+                vec![
+                    (r.needs.clone(), zh),
+                    (human(r.demand_hours), human(r.demand_hours)),
+                    (r.qualified_staff.to_string(), r.qualified_staff.to_string()),
+                    (human(r.qualified_hours), human(r.qualified_hours)),
+                    (human(r.shortfall()), human(r.shortfall())),
+                ]
+            })
+            .collect(),
+    };
+    let moves_table = SectionTable {
+        caption: ("Clients by reason".into(), "按原因统计的客户数".into()),
+        header: vec![("reason".into(), "原因".into()), ("clients".into(), "客户数".into())],
+        rows: by_reason
+            .iter()
+            .map(|(r, c)| {
+                let w = reason_words(r);
+                vec![(w.0.into(), w.1.into()), (c.to_string(), c.to_string())]
+            })
+            .collect(),
+    };
+    let mut busiest: Vec<usize> = (0..staff.len()).filter(|&a| staff[a].capacity > 0.0).collect();
+    busiest.sort_by(|&a, &b| (before[b] / staff[b].capacity).total_cmp(&(before[a] / staff[a].capacity)));
+    busiest.truncate(15);
+    let busy_table = SectionTable {
+        caption: ("The busiest accountants before the plan".into(), "调整前最忙的会计".into()),
+        header: vec![
+            ("accountant".into(), "会计".into()),
+            ("team".into(), "团队".into()),
+            ("capacity (h)".into(), "产能（小时）".into()),
+            ("before".into(), "调整前".into()),
+            ("after".into(), "调整后".into()),
+        ],
+        rows: busiest
+            .iter()
+            .map(|&a| {
+                let m = &staff[a];
+                let pb = format!("{:.0}%", before[a] / m.capacity * 100.0);
+                let pa = format!("{:.0}%", after[a] / m.capacity * 100.0);
+                vec![
+                    (m.name.clone(), m.name.clone()),
+                    (m.team.clone(), m.team.clone()),
+                    (format!("{:.0}", m.capacity), format!("{:.0}", m.capacity)),
+                    (pb.clone(), pb),
+                    (pa.clone(), pa),
+                ]
+            })
+            .collect(),
+    };
+    out.section = Some(Section {
+        id: "allocation".into(),
+        title: ("Who serves whom".into(), "人员分配".into()),
+        lines,
+        tables: vec![req_table, moves_table, busy_table],
+    });
+    out
+}
+
+fn needs_zh_at(k: usize, diag: &[Requirement]) -> String {
+    let en = diag.get(k).map(|r| r.needs.as_str()).unwrap_or("");
+    needs_zh(en, diag)
+}
+
+fn needs_zh(en: &str, _diag: &[Requirement]) -> String {
+    (0u8..8)
+        .map(needs_words)
+        .find(|(e, _)| e == en)
+        .map(|(_, z)| z)
+        .unwrap_or_default()
+}
+
+/// The staff as planned, for `clientseg allocate`.
+pub fn staff_frame(staff: &[Member]) -> PolarsResult<DataFrame> {
+    DataFrame::new_infer_height(vec![
+        Column::new("accountant".into(), staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
+        Column::new("grade".into(), staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>()),
+        Column::new("capacity_hours".into(), staff.iter().map(|m| m.capacity).collect::<Vec<_>>()),
+        Column::new("can".into(), staff.iter().map(|m| m.can as u32).collect::<Vec<_>>()),
+        Column::new("team".into(), staff.iter().map(|m| m.team.clone()).collect::<Vec<_>>()),
+        Column::new("active".into(), staff.iter().map(|m| m.active).collect::<Vec<_>>()),
+    ])
+}

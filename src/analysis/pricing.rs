@@ -1,0 +1,883 @@
+//! What each client costs to serve and what it should pay: monthly hours (logged,
+//! estimated from the workload, or the firm's rule of thumb), cost, margin, a peer group
+//! of clients with the same taxpayer and client type and the nearest workload, and a
+//! suggested fee for the under-priced, held back where a rise would cost a valuable client.
+
+use polars::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::Serialize;
+
+use super::{
+    earlier_column, segmentation, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome,
+    Section, SectionTable, SegmentKind,
+};
+use crate::format::{human, Lang};
+use crate::history::column_f64;
+use crate::progress::Stages;
+
+/// Hours a month by the firm's rules of thumb, for clients whose hours are neither logged
+/// nor estimable (`[pricing.default_hours]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DefaultHours {
+    /// 零申报: a shell with no vouchers.
+    pub zero_declaration: f64,
+    pub small_scale: f64,
+    pub general: f64,
+    /// Per month with late documents: chasing a client costs hours.
+    pub chase: f64,
+}
+
+/// Cost of an hour by the grade of the client's accountant (`[pricing.hourly_cost]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GradeCost {
+    pub junior: f64,
+    pub senior: f64,
+    pub lead: f64,
+}
+
+/// Checked parameters of `[pricing]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PricingParams {
+    pub enabled: bool,
+    /// Margin rate below which a client is under-priced.
+    pub target_margin: f64,
+    /// Largest rise per review, as a share of today's fee.
+    pub max_increase: f64,
+    /// Suggested fees are multiples of this (CNY).
+    pub fee_step: f64,
+    /// Under-priced also when the fee per hour is this share below the peer median.
+    pub rate_tolerance: f64,
+    /// Clients in a peer group.
+    pub peers: usize,
+    pub default_hours: DefaultHours,
+    /// features.hourly_cost, for every grade unless `by_grade` is set.
+    pub hourly_cost: f64,
+    pub by_grade: Option<GradeCost>,
+}
+
+pub struct Pricing {
+    params: PricingParams,
+}
+
+impl Pricing {
+    pub fn new(p: &PricingParams) -> Pricing {
+        Pricing { params: p.clone() }
+    }
+}
+
+/// Where a client's hours come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Logged,
+    Estimated,
+    Default,
+}
+
+impl Source {
+    fn code(self) -> &'static str {
+        match self {
+            Source::Logged => "logged",
+            Source::Estimated => "estimated",
+            Source::Default => "rule_of_thumb",
+        }
+    }
+}
+
+/// The workload terms the hours model reads, in this order.
+const WORKLOAD: [&str; 4] = [
+    "vouchers_per_month",
+    "filings_per_month",
+    "tickets_per_month",
+    "late_documents_share",
+];
+
+/// Least-squares hours from the workload, fitted on clients that log hours.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoursModel {
+    /// Intercept, one weight per WORKLOAD term, then general taxpayer (0/1).
+    pub weights: Vec<f64>,
+    pub terms: Vec<String>,
+    pub fitted_on: usize,
+    pub holdout_clients: usize,
+    /// Mean absolute error on held-out clients (hours a month), and that of the rules of thumb.
+    pub holdout_mae: f64,
+    pub holdout_mae_rule_of_thumb: f64,
+    /// Mean hours a month of the held-out clients (to read the error against).
+    pub holdout_mean_hours: f64,
+}
+
+fn features_of(x: &[Vec<f64>], general: &[bool], i: usize) -> Option<Vec<f64>> {
+    let mut row = vec![1.0];
+    for col in x {
+        let v = *col.get(i)?;
+        if !v.is_finite() {
+            return None;
+        }
+        row.push(v);
+    }
+    row.push(if general.get(i).copied().unwrap_or(false) { 1.0 } else { 0.0 });
+    Some(row)
+}
+
+/// Ridge-stabilised normal equations, solved by Gaussian elimination.
+fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+    let p = rows.first()?.len();
+    let mut a = vec![vec![0.0; p + 1]; p];
+    for (r, &t) in rows.iter().zip(y) {
+        for j in 0..p {
+            for k in 0..p {
+                a[j][k] += r[j] * r[k];
+            }
+            a[j][p] += r[j] * t;
+        }
+    }
+    for (j, row) in a.iter_mut().enumerate() {
+        row[j] += 1e-6 * rows.len() as f64;
+    }
+    for c in 0..p {
+        let pivot = (c..p).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        a.swap(c, pivot);
+        if a[c][c].abs() < 1e-12 {
+            return None;
+        }
+        for r in 0..p {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                for k in c..=p {
+                    a[r][k] -= f * a[c][k];
+                }
+            }
+        }
+    }
+    Some((0..p).map(|j| a[j][p] / a[j][j]).collect())
+}
+
+fn predict(w: &[f64], row: &[f64]) -> f64 {
+    w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>().max(0.05)
+}
+
+/// Clients with logged hours needed to fit the hours model.
+const MIN_FIT: usize = 30;
+
+fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
+    if rows.len() < MIN_FIT {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x4F5E_11AB));
+    let cut = rows.len() / 5;
+    let (test, train) = order.split_at(cut.max(1));
+    let xs = |idx: &[usize]| idx.iter().map(|&i| rows[i].0.clone()).collect::<Vec<_>>();
+    let ys = |idx: &[usize]| idx.iter().map(|&i| rows[i].1).collect::<Vec<_>>();
+    let w = least_squares(&xs(train), &ys(train))?;
+    let n = test.len() as f64;
+    let mae = test.iter().map(|&i| (predict(&w, &rows[i].0) - rows[i].1).abs()).sum::<f64>() / n;
+    let mae_rule = test.iter().map(|&i| (rows[i].2 - rows[i].1).abs()).sum::<f64>() / n;
+    let mean = test.iter().map(|&i| rows[i].1).sum::<f64>() / n;
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let weights = least_squares(&xs(&all), &ys(&all))?;
+    let mut terms = vec!["intercept".to_string()];
+    terms.extend(WORKLOAD.iter().map(|s| s.to_string()));
+    terms.push("general_taxpayer".into());
+    Some(HoursModel {
+        weights,
+        terms,
+        fitted_on: rows.len(),
+        holdout_clients: test.len(),
+        holdout_mae: mae,
+        holdout_mae_rule_of_thumb: mae_rule,
+        holdout_mean_hours: mean,
+    })
+}
+
+/// A text column of the feature table (or of an earlier analysis), "" where missing.
+pub(super) fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
+    let read = || -> Option<Vec<String>> {
+        let s = c?.cast(&DataType::String).ok()?;
+        let ca = s.str().ok()?.clone();
+        Some(ca.iter().map(|v| v.unwrap_or("").to_string()).collect())
+    };
+    read().filter(|v| v.len() == n).unwrap_or_else(|| vec![String::new(); n])
+}
+
+pub(super) fn f64_column(c: Option<&Column>, n: usize) -> Vec<f64> {
+    let read = || -> Option<Vec<f64>> {
+        let s = c?.cast(&DataType::Float64).ok()?;
+        let ca = s.f64().ok()?.clone();
+        Some(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    };
+    read().filter(|v| v.len() == n).unwrap_or_else(|| vec![f64::NAN; n])
+}
+
+/// The value tier code per client ("V1" ...), "" without tiers.
+pub(super) fn tier_ids(ctx: &Context) -> Vec<String> {
+    let n = ctx.table.df.height();
+    match segmentation(ctx.earlier, SegmentKind::Value) {
+        Some(s) => s
+            .labels
+            .iter()
+            .map(|&l| s.model.segments.get(l).map(|g| g.id.clone()).unwrap_or_default())
+            .collect(),
+        None => vec![String::new(); n],
+    }
+}
+
+/// Per client: churn band and the risk of the longest horizon, when churn ran.
+pub(super) fn churn_of(ctx: &Context) -> (Vec<String>, Vec<f64>) {
+    let n = ctx.table.df.height();
+    let bands = text_column(earlier_column(ctx.earlier, "churn_band"), n);
+    let longest = ctx
+        .earlier
+        .iter()
+        .flat_map(|o| o.columns.iter())
+        .filter(|c| c.name().starts_with("churn_risk_"))
+        .last();
+    (bands, f64_column(longest, n))
+}
+
+/// Peer statistics for one client: median fee per hour and median hours of its peers.
+fn peer_medians(members: &[(usize, f64, f64)], k: usize) -> Vec<(usize, f64, usize)> {
+    // members: (client, hours, rate), sorted by hours.
+    let n = members.len();
+    let half = k / 2;
+    (0..n)
+        .map(|p| {
+            let lo = p.saturating_sub(half).min(n.saturating_sub(k + 1));
+            let hi = (lo + k + 1).min(n);
+            let mut rates: Vec<f64> = (lo..hi).filter(|&q| q != p).map(|q| members[q].2).collect();
+            rates.sort_by(f64::total_cmp);
+            let m = rates.len();
+            let median = match m {
+                0 => f64::NAN,
+                _ if m % 2 == 1 => rates[m / 2],
+                _ => (rates[m / 2 - 1] + rates[m / 2]) / 2.0,
+            };
+            (members[p].0, median, m)
+        })
+        .collect()
+}
+
+fn round_step(v: f64, step: f64) -> f64 {
+    if step > 0.0 {
+        (v / step).round() * step
+    } else {
+        v.round()
+    }
+}
+
+/// Everything pricing works out per client (the served ones; others are empty).
+pub struct Priced {
+    pub hours: Vec<f64>,
+    pub source: Vec<Option<Source>>,
+    pub cost: Vec<f64>,
+    pub fee: Vec<f64>,
+    pub margin_rate: Vec<f64>,
+    pub peer_rate: Vec<f64>,
+    pub peers: Vec<usize>,
+    pub flag: Vec<&'static str>,
+    pub suggested: Vec<f64>,
+    pub reason: Vec<String>,
+    pub model: Option<HoursModel>,
+}
+
+fn flag_words(code: &str, lang: Lang) -> &'static str {
+    match (code, lang) {
+        ("under_priced", Lang::En) => "under-priced",
+        ("under_priced", Lang::Zh) => "定价偏低",
+        ("over_served", Lang::En) => "over-served",
+        ("over_served", Lang::Zh) => "服务超量",
+        ("ok", Lang::En) => "in line",
+        ("ok", Lang::Zh) => "定价合理",
+        _ => "",
+    }
+}
+
+impl Analysis for Pricing {
+    fn id(&self) -> &'static str {
+        "pricing"
+    }
+
+    fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        let mut out = Outcome::empty("pricing");
+        if !self.params.enabled {
+            out.skipped = Some("pricing.enabled = false".into());
+            return Ok(out);
+        }
+        let priced = stages.run("pricing", |_| price(&self.params, ctx));
+        Ok(self.outcome(ctx, priced))
+    }
+}
+
+/// Works out hours, cost, margin, peers and the suggested fee of every served client.
+pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
+    let t = ctx.table;
+    let n = t.df.height();
+    let served: Vec<bool> = ctx.served.map(|s| s.to_vec()).unwrap_or_else(|| vec![true; n]);
+    let logged = column_f64(t, "hours_per_month");
+    let x: Vec<Vec<f64>> = WORKLOAD.iter().map(|f| column_f64(t, f)).collect();
+    let fee = column_f64(t, "avg_monthly_fee");
+    let taxpayer = text_column(t.df.column("taxpayer_type").ok(), n);
+    let client_type = text_column(t.df.column("client_type").ok(), n);
+    let accountant = text_column(t.df.column("accountant").ok(), n);
+    let general: Vec<bool> = taxpayer.iter().map(|v| v == "general").collect();
+    let d = &p.default_hours;
+    let rule = |i: usize| -> f64 {
+        let vouchers = x[0][i];
+        let base = if general[i] {
+            d.general
+        } else if vouchers.is_finite() && vouchers < 1.0 {
+            d.zero_declaration
+        } else {
+            d.small_scale
+        };
+        let late = x[3][i];
+        base + if late.is_finite() { late * d.chase } else { 0.0 }
+    };
+    let rows: Vec<(Vec<f64>, f64, f64)> = (0..n)
+        .filter(|&i| served[i] && logged[i].is_finite())
+        .filter_map(|i| features_of(&x, &general, i).map(|r| (r, logged[i], rule(i))))
+        .collect();
+    let model = fit_hours(&rows, ctx.seed);
+    let mut hours = vec![f64::NAN; n];
+    let mut source = vec![None; n];
+    let mut expected = vec![f64::NAN; n];
+    for i in (0..n).filter(|&i| served[i]) {
+        let est = model
+            .as_ref()
+            .and_then(|m| features_of(&x, &general, i).map(|r| predict(&m.weights, &r)));
+        if let Some(e) = est {
+            expected[i] = e;
+        }
+        let (h, s) = if logged[i].is_finite() && logged[i] > 0.0 {
+            (logged[i], Source::Logged)
+        } else if let Some(e) = est {
+            (e, Source::Estimated)
+        } else {
+            (rule(i), Source::Default)
+        };
+        hours[i] = h;
+        source[i] = Some(s);
+    }
+    let grades = staff_grades(ctx);
+    let rate_of = |i: usize| -> f64 {
+        match (&p.by_grade, grades.get(&accountant[i])) {
+            (Some(g), Some(grade)) => match grade.as_str() {
+                "junior" => g.junior,
+                "lead" => g.lead,
+                _ => g.senior,
+            },
+            _ => p.hourly_cost,
+        }
+    };
+    let cost: Vec<f64> = (0..n).map(|i| hours[i] * rate_of(i)).collect();
+    let margin_rate: Vec<f64> = (0..n)
+        .map(|i| if fee[i] > 0.0 { (fee[i] - cost[i]) / fee[i] } else { f64::NAN })
+        .collect();
+
+    // Peer groups: same taxpayer and client type, nearest in hours a month.
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<(usize, f64, f64)>> = Default::default();
+    for i in (0..n).filter(|&i| served[i] && fee[i] > 0.0 && hours[i] > 0.0) {
+        groups
+            .entry((taxpayer[i].clone(), client_type[i].clone()))
+            .or_default()
+            .push((i, hours[i], fee[i] / hours[i]));
+    }
+    let mut peer_rate = vec![f64::NAN; n];
+    let mut peers = vec![0usize; n];
+    {
+        use rayon::prelude::*;
+        let found: Vec<Vec<(usize, f64, usize)>> = groups
+            .into_par_iter()
+            .map(|(_, mut m)| {
+                m.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                peer_medians(&m, p.peers)
+            })
+            .collect();
+        for (i, r, k) in found.into_iter().flatten() {
+            peer_rate[i] = r;
+            peers[i] = k;
+        }
+    }
+
+    let (bands, risk) = churn_of(ctx);
+    let tiers = tier_ids(ctx);
+    let mut flag = vec![""; n];
+    let mut suggested = vec![f64::NAN; n];
+    let mut reason = vec![String::new(); n];
+    for i in (0..n).filter(|&i| served[i]) {
+        if !(fee[i] > 0.0) {
+            continue;
+        }
+        let own_rate = fee[i] / hours[i];
+        let thin = margin_rate[i] < p.target_margin;
+        let cheap = peers[i] >= 5 && own_rate < (1.0 - p.rate_tolerance) * peer_rate[i];
+        let over = source[i] == Some(Source::Logged)
+            && expected[i].is_finite()
+            && hours[i] > 1.5 * expected[i] + 0.5;
+        let mut words_en: Vec<String> = Vec::new();
+        let mut words_zh: Vec<String> = Vec::new();
+        if thin {
+            words_en.push(format!("margin {:.0}% is below the {:.0}% target", margin_rate[i] * 100.0, p.target_margin * 100.0));
+            words_zh.push(format!("毛利率 {:.0}% 低于目标 {:.0}%", margin_rate[i] * 100.0, p.target_margin * 100.0));
+        }
+        if cheap {
+            words_en.push(format!(
+                "pays {:.0} CNY an hour, peers {:.0}",
+                own_rate, peer_rate[i]
+            ));
+            words_zh.push(format!("每工时收费 {:.0} 元，同类客户 {:.0} 元", own_rate, peer_rate[i]));
+        }
+        if over {
+            words_en.push(format!(
+                "{:.1} hours a month where its workload explains {:.1}",
+                hours[i], expected[i]
+            ));
+            words_zh.push(format!("每月 {:.1} 小时，按业务量应约 {:.1} 小时", hours[i], expected[i]));
+        }
+        flag[i] = if thin || cheap {
+            "under_priced"
+        } else if over {
+            "over_served"
+        } else {
+            "ok"
+        };
+        if flag[i] == "under_priced" {
+            let by_peers = if peer_rate[i].is_finite() { peer_rate[i] * hours[i] } else { 0.0 };
+            let by_margin = cost[i] / (1.0 - p.target_margin).max(0.01);
+            let target = by_peers.max(by_margin);
+            let cap = fee[i] * (1.0 + p.max_increase);
+            let mut new = round_step(target.min(cap), p.fee_step);
+            if new > cap + 1e-9 {
+                new -= p.fee_step.max(1.0);
+            }
+            let v1 = tiers[i] == "V1";
+            let band = bands[i].as_str();
+            if v1 && band == "high" {
+                words_en.push("rise held back: a high-value client at high churn risk".into());
+                words_zh.push("暂缓调价：高价值客户且流失风险高".into());
+                new = fee[i];
+            } else if band == "high" || (v1 && band == "medium") {
+                new = round_step(fee[i] + (new - fee[i]) / 2.0, p.fee_step).max(fee[i]);
+                words_en.push("rise halved: churn risk".into());
+                words_zh.push("调价减半：有流失风险".into());
+            }
+            if new > fee[i] {
+                suggested[i] = new;
+            }
+        }
+        let _ = risk[i];
+        reason[i] = match ctx.lang {
+            Lang::En => words_en.join("; "),
+            Lang::Zh => words_zh.join("；"),
+        };
+    }
+    Priced {
+        hours,
+        source,
+        cost,
+        fee,
+        margin_rate,
+        peer_rate,
+        peers,
+        flag,
+        suggested,
+        reason,
+        model,
+    }
+}
+
+/// accountant -> grade, from the staff table.
+fn staff_grades(ctx: &Context) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    if let Some(s) = ctx.staff {
+        let n = s.height();
+        let names = text_column(s.column("accountant").ok(), n);
+        let grades = text_column(s.column("grade").ok(), n);
+        for (a, g) in names.into_iter().zip(grades) {
+            out.insert(a, g);
+        }
+    }
+    out
+}
+
+fn round2(v: f64) -> Option<f64> {
+    v.is_finite().then(|| (v * 100.0).round() / 100.0)
+}
+
+impl Pricing {
+    fn outcome(&self, ctx: &Context, r: Priced) -> Outcome {
+        let p = &self.params;
+        let n = r.hours.len();
+        let mut out = Outcome::empty("pricing");
+        let opt = |v: &[f64]| v.iter().map(|x| round2(*x)).collect::<Vec<_>>();
+        let served = |i: usize| r.source[i].is_some();
+        out.columns = vec![
+            Column::new("monthly_hours".into(), opt(&r.hours)),
+            Column::new(
+                "hours_source".into(),
+                r.source.iter().map(|s| s.map(|s| s.code())).collect::<Vec<_>>(),
+            ),
+            Column::new("monthly_cost".into(), opt(&r.cost)),
+            Column::new(
+                "margin_rate".into(),
+                r.margin_rate
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| if served(i) { m.is_finite().then(|| (m * 1e4).round() / 1e4) } else { None })
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "price_flag".into(),
+                r.flag.iter().map(|f| (!f.is_empty()).then_some(*f)).collect::<Vec<_>>(),
+            ),
+            Column::new("suggested_fee".into(), opt(&r.suggested)),
+        ];
+        out.crm = vec![
+            CrmColumn {
+                header: "Price Flag".into(),
+                source: "price_flag".into(),
+            },
+            CrmColumn {
+                header: "Suggested Fee".into(),
+                source: "suggested_fee".into(),
+            },
+        ];
+
+        let (bands, risk) = churn_of(ctx);
+        let tiers = tier_ids(ctx);
+        let ids = text_column(ctx.table.df.column("client_id").ok(), n);
+        let names = text_column(ctx.table.df.column("name").ok(), n);
+        let accountant = text_column(ctx.table.df.column("accountant").ok(), n);
+        let rows: Vec<usize> = (0..n).filter(|&i| served(i)).collect();
+        let pick_s = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        let pick_f = |v: &[f64]| rows.iter().map(|&i| round2(v[i])).collect::<Vec<_>>();
+        let change: Vec<f64> = (0..n)
+            .map(|i| if r.suggested[i].is_finite() { r.suggested[i] - r.fee[i] } else { f64::NAN })
+            .collect();
+        let margin: Vec<f64> = (0..n).map(|i| r.fee[i] - r.cost[i]).collect();
+        let rate: Vec<f64> = (0..n)
+            .map(|i| if r.hours[i] > 0.0 { r.fee[i] / r.hours[i] } else { f64::NAN })
+            .collect();
+        let table = DataFrame::new_infer_height(vec![
+            Column::new("client_id".into(), pick_s(&ids)),
+            Column::new("name".into(), pick_s(&names)),
+            Column::new("accountant".into(), pick_s(&accountant)),
+            Column::new("value_tier".into(), pick_s(&tiers)),
+            Column::new("churn_band".into(), pick_s(&bands)),
+            Column::new("monthly_fee".into(), pick_f(&r.fee)),
+            Column::new("monthly_hours".into(), pick_f(&r.hours)),
+            Column::new(
+                "hours_source".into(),
+                rows.iter().map(|&i| r.source[i].map(|s| s.code())).collect::<Vec<_>>(),
+            ),
+            Column::new("monthly_cost".into(), pick_f(&r.cost)),
+            Column::new("margin".into(), pick_f(&margin)),
+            Column::new(
+                "margin_rate".into(),
+                rows.iter().map(|&i| r.margin_rate[i]).map(|m| m.is_finite().then(|| (m * 1e4).round() / 1e4)).collect::<Vec<_>>(),
+            ),
+            Column::new("fee_per_hour".into(), pick_f(&rate)),
+            Column::new("peer_fee_per_hour".into(), pick_f(&r.peer_rate)),
+            Column::new("peers".into(), rows.iter().map(|&i| r.peers[i] as u32).collect::<Vec<_>>()),
+            Column::new("price_flag".into(), rows.iter().map(|&i| r.flag[i]).collect::<Vec<_>>()),
+            Column::new("suggested_fee".into(), pick_f(&r.suggested)),
+            Column::new("fee_change".into(), pick_f(&change)),
+            Column::new("reason".into(), pick_s(&r.reason)),
+        ]);
+        if let Ok(df) = table {
+            out.exports.push(("pricing".into(), df));
+        }
+
+        // Figures for the headline, manifest and report.
+        let count = |f: &str| rows.iter().filter(|&&i| r.flag[i] == f).count();
+        let under = count("under_priced");
+        let over = count("over_served");
+        let rises: Vec<usize> = rows.iter().copied().filter(|&i| change[i] > 0.0).collect();
+        let held = rows
+            .iter()
+            .filter(|&&i| r.flag[i] == "under_priced" && !(change[i] > 0.0))
+            .count();
+        let yearly: f64 = rises.iter().map(|&i| change[i] * 12.0).sum();
+        let expected: f64 = rises
+            .iter()
+            .map(|&i| change[i] * 12.0 * (1.0 - if risk[i].is_finite() { risk[i] } else { 0.0 }))
+            .sum();
+        let by_source = |s: Source| rows.iter().filter(|&&i| r.source[i] == Some(s)).count();
+        let (logged, estimated, default) = (
+            by_source(Source::Logged),
+            by_source(Source::Estimated),
+            by_source(Source::Default),
+        );
+        out.headline = Some((
+            format!(
+                "pricing: {under} clients under-priced, {} fee rises suggested worth {} CNY a year ({} CNY weighted by the chance the client stays)",
+                rises.len(),
+                human(yearly),
+                human(expected)
+            ),
+            format!(
+                "定价：{under} 个客户定价偏低，建议调价 {} 个，年增收 {} 元（按留存概率加权 {} 元）",
+                rises.len(),
+                human(yearly),
+                human(expected)
+            ),
+        ));
+        out.summary = Some(serde_json::json!({
+            "clients": rows.len(),
+            "hours_source": {"logged": logged, "estimated": estimated, "rule_of_thumb": default},
+            "hours_model": r.model,
+            "target_margin": p.target_margin,
+            "max_increase": p.max_increase,
+            "fee_step": p.fee_step,
+            "peers": p.peers,
+            "under_priced": under,
+            "over_served": over,
+            "rises": rises.len(),
+            "held_back": held,
+            "rise_per_year": yearly,
+            "rise_per_year_weighted_by_staying": expected,
+        }));
+        out.section = Some(section(ctx, p, &r, &rows, &tiers, &ids, &names, &change, (logged, estimated, default), (under, over, held, yearly, expected)));
+        out.charts = vec![fee_chart(&r, &rows, &tiers)];
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section(
+    ctx: &Context,
+    p: &PricingParams,
+    r: &Priced,
+    rows: &[usize],
+    tiers: &[String],
+    ids: &[String],
+    names: &[String],
+    change: &[f64],
+    sources: (usize, usize, usize),
+    counts: (usize, usize, usize, f64, f64),
+) -> Section {
+    let (logged, estimated, default) = sources;
+    let (under, over, held, yearly, expected) = counts;
+    let mut lines = vec![(
+        format!(
+            "Hours a month: {logged} clients from logged hours, {estimated} estimated from their vouchers, filings, questions and late documents, {default} by the rules of thumb (general taxpayer {} h, small-scale {} h, zero declaration {} h, plus {} h for each month of late documents).",
+            p.default_hours.general, p.default_hours.small_scale, p.default_hours.zero_declaration, p.default_hours.chase
+        ),
+        format!(
+            "月均工时：{logged} 个客户来自工时记录，{estimated} 个按凭证、申报、咨询和资料延迟估算，{default} 个按经验值（一般纳税人 {} 小时、小规模 {} 小时、零申报 {} 小时，资料延迟的月份另加 {} 小时）。",
+            p.default_hours.general, p.default_hours.small_scale, p.default_hours.zero_declaration, p.default_hours.chase
+        ),
+    )];
+    lines.push(match &r.model {
+        Some(m) => (
+            format!(
+                "The hours model, fitted on {} clients that log hours, is off by {:.2} hours a month on {} held-out clients (mean {:.2} hours); the rules of thumb are off by {:.2}.",
+                m.fitted_on, m.holdout_mae, m.holdout_clients, m.holdout_mean_hours, m.holdout_mae_rule_of_thumb
+            ),
+            format!(
+                "工时模型基于 {} 个有工时记录的客户拟合，在 {} 个留出客户上平均误差 {:.2} 小时/月（平均 {:.2} 小时）；经验值的误差为 {:.2} 小时。",
+                m.fitted_on, m.holdout_clients, m.holdout_mae, m.holdout_mean_hours, m.holdout_mae_rule_of_thumb
+            ),
+        ),
+        None => (
+            format!("Too few clients log hours (fewer than {MIN_FIT}) to fit an hours model; the rules of thumb are used."),
+            format!("有工时记录的客户少于 {MIN_FIT} 个，无法拟合工时模型，使用经验值。"),
+        ),
+    });
+    lines.push((
+        format!(
+            "{under} clients are under-priced (margin below {:.0}%, or a fee per hour more than {:.0}% below that of their {} nearest peers), {over} over-served. Suggested rises, at most +{:.0}% and in steps of {} CNY, add {} CNY a year, {} CNY weighted by each client's chance of staying; {held} rises are held back for churn risk.",
+            p.target_margin * 100.0,
+            p.rate_tolerance * 100.0,
+            p.peers,
+            p.max_increase * 100.0,
+            p.fee_step,
+            human(yearly),
+            human(expected)
+        ),
+        format!(
+            "{under} 个客户定价偏低（毛利率低于 {:.0}%，或每工时收费比最接近的 {} 个同类客户低 {:.0}% 以上），{over} 个服务超量。建议调价每次不超过 +{:.0}%，以 {} 元为档，年增收 {} 元，按留存概率加权 {} 元；{held} 个因流失风险暂缓。",
+            p.target_margin * 100.0,
+            p.peers,
+            p.rate_tolerance * 100.0,
+            p.max_increase * 100.0,
+            p.fee_step,
+            human(yearly),
+            human(expected)
+        ),
+    ));
+
+    // Margin distribution by tier.
+    let mut tier_names: Vec<String> = rows.iter().map(|&i| tiers[i].clone()).collect();
+    tier_names.sort();
+    tier_names.dedup();
+    let quantile = |v: &mut Vec<f64>, q: f64| -> f64 {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n => v[((n - 1) as f64 * q).round() as usize],
+        }
+    };
+    let pct = |v: f64| if v.is_finite() { format!("{:.0}%", v * 100.0) } else { "-".into() };
+    let mut by_tier = Vec::new();
+    for t in &tier_names {
+        let mut m: Vec<f64> = rows
+            .iter()
+            .filter(|&&i| &tiers[i] == t && r.margin_rate[i].is_finite())
+            .map(|&i| r.margin_rate[i])
+            .collect();
+        let below = m.iter().filter(|v| **v < p.target_margin).count();
+        let size = m.len();
+        let cells = [
+            t.clone(),
+            size.to_string(),
+            pct(quantile(&mut m, 0.1)),
+            pct(quantile(&mut m, 0.5)),
+            pct(quantile(&mut m, 0.9)),
+            pct(below as f64 / size.max(1) as f64),
+        ];
+        by_tier.push(cells.iter().map(|c| (c.clone(), c.clone())).collect());
+    }
+    let margin_table = SectionTable {
+        caption: ("Margin rate by value tier".into(), "各价值层级的毛利率".into()),
+        header: vec![
+            ("tier".into(), "价值层级".into()),
+            ("clients".into(), "客户数".into()),
+            ("10th percentile".into(), "10%分位".into()),
+            ("median".into(), "中位数".into()),
+            ("90th percentile".into(), "90%分位".into()),
+            ("below target".into(), "低于目标占比".into()),
+        ],
+        rows: by_tier,
+    };
+    // The largest suggested changes.
+    let mut top: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|&i| r.flag[i] == "under_priced")
+        .collect();
+    top.sort_by(|&a, &b| {
+        let ca = if change[a].is_finite() { change[a] } else { 0.0 };
+        let cb = if change[b].is_finite() { change[b] } else { 0.0 };
+        cb.total_cmp(&ca).then(ids[a].cmp(&ids[b]))
+    });
+    top.truncate(20);
+    let changes = SectionTable {
+        caption: ("Suggested fee changes (the 20 largest)".into(), "建议调价（前20个）".into()),
+        header: vec![
+            ("client".into(), "客户".into()),
+            ("name".into(), "名称".into()),
+            ("fee".into(), "月费".into()),
+            ("hours".into(), "工时".into()),
+            ("suggested".into(), "建议月费".into()),
+            ("flag".into(), "判断".into()),
+            ("reason".into(), "原因".into()),
+        ],
+        rows: top
+            .iter()
+            .map(|&i| {
+                let s = if r.suggested[i].is_finite() { format!("{:.0}", r.suggested[i]) } else { "-".into() };
+                vec![
+                    (ids[i].clone(), ids[i].clone()),
+                    (names[i].clone(), names[i].clone()),
+                    (format!("{:.0}", r.fee[i]), format!("{:.0}", r.fee[i])),
+                    (format!("{:.1}", r.hours[i]), format!("{:.1}", r.hours[i])),
+                    (s.clone(), s),
+                    (flag_words(r.flag[i], Lang::En).into(), flag_words(r.flag[i], Lang::Zh).into()),
+                    (r.reason[i].clone(), r.reason[i].clone()),
+                ]
+            })
+            .collect(),
+    };
+    let _ = ctx;
+    Section {
+        id: "pricing".into(),
+        title: ("Cost to serve and pricing".into(), "服务成本与定价".into()),
+        lines,
+        tables: vec![margin_table, changes],
+    }
+}
+
+/// Monthly fee against hours, one colour per tier, and the peers' median fee per hour.
+fn fee_chart(r: &Priced, rows: &[usize], tiers: &[String]) -> LineChart {
+    let mut names: Vec<String> = rows.iter().map(|&i| tiers[i].clone()).collect();
+    names.sort();
+    names.dedup();
+    // At most 3,000 points per chart, every k-th client.
+    let step = (rows.len() / 3000).max(1);
+    let mut series: Vec<ChartSeries> = names
+        .iter()
+        .map(|t| ChartSeries {
+            name: (t.clone(), t.clone()),
+            points: rows
+                .iter()
+                .step_by(step)
+                .filter(|&&i| &tiers[i] == t && r.fee[i].is_finite() && r.hours[i].is_finite())
+                .map(|&i| (r.hours[i], r.fee[i]))
+                .collect(),
+            dots: true,
+        })
+        .collect();
+    let mut line: Vec<(f64, f64)> = rows
+        .iter()
+        .step_by(step)
+        .filter(|&&i| r.peer_rate[i].is_finite())
+        .map(|&i| (r.hours[i], r.peer_rate[i] * r.hours[i]))
+        .collect();
+    line.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // A running median of the peers' fee, so the line reads as one line.
+    let w = (line.len() / 40).max(1);
+    let smooth: Vec<(f64, f64)> = line
+        .chunks(w)
+        .map(|c| {
+            let mut ys: Vec<f64> = c.iter().map(|p| p.1).collect();
+            ys.sort_by(f64::total_cmp);
+            (c.iter().map(|p| p.0).sum::<f64>() / c.len() as f64, ys[ys.len() / 2])
+        })
+        .collect();
+    series.push(ChartSeries {
+        name: ("peers' median fee for the workload".into(), "同类客户工作量对应的中位收费".into()),
+        points: smooth,
+        dots: false,
+    });
+    LineChart {
+        stem: "pricing_fee_vs_hours".into(),
+        title: ("Monthly fee against hours a month".into(), "月费与月均工时".into()),
+        x_label: ("hours a month".into(), "月均工时（小时）".into()),
+        y_label: ("monthly fee (CNY)".into(), "月费（元）".into()),
+        series,
+        diagonal: false,
+        steps: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_squares_recovers_a_plane() {
+        let rows: Vec<Vec<f64>> = (0..50).map(|i| vec![1.0, i as f64, (i * i % 7) as f64]).collect();
+        let y: Vec<f64> = rows.iter().map(|r| 2.0 + 0.5 * r[1] - 1.5 * r[2]).collect();
+        let w = least_squares(&rows, &y).unwrap();
+        assert!((w[0] - 2.0).abs() < 1e-3 && (w[1] - 0.5).abs() < 1e-4 && (w[2] + 1.5).abs() < 1e-3, "{w:?}");
+    }
+
+    #[test]
+    fn peers_leave_the_client_out_and_stay_near_in_hours() {
+        let m: Vec<(usize, f64, f64)> = (0..20).map(|i| (i, i as f64, if i == 10 { 1.0 } else { 100.0 })).collect();
+        let r = peer_medians(&m, 6);
+        let ten = r.iter().find(|x| x.0 == 10).unwrap();
+        assert_eq!(ten.1, 100.0);
+        assert_eq!(ten.2, 6);
+        assert!(r.iter().all(|x| x.2 == 6));
+    }
+
+    #[test]
+    fn fee_steps_round() {
+        assert_eq!(round_step(237.0, 50.0), 250.0);
+        assert_eq!(round_step(224.0, 50.0), 200.0);
+    }
+}
