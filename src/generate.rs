@@ -99,9 +99,11 @@ impl Roster {
         for k in 0..n {
             let base = format!("{}{}", SURNAMES[k % SURNAMES.len()], GIVEN[(k / SURNAMES.len()) % GIVEN.len()]);
             r.names.push(if k < combos { base } else { format!("{base}{}", k / combos + 1) });
-            let grade = match rng.gen_range(0..20) {
-                0..=9 => "junior",
-                10..=16 => "senior",
+            // Each team of ten has its lead; the others are mostly juniors and seniors.
+            let grade = match (k % 10, rng.gen_range(0..20)) {
+                (0, _) => "lead",
+                (_, 0..=9) => "junior",
+                (_, 10..=17) => "senior",
                 _ => "lead",
             };
             r.grade.push(grade);
@@ -916,10 +918,17 @@ mod tests {
         p.changed = 0.2;
         generate(&p, b.path()).unwrap();
         let truth = std::fs::read_to_string(b.path().join("truth.csv")).unwrap();
+        let at = truth
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .position(|h| h == "changed_from")
+            .unwrap();
         let changed: Vec<&str> = truth
             .lines()
             .skip(1)
-            .filter(|l| !l.ends_with(','))
+            .filter(|l| !l.split(',').nth(at).unwrap_or("").is_empty())
             .map(|l| l.split(',').next().unwrap())
             .collect();
         assert!(!changed.is_empty() && changed.len() < 30, "{changed:?}");
@@ -961,13 +970,28 @@ mod tests {
         let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
         let fee_col = header.iter().position(|h| *h == "monthly_fee").unwrap();
         let tp_col = header.iter().position(|h| *h == "taxpayer_type").unwrap();
-        for line in text.lines().skip(1) {
+        let truth = std::fs::read_to_string(d.path().join("truth.csv")).unwrap();
+        let t_header: Vec<&str> = truth.lines().next().unwrap().split(',').collect();
+        let under_col = t_header.iter().position(|h| *h == "underpriced").unwrap();
+        let hours_col = t_header.iter().position(|h| *h == "expected_hours").unwrap();
+        let mut planted = 0;
+        for (line, t) in text.lines().skip(1).zip(truth.lines().skip(1)) {
             let cells: Vec<&str> = line.split(',').collect();
+            let t: Vec<&str> = t.split(',').collect();
             let fee: f64 = cells[fee_col].parse().unwrap();
+            let cost = t[hours_col].parse::<f64>().unwrap() * PLANTED_HOURLY_COST;
+            if t[under_col] == "true" {
+                // Below what the work costs: no margin at all.
+                planted += 1;
+                assert!(fee <= cost + 5.0, "{line}");
+                continue;
+            }
+            assert!(fee >= 2.0 * cost - 5.0, "{line}");
             match cells[tp_col] {
                 "general" => assert!((500.0..=1500.0).contains(&fee), "{line}"),
                 _ => assert!((100.0..=350.0).contains(&fee), "{line}"),
             }
         }
+        assert!(planted > 0);
     }
 }

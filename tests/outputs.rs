@@ -16,6 +16,14 @@ const LABEL_COLUMNS: &[&str] = &[
     "revenue_at_risk",
     "churn_band",
     "churn_drivers",
+    "monthly_hours",
+    "hours_source",
+    "monthly_cost",
+    "margin_rate",
+    "price_flag",
+    "suggested_fee",
+    "proposed_accountant",
+    "allocation_reason",
     "name",
     "client_type",
     "taxpayer_type",
@@ -69,6 +77,17 @@ fn every_output_with_documented_columns() {
         headers(&run.join("rejects.csv")),
         ["file", "row", "column", "value", "reason"]
     );
+    for (file, columns) in [
+        ("pricing.csv", &["client_id", "monthly_fee", "monthly_hours", "hours_source", "monthly_cost", "margin_rate", "peer_fee_per_hour", "price_flag", "suggested_fee", "reason"][..]),
+        ("allocation.csv", &["client_id", "current", "proposed", "reason", "hours"][..]),
+        ("workload.csv", &["accountant", "capacity_hours", "hours_before", "utilisation_before", "hours_after", "utilisation_after"][..]),
+    ] {
+        let h = headers(&run.join(file));
+        for c in columns {
+            assert!(h.contains(&c.to_string()), "{file} lacks {c}: {h:?}");
+        }
+        assert!(run.join(file.replace(".csv", ".xlsx")).is_file(), "{file} has its spreadsheet");
+    }
 
     let features = std::fs::File::open(run.join("features.parquet")).unwrap();
     let f = polars::prelude::ParquetReader::new(features).finish().unwrap();
@@ -291,7 +310,7 @@ fn parquet_inputs_match_csv_inputs() {
     let (csv_run, _) = pipeline(dir, "");
     let pq = dir.join("pq");
     std::fs::create_dir_all(pq.join("data")).unwrap();
-    for t in ["clients", "billing", "activity"] {
+    for t in ["clients", "billing", "activity", "staff"] {
         let mut df = read_csv(&dir.join(format!("data/{t}.csv")));
         let file = std::fs::File::create(pq.join(format!("data/{t}.parquet"))).unwrap();
         ParquetWriter::new(file).finish(&mut df).unwrap();

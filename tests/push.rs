@@ -309,7 +309,10 @@ fn crm_import_is_safe_to_open_in_excel() {
             "Churn Risk 6m",
             "Revenue at Risk",
             "Churn Band",
-            "Churn Drivers"
+            "Churn Drivers",
+            "Price Flag",
+            "Suggested Fee",
+            "Proposed Owner"
         ]
     );
     let crm = read_csv(&run.join("crm_import.csv"));
@@ -456,7 +459,7 @@ fn sqlite_tables_of_schema_1_are_upgraded_in_place() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, "3");
     let old: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM client_segment_history WHERE run_id = 'run-old'",
@@ -473,6 +476,14 @@ fn sqlite_tables_of_schema_1_are_upgraded_in_place() {
         )
         .unwrap();
     assert!(risky > 100 && banded == 300, "{risky} risks, {banded} bands");
+    let (flagged, owners): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(price_flag), COUNT(proposed_accountant) FROM client_segment",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(flagged > 100 && owners > 100, "{flagged} price flags, {owners} proposed owners");
     let typed: String = c
         .query_row(
             "SELECT typeof(churn_risk_3m) FROM client_segment WHERE churn_risk_3m IS NOT NULL LIMIT 1",

@@ -148,11 +148,31 @@ pub fn diagnose(staff: &[Member], jobs: &[Job], max_util: f64) -> Vec<Requiremen
         out.push(Requirement {
             needs: needs_words(needs).0,
             demand_hours: demand,
-            qualified_hours: qualified.iter().map(|m| m.capacity.max(0.0) * max_util).sum(),
+            // (A sum of no floats is -0.0, which would print as "-0 h".)
+            qualified_hours: qualified.iter().map(|m| m.capacity.max(0.0) * max_util).sum::<f64>() + 0.0,
             qualified_staff: qualified.len(),
         });
     }
     out
+}
+
+/// The requirements that are short, leaving out those a shorter list already explains
+/// (the same people qualify for both): "top-tier work" and not also "general-taxpayer +
+/// top-tier work" when only seniors count either way.
+pub fn binding(diag: &[Requirement]) -> Vec<&Requirement> {
+    let bits = |r: &Requirement| (0u8..8).find(|n| needs_words(*n).0 == r.needs).unwrap_or(0);
+    let short: Vec<&Requirement> = diag.iter().filter(|r| r.shortfall() > 0.0).collect();
+    short
+        .iter()
+        .copied()
+        .filter(|r| {
+            let b = bits(r);
+            !short.iter().any(|s| {
+                let sb = bits(s);
+                sb != b && sb & b == sb && s.qualified_staff == r.qualified_staff
+            })
+        })
+        .collect()
 }
 
 /// Why a client moves (or not), as a code; words in `reason_words`.
@@ -436,7 +456,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     out.charts.push(utilisation_chart(staff, &before, &after, p.max_utilisation, "allocation_utilisation"));
 
     let diag = diagnose(staff, jobs, p.max_utilisation);
-    let short: Vec<&Requirement> = diag.iter().filter(|r| r.shortfall() > 0.0).collect();
+    let short = binding(&diag);
     let (peak_before, peak_after) = (peak(staff, &before), peak(staff, &after));
     let over_before = staff
         .iter()
