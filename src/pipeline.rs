@@ -595,7 +595,11 @@ fn manifest(
             .collect(),
         headlines: outcomes
             .iter()
-            .filter_map(|o| o.headline.as_ref().map(|(en, _)| en.clone()))
+            .filter_map(|o| match (&o.headline, &o.skipped) {
+                (Some((en, _)), _) => Some(en.clone()),
+                (None, Some(why)) => Some(format!("{}: skipped, {why}", o.id)),
+                (None, None) => None,
+            })
             .collect(),
         scored_with,
         timings: st.timings.clone(),

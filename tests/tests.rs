@@ -4,6 +4,9 @@
 
 mod util;
 
+/// Pricing and allocation: the rules hold, moves near the solver's bound, planted
+/// under-pricing found, what-if re-plans, impossible staff lists explained.
+mod allocation;
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
 /// Churn risk: close to the planted hazard, calibrated, no look-ahead, short histories.

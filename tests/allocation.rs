@@ -1,0 +1,241 @@
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::util::*;
+
+fn csv_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let df = read_csv(path);
+    let names: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+    let cols: Vec<Vec<String>> = names.iter().map(|c| strings(&df, c)).collect();
+    (0..df.height())
+        .map(|i| names.iter().cloned().zip(cols.iter().map(|c| c[i].clone())).collect())
+        .collect()
+}
+
+fn manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A firm of 5,000 clients and 60 accountants, with overloaded staff, top-tier clients
+/// with juniors and general taxpayers with unqualified staff, and planted under-pricing.
+#[test]
+fn five_thousand_clients_and_sixty_staff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 5000, 5, &["--staff", "60"]);
+    let (run_folder, stdout) = pipeline(dir, "");
+    let run_path = run_folder.clone();
+    let run_ = &run_path;
+    assert!(stdout.contains("allocation:") && stdout.contains("pricing:"), "{stdout}");
+
+    // The staff list as generated.
+    let staff: HashMap<String, HashMap<String, String>> = csv_rows(&dir.join("data/staff.csv"))
+        .into_iter()
+        .map(|r| (r["accountant"].clone(), r))
+        .collect();
+    assert_eq!(staff.len(), 60);
+    let alloc = csv_rows(&run_.join("allocation.csv"));
+    let clients: HashMap<String, HashMap<String, String>> = csv_rows(&dir.join("data/clients.csv"))
+        .into_iter()
+        .map(|r| (r["client_id"].clone(), r))
+        .collect();
+
+    // Every rule holds after the plan, and nobody is over the cap.
+    let mut load: HashMap<&str, f64> = HashMap::new();
+    let mut broken_before = 0;
+    for r in &alloc {
+        let proposed = r["proposed"].as_str();
+        assert!(!proposed.is_empty(), "every client is placed: {r:?}");
+        let m = &staff[proposed];
+        let c = &clients[&r["client_id"]];
+        let skills: HashSet<&str> = m["skills"].split(';').collect();
+        if c["taxpayer_type"] == "general" {
+            assert!(skills.contains("general_taxpayer"), "general taxpayer with {proposed}: {r:?}");
+        }
+        if c["international"] == "true" {
+            assert!(skills.contains("international"), "international client with {proposed}: {r:?}");
+        }
+        if r["value_tier"] == "V1" {
+            assert!(m["grade"] != "junior", "top-tier client with junior {proposed}: {r:?}");
+        }
+        *load.entry(proposed).or_default() += r["hours"].parse::<f64>().unwrap();
+        let cur = &staff[r["current"].as_str()];
+        let cur_skills: HashSet<&str> = cur["skills"].split(';').collect();
+        if (c["taxpayer_type"] == "general" && !cur_skills.contains("general_taxpayer"))
+            || (r["value_tier"] == "V1" && cur["grade"] == "junior")
+        {
+            broken_before += 1;
+        }
+    }
+    assert!(broken_before >= 5, "the generated firm breaks the rules today ({broken_before} clients)");
+    for (a, l) in &load {
+        let cap: f64 = staff[*a]["capacity_hours"].parse().unwrap();
+        assert!(*l <= cap * 0.85 + 1e-6, "{a} at {l:.1} h of {cap}");
+    }
+
+    // Close to the fewest moves, as the solver's bound proves; the busiest person is relieved.
+    let m = manifest(run_);
+    let a = &m["analyses"]["allocation"];
+    let moves = a["plan"]["moves"].as_f64().unwrap();
+    let bound = a["plan"]["moves_lower_bound"].as_f64().unwrap().ceil();
+    let counted = alloc.iter().filter(|r| r["proposed"] != r["current"]).count() as f64;
+    assert_eq!(moves, counted);
+    assert!(bound > 50.0, "overloaded staff must hand over clients: bound {bound}");
+    assert!(moves <= bound * 1.05, "{moves} moves against a bound of {bound}");
+    let (before, after) = (
+        a["peak_utilisation_before"].as_f64().unwrap(),
+        a["peak_utilisation_after"].as_f64().unwrap(),
+    );
+    assert!(before > 1.0 && after <= 0.85 + 1e-9, "busiest {before} -> {after}");
+    assert_eq!(a["over_cap_after"], 0);
+    assert!(a["objective_gap"].as_f64().unwrap() >= -1e-9);
+
+    // workload.csv agrees with allocation.csv.
+    let work = csv_rows(&run_.join("workload.csv"));
+    assert_eq!(work.len(), 60);
+    for w in &work {
+        let after: f64 = w["hours_after"].parse().unwrap();
+        let want = load.get(w["accountant"].as_str()).copied().unwrap_or(0.0);
+        assert!((after - want).abs() < 0.05 * (1.0 + want / 100.0), "{w:?} vs {want}");
+    }
+
+    // The planted under-priced clients are found.
+    let truth: HashMap<String, bool> = csv_rows(&dir.join("data/truth.csv"))
+        .into_iter()
+        .map(|r| (r["client_id"].clone(), r["underpriced"] == "true"))
+        .collect();
+    let pricing = csv_rows(&run_.join("pricing.csv"));
+    let flagged: HashSet<&str> = pricing
+        .iter()
+        .filter(|r| r["price_flag"] == "under_priced")
+        .map(|r| r["client_id"].as_str())
+        .collect();
+    let planted: HashSet<&str> = pricing
+        .iter()
+        .map(|r| r["client_id"].as_str())
+        .filter(|c| truth[*c])
+        .collect();
+    let hit = flagged.intersection(&planted).count() as f64;
+    let (precision, recall) = (hit / flagged.len() as f64, hit / planted.len() as f64);
+    assert!(planted.len() > 100, "{} planted", planted.len());
+    assert!(precision >= 0.8 && recall >= 0.8, "precision {precision:.3}, recall {recall:.3}");
+    // Suggested fees: above today's, at most +30%, in steps of 50 CNY.
+    for r in pricing.iter().filter(|r| !r["suggested_fee"].is_empty()) {
+        let (fee, new): (f64, f64) = (r["monthly_fee"].parse().unwrap(), r["suggested_fee"].parse().unwrap());
+        assert!(new > fee && new <= fee * 1.3 + 1e-6 && (new / 50.0).fract() == 0.0, "{r:?}");
+    }
+    // The hours model is validated on held-out clients and beats the rules of thumb.
+    let hm = &m["analyses"]["pricing"]["hours_model"];
+    assert!(hm["holdout_clients"].as_u64().unwrap() > 100);
+    assert!(hm["holdout_mae"].as_f64().unwrap() < hm["holdout_mae_rule_of_thumb"].as_f64().unwrap());
+    let page = std::fs::read_to_string(run_.join("report.html")).unwrap();
+    assert!(page.contains("Cost to serve and pricing") && page.contains("Who serves whom"));
+    assert!(page.contains("held-out clients"), "the hours model's error is in the report");
+
+    // What-if: the busiest accountant leaves and a junior joins.
+    let busiest = work
+        .iter()
+        .max_by(|a, b| {
+            let u = |w: &HashMap<String, String>| w["hours_after"].parse::<f64>().unwrap();
+            u(a).total_cmp(&u(b))
+        })
+        .unwrap()["accountant"]
+        .clone();
+    let out = crate::util::run(
+        &[
+            "allocate",
+            "--run",
+            &run_.to_string_lossy(),
+            "--without",
+            &busiest,
+            "--add",
+            "新会计,junior,160",
+        ],
+        dir,
+        true,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let whatif: Vec<_> = std::fs::read_dir(run_)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("whatif-"))
+        .collect();
+    assert_eq!(whatif.len(), 1, "{said}");
+    let plan = csv_rows(&whatif[0].join("allocation.csv"));
+    let theirs = plan.iter().filter(|r| r["current"] == busiest).count();
+    assert!(theirs > 10);
+    assert!(plan.iter().all(|r| r["proposed"] != busiest && !r["proposed"].is_empty()));
+    let moved = plan.iter().filter(|r| r["proposed"] != r["current"]).count();
+    // The leaver's clients move, and few others: near the solver's bound for the new list.
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(whatif[0].join("whatif.json")).unwrap()).unwrap();
+    let bound = j["plan"]["moves_lower_bound"].as_f64().unwrap().ceil();
+    assert_eq!(j["plan"]["moves"].as_f64().unwrap(), moved as f64);
+    assert!(moved >= theirs && bound >= theirs as f64, "{moved} moved, bound {bound}, {theirs} were the leaver's");
+    assert!(moved as f64 <= bound * 1.2 + 2.0, "{moved} moved against a bound of {bound}");
+    let new_load: f64 = plan
+        .iter()
+        .filter(|r| r["proposed"] == "新会计")
+        .map(|r| r["hours"].parse::<f64>().unwrap())
+        .sum();
+    assert!(new_load > 0.0 && new_load <= 160.0 * 0.85 + 1e-6, "{new_load}");
+    assert!(whatif[0].join("workload.xlsx").is_file() && whatif[0].join("charts/allocation_utilisation.svg").is_file());
+    assert!(said.contains("clients change accountant"), "{said}");
+}
+
+/// Staff tables that cannot work: the binding constraint and its shortfall are named,
+/// nothing panics, the run still finishes.
+#[test]
+fn impossible_staff_lists_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 400, 8, &["--staff", "6"]);
+    let staff_path = dir.join("data/staff.csv");
+    let original = std::fs::read_to_string(&staff_path).unwrap();
+    let runs = std::cell::Cell::new(0);
+    let attempt = |text: &str, expect: &[&str]| {
+        std::fs::write(&staff_path, text).unwrap();
+        let cfg = config(dir, "");
+        let out = run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, true);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        for e in expect {
+            assert!(stdout.contains(e), "expected {e:?} in:\n{stdout}");
+        }
+        runs.set(runs.get() + 1);
+        stdout
+    };
+    // Nobody senior: top-tier work has no qualified staff.
+    let juniors: String = original
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l.to_string() } else { l.replace(",lead,", ",junior,").replace(",senior,", ",junior,") })
+        .collect::<Vec<_>>()
+        .join("\n");
+    attempt(&juniors, &["top-tier (senior staff) work needs", "qualified staff have 0 h", "could not be placed"]);
+    // Nobody with the general-taxpayer skill.
+    let unskilled = original.replace("general_taxpayer", "payroll");
+    attempt(&unskilled, &["general-taxpayer work needs", "qualified staff have 0 h"]);
+    // Everyone at zero capacity.
+    let zero: String = original
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                return l.to_string();
+            }
+            let mut c: Vec<&str> = l.split(',').collect();
+            c[2] = "0";
+            c.join(",")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    attempt(&zero, &["all work needs", "qualified staff have 0 h"]);
+    // An empty staff table (header only): allocation is skipped with the reason.
+    let header = original.lines().next().unwrap().to_string() + "\n";
+    attempt(&header, &["allocation: skipped, the staff table has no accountants"]);
+    let run_folders: Vec<_> = std::fs::read_dir(dir.join("runs")).unwrap().collect();
+    assert_eq!(run_folders.len(), runs.get());
+    // A client whose accountant is not on the staff list is named, not dropped.
+    let fewer: String = original.lines().filter(|l| !l.starts_with("王芳")).collect::<Vec<_>>().join("\n");
+    attempt(&fewer, &["not on the staff list: 王芳"]);
+}
