@@ -133,6 +133,8 @@ pub const STAGES: &[&str] = &[
     "final fits",
     "classifier",
     "churn",
+    "pricing",
+    "allocation",
     "outputs",
 ];
 
@@ -236,12 +238,17 @@ fn ensure_venv(venv: &Path, benches: &Path) -> Result<PathBuf, BenchError> {
 /// Last day of the generated bench histories.
 const GENERATED_END: &str = "2025-12-31";
 
+/// Accountants of a generated firm of n clients: one per 50 (20,000 at 1M clients).
+fn staff_for(n: usize) -> usize {
+    (n / 50).max(4)
+}
+
 /// Generated data for n clients, reused when a complete copy is there.
 fn ensure_data(opts: &BenchOptions, n: usize) -> Result<PathBuf, BenchError> {
     let dir = opts
         .out
         .join("data")
-        .join(format!("clients-{n}-m{}-s{}", opts.months, opts.seed));
+        .join(format!("clients-{n}-m{}-s{}-staff{}", opts.months, opts.seed, staff_for(n)));
     let done = dir.join(".complete");
     if done.is_file() {
         return Ok(dir);
@@ -260,6 +267,7 @@ fn ensure_data(opts: &BenchOptions, n: usize) -> Result<PathBuf, BenchError> {
         .args(["--clients", &n.to_string()])
         .args(["--months", &opts.months.to_string()])
         .args(["--seed", &opts.seed.to_string()])
+        .args(["--staff", &staff_for(n).to_string()])
         .args(["--end", GENERATED_END])
         .arg("--out")
         .arg(&dir);

@@ -264,6 +264,24 @@ pub fn neutralise(text: Expr) -> Expr {
         .otherwise(text)
 }
 
+/// The same test as [`neutralise`], on one cell.
+pub fn risky_cell(v: &str) -> bool {
+    match v.as_bytes().first() {
+        Some(b'=' | b'+' | b'@' | b'\t' | b'\r') => true,
+        Some(b'-') => {
+            // A plain negative number (-50, -50.5) stays a number.
+            let rest = &v[1..];
+            let (int, frac) = rest.split_once('.').unwrap_or((rest, "0"));
+            !(!int.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && !frac.is_empty()
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && rest.split('.').count() <= 2)
+        }
+        _ => false,
+    }
+}
+
 /// The CRM import table: one row per client, columns as the settings say, then the
 /// `extra` (header, labels column) pairs that further analyses add.
 pub fn crm_frame(
@@ -331,22 +349,33 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
         file: file_name.clone(),
         message,
     };
-    let text: Vec<Expr> = df
-        .columns()
-        .iter()
-        .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| neutralise(col(c.name().clone())).alias(c.name().clone()))
-        .collect();
-    let mut safe = if text.is_empty() {
+    // Only the text columns that hold a risky cell are rewritten: a byte test per cell
+    // instead of two regular expressions over every column (at 1M clients, with pricing and
+    // allocation tables beside the labels, that was seconds of the run).
+    let mut fixed: Vec<Column> = Vec::new();
+    for c in df.columns().iter().filter(|c| c.dtype() == &DataType::String) {
+        let ca = c.str().map_err(|e| w(e.to_string()))?;
+        if ca.iter().flatten().any(risky_cell) {
+            let out: StringChunked = ca
+                .iter()
+                .map(|v| {
+                    v.map(|v| match risky_cell(v) {
+                        true => format!("'{v}"),
+                        false => v.to_string(),
+                    })
+                })
+                .collect();
+            fixed.push(out.with_name(c.name().clone()).into_column());
+        }
+    }
+    let mut safe = if fixed.is_empty() {
         None
     } else {
-        Some(
-            df.clone()
-                .lazy()
-                .with_columns(text)
-                .collect()
-                .map_err(|e| w(e.to_string()))?,
-        )
+        let mut d = df.clone();
+        for c in fixed {
+            d.with_column(c).map_err(|e| w(e.to_string()))?;
+        }
+        Some(d)
     };
     let mut file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
     CsvWriter::new(&mut file)
@@ -563,6 +592,18 @@ mod tests {
         assert_eq!(&got[5..7], ["plain", "a=b"]);
         assert_eq!(got[7], "'-1+cmd|' /C calc'!A0");
         assert_eq!(got[8], "-2.5");
+    }
+
+    #[test]
+    fn the_cell_test_agrees_with_the_expression() {
+        let cells = [
+            "=1", "+1", "-2", "-2.5", "-", "-5.", "-1.2.3", "-1e5", "-.5", "@x", "\tx", "\rx", "plain", "a=b", "", "－1", "- 1",
+        ];
+        let df = df!("x" => cells).unwrap();
+        let out = df.lazy().select([neutralise(col("x")).alias("x")]).collect().unwrap();
+        for (cell, got) in cells.iter().zip(out.column("x").unwrap().str().unwrap().iter()) {
+            assert_eq!(risky_cell(cell), got.unwrap().starts_with('\''), "{cell:?}");
+        }
     }
 
     #[test]

@@ -178,27 +178,46 @@ pub fn spreadsheets(
     Ok(())
 }
 
-/// An analysis's table for people: NAME.csv, NAME.parquet and NAME.xlsx (up to
-/// `max_rows` rows; Chinese headers and categories with lang = zh).
-pub fn export_table(w: &mut Written, name: &str, df: &DataFrame, lang: Lang, max_rows: usize) -> Result<(), ExportError> {
+/// An analysis's table for people: NAME.csv, NAME.parquet and NAME.xlsx in `dir` (up to
+/// `max_rows` rows; Chinese headers and categories with lang = zh). Returns the files
+/// written and, when the spreadsheet was left out, why.
+pub fn export_table(
+    dir: &Path,
+    name: &str,
+    df: &DataFrame,
+    lang: Lang,
+    max_rows: usize,
+) -> Result<(Vec<String>, Option<String>), ExportError> {
     let mut t = df.clone();
-    export::write_csv(&mut t, &w.path(&format!("{name}.csv")))?;
-    w.add(format!("{name}.csv"));
-    export::write_parquet(&mut t, &w.path(&format!("{name}.parquet")))?;
-    w.add(format!("{name}.parquet"));
+    let mut files = vec![format!("{name}.csv"), format!("{name}.parquet")];
+    export::write_csv(&mut t, &dir.join(&files[0]))?;
+    export::write_parquet(&mut t, &dir.join(&files[1]))?;
     let zh = lang == Lang::Zh;
     let sheet = match (zh, crate::format::table_zh(name)) {
         (true, Some(z)) => z.to_string(),
         _ => name.to_string(),
     };
-    if export::write_xlsx(df, &w.path(&format!("{name}.xlsx")), &sheet, zh, max_rows)? {
-        w.add(format!("{name}.xlsx"));
+    if export::write_xlsx(df, &dir.join(format!("{name}.xlsx")), &sheet, zh, max_rows)? {
+        files.push(format!("{name}.xlsx"));
+        Ok((files, None))
     } else {
-        w.skipped.push(format!(
-            "{name}.xlsx: {} rows is over output.xlsx_max_rows ({max_rows}); the same rows are in {name}.csv and {name}.parquet",
-            df.height()
-        ));
+        Ok((
+            files,
+            Some(format!(
+                "{name}.xlsx: {} rows is over output.xlsx_max_rows ({max_rows}); the same rows are in {name}.csv and {name}.parquet",
+                df.height()
+            )),
+        ))
     }
+}
+
+/// [`export_table`] into a [`Written`] folder.
+pub fn export_into(w: &mut Written, name: &str, df: &DataFrame, lang: Lang, max_rows: usize) -> Result<(), ExportError> {
+    let (files, skipped) = export_table(w.dir(), name, df, lang, max_rows)?;
+    for f in files {
+        w.add(f);
+    }
+    w.skipped.extend(skipped);
     Ok(())
 }
 

@@ -430,15 +430,35 @@ fn tables(
 ) -> Result<(DataFrame, DataFrame), PipelineError> {
     let dir = w.dir().to_path_buf();
     let table = &input.table;
+    let mut exported: Vec<(Vec<String>, Option<String>)> = Vec::new();
     let (segs, labels) = std::thread::scope(|scope| -> Result<(DataFrame, DataFrame), PipelineError> {
         let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, s.lang, run_id));
         let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
+        // The analyses' tables for people, side by side with the labels (at 1M clients
+        // pricing.csv and allocation.csv took 5 s one after the other).
+        let exports_job = scope.spawn(|| {
+            use rayon::prelude::*;
+            outcomes
+                .iter()
+                .flat_map(|o| o.exports.iter())
+                .collect::<Vec<_>>()
+                .par_iter()
+                .map(|(name, df)| output::export_table(&dir, name, df, s.lang, s.output.xlsx_max_rows))
+                .collect::<Result<Vec<_>, _>>()
+        });
         output::rejects(&dir, &input.validated.rejects)?;
         let segs = output::segments(&dir, table, outcomes)?;
         let labels = labels_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         features_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        exported = exports_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         Ok((segs, labels))
     })?;
+    for (files, skipped) in exported {
+        for f in files {
+            w.add(f);
+        }
+        w.skipped.extend(skipped);
+    }
     for f in output::LABEL_FILES
         .iter()
         .chain(&["features.parquet", "segments.csv", "rejects.csv"])
@@ -451,9 +471,6 @@ fn tables(
             let file = format!("{name}.parquet");
             crate::export::write_parquet(&mut df.clone(), &dir.join(&file))?;
             w.add(file);
-        }
-        for (name, df) in &o.exports {
-            output::export_table(w, name, df, s.lang, s.output.xlsx_max_rows)?;
         }
     }
     Ok((segs, labels))

@@ -216,8 +216,8 @@ pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let dir = RunDir::create(run, &format!("whatif-{stamp}"))?;
     let mut out = Written::new(dir.path());
-    output::export_table(&mut out, "allocation", &table, lang, xlsx_max_rows)?;
-    output::export_table(&mut out, "workload", &workload, lang, xlsx_max_rows)?;
+    output::export_into(&mut out, "allocation", &table, lang, xlsx_max_rows)?;
+    output::export_into(&mut out, "workload", &workload, lang, xlsx_max_rows)?;
     let chart = allocation::utilisation_chart(&staff, &before, &after, p.max_utilisation, "allocation_utilisation");
     report::write_line_chart(&out.path("charts"), lang, &chart)?;
     let peak = |l: &[f64]| {

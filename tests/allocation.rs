@@ -88,7 +88,8 @@ fn five_thousand_clients_and_sixty_staff() {
     );
     assert!(before > 1.0 && after <= 0.85 + 1e-9, "busiest {before} -> {after}");
     assert_eq!(a["over_cap_after"], 0);
-    assert!(a["objective_gap"].as_f64().unwrap() >= -1e-9);
+    let gap = a["objective_gap"].as_f64().unwrap();
+    assert!((-1e-9..0.5).contains(&gap), "objective gap {gap}");
 
     // workload.csv agrees with allocation.csv.
     let work = csv_rows(&run_.join("workload.csv"));

@@ -541,30 +541,30 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     // The report section.
     let mut lines = vec![(
         format!(
-            "{} clients and {} accountants ({} active). The plan moves {} clients; no assignment that meets the caps and rules can move fewer than {:.0} (the solver's bound), so it is within {:.1}% of the fewest. Objective {:.1} against the LP bound {:.1} (gap {:.2}%){}.",
+            "{} clients and {} accountants ({} active). The plan moves {} clients; no assignment that meets the caps and rules can move fewer than {:.0} (the solver's bound), so it is within {:.1}% of the fewest. {}.",
             jobs.len(),
             staff.len(),
             staff.iter().filter(|m| m.active).count(),
             plan.moves,
             plan.moves_lower_bound.ceil(),
             moves_gap * 100.0,
-            plan.objective,
-            plan.lp_objective,
-            plan.gap() * 100.0,
-            if plan.by_team { format!(", solved team by team in {} blocks", plan.blocks) } else { String::new() }
+            match plan.gap() {
+                Some(g) => format!("Objective {:.1} against the LP bound {:.1} (gap {:.2}%)", plan.objective, plan.lp_objective, g * 100.0),
+                None => format!("Planned team by team in {} blocks; clients a team could not place went to the accountant with the most room elsewhere", plan.blocks),
+            }
         ),
         format!(
-            "{} 个客户，{} 位会计（在岗 {} 位）。方案调整 {} 个客户；满足上限与规则的任何方案至少需调整 {:.0} 个（求解器的下界），本方案与最少调整数相差 {:.1}%。目标值 {:.1}，线性松弛下界 {:.1}（差距 {:.2}%）{}。",
+            "{} 个客户，{} 位会计（在岗 {} 位）。方案调整 {} 个客户；满足上限与规则的任何方案至少需调整 {:.0} 个（求解器的下界），本方案与最少调整数相差 {:.1}%。{}。",
             jobs.len(),
             staff.len(),
             staff.iter().filter(|m| m.active).count(),
             plan.moves,
             plan.moves_lower_bound.ceil(),
             moves_gap * 100.0,
-            plan.objective,
-            plan.lp_objective,
-            plan.gap() * 100.0,
-            if plan.by_team { format!("，按团队分 {} 块求解", plan.blocks) } else { String::new() }
+            match plan.gap() {
+                Some(g) => format!("目标值 {:.1}，线性松弛下界 {:.1}（差距 {:.2}%）", plan.objective, plan.lp_objective, g * 100.0),
+                None => format!("按团队分 {} 块求解；团队内无法安排的客户分给其他团队中空余最多的会计", plan.blocks),
+            }
         ),
     )];
     lines.push((

@@ -85,9 +85,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Relative gap of the plan's objective above the LP bound.
-    pub fn gap(&self) -> f64 {
-        if self.lp_objective.abs() < 1e-9 {
+    /// Relative gap of the plan's objective above the LP bound; None when the firm was
+    /// planned team by team (each team's programme leaves the clients it cannot place to
+    /// the others, so the sum of their objectives bounds nothing).
+    pub fn gap(&self) -> Option<f64> {
+        if self.by_team {
+            return None;
+        }
+        Some(if self.lp_objective.abs() < 1e-9 {
             if (self.objective - self.lp_objective).abs() < 1e-9 {
                 0.0
             } else {
@@ -95,7 +100,7 @@ impl Plan {
             }
         } else {
             (self.objective - self.lp_objective) / self.lp_objective.abs()
-        }
+        })
     }
 }
 
@@ -129,6 +134,7 @@ fn lp(
     members: &[usize],
     s: &Settings,
     w: &Weights,
+    free_unplaced: bool,
 ) -> Result<LpOut, String> {
     let mean_h = {
         let t: f64 = block_jobs.iter().map(|&i| jobs[i].hours).sum();
@@ -177,7 +183,9 @@ fn lp(
     let peak = vars.add(variable().min(0.0));
 
     let mut objective = Expression::with_capacity(block_jobs.len() + 16);
-    let big = 1000.0 * (w.continuity + w.team + 1.0) / mean_h;
+    // Unplaced hours cost more than any move; for the bound of one team's block they are
+    // free (its movers may go to another team).
+    let big = if free_unplaced { 0.0 } else { 1000.0 * (w.continuity + w.team + 1.0) / mean_h };
     for v in stay.iter().flatten() {
         objective.add_mul(-w.continuity, *v);
     }
@@ -261,6 +269,7 @@ fn solve_block(
     members: &[usize],
     cap_left: &mut [f64],
     s: &Settings,
+    by_team: bool,
 ) -> Result<BlockOut, String> {
     if block_jobs.is_empty() {
         return Ok(BlockOut {
@@ -271,14 +280,14 @@ fn solve_block(
             fractional: 0,
         });
     }
-    let (stays, mut given, lp_objective, peak) = lp(staff, jobs, block_jobs, members, s, &s.weights)?;
+    let (stays, mut given, lp_objective, peak) = lp(staff, jobs, block_jobs, members, s, &s.weights, false)?;
     // The fewest moves any assignment needs: the same LP with continuity alone.
     let only_moves = Weights {
         continuity: 1.0,
         team: 0.0,
         balance: 0.0,
     };
-    let (bound_stays, _, _, _) = lp(staff, jobs, block_jobs, members, s, &only_moves)?;
+    let (bound_stays, _, _, _) = lp(staff, jobs, block_jobs, members, s, &only_moves, by_team)?;
     let placeable = block_jobs.len() as f64;
     let moves_bound = placeable - bound_stays.iter().sum::<f64>();
     let fractional = stays.iter().filter(|v| **v > 1e-6 && **v < 1.0 - 1e-6).count();
@@ -405,7 +414,7 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
         .par_iter()
         .map(|(bj, members)| {
             let mut left = caps.clone();
-            let out = solve_block(staff, jobs, bj, members, &mut left, s)?;
+            let out = solve_block(staff, jobs, bj, members, &mut left, s, by_team)?;
             let used: Vec<(usize, f64)> = members.iter().map(|&a| (a, caps[a] - left[a])).collect();
             Ok((out, used))
         })
@@ -451,10 +460,6 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
                 proposed[i] = None;
                 unplaced += 1;
             }
-        }
-        if by_team {
-            // A loose client always moves; the bound of its block did not count it.
-            moves_bound += 1.0;
         }
     }
     // Rounding moved every client the LP split; those whose accountant still has room go back.
