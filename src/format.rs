@@ -164,7 +164,7 @@ pub fn category_zh(column: &str, value: &str) -> Option<&'static str> {
         ("allocation_reason" | "reason", "skill") => "资质不符",
         ("allocation_reason" | "reason", "seniority") => "需中高级会计",
         ("allocation_reason" | "reason", "over_capacity") => "会计超负荷",
-        ("allocation_reason" | "reason", "balance") => "均衡工作量",
+        ("allocation_reason" | "reason", "balance") => "腾出工时或均衡工作量",
         _ => return None,
     })
 }

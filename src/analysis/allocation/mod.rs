@@ -212,7 +212,10 @@ pub fn reason_words(code: &str) -> (&'static str, &'static str) {
         "skill" => ("accountant lacks the skill the client needs", "当前会计不具备所需资质"),
         "seniority" => ("top-tier client needs a senior accountant", "高价值客户需由中高级会计服务"),
         "over_capacity" => ("accountant over the capacity cap", "当前会计工作量超出上限"),
-        "balance" => ("evens out workload", "均衡工作量"),
+        "balance" => (
+            "frees hours for clients only this accountant may take, or evens out workload",
+            "为只能由该会计服务的客户腾出工时，或均衡工作量",
+        ),
         _ => ("", ""),
     }
 }
