@@ -8,6 +8,7 @@ use polars::prelude::*;
 use thiserror::Error;
 
 use crate::analysis::allocation::{self, solve, AllocationParams, Job, Member, GENERAL, INTERNATIONAL, SENIOR};
+use crate::analysis::pricing::{f64_column, text_column};
 use crate::format::Lang;
 use crate::output::{self, Written};
 use crate::persist::{PersistError, RunDir};
@@ -69,19 +70,11 @@ fn read(path: &Path) -> Result<DataFrame, WhatIfError> {
 }
 
 fn texts(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::String).ok())
-        .and_then(|c| c.str().ok().map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect()))
-        .unwrap_or_else(|| vec![String::new(); df.height()])
+    text_column(df.column(name).ok(), df.height())
 }
 
 fn numbers(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .unwrap_or_else(|| vec![f64::NAN; df.height()])
+    f64_column(df.column(name).ok(), df.height())
 }
 
 /// A new accountant from "name,grade,hours[,skills[,team]]".
@@ -220,14 +213,7 @@ pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max
     output::export_into(&mut out, "workload", &workload, lang, xlsx_max_rows)?;
     let chart = allocation::utilisation_chart(&staff, &before, &after, p.max_utilisation, "allocation_utilisation");
     report::write_line_chart(&out.path("charts"), lang, &chart)?;
-    let peak = |l: &[f64]| {
-        staff
-            .iter()
-            .zip(l)
-            .filter(|(m, _)| m.capacity > 0.0 && m.active)
-            .map(|(m, l)| l / m.capacity)
-            .fold(0.0, f64::max)
-    };
+    let peak = |l: &[f64]| allocation::peak(&staff, l);
     let summary = serde_json::json!({
         "run": run.display().to_string(),
         "without": w.without,

@@ -193,7 +193,7 @@ fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
 }
 
 /// A text column of the feature table (or of an earlier analysis), "" where missing.
-pub(super) fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
+pub fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
     let read = || -> Option<Vec<String>> {
         let s = c?.cast(&DataType::String).ok()?;
         let ca = s.str().ok()?.clone();
@@ -202,7 +202,7 @@ pub(super) fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
     read().filter(|v| v.len() == n).unwrap_or_else(|| vec![String::new(); n])
 }
 
-pub(super) fn f64_column(c: Option<&Column>, n: usize) -> Vec<f64> {
+pub fn f64_column(c: Option<&Column>, n: usize) -> Vec<f64> {
     let read = || -> Option<Vec<f64>> {
         let s = c?.cast(&DataType::Float64).ok()?;
         let ca = s.f64().ok()?.clone();

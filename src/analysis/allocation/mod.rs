@@ -353,7 +353,8 @@ pub fn workload(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], tier
     DataFrame::new_infer_height(cols)
 }
 
-fn peak(staff: &[Member], loads: &[f64]) -> f64 {
+/// The busiest active accountant's utilisation (a share of capacity).
+pub fn peak(staff: &[Member], loads: &[f64]) -> f64 {
     staff
         .iter()
         .zip(loads)
