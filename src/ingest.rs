@@ -661,6 +661,67 @@ pub fn looks_like_gbk(bytes: &[u8]) -> bool {
 /// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
 /// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
 /// config, and decoded first.
+/// The header row of a table file as written (CSV in UTF-8 or GBK, xlsx, Parquet), for
+/// `clientseg init`.
+pub fn headers(path: &Path) -> Result<Vec<String>, IngestError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let err = |message: String| IngestError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    match ext.as_str() {
+        "csv" | "txt" => {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::fs::File::open(path)
+                .map_err(IngestError::io(path))?
+                .take(1 << 20)
+                .read_to_end(&mut buf)
+                .map_err(IngestError::io(path))?;
+            let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len());
+            let line = buf[..line_end].strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf[..line_end]);
+            let text = match std::str::from_utf8(line) {
+                Ok(t) => t.to_string(),
+                Err(_) => encoding_rs::GB18030.decode(line).0.to_string(),
+            };
+            let mut out = Vec::new();
+            let (mut cell, mut quoted) = (String::new(), false);
+            for ch in text.trim_end_matches('\r').chars() {
+                match (ch, quoted) {
+                    ('"', _) => quoted = !quoted,
+                    (',', false) => out.push(std::mem::take(&mut cell).trim().to_string()),
+                    (c, _) => cell.push(c),
+                }
+            }
+            out.push(cell.trim().to_string());
+            Ok(out)
+        }
+        "xlsx" | "xlsm" | "xls" => {
+            use calamine::Reader;
+            let mut book = calamine::open_workbook_auto(path).map_err(|e| err(e.to_string()))?;
+            let range = book
+                .worksheet_range_at(0)
+                .ok_or_else(|| err("the workbook has no worksheet".into()))?
+                .map_err(|e| err(e.to_string()))?;
+            let first = range.rows().next().ok_or_else(|| err("the worksheet is empty".into()))?;
+            Ok(first.iter().map(|c| c.to_string().trim().to_string()).collect())
+        }
+        "parquet" => {
+            let schema = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
+                .and_then(|mut lf| lf.collect_schema())
+                .map_err(|e| err(e.to_string()))?;
+            Ok(schema.iter_names().map(|n| n.to_string()).collect())
+        }
+        _ => Err(IngestError::Format {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
     let io = IngestError::io(path);
     let parse = |e: PolarsError| match ragged_row(path) {

@@ -27,6 +27,7 @@ pub mod format;
 pub mod generate;
 pub mod history;
 pub mod ingest;
+pub mod init;
 pub mod model;
 pub mod output;
 pub mod persist;

@@ -33,15 +33,33 @@ enum Command {
     Demo(Common),
     /// Run the pipeline on your data, as described by a config file.
     Run {
-        /// The config file (TOML); see clientseg.toml and examples/.
+        /// A folder of exports (clients, billing and optional activity / staff tables), run
+        /// with the defaults when there is no config file.
+        data_dir: Option<PathBuf>,
+        /// The config file (TOML); see clientseg.toml and examples/ (`clientseg init` writes one).
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// The folder of exports (as DATA_DIR).
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Run folder or model file to keep segment ids from and compare clients with;
         /// "none" for a fresh start (default: models/latest.json when there is one).
         #[arg(long)]
         previous: Option<String>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Write a commented clientseg.toml for a folder of exports, with the headers it found
+    /// mapped to clientseg's columns where it can tell.
+    Init {
+        /// The folder of exports.
+        dir: PathBuf,
+        /// Where to write the config (default: clientseg.toml in the current folder).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
     },
     /// Who moved between two runs: migration.csv, transitions.csv and charts.
     Diff {
@@ -219,6 +237,11 @@ fn settings(
     if let Some(lang) = &common.lang {
         raw.lang = Some(lang.clone());
     }
+    if let (None, Some(dir)) = (config, input_dir) {
+        // No config: the headers recognised under another name (客户编号) are mapped as
+        // `clientseg init` would write them.
+        raw.columns = clientseg::init::mapping(dir);
+    }
     if let Some(dir) = input_dir {
         raw.input.dir = Some(std::path::absolute(dir)?);
         raw.input.clients = None;
@@ -293,14 +316,48 @@ fn real_main(cli: Cli) -> Result<()> {
             );
         }
         Command::Run {
+            data_dir,
             config,
+            data,
             previous,
             common,
         } => {
-            let s = settings(Some(&config), &common, None, previous.as_deref())
-                .with_context(|| format!("in config {}", config.display()))?;
+            let data = data.or(data_dir);
+            if let Some(d) = data.as_ref().filter(|d| !d.is_dir()) {
+                bail!(
+                    "{} is not a folder; give the folder that holds clients.csv and billing.csv",
+                    d.display()
+                );
+            }
+            let s = match (&config, &data) {
+                (None, None) => bail!(
+                    "give a folder of exports (clientseg run ./exports) or a config file (--config clientseg.toml; clientseg init ./exports writes one)"
+                ),
+                (Some(c), _) => settings(Some(c), &common, data.as_deref(), previous.as_deref())
+                    .with_context(|| format!("in config {}", c.display()))?,
+                (None, Some(_)) => settings(None, &common, data.as_deref(), previous.as_deref())?,
+            };
             let report = pipeline::run(&s, &options(&s, &common))?;
+            match &config {
+                Some(c) => println!("config: {}", c.display()),
+                None => println!(
+                    "config: none, the defaults apply (clientseg init {} writes a clientseg.toml to adjust them)",
+                    data.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
+                ),
+            }
             print!("{}", report.summary);
+        }
+        Command::Init { dir, out, force } => {
+            if !dir.is_dir() {
+                bail!("{} is not a folder of exports", dir.display());
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("clientseg.toml"));
+            if out.exists() && !force {
+                bail!("{} already exists; use --force to replace it, or --out another.toml", out.display());
+            }
+            let text = clientseg::init::config_text(&std::path::absolute(&dir)?)?;
+            clientseg::persist::write_atomic(&out, text.as_bytes())?;
+            println!("wrote {}; check its [columns.*] sections, then: clientseg run --config {}", out.display(), out.display());
         }
         Command::Score {
             model,

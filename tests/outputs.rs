@@ -364,3 +364,29 @@ fn chinese_run_shows_chinese_words_not_identifiers() {
     let csv = read_csv(&run.join("labels.csv"));
     assert!(strings(&csv, "taxpayer_type").iter().any(|t| t == "small_scale"));
 }
+
+/// A new user with a folder of Chinese exports and no config: `run DIR` works with the
+/// defaults and says so; `init DIR` writes a config that maps the headers it found.
+#[test]
+fn run_without_config_and_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("exports"), 300, 29, &["--zh"]);
+    let out = run(&["run", "exports", "--quiet"], dir, true);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("config: none, the defaults apply"), "{said}");
+    assert!(run_dir(&dir.join("runs")).join("labels.csv").is_file());
+    let out = run(&["run", "--quiet"], dir, false);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give a folder of exports"));
+
+    run(&["init", "exports"], dir, true);
+    let text = std::fs::read_to_string(dir.join("clientseg.toml")).unwrap();
+    for line in ["client_id = \"客户编号\"", "invoice_date = \"开票日期\"", "capacity_hours = \"每月可用工时\""] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    let again = run(&["init", "exports"], dir, false);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    let out = run(&["run", "--config", "clientseg.toml", "--quiet"], dir, true);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config: clientseg.toml"));
+}
