@@ -9,7 +9,7 @@ use thiserror::Error;
 
 pub use crate::analysis::allocation::Weights;
 pub use crate::analysis::{
-    AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost, ModelChoice, PricingParams,
+    ActionsParams, AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost, ModelChoice, PricingParams,
     TreeParams, ValueParams,
 };
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
@@ -67,6 +67,7 @@ pub struct RawConfig {
     pub churn: RawChurn,
     pub pricing: RawPricing,
     pub allocation: RawAllocation,
+    pub actions: RawActions,
     /// Service plans per tier or segment (服务方案); the built-in ones when absent.
     pub service_plans: Option<Vec<ServicePlan>>,
 }
@@ -165,6 +166,24 @@ pub struct RawAllocation {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct RawActions {
+    /// Write the monthly action list (default true).
+    pub enabled: Option<bool>,
+    /// Months between regular contacts per tier (default: from [[service_plans]] cycles,
+    /// else V1 = 1, V2 = 3, V3 = 6).
+    pub contact_months: Option<BTreeMap<String, u32>>,
+    /// Collect arrears above this many months of fees (default 1) ...
+    pub arrears_months: Option<f64>,
+    /// ... and above this amount in CNY (default 100).
+    pub arrears_min: Option<f64>,
+    /// The list holds actions due within this many days of the snapshot (default 31).
+    pub horizon_days: Option<i64>,
+    /// Chase late documents this many days before the filing deadline (default 5).
+    pub chase_days_before: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawStability {
     /// "auto" (models/latest.json when there is one), "none", or a run folder or model file.
     pub previous: Option<String>,
@@ -193,6 +212,7 @@ pub struct RawInput {
     pub billing: Option<PathBuf>,
     pub activity: Option<PathBuf>,
     pub staff: Option<PathBuf>,
+    pub contacts: Option<PathBuf>,
     pub max_reject_share: Option<f64>,
     /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8", "gb18030" (or "gbk"),
     /// or "latin-1" (Windows-1252).
@@ -308,6 +328,7 @@ impl Settings {
                 Table::Billing => raw.input.billing.as_deref(),
                 Table::Activity => raw.input.activity.as_deref(),
                 Table::Staff => raw.input.staff.as_deref(),
+                Table::Contacts => raw.input.contacts.as_deref(),
             };
             let path = match explicit {
                 Some(p) => Some(resolve(p)),
@@ -506,6 +527,7 @@ impl Settings {
         let (churn, history) = check_churn(&raw.churn)?;
         let pricing = check_pricing(&raw.pricing, hourly_cost)?;
         let allocation = check_allocation(&raw.allocation)?;
+        let actions = check_actions(&raw.actions, raw.service_plans.as_deref())?;
         Ok(Settings {
             seed: raw.seed.unwrap_or(DEFAULT_SEED),
             snapshot_date: raw.snapshot_date.clone(),
@@ -542,6 +564,7 @@ impl Settings {
                 churn,
                 pricing,
                 allocation,
+                actions,
                 tree: TreeParams {
                     max_depth: tree_max_depth,
                     test_share,
@@ -639,6 +662,61 @@ fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError
             .unwrap_or_else(|| "international".into())
             .to_lowercase(),
         senior_tiers,
+    })
+}
+
+/// Months in a service plan's cycle words (monthly, 每月, quarterly, 每季度, ...).
+fn cycle_months(words: &str) -> Option<u32> {
+    let w = words.to_lowercase();
+    if w.contains("half") || w.contains("半年") {
+        Some(6)
+    } else if w.contains("quarter") || w.contains("季") {
+        Some(3)
+    } else if w.contains("month") || w.contains("月") {
+        Some(1)
+    } else if w.contains("year") || w.contains("annual") || w.contains("年") {
+        Some(12)
+    } else if w.contains("week") || w.contains("周") {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+fn check_actions(raw: &RawActions, plans: Option<&[ServicePlan]>) -> Result<ActionsParams, ConfigError> {
+    let mut contact_months: BTreeMap<String, u32> =
+        [("V1".to_string(), 1), ("V2".to_string(), 3), ("V3".to_string(), 6)].into_iter().collect();
+    for p in plans.unwrap_or(&[]) {
+        let id = p.applies_to.trim();
+        if id.len() >= 2 && id.starts_with('V') && id[1..].chars().all(|c| c.is_ascii_digit()) {
+            if let Some(m) = cycle_months(&p.cycle) {
+                contact_months.insert(id.to_string(), m);
+            }
+        }
+    }
+    if let Some(m) = &raw.contact_months {
+        for (k, v) in m {
+            if !(1..=24).contains(v) {
+                return Err(invalid(&format!("actions.contact_months.{k}"), "must be between 1 and 24", v));
+            }
+            contact_months.insert(k.clone(), *v);
+        }
+    }
+    let horizon_days = raw.horizon_days.unwrap_or(31);
+    if !(1..=366).contains(&horizon_days) {
+        return Err(invalid("actions.horizon_days", "must be between 1 and 366", horizon_days));
+    }
+    let chase_days_before = raw.chase_days_before.unwrap_or(5);
+    if !(0..=30).contains(&chase_days_before) {
+        return Err(invalid("actions.chase_days_before", "must be between 0 and 30", chase_days_before));
+    }
+    Ok(ActionsParams {
+        enabled: raw.enabled.unwrap_or(true),
+        contact_months,
+        arrears_months: share("actions.arrears_months", raw.arrears_months, 1.0, 0.0, 120.0)?,
+        arrears_min: share("actions.arrears_min", raw.arrears_min, 100.0, 0.0, 1e9)?,
+        horizon_days,
+        chase_days_before,
     })
 }
 

@@ -232,6 +232,10 @@ pub const CATALOGUE: &[FeatureDef] = &[
         .worth(2),
     def("avg_monthly_fee", Value, "CNY/month", Log1p, ("average monthly fee", "月均收费"), "fees_12m divided by the months the client was under contract in those 12 months (1 to 12).", |t| t.fees.clone() / t.months_in_window.clone())
         .words(Some(("high fees", "收费高")), Some(("low fees", "收费低"))),
+    def("contract_fee", Value, "CNY/month", Log1p, ("contracted monthly fee", "合同月费"), "clients.monthly_fee: the fee the contract sets, without one-off services.", |_| col("monthly_fee").cast(DataType::Float64))
+        .needs(&["clients.monthly_fee"])
+        .unclustered()
+        .words(Some(("high fee", "月费高")), Some(("low fee", "月费低"))),
     def("fee_growth", Value, "ratio", Plain, ("fee growth", "收费增长率"), "Symmetric growth of fees, last 6 months against the 6 before: (last - prior) / mean(last, prior), from -2 to 2.", |t| {
         when(t.mid.clone().gt(lit(0.0)))
             .then((t.last6.clone() - t.prior6.clone()) / t.mid.clone())

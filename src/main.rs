@@ -248,6 +248,7 @@ fn settings(
         raw.input.billing = None;
         raw.input.activity = None;
         raw.input.staff = None;
+        raw.input.contacts = None;
     }
     if let Some(p) = previous {
         raw.stability.previous = Some(match p {

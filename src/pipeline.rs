@@ -288,6 +288,7 @@ fn context<'a>(s: &Settings, input: &'a Prepared, earlier: &'a [Outcome]) -> Con
         served: Some(&input.served),
         earlier,
         staff: input.validated.tables.get(crate::schema::Table::Staff),
+        contacts: input.validated.tables.get(crate::schema::Table::Contacts),
     }
 }
 

@@ -12,6 +12,7 @@ pub enum Table {
     Billing,
     Activity,
     Staff,
+    Contacts,
 }
 
 /// One input table of the contract.
@@ -91,6 +92,15 @@ pub const SCHEMAS: &[TableSchema] = &[
         columns: &["accountant", "grade", "capacity_hours", "skills", "team", "active"],
         required: &["accountant"],
     },
+    // Contacts with clients (visits, calls, WeChat): when each client was last spoken to,
+    // for the regular contact of its service plan.
+    TableSchema {
+        table: Table::Contacts,
+        name: "contacts",
+        optional: true,
+        columns: &["client_id", "date", "channel", "note"],
+        required: &["client_id", "date"],
+    },
 ];
 
 impl Table {
@@ -135,7 +145,7 @@ mod tests {
 
     #[test]
     fn every_table_has_one_schema_with_its_required_columns_first() {
-        for t in [Table::Clients, Table::Billing, Table::Activity, Table::Staff] {
+        for t in [Table::Clients, Table::Billing, Table::Activity, Table::Staff, Table::Contacts] {
             assert_eq!(SCHEMAS.iter().filter(|s| s.table == t).count(), 1, "{t:?}");
             let s = t.schema();
             assert_eq!(s.table, t);

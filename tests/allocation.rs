@@ -240,3 +240,74 @@ fn impossible_staff_lists_are_explained() {
     let fewer: String = original.lines().filter(|l| !l.starts_with("王芳")).collect::<Vec<_>>().join("\n");
     attempt(&fewer, &["not on the staff list: 王芳"]);
 }
+
+/// The action list against the planted truth: overdue contacts of top-tier clients, fee
+/// reviews for the planted under-priced, collection above the arrears threshold, and one
+/// row per client and action type.
+#[test]
+fn the_action_list_covers_what_the_truth_asks() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 2000, 13, &[]);
+    let (run, stdout) = pipeline(dir, "");
+    assert!(stdout.contains("actions:"), "{stdout}");
+    let actions = csv_rows(&run.join("actions.csv"));
+    assert!(run.join("actions.xlsx").is_file());
+    let mut seen = HashSet::new();
+    for a in &actions {
+        assert!(seen.insert((a["client_id"].clone(), a["action"].clone())), "twice: {a:?}");
+        assert!(!a["owner"].is_empty() && !a["reason"].is_empty() && !a["due_date"].is_empty(), "{a:?}");
+    }
+    let has = |client: &str, kind: &str| seen.contains(&(client.to_string(), kind.to_string()));
+
+    let m = manifest(&run);
+    let snapshot = chrono::NaiveDate::parse_from_str(m["snapshot_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let labels = csv_rows(&run.join("labels.csv"));
+    let served: HashSet<String> = csv_rows(&run.join("pricing.csv")).into_iter().map(|r| r["client_id"].clone()).collect();
+    let mut last: HashMap<String, chrono::NaiveDate> = HashMap::new();
+    for c in csv_rows(&dir.join("data/contacts.csv")) {
+        let d = chrono::NaiveDate::parse_from_str(&c["date"], "%Y-%m-%d").unwrap();
+        let e = last.entry(c["client_id"].clone()).or_insert(d);
+        *e = (*e).max(d);
+    }
+    let month_ago = snapshot.checked_sub_months(chrono::Months::new(1)).unwrap();
+    let mut overdue = 0;
+    for l in labels.iter().filter(|l| l["value_tier"] == "V1" && served.contains(&l["client_id"])) {
+        if last.get(&l["client_id"]).is_none_or(|d| *d <= month_ago) {
+            overdue += 1;
+            assert!(has(&l["client_id"], "contact"), "overdue V1 client without a contact action: {}", l["client_id"]);
+        }
+    }
+    assert!(overdue > 10, "{overdue} overdue top-tier clients");
+
+    let truth = csv_rows(&dir.join("data/truth.csv"));
+    let planted: Vec<&String> = truth
+        .iter()
+        .filter(|t| t["underpriced"] == "true" && served.contains(&t["client_id"]))
+        .map(|t| &t["client_id"])
+        .collect();
+    assert!(planted.len() > 50);
+    for c in &planted {
+        assert!(has(c, "fee_review"), "planted under-priced {c} has no fee review");
+    }
+
+    let f = ParquetReader::new(std::fs::File::open(run.join("features.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let ids = strings(&f, "client_id");
+    let num = |c: &str| -> Vec<Option<f64>> { f.column(c).unwrap().f64().unwrap().iter().collect() };
+    let (owed, fee) = (num("open_receivables"), num("contract_fee"));
+    let mut owing = 0;
+    for i in 0..ids.len() {
+        if !served.contains(&ids[i]) {
+            continue;
+        }
+        let threshold = fee[i].unwrap_or(0.0).max(100.0);
+        if owed[i].unwrap_or(0.0) > threshold + 0.01 {
+            owing += 1;
+            assert!(has(&ids[i], "collect_arrears"), "{} owes {:?} without a collection action", ids[i], owed[i]);
+        }
+    }
+    assert!(owing > 20, "{owing} clients in arrears");
+}

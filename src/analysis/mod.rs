@@ -7,6 +7,7 @@
 //! config), [`Analysis::fit`] gives an [`Outcome`], and [`Analysis::apply`] labels new
 //! data with a saved model instead of refitting.
 
+pub mod actions;
 pub mod allocation;
 mod behaviour;
 pub mod churn;
@@ -21,6 +22,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use behaviour::{BehaviourParams, BehaviourSegments};
+pub use actions::{Actions, ActionsParams};
 pub use allocation::{Allocation, AllocationParams};
 pub use churn::{ChurnParams, ChurnRisk, ModelChoice};
 pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams};
@@ -65,6 +67,7 @@ pub struct AnalysisParams {
     pub churn: ChurnParams,
     pub pricing: PricingParams,
     pub allocation: AllocationParams,
+    pub actions: ActionsParams,
 }
 
 /// The analyses a run performs, in output order. A new analysis is one line here.
@@ -75,6 +78,7 @@ pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
         Box::new(ChurnRisk::new(&p.churn)),
         Box::new(Pricing::new(&p.pricing)),
         Box::new(Allocation::new(&p.allocation)),
+        Box::new(Actions::new(&p.actions)),
     ]
 }
 
@@ -92,6 +96,8 @@ pub struct Context<'a> {
     pub earlier: &'a [Outcome],
     /// The staff table (validated), when the input has one.
     pub staff: Option<&'a polars::prelude::DataFrame>,
+    /// The contacts table (validated), when the input has one.
+    pub contacts: Option<&'a polars::prelude::DataFrame>,
 }
 
 /// A column an earlier analysis added, by name.

@@ -192,6 +192,18 @@ fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
     })
 }
 
+/// The monthly fee of every client: the contracted one where the archive has it (one-off
+/// services do not pay for the monthly work), else what was billed a month on average.
+pub fn monthly_fee(t: &crate::features::FeatureTable) -> Vec<f64> {
+    let contract = column_f64(t, "contract_fee");
+    let billed = column_f64(t, "avg_monthly_fee");
+    contract
+        .iter()
+        .zip(&billed)
+        .map(|(c, b)| if c.is_finite() && *c > 0.0 { *c } else { *b })
+        .collect()
+}
+
 /// A text column of the feature table (or of an earlier analysis), "" where missing.
 pub fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
     let read = || -> Option<Vec<String>> {
@@ -317,7 +329,7 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
     let served: Vec<bool> = ctx.served.map(|s| s.to_vec()).unwrap_or_else(|| vec![true; n]);
     let logged = column_f64(t, "hours_per_month");
     let x: Vec<Vec<f64>> = WORKLOAD.iter().map(|f| column_f64(t, f)).collect();
-    let fee = column_f64(t, "avg_monthly_fee");
+    let fee = monthly_fee(t);
     let taxpayer = text_column(t.df.column("taxpayer_type").ok(), n);
     let client_type = text_column(t.df.column("client_type").ok(), n);
     let accountant = text_column(t.df.column("accountant").ok(), n);

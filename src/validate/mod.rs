@@ -114,6 +114,7 @@ pub fn validate(
     let mut inputs = inputs;
     let raw_activity = inputs.take(Table::Activity);
     let raw_staff = inputs.take(Table::Staff);
+    let raw_contacts = inputs.take(Table::Contacts);
     let RawInputs {
         clients: raw_clients,
         billing: raw_billing,
@@ -154,7 +155,7 @@ pub fn validate(
             });
         }
         // An empty staff list is no error: allocation says it has nobody to plan with.
-        if accepted.height() == 0 && !(table == Table::Staff && input == 0) {
+        if accepted.height() == 0 && !(matches!(table, Table::Staff | Table::Contacts) && input == 0) {
             return Err(ValidateError::NothingLeft { table: table.name() });
         }
         Ok(accepted)
@@ -187,6 +188,13 @@ pub fn validate(
         let plan = staff_plan(&st);
         match step(st, plan, None, &mut all_rejects) {
             Ok(st) => optional.push((Table::Staff, st)),
+            Err(e) => return Err(fail(e, &all_rejects)),
+        }
+    }
+    if let Some(c) = raw_contacts {
+        let plan = contacts_plan(&c, latest);
+        match step(c, plan, Some(&keys), &mut all_rejects) {
+            Ok(c) => optional.push((Table::Contacts, c)),
             Err(e) => return Err(fail(e, &all_rejects)),
         }
     }

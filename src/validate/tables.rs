@@ -182,3 +182,18 @@ pub(super) fn staff_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     ];
     Ok((plan, extra))
 }
+
+/// Contacts with clients: a known client and a date not in the future.
+pub(super) fn contacts_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Vec<Check>)> {
+    let mut plan = Plan::new();
+    plan.text(t, "client_id");
+    plan.date(t, "date", true);
+    plan.text(t, "channel");
+    plan.text(t, "note");
+    let extra = vec![
+        check("client_id", col("client_id").is_null(), "required value is empty"),
+        unknown_client(),
+        future("date", latest, "contact date"),
+    ];
+    Ok((plan, extra))
+}
