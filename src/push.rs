@@ -89,6 +89,24 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE client_segment_history ADD COLUMN suggested_fee DOUBLE PRECISION",
         "ALTER TABLE client_segment_history ADD COLUMN proposed_accountant TEXT",
     ],
+    &[
+        // 4: the action list as tasks. One row per client and action type; a newer run
+        // updates the ones that still apply and closes the others.
+        "CREATE TABLE client_action (
+        client_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        owner TEXT,
+        due_date TEXT,
+        priority INTEGER,
+        reason TEXT,
+        figure DOUBLE PRECISION,
+        status TEXT NOT NULL,
+        opened_run TEXT NOT NULL,
+        updated_run TEXT NOT NULL,
+        closed_run TEXT,
+        closed_at TEXT,
+        PRIMARY KEY (client_id, action))",
+    ],
 ];
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -112,7 +130,7 @@ const LABELS: [&str; 14] = [
 ];
 
 /// Pushed as numbers; every value travels as text and is cast by the database.
-const NUMERIC: [&str; 4] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk", "suggested_fee"];
+const NUMERIC: [&str; 5] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk", "suggested_fee", "figure"];
 
 /// Columns a run may lack (no behaviour segments, no churn risk): pushed as nulls.
 fn optional_label(name: &str) -> bool {
@@ -133,7 +151,12 @@ pub struct RunLabels {
     pub model_version: String,
     /// client_id followed by the LABELS columns.
     pub rows: Vec<[Option<String>; 15]>,
+    /// The action list (actions.parquet), ACTION_COLUMNS; None for a run without one.
+    pub actions: Option<Vec<[Option<String>; 7]>>,
 }
+
+/// Columns of actions.parquet pushed to client_action, in this order.
+const ACTION_COLUMNS: [&str; 7] = ["client_id", "action", "owner", "due_date", "priority", "reason", "figure"];
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
@@ -182,11 +205,30 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
     let rows = (0..df.height())
         .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
         .collect();
+    let actions = match std::fs::File::open(dir.join("actions.parquet")) {
+        Ok(file) => {
+            let a = ParquetReader::new(file)
+                .finish()
+                .map_err(|e| err(format!("actions.parquet: {e}")))?;
+            let mut cols = Vec::new();
+            for name in ACTION_COLUMNS {
+                let c = a
+                    .column(name)
+                    .and_then(|c| c.cast(&DataType::String))
+                    .map_err(|e| err(format!("actions.parquet: {e}")))?;
+                let c = c.str().map_err(|e| err(e.to_string()))?.clone();
+                cols.push(c.iter().map(|v| v.map(String::from)).collect::<Vec<_>>());
+            }
+            Some((0..a.height()).map(|i| std::array::from_fn(|j| cols[j][i].clone())).collect())
+        }
+        Err(_) => None,
+    };
     Ok(RunLabels {
         run_id,
         created_at,
         model_version,
         rows,
+        actions,
     })
 }
 
@@ -369,6 +411,8 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
             n += 1;
             if NUMERIC.contains(name) {
                 sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS DOUBLE PRECISION)"));
+            } else if *name == "priority" {
+                sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS INTEGER)"));
             } else {
                 sql.push_str(&format!("${n}"));
             }
@@ -442,6 +486,9 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
         )
         .map_err(|m| sql("writing client_segment_history", m))?;
     }
+    if let Some(actions) = &run.actions {
+        push_actions(tx, run, actions, now, target)?;
+    }
     tx.exec(
         "INSERT INTO clientseg_push (run_id, run_created_at, model_version, pushed_at) VALUES ($1, $2, $3, $4)",
         &[
@@ -453,6 +500,46 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
     )
     .map_err(|m| sql("recording the push", m))?;
     Ok(Outcome::Pushed { rows: run.rows.len() })
+}
+
+/// The run's actions into client_action: new ones open, ones that still apply updated
+/// (and reopened if a run had closed them), open ones this run no longer lists closed
+/// with this run's id and the time.
+fn push_actions(
+    tx: &mut dyn Tx,
+    run: &RunLabels,
+    actions: &[[Option<String>; 7]],
+    now: &str,
+    target: &str,
+) -> Result<(), PushError> {
+    let sql = |doing, message| PushError::Sql {
+        target: target.to_string(),
+        doing,
+        message,
+    };
+    let mut cols: Vec<&str> = ACTION_COLUMNS.to_vec();
+    cols.extend(["status", "opened_run", "updated_run"]);
+    let upsert = " ON CONFLICT (client_id, action) DO UPDATE SET owner = excluded.owner, \
+        due_date = excluded.due_date, priority = excluded.priority, reason = excluded.reason, \
+        figure = excluded.figure, status = 'open', updated_run = excluded.updated_run, \
+        opened_run = CASE WHEN client_action.status = 'closed' THEN excluded.opened_run ELSE client_action.opened_run END, \
+        closed_run = NULL, closed_at = NULL";
+    for chunk in actions.chunks(BATCH) {
+        let mut params: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * cols.len());
+        for row in chunk {
+            params.extend(row.iter().map(|v| v.as_deref()));
+            params.extend([Some("open"), Some(run.run_id.as_str()), Some(run.run_id.as_str())]);
+        }
+        let statement = insert_sql("client_action", &cols, chunk.len()) + upsert;
+        tx.exec(&statement, &params)
+            .map_err(|m| sql("writing client_action", m))?;
+    }
+    tx.exec(
+        "UPDATE client_action SET status = 'closed', closed_run = $1, closed_at = $2 WHERE status = 'open' AND updated_run <> $1",
+        &[Some(&run.run_id), Some(now)],
+    )
+    .map_err(|m| sql("closing actions that no longer apply", m))?;
+    Ok(())
 }
 
 /// Pushes a run folder's labels to `url`. Returns what happened and the masked URL.

@@ -469,6 +469,7 @@ fn too_few_clients() {
         ("clients.csv", 3),
         ("billing.csv", usize::MAX),
         ("activity.csv", usize::MAX),
+        ("contacts.csv", usize::MAX),
     ] {
         let path = dir.join("data").join(file);
         let l: Vec<String> = lines(&path)

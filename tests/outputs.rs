@@ -311,7 +311,7 @@ fn parquet_inputs_match_csv_inputs() {
     let (csv_run, _) = pipeline(dir, "");
     let pq = dir.join("pq");
     std::fs::create_dir_all(pq.join("data")).unwrap();
-    for t in ["clients", "billing", "activity", "staff"] {
+    for t in ["clients", "billing", "activity", "staff", "contacts"] {
         let mut df = read_csv(&dir.join(format!("data/{t}.csv")));
         let file = std::fs::File::create(pq.join(format!("data/{t}.parquet"))).unwrap();
         ParquetWriter::new(file).finish(&mut df).unwrap();

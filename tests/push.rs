@@ -7,7 +7,7 @@ use crate::util::*;
 /// Every row of the three clientseg tables, as text, sorted: "the database's state".
 type Dump = Vec<String>;
 
-const TABLES: [&str; 3] = ["client_segment", "client_segment_history", "clientseg_push"];
+const TABLES: [&str; 4] = ["client_segment", "client_segment_history", "clientseg_push", "client_action"];
 
 fn dump_sqlite(path: &Path) -> Dump {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -62,6 +62,8 @@ fn dump_pg(url: &str) -> Dump {
                 .map(|i| {
                     if r.columns()[i].type_() == &postgres::types::Type::FLOAT8 {
                         r.get::<_, Option<f64>>(i).map(|v| v.to_string())
+                    } else if r.columns()[i].type_() == &postgres::types::Type::INT4 {
+                        r.get::<_, Option<i32>>(i).map(|v| v.to_string())
                     } else {
                         r.get(i)
                     }
@@ -197,6 +199,69 @@ fn push_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
     assert_eq!(dump(), after_retry);
     let (out, _) = push(run, url, &["--force"], true);
     assert!(out.contains("pushed 300"), "{out}");
+}
+
+/// The action list as tasks: the first push opens them all; pushing it again changes
+/// nothing; a later run that no longer lists some closes exactly those, recording the run.
+fn actions_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
+    use polars::prelude::*;
+    let rows = |d: &Dump, status: &str| {
+        d.iter()
+            .filter(|l| l.starts_with("client_action|") && l.contains(&format!("Some(\"{status}\")")))
+            .count()
+    };
+    let actions = ParquetReader::new(std::fs::File::open(run.join("actions.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    assert!(actions.height() > 50);
+    push(run, url, &[], true);
+    let first = dump();
+    assert_eq!(rows(&first, "open"), actions.height());
+    push(run, url, &[], true);
+    assert_eq!(dump(), first, "pushing the same run twice changed client_action");
+
+    // A later run without the first 20 actions.
+    let later = run.parent().unwrap().join("run-later");
+    std::fs::create_dir_all(&later).unwrap();
+    for f in ["labels.parquet", "manifest.json"] {
+        std::fs::copy(run.join(f), later.join(f)).unwrap();
+    }
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    m["run_id"] = serde_json::json!("run-later");
+    m["created_at"] = serde_json::json!("2100-01-01T00:00:00+00:00");
+    std::fs::write(later.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let mut kept = actions.slice(20, actions.height() - 20);
+    ParquetWriter::new(std::fs::File::create(later.join("actions.parquet")).unwrap())
+        .finish(&mut kept)
+        .unwrap();
+    push(&later, url, &[], true);
+    let second = dump();
+    assert_eq!(rows(&second, "open"), actions.height() - 20);
+    assert_eq!(rows(&second, "closed"), 20);
+    assert!(second
+        .iter()
+        .filter(|l| l.starts_with("client_action|") && l.contains("\"closed\""))
+        .all(|l| l.contains("\"run-later\"")));
+    push(&later, url, &[], true);
+    assert_eq!(dump(), second, "pushing the later run twice changed client_action");
+}
+
+#[test]
+fn sqlite_actions_open_update_and_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let run = one_run(dir, 33);
+    let db = dir.join("crm.db");
+    actions_contract(&run, &format!("sqlite://{}", db.display()), &|| dump_sqlite(&db));
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: scripts/test.sh starts one and runs ignored tests"]
+fn postgres_actions_open_update_and_close() {
+    let url = pg_database("clientseg_actions");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = one_run(tmp.path(), 34);
+    actions_contract(&run, &url, &|| dump_pg(&url));
 }
 
 #[test]
@@ -459,7 +524,7 @@ fn sqlite_tables_of_schema_1_are_upgraded_in_place() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     let old: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM client_segment_history WHERE run_id = 'run-old'",
