@@ -98,6 +98,28 @@ if [ -z "${CLIENTSEG_TEST_PYTHON:-}" ]; then
     [ -f "$VENV/clientseg-requirements.txt" ] && export CLIENTSEG_TEST_PYTHON="$VENV/bin/python"
 fi
 
+# The notebooks' packages (nbclient, ipykernel, matplotlib, pandas, pyarrow), in their own
+# environment; the notebooks test runs every notebook against a fresh demo run.
+NBVENV="$CACHE/notebooks-venv"
+if [ -z "${CLIENTSEG_NOTEBOOK_PYTHON:-}" ]; then
+    if ! cmp -s notebooks/requirements.txt "$NBVENV/clientseg-requirements.txt"; then
+        echo "installing notebooks/requirements.txt into $NBVENV" >&2
+        rm -rf "$NBVENV"
+        python3 -m venv "$NBVENV" >/dev/null 2>&1 || { apt_install "Python venv" python3-venv; python3 -m venv "$NBVENV" >/dev/null 2>&1; }
+        if [ -x "$NBVENV/bin/python" ]; then
+            if timeout 1200 "$NBVENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+                    -r notebooks/requirements.txt >"$CACHE/pip-notebooks.log" 2>&1; then
+                cp notebooks/requirements.txt "$NBVENV/clientseg-requirements.txt"
+            else
+                failed+=("notebook packages: pip install -r notebooks/requirements.txt failed: $(tail -n 3 "$CACHE/pip-notebooks.log" | tr '\n' ' ')")
+            fi
+        else
+            failed+=("notebook packages: python3 -m venv failed")
+        fi
+    fi
+    [ -f "$NBVENV/clientseg-requirements.txt" ] && export CLIENTSEG_NOTEBOOK_PYTHON="$NBVENV/bin/python"
+fi
+
 report_failed() {
     if [ ${#failed[@]} -gt 0 ]; then
         echo "Set-up problems (the tests that need these fail):" >&2

@@ -135,6 +135,7 @@ pub const STAGES: &[&str] = &[
     "churn",
     "pricing",
     "allocation",
+    "actions",
     "outputs",
 ];
 
@@ -142,6 +143,7 @@ fn bench_stage(name: &str) -> &str {
     match name {
         "tables" | "spreadsheets" | "migration" | "charts" | "report" => "outputs",
         n if n.starts_with("churn") => "churn",
+        "action pages" => "actions",
         other => other,
     }
 }

@@ -433,6 +433,13 @@ pub fn zh_header(name: &str) -> Option<String> {
         "utilisation_after" => "调整后饱和度",
         "clients_before" => "调整前客户数",
         "clients_after" => "调整后客户数",
+        "owner" => "负责人",
+        "action" => "行动类型代码",
+        "action_words" => "行动",
+        "due_date" => "截止日期",
+        "priority" => "优先级",
+        "figure" => "相关数值",
+        "actions_due" => "待办行动",
         _ => "",
     };
     if !fixed.is_empty() {

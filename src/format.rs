@@ -115,6 +115,7 @@ pub fn table_zh(name: &str) -> Option<&'static str> {
         "staff" => "员工名单",
         "contacts" => "联系记录",
         "actions" => "行动清单",
+        "crm_tasks" => "CRM任务导入",
         "pricing" => "定价建议",
         "allocation" => "人员分配",
         "workload" => "工作量",

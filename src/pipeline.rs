@@ -142,6 +142,21 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
             migrate(&mut w, s.lang, &prev_dir, &labels_df, table, &outcomes, report)
         })?;
     }
+    // Each accountant's page of actions, for a phone.
+    if let Some((_, actions)) = outcomes.iter().flat_map(|o| o.exports.iter()).find(|(n, _)| n == "actions") {
+        let files = st.run("action pages", |_| {
+            report::actions_page::write_pages(
+                &w.path("actions"),
+                actions,
+                &labels_df,
+                s.lang,
+                &table.snapshot.to_string(),
+            )
+        })?;
+        for f in files {
+            w.add(f);
+        }
+    }
     st.run("charts", |_| {
         charts_and_report(
             &mut w,

@@ -129,3 +129,102 @@ fn report_opens_in_a_browser_with_every_section() {
         println!("screenshot: {}", shot.display());
     }
 }
+
+/// An accountant's page of actions on a phone (375 px) and a desktop (1280 px): every
+/// action of that accountant is on it, and nothing is wider than the screen.
+#[test]
+#[ignore = "needs Chromium: scripts/test.sh installs it and runs ignored tests"]
+fn action_pages_fit_a_phone() {
+    let exe = chromium();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 600, 19, &[]);
+    // Every tenth client gets a long name without spaces, which must wrap on a phone.
+    let path = dir.join("data/clients.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let long = "LONGNAME".repeat(12);
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i > 0 && i % 10 == 0 {
+                let mut c: Vec<&str> = l.splitn(3, ',').collect();
+                c[1] = &long;
+                c.join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, edited.join("\n") + "\n").unwrap();
+    let (run, _) = pipeline(dir, "lang = \"zh\"");
+    let actions = read_csv(&run.join("actions.csv"));
+    let owners = strings(&actions, "owner");
+    let clients = strings(&actions, "client_id");
+    let kinds = strings(&actions, "action");
+    let mut count: std::collections::HashMap<&str, usize> = Default::default();
+    for o in &owners {
+        *count.entry(o.as_str()).or_default() += 1;
+    }
+    // The accountant with the most actions among those with a long-named client.
+    let names = strings(&actions, "name");
+    let with_long: std::collections::HashSet<&str> = (0..owners.len())
+        .filter(|&i| names[i] == long)
+        .map(|i| owners[i].as_str())
+        .collect();
+    let (busiest, n) = count
+        .iter()
+        .filter(|(o, _)| with_long.contains(**o))
+        .max_by_key(|(o, c)| (**c, std::cmp::Reverse(**o)))
+        .unwrap();
+    assert!(*n > 5, "{busiest} has {n} actions");
+    let page = run.join("actions").join(format!("{busiest}.html"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(run.join("actions/index.html").is_file());
+    // The test measures the page with a script of its own, in a copy. Headless Chromium
+    // will not open a window narrower than 500 px, so the phone's 375 px is a box of that
+    // width holding the page's body; the desktop is the window itself.
+    let probe = |width: u32| -> std::path::PathBuf {
+        let path = dir.join(format!("probe-{width}.html"));
+        let (open, close, measure) = if width < 500 {
+            (
+                format!("<body><div id=\"phone\" style=\"width:{width}px;overflow:auto\">"),
+                "</div>",
+                "var e = document.getElementById('phone'); document.body.setAttribute('data-fit', e.scrollWidth + 'x' + e.clientWidth)",
+            )
+        } else {
+            (
+                "<body>".to_string(),
+                "",
+                "document.body.setAttribute('data-fit', document.documentElement.scrollWidth + 'x' + document.documentElement.clientWidth)",
+            )
+        };
+        let page = html
+            .replacen("<body>", &open, 1)
+            .replace("</body>", &format!("{close}<script>{measure}</script></body>"));
+        std::fs::write(&path, page).unwrap();
+        path
+    };
+    for width in [375, 1280] {
+        let profile = dir.join(format!("profile-{width}"));
+        let out = within(browser(&exe, &profile).args([
+            &format!("--window-size={width},900"),
+            "--dump-dom",
+            &format!("file://{}", probe(width).display()),
+        ]));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dom = String::from_utf8_lossy(&out.stdout);
+        for i in (0..owners.len()).filter(|&i| owners[i] == *busiest) {
+            let card = format!("data-client=\"{}\" data-action=\"{}\"", clients[i], kinds[i]);
+            assert!(dom.contains(&card), "{width}px: {card} missing");
+        }
+        assert_eq!(dom.matches("class=\"card p").count(), *n, "{width}px: one card per action");
+        let fit = dom.split("data-fit=\"").nth(1).and_then(|r| r.split('"').next()).expect("measured");
+        let (scroll, client) = fit.split_once('x').unwrap();
+        assert_eq!(scroll, client, "{width}px: the page is wider than the screen ({fit})");
+        if width == 375 {
+            assert!(client.parse::<u32>().unwrap() <= 375, "the box was not narrow: {fit}");
+        }
+    }
+}

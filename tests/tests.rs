@@ -23,6 +23,8 @@ mod golden;
 mod hostile;
 /// The fast k-means kernel reaches scikit-learn's inertia from the same start.
 mod kernel;
+/// The analysts' notebooks execute against a fresh demo run.
+mod notebooks;
 /// Damaged or edited model files are refused with the file named.
 mod model_files;
 /// Every output exists with its documented columns; charts are valid files.

@@ -456,6 +456,30 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
     if let Ok(df) = table {
         out.exports.push(("actions".into(), df));
     }
+    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template).
+    let priority_words = |p: u8| match p {
+        1 => "High",
+        2 => "Normal",
+        _ => "Low",
+    };
+    let tasks = DataFrame::new_infer_height(vec![
+        Column::new(
+            "Subject".into(),
+            rows.iter()
+                .map(|r| format!("{}: {}", words(r.kind), names[r.client]))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("Due Date".into(), rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>()),
+        Column::new("Status".into(), rows.iter().map(|_| "Not Started").collect::<Vec<_>>()),
+        Column::new("Priority".into(), rows.iter().map(|r| priority_words(r.priority)).collect::<Vec<_>>()),
+        Column::new("Task Owner".into(), rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>()),
+        Column::new("Account Number".into(), rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>()),
+        Column::new("Related To".into(), rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>()),
+        Column::new("Description".into(), rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
+    ]);
+    if let Ok(df) = tasks {
+        out.exports.push(("crm_tasks".into(), df));
+    }
     out
 }
 

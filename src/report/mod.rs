@@ -14,6 +14,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub mod actions_page;
 pub mod html;
 pub mod page;
 pub mod pca;
@@ -28,6 +29,8 @@ pub enum ReportError {
     Draw { file: PathBuf, message: String },
     #[error("the bundled chart font could not be loaded")]
     Font,
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
 }
 
 pub const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/wqy-microhei.ttc");

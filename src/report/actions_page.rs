@@ -1,0 +1,210 @@
+//! `actions/<accountant>.html`: one page per accountant with this month's actions, their
+//! clients by tier and their workload, for a phone: no scripts, nothing loaded from the
+//! network, nothing wider than the screen (cards, not tables; long words wrap).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::html::esc;
+use super::ReportError;
+use crate::format::Lang;
+
+fn texts(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::String).ok())
+        .and_then(|c| c.str().ok().map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect()))
+        .unwrap_or_else(|| vec![String::new(); df.height()])
+}
+
+fn numbers(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .ok()
+        .and_then(|c| c.cast(&DataType::Float64).ok())
+        .and_then(|c| c.f64().ok().map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+        .unwrap_or_else(|| vec![f64::NAN; df.height()])
+}
+
+/// A file name for an accountant: letters and digits (any script) kept, the rest `_`.
+pub fn file_stem(owner: &str) -> String {
+    let s: String = owner
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if s.is_empty() {
+        "unassigned".into()
+    } else {
+        s
+    }
+}
+
+const STYLE: &str = "*{box-sizing:border-box}\
+body{font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;margin:0 auto;padding:12px;max-width:860px;color:#222;line-height:1.45;overflow-wrap:anywhere;word-break:break-word}\
+h1{font-size:1.25em;margin:.3em 0}h2{font-size:1.05em;margin:1em 0 .4em}\
+.pills{display:flex;flex-wrap:wrap;gap:6px;padding:0;margin:0;list-style:none}\
+.pills li{background:#eef2f7;border-radius:12px;padding:2px 10px;font-size:.9em}\
+.card{border:1px solid #ddd;border-left:6px solid #95a5a6;border-radius:8px;padding:8px 10px;margin:8px 0}\
+.p1{border-left-color:#c0392b}.p2{border-left-color:#e67e22}\
+.meta{color:#555;font-size:.9em}.client{font-weight:600}\
+a{color:#1f5f9e}";
+
+/// Writes one page per owner of `actions` (and index.html) into `dir`; returns the file
+/// names, relative to the run folder.
+pub fn write_pages(
+    dir: &Path,
+    actions: &DataFrame,
+    labels: &DataFrame,
+    lang: Lang,
+    snapshot: &str,
+) -> Result<Vec<String>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::Write {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let zh = lang == Lang::Zh;
+    let t = |en: &'static str, z: &'static str| if zh { z } else { en };
+    let owner = texts(actions, "owner");
+    let client = texts(actions, "client_id");
+    let name = texts(actions, "name");
+    let kind = texts(actions, "action");
+    let words = texts(actions, "action_words");
+    let due = texts(actions, "due_date");
+    let priority = numbers(actions, "priority");
+    let reason = texts(actions, "reason");
+    let mut by_owner: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, o) in owner.iter().enumerate() {
+        by_owner.entry(o.as_str()).or_default().push(i);
+    }
+    // Clients by tier and hours a month, per accountant who (will) serve them.
+    let proposed = texts(labels, "proposed_accountant");
+    let current = texts(labels, "accountant");
+    let tiers = texts(labels, "value_tier");
+    let hours = numbers(labels, "monthly_hours");
+    let mut book: BTreeMap<&str, (BTreeMap<&str, usize>, f64)> = BTreeMap::new();
+    for i in 0..labels.height() {
+        if !hours[i].is_finite() {
+            continue;
+        }
+        let who = if proposed[i].is_empty() { current[i].as_str() } else { proposed[i].as_str() };
+        let e = book.entry(who).or_default();
+        *e.0.entry(tiers[i].as_str()).or_default() += 1;
+        e.1 += hours[i];
+    }
+    // Distinct file names, even for names that differ only in punctuation.
+    let mut stems: BTreeMap<&str, String> = BTreeMap::new();
+    let mut taken: std::collections::HashSet<String> = Default::default();
+    for o in by_owner.keys() {
+        let base = file_stem(o);
+        let mut stem = base.clone();
+        let mut n = 2;
+        while !taken.insert(stem.clone()) {
+            stem = format!("{base}-{n}");
+            n += 1;
+        }
+        stems.insert(o, stem);
+    }
+    let owners: Vec<(&str, &Vec<usize>)> = by_owner.iter().map(|(o, v)| (*o, v)).collect();
+    owners
+        .par_iter()
+        .map(|(o, rows)| {
+            let mut h = String::with_capacity(600 * rows.len() + 2000);
+            h.push_str(&format!(
+                "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>",
+                if zh { "zh" } else { "en" },
+                esc(o)
+            ));
+            h.push_str(&format!(
+                "<p class=\"meta\"><a href=\"index.html\">{}</a></p><h1>{} · {}</h1><p class=\"meta\">{} {} · {} {}</p>",
+                t("all accountants", "全部会计"),
+                esc(o),
+                t("this month", "本月行动"),
+                t("data up to", "数据截至"),
+                esc(snapshot),
+                rows.len(),
+                t("actions", "项行动")
+            ));
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for &i in rows.iter() {
+                *counts.entry(words[i].as_str()).or_default() += 1;
+            }
+            h.push_str("<ul class=\"pills\">");
+            for (w, c) in &counts {
+                h.push_str(&format!("<li>{} {c}</li>", esc(w)));
+            }
+            h.push_str("</ul>");
+            if let Some((by_tier, hrs)) = book.get(o) {
+                h.push_str(&format!("<h2>{}</h2><ul class=\"pills\">", t("Clients and workload", "客户与工作量")));
+                for (tier, c) in by_tier {
+                    h.push_str(&format!("<li>{} {c}</li>", esc(if tier.is_empty() { "-" } else { tier })));
+                }
+                h.push_str(&format!("<li>{} {:.0}</li></ul>", t("hours a month", "月工时"), hrs));
+            }
+            h.push_str(&format!("<h2>{}</h2>", t("Actions, most urgent first", "行动（按紧急程度）")));
+            for &i in rows.iter() {
+                let p = priority[i] as u8;
+                h.push_str(&format!(
+                    "<div class=\"card p{p}\" data-client=\"{}\" data-action=\"{}\"><div class=\"meta\">{} · {} {} · {} {p}</div><div class=\"client\">{} ({})</div><div>{}</div></div>",
+                    esc(&client[i]),
+                    esc(&kind[i]),
+                    esc(&words[i]),
+                    t("due", "截止"),
+                    esc(&due[i]),
+                    t("priority", "优先级"),
+                    esc(&name[i]),
+                    esc(&client[i]),
+                    esc(&reason[i])
+                ));
+            }
+            h.push_str("</body></html>");
+            let stem = stems.get(o).cloned().unwrap_or_else(|| file_stem(o));
+            let path = dir.join(format!("{stem}.html"));
+            std::fs::write(&path, h).map_err(|e| ReportError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(format!("actions/{stem}.html"))
+        })
+        .collect::<Result<Vec<_>, ReportError>>()
+        .and_then(|mut files| {
+            let mut idx = format!(
+                "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p class=\"meta\">{} {}</p><ul>",
+                if zh { "zh" } else { "en" },
+                t("Actions by accountant", "各会计本月行动"),
+                t("Actions by accountant", "各会计本月行动"),
+                t("data up to", "数据截至"),
+                esc(snapshot)
+            );
+            for (o, rows) in &owners {
+                let stem = stems.get(o).cloned().unwrap_or_default();
+                idx.push_str(&format!(
+                    "<li><a href=\"{}.html\">{}</a> · {}</li>",
+                    esc(&stem),
+                    esc(o),
+                    rows.len()
+                ));
+            }
+            idx.push_str("</ul></body></html>");
+            let path = dir.join("index.html");
+            std::fs::write(&path, idx).map_err(|e| ReportError::Write {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            files.push("actions/index.html".into());
+            Ok(files)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_keep_names_and_drop_path_characters() {
+        assert_eq!(file_stem("王芳"), "王芳");
+        assert_eq!(file_stem("../etc/x"), "___etc_x");
+        assert_eq!(file_stem(""), "unassigned");
+    }
+}
