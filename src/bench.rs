@@ -77,6 +77,16 @@ pub struct SizeResult {
     pub pandas_sklearn: Option<Job>,
     /// The churn models against scikit-learn's on the same snapshots.
     pub churn: Vec<ChurnCompare>,
+    /// Pushing the run's labels and actions to a database: SQLite always, PostgreSQL when
+    /// CLIENTSEG_BENCH_PG_URL names a server.
+    pub push: Vec<PushMeasure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushMeasure {
+    pub target: String,
+    pub seconds: f64,
+    pub peak_mib: f64,
 }
 
 /// One churn horizon: pooled rolling-origin ROC-AUC of each model, and fitting time.
@@ -179,6 +189,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             }
             None => churn_compare_ours(&run_dir)?,
         };
+        eprintln!("bench: {n} clients: push");
+        let push = push_measure(opts, &run_dir, n)?;
         let (billing_rows, activity_rows) = count_rows(&data)?;
         let size = SizeResult {
             clients: n,
@@ -187,8 +199,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             clientseg,
             pandas_sklearn,
             churn,
+            push,
         };
         println!("{}", size_table(&size));
+        for p in &size.push {
+            println!("push to {}: {:.2}s, peak {:.0} MiB (labels and actions, one transaction)", p.target, p.seconds, p.peak_mib);
+        }
         report.sizes.push(size);
     }
     if opts.kernel_rows > 0 {
@@ -368,6 +384,29 @@ fn wait_with_rusage(pid: i32) -> Result<(i32, f64), String> {
     };
     // Linux reports ru_maxrss in KiB.
     Ok((code, usage.ru_maxrss as f64 / 1024.0))
+}
+
+/// `clientseg push` of the run to a fresh SQLite file, and to PostgreSQL when
+/// CLIENTSEG_BENCH_PG_URL is set (with --force: the database may hold later runs).
+fn push_measure(opts: &BenchOptions, run_dir: &Path, n: usize) -> Result<Vec<PushMeasure>, BenchError> {
+    let db = opts.out.join("runs").join(format!("clients-{n}")).join("push.db");
+    let _ = std::fs::remove_file(&db);
+    let mut targets = vec![("SQLite".to_string(), format!("sqlite://{}", std::path::absolute(&db).unwrap_or(db.clone()).display()))];
+    if let Ok(url) = std::env::var("CLIENTSEG_BENCH_PG_URL") {
+        targets.push(("PostgreSQL".to_string(), url));
+    }
+    let mut out = Vec::new();
+    for (name, url) in targets {
+        let mut cmd = Command::new(&opts.exe);
+        cmd.args(["push", "--force", "--run"]).arg(run_dir).args(["--to", &url]);
+        let (_, seconds, peak_mib) = measured(cmd, "clientseg push")?;
+        out.push(PushMeasure {
+            target: name,
+            seconds,
+            peak_mib,
+        });
+    }
+    Ok(out)
 }
 
 fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize) -> Result<(Job, PathBuf), BenchError> {

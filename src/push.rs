@@ -139,8 +139,6 @@ fn optional_label(name: &str) -> bool {
         || matches!(name, "revenue_at_risk" | "price_flag" | "suggested_fee" | "proposed_accountant")
 }
 
-/// Rows per INSERT statement: few round trips, well under both databases' parameter limits.
-const BATCH: usize = 400;
 
 /// A run as pushed.
 #[derive(Debug, Clone)]
@@ -286,6 +284,15 @@ trait Tx {
     fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String>;
     /// The first column of the first row, if any.
     fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String>;
+    /// Inserts every row into `table` (`suffix` follows, e.g. ON CONFLICT ...): one
+    /// prepared statement per row in SQLite, COPY in PostgreSQL.
+    fn bulk(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        suffix: &str,
+        rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
+    ) -> Result<(), String>;
 }
 
 struct SqliteTx<'a>(rusqlite::Transaction<'a>);
@@ -307,6 +314,44 @@ impl Tx for SqliteTx<'_> {
             None => Ok(None),
         }
     }
+    fn bulk(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        suffix: &str,
+        rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
+    ) -> Result<(), String> {
+        // One statement, prepared once: at 1M clients this is what makes the push fast
+        // (a fresh multi-row statement per batch managed about 3,600 rows a second).
+        let sql = insert_sql(table, columns, 1) + suffix;
+        let mut stmt = self.0.prepare(&sql).map_err(|e| e.to_string())?;
+        for row in rows {
+            stmt.execute(rusqlite::params_from_iter(row.iter()))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// One CSV line for PostgreSQL's COPY: NULL unquoted and empty, text always quoted (so an
+/// empty text stays empty text).
+fn copy_line(out: &mut Vec<u8>, row: &[Option<&str>]) {
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if let Some(v) = v {
+            out.push(b'"');
+            for b in v.bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        }
+    }
+    out.push(b'\n');
 }
 
 struct PgTx<'a>(postgres::Transaction<'a>);
@@ -341,6 +386,50 @@ impl Tx for PgTx<'_> {
     fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String> {
         let row = self.0.query_opt(sql, &pg_params(params)).map_err(|e| pg_message(&e))?;
         Ok(row.map(|r| r.get::<_, Option<String>>(0)))
+    }
+    fn bulk(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        suffix: &str,
+        rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
+    ) -> Result<(), String> {
+        use std::io::Write;
+        // An upsert goes through a temporary table: COPY cannot resolve conflicts.
+        let target = if suffix.is_empty() {
+            table.to_string()
+        } else {
+            let tmp = format!("clientseg_tmp_{table}");
+            self.0
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {tmp} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+                ))
+                .map_err(|e| pg_message(&e))?;
+            tmp
+        };
+        let cols = columns.join(", ");
+        let mut w = self
+            .0
+            .copy_in(&format!("COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"))
+            .map_err(|e| pg_message(&e))?;
+        let mut buf = Vec::with_capacity(1 << 20);
+        for row in rows {
+            copy_line(&mut buf, &row);
+            if buf.len() > 1 << 20 {
+                w.write_all(&buf).map_err(|e| e.to_string())?;
+                buf.clear();
+            }
+        }
+        w.write_all(&buf).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| pg_message(&e))?;
+        if !suffix.is_empty() {
+            self.0
+                .batch_execute(&format!(
+                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM {target} WHERE true{suffix}; DROP TABLE {target}"
+                ))
+                .map_err(|e| pg_message(&e))?;
+        }
+        Ok(())
     }
 }
 
@@ -467,25 +556,22 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
     let mut history_cols = current_cols.clone();
     history_cols.retain(|c| *c != "run_id");
     history_cols.insert(0, "run_id");
-    for chunk in run.rows.chunks(BATCH) {
-        let mut current: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * current_cols.len());
-        let mut history: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * history_cols.len());
-        for row in chunk {
-            let labels = row.iter().map(|v| v.as_deref());
-            current.extend(labels.clone());
-            current.extend([Some(run.run_id.as_str()), Some(run.model_version.as_str()), Some(now)]);
-            history.push(Some(run.run_id.as_str()));
-            history.extend(labels);
-            history.extend([Some(run.model_version.as_str()), Some(now)]);
-        }
-        tx.exec(&insert_sql("client_segment", &current_cols, chunk.len()), &current)
-            .map_err(|m| sql("writing client_segment", m))?;
-        tx.exec(
-            &insert_sql("client_segment_history", &history_cols, chunk.len()),
-            &history,
-        )
+    let meta = [Some(run.run_id.as_str()), Some(run.model_version.as_str()), Some(now)];
+    let mut current = run.rows.iter().map(|row| {
+        let mut v: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+        v.extend(meta);
+        v
+    });
+    tx.bulk("client_segment", &current_cols, "", &mut current)
+        .map_err(|m| sql("writing client_segment", m))?;
+    let mut history = run.rows.iter().map(|row| {
+        let mut v: Vec<Option<&str>> = vec![Some(run.run_id.as_str())];
+        v.extend(row.iter().map(|v| v.as_deref()));
+        v.extend([Some(run.model_version.as_str()), Some(now)]);
+        v
+    });
+    tx.bulk("client_segment_history", &history_cols, "", &mut history)
         .map_err(|m| sql("writing client_segment_history", m))?;
-    }
     if let Some(actions) = &run.actions {
         push_actions(tx, run, actions, now, target)?;
     }
@@ -524,16 +610,13 @@ fn push_actions(
         figure = excluded.figure, status = 'open', updated_run = excluded.updated_run, \
         opened_run = CASE WHEN client_action.status = 'closed' THEN excluded.opened_run ELSE client_action.opened_run END, \
         closed_run = NULL, closed_at = NULL";
-    for chunk in actions.chunks(BATCH) {
-        let mut params: Vec<Option<&str>> = Vec::with_capacity(chunk.len() * cols.len());
-        for row in chunk {
-            params.extend(row.iter().map(|v| v.as_deref()));
-            params.extend([Some("open"), Some(run.run_id.as_str()), Some(run.run_id.as_str())]);
-        }
-        let statement = insert_sql("client_action", &cols, chunk.len()) + upsert;
-        tx.exec(&statement, &params)
-            .map_err(|m| sql("writing client_action", m))?;
-    }
+    let mut rows = actions.iter().map(|row| {
+        let mut v: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+        v.extend([Some("open"), Some(run.run_id.as_str()), Some(run.run_id.as_str())]);
+        v
+    });
+    tx.bulk("client_action", &cols, upsert, &mut rows)
+        .map_err(|m| sql("writing client_action", m))?;
     tx.exec(
         "UPDATE client_action SET status = 'closed', closed_run = $1, closed_at = $2 WHERE status = 'open' AND updated_run <> $1",
         &[Some(&run.run_id), Some(now)],
