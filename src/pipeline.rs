@@ -460,6 +460,10 @@ fn tables(
                 .collect::<Vec<_>>()
                 .par_iter()
                 .map(|(name, df)| output::export_table(&dir, name, df, s.lang, s.output.xlsx_max_rows))
+                .chain(outcomes.iter().flat_map(|o| o.imports.iter()).collect::<Vec<_>>().par_iter().map(|(name, df)| {
+                    let file = format!("{name}.csv");
+                    crate::export::write_csv(&mut df.clone(), &dir.join(&file)).map(|()| (vec![file], None))
+                }))
                 .collect::<Result<Vec<_>, _>>()
         });
         output::rejects(&dir, &input.validated.rejects)?;

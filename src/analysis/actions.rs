@@ -158,10 +158,17 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
     let s = t.snapshot;
     let horizon = s + chrono::Duration::days(p.horizon_days);
     let lang = ctx.lang;
-    let pick = |en: String, zh: String| match lang {
-        Lang::En => en,
-        Lang::Zh => zh,
-    };
+    // Words in the run's language only: at 1M clients formatting both took a second.
+    let zh = lang == Lang::Zh;
+    macro_rules! pick {
+        ($en:expr, $zh:expr $(,)?) => {
+            if zh {
+                $zh
+            } else {
+                $en
+            }
+        };
+    }
     let served: Vec<bool> = ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]);
     let ids = text_column(t.df.column("client_id").ok(), n);
     let accountant = text_column(t.df.column("accountant").ok(), n);
@@ -200,7 +207,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 "churn_outreach",
                 s + chrono::Duration::days(7),
                 1,
-                pick(
+                pick!(
                     format!("{} risk of leaving: {:.0}%", band, r * 100.0),
                     format!("流失风险{}：{:.0}%", if band == "high" { "高" } else { "中" }, r * 100.0),
                 ),
@@ -215,7 +222,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 "collect_arrears",
                 s + chrono::Duration::days(7),
                 if months >= 3.0 { 1 } else { 2 },
-                pick(
+                pick!(
                     format!("owes {} CNY ({:.1} months of fees)", human(owed[i]), months),
                     format!("欠费 {} 元（{:.1} 个月服务费）", human(owed[i]), months),
                 ),
@@ -231,7 +238,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                     "chase_documents",
                     due,
                     2,
-                    pick(
+                    pick!(
                         format!(
                             "documents late in {:.0}% of the last 3 months; filing deadline {deadline}",
                             late3[i] * 100.0
@@ -251,7 +258,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 owner: from.clone(),
                 due: s + chrono::Duration::days(14),
                 priority: 2,
-                reason: pick(
+                reason: pick!(
                     format!("hand over from {from} to {}", proposed[i]),
                     format!("由 {from} 交接给 {}", proposed[i]),
                 ),
@@ -279,7 +286,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 owner,
                 due: s + chrono::Duration::days(30),
                 priority: 3,
-                reason: pick(en, zh),
+                reason: pick!(en, zh),
                 amount: new,
             });
         }
@@ -315,7 +322,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 owner: owner.clone(),
                 due: if overdue { s + chrono::Duration::days(1) } else { due },
                 priority: if overdue && top { 2 } else { 3 },
-                reason: pick(en, zh),
+                reason: pick!(en, zh),
                 amount: f64::NAN,
             });
         }
@@ -478,7 +485,7 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
         Column::new("Description".into(), rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
     ]);
     if let Ok(df) = tasks {
-        out.exports.push(("crm_tasks".into(), df));
+        out.imports.push(("crm_tasks".into(), df));
     }
     out
 }

@@ -185,6 +185,8 @@ pub struct Outcome {
     /// Tables for people: `NAME.csv`, `NAME.parquet` and `NAME.xlsx` (headers and
     /// categories in the run's language).
     pub exports: Vec<(String, polars::prelude::DataFrame)>,
+    /// Files for other systems to import: `NAME.csv` only (crm_tasks.csv).
+    pub imports: Vec<(String, polars::prelude::DataFrame)>,
 }
 
 impl Outcome {
@@ -203,6 +205,7 @@ impl Outcome {
             charts: Vec::new(),
             tables: Vec::new(),
             exports: Vec::new(),
+            imports: Vec::new(),
         }
     }
 }
