@@ -242,7 +242,7 @@ pub const CATALOGUE: &[FeatureDef] = &[
             .otherwise(lit(0.0))
     })
         .words(Some(("fees rising", "收费增长")), Some(("fees falling", "收费下降"))),
-    def("cost_to_serve", Value, "CNY", Log1p, ("cost to serve", "服务成本"), "Accountant hours logged in the last 12 months times features.hourly_cost.", |t| t.cost.clone())
+    def("cost_to_serve", Value, "CNY", Log1p, ("cost to serve", "服务成本"), "Accountant hours logged in the last 12 months times features.hourly_cost; empty when none of those months logs hours.", |t| t.cost.clone())
         .needs(&["activity.hours"])
         .words(Some(("costly to serve", "服务成本高")), None),
     def("contribution_margin", Value, "CNY", SignedLog1p, ("contribution margin", "贡献毛利"), "fees_12m minus cost_to_serve.", |t| t.fees.clone() - t.cost.clone())
@@ -745,6 +745,7 @@ fn activity_aggs() -> Vec<Expr> {
         col("__tickets9").mean().alias("__tickets9"),
         col("__work_t").max().alias("__last_work_t"),
         col("hours").sum().alias("__hours_12m"),
+        col("hours").count().cast(DataType::Float64).alias("__hours_n"),
         col("hours").mean().alias("hours_per_month"),
         col("filings").mean().alias("filings_per_month"),
         col("__tk").sum().alias("__st"),
@@ -949,8 +950,11 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     let prior6 = col("__fees_prior6").fill_null(lit(0.0));
     let mid = (last6.clone() + prior6.clone()) / lit(2.0);
     let fees = col("fees_12m").fill_null(lit(0.0));
+    // A client whose months log no hours has an unknown cost, not a zero one.
     let cost = if activity_on {
-        col("__hours_12m").fill_null(lit(0.0)) * lit(params.hourly_cost)
+        when(col("__hours_n").fill_null(lit(0.0)).gt(lit(0.0)))
+            .then(col("__hours_12m") * lit(params.hourly_cost))
+            .otherwise(lit(NULL).cast(DataType::Float64))
     } else {
         lit(NULL).cast(DataType::Float64)
     };

@@ -223,6 +223,18 @@ const ACCOUNTANTS: [&str; 12] = [
     "王芳", "李娜", "张伟", "刘洋", "陈静", "杨丽", "赵敏", "黄磊", "周婷", "吴刚", "徐慧", "孙悦",
 ];
 
+/// Behaviour of a planted segment: chance of paying late, days late, chance of not paying,
+/// questions a month, chance of late documents in a month.
+fn behaviour_of(seg: usize) -> (f64, (i64, i64), f64, f64, f64) {
+    match seg {
+        0 => (0.02, (1, 10), 0.0, 0.3, 0.03),
+        1 => (0.85, (20, 90), 0.15, 1.0, 0.12),
+        2 => (0.08, (1, 10), 0.0, 6.0, 0.5),
+        3 => (0.3, (5, 30), 0.02, 1.0, 0.2),
+        _ => (0.05, (1, 10), 0.0, 2.5, 0.08),
+    }
+}
+
 fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
     items[rng.gen_range(0..items.len())]
 }
@@ -392,6 +404,8 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         // Each client has its own random stream, so changing one client changes no other.
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64 + 1));
         let mut seg = weighted(&mut rng, &PLANTED_SHARE);
+        // The fee was agreed for the behaviour the client had when it joined.
+        let joined_as = seg;
         let mut change_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0xC4A2_6E0D ^ ((i as u64) << 20));
         let mut changed_from = None;
         if p.changed > 0.0 && change_rng.gen_bool(p.changed) {
@@ -439,19 +453,14 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             }
         };
         // Behaviour parameters of the planted segment.
-        let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = match seg {
-            0 => (0.02, (1, 10), 0.0, 0.3, 0.03),
-            1 => (0.85, (20, 90), 0.15, 1.0, 0.12),
-            2 => (0.08, (1, 10), 0.0, 6.0, 0.5),
-            3 => (0.3, (5, 30), 0.02, 1.0, 0.2),
-            _ => (0.05, (1, 10), 0.0, 2.5, 0.08),
-        };
+        let (pay_late_p, late_days, unpaid_p, ticket_rate, late_doc_p) = behaviour_of(seg);
+        let (_, _, _, joined_tickets, joined_late) = behaviour_of(joined_as);
         // What a month of this client takes, on average (the hours formula below), and a
         // fee that covers it 2.5 times over, except for the planted under-priced clients.
         let filings_mean = if taxpayer == "general" { 3.0 } else { 20.0 / 12.0 }
             + if client_type == "enterprise" { 1.0 / 12.0 } else { 0.0 };
         let expected_hours =
-            base_vouchers / 60.0 + filings_mean * 0.2 + ticket_rate * 0.2 + late_doc_p * 0.7 + 0.125;
+            base_vouchers / 60.0 + filings_mean * 0.2 + joined_tickets * 0.2 + joined_late * 0.7 + 0.125;
         let mut pr_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x9121_CEDD ^ ((i as u64) << 23));
         let underpriced = pr_rng.gen_bool(UNDERPRICED_SHARE);
         let fee = if underpriced {
