@@ -1007,7 +1007,14 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     let all = lf.select(exprs);
     // Keep only enabled features (disabled ones would be all-null or misleading).
     let mut keep: Vec<Expr> = vec![col("client_id")];
-    keep.extend(enabled.iter().map(|f| col(f.name).cast(DataType::Float64)));
+    // Rounded to 9 decimals: polars' parallel sums add in an order that depends on how
+    // many rows the table has, so rows that every feature filters out (dated after S)
+    // could still move the last bits, and a tree split or a rounded risk with them.
+    keep.extend(
+        enabled
+            .iter()
+            .map(|f| col(f.name).cast(DataType::Float64).round(9, RoundMode::HalfToEven).alias(f.name)),
+    );
     keep.extend(DIMENSIONS.iter().map(|d| col(*d)));
     let df = all.select(keep).sort(["client_id"], Default::default()).collect()?;
     Ok(FeatureTable {
