@@ -12,12 +12,19 @@ use super::html::esc;
 use super::ReportError;
 use crate::format::Lang;
 
-fn texts(df: &DataFrame, name: &str) -> Vec<String> {
+/// A text column as one chunk, read in place (at 1M clients, copying the labels' and
+/// actions' text columns into owned strings was a good part of this stage).
+fn texts(df: &DataFrame, name: &str) -> StringChunked {
     df.column(name)
         .ok()
         .and_then(|c| c.cast(&DataType::String).ok())
-        .and_then(|c| c.str().ok().map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect()))
-        .unwrap_or_else(|| vec![String::new(); df.height()])
+        .and_then(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
+        .unwrap_or_else(|| StringChunked::full_null(name.into(), df.height()))
+}
+
+/// The cells of a one-chunk text column ("" where empty).
+fn cells(ca: &StringChunked) -> Vec<&str> {
+    ca.iter().map(|v| v.unwrap_or("")).collect()
 }
 
 fn numbers(df: &DataFrame, name: &str) -> Vec<f64> {
@@ -66,31 +73,33 @@ pub fn write_pages(
     })?;
     let zh = lang == Lang::Zh;
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
-    let owner = texts(actions, "owner");
-    let client = texts(actions, "client_id");
-    let name = texts(actions, "name");
-    let kind = texts(actions, "action");
-    let words = texts(actions, "action_words");
-    let due = texts(actions, "due_date");
+    let columns: Vec<StringChunked> = ["owner", "client_id", "name", "action", "action_words", "due_date", "reason"]
+        .iter()
+        .map(|c| texts(actions, c))
+        .collect();
+    let [owner, client, name, kind, words, due, reason]: [Vec<&str>; 7] =
+        std::array::from_fn(|k| columns.get(k).map(cells).unwrap_or_default());
     let priority = numbers(actions, "priority");
-    let reason = texts(actions, "reason");
     let mut by_owner: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, o) in owner.iter().enumerate() {
-        by_owner.entry(o.as_str()).or_default().push(i);
+        by_owner.entry(o).or_default().push(i);
     }
     // Clients by tier and hours a month, per accountant who (will) serve them.
-    let proposed = texts(labels, "proposed_accountant");
-    let current = texts(labels, "accountant");
-    let tiers = texts(labels, "value_tier");
+    let label_columns: Vec<StringChunked> = ["proposed_accountant", "accountant", "value_tier"]
+        .iter()
+        .map(|c| texts(labels, c))
+        .collect();
+    let [proposed, current, tiers]: [Vec<&str>; 3] =
+        std::array::from_fn(|k| label_columns.get(k).map(cells).unwrap_or_default());
     let hours = numbers(labels, "monthly_hours");
-    let mut book: BTreeMap<&str, (BTreeMap<&str, usize>, f64)> = BTreeMap::new();
-    for i in 0..labels.height() {
+    let mut book: std::collections::HashMap<&str, (BTreeMap<&str, usize>, f64)> = Default::default();
+    for i in 0..labels.height().min(hours.len()).min(tiers.len()) {
         if !hours[i].is_finite() {
             continue;
         }
-        let who = if proposed[i].is_empty() { current[i].as_str() } else { proposed[i].as_str() };
+        let who = if proposed[i].is_empty() { current[i] } else { proposed[i] };
         let e = book.entry(who).or_default();
-        *e.0.entry(tiers[i].as_str()).or_default() += 1;
+        *e.0.entry(tiers[i]).or_default() += 1;
         e.1 += hours[i];
     }
     // Distinct file names, even for names that differ only in punctuation.
@@ -128,7 +137,7 @@ pub fn write_pages(
             ));
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             for &i in rows.iter() {
-                *counts.entry(words[i].as_str()).or_default() += 1;
+                *counts.entry(words[i]).or_default() += 1;
             }
             h.push_str("<ul class=\"pills\">");
             for (w, c) in &counts {
@@ -147,15 +156,15 @@ pub fn write_pages(
                 let p = priority[i] as u8;
                 h.push_str(&format!(
                     "<div class=\"card p{p}\" data-client=\"{}\" data-action=\"{}\"><div class=\"meta\">{} · {} {} · {} {p}</div><div class=\"client\">{} ({})</div><div>{}</div></div>",
-                    esc(&client[i]),
-                    esc(&kind[i]),
-                    esc(&words[i]),
+                    esc(client[i]),
+                    esc(kind[i]),
+                    esc(words[i]),
                     t("due", "截止"),
-                    esc(&due[i]),
+                    esc(due[i]),
                     t("priority", "优先级"),
-                    esc(&name[i]),
-                    esc(&client[i]),
-                    esc(&reason[i])
+                    esc(name[i]),
+                    esc(client[i]),
+                    esc(reason[i])
                 ));
             }
             h.push_str("</body></html>");
