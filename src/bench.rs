@@ -203,7 +203,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         };
         println!("{}", size_table(&size));
         for p in &size.push {
-            println!("push to {}: {:.2}s, peak {:.0} MiB (labels and actions, one transaction)", p.target, p.seconds, p.peak_mib);
+            println!(
+                "push to {}: {:.2}s, peak {:.0} MiB (labels and actions, one transaction)",
+                p.target, p.seconds, p.peak_mib
+            );
         }
         report.sizes.push(size);
     }
@@ -263,10 +266,12 @@ fn staff_for(n: usize) -> usize {
 
 /// Generated data for n clients, reused when a complete copy is there.
 fn ensure_data(opts: &BenchOptions, n: usize) -> Result<PathBuf, BenchError> {
-    let dir = opts
-        .out
-        .join("data")
-        .join(format!("clients-{n}-m{}-s{}-staff{}", opts.months, opts.seed, staff_for(n)));
+    let dir = opts.out.join("data").join(format!(
+        "clients-{n}-m{}-s{}-staff{}",
+        opts.months,
+        opts.seed,
+        staff_for(n)
+    ));
     let done = dir.join(".complete");
     if done.is_file() {
         return Ok(dir);
@@ -391,7 +396,10 @@ fn wait_with_rusage(pid: i32) -> Result<(i32, f64), String> {
 fn push_measure(opts: &BenchOptions, run_dir: &Path, n: usize) -> Result<Vec<PushMeasure>, BenchError> {
     let db = opts.out.join("runs").join(format!("clients-{n}")).join("push.db");
     let _ = std::fs::remove_file(&db);
-    let mut targets = vec![("SQLite".to_string(), format!("sqlite://{}", std::path::absolute(&db).unwrap_or(db.clone()).display()))];
+    let mut targets = vec![(
+        "SQLite".to_string(),
+        format!("sqlite://{}", std::path::absolute(&db).unwrap_or(db.clone()).display()),
+    )];
     if let Ok(url) = std::env::var("CLIENTSEG_BENCH_PG_URL") {
         targets.push(("PostgreSQL".to_string(), url));
     }

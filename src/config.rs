@@ -9,8 +9,8 @@ use thiserror::Error;
 
 pub use crate::analysis::allocation::Weights;
 pub use crate::analysis::{
-    ActionsParams, AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost, ModelChoice, PricingParams,
-    TreeParams, ValueParams,
+    ActionsParams, AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost,
+    ModelChoice, PricingParams, TreeParams, ValueParams,
 };
 pub use crate::cluster::{KMeansBackend, KMeansSettings};
 use crate::export::crm_template;
@@ -624,7 +624,13 @@ fn check_pricing(raw: &RawPricing, hourly_cost: f64) -> Result<PricingParams, Co
         rate_tolerance: share("pricing.rate_tolerance", raw.rate_tolerance, 0.5, 0.0, 0.95)?,
         peers,
         default_hours: DefaultHours {
-            zero_declaration: share("pricing.default_hours.zero_declaration", d.zero_declaration, 0.17, 0.0, 200.0)?,
+            zero_declaration: share(
+                "pricing.default_hours.zero_declaration",
+                d.zero_declaration,
+                0.17,
+                0.0,
+                200.0,
+            )?,
             small_scale: share("pricing.default_hours.small_scale", d.small_scale, 0.5, 0.0, 200.0)?,
             general: share("pricing.default_hours.general", d.general, 1.5, 0.0, 200.0)?,
             chase: share("pricing.default_hours.chase", d.chase, 0.5, 0.0, 200.0)?,
@@ -637,13 +643,22 @@ fn check_pricing(raw: &RawPricing, hourly_cost: f64) -> Result<PricingParams, Co
 fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError> {
     let block_clients = raw.block_clients.unwrap_or(20_000);
     if block_clients < 100 {
-        return Err(invalid("allocation.block_clients", "must be at least 100", block_clients));
+        return Err(invalid(
+            "allocation.block_clients",
+            "must be at least 100",
+            block_clients,
+        ));
     }
     let senior_tiers = raw.senior_tiers.clone().unwrap_or_else(|| vec!["V1".into()]);
-    if let Some(bad) = senior_tiers.iter().find(|t| {
-        !(t.len() >= 2 && t.starts_with('V') && t[1..].chars().all(|c| c.is_ascii_digit()))
-    }) {
-        return Err(invalid("allocation.senior_tiers", "must list tier codes such as \"V1\"", bad));
+    if let Some(bad) = senior_tiers
+        .iter()
+        .find(|t| !(t.len() >= 2 && t.starts_with('V') && t[1..].chars().all(|c| c.is_ascii_digit())))
+    {
+        return Err(invalid(
+            "allocation.senior_tiers",
+            "must list tier codes such as \"V1\"",
+            bad,
+        ));
     }
     Ok(AllocationParams {
         enabled: raw.enabled.unwrap_or(true),
@@ -655,7 +670,11 @@ fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError
             balance: share("allocation.balance_weight", raw.balance_weight, 0.05, 0.0, 1e6)?,
         },
         block_clients,
-        general_skill: raw.general_skill.clone().unwrap_or_else(|| "general_taxpayer".into()).to_lowercase(),
+        general_skill: raw
+            .general_skill
+            .clone()
+            .unwrap_or_else(|| "general_taxpayer".into())
+            .to_lowercase(),
         international_skill: raw
             .international_skill
             .clone()
@@ -685,7 +704,9 @@ fn cycle_months(words: &str) -> Option<u32> {
 
 fn check_actions(raw: &RawActions, plans: Option<&[ServicePlan]>) -> Result<ActionsParams, ConfigError> {
     let mut contact_months: BTreeMap<String, u32> =
-        [("V1".to_string(), 1), ("V2".to_string(), 3), ("V3".to_string(), 6)].into_iter().collect();
+        [("V1".to_string(), 1), ("V2".to_string(), 3), ("V3".to_string(), 6)]
+            .into_iter()
+            .collect();
     for p in plans.unwrap_or(&[]) {
         let id = p.applies_to.trim();
         if id.len() >= 2 && id.starts_with('V') && id[1..].chars().all(|c| c.is_ascii_digit()) {
@@ -697,18 +718,30 @@ fn check_actions(raw: &RawActions, plans: Option<&[ServicePlan]>) -> Result<Acti
     if let Some(m) = &raw.contact_months {
         for (k, v) in m {
             if !(1..=24).contains(v) {
-                return Err(invalid(&format!("actions.contact_months.{k}"), "must be between 1 and 24", v));
+                return Err(invalid(
+                    &format!("actions.contact_months.{k}"),
+                    "must be between 1 and 24",
+                    v,
+                ));
             }
             contact_months.insert(k.clone(), *v);
         }
     }
     let horizon_days = raw.horizon_days.unwrap_or(31);
     if !(1..=366).contains(&horizon_days) {
-        return Err(invalid("actions.horizon_days", "must be between 1 and 366", horizon_days));
+        return Err(invalid(
+            "actions.horizon_days",
+            "must be between 1 and 366",
+            horizon_days,
+        ));
     }
     let chase_days_before = raw.chase_days_before.unwrap_or(5);
     if !(0..=30).contains(&chase_days_before) {
-        return Err(invalid("actions.chase_days_before", "must be between 0 and 30", chase_days_before));
+        return Err(invalid(
+            "actions.chase_days_before",
+            "must be between 0 and 30",
+            chase_days_before,
+        ));
     }
     Ok(ActionsParams {
         enabled: raw.enabled.unwrap_or(true),

@@ -1010,11 +1010,12 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     // Rounded to 9 decimals: polars' parallel sums add in an order that depends on how
     // many rows the table has, so rows that every feature filters out (dated after S)
     // could still move the last bits, and a tree split or a rounded risk with them.
-    keep.extend(
-        enabled
-            .iter()
-            .map(|f| col(f.name).cast(DataType::Float64).round(9, RoundMode::HalfToEven).alias(f.name)),
-    );
+    keep.extend(enabled.iter().map(|f| {
+        col(f.name)
+            .cast(DataType::Float64)
+            .round(9, RoundMode::HalfToEven)
+            .alias(f.name)
+    }));
     keep.extend(DIMENSIONS.iter().map(|d| col(*d)));
     let df = all.select(keep).sort(["client_id"], Default::default()).collect()?;
     Ok(FeatureTable {

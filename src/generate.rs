@@ -74,12 +74,12 @@ struct Roster {
 }
 
 const SURNAMES: [&str; 24] = [
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林", "何", "郭", "马", "罗",
-    "梁", "宋", "郑", "谢",
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林", "何", "郭", "马",
+    "罗", "梁", "宋", "郑", "谢",
 ];
 const GIVEN: [&str; 30] = [
-    "芳", "娜", "伟", "洋", "静", "丽", "敏", "磊", "婷", "刚", "慧", "悦", "强", "军", "艳", "杰", "涛", "明", "超", "霞",
-    "平", "辉", "鑫", "宇", "佳", "琳", "晨", "欣", "浩", "倩",
+    "芳", "娜", "伟", "洋", "静", "丽", "敏", "磊", "婷", "刚", "慧", "悦", "强", "军", "艳", "杰", "涛", "明", "超",
+    "霞", "平", "辉", "鑫", "宇", "佳", "琳", "晨", "欣", "浩", "倩",
 ];
 
 impl Roster {
@@ -97,8 +97,16 @@ impl Roster {
         };
         let mut weight = Vec::with_capacity(n);
         for k in 0..n {
-            let base = format!("{}{}", SURNAMES[k % SURNAMES.len()], GIVEN[(k / SURNAMES.len()) % GIVEN.len()]);
-            r.names.push(if k < combos { base } else { format!("{base}{}", k / combos + 1) });
+            let base = format!(
+                "{}{}",
+                SURNAMES[k % SURNAMES.len()],
+                GIVEN[(k / SURNAMES.len()) % GIVEN.len()]
+            );
+            r.names.push(if k < combos {
+                base
+            } else {
+                format!("{base}{}", k / combos + 1)
+            });
             // Each team of ten has its lead; the others are mostly juniors and seniors.
             let grade = match (k % 10, rng.gen_range(0..20)) {
                 (0, _) => "lead",

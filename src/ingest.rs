@@ -683,7 +683,9 @@ pub fn headers(path: &Path) -> Result<Vec<String>, IngestError> {
                 .read_to_end(&mut buf)
                 .map_err(IngestError::io(path))?;
             let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len());
-            let line = buf[..line_end].strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf[..line_end]);
+            let line = buf[..line_end]
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(&buf[..line_end]);
             let text = match std::str::from_utf8(line) {
                 Ok(t) => t.to_string(),
                 Err(_) => encoding_rs::GB18030.decode(line).0.to_string(),
@@ -707,7 +709,10 @@ pub fn headers(path: &Path) -> Result<Vec<String>, IngestError> {
                 .worksheet_range_at(0)
                 .ok_or_else(|| err("the workbook has no worksheet".into()))?
                 .map_err(|e| err(e.to_string()))?;
-            let first = range.rows().next().ok_or_else(|| err("the worksheet is empty".into()))?;
+            let first = range
+                .rows()
+                .next()
+                .ok_or_else(|| err("the worksheet is empty".into()))?;
             Ok(first.iter().map(|c| c.to_string().trim().to_string()).collect())
         }
         "parquet" => {

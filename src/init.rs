@@ -11,7 +11,15 @@ use crate::schema::Table;
 /// [`crate::format::column_zh`]).
 fn aliases(column: &str) -> &'static [&'static str] {
     match column {
-        "client_id" => &["客户ID", "客户代码", "客户号", "编号", "统一社会信用代码", "id", "customer_id"],
+        "client_id" => &[
+            "客户ID",
+            "客户代码",
+            "客户号",
+            "编号",
+            "统一社会信用代码",
+            "id",
+            "customer_id",
+        ],
         "name" => &["客户", "公司名称", "企业名称", "名称", "client_name", "customer_name"],
         "monthly_fee" => &["月费", "服务费", "代账费", "fee"],
         "accountant" => &["会计", "负责会计", "记账会计", "owner"],
@@ -54,7 +62,11 @@ pub fn mapping(dir: &Path) -> std::collections::BTreeMap<String, std::collection
         let m: std::collections::BTreeMap<String, String> = t
             .columns()
             .iter()
-            .filter_map(|c| match_header(c, &headers).filter(|h| h.trim() != *c).map(|h| (c.to_string(), h)))
+            .filter_map(|c| {
+                match_header(c, &headers)
+                    .filter(|h| h.trim() != *c)
+                    .map(|h| (c.to_string(), h))
+            })
             .collect();
         if !m.is_empty() {
             out.insert(t.name().to_string(), m);
@@ -67,7 +79,10 @@ pub fn mapping(dir: &Path) -> std::collections::BTreeMap<String, std::collection
 pub fn config_text(dir: &Path) -> Result<String, IngestError> {
     let mut out = String::new();
     out.push_str("# clientseg configuration, written by `clientseg init` from the exports in\n");
-    out.push_str(&format!("# {}. Check the [columns.*] sections, then run:\n", dir.display()));
+    out.push_str(&format!(
+        "# {}. Check the [columns.*] sections, then run:\n",
+        dir.display()
+    ));
     out.push_str("#   clientseg run --config clientseg.toml\n");
     out.push_str("# Every other setting has a default; clientseg.toml in the source lists them all.\n\n");
     out.push_str("lang = \"zh\"                        # \"en\" for English words in the report\n\n");
@@ -86,7 +101,9 @@ pub fn config_text(dir: &Path) -> Result<String, IngestError> {
         out.push_str(&format!(
             "# {} ({}): headers found: {}\n",
             t.name(),
-            path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
+            path.file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
             headers.join(", ")
         ));
         out.push_str(&format!("[columns.{}]\n", t.name()));
@@ -125,7 +142,10 @@ mod tests {
 
     #[test]
     fn chinese_and_english_headers_map_to_the_contract() {
-        let h: Vec<String> = ["客户编号", "Name", "月服务费", "负责会计", "其他"].iter().map(|s| s.to_string()).collect();
+        let h: Vec<String> = ["客户编号", "Name", "月服务费", "负责会计", "其他"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(match_header("client_id", &h).as_deref(), Some("客户编号"));
         assert_eq!(match_header("name", &h).as_deref(), Some("Name"));
         assert_eq!(match_header("monthly_fee", &h).as_deref(), Some("月服务费"));

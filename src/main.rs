@@ -354,11 +354,18 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             let out = out.unwrap_or_else(|| PathBuf::from("clientseg.toml"));
             if out.exists() && !force {
-                bail!("{} already exists; use --force to replace it, or --out another.toml", out.display());
+                bail!(
+                    "{} already exists; use --force to replace it, or --out another.toml",
+                    out.display()
+                );
             }
             let text = clientseg::init::config_text(&std::path::absolute(&dir)?)?;
             clientseg::persist::write_atomic(&out, text.as_bytes())?;
-            println!("wrote {}; check its [columns.*] sections, then: clientseg run --config {}", out.display(), out.display());
+            println!(
+                "wrote {}; check its [columns.*] sections, then: clientseg run --config {}",
+                out.display(),
+                out.display()
+            );
         }
         Command::Score {
             model,
@@ -402,7 +409,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 r.peak_before * 100.0,
                 r.peak_after * 100.0,
                 if r.unplaced > 0 {
-                    format!("; {} clients could not be placed (see whatif.json for the requirement that is short)", r.unplaced)
+                    format!(
+                        "; {} clients could not be placed (see whatif.json for the requirement that is short)",
+                        r.unplaced
+                    )
                 } else {
                     String::new()
                 }

@@ -212,7 +212,13 @@ pub fn export_table(
 }
 
 /// [`export_table`] into a [`Written`] folder.
-pub fn export_into(w: &mut Written, name: &str, df: &DataFrame, lang: Lang, max_rows: usize) -> Result<(), ExportError> {
+pub fn export_into(
+    w: &mut Written,
+    name: &str,
+    df: &DataFrame,
+    lang: Lang,
+    max_rows: usize,
+) -> Result<(), ExportError> {
     let (files, skipped) = export_table(w.dir(), name, df, lang, max_rows)?;
     for f in files {
         w.add(f);

@@ -143,7 +143,11 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         })?;
     }
     // Each accountant's page of actions, for a phone.
-    if let Some((_, actions)) = outcomes.iter().flat_map(|o| o.exports.iter()).find(|(n, _)| n == "actions") {
+    if let Some((_, actions)) = outcomes
+        .iter()
+        .flat_map(|o| o.exports.iter())
+        .find(|(n, _)| n == "actions")
+    {
         let files = st.run("action pages", |_| {
             report::actions_page::write_pages(
                 &w.path("actions"),
@@ -460,10 +464,17 @@ fn tables(
                 .collect::<Vec<_>>()
                 .par_iter()
                 .map(|(name, df)| output::export_table(&dir, name, df, s.lang, s.output.xlsx_max_rows))
-                .chain(outcomes.iter().flat_map(|o| o.imports.iter()).collect::<Vec<_>>().par_iter().map(|(name, df)| {
-                    let file = format!("{name}.csv");
-                    crate::export::write_csv(&mut df.clone(), &dir.join(&file)).map(|()| (vec![file], None))
-                }))
+                .chain(
+                    outcomes
+                        .iter()
+                        .flat_map(|o| o.imports.iter())
+                        .collect::<Vec<_>>()
+                        .par_iter()
+                        .map(|(name, df)| {
+                            let file = format!("{name}.csv");
+                            crate::export::write_csv(&mut df.clone(), &dir.join(&file)).map(|()| (vec![file], None))
+                        }),
+                )
                 .collect::<Result<Vec<_>, _>>()
         });
         output::rejects(&dir, &input.validated.rejects)?;

@@ -130,15 +130,23 @@ const LABELS: [&str; 14] = [
 ];
 
 /// Pushed as numbers; every value travels as text and is cast by the database.
-const NUMERIC: [&str; 5] = ["churn_risk_3m", "churn_risk_6m", "revenue_at_risk", "suggested_fee", "figure"];
+const NUMERIC: [&str; 5] = [
+    "churn_risk_3m",
+    "churn_risk_6m",
+    "revenue_at_risk",
+    "suggested_fee",
+    "figure",
+];
 
 /// Columns a run may lack (no behaviour segments, no churn risk): pushed as nulls.
 fn optional_label(name: &str) -> bool {
     name.starts_with("behaviour")
         || name.starts_with("churn")
-        || matches!(name, "revenue_at_risk" | "price_flag" | "suggested_fee" | "proposed_accountant")
+        || matches!(
+            name,
+            "revenue_at_risk" | "price_flag" | "suggested_fee" | "proposed_accountant"
+        )
 }
-
 
 /// A run as pushed.
 #[derive(Debug, Clone)]
@@ -154,7 +162,15 @@ pub struct RunLabels {
 }
 
 /// Columns of actions.parquet pushed to client_action, in this order.
-const ACTION_COLUMNS: [&str; 7] = ["client_id", "action", "owner", "due_date", "priority", "reason", "figure"];
+const ACTION_COLUMNS: [&str; 7] = [
+    "client_id",
+    "action",
+    "owner",
+    "due_date",
+    "priority",
+    "reason",
+    "figure",
+];
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
@@ -217,7 +233,11 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
                 let c = c.str().map_err(|e| err(e.to_string()))?.clone();
                 cols.push(c.iter().map(|v| v.map(String::from)).collect::<Vec<_>>());
             }
-            Some((0..a.height()).map(|i| std::array::from_fn(|j| cols[j][i].clone())).collect())
+            Some(
+                (0..a.height())
+                    .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
+                    .collect(),
+            )
         }
         Err(_) => None,
     };

@@ -145,7 +145,13 @@ mod tests {
 
     #[test]
     fn every_table_has_one_schema_with_its_required_columns_first() {
-        for t in [Table::Clients, Table::Billing, Table::Activity, Table::Staff, Table::Contacts] {
+        for t in [
+            Table::Clients,
+            Table::Billing,
+            Table::Activity,
+            Table::Staff,
+            Table::Contacts,
+        ] {
             assert_eq!(SCHEMAS.iter().filter(|s| s.table == t).count(), 1, "{t:?}");
             let s = t.schema();
             assert_eq!(s.table, t);

@@ -84,7 +84,11 @@ pub fn parse_add(spec: &str, p: &AllocationParams) -> Result<Member, WhatIfError
         why: why.to_string(),
     };
     let parts: Vec<&str> = spec.split([',', '，']).map(str::trim).collect();
-    let name = parts.first().copied().filter(|n| !n.is_empty()).ok_or_else(|| bad("the name is empty"))?;
+    let name = parts
+        .first()
+        .copied()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("the name is empty"))?;
     let grade = match parts.get(1).map(|g| g.to_lowercase()) {
         Some(g) if ["junior", "初级", "助理"].contains(&g.as_str()) => "junior",
         Some(g) if ["senior", "中级", "会计"].contains(&g.as_str()) => "senior",
@@ -127,7 +131,13 @@ pub fn parse_add(spec: &str, p: &AllocationParams) -> Result<Member, WhatIfError
 }
 
 /// Re-plans `run`'s allocation with the staff changes of `w`.
-pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max_rows: usize) -> Result<WhatIfReport, WhatIfError> {
+pub fn replan(
+    run: &Path,
+    w: &WhatIf,
+    p: &AllocationParams,
+    lang: Lang,
+    xlsx_max_rows: usize,
+) -> Result<WhatIfReport, WhatIfError> {
     let alloc = read(&run.join("allocation.parquet"))?;
     let staff_df = read(&run.join("staff.parquet"))?;
     let n = staff_df.height();
@@ -141,7 +151,11 @@ pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max
         .map(|k| Member {
             name: names[k].clone(),
             grade: grades[k].clone(),
-            capacity: if caps[k].is_finite() { caps[k] } else { p.default_capacity },
+            capacity: if caps[k].is_finite() {
+                caps[k]
+            } else {
+                p.default_capacity
+            },
             can: if cans[k].is_finite() { cans[k] as u8 & 7 } else { 0 },
             team: teams[k].clone(),
             active: active[k] != "false",
@@ -191,9 +205,14 @@ pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max
         Column::new("value_tier".into(), tiers.clone()),
         Column::new(
             "current".into(),
-            base.iter().map(|b| Some(b.clone()).filter(|b| !b.is_empty())).collect::<Vec<_>>(),
+            base.iter()
+                .map(|b| Some(b.clone()).filter(|b| !b.is_empty()))
+                .collect::<Vec<_>>(),
         ),
-        Column::new("proposed".into(), plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>()),
+        Column::new(
+            "proposed".into(),
+            plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>(),
+        ),
         Column::new("reason".into(), reasons),
         Column::new("hours".into(), jobs.iter().map(|j| j.hours).collect::<Vec<_>>()),
         Column::new("needs".into(), jobs.iter().map(|j| j.needs as u32).collect::<Vec<_>>()),
@@ -202,10 +221,11 @@ pub fn replan(run: &Path, w: &WhatIf, p: &AllocationParams, lang: Lang, xlsx_max
         table: "allocation",
         source,
     })?;
-    let workload = allocation::workload(&staff, &jobs, &plan.proposed, &tiers).map_err(|source| WhatIfError::Polars {
-        table: "workload",
-        source,
-    })?;
+    let workload =
+        allocation::workload(&staff, &jobs, &plan.proposed, &tiers).map_err(|source| WhatIfError::Polars {
+            table: "workload",
+            source,
+        })?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let dir = RunDir::create(run, &format!("whatif-{stamp}"))?;
     let mut out = Written::new(dir.path());

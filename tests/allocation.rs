@@ -27,7 +27,10 @@ fn five_thousand_clients_and_sixty_staff() {
     let (run_folder, stdout) = pipeline(dir, "[allocation]\nteam_weight = 0\nbalance_weight = 0\n");
     let run_path = run_folder.clone();
     let run_ = &run_path;
-    assert!(stdout.contains("allocation:") && stdout.contains("pricing:"), "{stdout}");
+    assert!(
+        stdout.contains("allocation:") && stdout.contains("pricing:"),
+        "{stdout}"
+    );
 
     // The staff list as generated.
     let staff: HashMap<String, HashMap<String, String>> = csv_rows(&dir.join("data/staff.csv"))
@@ -51,10 +54,16 @@ fn five_thousand_clients_and_sixty_staff() {
         let c = &clients[&r["client_id"]];
         let skills: HashSet<&str> = m["skills"].split(';').collect();
         if c["taxpayer_type"] == "general" {
-            assert!(skills.contains("general_taxpayer"), "general taxpayer with {proposed}: {r:?}");
+            assert!(
+                skills.contains("general_taxpayer"),
+                "general taxpayer with {proposed}: {r:?}"
+            );
         }
         if c["international"] == "true" {
-            assert!(skills.contains("international"), "international client with {proposed}: {r:?}");
+            assert!(
+                skills.contains("international"),
+                "international client with {proposed}: {r:?}"
+            );
         }
         if r["value_tier"] == "V1" {
             assert!(m["grade"] != "junior", "top-tier client with junior {proposed}: {r:?}");
@@ -68,7 +77,10 @@ fn five_thousand_clients_and_sixty_staff() {
             broken_before += 1;
         }
     }
-    assert!(broken_before >= 5, "the generated firm breaks the rules today ({broken_before} clients)");
+    assert!(
+        broken_before >= 5,
+        "the generated firm breaks the rules today ({broken_before} clients)"
+    );
     for (a, l) in &load {
         let cap: f64 = staff[*a]["capacity_hours"].parse().unwrap();
         assert!(*l <= cap * 0.85 + 1e-6, "{a} at {l:.1} h of {cap}");
@@ -120,11 +132,17 @@ fn five_thousand_clients_and_sixty_staff() {
     let hit = flagged.intersection(&planted).count() as f64;
     let (precision, recall) = (hit / flagged.len() as f64, hit / planted.len() as f64);
     assert!(planted.len() > 100, "{} planted", planted.len());
-    assert!(precision >= 0.8 && recall >= 0.8, "precision {precision:.3}, recall {recall:.3}");
+    assert!(
+        precision >= 0.8 && recall >= 0.8,
+        "precision {precision:.3}, recall {recall:.3}"
+    );
     // Suggested fees: above today's, at most +30%, in steps of 50 CNY.
     for r in pricing.iter().filter(|r| !r["suggested_fee"].is_empty()) {
         let (fee, new): (f64, f64) = (r["monthly_fee"].parse().unwrap(), r["suggested_fee"].parse().unwrap());
-        assert!(new > fee && new <= fee * 1.3 + 1e-6 && (new / 50.0).fract() == 0.0, "{r:?}");
+        assert!(
+            new > fee && new <= fee * 1.3 + 1e-6 && (new / 50.0).fract() == 0.0,
+            "{r:?}"
+        );
     }
     // The hours model is validated on held-out clients and beats the rules of thumb.
     let hm = &m["analyses"]["pricing"]["hours_model"];
@@ -132,7 +150,10 @@ fn five_thousand_clients_and_sixty_staff() {
     assert!(hm["holdout_mae"].as_f64().unwrap() < hm["holdout_mae_rule_of_thumb"].as_f64().unwrap());
     let page = std::fs::read_to_string(run_.join("report.html")).unwrap();
     assert!(page.contains("Cost to serve and pricing") && page.contains("Who serves whom"));
-    assert!(page.contains("held-out clients"), "the hours model's error is in the report");
+    assert!(
+        page.contains("held-out clients"),
+        "the hours model's error is in the report"
+    );
 
     // What-if: the busiest accountant leaves and a junior joins.
     let busiest = work
@@ -166,15 +187,22 @@ fn five_thousand_clients_and_sixty_staff() {
     let plan = csv_rows(&whatif[0].join("allocation.csv"));
     let theirs = plan.iter().filter(|r| r["current"] == busiest).count();
     assert!(theirs > 10);
-    assert!(plan.iter().all(|r| r["proposed"] != busiest && !r["proposed"].is_empty()));
+    assert!(plan
+        .iter()
+        .all(|r| r["proposed"] != busiest && !r["proposed"].is_empty()));
     let moved = plan.iter().filter(|r| r["proposed"] != r["current"]).count();
     // The leaver's clients move, and few others: near the solver's bound for the new list.
-    let j: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(whatif[0].join("whatif.json")).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(whatif[0].join("whatif.json")).unwrap()).unwrap();
     let bound = j["plan"]["moves_lower_bound"].as_f64().unwrap().ceil();
     assert_eq!(j["plan"]["moves"].as_f64().unwrap(), moved as f64);
-    assert!(moved >= theirs && bound >= theirs as f64, "{moved} moved, bound {bound}, {theirs} were the leaver's");
-    assert!(moved as f64 <= bound * 1.2 + 2.0, "{moved} moved against a bound of {bound}");
+    assert!(
+        moved >= theirs && bound >= theirs as f64,
+        "{moved} moved, bound {bound}, {theirs} were the leaver's"
+    );
+    assert!(
+        moved as f64 <= bound * 1.2 + 2.0,
+        "{moved} moved against a bound of {bound}"
+    );
     let new_load: f64 = plan
         .iter()
         .filter(|r| r["proposed"] == "新会计")
@@ -210,10 +238,23 @@ fn impossible_staff_lists_are_explained() {
     let juniors: String = original
         .lines()
         .enumerate()
-        .map(|(i, l)| if i == 0 { l.to_string() } else { l.replace(",lead,", ",junior,").replace(",senior,", ",junior,") })
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_string()
+            } else {
+                l.replace(",lead,", ",junior,").replace(",senior,", ",junior,")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
-    attempt(&juniors, &["top-tier (senior staff) work needs", "qualified staff have 0 h", "could not be placed"]);
+    attempt(
+        &juniors,
+        &[
+            "top-tier (senior staff) work needs",
+            "qualified staff have 0 h",
+            "could not be placed",
+        ],
+    );
     // Nobody with the general-taxpayer skill.
     let unskilled = original.replace("general_taxpayer", "payroll");
     attempt(&unskilled, &["general-taxpayer work needs", "qualified staff have 0 h"]);
@@ -238,7 +279,11 @@ fn impossible_staff_lists_are_explained() {
     let run_folders: Vec<_> = std::fs::read_dir(dir.join("runs")).unwrap().collect();
     assert_eq!(run_folders.len(), runs.get());
     // A client whose accountant is not on the staff list is named, not dropped.
-    let fewer: String = original.lines().filter(|l| !l.starts_with("王芳")).collect::<Vec<_>>().join("\n");
+    let fewer: String = original
+        .lines()
+        .filter(|l| !l.starts_with("王芳"))
+        .collect::<Vec<_>>()
+        .join("\n");
     attempt(&fewer, &["not on the staff list: 王芳"]);
 }
 
@@ -257,15 +302,24 @@ fn the_action_list_covers_what_the_truth_asks() {
     assert!(run.join("actions.xlsx").is_file());
     let mut seen = HashSet::new();
     for a in &actions {
-        assert!(seen.insert((a["client_id"].clone(), a["action"].clone())), "twice: {a:?}");
-        assert!(!a["owner"].is_empty() && !a["reason"].is_empty() && !a["due_date"].is_empty(), "{a:?}");
+        assert!(
+            seen.insert((a["client_id"].clone(), a["action"].clone())),
+            "twice: {a:?}"
+        );
+        assert!(
+            !a["owner"].is_empty() && !a["reason"].is_empty() && !a["due_date"].is_empty(),
+            "{a:?}"
+        );
     }
     let has = |client: &str, kind: &str| seen.contains(&(client.to_string(), kind.to_string()));
 
     let m = manifest(&run);
     let snapshot = chrono::NaiveDate::parse_from_str(m["snapshot_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
     let labels = csv_rows(&run.join("labels.csv"));
-    let served: HashSet<String> = csv_rows(&run.join("pricing.csv")).into_iter().map(|r| r["client_id"].clone()).collect();
+    let served: HashSet<String> = csv_rows(&run.join("pricing.csv"))
+        .into_iter()
+        .map(|r| r["client_id"].clone())
+        .collect();
     let mut last: HashMap<String, chrono::NaiveDate> = HashMap::new();
     for c in csv_rows(&dir.join("data/contacts.csv")) {
         let d = chrono::NaiveDate::parse_from_str(&c["date"], "%Y-%m-%d").unwrap();
@@ -274,10 +328,17 @@ fn the_action_list_covers_what_the_truth_asks() {
     }
     let month_ago = snapshot.checked_sub_months(chrono::Months::new(1)).unwrap();
     let mut overdue = 0;
-    for l in labels.iter().filter(|l| l["value_tier"] == "V1" && served.contains(&l["client_id"])) {
+    for l in labels
+        .iter()
+        .filter(|l| l["value_tier"] == "V1" && served.contains(&l["client_id"]))
+    {
         if last.get(&l["client_id"]).is_none_or(|d| *d <= month_ago) {
             overdue += 1;
-            assert!(has(&l["client_id"], "contact"), "overdue V1 client without a contact action: {}", l["client_id"]);
+            assert!(
+                has(&l["client_id"], "contact"),
+                "overdue V1 client without a contact action: {}",
+                l["client_id"]
+            );
         }
     }
     assert!(overdue > 10, "{overdue} overdue top-tier clients");
@@ -307,7 +368,12 @@ fn the_action_list_covers_what_the_truth_asks() {
         let threshold = fee[i].unwrap_or(0.0).max(100.0);
         if owed[i].unwrap_or(0.0) > threshold + 0.01 {
             owing += 1;
-            assert!(has(&ids[i], "collect_arrears"), "{} owes {:?} without a collection action", ids[i], owed[i]);
+            assert!(
+                has(&ids[i], "collect_arrears"),
+                "{} owes {:?} without a collection action",
+                ids[i],
+                owed[i]
+            );
         }
     }
     assert!(owing > 20, "{owing} clients in arrears");

@@ -13,7 +13,10 @@ fn notebooks_run_against_a_demo_run() {
     let run_folder = run_dir(&dir.join("runs"));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/execute.py");
     let out = output_within(
-        std::process::Command::new(&python).arg(&script).arg(&run_folder).current_dir(dir),
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&run_folder)
+            .current_dir(dir),
         std::time::Duration::from_secs(900),
     );
     let said = String::from_utf8_lossy(&out.stdout);
@@ -22,7 +25,11 @@ fn notebooks_run_against_a_demo_run() {
         "a notebook failed:\n{said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for book in ["01_explore_a_run", "02_check_the_churn_model", "03_pricing_and_allocation_what_ifs"] {
+    for book in [
+        "01_explore_a_run",
+        "02_check_the_churn_model",
+        "03_pricing_and_allocation_what_ifs",
+    ] {
         assert!(said.contains(&format!("{book}.ipynb: ")), "{book} did not run:\n{said}");
     }
 }

@@ -79,15 +79,45 @@ fn every_output_with_documented_columns() {
         ["file", "row", "column", "value", "reason"]
     );
     for (file, columns) in [
-        ("pricing.csv", &["client_id", "monthly_fee", "monthly_hours", "hours_source", "monthly_cost", "margin_rate", "peer_fee_per_hour", "price_flag", "suggested_fee", "reason"][..]),
-        ("allocation.csv", &["client_id", "current", "proposed", "reason", "hours"][..]),
-        ("workload.csv", &["accountant", "capacity_hours", "hours_before", "utilisation_before", "hours_after", "utilisation_after"][..]),
+        (
+            "pricing.csv",
+            &[
+                "client_id",
+                "monthly_fee",
+                "monthly_hours",
+                "hours_source",
+                "monthly_cost",
+                "margin_rate",
+                "peer_fee_per_hour",
+                "price_flag",
+                "suggested_fee",
+                "reason",
+            ][..],
+        ),
+        (
+            "allocation.csv",
+            &["client_id", "current", "proposed", "reason", "hours"][..],
+        ),
+        (
+            "workload.csv",
+            &[
+                "accountant",
+                "capacity_hours",
+                "hours_before",
+                "utilisation_before",
+                "hours_after",
+                "utilisation_after",
+            ][..],
+        ),
     ] {
         let h = headers(&run.join(file));
         for c in columns {
             assert!(h.contains(&c.to_string()), "{file} lacks {c}: {h:?}");
         }
-        assert!(run.join(file.replace(".csv", ".xlsx")).is_file(), "{file} has its spreadsheet");
+        assert!(
+            run.join(file.replace(".csv", ".xlsx")).is_file(),
+            "{file} has its spreadsheet"
+        );
     }
 
     let features = std::fs::File::open(run.join("features.parquet")).unwrap();
@@ -382,7 +412,11 @@ fn run_without_config_and_init() {
 
     run(&["init", "exports"], dir, true);
     let text = std::fs::read_to_string(dir.join("clientseg.toml")).unwrap();
-    for line in ["client_id = \"客户编号\"", "invoice_date = \"开票日期\"", "capacity_hours = \"每月可用工时\""] {
+    for line in [
+        "client_id = \"客户编号\"",
+        "invoice_date = \"开票日期\"",
+        "capacity_hours = \"每月可用工时\"",
+    ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
     let again = run(&["init", "exports"], dir, false);

@@ -7,7 +7,12 @@ use crate::util::*;
 /// Every row of the three clientseg tables, as text, sorted: "the database's state".
 type Dump = Vec<String>;
 
-const TABLES: [&str; 4] = ["client_segment", "client_segment_history", "clientseg_push", "client_action"];
+const TABLES: [&str; 4] = [
+    "client_segment",
+    "client_segment_history",
+    "clientseg_push",
+    "client_action",
+];
 
 fn dump_sqlite(path: &Path) -> Dump {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -548,7 +553,10 @@ fn sqlite_tables_of_schema_1_are_upgraded_in_place() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert!(flagged > 100 && owners > 100, "{flagged} price flags, {owners} proposed owners");
+    assert!(
+        flagged > 100 && owners > 100,
+        "{flagged} price flags, {owners} proposed owners"
+    );
     let typed: String = c
         .query_row(
             "SELECT typeof(churn_risk_3m) FROM client_segment WHERE churn_risk_3m IS NOT NULL LIMIT 1",

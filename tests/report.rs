@@ -219,8 +219,16 @@ fn action_pages_fit_a_phone() {
             let card = format!("data-client=\"{}\" data-action=\"{}\"", clients[i], kinds[i]);
             assert!(dom.contains(&card), "{width}px: {card} missing");
         }
-        assert_eq!(dom.matches("class=\"card p").count(), *n, "{width}px: one card per action");
-        let fit = dom.split("data-fit=\"").nth(1).and_then(|r| r.split('"').next()).expect("measured");
+        assert_eq!(
+            dom.matches("class=\"card p").count(),
+            *n,
+            "{width}px: one card per action"
+        );
+        let fit = dom
+            .split("data-fit=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("measured");
         let (scroll, client) = fit.split_once('x').unwrap();
         assert_eq!(scroll, client, "{width}px: the page is wider than the screen ({fit})");
         if width == 375 {

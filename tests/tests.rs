@@ -23,10 +23,10 @@ mod golden;
 mod hostile;
 /// The fast k-means kernel reaches scikit-learn's inertia from the same start.
 mod kernel;
-/// The analysts' notebooks execute against a fresh demo run.
-mod notebooks;
 /// Damaged or edited model files are refused with the file named.
 mod model_files;
+/// The analysts' notebooks execute against a fresh demo run.
+mod notebooks;
 /// Every output exists with its documented columns; charts are valid files.
 mod outputs;
 /// Random mutations never panic; the readers agree; parsing matches a reference.

@@ -185,7 +185,11 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
     let longest = p.contact_months.values().copied().max().unwrap_or(6);
     let mut rows = Vec::new();
     for i in (0..n).filter(|&i| served[i]) {
-        let owner = if proposed[i].is_empty() { accountant[i].clone() } else { proposed[i].clone() };
+        let owner = if proposed[i].is_empty() {
+            accountant[i].clone()
+        } else {
+            proposed[i].clone()
+        };
         let mut push = |kind, due: NaiveDate, priority, reason: String, amount: f64| {
             rows.push(Row {
                 client: i,
@@ -209,7 +213,11 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 1,
                 pick!(
                     format!("{} risk of leaving: {:.0}%", band, r * 100.0),
-                    format!("流失风险{}：{:.0}%", if band == "high" { "高" } else { "中" }, r * 100.0),
+                    format!(
+                        "流失风险{}：{:.0}%",
+                        if band == "high" { "高" } else { "中" },
+                        r * 100.0
+                    ),
                 ),
                 r,
             );
@@ -251,7 +259,11 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
         }
         // Handover to the proposed accountant.
         if !proposed[i].is_empty() && proposed[i] != accountant[i] {
-            let from = if accountant[i].is_empty() { "-".to_string() } else { accountant[i].clone() };
+            let from = if accountant[i].is_empty() {
+                "-".to_string()
+            } else {
+                accountant[i].clone()
+            };
             rows.push(Row {
                 client: i,
                 kind: "handover",
@@ -275,7 +287,10 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                 )
             } else {
                 (
-                    format!("under-priced at {:.0} CNY a month; rise held back for churn risk", fee[i]),
+                    format!(
+                        "under-priced at {:.0} CNY a month; rise held back for churn risk",
+                        fee[i]
+                    ),
                     format!("月费 {:.0} 元偏低；因流失风险暂缓调价", fee[i]),
                 )
             };
@@ -307,10 +322,7 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
                     format!("last contact {d}; the plan is every {cycle} months"),
                     format!("上次联系 {d}；服务方案为每 {cycle} 个月一次"),
                 ),
-                None if contacts.is_some() => (
-                    "no contact recorded".to_string(),
-                    "无联系记录".to_string(),
-                ),
+                None if contacts.is_some() => ("no contact recorded".to_string(), "无联系记录".to_string()),
                 None => (
                     format!("the plan is every {cycle} months"),
                     format!("服务方案为每 {cycle} 个月一次"),
@@ -351,21 +363,42 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
         Lang::Zh => type_words(k).1,
     };
     let table = DataFrame::new_infer_height(vec![
-        Column::new("client_id".into(), rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>()),
-        Column::new("name".into(), rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>()),
+        Column::new(
+            "client_id".into(),
+            rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "name".into(),
+            rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>(),
+        ),
         Column::new("owner".into(), rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>()),
         Column::new("action".into(), rows.iter().map(|r| r.kind).collect::<Vec<_>>()),
-        Column::new("action_words".into(), rows.iter().map(|r| words(r.kind)).collect::<Vec<_>>()),
-        Column::new("due_date".into(), rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>()),
-        Column::new("priority".into(), rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>()),
-        Column::new("reason".into(), rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "action_words".into(),
+            rows.iter().map(|r| words(r.kind)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "due_date".into(),
+            rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "priority".into(),
+            rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "reason".into(),
+            rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
+        ),
         Column::new(
             "figure".into(),
             rows.iter()
                 .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
                 .collect::<Vec<_>>(),
         ),
-        Column::new("value_tier".into(), rows.iter().map(|r| tiers[r.client].clone()).collect::<Vec<_>>()),
+        Column::new(
+            "value_tier".into(),
+            rows.iter().map(|r| tiers[r.client].clone()).collect::<Vec<_>>(),
+        ),
     ]);
     // Per client: the actions due, most urgent first.
     let mut per_client: Vec<Vec<&'static str>> = vec![Vec::new(); n];
@@ -414,14 +447,18 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
         "horizon_days": p.horizon_days,
     }));
     // This month, by accountant: the busiest 30 by actions.
-    let mut owners_sorted: Vec<(&str, usize)> = by_owner
-        .iter()
-        .map(|(o, m)| (*o, m.values().sum::<usize>()))
-        .collect();
+    let mut owners_sorted: Vec<(&str, usize)> = by_owner.iter().map(|(o, m)| (*o, m.values().sum::<usize>())).collect();
     owners_sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let shown = owners_sorted.len().min(30);
-    let mut header = vec![("accountant".to_string(), "会计".to_string()), ("actions".into(), "行动数".into())];
-    header.extend(TYPES.iter().map(|k| (type_words(k).0.to_string(), type_words(k).1.to_string())));
+    let mut header = vec![
+        ("accountant".to_string(), "会计".to_string()),
+        ("actions".into(), "行动数".into()),
+    ];
+    header.extend(
+        TYPES
+            .iter()
+            .map(|k| (type_words(k).0.to_string(), type_words(k).1.to_string())),
+    );
     let table_rows = owners_sorted
         .iter()
         .take(shown)
@@ -476,13 +513,31 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
                 .map(|r| format!("{}: {}", words(r.kind), names[r.client]))
                 .collect::<Vec<_>>(),
         ),
-        Column::new("Due Date".into(), rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>()),
+        Column::new(
+            "Due Date".into(),
+            rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
+        ),
         Column::new("Status".into(), rows.iter().map(|_| "Not Started").collect::<Vec<_>>()),
-        Column::new("Priority".into(), rows.iter().map(|r| priority_words(r.priority)).collect::<Vec<_>>()),
-        Column::new("Task Owner".into(), rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>()),
-        Column::new("Account Number".into(), rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>()),
-        Column::new("Related To".into(), rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>()),
-        Column::new("Description".into(), rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "Priority".into(),
+            rows.iter().map(|r| priority_words(r.priority)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Task Owner".into(),
+            rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Account Number".into(),
+            rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Related To".into(),
+            rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Description".into(),
+            rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
+        ),
     ]);
     if let Ok(df) = tasks {
         out.imports.push(("crm_tasks".into(), df));

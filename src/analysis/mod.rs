@@ -21,9 +21,9 @@ use polars::prelude::Column;
 use serde::Serialize;
 use thiserror::Error;
 
-pub use behaviour::{BehaviourParams, BehaviourSegments};
 pub use actions::{Actions, ActionsParams};
 pub use allocation::{Allocation, AllocationParams};
+pub use behaviour::{BehaviourParams, BehaviourSegments};
 pub use churn::{ChurnParams, ChurnRisk, ModelChoice};
 pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams};
 pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};

@@ -117,7 +117,11 @@ fn features_of(x: &[Vec<f64>], general: &[bool], i: usize) -> Option<Vec<f64>> {
         }
         row.push(v);
     }
-    row.push(if general.get(i).copied().unwrap_or(false) { 1.0 } else { 0.0 });
+    row.push(if general.get(i).copied().unwrap_or(false) {
+        1.0
+    } else {
+        0.0
+    });
     Some(row)
 }
 
@@ -173,7 +177,11 @@ fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
     let ys = |idx: &[usize]| idx.iter().map(|&i| rows[i].1).collect::<Vec<_>>();
     let w = least_squares(&xs(train), &ys(train))?;
     let n = test.len() as f64;
-    let mae = test.iter().map(|&i| (predict(&w, &rows[i].0) - rows[i].1).abs()).sum::<f64>() / n;
+    let mae = test
+        .iter()
+        .map(|&i| (predict(&w, &rows[i].0) - rows[i].1).abs())
+        .sum::<f64>()
+        / n;
     let mae_rule = test.iter().map(|&i| (rows[i].2 - rows[i].1).abs()).sum::<f64>() / n;
     let mean = test.iter().map(|&i| rows[i].1).sum::<f64>() / n;
     let all: Vec<usize> = (0..rows.len()).collect();
@@ -211,7 +219,9 @@ pub fn text_column(c: Option<&Column>, n: usize) -> Vec<String> {
         let ca = s.str().ok()?.clone();
         Some(ca.iter().map(|v| v.unwrap_or("").to_string()).collect())
     };
-    read().filter(|v| v.len() == n).unwrap_or_else(|| vec![String::new(); n])
+    read()
+        .filter(|v| v.len() == n)
+        .unwrap_or_else(|| vec![String::new(); n])
 }
 
 pub fn f64_column(c: Option<&Column>, n: usize) -> Vec<f64> {
@@ -385,7 +395,13 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
     };
     let cost: Vec<f64> = (0..n).map(|i| hours[i] * rate_of(i)).collect();
     let margin_rate: Vec<f64> = (0..n)
-        .map(|i| if fee[i] > 0.0 { (fee[i] - cost[i]) / fee[i] } else { f64::NAN })
+        .map(|i| {
+            if fee[i] > 0.0 {
+                (fee[i] - cost[i]) / fee[i]
+            } else {
+                f64::NAN
+            }
+        })
         .collect();
 
     // Peer groups: same taxpayer and client type, nearest in hours a month.
@@ -413,7 +429,7 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         }
     }
 
-    let (bands, risk) = churn_of(ctx);
+    let (bands, _) = churn_of(ctx);
     let tiers = tier_ids(ctx);
     let mut flag = vec![""; n];
     let mut suggested = vec![f64::NAN; n];
@@ -425,28 +441,37 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         let own_rate = fee[i] / hours[i];
         let thin = margin_rate[i] < p.target_margin;
         let cheap = peers[i] >= 5 && own_rate < (1.0 - p.rate_tolerance) * peer_rate[i];
-        let over = source[i] == Some(Source::Logged)
-            && expected[i].is_finite()
-            && hours[i] > 1.5 * expected[i] + 0.5;
+        let over = source[i] == Some(Source::Logged) && expected[i].is_finite() && hours[i] > 1.5 * expected[i] + 0.5;
         let mut words_en: Vec<String> = Vec::new();
         let mut words_zh: Vec<String> = Vec::new();
         if thin {
-            words_en.push(format!("margin {:.0}% is below the {:.0}% target", margin_rate[i] * 100.0, p.target_margin * 100.0));
-            words_zh.push(format!("毛利率 {:.0}% 低于目标 {:.0}%", margin_rate[i] * 100.0, p.target_margin * 100.0));
+            words_en.push(format!(
+                "margin {:.0}% is below the {:.0}% target",
+                margin_rate[i] * 100.0,
+                p.target_margin * 100.0
+            ));
+            words_zh.push(format!(
+                "毛利率 {:.0}% 低于目标 {:.0}%",
+                margin_rate[i] * 100.0,
+                p.target_margin * 100.0
+            ));
         }
         if cheap {
-            words_en.push(format!(
-                "pays {:.0} CNY an hour, peers {:.0}",
+            words_en.push(format!("pays {:.0} CNY an hour, peers {:.0}", own_rate, peer_rate[i]));
+            words_zh.push(format!(
+                "每工时收费 {:.0} 元，同类客户 {:.0} 元",
                 own_rate, peer_rate[i]
             ));
-            words_zh.push(format!("每工时收费 {:.0} 元，同类客户 {:.0} 元", own_rate, peer_rate[i]));
         }
         if over {
             words_en.push(format!(
                 "{:.1} hours a month where its workload explains {:.1}",
                 hours[i], expected[i]
             ));
-            words_zh.push(format!("每月 {:.1} 小时，按业务量应约 {:.1} 小时", hours[i], expected[i]));
+            words_zh.push(format!(
+                "每月 {:.1} 小时，按业务量应约 {:.1} 小时",
+                hours[i], expected[i]
+            ));
         }
         flag[i] = if thin || cheap {
             "under_priced"
@@ -456,7 +481,11 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
             "ok"
         };
         if flag[i] == "under_priced" {
-            let by_peers = if peer_rate[i].is_finite() { peer_rate[i] * hours[i] } else { 0.0 };
+            let by_peers = if peer_rate[i].is_finite() {
+                peer_rate[i] * hours[i]
+            } else {
+                0.0
+            };
             let by_margin = cost[i] / (1.0 - p.target_margin).max(0.01);
             let target = by_peers.max(by_margin);
             let cap = fee[i] * (1.0 + p.max_increase);
@@ -479,7 +508,6 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
                 suggested[i] = new;
             }
         }
-        let _ = risk[i];
         reason[i] = match ctx.lang {
             Lang::En => words_en.join("; "),
             Lang::Zh => words_zh.join("；"),
@@ -537,7 +565,13 @@ impl Pricing {
                 r.margin_rate
                     .iter()
                     .enumerate()
-                    .map(|(i, m)| if served(i) { m.is_finite().then(|| (m * 1e4).round() / 1e4) } else { None })
+                    .map(|(i, m)| {
+                        if served(i) {
+                            m.is_finite().then(|| (m * 1e4).round() / 1e4)
+                        } else {
+                            None
+                        }
+                    })
                     .collect::<Vec<_>>(),
             ),
             Column::new(
@@ -566,11 +600,23 @@ impl Pricing {
         let pick_s = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
         let pick_f = |v: &[f64]| rows.iter().map(|&i| round2(v[i])).collect::<Vec<_>>();
         let change: Vec<f64> = (0..n)
-            .map(|i| if r.suggested[i].is_finite() { r.suggested[i] - r.fee[i] } else { f64::NAN })
+            .map(|i| {
+                if r.suggested[i].is_finite() {
+                    r.suggested[i] - r.fee[i]
+                } else {
+                    f64::NAN
+                }
+            })
             .collect();
         let margin: Vec<f64> = (0..n).map(|i| r.fee[i] - r.cost[i]).collect();
         let rate: Vec<f64> = (0..n)
-            .map(|i| if r.hours[i] > 0.0 { r.fee[i] / r.hours[i] } else { f64::NAN })
+            .map(|i| {
+                if r.hours[i] > 0.0 {
+                    r.fee[i] / r.hours[i]
+                } else {
+                    f64::NAN
+                }
+            })
             .collect();
         let table = DataFrame::new_infer_height(vec![
             Column::new("client_id".into(), pick_s(&ids)),
@@ -588,11 +634,17 @@ impl Pricing {
             Column::new("margin".into(), pick_f(&margin)),
             Column::new(
                 "margin_rate".into(),
-                rows.iter().map(|&i| r.margin_rate[i]).map(|m| m.is_finite().then(|| (m * 1e4).round() / 1e4)).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|&i| r.margin_rate[i])
+                    .map(|m| m.is_finite().then(|| (m * 1e4).round() / 1e4))
+                    .collect::<Vec<_>>(),
             ),
             Column::new("fee_per_hour".into(), pick_f(&rate)),
             Column::new("peer_fee_per_hour".into(), pick_f(&r.peer_rate)),
-            Column::new("peers".into(), rows.iter().map(|&i| r.peers[i] as u32).collect::<Vec<_>>()),
+            Column::new(
+                "peers".into(),
+                rows.iter().map(|&i| r.peers[i] as u32).collect::<Vec<_>>(),
+            ),
             Column::new("price_flag".into(), rows.iter().map(|&i| r.flag[i]).collect::<Vec<_>>()),
             Column::new("suggested_fee".into(), pick_f(&r.suggested)),
             Column::new("fee_change".into(), pick_f(&change)),
@@ -651,7 +703,17 @@ impl Pricing {
             "rise_per_year": yearly,
             "rise_per_year_weighted_by_staying": expected,
         }));
-        out.section = Some(section(ctx, p, &r, &rows, &tiers, &ids, &names, &change, (logged, estimated, default), (under, over, held, yearly, expected)));
+        out.section = Some(section(
+            p,
+            &r,
+            &rows,
+            &tiers,
+            &ids,
+            &names,
+            &change,
+            (logged, estimated, default),
+            (under, over, held, yearly, expected),
+        ));
         out.charts = vec![fee_chart(&r, &rows, &tiers)];
         out
     }
@@ -659,7 +721,6 @@ impl Pricing {
 
 #[allow(clippy::too_many_arguments)]
 fn section(
-    ctx: &Context,
     p: &PricingParams,
     r: &Priced,
     rows: &[usize],
@@ -732,7 +793,13 @@ fn section(
             n => v[((n - 1) as f64 * q).round() as usize],
         }
     };
-    let pct = |v: f64| if v.is_finite() { format!("{:.0}%", v * 100.0) } else { "-".into() };
+    let pct = |v: f64| {
+        if v.is_finite() {
+            format!("{:.0}%", v * 100.0)
+        } else {
+            "-".into()
+        }
+    };
     let mut by_tier = Vec::new();
     for t in &tier_names {
         let mut m: Vec<f64> = rows
@@ -765,11 +832,7 @@ fn section(
         rows: by_tier,
     };
     // The largest suggested changes.
-    let mut top: Vec<usize> = rows
-        .iter()
-        .copied()
-        .filter(|&i| r.flag[i] == "under_priced")
-        .collect();
+    let mut top: Vec<usize> = rows.iter().copied().filter(|&i| r.flag[i] == "under_priced").collect();
     top.sort_by(|&a, &b| {
         let ca = if change[a].is_finite() { change[a] } else { 0.0 };
         let cb = if change[b].is_finite() { change[b] } else { 0.0 };
@@ -777,7 +840,10 @@ fn section(
     });
     top.truncate(20);
     let changes = SectionTable {
-        caption: ("Suggested fee changes (the 20 largest)".into(), "建议调价（前20个）".into()),
+        caption: (
+            "Suggested fee changes (the 20 largest)".into(),
+            "建议调价（前20个）".into(),
+        ),
         header: vec![
             ("client".into(), "客户".into()),
             ("name".into(), "名称".into()),
@@ -790,20 +856,26 @@ fn section(
         rows: top
             .iter()
             .map(|&i| {
-                let s = if r.suggested[i].is_finite() { format!("{:.0}", r.suggested[i]) } else { "-".into() };
+                let s = if r.suggested[i].is_finite() {
+                    format!("{:.0}", r.suggested[i])
+                } else {
+                    "-".into()
+                };
                 vec![
                     (ids[i].clone(), ids[i].clone()),
                     (names[i].clone(), names[i].clone()),
                     (format!("{:.0}", r.fee[i]), format!("{:.0}", r.fee[i])),
                     (format!("{:.1}", r.hours[i]), format!("{:.1}", r.hours[i])),
                     (s.clone(), s),
-                    (flag_words(r.flag[i], Lang::En).into(), flag_words(r.flag[i], Lang::Zh).into()),
+                    (
+                        flag_words(r.flag[i], Lang::En).into(),
+                        flag_words(r.flag[i], Lang::Zh).into(),
+                    ),
                     (r.reason[i].clone(), r.reason[i].clone()),
                 ]
             })
             .collect(),
     };
-    let _ = ctx;
     Section {
         id: "pricing".into(),
         title: ("Cost to serve and pricing".into(), "服务成本与定价".into()),
@@ -850,7 +922,10 @@ fn fee_chart(r: &Priced, rows: &[usize], tiers: &[String]) -> LineChart {
         })
         .collect();
     series.push(ChartSeries {
-        name: ("peers' median fee for the workload".into(), "同类客户工作量对应的中位收费".into()),
+        name: (
+            "peers' median fee for the workload".into(),
+            "同类客户工作量对应的中位收费".into(),
+        ),
         points: smooth,
         dots: false,
     });
@@ -874,12 +949,17 @@ mod tests {
         let rows: Vec<Vec<f64>> = (0..50).map(|i| vec![1.0, i as f64, (i * i % 7) as f64]).collect();
         let y: Vec<f64> = rows.iter().map(|r| 2.0 + 0.5 * r[1] - 1.5 * r[2]).collect();
         let w = least_squares(&rows, &y).unwrap();
-        assert!((w[0] - 2.0).abs() < 1e-3 && (w[1] - 0.5).abs() < 1e-4 && (w[2] + 1.5).abs() < 1e-3, "{w:?}");
+        assert!(
+            (w[0] - 2.0).abs() < 1e-3 && (w[1] - 0.5).abs() < 1e-4 && (w[2] + 1.5).abs() < 1e-3,
+            "{w:?}"
+        );
     }
 
     #[test]
     fn peers_leave_the_client_out_and_stay_near_in_hours() {
-        let m: Vec<(usize, f64, f64)> = (0..20).map(|i| (i, i as f64, if i == 10 { 1.0 } else { 100.0 })).collect();
+        let m: Vec<(usize, f64, f64)> = (0..20)
+            .map(|i| (i, i as f64, if i == 10 { 1.0 } else { 100.0 }))
+            .collect();
         let r = peer_medians(&m, 6);
         let ten = r.iter().find(|x| x.0 == 10).unwrap();
         assert_eq!(ten.1, 100.0);

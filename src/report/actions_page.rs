@@ -39,7 +39,13 @@ fn numbers(df: &DataFrame, name: &str) -> Vec<f64> {
 pub fn file_stem(owner: &str) -> String {
     let s: String = owner
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "unassigned".into()
@@ -73,10 +79,18 @@ pub fn write_pages(
     })?;
     let zh = lang == Lang::Zh;
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
-    let columns: Vec<StringChunked> = ["owner", "client_id", "name", "action", "action_words", "due_date", "reason"]
-        .iter()
-        .map(|c| texts(actions, c))
-        .collect();
+    let columns: Vec<StringChunked> = [
+        "owner",
+        "client_id",
+        "name",
+        "action",
+        "action_words",
+        "due_date",
+        "reason",
+    ]
+    .iter()
+    .map(|c| texts(actions, c))
+    .collect();
     let [owner, client, name, kind, words, due, reason]: [Vec<&str>; 7] =
         std::array::from_fn(|k| columns.get(k).map(cells).unwrap_or_default());
     let priority = numbers(actions, "priority");
@@ -97,7 +111,11 @@ pub fn write_pages(
         if !hours[i].is_finite() {
             continue;
         }
-        let who = if proposed[i].is_empty() { current[i] } else { proposed[i] };
+        let who = if proposed[i].is_empty() {
+            current[i]
+        } else {
+            proposed[i]
+        };
         let e = book.entry(who).or_default();
         *e.0.entry(tiers[i]).or_default() += 1;
         e.1 += hours[i];

@@ -10,7 +10,9 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::pricing::{f64_column, text_column, tier_ids};
-use super::{earlier_column, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome, Section, SectionTable};
+use super::{
+    earlier_column, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome, Section, SectionTable,
+};
 use crate::format::human;
 use crate::progress::Stages;
 pub use solve::{Job, Member, Plan, Settings, Weights, GENERAL, INTERNATIONAL, SENIOR};
@@ -89,7 +91,11 @@ pub fn members(staff: &DataFrame, p: &AllocationParams) -> Vec<Member> {
             Member {
                 name: names[i].clone(),
                 grade: grades[i].clone(),
-                capacity: if caps[i].is_finite() { caps[i] } else { p.default_capacity },
+                capacity: if caps[i].is_finite() {
+                    caps[i]
+                } else {
+                    p.default_capacity
+                },
                 can,
                 team: teams[i].clone(),
                 active: active[i] != "false",
@@ -210,7 +216,10 @@ pub fn reason_words(code: &str) -> (&'static str, &'static str) {
         "no_accountant" => ("has no accountant on the staff list", "当前会计不在员工名单中"),
         "accountant_inactive" => ("accountant no longer active", "当前会计已离职或停用"),
         "skill" => ("accountant lacks the skill the client needs", "当前会计不具备所需资质"),
-        "seniority" => ("top-tier client needs a senior accountant", "高价值客户需由中高级会计服务"),
+        "seniority" => (
+            "top-tier client needs a senior accountant",
+            "高价值客户需由中高级会计服务",
+        ),
         "over_capacity" => ("accountant over the capacity cap", "当前会计工作量超出上限"),
         "balance" => (
             "frees hours for clients only this accountant may take, or evens out workload",
@@ -311,7 +320,12 @@ impl Analysis for Allocation {
 }
 
 /// The per-accountant workload table, before and after.
-pub fn workload(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], tiers: &[String]) -> PolarsResult<DataFrame> {
+pub fn workload(
+    staff: &[Member],
+    jobs: &[Job],
+    proposed: &[Option<usize>],
+    tiers: &[String],
+) -> PolarsResult<DataFrame> {
     let before = solve::loads(staff, jobs, |i| jobs[i].current);
     let after = solve::loads(staff, jobs, |i| proposed[i]);
     let count = |who: &dyn Fn(usize) -> Option<usize>| {
@@ -332,10 +346,19 @@ pub fn workload(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], tier
     };
     let r2 = |v: &[f64]| v.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>();
     let mut cols = vec![
-        Column::new("accountant".into(), staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "accountant".into(),
+            staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        ),
         Column::new("team".into(), staff.iter().map(|m| m.team.clone()).collect::<Vec<_>>()),
-        Column::new("grade".into(), staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>()),
-        Column::new("capacity_hours".into(), staff.iter().map(|m| m.capacity).collect::<Vec<_>>()),
+        Column::new(
+            "grade".into(),
+            staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "capacity_hours".into(),
+            staff.iter().map(|m| m.capacity).collect::<Vec<_>>(),
+        ),
         Column::new("hours_before".into(), r2(&before)),
         Column::new("utilisation_before".into(), util(&before)),
         Column::new("hours_after".into(), r2(&after)),
@@ -380,8 +403,14 @@ pub fn utilisation_chart(staff: &[Member], before: &[f64], after: &[f64], cap: f
     let n = order.len().max(1) as f64;
     LineChart {
         stem: stem.into(),
-        title: ("Utilisation per accountant, before and after".into(), "每位会计的工作饱和度：调整前后".into()),
-        x_label: ("accountants, busiest first (before)".into(), "会计（按调整前饱和度从高到低）".into()),
+        title: (
+            "Utilisation per accountant, before and after".into(),
+            "每位会计的工作饱和度：调整前后".into(),
+        ),
+        x_label: (
+            "accountants, busiest first (before)".into(),
+            "会计（按调整前饱和度从高到低）".into(),
+        ),
         y_label: ("utilisation (%)".into(), "饱和度（%）".into()),
         series: vec![
             ChartSeries {
@@ -436,16 +465,33 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     let current_names = text_column(ctx.table.df.column("accountant").ok(), n);
     let name_of = |a: Option<usize>| a.and_then(|a| staff.get(a)).map(|m| m.name.clone());
     let alloc = DataFrame::new_infer_height(vec![
-        Column::new("client_id".into(), inp.rows.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>()),
-        Column::new("name".into(), inp.rows.iter().map(|&i| names[i].clone()).collect::<Vec<_>>()),
+        Column::new(
+            "client_id".into(),
+            inp.rows.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "name".into(),
+            inp.rows.iter().map(|&i| names[i].clone()).collect::<Vec<_>>(),
+        ),
         Column::new("value_tier".into(), tiers.clone()),
         Column::new(
             "current".into(),
-            inp.rows.iter().map(|&i| Some(current_names[i].clone()).filter(|s| !s.is_empty())).collect::<Vec<_>>(),
+            inp.rows
+                .iter()
+                .map(|&i| Some(current_names[i].clone()).filter(|s| !s.is_empty()))
+                .collect::<Vec<_>>(),
         ),
-        Column::new("proposed".into(), plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>()),
+        Column::new(
+            "proposed".into(),
+            plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>(),
+        ),
         Column::new("reason".into(), reasons.clone()),
-        Column::new("hours".into(), jobs.iter().map(|j| (j.hours * 100.0).round() / 100.0).collect::<Vec<_>>()),
+        Column::new(
+            "hours".into(),
+            jobs.iter()
+                .map(|j| (j.hours * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+        ),
         Column::new("needs".into(), jobs.iter().map(|j| j.needs as u32).collect::<Vec<_>>()),
     ]);
     if let Ok(df) = alloc {
@@ -457,7 +503,13 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     if let Ok(df) = staff_frame(staff) {
         out.tables.push(("staff".into(), df));
     }
-    out.charts.push(utilisation_chart(staff, &before, &after, p.max_utilisation, "allocation_utilisation"));
+    out.charts.push(utilisation_chart(
+        staff,
+        &before,
+        &after,
+        p.max_utilisation,
+        "allocation_utilisation",
+    ));
 
     let diag = diagnose(staff, jobs, p.max_utilisation);
     let short = binding(&diag);
@@ -586,7 +638,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         ),
     ));
     for r in &short {
-        let (en, zh) = (r.needs.clone(), needs_zh(&r.needs, &diag));
+        let (en, zh) = (r.needs.clone(), needs_zh(&r.needs));
         lines.push((
             format!(
                 "Cannot be met: {en} work needs {} h a month, qualified staff have {} h ({} people at {:.0}% of capacity); {} h short.",
@@ -613,7 +665,10 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         ));
     }
     let req_table = SectionTable {
-        caption: ("Work against qualified capacity (hours a month)".into(), "业务需求与符合条件的产能（小时/月）".into()),
+        caption: (
+            "Work against qualified capacity (hours a month)".into(),
+            "业务需求与符合条件的产能（小时/月）".into(),
+        ),
         header: vec![
             ("clients needing".into(), "客户需求".into()),
             ("hours needed".into(), "所需工时".into()),
@@ -623,9 +678,8 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         ],
         rows: diag
             .iter()
-            .enumerate()
-            .map(|(k, r)| {
-                let zh = needs_zh_at(k, &diag);
+            .map(|r| {
+                let zh = needs_zh(&r.needs);
                 vec![
                     (r.needs.clone(), zh),
                     (human(r.demand_hours), human(r.demand_hours)),
@@ -651,7 +705,10 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     busiest.sort_by(|&a, &b| (before[b] / staff[b].capacity).total_cmp(&(before[a] / staff[a].capacity)));
     busiest.truncate(15);
     let busy_table = SectionTable {
-        caption: ("The busiest accountants before the plan".into(), "调整前最忙的会计".into()),
+        caption: (
+            "The busiest accountants before the plan".into(),
+            "调整前最忙的会计".into(),
+        ),
         header: vec![
             ("accountant".into(), "会计".into()),
             ("team".into(), "团队".into()),
@@ -684,12 +741,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     out
 }
 
-fn needs_zh_at(k: usize, diag: &[Requirement]) -> String {
-    let en = diag.get(k).map(|r| r.needs.as_str()).unwrap_or("");
-    needs_zh(en, diag)
-}
-
-fn needs_zh(en: &str, _diag: &[Requirement]) -> String {
+fn needs_zh(en: &str) -> String {
     (0u8..8)
         .map(needs_words)
         .find(|(e, _)| e == en)
@@ -700,9 +752,18 @@ fn needs_zh(en: &str, _diag: &[Requirement]) -> String {
 /// The staff as planned, for `clientseg allocate`.
 pub fn staff_frame(staff: &[Member]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
-        Column::new("accountant".into(), staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
-        Column::new("grade".into(), staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>()),
-        Column::new("capacity_hours".into(), staff.iter().map(|m| m.capacity).collect::<Vec<_>>()),
+        Column::new(
+            "accountant".into(),
+            staff.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "grade".into(),
+            staff.iter().map(|m| m.grade.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "capacity_hours".into(),
+            staff.iter().map(|m| m.capacity).collect::<Vec<_>>(),
+        ),
         Column::new("can".into(), staff.iter().map(|m| m.can as u32).collect::<Vec<_>>()),
         Column::new("team".into(), staff.iter().map(|m| m.team.clone()).collect::<Vec<_>>()),
         Column::new("active".into(), staff.iter().map(|m| m.active).collect::<Vec<_>>()),

@@ -115,6 +115,28 @@ pub fn loads(staff: &[Member], jobs: &[Job], who: impl Fn(usize) -> Option<usize
     l
 }
 
+/// The teams of a block's clients (by their current accountant), sorted: pools of moving
+/// clients are keyed by their index here.
+fn block_teams<'a>(staff: &'a [Member], jobs: &[Job], block_jobs: &[usize]) -> Vec<&'a str> {
+    let mut teams: Vec<&str> = block_jobs
+        .iter()
+        .map(|&i| {
+            jobs[i]
+                .current
+                .and_then(|a| staff.get(a))
+                .map_or("", |m| m.team.as_str())
+        })
+        .collect();
+    teams.sort_unstable();
+    teams.dedup();
+    teams
+}
+
+fn team_index(teams: &[&str], staff: &[Member], job: &Job) -> usize {
+    let t = job.current.and_then(|a| staff.get(a)).map_or("", |m| m.team.as_str());
+    teams.binary_search(&t).unwrap_or(0)
+}
+
 /// Stay shares, hours per pool and accountant, objective value, peak utilisation.
 type LpOut = (Vec<f64>, BTreeMap<(u8, usize), Vec<(usize, f64)>>, f64, f64);
 
@@ -142,16 +164,8 @@ fn lp(
     };
     let in_block: BTreeMap<usize, usize> = members.iter().enumerate().map(|(k, &a)| (a, k)).collect();
     let team_of = |a: usize| staff.get(a).map(|m| m.team.as_str()).unwrap_or("");
-    let mut teams: Vec<&str> = block_jobs
-        .iter()
-        .map(|&i| jobs[i].current.map(team_of).unwrap_or(""))
-        .collect();
-    teams.sort_unstable();
-    teams.dedup();
-    let team_idx = |i: usize| -> usize {
-        let t = jobs[i].current.map(team_of).unwrap_or("");
-        teams.binary_search(&t).unwrap_or(0)
-    };
+    let teams = block_teams(staff, jobs, block_jobs);
+    let team_idx = |i: usize| team_index(&teams, staff, &jobs[i]);
 
     let mut vars = ProblemVariables::new();
     // Stay variables, for clients whose accountant is in the block and may keep them.
@@ -185,7 +199,11 @@ fn lp(
     let mut objective = Expression::with_capacity(block_jobs.len() + 16);
     // Unplaced hours cost more than any move; for the bound of one team's block they are
     // free (its movers may go to another team).
-    let big = if free_unplaced { 0.0 } else { 1000.0 * (w.continuity + w.team + 1.0) / mean_h };
+    let big = if free_unplaced {
+        0.0
+    } else {
+        1000.0 * (w.continuity + w.team + 1.0) / mean_h
+    };
     for v in stay.iter().flatten() {
         objective.add_mul(-w.continuity, *v);
     }
@@ -249,7 +267,9 @@ fn lp(
             model = model.with(p.leq(0.0));
         }
     }
-    let sol = model.solve().map_err(|e| format!("the allocation LP could not be solved: {e}"))?;
+    let sol = model
+        .solve()
+        .map_err(|e| format!("the allocation LP could not be solved: {e}"))?;
     let stays: Vec<f64> = stay.iter().map(|v| v.map_or(0.0, |v| sol.value(v))).collect();
     let mut given: BTreeMap<(u8, usize), Vec<(usize, f64)>> = BTreeMap::new();
     for (key, list) in &take {
@@ -258,7 +278,6 @@ fn lp(
     // The expression counts -continuity per stayer; with the constant it reads as
     // continuity x moves + team + balance x peak (+ unplaced).
     let value = objective.eval_with(&sol) + w.continuity * block_jobs.len() as f64;
-    let _ = team_idx;
     Ok((stays, given, value, sol.value(peak)))
 }
 
@@ -306,12 +325,7 @@ fn solve_block(
     }
     // Pack the movers, largest first, into what the LP gave each accountant.
     let team_of = |a: usize| staff.get(a).map(|m| m.team.as_str()).unwrap_or("");
-    let mut teams: Vec<&str> = block_jobs
-        .iter()
-        .map(|&i| jobs[i].current.map(team_of).unwrap_or(""))
-        .collect();
-    teams.sort_unstable();
-    teams.dedup();
+    let teams = block_teams(staff, jobs, block_jobs);
     // The most constrained first (fewest accountants may take them), then the largest.
     let choices = |needs: u8| members.iter().filter(|&&a| staff[a].eligible(needs)).count();
     let mut n_choices: BTreeMap<u8, usize> = BTreeMap::new();
@@ -328,9 +342,7 @@ fn solve_block(
     });
     for i in movers {
         let j = &jobs[i];
-        let t = teams
-            .binary_search(&j.current.map(team_of).unwrap_or(""))
-            .unwrap_or(0);
+        let t = team_index(&teams, staff, j);
         let list = given.entry((j.needs, t)).or_default();
         // Best fit among the LP's shares that hold the client.
         let fit = list
@@ -381,7 +393,13 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
     let t0 = std::time::Instant::now();
     let caps: Vec<f64> = staff
         .iter()
-        .map(|m| if m.active { m.capacity.max(0.0) * s.max_utilisation } else { 0.0 })
+        .map(|m| {
+            if m.active {
+                m.capacity.max(0.0) * s.max_utilisation
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut teams: Vec<&str> = staff.iter().map(|m| m.team.as_str()).collect();
     teams.sort_unstable();
@@ -402,7 +420,11 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
             }
         }
         for (i, j) in jobs.iter().enumerate() {
-            match j.current.and_then(|a| staff.get(a)).and_then(|m| index.get(m.team.as_str())) {
+            match j
+                .current
+                .and_then(|a| staff.get(a))
+                .and_then(|m| index.get(m.team.as_str()))
+            {
                 Some(&b) => blocks[b].0.push(i),
                 None => loose.push(i),
             }
@@ -465,7 +487,11 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
     // Rounding moved every client the LP split; those whose accountant still has room go back.
     let mut back: Vec<usize> = (0..jobs.len())
         .filter(|&i| proposed[i] != jobs[i].current)
-        .filter(|&i| jobs[i].current.is_some_and(|a| a < staff.len() && staff[a].eligible(jobs[i].needs)))
+        .filter(|&i| {
+            jobs[i]
+                .current
+                .is_some_and(|a| a < staff.len() && staff[a].eligible(jobs[i].needs))
+        })
         .collect();
     back.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
     for i in back {
@@ -526,7 +552,9 @@ fn make_room(
         cands.sort_by(|&x, &y| {
             let sx = jobs[x].current == Some(a);
             let sy = jobs[y].current == Some(a);
-            sx.cmp(&sy).then(jobs[y].hours.total_cmp(&jobs[x].hours)).then(x.cmp(&y))
+            sx.cmp(&sy)
+                .then(jobs[y].hours.total_cmp(&jobs[x].hours))
+                .then(x.cmp(&y))
         });
         for k in cands {
             if left[a] + 1e-9 >= need {
@@ -535,7 +563,11 @@ fn make_room(
             let to = (0..staff.len())
                 .filter(|&b| b != a && staff[b].eligible(jobs[k].needs) && left[b] + 1e-9 >= jobs[k].hours)
                 .max_by(|&x, &y| {
-                    staff[y].can.count_ones().cmp(&staff[x].can.count_ones()).then(left[x].total_cmp(&left[y]))
+                    staff[y]
+                        .can
+                        .count_ones()
+                        .cmp(&staff[x].can.count_ones())
+                        .then(left[x].total_cmp(&left[y]))
                 });
             if let Some(b) = to {
                 left[b] -= jobs[k].hours;
@@ -564,7 +596,13 @@ fn make_room(
 
 /// Where an accountant hands over two small clients, one larger client that may go
 /// elsewhere saves a move: the two come back and the one leaves.
-fn swap_two_for_one(staff: &[Member], jobs: &[Job], proposed: &mut [Option<usize>], cap_left: &mut [f64], by_team: bool) {
+fn swap_two_for_one(
+    staff: &[Member],
+    jobs: &[Job],
+    proposed: &mut [Option<usize>],
+    cap_left: &mut [f64],
+    by_team: bool,
+) {
     let mut held: Vec<Vec<usize>> = vec![Vec::new(); staff.len()];
     for (i, j) in jobs.iter().enumerate() {
         if let Some(a) = j.current.filter(|a| *a < staff.len()) {
@@ -573,7 +611,10 @@ fn swap_two_for_one(staff: &[Member], jobs: &[Job], proposed: &mut [Option<usize
     }
     let mut by_team_staff: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (a, m) in staff.iter().enumerate() {
-        by_team_staff.entry(if by_team { m.team.as_str() } else { "" }).or_default().push(a);
+        by_team_staff
+            .entry(if by_team { m.team.as_str() } else { "" })
+            .or_default()
+            .push(a);
     }
     for a in 0..staff.len() {
         let peers: &[usize] = by_team_staff
