@@ -155,10 +155,38 @@ pub struct RunLabels {
     /// UTC, RFC 3339, seconds: compares as text.
     pub created_at: String,
     pub model_version: String,
-    /// client_id followed by the LABELS columns.
-    pub rows: Vec<[Option<String>; 15]>,
+    /// client_id followed by the LABELS columns, as text, each in one chunk.
+    labels: Vec<StringChunked>,
     /// The action list (actions.parquet), ACTION_COLUMNS; None for a run without one.
-    pub actions: Option<Vec<[Option<String>; 7]>>,
+    actions: Option<Vec<StringChunked>>,
+}
+
+impl RunLabels {
+    /// Clients labelled.
+    pub fn len(&self) -> usize {
+        self.labels.first().map_or(0, |c| c.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Actions listed; 0 for a run without an action list.
+    pub fn action_count(&self) -> usize {
+        self.actions.as_ref().and_then(|a| a.first()).map_or(0, |c| c.len())
+    }
+}
+
+/// Rows of equally long text columns, read in place (a million clients' labels copied
+/// into owned strings took seconds and gigabytes).
+fn rows_of(columns: &[StringChunked]) -> impl Iterator<Item = Vec<Option<&str>>> {
+    let n = columns.first().map_or(0, |c| c.len());
+    let arrays: Vec<_> = columns.iter().map(|c| c.downcast_iter().next()).collect();
+    (0..n).map(move |i| arrays.iter().map(|a| a.and_then(|a| a.get(i))).collect())
+}
+
+/// A column of `df` as one chunk of text.
+fn text_column(df: &DataFrame, name: &str) -> PolarsResult<StringChunked> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?.rechunk().into_owned())
 }
 
 /// Columns of actions.parquet pushed to client_action, in this order.
@@ -197,28 +225,35 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
     let model_version = format!("{model_run} (clientseg {version})");
 
     let file = std::fs::File::open(dir.join("labels.parquet")).map_err(|e| err(format!("labels.parquet: {e}")))?;
-    let df = ParquetReader::new(file)
+    let mut reader = ParquetReader::new(file);
+    let present: Vec<String> = reader
+        .schema()
+        .map_err(|e| err(format!("labels.parquet: {e}")))?
+        .iter_names()
+        .map(|n| n.to_string())
+        .collect();
+    // Only the pushed columns: labels.parquet carries every feature too.
+    let wanted: Vec<String> = std::iter::once("client_id")
+        .chain(LABELS)
+        .filter(|c| present.iter().any(|p| p == c))
+        .map(String::from)
+        .collect();
+    let df = reader
+        .with_columns(Some(wanted))
         .finish()
         .map_err(|e| err(format!("labels.parquet: {e}")))?;
-    let column = |name: &str| -> Result<Vec<Option<String>>, PushError> {
+    let column = |name: &str| -> Result<StringChunked, PushError> {
         match df.column(name) {
-            Ok(c) => {
-                let c = c.cast(&DataType::String).map_err(|e| err(e.to_string()))?;
-                let s = c.str().map_err(|e| err(e.to_string()))?;
-                Ok(s.iter().map(|v| v.map(String::from)).collect())
-            }
+            Ok(_) => text_column(&df, name).map_err(|e| err(format!("labels.parquet, column {name}: {e}"))),
             // A run without behaviour segments or churn risk pushes nulls there.
-            Err(_) if optional_label(name) => Ok(vec![None; df.height()]),
+            Err(_) if optional_label(name) => Ok(StringChunked::full_null(name.into(), df.height())),
             Err(_) => Err(err(format!("labels.parquet has no column {name}"))),
         }
     };
-    let mut cols = vec![column("client_id")?];
+    let mut labels = vec![column("client_id")?];
     for c in LABELS {
-        cols.push(column(c)?);
+        labels.push(column(c)?);
     }
-    let rows = (0..df.height())
-        .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
-        .collect();
     let actions = match std::fs::File::open(dir.join("actions.parquet")) {
         Ok(file) => {
             let a = ParquetReader::new(file)
@@ -226,18 +261,9 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
                 .map_err(|e| err(format!("actions.parquet: {e}")))?;
             let mut cols = Vec::new();
             for name in ACTION_COLUMNS {
-                let c = a
-                    .column(name)
-                    .and_then(|c| c.cast(&DataType::String))
-                    .map_err(|e| err(format!("actions.parquet: {e}")))?;
-                let c = c.str().map_err(|e| err(e.to_string()))?.clone();
-                cols.push(c.iter().map(|v| v.map(String::from)).collect::<Vec<_>>());
+                cols.push(text_column(&a, name).map_err(|e| err(format!("actions.parquet, column {name}: {e}")))?);
             }
-            Some(
-                (0..a.height())
-                    .map(|i| std::array::from_fn(|j| cols[j][i].clone()))
-                    .collect(),
-            )
+            Some(cols)
         }
         Err(_) => None,
     };
@@ -245,7 +271,7 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         run_id,
         created_at,
         model_version,
-        rows,
+        labels,
         actions,
     })
 }
@@ -304,15 +330,15 @@ trait Tx {
     fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64, String>;
     /// The first column of the first row, if any.
     fn query_text(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Option<Option<String>>, String>;
-    /// Inserts every row into `table` (`suffix` follows, e.g. ON CONFLICT ...): one
-    /// prepared statement per row in SQLite, COPY in PostgreSQL.
+    /// Inserts every row into `table`: one prepared statement per row in SQLite, COPY in
+    /// PostgreSQL.
     fn bulk(
         &mut self,
         table: &str,
         columns: &[&str],
-        suffix: &str,
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String>;
+    fn postgres(&self) -> bool;
 }
 
 struct SqliteTx<'a>(rusqlite::Transaction<'a>);
@@ -338,18 +364,20 @@ impl Tx for SqliteTx<'_> {
         &mut self,
         table: &str,
         columns: &[&str],
-        suffix: &str,
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String> {
         // One statement, prepared once: at 1M clients this is what makes the push fast
         // (a fresh multi-row statement per batch managed about 3,600 rows a second).
-        let sql = insert_sql(table, columns, 1) + suffix;
+        let sql = insert_sql(table, columns, 1);
         let mut stmt = self.0.prepare(&sql).map_err(|e| e.to_string())?;
         for row in rows {
             stmt.execute(rusqlite::params_from_iter(row.iter()))
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+    fn postgres(&self) -> bool {
+        false
     }
 }
 
@@ -411,26 +439,13 @@ impl Tx for PgTx<'_> {
         &mut self,
         table: &str,
         columns: &[&str],
-        suffix: &str,
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String> {
         use std::io::Write;
-        // An upsert goes through a temporary table: COPY cannot resolve conflicts.
-        let target = if suffix.is_empty() {
-            table.to_string()
-        } else {
-            let tmp = format!("clientseg_tmp_{table}");
-            self.0
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE {tmp} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ))
-                .map_err(|e| pg_message(&e))?;
-            tmp
-        };
         let cols = columns.join(", ");
         let mut w = self
             .0
-            .copy_in(&format!("COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"))
+            .copy_in(&format!("COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"))
             .map_err(|e| pg_message(&e))?;
         let mut buf = Vec::with_capacity(1 << 20);
         for row in rows {
@@ -442,14 +457,10 @@ impl Tx for PgTx<'_> {
         }
         w.write_all(&buf).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| pg_message(&e))?;
-        if !suffix.is_empty() {
-            self.0
-                .batch_execute(&format!(
-                    "INSERT INTO {table} ({cols}) SELECT {cols} FROM {target} WHERE true{suffix}; DROP TABLE {target}"
-                ))
-                .map_err(|e| pg_message(&e))?;
-        }
         Ok(())
+    }
+    fn postgres(&self) -> bool {
+        true
     }
 }
 
@@ -568,8 +579,14 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
             });
         }
     }
-    tx.exec("DELETE FROM client_segment", &[])
-        .map_err(|m| sql("replacing client_segment", m))?;
+    // TRUNCATE in PostgreSQL: a DELETE would leave a million dead rows for vacuum each
+    // month. Readers wait for the commit instead of seeing the previous run meanwhile.
+    let empty = if tx.postgres() {
+        "TRUNCATE client_segment"
+    } else {
+        "DELETE FROM client_segment"
+    };
+    tx.exec(empty, &[]).map_err(|m| sql("replacing client_segment", m))?;
     let mut current_cols = vec!["client_id"];
     current_cols.extend(LABELS);
     current_cols.extend(["run_id", "model_version", "pushed_at"]);
@@ -577,20 +594,20 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
     history_cols.retain(|c| *c != "run_id");
     history_cols.insert(0, "run_id");
     let meta = [Some(run.run_id.as_str()), Some(run.model_version.as_str()), Some(now)];
-    let mut current = run.rows.iter().map(|row| {
-        let mut v: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+    let mut current = rows_of(&run.labels).map(|mut v| {
         v.extend(meta);
         v
     });
-    tx.bulk("client_segment", &current_cols, "", &mut current)
+    tx.bulk("client_segment", &current_cols, &mut current)
         .map_err(|m| sql("writing client_segment", m))?;
-    let mut history = run.rows.iter().map(|row| {
-        let mut v: Vec<Option<&str>> = vec![Some(run.run_id.as_str())];
-        v.extend(row.iter().map(|v| v.as_deref()));
+    let mut history = rows_of(&run.labels).map(|row| {
+        let mut v: Vec<Option<&str>> = Vec::with_capacity(row.len() + 3);
+        v.push(Some(run.run_id.as_str()));
+        v.extend(row);
         v.extend([Some(run.model_version.as_str()), Some(now)]);
         v
     });
-    tx.bulk("client_segment_history", &history_cols, "", &mut history)
+    tx.bulk("client_segment_history", &history_cols, &mut history)
         .map_err(|m| sql("writing client_segment_history", m))?;
     if let Some(actions) = &run.actions {
         push_actions(tx, run, actions, now, target)?;
@@ -605,7 +622,7 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
         ],
     )
     .map_err(|m| sql("recording the push", m))?;
-    Ok(Outcome::Pushed { rows: run.rows.len() })
+    Ok(Outcome::Pushed { rows: run.len() })
 }
 
 /// The run's actions into client_action: new ones open, ones that still apply updated
@@ -614,7 +631,7 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
 fn push_actions(
     tx: &mut dyn Tx,
     run: &RunLabels,
-    actions: &[[Option<String>; 7]],
+    actions: &[StringChunked],
     now: &str,
     target: &str,
 ) -> Result<(), PushError> {
@@ -623,25 +640,61 @@ fn push_actions(
         doing,
         message,
     };
+    // The table is rebuilt from the run's list and the rows before it, not updated in
+    // place: a million upserts took 7-13 s in PostgreSQL and left as many dead rows.
     let mut cols: Vec<&str> = ACTION_COLUMNS.to_vec();
     cols.extend(["status", "opened_run", "updated_run"]);
-    let upsert = " ON CONFLICT (client_id, action) DO UPDATE SET owner = excluded.owner, \
-        due_date = excluded.due_date, priority = excluded.priority, reason = excluded.reason, \
-        figure = excluded.figure, status = 'open', updated_run = excluded.updated_run, \
-        opened_run = CASE WHEN client_action.status = 'closed' THEN excluded.opened_run ELSE client_action.opened_run END, \
-        closed_run = NULL, closed_at = NULL";
-    let mut rows = actions.iter().map(|row| {
-        let mut v: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+    let all = "client_id, action, owner, due_date, priority, reason, figure, status, opened_run, updated_run, closed_run, closed_at";
+    for t in ["clientseg_new_action", "clientseg_merged_action"] {
+        tx.exec(
+            &format!("CREATE TEMP TABLE {t} AS SELECT {all} FROM client_action WHERE 1 = 0"),
+            &[],
+        )
+        .map_err(|m| sql("preparing client_action", m))?;
+    }
+    let mut rows = rows_of(actions).map(|mut v| {
         v.extend([Some("open"), Some(run.run_id.as_str()), Some(run.run_id.as_str())]);
         v
     });
-    tx.bulk("client_action", &cols, upsert, &mut rows)
+    tx.bulk("clientseg_new_action", &cols, &mut rows)
         .map_err(|m| sql("writing client_action", m))?;
+    // Listed now: open, updated by this run, opened by it unless already open. Not listed
+    // any more: closed by this run if they were open, else as they were. One full join.
+    let kept = |c: &str| format!("CASE WHEN n.client_id IS NULL THEN o.{c} ELSE n.{c} END");
+    let carried: Vec<String> = ["owner", "due_date", "priority", "reason", "figure", "updated_run"]
+        .iter()
+        .map(|c| kept(c))
+        .collect();
     tx.exec(
-        "UPDATE client_action SET status = 'closed', closed_run = $1, closed_at = $2 WHERE status = 'open' AND updated_run <> $1",
+        &format!(
+            "INSERT INTO clientseg_merged_action (client_id, action, owner, due_date, priority, reason, figure, updated_run, status, opened_run, closed_run, closed_at)
+            SELECT COALESCE(n.client_id, o.client_id), COALESCE(n.action, o.action), {},
+                CASE WHEN n.client_id IS NULL THEN 'closed' ELSE 'open' END,
+                CASE WHEN n.client_id IS NULL OR o.status = 'open' THEN o.opened_run ELSE n.opened_run END,
+                CASE WHEN n.client_id IS NOT NULL THEN NULL WHEN o.status = 'open' THEN CAST($1 AS TEXT) ELSE o.closed_run END,
+                CASE WHEN n.client_id IS NOT NULL THEN NULL WHEN o.status = 'open' THEN CAST($2 AS TEXT) ELSE o.closed_at END
+            FROM clientseg_new_action n
+            FULL OUTER JOIN client_action o ON o.client_id = n.client_id AND o.action = n.action",
+            carried.join(", ")
+        ),
         &[Some(&run.run_id), Some(now)],
     )
     .map_err(|m| sql("closing actions that no longer apply", m))?;
+    let empty = if tx.postgres() {
+        "TRUNCATE client_action"
+    } else {
+        "DELETE FROM client_action"
+    };
+    tx.exec(empty, &[]).map_err(|m| sql("writing client_action", m))?;
+    tx.exec(
+        &format!("INSERT INTO client_action ({all}) SELECT {all} FROM clientseg_merged_action"),
+        &[],
+    )
+    .map_err(|m| sql("writing client_action", m))?;
+    for t in ["clientseg_new_action", "clientseg_merged_action"] {
+        tx.exec(&format!("DROP TABLE {t}"), &[])
+            .map_err(|m| sql("writing client_action", m))?;
+    }
     Ok(())
 }
 

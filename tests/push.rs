@@ -249,6 +249,43 @@ fn actions_contract(run: &Path, url: &str, dump: &dyn Fn() -> Dump) {
         .all(|l| l.contains("\"run-later\"")));
     push(&later, url, &[], true);
     assert_eq!(dump(), second, "pushing the later run twice changed client_action");
+
+    // A third run lists them all again: the 20 reopen, opened by it; the rest stay open
+    // since the first run.
+    let third = run.parent().unwrap().join("run-third");
+    std::fs::create_dir_all(&third).unwrap();
+    for f in ["labels.parquet", "actions.parquet"] {
+        std::fs::copy(run.join(f), third.join(f)).unwrap();
+    }
+    m["run_id"] = serde_json::json!("run-third");
+    m["created_at"] = serde_json::json!("2100-02-01T00:00:00+00:00");
+    std::fs::write(third.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    push(&third, url, &[], true);
+    let last = dump();
+    assert_eq!(rows(&last, "open"), actions.height());
+    assert_eq!(rows(&last, "closed"), 0);
+    let action_rows: Vec<&String> = last.iter().filter(|l| l.starts_with("client_action|")).collect();
+    let opened_by_third = action_rows
+        .iter()
+        .filter(|l| l.contains("Some(\"run-third\"), Some(\"run-third\"), None, None"))
+        .count();
+    assert_eq!(
+        opened_by_third, 20,
+        "reopened actions are opened by the run that lists them again"
+    );
+    let first_run = m_first_run(run);
+    assert_eq!(
+        action_rows
+            .iter()
+            .filter(|l| l.contains(&format!("Some(\"{first_run}\"), Some(\"run-third\"), None, None")))
+            .count(),
+        actions.height() - 20
+    );
+}
+
+fn m_first_run(run: &Path) -> String {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    m["run_id"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -7,10 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
 
-use super::pricing::{churn_of, f64_column, monthly_fee, text_column, tier_ids};
-use super::{earlier_column, Analysis, AnalysisError, Context, Outcome, Section, SectionTable};
+use super::pricing::{f64_column, longest_risk, monthly_fee};
+use super::SegmentKind;
+use super::{
+    earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section, SectionTable,
+};
 use crate::format::{human, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
@@ -98,39 +102,144 @@ fn add_months(d: NaiveDate, months: u32) -> NaiveDate {
 }
 
 /// One action.
-struct Row {
+struct Row<'a> {
     client: usize,
     kind: &'static str,
-    owner: String,
+    owner: &'a str,
     due: NaiveDate,
     priority: u8,
     reason: String,
     amount: f64,
 }
 
-/// The last contact day per client id, from the contacts table.
-fn last_contacts(ctx: &Context) -> Option<HashMap<String, NaiveDate>> {
+/// A text column as one chunk, read in place: at 1M clients, copying the columns the
+/// list reads into owned strings was a good part of its time.
+fn chunk(c: Option<&Column>, n: usize) -> StringChunked {
+    c.and_then(|c| c.cast(&DataType::String).ok())
+        .and_then(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
+        .filter(|s| s.len() == n)
+        .unwrap_or_else(|| StringChunked::full_null("".into(), n))
+}
+
+fn cells(ca: &StringChunked) -> Vec<&str> {
+    ca.iter().map(|v| v.unwrap_or("")).collect()
+}
+
+/// The text columns the list reads.
+struct Texts {
+    ids: StringChunked,
+    names: StringChunked,
+    accountant: StringChunked,
+    taxpayer: StringChunked,
+    proposed: StringChunked,
+    flag: StringChunked,
+    bands: StringChunked,
+}
+
+impl Texts {
+    fn read(ctx: &Context) -> Texts {
+        let df = &ctx.table.df;
+        let n = df.height();
+        let own = |name: &str| chunk(df.column(name).ok(), n);
+        let earlier = |name: &str| chunk(earlier_column(ctx.earlier, name), n);
+        Texts {
+            ids: own("client_id"),
+            names: own("name"),
+            accountant: own("accountant"),
+            taxpayer: own("taxpayer_type"),
+            proposed: earlier("proposed_accountant"),
+            flag: earlier("price_flag"),
+            bands: earlier("churn_band"),
+        }
+    }
+}
+
+/// Per client, what the list is made from.
+struct Inputs<'a> {
+    ids: Vec<&'a str>,
+    accountant: Vec<&'a str>,
+    taxpayer: Vec<&'a str>,
+    proposed: Vec<&'a str>,
+    flag: Vec<&'a str>,
+    bands: Vec<&'a str>,
+    /// Value tier id ("V1" ...), "" without tiers.
+    tiers: Vec<&'a str>,
+    /// Churn risk at the longest horizon.
+    risk: Vec<f64>,
+    suggested: Vec<f64>,
+    fee: Vec<f64>,
+    owed: Vec<f64>,
+    late3: Vec<f64>,
+    hours: Vec<f64>,
+    served: Vec<bool>,
+    /// The last contact day, when the firm has a contacts table.
+    last_contact: Option<Vec<Option<NaiveDate>>>,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(ctx: &'a Context, x: &'a Texts) -> Inputs<'a> {
+        let t = ctx.table;
+        let n = t.df.height();
+        let tiers = match segmentation(ctx.earlier, SegmentKind::Value) {
+            Some(s) => s
+                .labels
+                .iter()
+                .map(|&l| s.model.segments.get(l).map_or("", |g| g.id.as_str()))
+                .collect(),
+            None => vec![""; n],
+        };
+        let ids = cells(&x.ids);
+        let last_contact = last_contacts(ctx, &ids);
+        Inputs {
+            accountant: cells(&x.accountant),
+            taxpayer: cells(&x.taxpayer),
+            proposed: cells(&x.proposed),
+            flag: cells(&x.flag),
+            bands: cells(&x.bands),
+            tiers,
+            risk: longest_risk(ctx),
+            suggested: f64_column(earlier_column(ctx.earlier, "suggested_fee"), n),
+            fee: monthly_fee(t),
+            owed: column_f64(t, "open_receivables"),
+            late3: column_f64(t, "late_documents_3m"),
+            hours: f64_column(earlier_column(ctx.earlier, "monthly_hours"), n),
+            served: ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
+            last_contact,
+            ids,
+        }
+    }
+
+    /// Who serves the client this month: the proposed accountant, else the current one.
+    fn owner(&self, i: usize) -> &'a str {
+        if self.proposed[i].is_empty() {
+            self.accountant[i]
+        } else {
+            self.proposed[i]
+        }
+    }
+}
+
+/// The last contact day per client (feature-table order), from the contacts table.
+fn last_contacts(ctx: &Context, ids: &[&str]) -> Option<Vec<Option<NaiveDate>>> {
     let c = ctx.contacts?;
     let n = c.height();
-    let ids = text_column(c.column("client_id").ok(), n);
-    let days = c
-        .column("date")
-        .ok()?
-        .cast(&DataType::Int32)
-        .ok()?
-        .i32()
-        .ok()?
-        .iter()
-        .collect::<Vec<_>>();
+    let who = chunk(c.column("client_id").ok(), n);
+    let days = c.column("date").ok()?.cast(&DataType::Int32).ok()?;
+    let days = days.i32().ok()?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    let mut out: HashMap<String, NaiveDate> = HashMap::new();
-    for (id, d) in ids.into_iter().zip(days) {
-        let Some(d) = d.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d as i64))) else {
+    let index: HashMap<&str, usize, foldhash::fast::RandomState> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut out: Vec<Option<NaiveDate>> = vec![None; ids.len()];
+    for (id, d) in who.iter().zip(days.iter()) {
+        let (Some(id), Some(d)) = (id, d) else { continue };
+        let Some(&i) = index.get(id) else { continue };
+        let Some(d) = epoch.checked_add_signed(chrono::Duration::days(d as i64)) else {
             continue;
         };
-        let e = out.entry(id).or_insert(d);
-        if d > *e {
-            *e = d;
+        if let Some(slot) = out.get_mut(i) {
+            if slot.is_none_or(|e| d > e) {
+                *slot = Some(d);
+            }
         }
     }
     Some(out)
@@ -147,19 +256,21 @@ impl Analysis for Actions {
             out.skipped = Some("actions.enabled = false".into());
             return Ok(out);
         }
-        let rows = stages.run("actions", |_| plan(&self.params, ctx));
-        Ok(outcome(ctx, &self.params, rows))
+        stages.run("actions", |_| {
+            let texts = Texts::read(ctx);
+            let inputs = Inputs::new(ctx, &texts);
+            let rows = plan(&self.params, ctx, &inputs);
+            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, rows))
+        })
     }
 }
 
-fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
-    let t = ctx.table;
-    let n = t.df.height();
-    let s = t.snapshot;
+/// The actions due for client `i`, at most one of each type, appended to `rows`.
+fn client_actions<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>, i: usize, rows: &mut Vec<Row<'a>>) {
+    let s = ctx.table.snapshot;
     let horizon = s + chrono::Duration::days(p.horizon_days);
-    let lang = ctx.lang;
     // Words in the run's language only: at 1M clients formatting both took a second.
-    let zh = lang == Lang::Zh;
+    let zh = ctx.lang == Lang::Zh;
     macro_rules! pick {
         ($en:expr, $zh:expr $(,)?) => {
             if zh {
@@ -169,254 +280,318 @@ fn plan(p: &ActionsParams, ctx: &Context) -> Vec<Row> {
             }
         };
     }
-    let served: Vec<bool> = ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]);
-    let ids = text_column(t.df.column("client_id").ok(), n);
-    let accountant = text_column(t.df.column("accountant").ok(), n);
-    let taxpayer = text_column(t.df.column("taxpayer_type").ok(), n);
-    let tiers = tier_ids(ctx);
-    let (bands, risk) = churn_of(ctx);
-    let proposed = text_column(earlier_column(ctx.earlier, "proposed_accountant"), n);
-    let flag = text_column(earlier_column(ctx.earlier, "price_flag"), n);
-    let suggested = f64_column(earlier_column(ctx.earlier, "suggested_fee"), n);
-    let fee = monthly_fee(t);
-    let owed = column_f64(t, "open_receivables");
-    let late3 = column_f64(t, "late_documents_3m");
-    let contacts = last_contacts(ctx);
-    let longest = p.contact_months.values().copied().max().unwrap_or(6);
-    let mut rows = Vec::new();
-    for i in (0..n).filter(|&i| served[i]) {
-        let owner = if proposed[i].is_empty() {
-            accountant[i].clone()
-        } else {
-            proposed[i].clone()
-        };
-        let mut push = |kind, due: NaiveDate, priority, reason: String, amount: f64| {
-            rows.push(Row {
-                client: i,
-                kind,
-                owner: owner.clone(),
-                due,
-                priority,
-                reason,
-                amount,
-            })
-        };
-        let top = tiers[i] == "V1";
-        // Outreach: a top-tier client at high or medium risk, or any client at high risk
-        // with a tier above the lowest.
-        let band = bands[i].as_str();
-        if (top && (band == "high" || band == "medium")) || (band == "high" && tiers[i] == "V2") {
-            let r = if risk[i].is_finite() { risk[i] } else { 0.0 };
-            push(
-                "churn_outreach",
-                s + chrono::Duration::days(7),
-                1,
-                pick!(
-                    format!("{} risk of leaving: {:.0}%", band, r * 100.0),
-                    format!(
-                        "流失风险{}：{:.0}%",
-                        if band == "high" { "高" } else { "中" },
-                        r * 100.0
-                    ),
+    let owner = x.owner(i);
+    let mut push = |kind, owner, due: NaiveDate, priority, reason: String, amount: f64| {
+        rows.push(Row {
+            client: i,
+            kind,
+            owner,
+            due,
+            priority,
+            reason,
+            amount,
+        })
+    };
+    let (tier, band, fee, owed, late3) = (x.tiers[i], x.bands[i], x.fee[i], x.owed[i], x.late3[i]);
+    let top = tier == "V1";
+    // Outreach: a top-tier client at high or medium risk, or a second-tier one at high risk.
+    if (top && (band == "high" || band == "medium")) || (band == "high" && tier == "V2") {
+        let r = if x.risk[i].is_finite() { x.risk[i] } else { 0.0 };
+        push(
+            "churn_outreach",
+            owner,
+            s + chrono::Duration::days(7),
+            1,
+            pick!(
+                format!("{} risk of leaving: {:.0}%", band, r * 100.0),
+                format!(
+                    "流失风险{}：{:.0}%",
+                    if band == "high" { "高" } else { "中" },
+                    r * 100.0
                 ),
-                r,
-            );
-        }
-        // Arrears above the threshold.
-        let threshold = (p.arrears_months * fee[i].max(0.0)).max(p.arrears_min);
-        if owed[i].is_finite() && owed[i] > threshold {
-            let months = if fee[i] > 0.0 { owed[i] / fee[i] } else { f64::INFINITY };
-            push(
-                "collect_arrears",
-                s + chrono::Duration::days(7),
-                if months >= 3.0 { 1 } else { 2 },
-                pick!(
-                    format!("owes {} CNY ({:.1} months of fees)", human(owed[i]), months),
-                    format!("欠费 {} 元（{:.1} 个月服务费）", human(owed[i]), months),
-                ),
-                owed[i],
-            );
-        }
-        // Late documents lately: chase before the next filing deadline.
-        if late3[i].is_finite() && late3[i] > 0.0 {
-            let deadline = next_deadline(s, taxpayer[i] == "general");
-            let due = (deadline - chrono::Duration::days(p.chase_days_before)).max(s + chrono::Duration::days(1));
-            if due <= horizon {
-                push(
-                    "chase_documents",
-                    due,
-                    2,
-                    pick!(
-                        format!(
-                            "documents late in {:.0}% of the last 3 months; filing deadline {deadline}",
-                            late3[i] * 100.0
-                        ),
-                        format!("近3个月 {:.0}% 的月份资料延迟；申报截止 {deadline}", late3[i] * 100.0),
-                    ),
-                    late3[i],
-                );
-            }
-        }
-        // Handover to the proposed accountant.
-        if !proposed[i].is_empty() && proposed[i] != accountant[i] {
-            let from = if accountant[i].is_empty() {
-                "-".to_string()
-            } else {
-                accountant[i].clone()
-            };
-            rows.push(Row {
-                client: i,
-                kind: "handover",
-                owner: from.clone(),
-                due: s + chrono::Duration::days(14),
-                priority: 2,
-                reason: pick!(
-                    format!("hand over from {from} to {}", proposed[i]),
-                    format!("由 {from} 交接给 {}", proposed[i]),
-                ),
-                amount: f64::NAN,
-            });
-        }
-        // Fee review for the under-priced.
-        if flag[i] == "under_priced" {
-            let new = suggested[i];
-            let (en, zh) = if new.is_finite() {
-                (
-                    format!("fee {:.0} CNY a month, suggested {:.0}", fee[i], new),
-                    format!("月费 {:.0} 元，建议 {:.0} 元", fee[i], new),
-                )
-            } else {
-                (
-                    format!(
-                        "under-priced at {:.0} CNY a month; rise held back for churn risk",
-                        fee[i]
-                    ),
-                    format!("月费 {:.0} 元偏低；因流失风险暂缓调价", fee[i]),
-                )
-            };
-            let owner = owner.clone();
-            rows.push(Row {
-                client: i,
-                kind: "fee_review",
-                owner,
-                due: s + chrono::Duration::days(30),
-                priority: 3,
-                reason: pick!(en, zh),
-                amount: new,
-            });
-        }
-        // Regular contact by the plan's cycle.
-        let cycle = p.contact_months.get(&tiers[i]).copied().unwrap_or(longest);
-        let last = contacts.as_ref().and_then(|c| c.get(&ids[i]).copied());
-        let due = match (&contacts, last) {
-            (Some(_), Some(d)) => add_months(d, cycle),
-            // No contact recorded: due now.
-            (Some(_), None) => s,
-            // No contacts table: the cycle starts at the snapshot.
-            (None, _) => add_months(s, cycle),
-        };
+            ),
+            r,
+        );
+    }
+    // Arrears above the threshold.
+    let threshold = (p.arrears_months * fee.max(0.0)).max(p.arrears_min);
+    if owed.is_finite() && owed > threshold {
+        let months = if fee > 0.0 { owed / fee } else { f64::INFINITY };
+        push(
+            "collect_arrears",
+            owner,
+            s + chrono::Duration::days(7),
+            if months >= 3.0 { 1 } else { 2 },
+            pick!(
+                format!("owes {} CNY ({:.1} months of fees)", human(owed), months),
+                format!("欠费 {} 元（{:.1} 个月服务费）", human(owed), months),
+            ),
+            owed,
+        );
+    }
+    // Late documents lately: chase before the next filing deadline.
+    if late3.is_finite() && late3 > 0.0 {
+        let deadline = next_deadline(s, x.taxpayer[i] == "general");
+        let due = (deadline - chrono::Duration::days(p.chase_days_before)).max(s + chrono::Duration::days(1));
         if due <= horizon {
-            let overdue = due <= s;
-            let (en, zh) = match last {
-                Some(d) => (
-                    format!("last contact {d}; the plan is every {cycle} months"),
-                    format!("上次联系 {d}；服务方案为每 {cycle} 个月一次"),
+            push(
+                "chase_documents",
+                owner,
+                due,
+                2,
+                pick!(
+                    format!(
+                        "documents late in {:.0}% of the last 3 months; filing deadline {deadline}",
+                        late3 * 100.0
+                    ),
+                    format!("近3个月 {:.0}% 的月份资料延迟；申报截止 {deadline}", late3 * 100.0),
                 ),
-                None if contacts.is_some() => ("no contact recorded".to_string(), "无联系记录".to_string()),
-                None => (
-                    format!("the plan is every {cycle} months"),
-                    format!("服务方案为每 {cycle} 个月一次"),
-                ),
-            };
-            rows.push(Row {
-                client: i,
-                kind: "contact",
-                owner: owner.clone(),
-                due: if overdue { s + chrono::Duration::days(1) } else { due },
-                priority: if overdue && top { 2 } else { 3 },
-                reason: pick!(en, zh),
-                amount: f64::NAN,
-            });
+                late3,
+            );
         }
     }
-    rows.sort_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then(a.due.cmp(&b.due))
-            .then(a.owner.cmp(&b.owner))
-            .then(a.client.cmp(&b.client))
-            .then(a.kind.cmp(b.kind))
+    // Handover to the proposed accountant, by the one who has the client now.
+    let (now, next) = (x.accountant[i], x.proposed[i]);
+    if !next.is_empty() && next != now {
+        let from = if now.is_empty() { "-" } else { now };
+        push(
+            "handover",
+            from,
+            s + chrono::Duration::days(14),
+            2,
+            pick!(
+                format!("hand over from {from} to {next}"),
+                format!("由 {from} 交接给 {next}")
+            ),
+            f64::NAN,
+        );
+    }
+    // Fee review for the under-priced.
+    if x.flag[i] == "under_priced" {
+        let new = x.suggested[i];
+        let reason = match (new.is_finite(), zh) {
+            (true, false) => format!("fee {fee:.0} CNY a month, suggested {new:.0}"),
+            (true, true) => format!("月费 {fee:.0} 元，建议 {new:.0} 元"),
+            (false, false) => format!("under-priced at {fee:.0} CNY a month; rise held back for churn risk"),
+            (false, true) => format!("月费 {fee:.0} 元偏低；因流失风险暂缓调价"),
+        };
+        push("fee_review", owner, s + chrono::Duration::days(30), 3, reason, new);
+    }
+    // Regular contact by the plan's cycle.
+    let longest = p.contact_months.values().copied().max().unwrap_or(6);
+    let cycle = p.contact_months.get(tier).copied().unwrap_or(longest);
+    let last = x.last_contact.as_ref().and_then(|c| c.get(i).copied().flatten());
+    let due = match (&x.last_contact, last) {
+        (Some(_), Some(d)) => add_months(d, cycle),
+        // No contact recorded: due now.
+        (Some(_), None) => s,
+        // No contacts table: the cycle starts at the snapshot.
+        (None, _) => add_months(s, cycle),
+    };
+    if due <= horizon {
+        let overdue = due <= s;
+        let reason = match (last, x.last_contact.is_some(), zh) {
+            (Some(d), _, false) => format!("last contact {d}; the plan is every {cycle} months"),
+            (Some(d), _, true) => format!("上次联系 {d}；服务方案为每 {cycle} 个月一次"),
+            (None, true, false) => "no contact recorded".to_string(),
+            (None, true, true) => "无联系记录".to_string(),
+            (None, false, false) => format!("the plan is every {cycle} months"),
+            (None, false, true) => format!("服务方案为每 {cycle} 个月一次"),
+        };
+        push(
+            "contact",
+            owner,
+            if overdue { s + chrono::Duration::days(1) } else { due },
+            if overdue && top { 2 } else { 3 },
+            reason,
+            f64::NAN,
+        );
+    }
+}
+
+fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> Vec<Row<'a>> {
+    let n = x.ids.len();
+    let mut rows: Vec<Row<'a>> = (0..n)
+        .into_par_iter()
+        .filter(|&i| x.served.get(i).copied().unwrap_or(false))
+        .fold(Vec::new, |mut rows, i| {
+            client_actions(p, ctx, x, i, &mut rows);
+            rows
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect();
+    // Most urgent first, then by due date, accountant, client and type; the accountant
+    // compared by rank, not by name, for a million rows.
+    let mut owners: Vec<&str> = rows
+        .iter()
+        .map(|r| r.owner)
+        .collect::<std::collections::HashSet<_, foldhash::fast::RandomState>>()
+        .into_iter()
+        .collect();
+    owners.sort_unstable();
+    let rank: HashMap<&str, u32, foldhash::fast::RandomState> =
+        owners.iter().enumerate().map(|(k, o)| (*o, k as u32)).collect();
+    rows.par_sort_unstable_by_key(|r| {
+        (
+            r.priority,
+            r.due,
+            rank.get(r.owner).copied().unwrap_or(u32::MAX),
+            r.client,
+            r.kind,
+        )
     });
     rows
 }
 
-fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
+/// Per accountant (proposed, else current): clients still served by value tier and
+/// their hours a month; capacities when the allocation ran.
+struct Book<'a> {
+    /// Value tiers in order: (id, English name, Chinese name).
+    tiers: Vec<(String, String, String)>,
+    clients: HashMap<&'a str, (HashMap<&'a str, usize>, f64)>,
+    capacity: Option<HashMap<String, f64>>,
+}
+
+fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
+    let tiers: Vec<(String, String, String)> = segmentation(ctx.earlier, SegmentKind::Value)
+        .map(|s| {
+            s.model
+                .segments
+                .iter()
+                .map(|g| (g.id.clone(), g.name_en.clone(), g.name_zh.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut clients: HashMap<&'a str, (HashMap<&'a str, usize>, f64)> = HashMap::new();
+    for i in (0..x.ids.len()).filter(|&i| x.served.get(i).copied().unwrap_or(false)) {
+        let e = clients.entry(x.owner(i)).or_default();
+        if !x.tiers[i].is_empty() {
+            *e.0.entry(x.tiers[i]).or_default() += 1;
+        }
+        if x.hours[i].is_finite() {
+            e.1 += x.hours[i];
+        }
+    }
+    let capacity = earlier_export(ctx.earlier, "workload").and_then(|w| {
+        let names = w.column("accountant").ok()?.str().ok()?.clone();
+        let cap = w.column("capacity_hours").ok()?.cast(&DataType::Float64).ok()?;
+        let cap = cap.f64().ok()?.clone();
+        Some(
+            names
+                .iter()
+                .zip(cap.iter())
+                .filter_map(|(n, c)| Some((n?.to_string(), c?)))
+                .collect(),
+        )
+    });
+    Book {
+        tiers,
+        clients,
+        capacity,
+    }
+}
+
+fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Vec<Row>) -> Outcome {
     let mut out = Outcome::empty("actions");
     let t = ctx.table;
     let n = t.df.height();
-    let ids = text_column(t.df.column("client_id").ok(), n);
-    let names = text_column(t.df.column("name").ok(), n);
-    let tiers = tier_ids(ctx);
+    let (ids, tiers) = (&x.ids, &x.tiers);
+    // Client columns gathered by row: views into the table's own text, not copies.
+    let at = IdxCa::from_vec("".into(), rows.iter().map(|r| r.client as IdxSize).collect());
+    let gathered = |ca: &StringChunked, name: &str| -> Column {
+        ca.take(&at)
+            .map(|c| c.with_name(name.into()).into_column())
+            .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
+    };
     let lang = ctx.lang;
     let words = |k: &str| match lang {
         Lang::En => type_words(k).0,
         Lang::Zh => type_words(k).1,
     };
-    let table = DataFrame::new_infer_height(vec![
-        Column::new(
-            "client_id".into(),
-            rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "name".into(),
-            rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>(),
-        ),
-        Column::new("owner".into(), rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>()),
-        Column::new("action".into(), rows.iter().map(|r| r.kind).collect::<Vec<_>>()),
-        Column::new(
-            "action_words".into(),
-            rows.iter().map(|r| words(r.kind)).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "due_date".into(),
-            rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "priority".into(),
-            rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "reason".into(),
-            rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "figure".into(),
-            rows.iter()
-                .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "value_tier".into(),
-            rows.iter().map(|r| tiers[r.client].clone()).collect::<Vec<_>>(),
-        ),
-    ]);
-    // Per client: the actions due, most urgent first.
-    let mut per_client: Vec<Vec<&'static str>> = vec![Vec::new(); n];
+    // The columns are built side by side: at a million actions, one after the other
+    // took most of a second.
+    let build = |k: usize| -> Column {
+        match k {
+            0 => Column::new(
+                "client_id".into(),
+                rows.iter().map(|r| ids[r.client]).collect::<Vec<_>>(),
+            ),
+            1 => gathered(&texts.names, "name"),
+            2 => Column::new("owner".into(), rows.iter().map(|r| r.owner).collect::<Vec<_>>()),
+            3 => Column::new("action".into(), rows.iter().map(|r| r.kind).collect::<Vec<_>>()),
+            4 => {
+                // Six words, picked by index rather than copied a million times.
+                let all = StringChunked::from_iter_values("action_words".into(), TYPES.iter().map(|k| words(k)));
+                let at: Vec<IdxSize> = rows
+                    .iter()
+                    .map(|r| TYPES.iter().position(|k| *k == r.kind).unwrap_or(0) as IdxSize)
+                    .collect();
+                all.take(&IdxCa::from_vec("".into(), at))
+                    .map(|c| c.into_column())
+                    .unwrap_or_else(|_| Column::full_null("action_words".into(), rows.len(), &DataType::String))
+            }
+            5 => Column::new(
+                "due_date".into(),
+                rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
+            ),
+            6 => Column::new(
+                "priority".into(),
+                rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
+            ),
+            7 => Column::new(
+                "reason".into(),
+                rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+            ),
+            8 => Column::new(
+                "figure".into(),
+                rows.iter()
+                    .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => Column::new(
+                "value_tier".into(),
+                rows.iter().map(|r| tiers[r.client]).collect::<Vec<_>>(),
+            ),
+        }
+    };
+    let table = DataFrame::new_infer_height((0..10).into_par_iter().map(build).collect());
+    // Per client: the actions due, most urgent first, as type numbers 3 bits each (a
+    // client has at most one action of each of the six types).
+    let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
     for r in &rows {
-        per_client[r.client].push(r.kind);
+        let k = TYPES.iter().position(|t| *t == r.kind).unwrap_or(0) as u32 + 1;
+        if let Some((bits, count)) = due_kinds.get_mut(r.client) {
+            if *count < 10 {
+                *bits |= k << (3 * *count as u32);
+                *count += 1;
+            }
+        }
     }
-    out.columns = vec![Column::new(
-        "actions_due".into(),
-        per_client
-            .iter()
-            .map(|k| (!k.is_empty()).then(|| k.join(";")))
-            .collect::<Vec<_>>(),
-    )];
+    let mut due_column = StringChunkedBuilder::new("actions_due".into(), n);
+    let mut buf = String::new();
+    for (bits, count) in &due_kinds {
+        if *count == 0 {
+            due_column.append_null();
+            continue;
+        }
+        buf.clear();
+        for j in 0..*count as u32 {
+            let k = ((bits >> (3 * j)) & 7) as usize;
+            if j > 0 {
+                buf.push(';');
+            }
+            buf.push_str(TYPES.get(k.wrapping_sub(1)).copied().unwrap_or(""));
+        }
+        due_column.append_value(&buf);
+    }
+    out.columns = vec![due_column.finish().into_column()];
     let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_owner: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for r in &rows {
         *by_type.entry(r.kind).or_default() += 1;
-        *by_owner.entry(r.owner.as_str()).or_default().entry(r.kind).or_default() += 1;
+        *by_owner.entry(r.owner).or_default().entry(r.kind).or_default() += 1;
     }
     let total = rows.len();
     let owners = by_owner.len();
@@ -446,7 +621,9 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
         "contact_months": p.contact_months,
         "horizon_days": p.horizon_days,
     }));
-    // This month, by accountant: the busiest 30 by actions.
+    // This month, by accountant: the busiest 30 by actions, with the clients each will
+    // serve by tier and the hours they take.
+    let book = accountant_book(ctx, x);
     let mut owners_sorted: Vec<(&str, usize)> = by_owner.iter().map(|(o, m)| (*o, m.values().sum::<usize>())).collect();
     owners_sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let shown = owners_sorted.len().min(30);
@@ -459,6 +636,18 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
             .iter()
             .map(|k| (type_words(k).0.to_string(), type_words(k).1.to_string())),
     );
+    header.extend(book.tiers.iter().map(|(id, en, zh)| {
+        let zh = if zh.ends_with("客户") {
+            format!("{zh}数")
+        } else {
+            format!("{zh}客户数")
+        };
+        (format!("{id} {en} clients"), zh)
+    }));
+    header.push(("hours a month".into(), "每月工时".into()));
+    if book.capacity.is_some() {
+        header.push(("utilisation".into(), "产能利用率".into()));
+    }
     let table_rows = owners_sorted
         .iter()
         .take(shown)
@@ -467,6 +656,25 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
             for k in TYPES {
                 let v = by_owner.get(o).and_then(|m| m.get(k)).copied().unwrap_or(0).to_string();
                 cells.push((v.clone(), v));
+            }
+            let mine = book.clients.get(*o);
+            for (id, _, _) in &book.tiers {
+                let v = mine
+                    .and_then(|m| m.0.get(id.as_str()))
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string();
+                cells.push((v.clone(), v));
+            }
+            let hours = mine.map_or(0.0, |m| m.1);
+            let h = format!("{hours:.1}");
+            cells.push((h.clone(), h));
+            if let Some(cap) = &book.capacity {
+                let u = match cap.get(*o) {
+                    Some(c) if *c > 0.0 => format!("{:.0}%", hours / c * 100.0),
+                    _ => "-".into(),
+                };
+                cells.push((u.clone(), u));
             }
             cells
         })
@@ -484,63 +692,53 @@ fn outcome(ctx: &Context, p: &ActionsParams, rows: Vec<Row>) -> Outcome {
             format!(
                 "截至 {} 共 {total} 项行动，涉及 {owners} 位会计，见 actions.csv 和 actions.xlsx（每个客户每类行动一行，按紧急程度排序）。沟通周期：{}；{}。",
                 t.snapshot + chrono::Duration::days(p.horizon_days),
-                p.contact_months.iter().map(|(k, v)| format!("{k} 每 {v} 个月")).collect::<Vec<_>>().join("，"),
+                p.contact_months
+                    .iter()
+                    .map(|(k, v)| {
+                        let name = book.tiers.iter().find(|(id, _, _)| id == k).map_or(k.as_str(), |(_, _, zh)| zh.as_str());
+                        format!("{name}每 {v} 个月")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("，"),
                 if ctx.contacts.is_some() { "上次联系日期取自联系记录" } else { "无联系记录，周期从数据截止日起算" }
             ),
         )],
         tables: vec![SectionTable {
             caption: (
-                format!("Actions per accountant (the {shown} with the most)"),
-                format!("各会计的行动数（前 {shown} 位）"),
+                format!("Actions, clients by tier and hours per accountant (the {shown} with the most actions; every accountant has a page in actions/)"),
+                format!("各会计的行动、各层级客户数和工时（行动最多的前 {shown} 位；每位会计的完整清单见 actions/ 文件夹）"),
             ),
             header,
             rows: table_rows,
         }],
     });
+    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template),
+    // drawn from the list's own columns.
+    let tasks = table.as_ref().ok().map(|df| {
+        df.clone()
+            .lazy()
+            .select([
+                concat_str([col("action_words"), col("name")], ": ", true).alias("Subject"),
+                col("due_date").alias("Due Date"),
+                lit("Not Started").alias("Status"),
+                when(col("priority").eq(lit(1u32)))
+                    .then(lit("High"))
+                    .when(col("priority").eq(lit(2u32)))
+                    .then(lit("Normal"))
+                    .otherwise(lit("Low"))
+                    .alias("Priority"),
+                col("owner").alias("Task Owner"),
+                col("client_id").alias("Account Number"),
+                col("name").alias("Related To"),
+                col("reason").alias("Description"),
+            ])
+            .collect()
+    });
+    if let Some(Ok(df)) = tasks {
+        out.imports.push(("crm_tasks".into(), df));
+    }
     if let Ok(df) = table {
         out.exports.push(("actions".into(), df));
-    }
-    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template).
-    let priority_words = |p: u8| match p {
-        1 => "High",
-        2 => "Normal",
-        _ => "Low",
-    };
-    let tasks = DataFrame::new_infer_height(vec![
-        Column::new(
-            "Subject".into(),
-            rows.iter()
-                .map(|r| format!("{}: {}", words(r.kind), names[r.client]))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "Due Date".into(),
-            rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
-        ),
-        Column::new("Status".into(), rows.iter().map(|_| "Not Started").collect::<Vec<_>>()),
-        Column::new(
-            "Priority".into(),
-            rows.iter().map(|r| priority_words(r.priority)).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "Task Owner".into(),
-            rows.iter().map(|r| r.owner.clone()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "Account Number".into(),
-            rows.iter().map(|r| ids[r.client].clone()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "Related To".into(),
-            rows.iter().map(|r| names[r.client].clone()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "Description".into(),
-            rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
-        ),
-    ]);
-    if let Ok(df) = tasks {
-        out.imports.push(("crm_tasks".into(), df));
     }
     out
 }

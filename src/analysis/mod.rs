@@ -108,6 +108,15 @@ pub fn earlier_column<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a Colu
         .find(|c| c.name().as_str() == name)
 }
 
+/// A table an earlier analysis exported (allocation's `workload`), by name.
+pub fn earlier_export<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a polars::prelude::DataFrame> {
+    earlier
+        .iter()
+        .flat_map(|o| o.exports.iter())
+        .find(|(n, _)| n == name)
+        .map(|(_, df)| df)
+}
+
 /// A column an analysis adds to crm_import.csv: its header, and the labels column it
 /// is filled from.
 #[derive(Debug, Clone)]

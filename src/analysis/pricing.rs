@@ -250,13 +250,18 @@ pub(super) fn tier_ids(ctx: &Context) -> Vec<String> {
 pub(super) fn churn_of(ctx: &Context) -> (Vec<String>, Vec<f64>) {
     let n = ctx.table.df.height();
     let bands = text_column(earlier_column(ctx.earlier, "churn_band"), n);
+    (bands, longest_risk(ctx))
+}
+
+/// Per client: the churn risk of the longest horizon (NaN without churn).
+pub(super) fn longest_risk(ctx: &Context) -> Vec<f64> {
     let longest = ctx
         .earlier
         .iter()
         .flat_map(|o| o.columns.iter())
         .filter(|c| c.name().starts_with("churn_risk_"))
         .last();
-    (bands, f64_column(longest, n))
+    f64_column(longest, ctx.table.df.height())
 }
 
 /// Peer statistics for one client: median fee per hour and median hours of its peers.
@@ -703,9 +708,20 @@ impl Pricing {
             "rise_per_year": yearly,
             "rise_per_year_weighted_by_staying": expected,
         }));
+        let tier_words: std::collections::HashMap<String, (String, String)> =
+            segmentation(ctx.earlier, SegmentKind::Value)
+                .map(|s| {
+                    s.model
+                        .segments
+                        .iter()
+                        .map(|g| (g.id.clone(), (format!("{} {}", g.id, g.name_en), g.name_zh.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
         out.section = Some(section(
             p,
             &r,
+            &tier_words,
             &rows,
             &tiers,
             &ids,
@@ -714,7 +730,7 @@ impl Pricing {
             (logged, estimated, default),
             (under, over, held, yearly, expected),
         ));
-        out.charts = vec![fee_chart(&r, &rows, &tiers)];
+        out.charts = vec![fee_chart(&r, &rows, &tiers, &tier_words)];
         out
     }
 }
@@ -723,6 +739,7 @@ impl Pricing {
 fn section(
     p: &PricingParams,
     r: &Priced,
+    tier_words: &std::collections::HashMap<String, (String, String)>,
     rows: &[usize],
     tiers: &[String],
     ids: &[String],
@@ -809,15 +826,20 @@ fn section(
             .collect();
         let below = m.iter().filter(|v| **v < p.target_margin).count();
         let size = m.len();
+        let (tier_en, tier_zh) = tier_words.get(t).cloned().unwrap_or_else(|| (t.clone(), t.clone()));
         let cells = [
-            t.clone(),
+            String::new(),
             size.to_string(),
             pct(quantile(&mut m, 0.1)),
             pct(quantile(&mut m, 0.5)),
             pct(quantile(&mut m, 0.9)),
             pct(below as f64 / size.max(1) as f64),
         ];
-        by_tier.push(cells.iter().map(|c| (c.clone(), c.clone())).collect());
+        let mut row: Vec<(String, String)> = cells.iter().map(|c| (c.clone(), c.clone())).collect();
+        if let Some(first) = row.first_mut() {
+            *first = (tier_en, tier_zh);
+        }
+        by_tier.push(row);
     }
     let margin_table = SectionTable {
         caption: ("Margin rate by value tier".into(), "各价值层级的毛利率".into()),
@@ -885,7 +907,12 @@ fn section(
 }
 
 /// Monthly fee against hours, one colour per tier, and the peers' median fee per hour.
-fn fee_chart(r: &Priced, rows: &[usize], tiers: &[String]) -> LineChart {
+fn fee_chart(
+    r: &Priced,
+    rows: &[usize],
+    tiers: &[String],
+    tier_words: &std::collections::HashMap<String, (String, String)>,
+) -> LineChart {
     let mut names: Vec<String> = rows.iter().map(|&i| tiers[i].clone()).collect();
     names.sort();
     names.dedup();
@@ -894,7 +921,7 @@ fn fee_chart(r: &Priced, rows: &[usize], tiers: &[String]) -> LineChart {
     let mut series: Vec<ChartSeries> = names
         .iter()
         .map(|t| ChartSeries {
-            name: (t.clone(), t.clone()),
+            name: tier_words.get(t).cloned().unwrap_or_else(|| (t.clone(), t.clone())),
             points: rows
                 .iter()
                 .step_by(step)

@@ -3,12 +3,13 @@
 //! network, nothing wider than the screen (cards, not tables; long words wrap).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::html::esc;
+use super::html::{esc, esc_into};
 use super::ReportError;
 use crate::format::Lang;
 
@@ -99,12 +100,26 @@ pub fn write_pages(
         by_owner.entry(o).or_default().push(i);
     }
     // Clients by tier and hours a month, per accountant who (will) serve them.
-    let label_columns: Vec<StringChunked> = ["proposed_accountant", "accountant", "value_tier"]
+    // Tiers by name in the run's language ("V1 high value", "高价值客户"), in tier order.
+    let tier_name = if zh { "value_tier_zh" } else { "value_tier_en" };
+    let label_columns: Vec<StringChunked> = ["proposed_accountant", "accountant", "value_tier", tier_name]
         .iter()
         .map(|c| texts(labels, c))
         .collect();
-    let [proposed, current, tiers]: [Vec<&str>; 3] =
+    let [proposed, current, tier_ids, tier_names]: [Vec<&str>; 4] =
         std::array::from_fn(|k| label_columns.get(k).map(cells).unwrap_or_default());
+    let mut named: std::collections::HashMap<&str, String> = Default::default();
+    for (id, name) in tier_ids.iter().zip(&tier_names) {
+        if !named.contains_key(id) {
+            let shown = match (zh, name.is_empty()) {
+                (_, true) => id.to_string(),
+                (true, false) => name.to_string(),
+                (false, false) => format!("{id} {name}"),
+            };
+            named.insert(id, shown);
+        }
+    }
+    let tiers = &tier_ids;
     let hours = numbers(labels, "monthly_hours");
     let mut book: std::collections::HashMap<&str, (BTreeMap<&str, usize>, f64)> = Default::default();
     for i in 0..labels.height().min(hours.len()).min(tiers.len()) {
@@ -165,25 +180,30 @@ pub fn write_pages(
             if let Some((by_tier, hrs)) = book.get(o) {
                 h.push_str(&format!("<h2>{}</h2><ul class=\"pills\">", t("Clients and workload", "客户与工作量")));
                 for (tier, c) in by_tier {
-                    h.push_str(&format!("<li>{} {c}</li>", esc(if tier.is_empty() { "-" } else { tier })));
+                    let shown = named.get(tier).map_or(if tier.is_empty() { "-" } else { tier }, |s| s.as_str());
+                    h.push_str(&format!("<li>{} {c}</li>", esc(shown)));
                 }
                 h.push_str(&format!("<li>{} {:.0}</li></ul>", t("hours a month", "月工时"), hrs));
             }
             h.push_str(&format!("<h2>{}</h2>", t("Actions, most urgent first", "行动（按紧急程度）")));
+            let (due_word, priority_word) = (t("due", "截止"), t("priority", "优先级"));
             for &i in rows.iter() {
                 let p = priority[i] as u8;
-                h.push_str(&format!(
-                    "<div class=\"card p{p}\" data-client=\"{}\" data-action=\"{}\"><div class=\"meta\">{} · {} {} · {} {p}</div><div class=\"client\">{} ({})</div><div>{}</div></div>",
-                    esc(client[i]),
-                    esc(kind[i]),
-                    esc(words[i]),
-                    t("due", "截止"),
-                    esc(due[i]),
-                    t("priority", "优先级"),
-                    esc(name[i]),
-                    esc(client[i]),
-                    esc(reason[i])
-                ));
+                let _ = write!(h, "<div class=\"card p{p}\" data-client=\"");
+                esc_into(&mut h, client[i]);
+                h.push_str("\" data-action=\"");
+                esc_into(&mut h, kind[i]);
+                h.push_str("\"><div class=\"meta\">");
+                esc_into(&mut h, words[i]);
+                let _ = write!(h, " · {due_word} ");
+                esc_into(&mut h, due[i]);
+                let _ = write!(h, " · {priority_word} {p}</div><div class=\"client\">");
+                esc_into(&mut h, name[i]);
+                h.push_str(" (");
+                esc_into(&mut h, client[i]);
+                h.push_str(")</div><div>");
+                esc_into(&mut h, reason[i]);
+                h.push_str("</div></div>");
             }
             h.push_str("</body></html>");
             let stem = stems.get(o).cloned().unwrap_or_else(|| file_stem(o));
@@ -233,5 +253,14 @@ mod tests {
         assert_eq!(file_stem("王芳"), "王芳");
         assert_eq!(file_stem("../etc/x"), "___etc_x");
         assert_eq!(file_stem(""), "unassigned");
+    }
+
+    #[test]
+    fn escaping_in_place_matches_escaping_to_a_string() {
+        let s = "a<b & \"c\"> 王芳";
+        let mut out = String::from("x");
+        esc_into(&mut out, s);
+        assert_eq!(out, "xa&lt;b &amp; &quot;c&quot;&gt; 王芳");
+        assert_eq!(esc(s), &out[1..]);
     }
 }

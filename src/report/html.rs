@@ -204,10 +204,25 @@ pub struct PageSection {
 }
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(s.len());
+    esc_into(&mut out, s);
+    out
+}
+
+/// `esc` appended to `out`, without a string per call (the action pages write millions).
+pub fn esc_into(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(k) = rest.find(['&', '<', '>', '"']) {
+        out.push_str(&rest[..k]);
+        out.push_str(match rest.as_bytes().get(k) {
+            Some(b'&') => "&amp;",
+            Some(b'<') => "&lt;",
+            Some(b'>') => "&gt;",
+            _ => "&quot;",
+        });
+        rest = &rest[k + 1..];
+    }
+    out.push_str(rest);
 }
 
 fn pct(x: f64) -> String {
