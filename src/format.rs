@@ -20,6 +20,15 @@ pub fn tr(lang: Lang, en: &str, zh: &str) -> String {
 }
 
 /// Formats a threshold for people: thousands separators for large values.
+/// An amount of money in whole yuan, thousands separated: "360", "1,650".
+pub fn money(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        human(v)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 pub fn human(v: f64) -> String {
     if v.abs() >= 1000.0 {
         let s = format!("{:.0}", v.abs());
@@ -56,6 +65,13 @@ mod tests {
         assert_eq!(human(12.345), "12.3");
         assert_eq!(human(0.25), "0.25");
         assert_eq!(human(2.0), "2");
+    }
+
+    #[test]
+    fn money_is_whole_yuan() {
+        assert_eq!(money(360.0), "360");
+        assert_eq!(money(1650.4), "1,650");
+        assert_eq!(money(-49.6), "-50");
     }
 }
 
@@ -121,6 +137,17 @@ pub fn table_zh(name: &str) -> Option<&'static str> {
         "workload" => "工作量",
         _ => return None,
     })
+}
+
+/// The Chinese name of an analysis, for the run summary.
+pub fn analysis_zh(id: &str) -> &str {
+    match id {
+        "churn" => "流失风险",
+        "pricing" => "定价",
+        "allocation" => "人员分配",
+        "actions" => "行动清单",
+        other => other,
+    }
 }
 
 /// A `table.column` input reference in Chinese: 收费记录「付款日期」.

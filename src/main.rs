@@ -311,10 +311,15 @@ fn real_main(cli: Cli) -> Result<()> {
             let s = settings(None, &common, Some(&dir), None)?;
             let report = pipeline::run(&s, &options(&s, &common))?;
             print!("{}", report.summary);
-            println!(
-                "Open {} for the charts; labels.csv opens in Excel.",
-                report.run_dir.join("charts").display()
-            );
+            let charts = report.run_dir.join("charts");
+            if s.lang == clientseg::format::Lang::Zh {
+                println!(
+                    "图表在 {}；report.html 是报告，labels.csv 可用 Excel 打开。",
+                    charts.display()
+                );
+            } else {
+                println!("Open {} for the charts; labels.csv opens in Excel.", charts.display());
+            }
         }
         Command::Run {
             data_dir,

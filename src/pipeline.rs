@@ -197,7 +197,18 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     )?;
     persist::write_atomic(&s.output.models_dir.join("latest.json"), model.to_json().as_bytes())?;
     drop(st);
-    let summary = report::text::summary_text(&manifest, &run_dir);
+    let zh = (s.lang == Lang::Zh).then(|| report::text::ZhWords {
+        headlines: outcomes
+            .iter()
+            .filter_map(|o| match (&o.headline, &o.skipped) {
+                (Some((_, zh)), _) => Some(zh.clone()),
+                (None, Some(why)) => Some(format!("{}：已跳过，{why}", crate::format::analysis_zh(o.id))),
+                (None, None) => None,
+            })
+            .collect(),
+        reasons: validate::top_reasons_in(&input.validated.rejects, 5, Lang::Zh),
+    });
+    let summary = report::text::summary_text(&manifest, &run_dir, zh.as_ref());
     Ok(RunReport {
         run_dir,
         manifest,

@@ -361,7 +361,20 @@ fn chinese_run_shows_chinese_words_not_identifiers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     generate(&dir.join("data"), 300, 23, &["--dirty", "0.01"]);
-    let (run, _) = pipeline(dir, "lang = \"zh\"");
+    let (run, summary) = pipeline(dir, "lang = \"zh\"");
+    // The summary printed at the end of the run, too.
+    for (zh, en) in [
+        ("价值分层", "value tiers"),
+        ("最常见的问题", "most common problems"),
+        ("行动清单", "actions:"),
+        ("结果：", "results:"),
+    ] {
+        assert!(
+            summary.contains(zh) && !summary.contains(en),
+            "{zh} / {en} in:\n{summary}"
+        );
+    }
+    assert!(!summary.contains("not a date"), "reasons in English:\n{summary}");
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();
     for f in clientseg::features::CATALOGUE {
         assert!(!page.contains(f.name), "report.html shows the identifier {}", f.name);

@@ -15,7 +15,7 @@ use super::SegmentKind;
 use super::{
     earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section, SectionTable,
 };
-use crate::format::{human, Lang};
+use crate::format::{money, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
 
@@ -323,8 +323,8 @@ fn client_actions<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>, i: usize
             s + chrono::Duration::days(7),
             if months >= 3.0 { 1 } else { 2 },
             pick!(
-                format!("owes {} CNY ({:.1} months of fees)", human(owed), months),
-                format!("欠费 {} 元（{:.1} 个月服务费）", human(owed), months),
+                format!("owes {} CNY ({:.1} months of fees)", money(owed), months),
+                format!("欠费 {} 元（{:.1} 个月服务费）", money(owed), months),
             ),
             owed,
         );

@@ -13,7 +13,7 @@ use super::{
     earlier_column, segmentation, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome,
     Section, SectionTable, SegmentKind,
 };
-use crate::format::{human, Lang};
+use crate::format::{money, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
 
@@ -683,14 +683,14 @@ impl Pricing {
             format!(
                 "pricing: {under} clients under-priced, {} fee rises suggested worth {} CNY a year ({} CNY weighted by the chance the client stays)",
                 rises.len(),
-                human(yearly),
-                human(expected)
+                money(yearly),
+                money(expected)
             ),
             format!(
                 "定价：{under} 个客户定价偏低，建议调价 {} 个，年增收 {} 元（按留存概率加权 {} 元）",
                 rises.len(),
-                human(yearly),
-                human(expected)
+                money(yearly),
+                money(expected)
             ),
         ));
         out.summary = Some(serde_json::json!({
@@ -784,8 +784,8 @@ fn section(
             p.peers,
             p.max_increase * 100.0,
             p.fee_step,
-            human(yearly),
-            human(expected)
+            money(yearly),
+            money(expected)
         ),
         format!(
             "{under} 个客户定价偏低（毛利率低于 {:.0}%，或每工时收费比最接近的 {} 个同类客户低 {:.0}% 以上），{over} 个服务超量。建议调价每次不超过 +{:.0}%，以 {} 元为档，年增收 {} 元，按留存概率加权 {} 元；{held} 个因流失风险暂缓。",
@@ -794,8 +794,8 @@ fn section(
             p.rate_tolerance * 100.0,
             p.max_increase * 100.0,
             p.fee_step,
-            human(yearly),
-            human(expected)
+            money(yearly),
+            money(expected)
         ),
     ));
 

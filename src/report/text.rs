@@ -38,11 +38,27 @@ pub fn rules_text(title: &str, m: &SegmentModel) -> String {
 }
 
 pub fn rows_text(counts: &[validate::TableCounts]) -> String {
-    let mut out = String::from("rows (input = accepted + rejected):\n");
+    rows_text_in(counts, false)
+}
+
+fn rows_text_in(counts: &[validate::TableCounts], zh: bool) -> String {
+    let mut out = String::from(if zh {
+        "行数（输入 = 接受 + 拒绝）：\n"
+    } else {
+        "rows (input = accepted + rejected):\n"
+    });
     for r in counts {
+        let name = r.table.name();
+        let shown = if zh {
+            crate::format::table_zh(name).unwrap_or(name)
+        } else {
+            name
+        };
+        // Chinese names are two columns wide per character.
+        let pad = 9usize.saturating_sub(shown.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum());
         out.push_str(&format!(
-            "  {:<9} {:>9} = {:>9} + {:>6}\n",
-            r.table.name(),
+            "  {shown}{} {:>9} = {:>9} + {:>6}\n",
+            " ".repeat(pad),
             r.input,
             r.accepted,
             r.rejected
@@ -51,44 +67,87 @@ pub fn rows_text(counts: &[validate::TableCounts]) -> String {
     out
 }
 
-/// The run summary printed at the end of `clientseg run`.
-pub fn summary_text(m: &Manifest, dir: &Path) -> String {
-    let mut out = format!(
-        "clientseg {} · seed {} · snapshot {}\n",
-        m.run_id, m.seed, m.snapshot_date
-    );
-    out.push_str(&rows_text(&m.rows));
+/// What the summary says in Chinese that the manifest keeps in English: the analyses'
+/// one-line results and the most common input problems.
+pub struct ZhWords {
+    pub headlines: Vec<String>,
+    pub reasons: String,
+}
+
+/// The run summary printed at the end of `clientseg run`, in Chinese when `zh` is given.
+pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
+    let t = |en: &'static str, z: &'static str| if zh.is_some() { z } else { en };
+    let mut out = if zh.is_some() {
+        format!(
+            "clientseg {} · 随机种子 {} · 数据截至 {}\n",
+            m.run_id, m.seed, m.snapshot_date
+        )
+    } else {
+        format!(
+            "clientseg {} · seed {} · snapshot {}\n",
+            m.run_id, m.seed, m.snapshot_date
+        )
+    };
+    out.push_str(&rows_text_in(&m.rows, zh.is_some()));
     if m.reject_lines > 0 {
-        out.push_str(&format!("  most common problems: {}\n", m.top_reject_reasons));
+        out.push_str(&format!(
+            "  {}{}\n",
+            t("most common problems: ", "最常见的问题："),
+            zh.map_or(m.top_reject_reasons.as_str(), |z| z.reasons.as_str())
+        ));
     }
     if m.disabled_features.is_empty() {
-        out.push_str("features: all computed\n");
+        out.push_str(t("features: all computed\n", "特征：全部已计算\n"));
     } else {
-        out.push_str("features switched off (input lacks what they need):\n");
+        out.push_str(t(
+            "features switched off (input lacks what they need):\n",
+            "已关闭的特征（输入缺少所需数据）：\n",
+        ));
         for d in &m.disabled_features {
-            out.push_str(&format!("  {}: {}\n", d.name, d.reason));
+            let name = if zh.is_some() {
+                crate::features::display_name(&d.name, crate::format::Lang::Zh)
+            } else {
+                d.name.clone()
+            };
+            out.push_str(&format!("  {name}: {}\n", d.reason));
         }
     }
     let seg_line = |s: &SegmentationSummary| {
         s.segments
             .iter()
-            .map(|x| format!("{} {} ({})", x.id, x.name_en, x.size))
+            .map(|x| {
+                if zh.is_some() {
+                    format!("{} {}（{}）", x.id, x.name_zh, x.size)
+                } else {
+                    format!("{} {} ({})", x.id, x.name_en, x.size)
+                }
+            })
             .collect::<Vec<_>>()
             .join(" · ")
     };
     out.push_str(&format!(
-        "value tiers (k = {}): {}\n  decision tree hold-out accuracy {:.1}%\n",
+        "{} (k = {}): {}\n  {} {:.1}%\n",
+        t("value tiers", "价值分层"),
         m.value.k,
         seg_line(&m.value),
+        t("decision tree hold-out accuracy", "决策树留出集准确率"),
         m.value.holdout_accuracy * 100.0
     ));
     match &m.behaviour {
         Some(b) => {
             out.push_str(&format!(
-                "behaviour segments (k = {} chosen by silhouette, Calinski-Harabasz, Davies-Bouldin):\n",
-                b.k
+                "{} (k = {} {}):\n",
+                t("behaviour segments", "行为分群"),
+                b.k,
+                t(
+                    "chosen by silhouette, Calinski-Harabasz, Davies-Bouldin",
+                    "由轮廓系数、Calinski-Harabasz、Davies-Bouldin 选出"
+                )
             ));
-            out.push_str("     k  silhouette   Calinski-H  Davies-B\n");
+            out.push_str(t(
+                "     k  silhouette   Calinski-H  Davies-B\n",
+                "     k    轮廓系数   Calinski-H  Davies-B\n",
+            ));
             for k in &b.k_scores {
                 let mark = if k.k == b.k { "*" } else { " " };
                 out.push_str(&format!(
@@ -97,44 +156,75 @@ pub fn summary_text(m: &Manifest, dir: &Path) -> String {
                 ));
             }
             out.push_str(&format!(
-                "  {}\n  decision tree hold-out accuracy {:.1}%\n",
+                "  {}\n  {} {:.1}%\n",
                 seg_line(b),
+                t("decision tree hold-out accuracy", "决策树留出集准确率"),
                 b.holdout_accuracy * 100.0
             ));
         }
-        None => out.push_str("behaviour segments: skipped, no behaviour feature could be computed from the input\n"),
+        None => out.push_str(t(
+            "behaviour segments: skipped, no behaviour feature could be computed from the input\n",
+            "行为分群：已跳过，输入数据无法计算任何行为特征\n",
+        )),
     }
-    for line in &m.headlines {
+    for line in zh.map_or(&m.headlines, |z| &z.headlines) {
         out.push_str(&format!("{line}\n"));
     }
     if let Some(st) = &m.stability {
-        out.push_str(&format!("compared with {}:\n", st.previous_run));
+        out.push_str(&format!(
+            "{} {}:\n",
+            t("compared with", "对比上次运行"),
+            st.previous_run
+        ));
+        let status_zh = |s: SegmentStatus| match s {
+            SegmentStatus::Kept => "保持",
+            SegmentStatus::New => "新出现",
+            SegmentStatus::Gone => "已消失",
+        };
         let line = |v: &[SegmentMatch]| {
             v.iter()
-                .map(|x| match (x.status, x.distance) {
-                    (SegmentStatus::Kept, Some(d)) => format!("{} kept ({d:.2})", x.id),
-                    (status, _) => format!("{} {}", x.id, status.as_str()),
+                .map(|x| match (x.status, x.distance, zh.is_some()) {
+                    (SegmentStatus::Kept, Some(d), false) => format!("{} kept ({d:.2})", x.id),
+                    (SegmentStatus::Kept, Some(d), true) => format!("{} 保持（{d:.2}）", x.id),
+                    (status, _, false) => format!("{} {}", x.id, status.as_str()),
+                    (status, _, true) => format!("{} {}", x.id, status_zh(status)),
                 })
                 .collect::<Vec<_>>()
                 .join(" · ")
         };
         if !st.behaviour.is_empty() {
-            out.push_str(&format!("  behaviour segments: {}\n", line(&st.behaviour)));
+            out.push_str(&format!(
+                "  {}: {}\n",
+                t("behaviour segments", "行为分群"),
+                line(&st.behaviour)
+            ));
         }
         if st.previous_run_dir.is_some() {
-            out.push_str(&format!(
-                "  clients: {} moved, {} new, {} departed (migration.csv, transitions.csv)\n",
-                st.moved, st.new, st.departed
-            ));
+            if zh.is_some() {
+                out.push_str(&format!(
+                    "  客户：{} 个变动，{} 个新增，{} 个离开（migration.csv、transitions.csv）\n",
+                    st.moved, st.new, st.departed
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  clients: {} moved, {} new, {} departed (migration.csv, transitions.csv)\n",
+                    st.moved, st.new, st.departed
+                ));
+            }
         }
     }
     for w in &m.warnings {
-        out.push_str(&format!("warning: {w}\n"));
+        out.push_str(&format!("{}{w}\n", t("warning: ", "警告：")));
     }
     for skipped in &m.skipped_outputs {
-        out.push_str(&format!("not written: {skipped}\n"));
+        out.push_str(&format!("{}{skipped}\n", t("not written: ", "未写出：")));
     }
     let total: f64 = m.timings.iter().map(|t| t.seconds).sum();
-    out.push_str(&format!("done in {total:.1}s\nresults: {}\n", dir.display()));
+    out.push_str(&format!(
+        "{} {total:.1}s\n{} {}\n",
+        t("done in", "用时"),
+        t("results:", "结果："),
+        dir.display()
+    ));
     out
 }
