@@ -169,10 +169,6 @@ impl RunLabels {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Actions listed; 0 for a run without an action list.
-    pub fn action_count(&self) -> usize {
-        self.actions.as_ref().and_then(|a| a.first()).map_or(0, |c| c.len())
-    }
 }
 
 /// Rows of equally long text columns, read in place (a million clients' labels copied

@@ -190,20 +190,26 @@ impl<'a> Inputs<'a> {
         };
         let ids = cells(&x.ids);
         let last_contact = last_contacts(ctx, &ids);
+        // Every per-client vector is exactly n long, so that indexing by client is safe.
+        let f = |v: Vec<f64>| sized(v, n, f64::NAN);
         Inputs {
             accountant: cells(&x.accountant),
             taxpayer: cells(&x.taxpayer),
             proposed: cells(&x.proposed),
             flag: cells(&x.flag),
             bands: cells(&x.bands),
-            tiers,
-            risk: longest_risk(ctx),
-            suggested: f64_column(earlier_column(ctx.earlier, "suggested_fee"), n),
-            fee: monthly_fee(t),
-            owed: column_f64(t, "open_receivables"),
-            late3: column_f64(t, "late_documents_3m"),
-            hours: f64_column(earlier_column(ctx.earlier, "monthly_hours"), n),
-            served: ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
+            tiers: sized(tiers, n, ""),
+            risk: f(longest_risk(ctx)),
+            suggested: f(f64_column(earlier_column(ctx.earlier, "suggested_fee"), n)),
+            fee: f(monthly_fee(t)),
+            owed: f(column_f64(t, "open_receivables")),
+            late3: f(column_f64(t, "late_documents_3m")),
+            hours: f(f64_column(earlier_column(ctx.earlier, "monthly_hours"), n)),
+            served: sized(
+                ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
+                n,
+                false,
+            ),
             last_contact,
             ids,
         }
@@ -217,6 +223,12 @@ impl<'a> Inputs<'a> {
             self.proposed[i]
         }
     }
+}
+
+/// `v` cut or padded with `fill` to `n` values.
+fn sized<T: Clone>(mut v: Vec<T>, n: usize, fill: T) -> Vec<T> {
+    v.resize(n, fill);
+    v
 }
 
 /// The last contact day per client (feature-table order), from the contacts table.
