@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::pricing::{f64_column, longest_risk, monthly_fee};
 use super::SegmentKind;
 use super::{
-    earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section, SectionTable,
+    cells, chunk, earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section,
+    SectionTable,
 };
 use crate::format::{money, Lang};
 use crate::history::column_f64;
@@ -110,19 +111,6 @@ struct Row<'a> {
     priority: u8,
     reason: String,
     amount: f64,
-}
-
-/// A text column as one chunk, read in place: at 1M clients, copying the columns the
-/// list reads into owned strings was a good part of its time.
-fn chunk(c: Option<&Column>, n: usize) -> StringChunked {
-    c.and_then(|c| c.cast(&DataType::String).ok())
-        .and_then(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
-        .filter(|s| s.len() == n)
-        .unwrap_or_else(|| StringChunked::full_null("".into(), n))
-}
-
-fn cells(ca: &StringChunked) -> Vec<&str> {
-    ca.iter().map(|v| v.unwrap_or("")).collect()
 }
 
 /// The text columns the list reads.

@@ -108,6 +108,22 @@ pub fn earlier_column<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a Colu
         .find(|c| c.name().as_str() == name)
 }
 
+/// A text column as one chunk of `n` values, read in place (nulls where the column is
+/// missing or of another length): at 1M clients, copying text columns into owned strings
+/// was a good part of the action list's time.
+pub fn chunk(c: Option<&Column>, n: usize) -> polars::prelude::StringChunked {
+    use polars::prelude::*;
+    c.and_then(|c| c.cast(&DataType::String).ok())
+        .and_then(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
+        .filter(|s| s.len() == n)
+        .unwrap_or_else(|| StringChunked::full_null("".into(), n))
+}
+
+/// The cells of a text column ("" where empty).
+pub fn cells(ca: &polars::prelude::StringChunked) -> Vec<&str> {
+    ca.iter().map(|v| v.unwrap_or("")).collect()
+}
+
 /// A table an earlier analysis exported (allocation's `workload`), by name.
 pub fn earlier_export<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a polars::prelude::DataFrame> {
     earlier

@@ -11,29 +11,16 @@ use rayon::prelude::*;
 
 use super::html::{esc, esc_into};
 use super::ReportError;
+use crate::analysis::pricing::f64_column;
+use crate::analysis::{cells, chunk};
 use crate::format::Lang;
 
-/// A text column as one chunk, read in place (at 1M clients, copying the labels' and
-/// actions' text columns into owned strings was a good part of this stage).
 fn texts(df: &DataFrame, name: &str) -> StringChunked {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::String).ok())
-        .and_then(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
-        .unwrap_or_else(|| StringChunked::full_null(name.into(), df.height()))
-}
-
-/// The cells of a one-chunk text column ("" where empty).
-fn cells(ca: &StringChunked) -> Vec<&str> {
-    ca.iter().map(|v| v.unwrap_or("")).collect()
+    chunk(df.column(name).ok(), df.height())
 }
 
 fn numbers(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().map(|s| s.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-        .unwrap_or_else(|| vec![f64::NAN; df.height()])
+    f64_column(df.column(name).ok(), df.height())
 }
 
 /// A file name for an accountant: letters and digits (any script) kept, the rest `_`.
