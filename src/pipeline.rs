@@ -128,7 +128,16 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let run = RunDir::create(&opts.out_dir, &id)?;
     let model = model_of(s, &run, table, &outcomes)?;
     let mut w = Written::new(run.path());
-    let (segments_df, labels_df) = st.run("tables", |_| tables(&mut w, s, &run.run_id(), &input, &outcomes))?;
+    let (segments_df, labels_df, pages) = st.run("tables", |_| tables(&mut w, s, &run.run_id(), &input, &outcomes))?;
+    if let Some(seconds) = pages {
+        // Written beside the tables, so not a stage of their own: their time for the
+        // manifest only.
+        st.timings.push(crate::progress::Timing {
+            stage: "action pages (beside the tables)".into(),
+            seconds,
+            peak_rss_mib: None,
+        });
+    }
     st.run("spreadsheets", |_| {
         output::spreadsheets(&mut w, &labels_df, &segments_df, s.lang, s.output.xlsx_max_rows)
     })?;
@@ -141,25 +150,6 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         st.run("migration", |_| {
             migrate(&mut w, s.lang, &prev_dir, &labels_df, table, &outcomes, report)
         })?;
-    }
-    // Each accountant's page of actions, for a phone.
-    if let Some((_, actions)) = outcomes
-        .iter()
-        .flat_map(|o| o.exports.iter())
-        .find(|(n, _)| n == "actions")
-    {
-        let files = st.run("action pages", |_| {
-            report::actions_page::write_pages(
-                &w.path("actions"),
-                actions,
-                &labels_df,
-                s.lang,
-                &table.snapshot.to_string(),
-            )
-        })?;
-        for f in files {
-            w.add(f);
-        }
     }
     st.run("charts", |_| {
         charts_and_report(
@@ -452,17 +442,61 @@ fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcom
 
 /// labels, CRM import, features, rejects and segments (side by side: at 1M clients this
 /// stage went from 5.2 s to 4.2 s), then rules.txt. Returns segments and labels.
+/// The run's tables, and each accountant's page of actions beside them; returns the
+/// segments and labels tables and how long the pages took.
 fn tables(
     w: &mut Written,
     s: &Settings,
     run_id: &str,
     input: &Prepared,
     outcomes: &[Outcome],
-) -> Result<(DataFrame, DataFrame), PipelineError> {
+) -> Result<(DataFrame, DataFrame, Option<f64>), PipelineError> {
     let dir = w.dir().to_path_buf();
     let table = &input.table;
     let mut exported: Vec<(Vec<String>, Option<String>)> = Vec::new();
+    let mut pages: Option<(Vec<String>, f64)> = None;
     let (segs, labels) = std::thread::scope(|scope| -> Result<(DataFrame, DataFrame), PipelineError> {
+        // The pages mostly wait on the file system (thousands of small files in one
+        // folder), so they are written while the tables keep the cores busy.
+        let pages_job = outcomes
+            .iter()
+            .flat_map(|o| o.exports.iter())
+            .find(|(n, _)| n == "actions")
+            .map(|(_, actions)| {
+                let accountants = outcomes
+                    .iter()
+                    .flat_map(|o| o.tables.iter())
+                    .find(|(n, _)| n == "accountants")
+                    .map(|(_, df)| df);
+                let tiers: Vec<(String, String)> = segmentation(outcomes, SegmentKind::Value)
+                    .map(|v| {
+                        v.model
+                            .segments
+                            .iter()
+                            .map(|g| {
+                                let shown = match s.lang {
+                                    Lang::Zh => g.name_zh.clone(),
+                                    Lang::En => format!("{} {}", g.id, g.name_en),
+                                };
+                                (g.id.clone(), shown)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let dir = dir.join("actions");
+                scope.spawn(move || {
+                    let started = std::time::Instant::now();
+                    report::actions_page::write_pages(
+                        &dir,
+                        actions,
+                        accountants,
+                        &tiers,
+                        s.lang,
+                        &table.snapshot.to_string(),
+                    )
+                    .map(|files| (files, started.elapsed().as_secs_f64()))
+                })
+            });
         let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, s.lang, run_id));
         let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
         // The analyses' tables for people, side by side with the labels (at 1M clients
@@ -493,6 +527,9 @@ fn tables(
         let labels = labels_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         features_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         exported = exports_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        if let Some(job) = pages_job {
+            pages = Some(job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        }
         Ok((segs, labels))
     })?;
     for (files, skipped) in exported {
@@ -515,7 +552,13 @@ fn tables(
             w.add(file);
         }
     }
-    Ok((segs, labels))
+    let seconds = pages.map(|(files, seconds)| {
+        for f in files {
+            w.add(f);
+        }
+        seconds
+    });
+    Ok((segs, labels, seconds))
 }
 
 /// migration.csv and transitions.csv against the previous run, and its counts.

@@ -182,6 +182,12 @@ fn action_pages_fit_a_phone() {
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
     assert!(run.join("actions/index.html").is_file());
+    // Their clients by tier and hours, from accountants.parquet, in Chinese words.
+    assert!(
+        html.contains("客户与工作量") && html.contains("月工时"),
+        "no workload on the page"
+    );
+    assert!(run.join("accountants.parquet").is_file());
     // The test measures the page with a script of its own, in a copy. Headless Chromium
     // will not open a window narrower than 500 px, so the phone's 375 px is a box of that
     // width holding the page's body; the desktop is the window itself.
@@ -215,12 +221,18 @@ fn action_pages_fit_a_phone() {
         ]));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let dom = String::from_utf8_lossy(&out.stdout);
+        // Every action as a card in its type's list.
         for i in (0..owners.len()).filter(|&i| owners[i] == *busiest) {
-            let card = format!("data-client=\"{}\" data-action=\"{}\"", clients[i], kinds[i]);
-            assert!(dom.contains(&card), "{width}px: {card} missing");
+            let list = dom
+                .split(&format!("<section id=\"{}\">", kinds[i]))
+                .nth(1)
+                .and_then(|rest| rest.split("</section>").next())
+                .unwrap_or_else(|| panic!("{width}px: no list of {}", kinds[i]));
+            let card = format!("data-client=\"{}\"", clients[i]);
+            assert!(list.contains(&card), "{width}px: {} {card} missing", kinds[i]);
         }
         assert_eq!(
-            dom.matches("class=\"card p").count(),
+            dom.matches("data-client=\"").count(),
             *n,
             "{width}px: one card per action"
         );

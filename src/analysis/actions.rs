@@ -14,7 +14,7 @@ use super::pricing::{f64_column, longest_risk, monthly_fee};
 use super::SegmentKind;
 use super::{
     cells, chunk, earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section,
-    SectionTable,
+    SectionTable, TextView,
 };
 use crate::format::{money, Lang};
 use crate::history::column_f64;
@@ -102,16 +102,28 @@ fn add_months(d: NaiveDate, months: u32) -> NaiveDate {
     d.checked_add_months(chrono::Months::new(months)).unwrap_or(d)
 }
 
-/// One action.
-struct Row<'a> {
-    client: usize,
-    kind: &'static str,
-    owner: &'a str,
-    due: NaiveDate,
+/// One action: for which client, what, by when and the figure behind it.
+struct Row {
+    client: u32,
+    /// Index into `TYPES`.
+    kind: u8,
+    /// Done by the accountant who has the client now (a handover), not the one who will.
+    by_current: bool,
     priority: u8,
-    reason: String,
+    due: NaiveDate,
+    /// The filing deadline, for chasing documents.
+    deadline: NaiveDate,
     amount: f64,
+    /// Rank of the owner's name, set when the list is sorted.
+    owner: u32,
 }
+
+const OUTREACH: u8 = 0;
+const ARREARS: u8 = 1;
+const CHASE: u8 = 2;
+const HANDOVER: u8 = 3;
+const FEE: u8 = 4;
+const CONTACT: u8 = 5;
 
 /// The text columns the list reads.
 struct Texts {
@@ -144,12 +156,13 @@ impl Texts {
 
 /// Per client, what the list is made from.
 struct Inputs<'a> {
-    ids: Vec<&'a str>,
-    accountant: Vec<&'a str>,
-    taxpayer: Vec<&'a str>,
-    proposed: Vec<&'a str>,
-    flag: Vec<&'a str>,
-    bands: Vec<&'a str>,
+    accountant: TextView<'a>,
+    taxpayer: TextView<'a>,
+    proposed: TextView<'a>,
+    flag: TextView<'a>,
+    bands: TextView<'a>,
+    /// Clients, the length of every per-client vector.
+    n: usize,
     /// Value tier id ("V1" ...), "" without tiers.
     tiers: Vec<&'a str>,
     /// Churn risk at the longest horizon.
@@ -176,16 +189,16 @@ impl<'a> Inputs<'a> {
                 .collect(),
             None => vec![""; n],
         };
-        let ids = cells(&x.ids);
-        let last_contact = last_contacts(ctx, &ids);
+        let ids = TextView::of(&x.ids);
+        let last_contact = last_contacts(ctx, ids, n);
         // Every per-client vector is exactly n long, so that indexing by client is safe.
         let f = |v: Vec<f64>| sized(v, n, f64::NAN);
         Inputs {
-            accountant: cells(&x.accountant),
-            taxpayer: cells(&x.taxpayer),
-            proposed: cells(&x.proposed),
-            flag: cells(&x.flag),
-            bands: cells(&x.bands),
+            accountant: TextView::of(&x.accountant),
+            taxpayer: TextView::of(&x.taxpayer),
+            proposed: TextView::of(&x.proposed),
+            flag: TextView::of(&x.flag),
+            bands: TextView::of(&x.bands),
             tiers: sized(tiers, n, ""),
             risk: f(longest_risk(ctx)),
             suggested: f(f64_column(earlier_column(ctx.earlier, "suggested_fee"), n)),
@@ -199,16 +212,15 @@ impl<'a> Inputs<'a> {
                 false,
             ),
             last_contact,
-            ids,
+            n,
         }
     }
 
     /// Who serves the client this month: the proposed accountant, else the current one.
     fn owner(&self, i: usize) -> &'a str {
-        if self.proposed[i].is_empty() {
-            self.accountant[i]
-        } else {
-            self.proposed[i]
+        match self.proposed.get(i) {
+            "" => self.accountant.get(i),
+            next => next,
         }
     }
 }
@@ -220,29 +232,44 @@ fn sized<T: Clone>(mut v: Vec<T>, n: usize, fill: T) -> Vec<T> {
 }
 
 /// The last contact day per client (feature-table order), from the contacts table.
-fn last_contacts(ctx: &Context, ids: &[&str]) -> Option<Vec<Option<NaiveDate>>> {
+fn last_contacts(ctx: &Context, ids: TextView, n: usize) -> Option<Vec<Option<NaiveDate>>> {
     let c = ctx.contacts?;
-    let n = c.height();
-    let who = chunk(c.column("client_id").ok(), n);
+    let who = chunk(c.column("client_id").ok(), c.height());
+    let who = TextView::of(&who);
     let days = c.column("date").ok()?.cast(&DataType::Int32).ok()?;
-    let days = days.i32().ok()?;
+    let days = days.i32().ok()?.rechunk();
+    let days = days.downcast_iter().next()?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    let index: HashMap<&str, usize, foldhash::fast::RandomState> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut out: Vec<Option<NaiveDate>> = vec![None; ids.len()];
-    for (id, d) in who.iter().zip(days.iter()) {
-        let (Some(id), Some(d)) = (id, d) else { continue };
-        let Some(&i) = index.get(id) else { continue };
-        let Some(d) = epoch.checked_add_signed(chrono::Duration::days(d as i64)) else {
-            continue;
-        };
-        if let Some(slot) = out.get_mut(i) {
-            if slot.is_none_or(|e| d > e) {
-                *slot = Some(d);
-            }
-        }
-    }
-    Some(out)
+    let index: HashMap<&str, u32, foldhash::fast::RandomState> = (0..n).map(|i| (ids.get(i), i as u32)).collect();
+    // The latest day per client, as days since 1970, over the contacts in parallel.
+    let none = i32::MIN;
+    let latest = (0..c.height())
+        .into_par_iter()
+        .fold(
+            || vec![none; n],
+            |mut acc, k| {
+                if let (Some(&i), Some(d)) = (index.get(who.get(k)), days.get(k)) {
+                    if let Some(slot) = acc.get_mut(i as usize) {
+                        *slot = (*slot).max(d);
+                    }
+                }
+                acc
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x = (*x).max(y));
+            a
+        })
+        .unwrap_or_else(|| vec![none; n]);
+    Some(
+        latest
+            .into_iter()
+            .map(|d| match d {
+                d if d == none => None,
+                d => epoch.checked_add_signed(chrono::Duration::days(d as i64)),
+            })
+            .collect(),
+    )
 }
 
 impl Analysis for Actions {
@@ -259,127 +286,63 @@ impl Analysis for Actions {
         stages.run("actions", |_| {
             let texts = Texts::read(ctx);
             let inputs = Inputs::new(ctx, &texts);
-            let rows = plan(&self.params, ctx, &inputs);
-            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, rows))
+            let (rows, owners) = plan(&self.params, ctx, &inputs);
+            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, &rows, &owners))
         })
     }
 }
 
-/// The actions due for client `i`, at most one of each type, appended to `rows`.
-fn client_actions<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>, i: usize, rows: &mut Vec<Row<'a>>) {
+/// The actions due for client `i`, at most one of each type, appended to `rows`. Their
+/// words are written with the table (`reason_into`), so that planning allocates nothing.
+fn client_actions(p: &ActionsParams, ctx: &Context, x: &Inputs, i: usize, rows: &mut Vec<Row>) {
     let s = ctx.table.snapshot;
     let horizon = s + chrono::Duration::days(p.horizon_days);
-    // Words in the run's language only: at 1M clients formatting both took a second.
-    let zh = ctx.lang == Lang::Zh;
-    macro_rules! pick {
-        ($en:expr, $zh:expr $(,)?) => {
-            if zh {
-                $zh
-            } else {
-                $en
-            }
-        };
-    }
-    let owner = x.owner(i);
-    let mut push = |kind, owner, due: NaiveDate, priority, reason: String, amount: f64| {
+    let client = i as u32;
+    let mut push = |kind, by_current, due, priority, amount, deadline| {
         rows.push(Row {
-            client: i,
+            client,
             kind,
-            owner,
-            due,
+            by_current,
             priority,
-            reason,
+            due,
+            deadline,
             amount,
+            owner: 0,
         })
     };
-    let (tier, band, fee, owed, late3) = (x.tiers[i], x.bands[i], x.fee[i], x.owed[i], x.late3[i]);
+    let (tier, band, fee, owed, late3) = (x.tiers[i], x.bands.get(i), x.fee[i], x.owed[i], x.late3[i]);
     let top = tier == "V1";
     // Outreach: a top-tier client at high or medium risk, or a second-tier one at high risk.
     if (top && (band == "high" || band == "medium")) || (band == "high" && tier == "V2") {
         let r = if x.risk[i].is_finite() { x.risk[i] } else { 0.0 };
-        push(
-            "churn_outreach",
-            owner,
-            s + chrono::Duration::days(7),
-            1,
-            pick!(
-                format!("{} risk of leaving: {:.0}%", band, r * 100.0),
-                format!(
-                    "流失风险{}：{:.0}%",
-                    if band == "high" { "高" } else { "中" },
-                    r * 100.0
-                ),
-            ),
-            r,
-        );
+        push(OUTREACH, false, s + chrono::Duration::days(7), 1, r, s);
     }
     // Arrears above the threshold.
     let threshold = (p.arrears_months * fee.max(0.0)).max(p.arrears_min);
     if owed.is_finite() && owed > threshold {
         let months = if fee > 0.0 { owed / fee } else { f64::INFINITY };
-        push(
-            "collect_arrears",
-            owner,
-            s + chrono::Duration::days(7),
-            if months >= 3.0 { 1 } else { 2 },
-            pick!(
-                format!("owes {} CNY ({:.1} months of fees)", money(owed), months),
-                format!("欠费 {} 元（{:.1} 个月服务费）", money(owed), months),
-            ),
-            owed,
-        );
+        let priority = if months >= 3.0 { 1 } else { 2 };
+        push(ARREARS, false, s + chrono::Duration::days(7), priority, owed, s);
     }
     // Late documents lately: chase before the next filing deadline.
     if late3.is_finite() && late3 > 0.0 {
-        let deadline = next_deadline(s, x.taxpayer[i] == "general");
+        let deadline = next_deadline(s, x.taxpayer.get(i) == "general");
         let due = (deadline - chrono::Duration::days(p.chase_days_before)).max(s + chrono::Duration::days(1));
         if due <= horizon {
-            push(
-                "chase_documents",
-                owner,
-                due,
-                2,
-                pick!(
-                    format!(
-                        "documents late in {:.0}% of the last 3 months; filing deadline {deadline}",
-                        late3 * 100.0
-                    ),
-                    format!("近3个月 {:.0}% 的月份资料延迟；申报截止 {deadline}", late3 * 100.0),
-                ),
-                late3,
-            );
+            push(CHASE, false, due, 2, late3, deadline);
         }
     }
     // Handover to the proposed accountant, by the one who has the client now.
-    let (now, next) = (x.accountant[i], x.proposed[i]);
+    let (now, next) = (x.accountant.get(i), x.proposed.get(i));
     if !next.is_empty() && next != now {
-        let from = if now.is_empty() { "-" } else { now };
-        push(
-            "handover",
-            from,
-            s + chrono::Duration::days(14),
-            2,
-            pick!(
-                format!("hand over from {from} to {next}"),
-                format!("由 {from} 交接给 {next}")
-            ),
-            f64::NAN,
-        );
+        push(HANDOVER, true, s + chrono::Duration::days(14), 2, f64::NAN, s);
     }
     // Fee review for the under-priced.
-    if x.flag[i] == "under_priced" {
-        let new = x.suggested[i];
-        let reason = match (new.is_finite(), zh) {
-            (true, false) => format!("fee {fee:.0} CNY a month, suggested {new:.0}"),
-            (true, true) => format!("月费 {fee:.0} 元，建议 {new:.0} 元"),
-            (false, false) => format!("under-priced at {fee:.0} CNY a month; rise held back for churn risk"),
-            (false, true) => format!("月费 {fee:.0} 元偏低；因流失风险暂缓调价"),
-        };
-        push("fee_review", owner, s + chrono::Duration::days(30), 3, reason, new);
+    if x.flag.get(i) == "under_priced" {
+        push(FEE, false, s + chrono::Duration::days(30), 3, x.suggested[i], s);
     }
     // Regular contact by the plan's cycle.
-    let longest = p.contact_months.values().copied().max().unwrap_or(6);
-    let cycle = p.contact_months.get(tier).copied().unwrap_or(longest);
+    let cycle = cycle_of(p, tier);
     let last = x.last_contact.as_ref().and_then(|c| c.get(i).copied().flatten());
     let due = match (&x.last_contact, last) {
         (Some(_), Some(d)) => add_months(d, cycle),
@@ -390,59 +353,142 @@ fn client_actions<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>, i: usize
     };
     if due <= horizon {
         let overdue = due <= s;
-        let reason = match (last, x.last_contact.is_some(), zh) {
-            (Some(d), _, false) => format!("last contact {d}; the plan is every {cycle} months"),
-            (Some(d), _, true) => format!("上次联系 {d}；服务方案为每 {cycle} 个月一次"),
-            (None, true, false) => "no contact recorded".to_string(),
-            (None, true, true) => "无联系记录".to_string(),
-            (None, false, false) => format!("the plan is every {cycle} months"),
-            (None, false, true) => format!("服务方案为每 {cycle} 个月一次"),
-        };
         push(
-            "contact",
-            owner,
+            CONTACT,
+            false,
             if overdue { s + chrono::Duration::days(1) } else { due },
             if overdue && top { 2 } else { 3 },
-            reason,
             f64::NAN,
+            s,
         );
     }
 }
 
-fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> Vec<Row<'a>> {
-    let n = x.ids.len();
-    let mut rows: Vec<Row<'a>> = (0..n)
+/// Months between contacts for a tier; tiers not listed use the longest cycle.
+fn cycle_of(p: &ActionsParams, tier: &str) -> u32 {
+    let longest = p.contact_months.values().copied().max().unwrap_or(6);
+    p.contact_months.get(tier).copied().unwrap_or(longest)
+}
+
+/// Why action `r` is on the list, in the run's language, appended to `buf`.
+fn reason_into(buf: &mut String, r: &Row, p: &ActionsParams, x: &Inputs, zh: bool) {
+    use std::fmt::Write;
+    let i = r.client as usize;
+    let _ = match r.kind {
+        OUTREACH => {
+            let (band, pct) = (x.bands.get(i), r.amount * 100.0);
+            if zh {
+                let band = if band == "high" { "高" } else { "中" };
+                write!(buf, "流失风险{band}：{pct:.0}%")
+            } else {
+                write!(buf, "{band} risk of leaving: {pct:.0}%")
+            }
+        }
+        ARREARS => {
+            let (owed, fee) = (r.amount, x.fee[i]);
+            let months = if fee > 0.0 { owed / fee } else { f64::INFINITY };
+            if zh {
+                write!(buf, "欠费 {} 元（{months:.1} 个月服务费）", money(owed))
+            } else {
+                write!(buf, "owes {} CNY ({months:.1} months of fees)", money(owed))
+            }
+        }
+        CHASE => {
+            let (pct, deadline) = (r.amount * 100.0, r.deadline);
+            if zh {
+                write!(buf, "近3个月 {pct:.0}% 的月份资料延迟；申报截止 {deadline}")
+            } else {
+                write!(
+                    buf,
+                    "documents late in {pct:.0}% of the last 3 months; filing deadline {deadline}"
+                )
+            }
+        }
+        HANDOVER => {
+            let (now, next) = (x.accountant.get(i), x.proposed.get(i));
+            let from = if now.is_empty() { "-" } else { now };
+            if zh {
+                write!(buf, "由 {from} 交接给 {next}")
+            } else {
+                write!(buf, "hand over from {from} to {next}")
+            }
+        }
+        FEE => {
+            let (fee, new) = (x.fee[i], r.amount);
+            match (new.is_finite(), zh) {
+                (true, false) => write!(buf, "fee {fee:.0} CNY a month, suggested {new:.0}"),
+                (true, true) => write!(buf, "月费 {fee:.0} 元，建议 {new:.0} 元"),
+                (false, false) => write!(
+                    buf,
+                    "under-priced at {fee:.0} CNY a month; rise held back for churn risk"
+                ),
+                (false, true) => write!(buf, "月费 {fee:.0} 元偏低；因流失风险暂缓调价"),
+            }
+        }
+        _ => {
+            let cycle = cycle_of(p, x.tiers[i]);
+            let last = x.last_contact.as_ref().and_then(|c| c.get(i).copied().flatten());
+            match (last, x.last_contact.is_some(), zh) {
+                (Some(d), _, false) => write!(buf, "last contact {d}; the plan is every {cycle} months"),
+                (Some(d), _, true) => write!(buf, "上次联系 {d}；服务方案为每 {cycle} 个月一次"),
+                (None, true, false) => write!(buf, "no contact recorded"),
+                (None, true, true) => write!(buf, "无联系记录"),
+                (None, false, false) => write!(buf, "the plan is every {cycle} months"),
+                (None, false, true) => write!(buf, "服务方案为每 {cycle} 个月一次"),
+            }
+        }
+    };
+}
+
+/// Who does action `r`: the accountant who will serve the client, or for a handover the
+/// one who has it now ("-" when nobody has).
+fn owner_of<'a>(r: &Row, x: &Inputs<'a>) -> &'a str {
+    let i = r.client as usize;
+    match (r.by_current, x.accountant.get(i)) {
+        (true, "") => "-",
+        (true, now) => now,
+        (false, _) => x.owner(i),
+    }
+}
+
+/// The list, most urgent first, and its owners by name (`Row::owner` indexes them).
+fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> (Vec<Row>, Vec<&'a str>) {
+    let n = x.n;
+    let mut rows: Vec<Row> = (0..n)
         .into_par_iter()
         .filter(|&i| x.served.get(i).copied().unwrap_or(false))
         .fold(Vec::new, |mut rows, i| {
             client_actions(p, ctx, x, i, &mut rows);
             rows
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
-        .collect();
-    // Most urgent first, then by due date, accountant, client and type; the accountant
-    // compared by rank, not by name, for a million rows.
+        .reduce(Vec::new, |mut a, mut b| {
+            a.append(&mut b);
+            a
+        });
     let mut owners: Vec<&str> = rows
         .iter()
-        .map(|r| r.owner)
+        .map(|r| owner_of(r, x))
         .collect::<std::collections::HashSet<_, foldhash::fast::RandomState>>()
         .into_iter()
         .collect();
     owners.sort_unstable();
     let rank: HashMap<&str, u32, foldhash::fast::RandomState> =
         owners.iter().enumerate().map(|(k, o)| (*o, k as u32)).collect();
+    rows.par_iter_mut()
+        .for_each(|r| r.owner = rank.get(owner_of(r, x)).copied().unwrap_or(u32::MAX));
+    // Most urgent first, then by due date, accountant, client and type (by name).
+    let by_name: [u8; 6] =
+        std::array::from_fn(|k| TYPES.iter().filter(|t| TYPES.get(k).is_some_and(|me| *t < me)).count() as u8);
     rows.par_sort_unstable_by_key(|r| {
         (
             r.priority,
             r.due,
-            rank.get(r.owner).copied().unwrap_or(u32::MAX),
+            r.owner,
             r.client,
-            r.kind,
+            by_name.get(r.kind as usize).copied().unwrap_or(0),
         )
     });
-    rows
+    (rows, owners)
 }
 
 /// Per accountant (proposed, else current): clients still served by value tier and
@@ -450,7 +496,8 @@ fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> Vec<Row<'a>> {
 struct Book<'a> {
     /// Value tiers in order: (id, English name, Chinese name).
     tiers: Vec<(String, String, String)>,
-    clients: HashMap<&'a str, (HashMap<&'a str, usize>, f64)>,
+    /// Clients per tier, in the order of `tiers`, and hours a month.
+    clients: HashMap<&'a str, (Vec<usize>, f64), foldhash::fast::RandomState>,
     capacity: Option<HashMap<String, f64>>,
 }
 
@@ -464,11 +511,15 @@ fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut clients: HashMap<&'a str, (HashMap<&'a str, usize>, f64)> = HashMap::new();
-    for i in (0..x.ids.len()).filter(|&i| x.served.get(i).copied().unwrap_or(false)) {
-        let e = clients.entry(x.owner(i)).or_default();
-        if !x.tiers[i].is_empty() {
-            *e.0.entry(x.tiers[i]).or_default() += 1;
+    let mut clients: HashMap<&'a str, (Vec<usize>, f64), foldhash::fast::RandomState> = HashMap::default();
+    for i in (0..x.n).filter(|&i| x.served.get(i).copied().unwrap_or(false)) {
+        let e = clients.entry(x.owner(i)).or_insert_with(|| (vec![0; tiers.len()], 0.0));
+        if let Some(c) = tiers
+            .iter()
+            .position(|t| t.0 == x.tiers[i])
+            .and_then(|k| e.0.get_mut(k))
+        {
+            *c += 1;
         }
         if x.hours[i].is_finite() {
             e.1 += x.hours[i];
@@ -493,11 +544,37 @@ fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
     }
 }
 
-fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Vec<Row>) -> Outcome {
+/// accountants.parquet: per accountant (proposed, else current), the clients they will
+/// serve by value tier (`clients_V1` ...) and their hours a month; the pages in actions/
+/// are drawn from it.
+fn book_frame(book: &Book) -> PolarsResult<DataFrame> {
+    let mut names: Vec<&str> = book.clients.keys().copied().collect();
+    names.sort_unstable();
+    let mine = |o: &str| book.clients.get(o);
+    let mut columns = vec![
+        Column::new("accountant".into(), &names),
+        Column::new(
+            "monthly_hours".into(),
+            names.iter().map(|o| mine(o).map_or(0.0, |m| m.1)).collect::<Vec<f64>>(),
+        ),
+    ];
+    for (k, (id, _, _)) in book.tiers.iter().enumerate() {
+        columns.push(Column::new(
+            format!("clients_{id}").into(),
+            names
+                .iter()
+                .map(|o| mine(o).and_then(|m| m.0.get(k)).copied().unwrap_or(0) as u32)
+                .collect::<Vec<u32>>(),
+        ));
+    }
+    DataFrame::new(names.len(), columns)
+}
+
+fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: &[Row], owners: &[&str]) -> Outcome {
     let mut out = Outcome::empty("actions");
     let t = ctx.table;
     let n = t.df.height();
-    let (ids, tiers) = (&x.ids, &x.tiers);
+    let zh = ctx.lang == Lang::Zh;
     // Client columns gathered by row: views into the table's own text, not copies.
     let at = IdxCa::from_vec("".into(), rows.iter().map(|r| r.client as IdxSize).collect());
     let gathered = |ca: &StringChunked, name: &str| -> Column {
@@ -505,64 +582,98 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
             .map(|c| c.with_name(name.into()).into_column())
             .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
     };
-    let lang = ctx.lang;
-    let words = |k: &str| match lang {
-        Lang::En => type_words(k).0,
-        Lang::Zh => type_words(k).1,
+    // A column of few distinct words, picked by index rather than written per row.
+    let picked = |name: &str, words: &[&str], of: &(dyn Fn(&Row) -> usize + Sync)| -> Column {
+        let all = StringChunked::from_iter_values(name.into(), words.iter().copied());
+        all.take(&IdxCa::from_vec(
+            "".into(),
+            rows.iter().map(|r| of(r) as IdxSize).collect(),
+        ))
+        .map(|c| c.into_column())
+        .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
     };
+    let words: Vec<&str> = TYPES
+        .iter()
+        .map(|k| if zh { type_words(k).1 } else { type_words(k).0 })
+        .collect();
+    let kind = |r: &Row| r.kind as usize;
+    // Text written per row, in parallel pieces.
+    let written = |name: &str, write: &(dyn Fn(&mut String, &Row) + Sync)| -> Column {
+        let pieces: Vec<StringChunked> = rows
+            .par_chunks(1 << 16)
+            .map(|part| {
+                let mut b = StringChunkedBuilder::new(name.into(), part.len());
+                let mut buf = String::new();
+                for r in part {
+                    buf.clear();
+                    write(&mut buf, r);
+                    b.append_value(&buf);
+                }
+                b.finish()
+            })
+            .collect();
+        let mut all = StringChunked::full_null(name.into(), 0);
+        for piece in &pieces {
+            if all.append(piece).is_err() {
+                return Column::full_null(name.into(), rows.len(), &DataType::String);
+            }
+        }
+        // One piece, as the other columns are: the CSV writer aligns pieces by copying.
+        all.rechunk().into_owned().into_column()
+    };
+    let mut days: Vec<NaiveDate> = rows.iter().map(|r| r.due).collect();
+    days.sort_unstable();
+    days.dedup();
+    let day_names: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+    let day_names: Vec<&str> = day_names.iter().map(|d| d.as_str()).collect();
+    let names = cells(&texts.names);
     // The columns are built side by side: at a million actions, one after the other
-    // took most of a second.
+    // took most of a second. The last two are the CRM task import's own.
     let build = |k: usize| -> Column {
         match k {
-            0 => Column::new(
-                "client_id".into(),
-                rows.iter().map(|r| ids[r.client]).collect::<Vec<_>>(),
-            ),
+            0 => gathered(&texts.ids, "client_id"),
             1 => gathered(&texts.names, "name"),
-            2 => Column::new("owner".into(), rows.iter().map(|r| r.owner).collect::<Vec<_>>()),
-            3 => Column::new("action".into(), rows.iter().map(|r| r.kind).collect::<Vec<_>>()),
-            4 => {
-                // Six words, picked by index rather than copied a million times.
-                let all = StringChunked::from_iter_values("action_words".into(), TYPES.iter().map(|k| words(k)));
-                let at: Vec<IdxSize> = rows
-                    .iter()
-                    .map(|r| TYPES.iter().position(|k| *k == r.kind).unwrap_or(0) as IdxSize)
-                    .collect();
-                all.take(&IdxCa::from_vec("".into(), at))
-                    .map(|c| c.into_column())
-                    .unwrap_or_else(|_| Column::full_null("action_words".into(), rows.len(), &DataType::String))
-            }
-            5 => Column::new(
-                "due_date".into(),
-                rows.iter().map(|r| r.due.to_string()).collect::<Vec<_>>(),
-            ),
+            2 => picked("owner", owners, &|r| r.owner as usize),
+            3 => picked("action", &TYPES, &kind),
+            4 => picked("action_words", &words, &kind),
+            5 => picked("due_date", &day_names, &|r| days.binary_search(&r.due).unwrap_or(0)),
             6 => Column::new(
                 "priority".into(),
                 rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
             ),
-            7 => Column::new(
-                "reason".into(),
-                rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
-            ),
+            7 => written("reason", &|buf, r| reason_into(buf, r, p, x, zh)),
             8 => Column::new(
                 "figure".into(),
                 rows.iter()
                     .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
                     .collect::<Vec<_>>(),
             ),
-            _ => Column::new(
+            9 => Column::new(
                 "value_tier".into(),
-                rows.iter().map(|r| tiers[r.client]).collect::<Vec<_>>(),
+                rows.iter().map(|r| x.tiers[r.client as usize]).collect::<Vec<_>>(),
             ),
+            10 => written("Subject", &|buf, r| {
+                buf.push_str(words.get(r.kind as usize).copied().unwrap_or(""));
+                let name = names.get(r.client as usize).copied().unwrap_or("");
+                if !name.is_empty() {
+                    buf.push_str(": ");
+                    buf.push_str(name);
+                }
+            }),
+            _ => picked("Priority", &["High", "Normal", "Low"], &|r| {
+                (r.priority as usize).clamp(1, 3) - 1
+            }),
         }
     };
-    let table = DataFrame::new_infer_height((0..10).into_par_iter().map(build).collect());
+    let mut columns: Vec<Column> = (0..12).into_par_iter().map(build).collect();
+    let task_columns = columns.split_off(10);
+    let table = DataFrame::new_infer_height(columns);
     // Per client: the actions due, most urgent first, as type numbers 3 bits each (a
     // client has at most one action of each of the six types).
     let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
-    for r in &rows {
-        let k = TYPES.iter().position(|t| *t == r.kind).unwrap_or(0) as u32 + 1;
-        if let Some((bits, count)) = due_kinds.get_mut(r.client) {
+    for r in rows {
+        let k = r.kind as u32 + 1;
+        if let Some((bits, count)) = due_kinds.get_mut(r.client as usize) {
             if *count < 10 {
                 *bits |= k << (3 * *count as u32);
                 *count += 1;
@@ -587,11 +698,23 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
         due_column.append_value(&buf);
     }
     out.columns = vec![due_column.finish().into_column()];
+    let mut counted: Vec<[usize; 6]> = vec![[0; 6]; owners.len()];
+    for r in rows {
+        if let Some(c) = counted
+            .get_mut(r.owner as usize)
+            .and_then(|c| c.get_mut(r.kind as usize))
+        {
+            *c += 1;
+        }
+    }
     let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_owner: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for r in &rows {
-        *by_type.entry(r.kind).or_default() += 1;
-        *by_owner.entry(r.owner).or_default().entry(r.kind).or_default() += 1;
+    for (o, c) in owners.iter().zip(&counted) {
+        let mine = by_owner.entry(o).or_default();
+        for (k, n) in TYPES.iter().zip(c).filter(|(_, n)| **n > 0) {
+            *by_type.entry(k).or_default() += n;
+            mine.insert(k, *n);
+        }
     }
     let total = rows.len();
     let owners = by_owner.len();
@@ -624,6 +747,9 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
     // This month, by accountant: the busiest 30 by actions, with the clients each will
     // serve by tier and the hours they take.
     let book = accountant_book(ctx, x);
+    if let Ok(df) = book_frame(&book) {
+        out.tables.push(("accountants".into(), df));
+    }
     let mut owners_sorted: Vec<(&str, usize)> = by_owner.iter().map(|(o, m)| (*o, m.values().sum::<usize>())).collect();
     owners_sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let shown = owners_sorted.len().min(30);
@@ -658,12 +784,8 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
                 cells.push((v.clone(), v));
             }
             let mine = book.clients.get(*o);
-            for (id, _, _) in &book.tiers {
-                let v = mine
-                    .and_then(|m| m.0.get(id.as_str()))
-                    .copied()
-                    .unwrap_or(0)
-                    .to_string();
+            for k in 0..book.tiers.len() {
+                let v = mine.and_then(|m| m.0.get(k)).copied().unwrap_or(0).to_string();
                 cells.push((v.clone(), v));
             }
             let hours = mine.map_or(0.0, |m| m.1);
@@ -712,30 +834,25 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
             rows: table_rows,
         }],
     });
-    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template),
-    // drawn from the list's own columns.
-    let tasks = table.as_ref().ok().map(|df| {
-        df.clone()
-            .lazy()
-            .select([
-                concat_str([col("action_words"), col("name")], ": ", true).alias("Subject"),
-                col("due_date").alias("Due Date"),
-                lit("Not Started").alias("Status"),
-                when(col("priority").eq(lit(1u32)))
-                    .then(lit("High"))
-                    .when(col("priority").eq(lit(2u32)))
-                    .then(lit("Normal"))
-                    .otherwise(lit("Low"))
-                    .alias("Priority"),
-                col("owner").alias("Task Owner"),
-                col("client_id").alias("Account Number"),
-                col("name").alias("Related To"),
-                col("reason").alias("Description"),
-            ])
-            .collect()
-    });
-    if let Some(Ok(df)) = tasks {
-        out.imports.push(("crm_tasks".into(), df));
+    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template).
+    if let (Ok(df), Ok([subject, priority])) = (&table, <[Column; 2]>::try_from(task_columns)) {
+        let col = |name: &str, to: &str| df.column(name).ok().map(|c| c.clone().with_name(to.into()));
+        let tasks = [
+            Some(subject),
+            col("due_date", "Due Date"),
+            Some(StringChunked::full("Status".into(), "Not Started", df.height()).into_column()),
+            Some(priority),
+            col("owner", "Task Owner"),
+            col("client_id", "Account Number"),
+            col("name", "Related To"),
+            col("reason", "Description"),
+        ]
+        .into_iter()
+        .collect::<Option<Vec<Column>>>()
+        .and_then(|c| DataFrame::new(df.height(), c).ok());
+        if let Some(tasks) = tasks {
+            out.imports.push(("crm_tasks".into(), tasks));
+        }
     }
     if let Ok(df) = table {
         out.exports.push(("actions".into(), df));
@@ -746,6 +863,17 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_numbers_name_their_types() {
+        let named = |k: u8| TYPES.get(k as usize).copied();
+        assert_eq!(named(OUTREACH), Some("churn_outreach"));
+        assert_eq!(named(ARREARS), Some("collect_arrears"));
+        assert_eq!(named(CHASE), Some("chase_documents"));
+        assert_eq!(named(HANDOVER), Some("handover"));
+        assert_eq!(named(FEE), Some("fee_review"));
+        assert_eq!(named(CONTACT), Some("contact"));
+    }
 
     #[test]
     fn deadlines_move_off_weekends_and_follow_the_taxpayer() {

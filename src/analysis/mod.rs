@@ -124,6 +124,25 @@ pub fn cells(ca: &polars::prelude::StringChunked) -> Vec<&str> {
     ca.iter().map(|v| v.unwrap_or("")).collect()
 }
 
+/// A text column read in place, cell by row ("" where empty or past the end): at a
+/// million rows, a vector of its cells cost more in fresh memory than the lookups.
+#[derive(Clone, Copy)]
+pub struct TextView<'a>(&'a polars::prelude::StringChunked);
+
+impl<'a> TextView<'a> {
+    /// `ca`, best in one piece (as [`chunk`] leaves it).
+    pub fn of(ca: &'a polars::prelude::StringChunked) -> TextView<'a> {
+        TextView(ca)
+    }
+
+    pub fn get(&self, i: usize) -> &'a str {
+        match i < self.0.len() {
+            true => self.0.get(i).unwrap_or(""),
+            false => "",
+        }
+    }
+}
+
 /// A table an earlier analysis exported (allocation's `workload`), by name.
 pub fn earlier_export<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a polars::prelude::DataFrame> {
     earlier

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::html::{esc, esc_into};
 use super::ReportError;
 use crate::analysis::pricing::f64_column;
-use crate::analysis::{cells, chunk};
+use crate::analysis::{chunk, TextView};
 use crate::format::Lang;
 
 fn texts(df: &DataFrame, name: &str) -> StringChunked {
@@ -47,17 +47,30 @@ body{font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-se
 h1{font-size:1.25em;margin:.3em 0}h2{font-size:1.05em;margin:1em 0 .4em}\
 .pills{display:flex;flex-wrap:wrap;gap:6px;padding:0;margin:0;list-style:none}\
 .pills li{background:#eef2f7;border-radius:12px;padding:2px 10px;font-size:.9em}\
-.card{border:1px solid #ddd;border-left:6px solid #95a5a6;border-radius:8px;padding:8px 10px;margin:8px 0}\
-.p1{border-left-color:#c0392b}.p2{border-left-color:#e67e22}\
-.meta{color:#555;font-size:.9em}.client{font-weight:600}\
+.list{list-style:none;padding:0;margin:0}\
+.list li{border:1px solid #ddd;border-left:6px solid #95a5a6;border-radius:8px;padding:8px 10px;margin:8px 0}\
+.p1{border-left-color:#c0392b!important}.p2{border-left-color:#e67e22!important}\
+.p1::before,.p2::before{font-size:.85em;font-weight:600;margin-right:.4em}\
+.p1::before{color:#c0392b}.p2::before{color:#b3591a}\
+.meta{color:#555;font-size:.9em}\
 a{color:#1f5f9e}";
+
+/// How priorities 1 and 2 are marked on a card (the style's generated text), in words.
+fn priority_style(zh: bool) -> &'static str {
+    if zh {
+        ".p1::before{content:'紧急'}.p2::before{content:'尽快'}"
+    } else {
+        ".p1::before{content:'urgent'}.p2::before{content:'soon'}"
+    }
+}
 
 /// Writes one page per owner of `actions` (and index.html) into `dir`; returns the file
 /// names, relative to the run folder.
 pub fn write_pages(
     dir: &Path,
     actions: &DataFrame,
-    labels: &DataFrame,
+    accountants: Option<&DataFrame>,
+    tiers: &[(String, String)],
     lang: Lang,
     snapshot: &str,
 ) -> Result<Vec<String>, ReportError> {
@@ -79,48 +92,34 @@ pub fn write_pages(
     .iter()
     .map(|c| texts(actions, c))
     .collect();
-    let [owner, client, name, kind, words, due, reason]: [Vec<&str>; 7] =
-        std::array::from_fn(|k| columns.get(k).map(cells).unwrap_or_default());
+    let none = StringChunked::full_null("".into(), 0);
+    let [owner, client, name, kind, words, due, reason]: [TextView; 7] =
+        std::array::from_fn(|k| TextView::of(columns.get(k).unwrap_or(&none)));
     let priority = numbers(actions, "priority");
-    let mut by_owner: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, o) in owner.iter().enumerate() {
-        by_owner.entry(o).or_default().push(i);
+    let mut grouped: std::collections::HashMap<&str, Vec<usize>, foldhash::fast::RandomState> = Default::default();
+    for i in 0..actions.height() {
+        grouped.entry(owner.get(i)).or_default().push(i);
     }
-    // Clients by tier and hours a month, per accountant who (will) serve them.
-    // Tiers by name in the run's language ("V1 high value", "高价值客户"), in tier order.
-    let tier_name = if zh { "value_tier_zh" } else { "value_tier_en" };
-    let label_columns: Vec<StringChunked> = ["proposed_accountant", "accountant", "value_tier", tier_name]
-        .iter()
-        .map(|c| texts(labels, c))
-        .collect();
-    let [proposed, current, tier_ids, tier_names]: [Vec<&str>; 4] =
-        std::array::from_fn(|k| label_columns.get(k).map(cells).unwrap_or_default());
-    let mut named: std::collections::HashMap<&str, String> = Default::default();
-    for (id, name) in tier_ids.iter().zip(&tier_names) {
-        if !named.contains_key(id) {
-            let shown = match (zh, name.is_empty()) {
-                (_, true) => id.to_string(),
-                (true, false) => name.to_string(),
-                (false, false) => format!("{id} {name}"),
-            };
-            named.insert(id, shown);
+    let by_owner: BTreeMap<&str, Vec<usize>> = grouped.into_iter().collect();
+    // Clients by tier and hours a month, per accountant who (will) serve them, from
+    // accountants.parquet's table; tiers by name in the run's language, in tier order.
+    type Workload<'a> = (Vec<(&'a str, u32)>, f64);
+    let mut book: std::collections::HashMap<&str, Workload, foldhash::fast::RandomState> = Default::default();
+    let book_names = accountants.map(|df| texts(df, "accountant"));
+    if let (Some(df), Some(names)) = (accountants, &book_names) {
+        let names = TextView::of(names);
+        let hours = numbers(df, "monthly_hours");
+        let counts: Vec<(&str, Vec<f64>)> = tiers
+            .iter()
+            .map(|(id, shown)| (shown.as_str(), numbers(df, &format!("clients_{id}"))))
+            .collect();
+        for (i, h) in hours.iter().enumerate() {
+            let by_tier = counts
+                .iter()
+                .filter_map(|(shown, c)| c.get(i).filter(|v| **v > 0.0).map(|v| (*shown, *v as u32)))
+                .collect();
+            book.insert(names.get(i), (by_tier, *h));
         }
-    }
-    let tiers = &tier_ids;
-    let hours = numbers(labels, "monthly_hours");
-    let mut book: std::collections::HashMap<&str, (BTreeMap<&str, usize>, f64)> = Default::default();
-    for i in 0..labels.height().min(hours.len()).min(tiers.len()) {
-        if !hours[i].is_finite() {
-            continue;
-        }
-        let who = if proposed[i].is_empty() {
-            current[i]
-        } else {
-            proposed[i]
-        };
-        let e = book.entry(who).or_default();
-        *e.0.entry(tiers[i]).or_default() += 1;
-        e.1 += hours[i];
     }
     // Distinct file names, even for names that differ only in punctuation.
     let mut stems: BTreeMap<&str, String> = BTreeMap::new();
@@ -139,11 +138,12 @@ pub fn write_pages(
     owners
         .par_iter()
         .map(|(o, rows)| {
-            let mut h = String::with_capacity(600 * rows.len() + 2000);
+            let mut h = String::with_capacity(256 * rows.len() + 2000);
             h.push_str(&format!(
-                "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>",
+                "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}{}</style></head><body>",
                 if zh { "zh" } else { "en" },
-                esc(o)
+                esc(o),
+                priority_style(zh)
             ));
             h.push_str(&format!(
                 "<p class=\"meta\"><a href=\"index.html\">{}</a></p><h1>{} · {}</h1><p class=\"meta\">{} {} · {} {}</p>",
@@ -155,42 +155,58 @@ pub fn write_pages(
                 rows.len(),
                 t("actions", "项行动")
             ));
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            // One list per action type, the type with the most urgent action first (the
+            // rows come most urgent first); in each, most urgent first.
+            let mut kinds: Vec<(&str, Vec<usize>)> = Vec::new();
             for &i in rows.iter() {
-                *counts.entry(words[i]).or_default() += 1;
+                match kinds.iter_mut().find(|(k, _)| *k == kind.get(i)) {
+                    Some((_, v)) => v.push(i),
+                    None => kinds.push((kind.get(i), vec![i])),
+                }
             }
+            // The types and their counts, each a link to its list.
             h.push_str("<ul class=\"pills\">");
-            for (w, c) in &counts {
-                h.push_str(&format!("<li>{} {c}</li>", esc(w)));
+            for (k, list) in &kinds {
+                h.push_str("<li><a href=\"#");
+                esc_into(&mut h, k);
+                h.push_str("\">");
+                if let Some(&first) = list.first() {
+                    esc_into(&mut h, words.get(first));
+                }
+                let _ = write!(h, " {}</a></li>", list.len());
             }
             h.push_str("</ul>");
             if let Some((by_tier, hrs)) = book.get(o) {
                 h.push_str(&format!("<h2>{}</h2><ul class=\"pills\">", t("Clients and workload", "客户与工作量")));
                 for (tier, c) in by_tier {
-                    let shown = named.get(tier).map_or(if tier.is_empty() { "-" } else { tier }, |s| s.as_str());
-                    h.push_str(&format!("<li>{} {c}</li>", esc(shown)));
+                    h.push_str(&format!("<li>{} {c}</li>", esc(tier)));
                 }
                 h.push_str(&format!("<li>{} {:.0}</li></ul>", t("hours a month", "月工时"), hrs));
             }
-            h.push_str(&format!("<h2>{}</h2>", t("Actions, most urgent first", "行动（按紧急程度）")));
-            let (due_word, priority_word) = (t("due", "截止"), t("priority", "优先级"));
-            for &i in rows.iter() {
-                let p = priority[i] as u8;
-                let _ = write!(h, "<div class=\"card p{p}\" data-client=\"");
-                esc_into(&mut h, client[i]);
-                h.push_str("\" data-action=\"");
-                esc_into(&mut h, kind[i]);
-                h.push_str("\"><div class=\"meta\">");
-                esc_into(&mut h, words[i]);
-                let _ = write!(h, " · {due_word} ");
-                esc_into(&mut h, due[i]);
-                let _ = write!(h, " · {priority_word} {p}</div><div class=\"client\">");
-                esc_into(&mut h, name[i]);
-                h.push_str(" (");
-                esc_into(&mut h, client[i]);
-                h.push_str(")</div><div>");
-                esc_into(&mut h, reason[i]);
-                h.push_str("</div></div>");
+            let due_word = t("due", "截止");
+            for (k, list) in &kinds {
+                h.push_str("<section id=\"");
+                esc_into(&mut h, k);
+                h.push_str("\"><h2>");
+                if let Some(&first) = list.first() {
+                    esc_into(&mut h, words.get(first));
+                }
+                let _ = write!(h, " · {}</h2><ul class=list>", list.len());
+                for &i in list {
+                    let p = priority.get(i).copied().unwrap_or(3.0) as u8;
+                    let _ = write!(h, "<li class=p{p} data-client=\"");
+                    esc_into(&mut h, client.get(i));
+                    h.push_str("\"><b>");
+                    esc_into(&mut h, name.get(i));
+                    h.push_str("</b> ");
+                    esc_into(&mut h, client.get(i));
+                    let _ = write!(h, "<br>{due_word} ");
+                    esc_into(&mut h, due.get(i));
+                    h.push_str(" · ");
+                    esc_into(&mut h, reason.get(i));
+                    h.push_str("</li>");
+                }
+                h.push_str("</ul></section>");
             }
             h.push_str("</body></html>");
             let stem = stems.get(o).cloned().unwrap_or_else(|| file_stem(o));
