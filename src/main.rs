@@ -344,11 +344,16 @@ fn real_main(cli: Cli) -> Result<()> {
                 (None, Some(_)) => settings(None, &common, data.as_deref(), previous.as_deref())?,
             };
             let report = pipeline::run(&s, &options(&s, &common))?;
-            match &config {
-                Some(c) => println!("config: {}", c.display()),
-                None => println!(
-                    "config: none, the defaults apply (clientseg init {} writes a clientseg.toml to adjust them)",
-                    data.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
+            let zh = s.lang == clientseg::format::Lang::Zh;
+            let folder = data.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+            match (&config, zh) {
+                (Some(c), false) => println!("config: {}", c.display()),
+                (Some(c), true) => println!("配置文件：{}", c.display()),
+                (None, false) => println!(
+                    "config: none, the defaults apply (clientseg init {folder} writes a clientseg.toml to adjust them)"
+                ),
+                (None, true) => println!(
+                    "配置文件：无，使用默认设置（运行 clientseg init {folder} 可生成 clientseg.toml 以便调整）"
                 ),
             }
             print!("{}", report.summary);

@@ -133,9 +133,10 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         // Written beside the tables, so not a stage of their own: their time for the
         // manifest only.
         st.timings.push(crate::progress::Timing {
-            stage: "action pages (beside the tables)".into(),
+            stage: "action pages".into(),
             seconds,
             peak_rss_mib: None,
+            within: Some("tables".into()),
         });
     }
     st.run("spreadsheets", |_| {

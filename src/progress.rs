@@ -13,6 +13,10 @@ pub struct Timing {
     /// Peak resident memory during the stage (Linux; absent elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_mib: Option<f64>,
+    /// The stage this work ran inside of, beside its other work: its time is part of
+    /// that stage's and is not added again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
 }
 
 /// Resets the process's peak-RSS mark, so the next [`peak_rss_mib`] covers only what
@@ -63,6 +67,7 @@ impl Stages {
             stage: name.to_string(),
             seconds: start.elapsed().as_secs_f64(),
             peak_rss_mib: peak_rss_mib(),
+            within: None,
         });
         out
     }

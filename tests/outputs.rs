@@ -420,6 +420,10 @@ fn run_without_config_and_init() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("config: none, the defaults apply"), "{said}");
     assert!(run_dir(&dir.join("runs")).join("labels.csv").is_file());
+    // In Chinese too.
+    let out = run(&["run", "exports", "--quiet", "--lang", "zh"], dir, true);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("配置文件：无，使用默认设置"), "{said}");
     let out = run(&["run", "--quiet"], dir, false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("give a folder of exports"));
 
@@ -435,6 +439,13 @@ fn run_without_config_and_init() {
     let again = run(&["init", "exports"], dir, false);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    // The config init wrote for Chinese exports says lang = "zh".
     let out = run(&["run", "--config", "clientseg.toml", "--quiet"], dir, true);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("配置文件：clientseg.toml"));
+    let out = run(
+        &["run", "--config", "clientseg.toml", "--quiet", "--lang", "en"],
+        dir,
+        true,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("config: clientseg.toml"));
 }

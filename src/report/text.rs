@@ -219,7 +219,7 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
     for skipped in &m.skipped_outputs {
         out.push_str(&format!("{}{skipped}\n", t("not written: ", "未写出：")));
     }
-    let total: f64 = m.timings.iter().map(|t| t.seconds).sum();
+    let total: f64 = m.timings.iter().filter(|t| t.within.is_none()).map(|t| t.seconds).sum();
     out.push_str(&format!(
         "{} {total:.1}s\n{} {}\n",
         t("done in", "用时"),
