@@ -198,6 +198,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
             })
             .collect(),
         reasons: validate::top_reasons_in(&input.validated.rejects, 5, Lang::Zh),
+        warnings: warnings.iter().map(|w| w.zh.clone()).collect(),
     });
     let summary = report::text::summary_text(&manifest, &run_dir, zh.as_ref());
     Ok(RunReport {

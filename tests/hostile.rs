@@ -389,6 +389,11 @@ fn future_dated_rows_do_not_move_the_snapshot() {
     assert!(out.contains("warning: the snapshot date"), "{out}");
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("the snapshot date"));
+    std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    // In Chinese, the summary says it in Chinese.
+    let (_, out) = pipeline(dir, "lang = \"zh\"\n");
+    assert!(out.contains("警告：数据截止日"), "{out}");
+    assert!(!out.contains("the snapshot date"), "{out}");
 }
 
 #[test]

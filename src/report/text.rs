@@ -72,6 +72,8 @@ fn rows_text_in(counts: &[validate::TableCounts], zh: bool) -> String {
 pub struct ZhWords {
     pub headlines: Vec<String>,
     pub reasons: String,
+    /// The run's warnings, in the manifest's order.
+    pub warnings: Vec<String>,
 }
 
 /// The run summary printed at the end of `clientseg run`, in Chinese when `zh` is given.
@@ -213,7 +215,8 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
             }
         }
     }
-    for w in &m.warnings {
+    let warnings = zh.map_or(&m.warnings, |z| &z.warnings);
+    for w in warnings {
         out.push_str(&format!("{}{w}\n", t("warning: ", "警告：")));
     }
     for skipped in &m.skipped_outputs {
