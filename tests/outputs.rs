@@ -224,6 +224,14 @@ fn missing_activity_switches_features_off() {
         "{off:?}"
     );
     assert!(!m["behaviour"].is_null(), "payment behaviour still segments");
+    // In Chinese, the reason too.
+    std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    let (_, zh_out) = pipeline(dir, "lang = \"zh\"\n");
+    assert!(
+        zh_out.contains("已关闭的特征") && zh_out.contains("需要工作记录"),
+        "{zh_out}"
+    );
+    assert!(!zh_out.contains("which the input does not have"), "{zh_out}");
 }
 
 /// A Chinese export (Chinese headers, 2024年1月5日 dates) runs with the shipped mapping.

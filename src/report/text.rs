@@ -106,12 +106,15 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
             "已关闭的特征（输入缺少所需数据）：\n",
         ));
         for d in &m.disabled_features {
-            let name = if zh.is_some() {
-                crate::features::display_name(&d.name, crate::format::Lang::Zh)
+            let (name, reason) = if zh.is_some() {
+                (
+                    crate::features::display_name(&d.name, crate::format::Lang::Zh),
+                    super::page::disabled_zh(&d.name),
+                )
             } else {
-                d.name.clone()
+                (d.name.clone(), d.reason.clone())
             };
-            out.push_str(&format!("  {name}: {}\n", d.reason));
+            out.push_str(&format!("  {name}: {reason}\n"));
         }
     }
     let seg_line = |s: &SegmentationSummary| {
