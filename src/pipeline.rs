@@ -442,10 +442,10 @@ fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcom
     })
 }
 
-/// labels, CRM import, features, rejects and segments (side by side: at 1M clients this
-/// stage went from 5.2 s to 4.2 s), then rules.txt. Returns segments and labels.
-/// The run's tables, and each accountant's page of actions beside them; returns the
-/// segments and labels tables and how long the pages took.
+/// labels, CRM import, features, rejects, segments and the analyses' tables (side by
+/// side: at 1M clients this stage went from 5.2 s to 4.2 s) with each accountant's page
+/// of actions beside them, then rules.txt. Returns segments and labels, and how long the
+/// pages took.
 fn tables(
     w: &mut Written,
     s: &Settings,
