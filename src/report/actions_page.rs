@@ -157,22 +157,21 @@ pub fn write_pages(
             ));
             // One list per action type, the type with the most urgent action first (the
             // rows come most urgent first); in each, most urgent first.
-            let mut kinds: Vec<(&str, Vec<usize>)> = Vec::new();
+            // (type, its words, its rows)
+            let mut kinds: Vec<(&str, &str, Vec<usize>)> = Vec::new();
             for &i in rows.iter() {
-                match kinds.iter_mut().find(|(k, _)| *k == kind.get(i)) {
-                    Some((_, v)) => v.push(i),
-                    None => kinds.push((kind.get(i), vec![i])),
+                match kinds.iter_mut().find(|(k, _, _)| *k == kind.get(i)) {
+                    Some((_, _, v)) => v.push(i),
+                    None => kinds.push((kind.get(i), words.get(i), vec![i])),
                 }
             }
             // The types and their counts, each a link to its list.
             h.push_str("<ul class=\"pills\">");
-            for (k, list) in &kinds {
+            for (k, w, list) in &kinds {
                 h.push_str("<li><a href=\"#");
                 esc_into(&mut h, k);
                 h.push_str("\">");
-                if let Some(&first) = list.first() {
-                    esc_into(&mut h, words.get(first));
-                }
+                esc_into(&mut h, w);
                 let _ = write!(h, " {}</a></li>", list.len());
             }
             h.push_str("</ul>");
@@ -184,13 +183,11 @@ pub fn write_pages(
                 h.push_str(&format!("<li>{} {:.0}</li></ul>", t("hours a month", "月工时"), hrs));
             }
             let due_word = t("due", "截止");
-            for (k, list) in &kinds {
+            for (k, w, list) in &kinds {
                 h.push_str("<section id=\"");
                 esc_into(&mut h, k);
                 h.push_str("\"><h2>");
-                if let Some(&first) = list.first() {
-                    esc_into(&mut h, words.get(first));
-                }
+                esc_into(&mut h, w);
                 let _ = write!(h, " · {}</h2><ul class=list>", list.len());
                 for &i in list {
                     let p = priority.get(i).copied().unwrap_or(3.0) as u8;
