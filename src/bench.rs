@@ -76,6 +76,9 @@ pub struct SizeResult {
     pub clientseg: Job,
     /// The same run with `[actions] enabled = false`.
     pub without_actions: Job,
+    /// Both runs again in the opposite order (without the action list, then with it), so
+    /// that a drift of the machine over the invocation cancels out of what the list adds.
+    pub again: Option<(Job, Job)>,
     pub pandas_sklearn: Option<Job>,
     /// The churn models against scikit-learn's on the same snapshots.
     pub churn: Vec<ChurnCompare>,
@@ -175,10 +178,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     for &n in opts.sizes.iter().filter(|&&n| n > 0) {
         let data = ensure_data(opts, n)?;
         eprintln!("bench: {n} clients: clientseg");
-        let (clientseg, run_dir) = run_clientseg(opts, &data, n, true)?;
+        let (clientseg, run_dir) = run_clientseg(opts, &data, n, true, 0)?;
         // The same run without the action list, for what the list adds.
         eprintln!("bench: {n} clients: clientseg without the action list");
-        let (without_actions, _) = run_clientseg(opts, &data, n, false)?;
+        let (without_actions, _) = run_clientseg(opts, &data, n, false, 0)?;
         let pandas_sklearn = match &python {
             Some(py) => {
                 eprintln!("bench: {n} clients: pandas + scikit-learn");
@@ -195,6 +198,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         };
         eprintln!("bench: {n} clients: push");
         let push = push_measure(opts, &run_dir, n)?;
+        eprintln!("bench: {n} clients: clientseg without the action list, then with it, again");
+        let without = run_clientseg(opts, &data, n, false, 1)?.0;
+        let again = Some((run_clientseg(opts, &data, n, true, 1)?.0, without));
         let (billing_rows, activity_rows) = count_rows(&data)?;
         let size = SizeResult {
             clients: n,
@@ -202,26 +208,13 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             activity_rows,
             clientseg,
             without_actions,
+            again,
             pandas_sklearn,
             churn,
             push,
         };
         println!("{}", size_table(&size));
-        // The other stages run the same code on the same data with or without the list:
-        // what they differ by is the machine's noise, shown apart.
-        let (with, without) = (&size.clientseg, &size.without_actions);
-        let outputs = stage_seconds(with, "outputs") - stage_seconds(without, "outputs");
-        let own = stage_seconds(with, "actions") + outputs;
-        println!(
-            "the action list adds {:+.2}s end to end ({:.2}s with it, {:.2}s without): {:+.2}s in the stages it runs in (actions {:.2}s, outputs {:+.2}s), {:+.2}s in the other stages, which run the same with or without it",
-            with.seconds - without.seconds,
-            with.seconds,
-            without.seconds,
-            own,
-            stage_seconds(with, "actions"),
-            outputs,
-            with.seconds - without.seconds - own,
-        );
+        println!("{}", action_list_lines(&size));
         for p in &size.push {
             println!(
                 "push to {}: {:.2}s, peak {:.0} MiB (labels and actions, one transaction)",
@@ -239,6 +232,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         println!("{}", kernel_table(&k));
         report.kernel = Some(k);
     }
+    let _ = std::fs::remove_dir_all(trash(opts));
     // Plain data with string keys: serialising cannot fail.
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     persist::write_atomic(&opts.out.join("bench.json"), json.as_bytes())?;
@@ -437,15 +431,37 @@ fn push_measure(opts: &BenchOptions, run_dir: &Path, n: usize) -> Result<Vec<Pus
     Ok(out)
 }
 
-fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize, actions: bool) -> Result<(Job, PathBuf), BenchError> {
-    let work = opts.out.join("runs").join(match actions {
+fn run_clientseg(
+    opts: &BenchOptions,
+    data: &Path,
+    n: usize,
+    actions: bool,
+    round: usize,
+) -> Result<(Job, PathBuf), BenchError> {
+    let name = match actions {
         true => format!("clients-{n}"),
         false => format!("clients-{n}-no-actions"),
-    });
-    let _ = std::fs::remove_dir_all(&work);
-    // The previous run's gigabyte and thousands of files, deleted, are still being
-    // released by the file system (with online discard, for seconds): let that finish
-    // before the clock starts, or the run's own file creation waits on it.
+    };
+    let name = match round {
+        0 => name,
+        r => format!("{name}-{}", r + 1),
+    };
+    let work = opts.out.join("runs").join(name);
+    // The previous invocation's folder is moved aside, not deleted: a file system may be
+    // slow to create files right after many were deleted (ext4 without a journal skips
+    // inodes freed in the last minute; 20,000 files took 3.7 s instead of 0.4 s), and a
+    // run does not meet that in use. What was moved aside is deleted after measuring.
+    if work.exists() {
+        let old = trash(opts);
+        std::fs::create_dir_all(&old).map_err(io(&old))?;
+        let to = old.join(format!(
+            "{}-{}",
+            std::process::id(),
+            work.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::rename(&work, &to).map_err(io(&work))?;
+    }
+    // What the previous run wrote goes to disk before the clock starts.
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     std::fs::create_dir_all(&work).map_err(io(&work))?;
@@ -508,6 +524,11 @@ fn run_clientseg(opts: &BenchOptions, data: &Path, n: usize, actions: bool) -> R
         },
         run_dir,
     ))
+}
+
+/// Where old run folders wait until the measuring is over.
+fn trash(opts: &BenchOptions) -> PathBuf {
+    opts.out.join("runs").join(".old")
 }
 
 fn read_manifest(run_dir: &Path) -> Result<Value, BenchError> {
@@ -643,6 +664,45 @@ fn run_python(opts: &BenchOptions, python: &Path, data: &Path, n: usize) -> Resu
         chosen_k: v["chosen_k"].as_u64().unwrap_or(0) as usize,
         inertia_by_k: inertia_by_k(&v["k_scores"]),
     })
+}
+
+/// What the action list adds, pair by pair and on average. The other stages run the same
+/// code on the same data with or without the list: what they differ by is the machine's
+/// noise, shown apart.
+pub fn action_list_lines(size: &SizeResult) -> String {
+    let pairs: Vec<(&Job, &Job)> = std::iter::once((&size.clientseg, &size.without_actions))
+        .chain(size.again.as_ref().map(|(w, wo)| (w, wo)))
+        .collect();
+    let mut out = String::new();
+    let (mut end_to_end, mut in_own) = (0.0, 0.0);
+    for (i, (with, without)) in pairs.iter().enumerate() {
+        let outputs = stage_seconds(with, "outputs") - stage_seconds(without, "outputs");
+        let own = stage_seconds(with, "actions") + outputs;
+        end_to_end += with.seconds - without.seconds;
+        in_own += own;
+        out.push_str(&format!(
+            "{} the action list adds {:+.2}s end to end ({:.2}s with it, {:.2}s without): {:+.2}s in the stages it runs in (actions {:.2}s, outputs {:+.2}s), {:+.2}s in the other stages, which run the same with or without it\n",
+            match i {
+                0 => "with, then without:",
+                _ => "without, then with:",
+            },
+            with.seconds - without.seconds,
+            with.seconds,
+            without.seconds,
+            own,
+            stage_seconds(with, "actions"),
+            outputs,
+            with.seconds - without.seconds - own,
+        ));
+    }
+    let k = pairs.len() as f64;
+    out.push_str(&format!(
+        "the action list adds, on average over {} pairs: {:+.2}s end to end, {:+.2}s in the stages it runs in",
+        pairs.len(),
+        end_to_end / k,
+        in_own / k
+    ));
+    out
 }
 
 fn stage_seconds(job: &Job, stage: &str) -> f64 {
