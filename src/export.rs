@@ -349,6 +349,20 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
         file: file_name.clone(),
         message,
     };
+    if let Some(table) = Table::of(df) {
+        let file = std::fs::File::create(path).map_err(|e| w(e.to_string()))?;
+        return table.write(df.get_column_names(), file).map_err(|e| w(e.to_string()));
+    }
+    polars_csv(df, path)
+}
+
+/// write_csv through polars' own writer, for column types the writer above does not take.
+fn polars_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
+    let file_name = path.display().to_string();
+    let w = |message: String| ExportError::Write {
+        file: file_name.clone(),
+        message,
+    };
     // Only the text columns that hold a risky cell are rewritten: a byte test per cell
     // instead of two regular expressions over every column (at 1M clients, with pricing and
     // allocation tables beside the labels, that was seconds of the run).
@@ -382,6 +396,164 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), ExportError> {
         .include_bom(true)
         .finish(safe.as_mut().unwrap_or(df))
         .map_err(|e| w(e.to_string()))
+}
+
+type TextArray = <StringType as PolarsDataType>::Array;
+type FloatArray = <Float64Type as PolarsDataType>::Array;
+type BoolArray = <BooleanType as PolarsDataType>::Array;
+type IntArray = <Int64Type as PolarsDataType>::Array;
+
+/// One column's values, read in place (whole numbers as i64), for the CSV writer below.
+enum Cells<'a> {
+    Text(&'a TextArray),
+    Int(Int64Chunked),
+    Float(&'a FloatArray),
+    Bool(&'a BoolArray),
+}
+
+/// A frame of text, whole numbers, floats and booleans, written as CSV the way polars'
+/// writer does (the same quoting and number forms: the files are byte for byte the same)
+/// with risky cells made inert in passing and pieces of rows formatted in parallel. At
+/// 1M clients polars took 0.55 CPU-s for actions.csv. Other column types go to polars.
+struct Table<'a> {
+    columns: Vec<Cells<'a>>,
+    rows: usize,
+}
+
+impl<'a> Table<'a> {
+    fn of(df: &'a DataFrame) -> Option<Table<'a>> {
+        let mut columns = Vec::with_capacity(df.width());
+        for c in df.columns() {
+            let s = c.as_series()?;
+            let cells = match s.dtype() {
+                DataType::String => Cells::Text(single(s.str().ok()?)?),
+                DataType::Float64 => Cells::Float(single(s.f64().ok()?)?),
+                DataType::Boolean => Cells::Bool(single(s.bool().ok()?)?),
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32 => {
+                    let ints = s.cast(&DataType::Int64).ok()?.i64().ok()?.rechunk().into_owned();
+                    Cells::Int(ints)
+                }
+                _ => return None,
+            };
+            columns.push(cells);
+        }
+        Some(Table {
+            columns,
+            rows: df.height(),
+        })
+    }
+
+    fn write(&self, names: Vec<&PlSmallStr>, mut out: std::fs::File) -> std::io::Result<()> {
+        use rayon::prelude::*;
+        use std::io::Write;
+        let mut head: Vec<u8> = "\u{feff}".as_bytes().to_vec();
+        for (k, n) in names.iter().enumerate() {
+            if k > 0 {
+                head.push(b',');
+            }
+            text_cell(&mut head, n.as_str());
+        }
+        head.push(b'\n');
+        out.write_all(&head)?;
+        const ROWS: usize = 16_384;
+        let pieces: Vec<std::ops::Range<usize>> = (0..self.rows)
+            .step_by(ROWS)
+            .map(|a| a..(a + ROWS).min(self.rows))
+            .collect();
+        // A few pieces per thread at a time, written in order: memory stays small.
+        for batch in pieces.chunks(4 * rayon::current_num_threads().max(1)) {
+            let made: Vec<Vec<u8>> = batch.par_iter().map(|r| self.piece(r.clone())).collect();
+            for b in made {
+                out.write_all(&b)?;
+            }
+        }
+        out.flush()
+    }
+
+    fn piece(&self, rows: std::ops::Range<usize>) -> Vec<u8> {
+        let ints: Vec<Option<&IntArray>> = self
+            .columns
+            .iter()
+            .map(|c| match c {
+                Cells::Int(ca) => ca.downcast_iter().next(),
+                _ => None,
+            })
+            .collect();
+        let mut b = Vec::with_capacity(rows.len() * 16 * self.columns.len());
+        let mut f = zmij::Buffer::new();
+        let mut n = itoa::Buffer::new();
+        for i in rows {
+            for (k, c) in self.columns.iter().enumerate() {
+                if k > 0 {
+                    b.push(b',');
+                }
+                match c {
+                    Cells::Text(a) => {
+                        if let Some(v) = a.get(i) {
+                            match risky_cell(v) {
+                                true => text_cell(&mut b, &format!("'{v}")),
+                                false => text_cell(&mut b, v),
+                            }
+                        }
+                    }
+                    Cells::Int(_) => {
+                        if let Some(v) = ints.get(k).copied().flatten().and_then(|a| a.get(i)) {
+                            b.extend_from_slice(n.format(v).as_bytes());
+                        }
+                    }
+                    Cells::Float(a) => {
+                        if let Some(v) = a.get(i) {
+                            b.extend_from_slice(f.format(v).as_bytes());
+                        }
+                    }
+                    Cells::Bool(a) => {
+                        if let Some(v) = a.get(i) {
+                            b.extend_from_slice(if v { b"true" } else { b"false" });
+                        }
+                    }
+                }
+            }
+            b.push(b'\n');
+        }
+        b
+    }
+}
+
+/// The one array of a column in one piece (None when in pieces: then polars writes it).
+fn single<T: PolarsDataType>(ca: &ChunkedArray<T>) -> Option<&T::Array> {
+    match ca.chunks().len() {
+        1 => ca.downcast_iter().next(),
+        _ => None,
+    }
+}
+
+/// A text cell as polars writes it: empty as `""`, quoted when it holds a comma or a line
+/// break, or a quote (doubled).
+fn text_cell(b: &mut Vec<u8>, v: &str) {
+    if v.is_empty() {
+        b.extend_from_slice(b"\"\"");
+        return;
+    }
+    let s = v.as_bytes();
+    let quoted = memchr::memchr3(b',', b'\n', b'\r', s).is_some() || memchr::memchr(b'"', s).is_some();
+    if !quoted {
+        b.extend_from_slice(s);
+        return;
+    }
+    b.push(b'"');
+    for part in s.split_inclusive(|&c| c == b'"') {
+        b.extend_from_slice(part);
+        if part.last() == Some(&b'"') {
+            b.push(b'"');
+        }
+    }
+    b.push(b'"');
 }
 
 /// Chinese column headers for the spreadsheets when lang = zh.
@@ -580,6 +752,79 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn own_csv_writer_writes_what_polars_writes() {
+        let text = [
+            Some("plain"),
+            Some(""),
+            None,
+            Some("a,b"),
+            Some("say \"hi\""),
+            Some("two\nlines"),
+            Some("cr\rhere"),
+            Some("=1+1"),
+            Some("-5"),
+            Some("-5.5"),
+            Some("-x"),
+            Some("+86 138"),
+            Some("@sum"),
+            Some("北京博远科学有限公司"),
+            Some("\"=quoted\""),
+            Some("a string longer than twelve bytes, with a comma"),
+        ];
+        let n = text.len();
+        let floats = [
+            0.0,
+            -0.0,
+            0.1,
+            1e16,
+            1e-7,
+            f64::NAN,
+            f64::INFINITY,
+            -1240.0,
+            200.0,
+            3.5,
+            1e300,
+            -2.25,
+            7.0,
+            0.3,
+            12345.678,
+            1.0,
+        ];
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                Column::new("name, with comma".into(), text.to_vec()),
+                Column::new("figure".into(), floats[..n].to_vec()),
+                Column::new("priority".into(), (0..n as i32).map(|i| i - 3).collect::<Vec<_>>()),
+                Column::new("small".into(), (0..n as u32).collect::<Vec<_>>()),
+                Column::new(
+                    "flag".into(),
+                    (0..n).map(|i| (i % 3 == 0).then_some(i % 2 == 0)).collect::<Vec<_>>(),
+                ),
+                Column::new("客户".into(), text.iter().rev().copied().collect::<Vec<_>>()),
+            ],
+        )
+        .unwrap();
+        assert!(Table::of(&df).is_some(), "these column types take the own writer");
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (dir.path().join("ours.csv"), dir.path().join("theirs.csv"));
+        write_csv(&mut df, &ours).unwrap();
+        polars_csv(&mut df, &theirs).unwrap();
+        let (a, b) = (std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap());
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        // Many pieces, written in order.
+        let big = DataFrame::new(
+            100_000,
+            vec![Column::new("i".into(), (0..100_000i64).collect::<Vec<_>>())],
+        )
+        .unwrap();
+        let (ours, theirs) = (dir.path().join("big1.csv"), dir.path().join("big2.csv"));
+        write_csv(&mut big.clone(), &ours).unwrap();
+        polars_csv(&mut big.clone(), &theirs).unwrap();
+        assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap());
+    }
+
     use super::*;
 
     #[test]
