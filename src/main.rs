@@ -220,8 +220,8 @@ fn main() -> ExitCode {
 
 /// Turns transparent huge pages off for this process. The allocator hands freed memory
 /// back to the kernel and takes it again moments later; with huge pages every such fault
-/// zeroes 2 MiB, however little of it is used. At 1M clients that zeroing was a quarter of
-/// the run's CPU time. The bench leaves it to the runs it starts, so that the other
+/// zeroes 2 MiB, however little of it is used. At 1M clients that zeroing was a fifth of
+/// the run's CPU samples. The bench leaves it to the runs it starts, so that the other
 /// side's processes keep the machine's setting.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
