@@ -64,6 +64,15 @@ fn priority_style(zh: bool) -> &'static str {
     }
 }
 
+/// An action type's id (a link target or an element id) and its words, each escaped,
+/// between the given pieces of markup.
+fn type_words(h: &mut String, open: &str, id: &str, between: &str, words: &str) {
+    h.push_str(open);
+    esc_into(h, id);
+    h.push_str(between);
+    esc_into(h, words);
+}
+
 /// Writes one page per owner of `actions` (and index.html) into `dir`; returns the file
 /// names, relative to the run folder.
 pub fn write_pages(
@@ -166,10 +175,7 @@ pub fn write_pages(
         // The types and their counts, each a link to its list.
         h.push_str("<ul class=\"pills\">");
         for (k, w, list) in &kinds {
-            h.push_str("<li><a href=\"#");
-            esc_into(&mut h, k);
-            h.push_str("\">");
-            esc_into(&mut h, w);
+            type_words(&mut h, "<li><a href=\"#", k, "\">", w);
             let _ = write!(h, " {}</a></li>", list.len());
         }
         h.push_str("</ul>");
@@ -185,10 +191,7 @@ pub fn write_pages(
         }
         let due_word = t("due", "截止");
         for (k, w, list) in &kinds {
-            h.push_str("<section id=\"");
-            esc_into(&mut h, k);
-            h.push_str("\"><h2>");
-            esc_into(&mut h, w);
+            type_words(&mut h, "<section id=\"", k, "\"><h2>", w);
             let _ = write!(h, " · {}</h2><ul class=list>", list.len());
             for &i in list {
                 let p = priority.get(i).copied().unwrap_or(3.0) as u8;
