@@ -541,7 +541,7 @@ fn text_cell(b: &mut Vec<u8>, v: &str) {
         return;
     }
     let s = v.as_bytes();
-    let quoted = memchr::memchr3(b',', b'\n', b'\r', s).is_some() || memchr::memchr(b'"', s).is_some();
+    let quoted = crate::format::holds_any(s, [b',', b'\n', b'\r', b'"']);
     if !quoted {
         b.extend_from_slice(s);
         return;

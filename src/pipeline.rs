@@ -486,18 +486,26 @@ fn tables(
                     })
                     .unwrap_or_default();
                 let dir = dir.join("actions");
-                scope.spawn(move || {
-                    let started = std::time::Instant::now();
-                    report::actions_page::write_pages(
-                        &dir,
-                        actions,
-                        accountants,
-                        &tiers,
-                        s.lang,
-                        &table.snapshot.to_string(),
-                    )
-                    .map(|files| (files, started.elapsed().as_secs_f64()))
-                })
+                let folder = dir.clone();
+                // A thread of its own, named so that a profile tells it apart.
+                let named = std::thread::Builder::new().name("action pages".into());
+                named
+                    .spawn_scoped(scope, move || {
+                        let started = std::time::Instant::now();
+                        report::actions_page::write_pages(
+                            &dir,
+                            actions,
+                            accountants,
+                            &tiers,
+                            s.lang,
+                            &table.snapshot.to_string(),
+                        )
+                        .map(|files| (files, started.elapsed().as_secs_f64()))
+                    })
+                    .map_err(|e| report::ReportError::Write {
+                        path: folder,
+                        message: format!("could not start the thread that writes the pages: {e}"),
+                    })
             });
         let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, s.lang, run_id));
         let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
@@ -530,6 +538,7 @@ fn tables(
         features_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         exported = exports_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         if let Some(job) = pages_job {
+            let job = job?;
             pages = Some(job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
         }
         Ok((segs, labels))

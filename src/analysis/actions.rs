@@ -16,7 +16,7 @@ use super::{
     cells, chunk, earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section,
     SectionTable, TextView,
 };
-use crate::format::{money, Lang};
+use crate::format::{date_into, int0_into, money_into, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
 
@@ -189,10 +189,23 @@ impl<'a> Inputs<'a> {
                 .collect(),
             None => vec![""; n],
         };
-        let ids = TextView::of(&x.ids);
-        let last_contact = last_contacts(ctx, ids, n);
         // Every per-client vector is exactly n long, so that indexing by client is safe.
         let f = |v: Vec<f64>| sized(v, n, f64::NAN);
+        let ids = TextView::of(&x.ids);
+        // The contacts' lookup of clients by id is one thread's work: the copies beside it.
+        let (last_contact, (risk, suggested, fee, owed, late3, hours)) = rayon::join(
+            || last_contacts(ctx, ids, n),
+            || {
+                (
+                    f(longest_risk(ctx)),
+                    f(f64_column(earlier_column(ctx.earlier, "suggested_fee"), n)),
+                    f(monthly_fee(t)),
+                    f(column_f64(t, "open_receivables")),
+                    f(column_f64(t, "late_documents_3m")),
+                    f(f64_column(earlier_column(ctx.earlier, "monthly_hours"), n)),
+                )
+            },
+        );
         Inputs {
             accountant: TextView::of(&x.accountant),
             taxpayer: TextView::of(&x.taxpayer),
@@ -200,12 +213,12 @@ impl<'a> Inputs<'a> {
             flag: TextView::of(&x.flag),
             bands: TextView::of(&x.bands),
             tiers: sized(tiers, n, ""),
-            risk: f(longest_risk(ctx)),
-            suggested: f(f64_column(earlier_column(ctx.earlier, "suggested_fee"), n)),
-            fee: f(monthly_fee(t)),
-            owed: f(column_f64(t, "open_receivables")),
-            late3: f(column_f64(t, "late_documents_3m")),
-            hours: f(f64_column(earlier_column(ctx.earlier, "monthly_hours"), n)),
+            risk,
+            suggested,
+            fee,
+            owed,
+            late3,
+            hours,
             served: sized(
                 ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
                 n,
@@ -286,8 +299,10 @@ impl Analysis for Actions {
         stages.run("actions", |_| {
             let texts = Texts::read(ctx);
             let inputs = Inputs::new(ctx, &texts);
-            let (rows, owners) = plan(&self.params, ctx, &inputs);
-            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, &rows, &owners))
+            // The accountants' book is counted while the list is planned.
+            let ((rows, owners), book) =
+                rayon::join(|| plan(&self.params, ctx, &inputs), || accountant_book(ctx, &inputs));
+            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, &rows, &owners, book))
         })
     }
 }
@@ -370,74 +385,118 @@ fn cycle_of(p: &ActionsParams, tier: &str) -> u32 {
     p.contact_months.get(tier).copied().unwrap_or(longest)
 }
 
-/// Why action `r` is on the list, in the run's language, appended to `buf`.
+/// Why action `r` is on the list, in the run's language, appended to `buf`. Numbers and
+/// days are written by hand (`int0_into`, `date_into`): at a million actions the
+/// formatter took most of this column's time.
 fn reason_into(buf: &mut String, r: &Row, p: &ActionsParams, x: &Inputs, zh: bool) {
     use std::fmt::Write;
     let i = r.client as usize;
-    let _ = match r.kind {
+    let int = |buf: &mut String, v: u32| buf.push_str(itoa::Buffer::new().format(v));
+    match r.kind {
         OUTREACH => {
-            let (band, pct) = (x.bands.get(i), r.amount * 100.0);
+            let band = x.bands.get(i);
             if zh {
-                let band = if band == "high" { "高" } else { "中" };
-                write!(buf, "流失风险{band}：{pct:.0}%")
+                buf.push_str(if band == "high" {
+                    "流失风险高："
+                } else {
+                    "流失风险中："
+                });
             } else {
-                write!(buf, "{band} risk of leaving: {pct:.0}%")
+                buf.push_str(band);
+                buf.push_str(" risk of leaving: ");
             }
+            int0_into(buf, r.amount * 100.0);
+            buf.push('%');
         }
         ARREARS => {
             let (owed, fee) = (r.amount, x.fee[i]);
             let months = if fee > 0.0 { owed / fee } else { f64::INFINITY };
-            if zh {
-                write!(buf, "欠费 {} 元（{months:.1} 个月服务费）", money(owed))
+            buf.push_str(if zh { "欠费 " } else { "owes " });
+            money_into(buf, owed);
+            let _ = if zh {
+                write!(buf, " 元（{months:.1} 个月服务费）")
             } else {
-                write!(buf, "owes {} CNY ({months:.1} months of fees)", money(owed))
-            }
+                write!(buf, " CNY ({months:.1} months of fees)")
+            };
         }
         CHASE => {
-            let (pct, deadline) = (r.amount * 100.0, r.deadline);
-            if zh {
-                write!(buf, "近3个月 {pct:.0}% 的月份资料延迟；申报截止 {deadline}")
+            buf.push_str(if zh { "近3个月 " } else { "documents late in " });
+            int0_into(buf, r.amount * 100.0);
+            buf.push_str(if zh {
+                "% 的月份资料延迟；申报截止 "
             } else {
-                write!(
-                    buf,
-                    "documents late in {pct:.0}% of the last 3 months; filing deadline {deadline}"
-                )
-            }
+                "% of the last 3 months; filing deadline "
+            });
+            date_into(buf, r.deadline);
         }
         HANDOVER => {
             let (now, next) = (x.accountant.get(i), x.proposed.get(i));
             let from = if now.is_empty() { "-" } else { now };
-            if zh {
-                write!(buf, "由 {from} 交接给 {next}")
+            let (a, b) = if zh {
+                ("由 ", " 交接给 ")
             } else {
-                write!(buf, "hand over from {from} to {next}")
+                ("hand over from ", " to ")
+            };
+            for piece in [a, from, b, next] {
+                buf.push_str(piece);
             }
         }
         FEE => {
             let (fee, new) = (x.fee[i], r.amount);
+            buf.push_str(match (new.is_finite(), zh) {
+                (true, false) => "fee ",
+                (true, true) => "月费 ",
+                (false, false) => "under-priced at ",
+                (false, true) => "月费 ",
+            });
+            int0_into(buf, fee);
             match (new.is_finite(), zh) {
-                (true, false) => write!(buf, "fee {fee:.0} CNY a month, suggested {new:.0}"),
-                (true, true) => write!(buf, "月费 {fee:.0} 元，建议 {new:.0} 元"),
-                (false, false) => write!(
-                    buf,
-                    "under-priced at {fee:.0} CNY a month; rise held back for churn risk"
-                ),
-                (false, true) => write!(buf, "月费 {fee:.0} 元偏低；因流失风险暂缓调价"),
+                (true, false) => {
+                    buf.push_str(" CNY a month, suggested ");
+                    int0_into(buf, new);
+                }
+                (true, true) => {
+                    buf.push_str(" 元，建议 ");
+                    int0_into(buf, new);
+                    buf.push_str(" 元");
+                }
+                (false, false) => buf.push_str(" CNY a month; rise held back for churn risk"),
+                (false, true) => buf.push_str(" 元偏低；因流失风险暂缓调价"),
             }
         }
         _ => {
             let cycle = cycle_of(p, x.tiers[i]);
             let last = x.last_contact.as_ref().and_then(|c| c.get(i).copied().flatten());
             match (last, x.last_contact.is_some(), zh) {
-                (Some(d), _, false) => write!(buf, "last contact {d}; the plan is every {cycle} months"),
-                (Some(d), _, true) => write!(buf, "上次联系 {d}；服务方案为每 {cycle} 个月一次"),
-                (None, true, false) => write!(buf, "no contact recorded"),
-                (None, true, true) => write!(buf, "无联系记录"),
-                (None, false, false) => write!(buf, "the plan is every {cycle} months"),
-                (None, false, true) => write!(buf, "服务方案为每 {cycle} 个月一次"),
+                (Some(d), _, false) => {
+                    buf.push_str("last contact ");
+                    date_into(buf, d);
+                    buf.push_str("; the plan is every ");
+                    int(buf, cycle);
+                    buf.push_str(" months");
+                }
+                (Some(d), _, true) => {
+                    buf.push_str("上次联系 ");
+                    date_into(buf, d);
+                    buf.push_str("；服务方案为每 ");
+                    int(buf, cycle);
+                    buf.push_str(" 个月一次");
+                }
+                (None, true, false) => buf.push_str("no contact recorded"),
+                (None, true, true) => buf.push_str("无联系记录"),
+                (None, false, false) => {
+                    buf.push_str("the plan is every ");
+                    int(buf, cycle);
+                    buf.push_str(" months");
+                }
+                (None, false, true) => {
+                    buf.push_str("服务方案为每 ");
+                    int(buf, cycle);
+                    buf.push_str(" 个月一次");
+                }
             }
         }
-    };
+    }
 }
 
 /// Who does action `r`: the accountant who will serve the client, or for a handover the
@@ -465,28 +524,40 @@ fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> (Vec<Row>, Vec<
             a.append(&mut b);
             a
         });
-    let mut owners: Vec<&str> = rows
-        .iter()
-        .map(|r| owner_of(r, x))
-        .collect::<std::collections::HashSet<_, foldhash::fast::RandomState>>()
-        .into_iter()
-        .collect();
-    owners.sort_unstable();
-    let rank: HashMap<&str, u32, foldhash::fast::RandomState> =
-        owners.iter().enumerate().map(|(k, o)| (*o, k as u32)).collect();
+    // Owners numbered as first met, then by name: one lookup per row in a map of the
+    // accountants (at 1M clients a set and a map of every row's owner took 90 ms).
+    let mut met: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut owners: Vec<&str> = Vec::new();
+    for r in rows.iter_mut() {
+        let o = owner_of(r, x);
+        let next = owners.len() as u32;
+        r.owner = *met.entry(o).or_insert_with(|| {
+            owners.push(o);
+            next
+        });
+    }
+    let mut order: Vec<u32> = (0..owners.len() as u32).collect();
+    order.sort_unstable_by_key(|&k| owners.get(k as usize).copied().unwrap_or(""));
+    let mut rank = vec![u32::MAX; owners.len()];
+    for (at, &k) in order.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(k as usize) {
+            *slot = at as u32;
+        }
+    }
+    let owners: Vec<&str> = order.iter().filter_map(|&k| owners.get(k as usize).copied()).collect();
     rows.par_iter_mut()
-        .for_each(|r| r.owner = rank.get(owner_of(r, x)).copied().unwrap_or(u32::MAX));
-    // Most urgent first, then by due date, accountant, client and type (by name).
+        .for_each(|r| r.owner = rank.get(r.owner as usize).copied().unwrap_or(u32::MAX));
+    // Most urgent first, then by due date, accountant, client and type (by name), as one
+    // number: comparing tuples took twice as long.
     let by_name: [u8; 6] =
         std::array::from_fn(|k| TYPES.iter().filter(|t| TYPES.get(k).is_some_and(|me| *t < me)).count() as u8);
     rows.par_sort_unstable_by_key(|r| {
-        (
-            r.priority,
-            r.due,
-            r.owner,
-            r.client,
-            by_name.get(r.kind as usize).copied().unwrap_or(0),
-        )
+        let due = (r.due.num_days_from_ce() as i64 - i32::MIN as i64) as u128;
+        (r.priority as u128) << 104
+            | due << 72
+            | (r.owner as u128) << 40
+            | (r.client as u128) << 8
+            | by_name.get(r.kind as usize).copied().unwrap_or(0) as u128
     });
     (rows, owners)
 }
@@ -570,7 +641,15 @@ fn book_frame(book: &Book) -> PolarsResult<DataFrame> {
     DataFrame::new(names.len(), columns)
 }
 
-fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: &[Row], owners: &[&str]) -> Outcome {
+fn outcome(
+    ctx: &Context,
+    p: &ActionsParams,
+    texts: &Texts,
+    x: &Inputs,
+    rows: &[Row],
+    owners: &[&str],
+    book: Book,
+) -> Outcome {
     let mut out = Outcome::empty("actions");
     let t = ctx.table;
     let n = t.df.height();
@@ -665,38 +744,44 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: &[
             }),
         }
     };
-    let mut columns: Vec<Column> = (0..12).into_par_iter().map(build).collect();
+    // The per-client summary of the list is written beside the list's columns.
+    let (mut columns, due_column) = rayon::join(
+        || (0..12).into_par_iter().map(build).collect::<Vec<Column>>(),
+        || {
+            // Per client: the actions due, most urgent first, as type numbers 3 bits each (a
+            // client has at most one action of each of the six types).
+            let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
+            for r in rows {
+                let k = r.kind as u32 + 1;
+                if let Some((bits, count)) = due_kinds.get_mut(r.client as usize) {
+                    if *count < 10 {
+                        *bits |= k << (3 * *count as u32);
+                        *count += 1;
+                    }
+                }
+            }
+            let mut due_column = StringChunkedBuilder::new("actions_due".into(), n);
+            let mut buf = String::new();
+            for (bits, count) in &due_kinds {
+                if *count == 0 {
+                    due_column.append_null();
+                    continue;
+                }
+                buf.clear();
+                for j in 0..*count as u32 {
+                    let k = ((bits >> (3 * j)) & 7) as usize;
+                    if j > 0 {
+                        buf.push(';');
+                    }
+                    buf.push_str(TYPES.get(k.wrapping_sub(1)).copied().unwrap_or(""));
+                }
+                due_column.append_value(&buf);
+            }
+            due_column
+        },
+    );
     let task_columns = columns.split_off(10);
     let table = DataFrame::new_infer_height(columns);
-    // Per client: the actions due, most urgent first, as type numbers 3 bits each (a
-    // client has at most one action of each of the six types).
-    let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
-    for r in rows {
-        let k = r.kind as u32 + 1;
-        if let Some((bits, count)) = due_kinds.get_mut(r.client as usize) {
-            if *count < 10 {
-                *bits |= k << (3 * *count as u32);
-                *count += 1;
-            }
-        }
-    }
-    let mut due_column = StringChunkedBuilder::new("actions_due".into(), n);
-    let mut buf = String::new();
-    for (bits, count) in &due_kinds {
-        if *count == 0 {
-            due_column.append_null();
-            continue;
-        }
-        buf.clear();
-        for j in 0..*count as u32 {
-            let k = ((bits >> (3 * j)) & 7) as usize;
-            if j > 0 {
-                buf.push(';');
-            }
-            buf.push_str(TYPES.get(k.wrapping_sub(1)).copied().unwrap_or(""));
-        }
-        due_column.append_value(&buf);
-    }
     out.columns = vec![due_column.finish().into_column()];
     let mut counted: Vec<[usize; 6]> = vec![[0; 6]; owners.len()];
     for r in rows {
@@ -746,7 +831,6 @@ fn outcome(ctx: &Context, p: &ActionsParams, texts: &Texts, x: &Inputs, rows: &[
     }));
     // This month, by accountant: the busiest 30 by actions, with the clients each will
     // serve by tier and the hours they take.
-    let book = accountant_book(ctx, x);
     if let Ok(df) = book_frame(&book) {
         out.tables.push(("accountants".into(), df));
     }

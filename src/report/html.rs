@@ -211,8 +211,16 @@ pub fn esc(s: &str) -> String {
 
 /// `esc` appended to `out`, without a string per call (the action pages write millions).
 pub fn esc_into(out: &mut String, s: &str) {
+    let set = [b'&', b'<', b'>', b'"'];
+    if !crate::format::holds_any(s.as_bytes(), set) {
+        out.push_str(s);
+        return;
+    }
     let mut rest = s;
-    while let Some(k) = rest.find(['&', '<', '>', '"']) {
+    // Bytes, not chars: the four are ASCII, so a match is always on a char boundary (a
+    // search by chars decoded every Chinese character).
+    let special = |b: &u8| set.contains(b);
+    while let Some(k) = rest.as_bytes().iter().position(special) {
         out.push_str(&rest[..k]);
         out.push_str(match rest.as_bytes().get(k) {
             Some(b'&') => "&amp;",
