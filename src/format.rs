@@ -41,7 +41,7 @@ pub fn holds_any(s: &[u8], set: [u8; 4]) -> bool {
 /// sizes (the action list writes a million reasons).
 pub fn int0_into(buf: &mut String, x: f64) {
     let r = x.round_ties_even();
-    if !(r.abs() < 1e15) {
+    if r.is_nan() || r.abs() >= 1e15 {
         use std::fmt::Write;
         let _ = write!(buf, "{x:.0}");
     } else if r == 0.0 && x.is_sign_negative() {
@@ -67,7 +67,7 @@ pub fn money_into(buf: &mut String, v: f64) {
     let mut digits = itoa::Buffer::new();
     let s = digits.format(r as u64);
     for (i, ch) in s.char_indices() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             buf.push(',');
         }
         buf.push(ch);
