@@ -752,6 +752,8 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn own_csv_writer_writes_what_polars_writes() {
         let text = [
@@ -824,8 +826,6 @@ mod tests {
         polars_csv(&mut big.clone(), &theirs).unwrap();
         assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap());
     }
-
-    use super::*;
 
     #[test]
     fn formulas_are_neutralised() {

@@ -1,5 +1,6 @@
-//! Words and numbers as people read them: the output language, and thresholds with
-//! thousands separators. Shared by every stage that writes text.
+//! Words and numbers as people read them: the output language, thresholds with thousands
+//! separators, numbers and days appended without the formatter, and the byte test the
+//! CSV and HTML writers share. Shared by every stage that writes text.
 
 use serde::{Deserialize, Serialize};
 

@@ -548,7 +548,7 @@ fn plan<'a>(p: &ActionsParams, ctx: &Context, x: &Inputs<'a>) -> (Vec<Row>, Vec<
     rows.par_iter_mut()
         .for_each(|r| r.owner = rank.get(r.owner as usize).copied().unwrap_or(u32::MAX));
     // Most urgent first, then by due date, accountant, client and type (by name), as one
-    // number: comparing tuples took twice as long.
+    // number (at 1M actions 80 ms; comparing tuples, 130 ms).
     let by_name: [u8; 6] =
         std::array::from_fn(|k| TYPES.iter().filter(|t| TYPES.get(k).is_some_and(|me| *t < me)).count() as u8);
     rows.par_sort_unstable_by_key(|r| {
