@@ -19,7 +19,7 @@ pub use crate::features::FeatureConfig;
 use crate::features::{self, FeatureGroup};
 pub use crate::format::Lang;
 pub use crate::history::{HistoryParams, LeaveDefinition};
-pub use crate::ingest::{find_table_file, Encoding, InputParams, TableSource};
+pub use crate::ingest::{discover, find_table_file, Encoding, InputParams, TableSource};
 pub use crate::output::OutputParams;
 pub use crate::report::ServicePlan;
 pub use crate::schema::Table;
@@ -34,6 +34,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config: {key} {rule} (got {value})")]
     Invalid { key: String, rule: String, value: String },
+    #[error(transparent)]
+    Input(#[from] crate::ingest::IngestError),
     #[error("config: unknown feature '{name}' in {key}; known features: {known}")]
     UnknownFeature { key: String, name: String, known: String },
     #[error("config: [columns.{table}] maps unknown column '{column}'; known columns: {known}")]
@@ -217,6 +219,8 @@ pub struct RawInput {
     /// CSV text encoding: "auto" (UTF-8, else GBK/GB18030), "utf-8", "gb18030" (or "gbk"),
     /// or "latin-1" (Windows-1252).
     pub encoding: Option<String>,
+    /// The worksheet each table is in, for a workbook of several sheets.
+    pub sheets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -321,46 +325,6 @@ impl Settings {
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let dir = resolve(raw.input.dir.as_deref().unwrap_or(Path::new(".")));
 
-        let mut sources = Vec::new();
-        for table in Table::all() {
-            let explicit = match table {
-                Table::Clients => raw.input.clients.as_deref(),
-                Table::Billing => raw.input.billing.as_deref(),
-                Table::Activity => raw.input.activity.as_deref(),
-                Table::Staff => raw.input.staff.as_deref(),
-                Table::Contacts => raw.input.contacts.as_deref(),
-            };
-            let path = match explicit {
-                Some(p) => Some(resolve(p)),
-                None => find_table_file(&dir, table.name()),
-            };
-            let mapping = raw.columns.get(table.name()).cloned().unwrap_or_default();
-            for column in mapping.keys() {
-                if !table.columns().contains(&column.as_str()) {
-                    return Err(ConfigError::UnknownColumn {
-                        table: table.name().into(),
-                        column: column.clone(),
-                        known: table.columns().join(", "),
-                    });
-                }
-            }
-            sources.push(TableSource { table, path, mapping });
-        }
-        for key in raw.columns.keys() {
-            if Table::from_name(key).is_none() {
-                let names: Vec<&str> = Table::all().map(Table::name).collect();
-                return Err(invalid("columns", &format!("must be one of {}", names.join(", ")), key));
-            }
-        }
-
-        let max_reject_share = raw.input.max_reject_share.unwrap_or(0.05);
-        if !(0.0..=1.0).contains(&max_reject_share) {
-            return Err(invalid(
-                "input.max_reject_share",
-                "must be between 0 and 1",
-                max_reject_share,
-            ));
-        }
         let encoding = match raw
             .input
             .encoding
@@ -381,6 +345,77 @@ impl Settings {
                 ))
             }
         };
+        // Tables not named in the config are looked for in the folder, by name or by headers.
+        let explicit = |table: Table| match table {
+            Table::Clients => raw.input.clients.as_deref(),
+            Table::Billing => raw.input.billing.as_deref(),
+            Table::Activity => raw.input.activity.as_deref(),
+            Table::Staff => raw.input.staff.as_deref(),
+            Table::Contacts => raw.input.contacts.as_deref(),
+        };
+        let unnamed: Vec<Table> = Table::all().filter(|t| explicit(*t).is_none()).collect();
+        let found = if unnamed.is_empty() || !dir.is_dir() {
+            Vec::new()
+        } else {
+            discover(&dir, &unnamed, encoding)?
+        };
+        for key in raw.input.sheets.keys() {
+            if Table::from_name(key).is_none() {
+                let names: Vec<&str> = Table::all().map(Table::name).collect();
+                return Err(invalid(
+                    "input.sheets",
+                    &format!("must name one of {}", names.join(", ")),
+                    key,
+                ));
+            }
+        }
+        let mut sources = Vec::new();
+        for table in Table::all() {
+            let hit = found.iter().find(|f| f.table == table);
+            // A table's file is taken from input.dir unless its path says otherwise.
+            let path = match explicit(table) {
+                Some(p) if p.is_absolute() => Some(p.to_path_buf()),
+                Some(p) => Some(dir.join(p)),
+                None => hit.map(|f| f.path.clone()),
+            };
+            let sheet = raw
+                .input
+                .sheets
+                .get(table.name())
+                .cloned()
+                .or_else(|| hit.and_then(|f| f.sheet.clone()));
+            let mapping = raw.columns.get(table.name()).cloned().unwrap_or_default();
+            for column in mapping.keys() {
+                if !table.columns().contains(&column.as_str()) {
+                    return Err(ConfigError::UnknownColumn {
+                        table: table.name().into(),
+                        column: column.clone(),
+                        known: table.columns().join(", "),
+                    });
+                }
+            }
+            sources.push(TableSource {
+                table,
+                path,
+                sheet,
+                mapping,
+            });
+        }
+        for key in raw.columns.keys() {
+            if Table::from_name(key).is_none() {
+                let names: Vec<&str> = Table::all().map(Table::name).collect();
+                return Err(invalid("columns", &format!("must be one of {}", names.join(", ")), key));
+            }
+        }
+
+        let max_reject_share = raw.input.max_reject_share.unwrap_or(0.05);
+        if !(0.0..=1.0).contains(&max_reject_share) {
+            return Err(invalid(
+                "input.max_reject_share",
+                "must be between 0 and 1",
+                max_reject_share,
+            ));
+        }
         let hourly_cost = raw.features.hourly_cost.unwrap_or(60.0);
         if !(hourly_cost >= 0.0 && hourly_cost.is_finite()) {
             return Err(invalid("features.hourly_cost", "must be a number >= 0", hourly_cost));

@@ -515,7 +515,7 @@ pub fn last_date(t: &CleanTables) -> Result<NaiveDate, FeatureError> {
 }
 
 /// Which features the inputs allow, and why the others are off.
-fn availability(t: &CleanTables) -> (Vec<&'static FeatureDef>, Vec<DisabledFeature>) {
+pub fn availability(t: &CleanTables) -> (Vec<&'static FeatureDef>, Vec<DisabledFeature>) {
     let has = |need: &str| {
         let (table, column) = need.split_once('.').unwrap_or((need, ""));
         let table = match table {

@@ -18,6 +18,12 @@ use thiserror::Error;
 use crate::schema::Table;
 
 mod compact;
+pub mod discover;
+pub mod layout;
+pub mod vocabulary;
+
+pub use discover::{discover, Found, FoundBy};
+pub use layout::{ColumnMatch, How, Layout};
 
 /// Text encoding of CSV inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +42,9 @@ pub struct TableSource {
     pub table: Table,
     /// `None` when the table is optional and absent.
     pub path: Option<PathBuf>,
+    /// The worksheet, in a workbook of several sheets (else the one named for the table,
+    /// else the first).
+    pub sheet: Option<String>,
     /// Canonical column name -> header in the file.
     pub mapping: BTreeMap<String, String>,
 }
@@ -64,19 +73,25 @@ impl InputParams {
     }
 
     /// The same column mappings, reading the tables found in another folder.
-    pub fn in_dir(&self, dir: &Path) -> InputParams {
-        InputParams {
+    pub fn in_dir(&self, dir: &Path) -> Result<InputParams, IngestError> {
+        let tables: Vec<Table> = self.sources.iter().map(|s| s.table).collect();
+        let found = discover(dir, &tables, self.encoding)?;
+        Ok(InputParams {
             dir: dir.to_path_buf(),
             sources: self
                 .sources
                 .iter()
-                .map(|s| TableSource {
-                    path: find_table_file(dir, s.table.name()),
-                    ..s.clone()
+                .map(|s| {
+                    let f = found.iter().find(|f| f.table == s.table);
+                    TableSource {
+                        path: f.map(|f| f.path.clone()),
+                        sheet: f.and_then(|f| f.sheet.clone()),
+                        ..s.clone()
+                    }
                 })
                 .collect(),
             encoding: self.encoding,
-        }
+        })
     }
 }
 
@@ -89,8 +104,45 @@ pub const MAX_CELL_CHARS: usize = 32_767;
 
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("{table} table not found: expected {table}.csv, {table}.xlsx or {table}.parquet in {dir}; put the file there, or set input.{table} (or input.dir) in the config")]
-    Missing { table: &'static str, dir: String },
+    #[error("{table} table not found in {dir}: no file or sheet is named for it ({table}.csv, {zh}.xlsx, ...) and none has its columns ({required}). The folder holds: {listing}. Name the file, or set input.{table} (or input.dir) in the config")]
+    Missing {
+        table: &'static str,
+        zh: &'static str,
+        dir: String,
+        required: String,
+        listing: String,
+    },
+    #[error("two files could be the {table} table: {a} and {b}. Keep one of them in the folder, or say which to read in the config: {how}")]
+    AmbiguousTable {
+        table: &'static str,
+        a: String,
+        b: String,
+        how: String,
+    },
+    #[error("{file}: no row among the first {rows} reads as the {table} table's header (looked for {looked_for}); the first rows read: {first}. Put the column names in one row above the data, or map them in the config under [columns.{table}]")]
+    NoHeader {
+        file: String,
+        table: &'static str,
+        rows: usize,
+        looked_for: String,
+        first: String,
+    },
+    #[error("{file}: the header '{header}' could be {columns} of the {table} table, so it is not read. Rename the header, or map it in the config: [columns.{table}] {first} = \"{header}\"")]
+    AmbiguousHeader {
+        file: String,
+        table: &'static str,
+        header: String,
+        columns: String,
+        first: String,
+    },
+    #[error("{file}: the headers '{a}' and '{b}' both read as {column} of the {table} table. Rename one, or map the right one in the config: [columns.{table}] {column} = \"{a}\"")]
+    HeaderClash {
+        file: String,
+        table: &'static str,
+        column: String,
+        a: String,
+        b: String,
+    },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot parse {path}: {message}")]
@@ -157,6 +209,8 @@ pub struct RawTable {
     /// Text columns read as UInt32 codes (the compact reader's form), with the distinct
     /// texts the codes stand for.
     pub dictionaries: Vec<(String, Vec<String>)>,
+    /// Where the header was and how each column was recognised.
+    pub layout: Layout,
 }
 
 impl RawTable {
@@ -177,6 +231,8 @@ pub struct InputFile {
     pub bytes: u64,
     pub sha256: String,
     pub rows: usize,
+    /// The sheet, header row and column mapping read, and the rows skipped.
+    pub layout: Layout,
 }
 
 pub struct RawInputs {
@@ -210,7 +266,14 @@ pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
             .iter()
             .map(|source| {
                 scope.spawn(move || match &source.path {
-                    Some(path) => read_table(source.table, path, &source.mapping, input.encoding).map(Some),
+                    Some(path) => read_table_in(
+                        source.table,
+                        path,
+                        source.sheet.as_deref(),
+                        &source.mapping,
+                        input.encoding,
+                    )
+                    .map(Some),
                     None => Ok(None),
                 })
             })
@@ -236,6 +299,7 @@ pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
             bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
             sha256,
             rows: raw.df.height(),
+            layout: raw.layout.clone(),
         });
     }
     let (mut clients, mut billing, mut optional) = (None, None, Vec::new());
@@ -244,25 +308,26 @@ pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
             (Table::Clients, raw) => clients = raw,
             (Table::Billing, raw) => billing = raw,
             (_, Some(raw)) => optional.push(raw),
-            (table, None) if !table.optional() => {
-                return Err(IngestError::Missing {
-                    table: table.name(),
-                    dir: input.dir.display().to_string(),
-                })
-            }
             (_, None) => {}
         }
     }
-    let missing = |table: Table| IngestError::Missing {
-        table: table.name(),
-        dir: input.dir.display().to_string(),
-    };
     Ok(RawInputs {
-        clients: clients.ok_or_else(|| missing(Table::Clients))?,
-        billing: billing.ok_or_else(|| missing(Table::Billing))?,
+        clients: clients.ok_or_else(|| missing_table(Table::Clients, &input.dir))?,
+        billing: billing.ok_or_else(|| missing_table(Table::Billing, &input.dir))?,
         optional,
         files,
     })
+}
+
+/// The error for a required table that is not in the folder.
+pub fn missing_table(table: Table, dir: &Path) -> IngestError {
+    IngestError::Missing {
+        table: table.name(),
+        zh: table.zh(),
+        dir: dir.display().to_string(),
+        required: table.required().join(", "),
+        listing: discover::listing(dir),
+    }
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, IngestError> {
@@ -287,25 +352,183 @@ pub fn read_table(
     mapping: &std::collections::BTreeMap<String, String>,
     encoding: Encoding,
 ) -> Result<RawTable, IngestError> {
+    read_table_in(table, path, None, mapping, encoding)
+}
+
+/// Reads one table from a file (and a sheet of a workbook). The header is looked for
+/// among the first rows; plain files (header on the first line, no totals row at the
+/// end) go through the fast readers.
+pub fn read_table_in(
+    table: Table,
+    path: &Path,
+    sheet: Option<&str>,
+    mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
+) -> Result<RawTable, IngestError> {
     if !path.is_file() {
         return Err(IngestError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         });
     }
-    let csv = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"));
+    let csv = is_csv(path);
     if csv {
         check_text(path)?;
     }
-    if csv && matches!(table, Table::Billing | Table::Activity) {
+    let plain = csv && {
+        let head = head_rows(path, None, encoding)?;
+        layout::find_header_row(table, &head, mapping).unwrap_or(0) == 0 && !tail_has_extra_rows(path)?
+    };
+    if plain && matches!(table, Table::Billing | Table::Activity) {
         if let Some(raw) = read_compact(table, path, mapping, encoding)? {
             return Ok(raw);
         }
     }
-    read_table_general(table, path, mapping, encoding)
+    read_general(table, path, sheet, mapping, encoding, plain)
+}
+
+fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+}
+
+/// Whether the last lines of a CSV hold a totals row or a note (合计, 制表人：...), which
+/// the fast readers would take for data.
+fn tail_has_extra_rows(path: &Path) -> Result<bool, IngestError> {
+    use std::io::{Seek, SeekFrom};
+    let io = IngestError::io(path);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let start = len.saturating_sub(8 * 1024);
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).map_err(io)?;
+    let text = decode_lossy(&buf);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    Ok(lines.iter().rev().take(5).any(|line| {
+        let cells = split_csv_line(line);
+        let filled: Vec<&String> = cells.iter().filter(|c| !c.trim().is_empty()).collect();
+        cells.iter().any(|c| layout::is_totals(c)) || (filled.len() == 1 && layout::is_note(filled[0]))
+    }))
+}
+
+/// Bytes as text: UTF-8 when they are, else GBK.
+fn decode_lossy(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(t) => t.to_string(),
+        // A character cut at the end of the sample is not a reason to call it GBK.
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).to_string(),
+        Err(_) => encoding_rs::GB18030.decode(bytes).0.to_string(),
+    }
+}
+
+/// The cells of one CSV line, quotes respected.
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut cell, mut quoted) = (String::new(), false);
+    for ch in line.trim_end_matches('\r').chars() {
+        match (ch, quoted) {
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cell).trim().to_string()),
+            (c, _) => cell.push(c),
+        }
+    }
+    out.push(cell.trim().to_string());
+    out
+}
+
+/// The first rows of a table's file as text cells, for finding its header: the first
+/// lines of a CSV, the first rows of a worksheet, a Parquet file's column names.
+pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result<Vec<Vec<String>>, IngestError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let err = |message: String| IngestError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    match ext.as_str() {
+        "csv" | "txt" => {
+            let mut buf = Vec::new();
+            std::fs::File::open(path)
+                .map_err(IngestError::io(path))?
+                .take(256 * 1024)
+                .read_to_end(&mut buf)
+                .map_err(IngestError::io(path))?;
+            let text = if encoding == Encoding::Latin1 {
+                encoding_rs::WINDOWS_1252.decode(&buf).0.to_string()
+            } else {
+                decode_lossy(&buf)
+            };
+            Ok(csv_lines(&text)
+                .into_iter()
+                .take(layout::HEADER_SEARCH_ROWS)
+                .map(|l| split_csv_line(&l))
+                .collect())
+        }
+        "xlsx" | "xlsm" | "xls" => {
+            let (_, range) = worksheet(path, sheet, None)?;
+            Ok(range
+                .rows()
+                .take(layout::HEADER_SEARCH_ROWS)
+                .map(|r| r.iter().map(|c| cell_text(c).unwrap_or_default()).collect())
+                .collect())
+        }
+        "parquet" => {
+            let schema = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
+                .and_then(|mut lf| lf.collect_schema())
+                .map_err(|e| err(e.to_string()))?;
+            Ok(vec![schema.iter_names().map(|n| n.to_string()).collect()])
+        }
+        _ => Err(IngestError::Format {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// A CSV text's lines, a quoted line break kept inside its line.
+fn csv_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut line, mut quoted) = (String::new(), false);
+    for ch in text.chars() {
+        match ch {
+            '"' => {
+                quoted = !quoted;
+                line.push(ch);
+            }
+            '\n' if !quoted => out.push(std::mem::take(&mut line)),
+            c => line.push(c),
+        }
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// Byte offset of line `n` (0-based) of a CSV text, quoted line breaks not counted.
+fn line_offset(text: &str, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let (mut seen, mut quoted) = (0usize, false);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                seen += 1;
+                if seen == n {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// The first row (as Excel numbers it) with more cells than the header, quotes
@@ -375,6 +598,36 @@ pub fn read_table_general(
     mapping: &std::collections::BTreeMap<String, String>,
     encoding: Encoding,
 ) -> Result<RawTable, IngestError> {
+    read_general(
+        table,
+        path,
+        None,
+        mapping,
+        encoding,
+        is_csv(path) && !tail_has_extra_rows(path)?,
+    )
+}
+
+/// A file as read, before its headers are matched: every column, the header found.
+struct Sheet {
+    df: DataFrame,
+    /// Row number (as Excel numbers it) of the first row of `df`.
+    first_row: usize,
+    /// Row number of the header.
+    header_row: usize,
+    sheet: Option<String>,
+    /// The rows looked at for the header, when none read as the table's header.
+    unrecognised: Option<Vec<Vec<String>>>,
+}
+
+fn read_general(
+    table: Table,
+    path: &Path,
+    sheet: Option<&str>,
+    mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
+    plain: bool,
+) -> Result<RawTable, IngestError> {
     let parse = |e: PolarsError| IngestError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -385,19 +638,39 @@ pub fn read_table_general(
         .unwrap_or("")
         .to_ascii_lowercase();
     let path_str = path.to_string_lossy().to_string();
-    let (mut df, first_row) = match ext.as_str() {
-        // Header is line 1, so the first data row is line 2, as Excel shows it.
-        "csv" | "txt" => match read_csv_typed(table, path, mapping, encoding)? {
-            Some(df) => (df, 2),
-            None => (read_csv(path, encoding)?, 2),
-        },
-        "xlsx" | "xlsm" | "xls" => (read_excel(path, table)?, 2),
-        "parquet" => (
-            LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default())
+    let read = match ext.as_str() {
+        "csv" | "txt" => {
+            let head = head_rows(path, None, encoding)?;
+            let found = layout::find_header_row(table, &head, mapping);
+            let at = found.unwrap_or(0);
+            let typed = if plain && at == 0 {
+                read_csv_typed(table, path, mapping, encoding)?
+            } else {
+                None
+            };
+            let df = match typed {
+                Some(df) => df,
+                None => read_csv(path, encoding, at)?,
+            };
+            Sheet {
+                df,
+                // Header is line at + 1, so the first data row is line at + 2, as Excel shows it.
+                first_row: at + 2,
+                header_row: at + 1,
+                sheet: None,
+                unrecognised: found.is_none().then_some(head),
+            }
+        }
+        "xlsx" | "xlsm" | "xls" => read_excel(path, table, sheet, mapping)?,
+        "parquet" => Sheet {
+            df: LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default())
                 .and_then(|lf| lf.collect())
                 .map_err(parse)?,
-            1,
-        ),
+            first_row: 1,
+            header_row: 0,
+            sheet: None,
+            unrecognised: None,
+        },
         _ => {
             return Err(IngestError::Format {
                 path: path.to_path_buf(),
@@ -405,11 +678,28 @@ pub fn read_table_general(
         }
     };
     let file = file_name(path);
+    let Sheet {
+        df,
+        first_row,
+        header_row,
+        sheet,
+        unrecognised,
+    } = read;
+    // Rows are numbered before any is skipped, so that every number is the file's own.
+    let df = df
+        .with_row_index(ROW.into(), Some(first_row as IdxSize))
+        .map_err(parse)?;
+    let (mut df, totals_skipped, notes_skipped) = skip_extra_rows(df).map_err(parse)?;
     // An empty staff list is allowed: allocation then says it has nobody to plan with.
     if df.height() == 0 && table != Table::Staff {
         return Err(IngestError::Empty { file });
     }
-    let headers: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let headers: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|s| s != ROW)
+        .collect();
     if let [only] = headers.as_slice() {
         if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c)) {
             return Err(IngestError::Delimiter {
@@ -419,7 +709,15 @@ pub fn read_table_general(
             });
         }
     }
-    let (renames, absent) = resolve_columns(table, &file, &headers, mapping)?;
+    let label = match &sheet {
+        Some(s) => format!("{file} (sheet {s})"),
+        None => file.clone(),
+    };
+    let resolved = resolve_columns(table, &label, &headers, mapping);
+    let (renames, absent, matched) = match (resolved, unrecognised) {
+        (Err(IngestError::MissingColumn { .. }), Some(rows)) => return Err(no_header(table, &label, &rows)),
+        (r, _) => r?,
+    };
 
     let mut columns = Vec::with_capacity(renames.len() + 1);
     for (header, canonical) in &renames {
@@ -432,8 +730,8 @@ pub fn read_table_general(
         };
         columns.push(col.with_name(canonical.as_str().into()));
     }
+    columns.push(df.column(ROW).map_err(parse)?.clone());
     df = DataFrame::new_infer_height(columns).map_err(parse)?;
-    let df = df.with_row_index(ROW.into(), Some(first_row)).map_err(parse)?;
     // Trim cells and turn blank ones into nulls once, here, for every later stage.
     let exprs: Vec<Expr> = renames
         .iter()
@@ -457,13 +755,147 @@ pub fn read_table_general(
             df.with_column(ids.into_column()).map_err(parse)?;
         }
     }
+    let layout = Layout {
+        sheet,
+        header_row,
+        totals_skipped,
+        notes_skipped,
+        ..layout_of(&headers, matched)
+    };
     Ok(RawTable {
         table,
         file,
         df,
         absent,
         dictionaries: Vec::new(),
+        layout,
     })
+}
+
+/// The layout of a table's columns: which header is which column, which are unused.
+fn layout_of(headers: &[String], matched: layout::HeaderMatch) -> Layout {
+    let unused = headers
+        .iter()
+        .filter(|h| !matched.columns.iter().any(|m| &m.header == *h))
+        .filter(|h| !matched.ambiguous.iter().any(|(a, _)| a == *h))
+        .map(|h| layout::clean(h))
+        .collect();
+    // Headers as the file shows them, without a byte-order mark.
+    let columns = matched
+        .columns
+        .into_iter()
+        .map(|c| ColumnMatch {
+            header: layout::clean(&c.header),
+            ..c
+        })
+        .collect();
+    Layout {
+        header_row: 1,
+        columns,
+        ambiguous: matched.ambiguous,
+        unused,
+        ..Layout::default()
+    }
+}
+
+fn no_header(table: Table, file: &str, rows: &[Vec<String>]) -> IngestError {
+    let first: Vec<String> = rows
+        .iter()
+        .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+        .take(3)
+        .map(|r| {
+            let cells: Vec<&str> = r.iter().map(|c| c.trim()).filter(|c| !c.is_empty()).take(8).collect();
+            format!("'{}'", cells.join(", "))
+        })
+        .collect();
+    let looked_for = table
+        .required()
+        .iter()
+        .map(|c| {
+            let zh: Vec<&str> = vocabulary::COLUMNS
+                .iter()
+                .filter(|w| w.table == table && w.column == *c)
+                .flat_map(|w| w.words.iter().skip(1).take(2).copied())
+                .collect();
+            format!("{c} ({})", zh.join(" / "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    IngestError::NoHeader {
+        file: file.into(),
+        table: table.name(),
+        rows: layout::HEADER_SEARCH_ROWS,
+        looked_for,
+        first: if first.is_empty() {
+            "(nothing)".into()
+        } else {
+            first.join(" / ")
+        },
+    }
+}
+
+/// Drops the rows that are not data: totals (合计, 小计) anywhere, and blank rows and
+/// notes (制表人：...) after the last row of data. Returns the rest and how many of each
+/// were dropped.
+fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
+    let n = df.height();
+    let texts: Vec<StringChunked> = df
+        .columns()
+        .iter()
+        .filter(|c| c.name().as_str() != ROW && c.dtype() == &DataType::String)
+        .filter_map(|c| c.str().ok().map(|s| s.rechunk().into_owned()))
+        .collect();
+    let typed = df.width() - 1 - texts.len();
+    let mut keep = vec![true; n];
+    let mut totals = 0usize;
+    let likely = |s: &str| {
+        s.len() <= 40
+            && s.trim_start().chars().next().is_some_and(|c| {
+                matches!(
+                    c,
+                    '合' | '小' | '总' | '共' | '本' | '累' | 't' | 'T' | 's' | 'S' | 'g' | 'G'
+                )
+            })
+    };
+    for t in &texts {
+        for (i, v) in t.iter().enumerate() {
+            if let Some(v) = v {
+                if keep[i] && likely(v) && layout::is_totals(v) {
+                    keep[i] = false;
+                    totals += 1;
+                }
+            }
+        }
+    }
+    // Blank rows and notes at the end, walking up from the last row.
+    let mut notes = 0usize;
+    let typed_cols: Vec<&Column> = df
+        .columns()
+        .iter()
+        .filter(|c| c.name().as_str() != ROW && c.dtype() != &DataType::String)
+        .collect();
+    for i in (0..n).rev() {
+        if !keep[i] {
+            continue;
+        }
+        let filled: Vec<&str> = texts
+            .iter()
+            .filter_map(|t| t.get(i))
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        let typed_filled = typed > 0 && typed_cols.iter().any(|c| c.get(i).is_ok_and(|v| !v.is_null()));
+        let extra = !typed_filled && (filled.is_empty() || filled.len() == 1 && layout::is_note(filled[0]));
+        if !extra {
+            break;
+        }
+        keep[i] = false;
+        notes += 1;
+    }
+    if totals == 0 && notes == 0 {
+        return Ok((df, 0, 0));
+    }
+    let mask = BooleanChunked::from_slice("keep".into(), &keep);
+    Ok((df.filter(&mask)?, totals, notes))
 }
 
 /// A client id as compared: full-width letters, digits and signs (Ｃ００１, as Chinese
@@ -509,7 +941,7 @@ fn read_compact(
         .collect();
     let name = file_name(path);
     // Header problems are reported by the general path, with the same messages.
-    let Ok((renames, absent)) = resolve_columns(table, &name, &headers, mapping) else {
+    let Ok((renames, absent, matched)) = resolve_columns(table, &name, &headers, mapping) else {
         return Ok(None);
     };
     let kind_of = |canonical: &str| match canonical {
@@ -549,6 +981,7 @@ fn read_compact(
         df,
         absent,
         dictionaries: read.dictionaries,
+        layout: layout_of(&headers, matched),
     }))
 }
 
@@ -591,7 +1024,7 @@ fn read_csv_typed(
     let headers: Vec<String> = head.get_column_names().iter().map(|s| s.to_string()).collect();
     let file = file_name(path);
     // Header problems are reported by the text path, with the same messages.
-    let Ok((renames, _)) = resolve_columns(table, &file, &headers, mapping) else {
+    let Ok((renames, _, _)) = resolve_columns(table, &file, &headers, mapping) else {
         return Ok(None);
     };
     let mut overwrite = Schema::default();
@@ -658,76 +1091,11 @@ pub fn looks_like_gbk(bytes: &[u8]) -> bool {
     pairs == 0 || rare * 5 <= pairs
 }
 
-/// Reads a CSV as text columns. UTF-8 is read straight from the file; GBK / GB18030
-/// (common in Chinese Excel exports) is detected from the first 64 KiB, or set in the
-/// config, and decoded first.
-/// The header row of a table file as written (CSV in UTF-8 or GBK, xlsx, Parquet), for
-/// `clientseg init`.
-pub fn headers(path: &Path) -> Result<Vec<String>, IngestError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let err = |message: String| IngestError::Parse {
-        path: path.to_path_buf(),
-        message,
-    };
-    match ext.as_str() {
-        "csv" | "txt" => {
-            use std::io::Read;
-            let mut buf = Vec::new();
-            std::fs::File::open(path)
-                .map_err(IngestError::io(path))?
-                .take(1 << 20)
-                .read_to_end(&mut buf)
-                .map_err(IngestError::io(path))?;
-            let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len());
-            let line = buf[..line_end]
-                .strip_prefix(b"\xEF\xBB\xBF")
-                .unwrap_or(&buf[..line_end]);
-            let text = match std::str::from_utf8(line) {
-                Ok(t) => t.to_string(),
-                Err(_) => encoding_rs::GB18030.decode(line).0.to_string(),
-            };
-            let mut out = Vec::new();
-            let (mut cell, mut quoted) = (String::new(), false);
-            for ch in text.trim_end_matches('\r').chars() {
-                match (ch, quoted) {
-                    ('"', _) => quoted = !quoted,
-                    (',', false) => out.push(std::mem::take(&mut cell).trim().to_string()),
-                    (c, _) => cell.push(c),
-                }
-            }
-            out.push(cell.trim().to_string());
-            Ok(out)
-        }
-        "xlsx" | "xlsm" | "xls" => {
-            use calamine::Reader;
-            let mut book = calamine::open_workbook_auto(path).map_err(|e| err(e.to_string()))?;
-            let range = book
-                .worksheet_range_at(0)
-                .ok_or_else(|| err("the workbook has no worksheet".into()))?
-                .map_err(|e| err(e.to_string()))?;
-            let first = range
-                .rows()
-                .next()
-                .ok_or_else(|| err("the worksheet is empty".into()))?;
-            Ok(first.iter().map(|c| c.to_string().trim().to_string()).collect())
-        }
-        "parquet" => {
-            let schema = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
-                .and_then(|mut lf| lf.collect_schema())
-                .map_err(|e| err(e.to_string()))?;
-            Ok(schema.iter_names().map(|n| n.to_string()).collect())
-        }
-        _ => Err(IngestError::Format {
-            path: path.to_path_buf(),
-        }),
-    }
-}
-
-fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
+/// Reads a CSV as text columns, its header on line `at` (0-based; title lines above it
+/// are dropped). UTF-8 is read straight from the file; GBK / GB18030 (common in Chinese
+/// Excel exports) is detected from the first 64 KiB, or set in the config, and decoded
+/// first.
+fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, IngestError> {
     let io = IngestError::io(path);
     let parse = |e: PolarsError| match ragged_row(path) {
         Some((row, found, expected)) => IngestError::Ragged {
@@ -741,7 +1109,7 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
             message: e.to_string(),
         },
     };
-    if is_utf8(path, encoding)? {
+    if at == 0 && is_utf8(path, encoding)? {
         return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
@@ -750,7 +1118,10 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
             .map_err(parse);
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let text = if encoding == Encoding::Latin1 {
+    let text = if is_utf8(path, encoding)? {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        std::borrow::Cow::Owned(String::from_utf8_lossy(bytes).into_owned())
+    } else if encoding == Encoding::Latin1 {
         encoding_rs::WINDOWS_1252.decode(&bytes).0
     } else {
         if encoding == Encoding::Auto && !looks_like_gbk(&bytes) {
@@ -772,10 +1143,14 @@ fn read_csv(path: &Path, encoding: Encoding) -> Result<DataFrame, IngestError> {
         }
         text
     };
+    let text = match at {
+        0 => text.into_owned(),
+        at => text[line_offset(&text, at)..].to_string(),
+    };
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
-        .into_reader_with_file_handle(std::io::Cursor::new(text.into_owned().into_bytes()))
+        .into_reader_with_file_handle(std::io::Cursor::new(text.into_bytes()))
         .finish()
         .map_err(parse)
 }
@@ -803,8 +1178,13 @@ fn cell_text(cell: &calamine::Data) -> Option<String> {
     }
 }
 
-/// Reads the worksheet named after the table (clients, 客户档案, ...), else the first.
-fn read_excel(path: &Path, table: Table) -> Result<DataFrame, IngestError> {
+/// A worksheet of a workbook: the one asked for, else the one named for the table
+/// (clients, 客户档案, 收费明细, ...), else the first. Returns its name and cells.
+fn worksheet(
+    path: &Path,
+    sheet: Option<&str>,
+    table: Option<Table>,
+) -> Result<(String, calamine::Range<calamine::Data>), IngestError> {
     use calamine::Reader;
     let err = |message: String| IngestError::Parse {
         path: path.to_path_buf(),
@@ -812,104 +1192,171 @@ fn read_excel(path: &Path, table: Table) -> Result<DataFrame, IngestError> {
     };
     let mut book = calamine::open_workbook_auto(path).map_err(|e| err(e.to_string()))?;
     let names = book.sheet_names().to_vec();
-    let wanted = names
-        .iter()
-        .position(|n| n.trim().eq_ignore_ascii_case(table.name()))
-        .unwrap_or(0);
+    let wanted = match sheet {
+        Some(s) => names.iter().position(|n| n.trim() == s.trim()).ok_or_else(|| {
+            err(format!(
+                "the workbook has no sheet '{s}'; its sheets are: {}",
+                names.join(", ")
+            ))
+        })?,
+        None => table
+            .and_then(|t| {
+                names
+                    .iter()
+                    .position(|n| n.trim().eq_ignore_ascii_case(t.name()))
+                    .or_else(|| {
+                        names
+                            .iter()
+                            .position(|n| discover::table_by_name(n).is_some_and(|(nt, _)| nt == t))
+                    })
+            })
+            .unwrap_or(0),
+    };
+    let name = names.get(wanted).cloned().unwrap_or_default();
     let range = book
         .worksheet_range_at(wanted)
         .ok_or_else(|| err("the workbook has no worksheet".into()))?
         .map_err(|e| err(e.to_string()))?;
-    let mut rows = range.rows();
-    let header: Vec<String> = rows
-        .next()
-        .ok_or_else(|| err("the worksheet is empty".into()))?
-        .iter()
-        .enumerate()
-        .map(|(i, c)| cell_text(c).unwrap_or_else(|| format!("column_{}", i + 1)))
+    Ok((name, range))
+}
+
+/// Reads a worksheet: the header is the row among the first that names the most
+/// columns of the table; rows above it are skipped; a header cell merged with the one
+/// above takes its text.
+fn read_excel(
+    path: &Path,
+    table: Table,
+    sheet: Option<&str>,
+    mapping: &std::collections::BTreeMap<String, String>,
+) -> Result<Sheet, IngestError> {
+    let err = |message: String| IngestError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (name, range) = worksheet(path, sheet, Some(table))?;
+    let several = {
+        use calamine::Reader;
+        calamine::open_workbook_auto(path)
+            .map(|b| b.sheet_names().len() > 1)
+            .unwrap_or(false)
+    };
+    if range.is_empty() {
+        return Err(err("the worksheet is empty".into()));
+    }
+    let head: Vec<Vec<String>> = range
+        .rows()
+        .take(layout::HEADER_SEARCH_ROWS)
+        .map(|r| r.iter().map(|c| cell_text(c).unwrap_or_default()).collect())
         .collect();
+    let found = layout::find_header_row(table, &head, mapping);
+    let at = found.unwrap_or(0);
+    let header = layout::header_cells(&head, at);
     let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
-    for row in rows {
+    for row in range.rows().skip(at + 1) {
         for (j, col) in cols.iter_mut().enumerate() {
             col.push(row.get(j).and_then(cell_text));
         }
     }
-    DataFrame::new_infer_height(
+    // The range starts at the first cell that holds anything.
+    let top = range.start().map(|(r, _)| r as usize).unwrap_or(0);
+    let df = DataFrame::new_infer_height(
         header
             .iter()
             .zip(cols)
             .map(|(h, v)| Column::new(h.as_str().into(), v))
             .collect(),
     )
-    .map_err(|e| err(e.to_string()))
+    .map_err(|e| err(e.to_string()))?;
+    Ok(Sheet {
+        df,
+        first_row: top + at + 2,
+        header_row: top + at + 1,
+        sheet: several.then_some(name),
+        unrecognised: found.is_none().then_some(head),
+    })
 }
 
-/// Maps file headers to canonical names. Returns (header, canonical) pairs and the
-/// canonical optional columns that are absent.
+/// Maps file headers to canonical names: the config's mapping, else the vocabulary's
+/// words. Returns (header, canonical) pairs, the canonical optional columns that are
+/// absent, and how each was recognised.
 fn resolve_columns(
     table: Table,
     file: &str,
     headers: &[String],
     mapping: &std::collections::BTreeMap<String, String>,
-) -> Result<(Vec<(String, String)>, Vec<String>), IngestError> {
-    // Polars names a repeated CSV header `NAME_duplicated_0`; compare it as NAME.
-    let clean = |h: &str| {
-        let h = h.trim().trim_start_matches('\u{feff}');
-        let h = match h.rfind("_duplicated_") {
-            Some(i) if h[i + 12..].chars().all(|c| c.is_ascii_digit()) && i + 12 < h.len() => &h[..i],
-            _ => h,
-        };
-        h.trim().to_string()
-    };
+) -> Result<(Vec<(String, String)>, Vec<String>, layout::HeaderMatch), IngestError> {
+    let clean = layout::clean;
+    let matched = layout::match_headers(table, headers, mapping);
+    if let Some((column, a, b)) = &matched.clash {
+        if clean(a).eq_ignore_ascii_case(&clean(b)) {
+            return Err(IngestError::DuplicateHeader {
+                file: file.into(),
+                header: clean(a),
+            });
+        }
+        return Err(IngestError::HeaderClash {
+            file: file.into(),
+            table: table.name(),
+            column: column.clone(),
+            a: a.clone(),
+            b: b.clone(),
+        });
+    }
     let mut renames = Vec::new();
     let mut absent = Vec::new();
-    let mut used = vec![false; headers.len()];
     for &canonical in table.columns() {
-        let wanted = mapping.get(canonical).map(String::as_str).unwrap_or(canonical);
-        let found = headers
-            .iter()
-            .position(|h| clean(h) == wanted)
-            .or_else(|| headers.iter().position(|h| clean(h).eq_ignore_ascii_case(wanted)));
-        match found {
-            Some(i) => {
+        match matched.header_of(canonical) {
+            Some(h) => {
                 let twice = headers
                     .iter()
-                    .enumerate()
-                    .any(|(j, h)| j != i && clean(h).eq_ignore_ascii_case(&clean(&headers[i])));
+                    .filter(|o| clean(o).eq_ignore_ascii_case(&clean(h)))
+                    .count()
+                    > 1;
                 if twice {
                     return Err(IngestError::DuplicateHeader {
                         file: file.into(),
-                        header: clean(&headers[i]),
+                        header: clean(h),
                     });
                 }
-                used[i] = true;
-                renames.push((headers[i].clone(), canonical.to_string()));
+                renames.push((h.to_string(), canonical.to_string()));
             }
-            None => {
-                let closest = closest_name(wanted, headers.iter().map(|h| clean(h)));
-                let required = table.required().contains(&canonical);
-                if required {
-                    return Err(IngestError::MissingColumn {
+            None if table.required().contains(&canonical) => {
+                if let Some((h, cols)) = matched
+                    .ambiguous
+                    .iter()
+                    .find(|(_, cols)| cols.iter().any(|c| c == canonical))
+                {
+                    return Err(IngestError::AmbiguousHeader {
                         file: file.into(),
                         table: table.name(),
-                        expected: canonical.into(),
-                        mapped: if wanted != canonical {
-                            format!(" (mapped to header '{wanted}')")
-                        } else {
-                            String::new()
-                        },
-                        closest: closest.map(|(n, _)| n).unwrap_or_else(|| "(none)".into()),
+                        header: h.clone(),
+                        columns: cols.join(" or "),
+                        first: canonical.to_string(),
                     });
                 }
-                absent.push(canonical.to_string());
+                let wanted = mapping.get(canonical).map(String::as_str).unwrap_or(canonical);
+                let closest = closest_name(wanted, headers.iter().map(|h| clean(h)));
+                return Err(IngestError::MissingColumn {
+                    file: file.into(),
+                    table: table.name(),
+                    expected: canonical.into(),
+                    mapped: if wanted != canonical {
+                        format!(" (mapped to header '{wanted}')")
+                    } else {
+                        String::new()
+                    },
+                    closest: closest.map(|(n, _)| n).unwrap_or_else(|| "(none)".into()),
+                });
             }
+            None => absent.push(canonical.to_string()),
         }
     }
     // An unused header within two edits of an absent optional column is almost surely a
     // typo; running on would silently switch off features, so stop instead.
+    let used = |h: &String| matched.columns.iter().any(|m| &m.header == h);
     for canonical in &absent {
         let wanted = mapping.get(canonical).map(String::as_str).unwrap_or(canonical);
-        let unused = headers.iter().zip(&used).filter(|(_, u)| !**u).map(|(h, _)| clean(h));
+        let unused = headers.iter().filter(|h| !used(h)).map(|h| clean(h));
         if let Some((name, d)) = closest_name(wanted, unused) {
             if d <= 2 && wanted.chars().count() > 4 {
                 return Err(IngestError::Misnamed {
@@ -921,7 +1368,7 @@ fn resolve_columns(
             }
         }
     }
-    Ok((renames, absent))
+    Ok((renames, absent, matched))
 }
 
 /// The header closest to `wanted` by edit distance (case- and separator-insensitive).
@@ -1040,5 +1487,54 @@ mod tests {
             matches!(err, IngestError::Misnamed { ref expected, .. } if expected == "monthly_fee"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_title_above_the_header_totals_and_notes_are_skipped_and_rows_keep_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "收费明细（导出日期：2026-01-02）\n\n序号,客户编码,收费日期,收费金额(元)\n1,C1,2025-01-05,\"1,200.00\"\n2,C2,2025-01-06,300\n合 计,,,\"1,500.00\"\n制表人：张三\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        for (name, bytes) in [
+            ("收费明细.csv", text.as_bytes().to_vec()),
+            ("收费明细gbk.csv", gbk.to_vec()),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            let t = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap();
+            assert_eq!(t.df.height(), 2, "{name}");
+            let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
+            assert_eq!(rows, vec![Some(4), Some(5)], "{name}");
+            assert_eq!(t.layout.header_row, 3);
+            assert_eq!((t.layout.totals_skipped, t.layout.notes_skipped), (1, 1), "{name}");
+            assert_eq!(t.df.column("amount").unwrap().str().unwrap().get(0), Some("1,200.00"));
+            let m: Vec<(&str, &str)> = t
+                .layout
+                .columns
+                .iter()
+                .map(|c| (c.column.as_str(), c.header.as_str()))
+                .collect();
+            assert_eq!(
+                m,
+                vec![
+                    ("client_id", "客户编码"),
+                    ("invoice_date", "收费日期"),
+                    ("amount", "收费金额(元)")
+                ]
+            );
+            assert_eq!(t.layout.unused, vec!["序号".to_string()]);
+        }
+    }
+
+    #[test]
+    fn a_plain_file_with_a_totals_row_leaves_the_fast_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "billing.csv",
+            "client_id,invoice_date,amount\nC1,2025-01-05,300\nC2,2025-01-06,300\nTotal,,600\n",
+        );
+        let t = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap();
+        assert_eq!(t.df.height(), 2);
+        assert_eq!(t.layout.totals_skipped, 1);
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod check;
 pub mod classify;
 pub mod cluster;
 pub mod config;

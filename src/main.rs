@@ -60,6 +60,21 @@ enum Command {
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
+        /// Also print what `clientseg check` prints.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Show what a run would read from a folder of exports, without running: per table
+    /// the file and sheet, the header row, each column's mapping with sample values and
+    /// the share of cells that parse, and what the input cannot support.
+    Check {
+        /// The folder of exports.
+        dir: PathBuf,
+        /// A config file whose [input] and [columns.*] apply (the defaults otherwise).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
     },
     /// Who moved between two runs: migration.csv, transitions.csv and charts.
     Diff {
@@ -177,7 +192,7 @@ enum Command {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 struct Common {
     /// Folder that receives the run folder (default: output.dir of the config, or runs/).
     #[arg(long, short)]
@@ -253,11 +268,6 @@ fn settings(
     }
     if let Some(lang) = &common.lang {
         raw.lang = Some(lang.clone());
-    }
-    if let (None, Some(dir)) = (config, input_dir) {
-        // No config: the headers recognised under another name (客户编号) are mapped as
-        // `clientseg init` would write them.
-        raw.columns = clientseg::init::mapping(dir);
     }
     if let Some(dir) = input_dir {
         raw.input.dir = Some(std::path::absolute(dir)?);
@@ -375,7 +385,15 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             print!("{}", report.summary);
         }
-        Command::Init { dir, out, force } => {
+        Command::Check { dir, config, common } => {
+            if !dir.is_dir() {
+                bail!("{} is not a folder of exports", dir.display());
+            }
+            let s = settings(config.as_deref(), &common, Some(&dir), None)?;
+            let zh = common.lang.as_deref().map(|l| l.starts_with("zh"));
+            print!("{}", clientseg::check::check(&s, zh)?);
+        }
+        Command::Init { dir, out, force, check } => {
             if !dir.is_dir() {
                 bail!("{} is not a folder of exports", dir.display());
             }
@@ -393,6 +411,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 out.display(),
                 out.display()
             );
+            if check {
+                let s = settings(Some(&out), &Common::default(), Some(&dir), None)?;
+                print!("{}", clientseg::check::check(&s, None)?);
+            }
         }
         Command::Score {
             model,

@@ -21,6 +21,8 @@ pub struct TableSchema {
     pub table: Table,
     /// Its file name without extension, its config section and its name in messages.
     pub name: &'static str,
+    /// Its name in Chinese messages.
+    pub zh: &'static str,
     /// A run goes on without it (and switches off what needs it).
     pub optional: bool,
     /// The canonical columns, required ones first.
@@ -33,6 +35,7 @@ pub const SCHEMAS: &[TableSchema] = &[
     TableSchema {
         table: Table::Clients,
         name: "clients",
+        zh: "客户档案",
         optional: false,
         columns: &[
             "client_id",
@@ -56,6 +59,7 @@ pub const SCHEMAS: &[TableSchema] = &[
     TableSchema {
         table: Table::Billing,
         name: "billing",
+        zh: "收费记录",
         optional: false,
         columns: &[
             "client_id",
@@ -70,6 +74,7 @@ pub const SCHEMAS: &[TableSchema] = &[
     TableSchema {
         table: Table::Activity,
         name: "activity",
+        zh: "工作记录",
         optional: true,
         columns: &[
             "client_id",
@@ -88,6 +93,7 @@ pub const SCHEMAS: &[TableSchema] = &[
     TableSchema {
         table: Table::Staff,
         name: "staff",
+        zh: "员工名单",
         optional: true,
         columns: &["accountant", "grade", "capacity_hours", "skills", "team", "active"],
         required: &["accountant"],
@@ -97,6 +103,7 @@ pub const SCHEMAS: &[TableSchema] = &[
     TableSchema {
         table: Table::Contacts,
         name: "contacts",
+        zh: "联系记录",
         optional: true,
         columns: &["client_id", "date", "channel", "note"],
         required: &["client_id", "date"],
@@ -119,6 +126,10 @@ impl Table {
 
     pub fn name(self) -> &'static str {
         self.schema().name
+    }
+
+    pub fn zh(self) -> &'static str {
+        self.schema().zh
     }
 
     /// The canonical columns of the table, required ones first.

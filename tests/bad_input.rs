@@ -177,7 +177,7 @@ fn staff_table_is_validated_like_the_others() {
     for i in 2..=70 {
         staff.push_str(&format!("员工{i},初级,150,,A,是\n"));
     }
-    staff.push_str("李娜,初级,abc,,A,是\n王芳,实习生,120,,B,否\n张伟,主管,150,,B,是\n");
+    staff.push_str("李娜,初级,abc,,A,是\n王芳,顾问,120,,B,否\n张伟,主管,150,,B,是\n");
     std::fs::write(dir.join("data/staff.csv"), staff).unwrap();
     let (run, stdout) = pipeline(
         dir,

@@ -315,6 +315,7 @@ fn number_like() -> impl Strategy<Value = String> {
         "[-+]?[0-9]{0,4}([,，][0-9]{0,4}){0,3}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{1,3})?",
         "[¥￥]?[ ]?[0-9,.]{1,9}[元]?",
         "[-+]?(inf|NaN|nan|infinity)",
+        "[0-9]{0,3}(\\.[0-9]{0,2})?万[元]?[0-9]?",
         "\\PC{0,8}",
     ]
 }
@@ -338,6 +339,7 @@ fn date_like() -> impl Strategy<Value = String> {
                 format!("{y}{a}{m}{b}{d}{t}")
             }
         ),
+        1 => "[0-9]{4,7}(\\.[0-9]{0,3})?",
         1 => "\\PC{0,12}",
     ]
 }
@@ -367,6 +369,11 @@ fn reference_number(s: &str) -> Option<f64> {
         .filter(|c| !c.is_whitespace() && !matches!(c, '¥' | '￥' | '元'))
         .map(|c| if c == '，' { ',' } else { c })
         .collect();
+    // A trailing 万 is ten thousand.
+    let (t, scale) = match t.strip_suffix('万') {
+        Some(rest) => (rest.to_string(), 10_000.0),
+        None => (t, 1.0),
+    };
     let body = t.strip_prefix(['+', '-']).unwrap_or(&t);
     let (mantissa, exponent) = match body.find(['e', 'E']) {
         Some(i) => (&body[..i], Some(&body[i + 1..])),
@@ -400,7 +407,7 @@ fn reference_number(s: &str) -> Option<f64> {
         return None;
     }
     let v: f64 = t.replace(',', "").parse().ok()?;
-    v.is_finite().then_some(v)
+    v.is_finite().then_some(v * scale)
 }
 
 /// The date rule: `Y{4} s1 M{1,2} s2 D{1,2} [日] [(space|T) anything]` with s1 one of
@@ -408,6 +415,13 @@ fn reference_number(s: &str) -> Option<f64> {
 /// 1970-01-01.
 fn reference_date(s: &str) -> Option<i32> {
     let c: Vec<char> = s.chars().collect();
+    // Excel's day numbers, 10000..=109574, a fraction (the time of day) allowed.
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let all_digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if (5..=6).contains(&int.len()) && all_digits(int) && all_digits(frac) {
+        let day: i64 = int.parse().ok()?;
+        return (10_000..=109_574).contains(&day).then(|| (day - 25_569) as i32);
+    }
     let num = |x: &[char]| -> Option<u32> {
         (!x.is_empty() && x.iter().all(|d| d.is_ascii_digit())).then(|| x.iter().collect::<String>().parse().ok())?
     };
@@ -469,4 +483,10 @@ fn reference_rules_hand_cases() {
     assert_eq!(reference_date("2024-02-30"), None);
     assert_eq!(reference_date("1899-12-31"), None);
     assert_eq!(reference_date("20240105"), Some(19727));
+    assert_eq!(reference_date("45292"), Some(19723));
+    assert_eq!(reference_date("45292.75"), Some(19723));
+    assert_eq!(reference_date("9999"), None);
+    assert_eq!(reference_number("1.2万"), Some(12_000.0));
+    assert_eq!(reference_number("3万元"), Some(30_000.0));
+    assert_eq!(reference_number("1.2万5"), None);
 }

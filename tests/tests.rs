@@ -17,6 +17,9 @@ mod compact;
 mod contract;
 /// Runs killed or interrupted at several points leave only complete runs; concurrent runs.
 mod crash;
+/// Exports as Chinese bookkeeping software, a firm's own sheets and an English system
+/// write them run with no config; ambiguous headers and files are named, not guessed.
+mod exports;
 /// Golden files pin labels, segments, rules, the CRM import and migration.
 mod golden;
 /// The bad-input contract: one test per class of hostile input.

@@ -328,7 +328,7 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>, section_charts: Vec<(Stri
 }
 
 /// Why a feature is off, in Chinese: the inputs it needs.
-pub(super) fn disabled_zh(name: &str) -> String {
+pub(crate) fn disabled_zh(name: &str) -> String {
     let Some(f) = feature_def(name) else {
         return String::new();
     };

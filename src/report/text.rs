@@ -41,7 +41,7 @@ pub fn rows_text(counts: &[validate::TableCounts]) -> String {
     rows_text_in(counts, false)
 }
 
-fn rows_text_in(counts: &[validate::TableCounts], zh: bool) -> String {
+pub fn rows_text_in(counts: &[validate::TableCounts], zh: bool) -> String {
     let mut out = String::from(if zh {
         "行数（输入 = 接受 + 拒绝）：\n"
     } else {
@@ -63,6 +63,64 @@ fn rows_text_in(counts: &[validate::TableCounts], zh: bool) -> String {
             r.accepted,
             r.rejected
         ));
+    }
+    out
+}
+
+/// How the input files were read, for the files that were not already in the contract's
+/// form: the header row, each header's column (`?` where the match is uncertain), the
+/// rows skipped. Nothing for plain files.
+pub fn mapping_text(inputs: &[crate::ingest::InputFile], zh: bool) -> String {
+    let mut out = String::new();
+    for f in inputs {
+        let l = &f.layout;
+        let renamed: Vec<String> = l
+            .columns
+            .iter()
+            .filter(|c| c.header != c.column)
+            .map(|c| format!("{}→{}{}", c.header, c.column, if c.how.uncertain() { "?" } else { "" }))
+            .collect();
+        let plain =
+            renamed.is_empty() && l.header_row <= 1 && l.sheet.is_none() && l.totals_skipped + l.notes_skipped == 0;
+        if plain {
+            continue;
+        }
+        let file = std::path::Path::new(&f.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| f.path.clone());
+        let sheet = l.sheet.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        let (name, row) = if zh {
+            (f.table.zh(), format!("表头第 {} 行", l.header_row))
+        } else {
+            (f.table.name(), format!("header row {}", l.header_row))
+        };
+        out.push_str(&format!(
+            "{} {name} ← {file}{sheet} ({row}): {}",
+            if zh { "输入" } else { "input" },
+            if renamed.is_empty() {
+                "-".to_string()
+            } else {
+                renamed.join(", ")
+            }
+        ));
+        if l.totals_skipped + l.notes_skipped > 0 {
+            out.push_str(&if zh {
+                format!(
+                    "；跳过合计行 {} 行、备注或空行 {} 行",
+                    l.totals_skipped, l.notes_skipped
+                )
+            } else {
+                format!(
+                    "; skipped {} totals row{}, {} note or blank row{}",
+                    l.totals_skipped,
+                    if l.totals_skipped == 1 { "" } else { "s" },
+                    l.notes_skipped,
+                    if l.notes_skipped == 1 { "" } else { "s" }
+                )
+            });
+        }
+        out.push('\n');
     }
     out
 }
@@ -90,6 +148,7 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
             m.run_id, m.seed, m.snapshot_date
         )
     };
+    out.push_str(&mapping_text(&m.inputs, zh.is_some()));
     out.push_str(&rows_text_in(&m.rows, zh.is_some()));
     if m.reject_lines > 0 {
         out.push_str(&format!(

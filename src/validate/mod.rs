@@ -20,7 +20,7 @@ use plan::*;
 pub use tables::CLIENT_ROW;
 use tables::*;
 use vocab::*;
-pub use vocab::{CLIENT_TYPES, TAXPAYER_TYPES};
+pub use vocab::{yes_no, CLIENT_TYPES, TAXPAYER_TYPES};
 
 /// The validation stage's checked parameters.
 #[derive(Debug, Clone, Serialize)]

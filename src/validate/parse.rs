@@ -14,13 +14,28 @@ pub fn parse_date(text: Expr) -> Expr {
         ])
         .cast(DataType::Int32)
     };
-    ymd_to_date(part(1), part(2), part(3))
+    coalesce(&[ymd_to_date(part(1), part(2), part(3)), excel_serial(text)])
+}
+
+/// Excel's day numbers (45292 is 2024-01-01), as a worksheet cell not formatted as a
+/// date exports them. Only 10000..=109574 (1927-05-18 to 2199-12-31): a year (2024) or
+/// a compact date (20240105) is never read as one.
+fn excel_serial(text: Expr) -> Expr {
+    let serial = text.clone().str().contains(lit(r"^\d{5,6}(\.\d+)?$"), false);
+    let value = text.cast(DataType::Float64).floor();
+    let ok = serial
+        .and(value.clone().gt_eq(lit(10_000.0)))
+        .and(value.clone().lt_eq(lit(109_574.0)));
+    // Day 25569 is 1970-01-01 (Excel counts a 29 February 1900 that never was).
+    when(ok)
+        .then((value - lit(25_569.0)).cast(DataType::Int32).cast(DataType::Date))
+        .otherwise(lit(NULL).cast(DataType::Date))
 }
 
 /// Text -> Date of the first of the month. Accepts 2024-01, 2024/1, 2024年1月, 202401
 /// and full dates.
 pub fn parse_month(text: Expr) -> Expr {
-    let month = r"^(\d{4})(?:[-/.年]?)(\d{1,2})月?$";
+    let month = r"^(\d{4})(?:[-/.年]?)第?(\d{1,2})[月期]?$";
     let y = text.clone().str().extract(lit(month), 1).cast(DataType::Int32);
     let m = text.clone().str().extract(lit(month), 2).cast(DataType::Int32);
     let from_month = ymd_to_date(y, m, lit(1));
@@ -61,9 +76,13 @@ pub(super) fn ymd_to_date(y: Expr, m: Expr, d: Expr) -> Expr {
 /// Separators anywhere else (1,2,3 or the European 1.200,50) make the cell not a number
 /// rather than a number a thousand times off.
 pub fn parse_number(text: Expr) -> Expr {
-    let cleaned = text
+    let cleaned = text.str().replace_all(lit(r"[¥￥元\s]"), lit(""), false);
+    // 1.2万 is 12,000 (万元 likewise).
+    let wan = cleaned.clone().str().ends_with(lit("万"));
+    let scale = when(wan).then(lit(10_000.0)).otherwise(lit(1.0));
+    let cleaned = cleaned
         .str()
-        .replace_all(lit(r"[¥￥元\s]"), lit(""), false)
+        .replace(lit("万$"), lit(""), false)
         .str()
         .replace_all(lit("，"), lit(","), true);
     let shaped = cleaned.clone().str().contains(
@@ -75,7 +94,7 @@ pub fn parse_number(text: Expr) -> Expr {
         .replace_all(lit(","), lit(""), true)
         .cast(DataType::Float64);
     when(shaped.and(value.clone().abs().lt(lit(f64::INFINITY))))
-        .then(value)
+        .then(value * scale)
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
@@ -83,3 +102,60 @@ pub fn parse_number(text: Expr) -> Expr {
 /// 1900-01-01 and 2200-12-31, whichever reader parsed the cell.
 pub const FIRST_DAY: i32 = -25_567;
 pub const LAST_DAY: i32 = 84_370;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(values: &[&str], f: fn(Expr) -> Expr) -> Column {
+        let df = df!("x" => values).expect("frame");
+        df.lazy()
+            .select([f(col("x")).alias("y")])
+            .collect()
+            .expect("parse")
+            .column("y")
+            .expect("y")
+            .clone()
+    }
+
+    #[test]
+    fn wan_amounts_and_currency() {
+        let y = parsed(&["1.2万", "3万元", "¥1,200.00", "300元", "万", "1.2万5"], parse_number);
+        let y: Vec<Option<f64>> = y.f64().expect("f64").iter().collect();
+        assert_eq!(
+            y,
+            vec![Some(12_000.0), Some(30_000.0), Some(1200.0), Some(300.0), None, None]
+        );
+    }
+
+    #[test]
+    fn excel_day_numbers_in_their_range_and_chinese_periods() {
+        let y = parsed(&["45292", "45292.5", "2024", "20240105", "9999", "109575"], parse_date);
+        let y: Vec<Option<String>> = y
+            .cast(&DataType::String)
+            .expect("text")
+            .str()
+            .expect("str")
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect();
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            y,
+            vec![s("2024-01-01"), s("2024-01-01"), None, s("2024-01-05"), None, None]
+        );
+        let m = parsed(&["2024年01期", "2024年第3期", "202411", "45292"], parse_month);
+        let m: Vec<Option<String>> = m
+            .cast(&DataType::String)
+            .expect("text")
+            .str()
+            .expect("str")
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect();
+        assert_eq!(
+            m,
+            vec![s("2024-01-01"), s("2024-03-01"), s("2024-11-01"), s("2024-01-01")]
+        );
+    }
+}

@@ -102,6 +102,23 @@ impl Plan {
         }
     }
 
+    /// A count that may be written as yes/no words (是/否, yes/no, √/×) instead.
+    pub(super) fn count_or_yes_no(&mut self, t: &RawTable, c: &'static str) {
+        let words = categorise(col(c), crate::ingest::vocabulary::YES_NO).cast(DataType::Float64);
+        let parsed = coalesce(&[parse_number(col(c)), words]);
+        self.typed(
+            t,
+            c,
+            false,
+            parsed,
+            DataType::Float64,
+            "not a number (nor 是/否, yes/no)",
+        );
+        if present(t, c) {
+            self.checks.push(check(c, col(p(c)).lt(lit(0.0)), "negative value"));
+        }
+    }
+
     pub(super) fn category(&mut self, t: &RawTable, c: &'static str, classes: &[(&str, &[&str])]) {
         let expected: Vec<&str> = classes.iter().map(|(code, _)| *code).collect();
         let reason = format!("unknown value; expected one of {}", expected.join(", "));

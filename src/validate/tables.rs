@@ -125,9 +125,11 @@ pub(super) fn activity_plan(t: &RawTable, latest: i32) -> PolarsResult<(Plan, Ve
         DataType::Date,
         "not a month (use 2024-01 or 2024年1月)",
     );
-    for c in ["vouchers", "filings", "hours", "tickets", "late_documents"] {
+    for c in ["vouchers", "filings", "hours", "tickets"] {
         plan.number(t, c, false);
     }
+    // 资料是否延迟 is often written 是/否: a yes is one late delivery that month.
+    plan.count_or_yes_no(t, "late_documents");
     plan.text(t, "accountant");
     let month = col(p("month"));
     // One integer per (client, month): grouping 20M+ rows by it is several times faster
@@ -168,7 +170,7 @@ pub(super) fn staff_plan(t: &RawTable) -> PolarsResult<(Plan, Vec<Check>)> {
     plan.text(t, "team");
     plan.category(t, "grade", GRADES);
     plan.number(t, "capacity_hours", false);
-    plan.category(t, "active", BOOLS);
+    plan.category(t, "active", ACTIVE);
     plan.list(t, "skills");
     let first = col(ROW).min().over([col("accountant").str().to_uppercase()])?;
     let extra = vec![
