@@ -377,7 +377,11 @@ pub fn read_table_in(
     }
     let plain = csv && {
         let head = head_rows(path, None, encoding)?;
-        layout::find_header_row(table, &head, mapping).unwrap_or(0) == 0 && !tail_has_extra_rows(path)?
+        let form = csv_form(path)?;
+        form.sep == b','
+            && form.utf16.is_none()
+            && layout::find_header_row(table, &head, mapping).unwrap_or(0) == 0
+            && !tail_has_extra_rows(path)?
     };
     if plain && matches!(table, Table::Billing | Table::Activity) {
         if let Some(raw) = read_compact(table, path, mapping, encoding)? {
@@ -393,28 +397,84 @@ fn is_csv(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
 }
 
+/// How a CSV file is written beyond its encoding: the separator (a comma, or a tab as
+/// Excel's "Unicode text" and some exports write), and UTF-16 when it starts with its
+/// byte-order mark.
+#[derive(Debug, Clone, Copy)]
+struct CsvForm {
+    sep: u8,
+    utf16: Option<&'static encoding_rs::Encoding>,
+}
+
+fn csv_form(path: &Path) -> Result<CsvForm, IngestError> {
+    let io = IngestError::io(path);
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let utf16 = if head.starts_with(b"\xFF\xFE") {
+        Some(encoding_rs::UTF_16LE)
+    } else if head.starts_with(b"\xFE\xFF") {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    };
+    let text = decode_head(&head, utf16);
+    // The separator of the line with the most of them among the first lines: a title
+    // line above the header has few of either.
+    let count = |line: &str, sep: char| {
+        let mut quoted = false;
+        line.chars()
+            .filter(|&c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == sep && !quoted
+            })
+            .count()
+    };
+    let (commas, tabs) = text
+        .lines()
+        .take(layout::HEADER_SEARCH_ROWS)
+        .map(|l| (count(l, ','), count(l, '\t')))
+        .max_by_key(|(c, t)| *c.max(t))
+        .unwrap_or((0, 0));
+    Ok(CsvForm {
+        sep: if tabs > commas { b'\t' } else { b',' },
+        utf16,
+    })
+}
+
 /// Whether the last lines of a CSV hold a totals row or a note (合计, 制表人：...), which
 /// the fast readers would take for data.
 fn tail_has_extra_rows(path: &Path) -> Result<bool, IngestError> {
     use std::io::{Seek, SeekFrom};
     let io = IngestError::io(path);
+    let form = csv_form(path)?;
     let mut file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    let start = len.saturating_sub(8 * 1024);
+    // An even offset keeps UTF-16 text aligned on its characters.
+    let start = len.saturating_sub(8 * 1024) & !1;
     file.seek(SeekFrom::Start(start)).map_err(io)?;
     let mut buf = Vec::new();
     file.read_to_end(&mut buf).map_err(io)?;
-    let text = decode_lossy(&buf);
+    let text = decode_head(&buf, form.utf16);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     Ok(lines.iter().rev().take(5).any(|line| {
-        let cells = split_csv_line(line);
+        let cells = split_csv_line(line, form.sep);
         let filled: Vec<&String> = cells.iter().filter(|c| !c.trim().is_empty()).collect();
         cells.iter().any(|c| layout::is_totals(c)) || (filled.len() == 1 && layout::is_note(filled[0]))
     }))
 }
 
-/// Bytes as text: UTF-8 when they are, else GBK.
-fn decode_lossy(bytes: &[u8]) -> String {
+/// The start (or a piece) of a file as text: UTF-16 when it says so, else UTF-8 when it
+/// is, else GBK.
+fn decode_head(bytes: &[u8], utf16: Option<&'static encoding_rs::Encoding>) -> String {
+    if let Some(enc) = utf16 {
+        return enc.decode_with_bom_removal(bytes).0.to_string();
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(t) => t.to_string(),
@@ -425,13 +485,14 @@ fn decode_lossy(bytes: &[u8]) -> String {
 }
 
 /// The cells of one CSV line, quotes respected.
-fn split_csv_line(line: &str) -> Vec<String> {
+fn split_csv_line(line: &str, sep: u8) -> Vec<String> {
+    let sep = sep as char;
     let mut out = Vec::new();
     let (mut cell, mut quoted) = (String::new(), false);
     for ch in line.trim_end_matches('\r').chars() {
         match (ch, quoted) {
             ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cell).trim().to_string()),
+            (c, false) if c == sep => out.push(std::mem::take(&mut cell).trim().to_string()),
             (c, _) => cell.push(c),
         }
     }
@@ -459,15 +520,16 @@ pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result
                 .take(256 * 1024)
                 .read_to_end(&mut buf)
                 .map_err(IngestError::io(path))?;
-            let text = if encoding == Encoding::Latin1 {
+            let form = csv_form(path)?;
+            let text = if encoding == Encoding::Latin1 && form.utf16.is_none() {
                 encoding_rs::WINDOWS_1252.decode(&buf).0.to_string()
             } else {
-                decode_lossy(&buf)
+                decode_head(&buf, form.utf16)
             };
             Ok(csv_lines(&text)
                 .into_iter()
                 .take(layout::HEADER_SEARCH_ROWS)
-                .map(|l| split_csv_line(&l))
+                .map(|l| split_csv_line(&l, form.sep))
                 .collect())
         }
         "xlsx" | "xlsm" | "xls" => {
@@ -574,6 +636,10 @@ fn check_text(path: &Path) -> Result<(), IngestError> {
     let mut file = std::fs::File::open(path).map_err(io)?;
     let n = file.read(&mut head).map_err(io)?;
     let head = &head[..n];
+    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        // UTF-16 text (Excel's "Unicode text"): zero bytes are half its characters.
+        return Ok(());
+    }
     let what = if head.starts_with(b"PK\x03\x04") {
         "it is a zip archive, probably an Excel workbook: name it .xlsx"
     } else if head.starts_with(b"PAR1") {
@@ -867,25 +933,36 @@ fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
             }
         }
     }
-    // Blank rows and notes at the end, walking up from the last row.
-    let mut notes = 0usize;
+    // Blank rows and notes (单位：元 under the header, 制表人 under the table) before the
+    // first row of data and after the last.
     let typed_cols: Vec<&Column> = df
         .columns()
         .iter()
         .filter(|c| c.name().as_str() != ROW && c.dtype() != &DataType::String)
         .collect();
-    for i in (0..n).rev() {
-        if !keep[i] {
-            continue;
-        }
+    let extra = |i: usize| {
         let filled: Vec<&str> = texts
             .iter()
             .filter_map(|t| t.get(i))
             .filter(|v| !v.trim().is_empty())
             .collect();
         let typed_filled = typed > 0 && typed_cols.iter().any(|c| c.get(i).is_ok_and(|v| !v.is_null()));
-        let extra = !typed_filled && (filled.is_empty() || filled.len() == 1 && layout::is_note(filled[0]));
-        if !extra {
+        !typed_filled && (filled.is_empty() || filled.len() == 1 && layout::is_note(filled[0]))
+    };
+    let mut notes = 0usize;
+    let mut first = 0usize;
+    while first < n && (!keep[first] || extra(first)) {
+        if keep[first] {
+            keep[first] = false;
+            notes += 1;
+        }
+        first += 1;
+    }
+    for i in (first..n).rev() {
+        if !keep[i] {
+            continue;
+        }
+        if !extra(i) {
             break;
         }
         keep[i] = false;
@@ -1109,7 +1186,9 @@ fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, Ing
             message: e.to_string(),
         },
     };
-    if at == 0 && is_utf8(path, encoding)? {
+    let form = csv_form(path)?;
+    let plain_utf8 = form.utf16.is_none() && is_utf8(path, encoding)?;
+    if at == 0 && form.sep == b',' && plain_utf8 {
         return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
@@ -1118,7 +1197,9 @@ fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, Ing
             .map_err(parse);
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let text = if is_utf8(path, encoding)? {
+    let text = if let Some(enc) = form.utf16 {
+        enc.decode_with_bom_removal(&bytes).0
+    } else if plain_utf8 {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         std::borrow::Cow::Owned(String::from_utf8_lossy(bytes).into_owned())
     } else if encoding == Encoding::Latin1 {
@@ -1150,6 +1231,7 @@ fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, Ing
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
+        .with_parse_options(CsvParseOptions::default().with_separator(form.sep))
         .into_reader_with_file_handle(std::io::Cursor::new(text.into_bytes()))
         .finish()
         .map_err(parse)
@@ -1536,5 +1618,40 @@ mod tests {
         let t = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap();
         assert_eq!(t.df.height(), 2);
         assert_eq!(t.layout.totals_skipped, 1);
+    }
+
+    #[test]
+    fn utf16_text_with_tabs_is_read_like_a_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "收费明细\r\n客户编号\t开票日期\t金额\r\nC1\t2025-01-05\t\"1,200\"\r\nC2\t2025-01-06\t300\r\n合计\t\t1,500\r\n";
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in text.encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        let p = dir.path().join("收费明细.txt");
+        std::fs::write(&p, bytes).unwrap();
+        let t = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap();
+        assert_eq!(t.df.height(), 2);
+        assert_eq!(t.layout.header_row, 2);
+        assert_eq!(t.layout.totals_skipped, 1);
+        let amounts: Vec<Option<&str>> = t.df.column("amount").unwrap().str().unwrap().iter().collect();
+        assert_eq!(amounts, vec![Some("1,200"), Some("300")]);
+        let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
+        assert_eq!(rows, vec![Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn a_units_line_under_the_header_is_a_note_not_a_reject() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "billing.csv",
+            "客户编码,收费日期,收费金额\n单位：元,,\nC1,2025-01-05,300\n",
+        );
+        let t = read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap();
+        assert_eq!(t.df.height(), 1);
+        assert_eq!(t.layout.notes_skipped, 1);
+        let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
+        assert_eq!(rows, vec![Some(3)]);
     }
 }

@@ -160,7 +160,10 @@ fn export_folder(name: &str) {
             .collect();
         assert_eq!(cols, e.columns, "{name}: init's [columns.{table}]");
     }
-    assert!(!text.contains("UNCERTAIN:"), "{name}: nothing here is uncertain\n{text}");
+    assert!(
+        !text.contains("UNCERTAIN:"),
+        "{name}: nothing here is uncertain\n{text}"
+    );
     // A run with init's config reads the same.
     run(
         &["run", "--config", &cfg_s, "--quiet", "--out", "runs2"],
@@ -224,6 +227,11 @@ fn invoicing_software_keyed_by_tax_ids() {
 #[test]
 fn crm_follow_ups_and_mixed_files() {
     export_folder("crm_followups_mixed");
+}
+
+#[test]
+fn excel_unicode_text_utf16_with_tabs() {
+    export_folder("excel_unicode_text");
 }
 
 fn copy_folder(from: &Path, to: &Path) {
@@ -322,7 +330,10 @@ fn a_folder_without_billing_lists_what_it_holds() {
     std::fs::write(data.join("备忘.csv"), "事项\n年报\n").expect("write");
     let out = run(&["run", "exports", "--quiet"], tmp.path(), false);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("billing table not found") && err.contains("收费记录.xlsx"), "{err}");
+    assert!(
+        err.contains("billing table not found") && err.contains("收费记录.xlsx"),
+        "{err}"
+    );
     assert!(
         err.contains("客户档案.csv, 备忘.csv") || err.contains("备忘.csv, 客户档案.csv"),
         "{err}"

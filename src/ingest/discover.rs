@@ -44,6 +44,8 @@ struct Candidate {
     /// The name that says what it holds: the sheet's in a workbook of several, else the
     /// file's stem.
     name: String,
+    /// The file's stem, which speaks for a sheet whose own name says nothing (Sheet1).
+    stem: String,
     ext_rank: usize,
 }
 
@@ -91,6 +93,7 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, IngestError> {
                     path: path.clone(),
                     name: s.clone(),
                     sheet: Some(s),
+                    stem: stem.clone(),
                     ext_rank,
                 });
             }
@@ -98,7 +101,8 @@ fn candidates(dir: &Path) -> Result<Vec<Candidate>, IngestError> {
             out.push(Candidate {
                 path,
                 sheet: None,
-                name: stem,
+                name: stem.clone(),
+                stem,
                 ext_rank,
             });
         }
@@ -151,8 +155,8 @@ pub fn table_by_name(name: &str) -> Option<(Table, String)> {
 }
 
 /// How well a candidate's headers (found among its first rows) fit a table: `None` unless
-/// they hold the table's required columns, at least one more of its columns, and most of
-/// the headers are the table's (a file of ids and months is not a work log); else the
+/// they hold the table's required columns, two columns at least, and at least half the
+/// headers are the table's (a file of ids, months and risks is not a work log); else the
 /// number of its columns they hold.
 fn fit(c: &Candidate, table: Table, encoding: Encoding) -> Option<usize> {
     let rows = head_rows(&c.path, c.sheet.as_deref(), encoding).ok()?;
@@ -162,7 +166,7 @@ fn fit(c: &Candidate, table: Table, encoding: Encoding) -> Option<usize> {
     let m = match_headers(table, &headers, &none);
     let named = headers.iter().filter(|h| !h.starts_with("column_")).count();
     let ok = table.required().iter().all(|r| m.header_of(r).is_some())
-        && m.columns.len() > table.required().len()
+        && m.columns.len() >= 2
         && m.columns.len() * 2 >= named;
     ok.then_some(m.columns.len())
 }
@@ -189,13 +193,33 @@ pub fn discover(dir: &Path, tables: &[Table], encoding: Encoding) -> Result<Vec<
             });
             continue;
         }
-        let named: Vec<(usize, String)> = (0..all.len())
+        let by_name = |i: usize, name: &str| match table_by_name(name) {
+            Some((t, w)) if t == table => Some((i, w)),
+            _ => None,
+        };
+        let mut named: Vec<(usize, String)> = (0..all.len())
             .filter(|&i| !used[i])
-            .filter_map(|i| match table_by_name(&all[i].name) {
-                Some((t, w)) if t == table => Some((i, w)),
-                _ => None,
-            })
+            .filter_map(|i| by_name(i, &all[i].name))
             .collect();
+        {
+            // 客户档案.xlsx whose sheets are 数据 and 说明: the file's name speaks for the
+            // sheet that holds the table, or the first.
+            let sheets: Vec<(usize, String)> = (0..all.len())
+                .filter(|&i| !used[i] && all[i].sheet.is_some() && table_by_name(&all[i].name).is_none())
+                .filter_map(|i| by_name(i, &all[i].stem))
+                .collect();
+            let fitting: Vec<(usize, String)> = sheets
+                .iter()
+                .filter(|(i, _)| fit(&all[*i], table, encoding).is_some())
+                .cloned()
+                .collect();
+            match (fitting.as_slice(), sheets.first()) {
+                ([a, b, ..], _) => return Err(ambiguous(table, &all[a.0], &all[b.0])),
+                ([f], _) => named.push(f.clone()),
+                ([], Some(s)) if named.is_empty() => named.push(s.clone()),
+                ([], _) => {}
+            }
+        }
         let pick = match named.as_slice() {
             [] => None,
             [one] => Some(one.clone()),
@@ -297,5 +321,34 @@ mod tests {
         assert_eq!(t("Invoices 2025"), Some(Table::Billing));
         assert_eq!(t("billing"), Some(Table::Billing));
         assert_eq!(t("Sheet1"), None);
+    }
+
+    #[test]
+    fn a_workbook_named_for_a_table_gives_it_the_sheet_that_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let notes = book.add_worksheet().set_name("说明").unwrap();
+        notes.write(0, 0, "本表由系统导出").unwrap();
+        let data = book.add_worksheet().set_name("数据").unwrap();
+        for (j, h) in ["客户编码", "收费日期", "收费金额"].iter().enumerate() {
+            data.write(0, j as u16, *h).unwrap();
+        }
+        data.write(1, 0, "C1").unwrap();
+        data.write(1, 1, "2025-01-05").unwrap();
+        data.write(1, 2, 300).unwrap();
+        book.save(dir.path().join("收费明细.xlsx")).unwrap();
+        std::fs::write(dir.path().join("客户档案.csv"), "客户编码\nC1\n").unwrap();
+        let found = discover(dir.path(), &[Table::Clients, Table::Billing], Encoding::Auto).unwrap();
+        let billing = found.iter().find(|f| f.table == Table::Billing).unwrap();
+        assert_eq!(billing.sheet.as_deref(), Some("数据"));
+        // Two files named for the billing, both with its columns: both named in the error.
+        std::fs::write(
+            dir.path().join("收款记录.csv"),
+            "客户编码,收费日期,收费金额\nC1,2025-01-05,300\n",
+        )
+        .unwrap();
+        let err = discover(dir.path(), &[Table::Clients, Table::Billing], Encoding::Auto).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("收款记录.csv") && msg.contains("收费明细.xlsx"), "{msg}");
     }
 }

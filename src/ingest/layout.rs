@@ -284,7 +284,9 @@ pub fn is_totals(cell: &str) -> bool {
     if cell.len() > 40 {
         return false;
     }
-    let n: String = normalise(cell).chars().filter(|c| !c.is_ascii_digit()).collect();
+    // 合计：12,000元 is a total too: the words without the figure.
+    let n: String = normalise(cell).chars().filter(|c| c.is_alphabetic()).collect();
+    let n = n.trim_end_matches('元').trim_end_matches('万');
     TOTALS.iter().any(|t| n == *t)
 }
 
@@ -435,7 +437,16 @@ mod tests {
 
     #[test]
     fn totals_and_notes() {
-        for t in ["合计", "合 计", "总计：", "小计", "Total", "TOTAL:"] {
+        for t in [
+            "合计",
+            "合 计",
+            "总计：",
+            "小计",
+            "Total",
+            "TOTAL:",
+            "合计：12,000.00元",
+            "本页合计(元)",
+        ] {
             assert!(is_totals(t), "{t}");
         }
         for t in ["合计科技有限公司", "C001", "300"] {

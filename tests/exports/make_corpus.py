@@ -1,6 +1,7 @@
 """Writes the export corpus in this folder: one firm's history laid out the way eight
 kinds of exports lay it out (Chinese 代账 software styles, a firm's own Excel sheets,
-GBK CSV, a workbook of many sheets, invoicing software, a CRM, an English export).
+GBK CSV, a workbook of many sheets, invoicing software, a CRM, an English export,
+Excel's UTF-16 "Unicode text").
 
 Each folder gets `expected.toml`: which file (and sheet) holds which table, and which
 header is which column of the contract. The layouts below are the source of that truth,
@@ -167,9 +168,9 @@ class Table:
         return {c: h for h, c, _ in self.columns if c}
 
 
-def write_csv(folder, t, encoding="utf-8", above=(), below=()):
+def write_csv(folder, t, encoding="utf-8", above=(), below=(), delimiter=","):
     with open(os.path.join(folder, t.file), "w", encoding=encoding, newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, delimiter=delimiter)
         for row in above:
             w.writerow(row)
         w.writerow(t.header())
@@ -670,9 +671,34 @@ def crm(clients, bills, work, staff, contacts):
     expected(p, [cl, bl, wk, st, ct])
 
 
+def unicode_text(clients, bills, work, staff, contacts):
+    """Excel's "Unicode text" (Unicode 文本): UTF-16 with a byte-order mark, tabs between
+    cells, saved as .txt; a units line under the title."""
+    p = folder("excel_unicode_text")
+    cl = Table("clients", "客户档案.txt", clients, [
+        ("客户编号", "client_id", lambda c: c["no"]),
+        ("客户名称", "name", lambda c: c["name"]),
+        ("纳税人类型", "taxpayer_type", lambda c: "一般纳税人" if c["general"] else "小规模纳税人"),
+        ("所属行业", "industry", lambda c: c["industry"]),
+        ("月服务费", "monthly_fee", lambda c: f"{c['fee']:,}"),
+        ("主办会计", "accountant", lambda c: c["accountant"]),
+        ("合同开始日期", "contract_start", lambda c: ymd(c["start"])),
+        ("合同结束日期", "contract_end", lambda c: ymd(c["end"])),
+    ])
+    write_csv(p, cl, encoding="utf-16", delimiter="\t", above=[("客户档案",), ("单位：元",)])
+    bl = Table("billing", "收费明细.txt", bills, [
+        ("客户编号", "client_id", lambda b: b["c"]["no"]),
+        ("开票日期", "invoice_date", lambda b: ymd(b["date"])),
+        ("金额", "amount", lambda b: f"{b['amount']:,}"),
+        ("收款日期", "paid_date", lambda b: ymd(b["paid"])),
+    ])
+    write_csv(p, bl, encoding="utf-16", delimiter="\t", below=[("合计", "", f"{sum(b['amount'] for b in bills):,}", "")])
+    expected(p, [cl, bl])
+
+
 def main():
     data = firm()
-    for make in (kingdee, chanjet, one_workbook, merged_headers, own_sheets, english, invoicing, crm):
+    for make in (kingdee, chanjet, one_workbook, merged_headers, own_sheets, english, invoicing, crm, unicode_text):
         make(*data)
 
 
