@@ -294,6 +294,33 @@ fn round_step(v: f64, step: f64) -> f64 {
     }
 }
 
+/// A fee above `fee` and at most `cap`, as close to `want` as the firm's step allows:
+/// `want` rounded up to the step when that stays under the cap, else down when that is
+/// still a rise, else the same with a step of 10 CNY and then 1 CNY (a small fee's room
+/// under the cap can be less than one step: 50 CNY at +30% is 65, which steps of 50
+/// would round back to 50). `None` when there is not 1 CNY of room.
+fn rise_within(fee: f64, want: f64, cap: f64, step: f64) -> Option<f64> {
+    let want = want.min(cap);
+    if !(want > fee) {
+        return None;
+    }
+    let step = if step > 0.0 { step } else { 1.0 };
+    for s in [step, 10.0, 1.0] {
+        if s > step {
+            continue;
+        }
+        let up = (want / s - 1e-9).ceil() * s;
+        if up > fee && up <= cap + 1e-9 {
+            return Some(up);
+        }
+        let down = (want / s + 1e-9).floor() * s;
+        if down > fee + 1e-9 {
+            return Some(down);
+        }
+    }
+    None
+}
+
 /// Everything pricing works out per client (the served ones; others are empty).
 pub struct Priced {
     pub hours: Vec<f64>,
@@ -494,23 +521,38 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
             let by_margin = cost[i] / (1.0 - p.target_margin).max(0.01);
             let target = by_peers.max(by_margin);
             let cap = fee[i] * (1.0 + p.max_increase);
-            let mut new = round_step(target.min(cap), p.fee_step);
-            if new > cap + 1e-9 {
-                new -= p.fee_step.max(1.0);
+            let mut new = rise_within(fee[i], target, cap, p.fee_step);
+            if target > cap + 1e-9 {
+                words_en.push(format!("rise capped at +{:.0}%", p.max_increase * 100.0));
+                words_zh.push(format!("涨幅以 {:.0}% 为上限", p.max_increase * 100.0));
             }
             let v1 = tiers[i] == "V1";
             let band = bands[i].as_str();
             if v1 && band == "high" {
                 words_en.push("rise held back: a high-value client at high churn risk".into());
                 words_zh.push("暂缓调价：高价值客户且流失风险高".into());
-                new = fee[i];
+                new = None;
             } else if band == "high" || (v1 && band == "medium") {
-                new = round_step(fee[i] + (new - fee[i]) / 2.0, p.fee_step).max(fee[i]);
+                // Half the rise, never rounded away to none.
+                new = new.and_then(|n| rise_within(fee[i], fee[i] + (n - fee[i]) / 2.0, n, p.fee_step));
                 words_en.push("rise halved: churn risk".into());
                 words_zh.push("调价减半：有流失风险".into());
+            } else if new.is_none() {
+                let why_en = if fee[i] > 0.0 {
+                    "no rise suggested: less than 1 CNY of room under the cap"
+                } else {
+                    "no rise suggested: no fee on record to raise"
+                };
+                let why_zh = if fee[i] > 0.0 {
+                    "未建议调价：上限内空间不足 1 元"
+                } else {
+                    "未建议调价：无现行收费可作基数"
+                };
+                words_en.push(why_en.into());
+                words_zh.push(why_zh.into());
             }
-            if new > fee[i] {
-                suggested[i] = new;
+            if let Some(n) = new {
+                suggested[i] = n;
             }
         }
         reason[i] = match ctx.lang {
@@ -998,5 +1040,35 @@ mod tests {
     fn fee_steps_round() {
         assert_eq!(round_step(237.0, 50.0), 250.0);
         assert_eq!(round_step(224.0, 50.0), 200.0);
+    }
+
+    /// Hand cases: a rise is rounded up to the step under the cap, down when up would
+    /// pass it, to a finer step when the room is less than one step, never to nothing.
+    #[test]
+    fn rounding_never_removes_a_rise() {
+        // 200 wants 237, cap 260: up to 250.
+        assert_eq!(rise_within(200.0, 237.0, 260.0, 50.0), Some(250.0));
+        // 300 wants 390 (capped at 390): 400 passes the cap, 350 is a rise.
+        assert_eq!(rise_within(300.0, 500.0, 390.0, 50.0), Some(350.0));
+        // 50 CNY at +30%: 65; steps of 50 would give 50 or 100: a step of 10 gives 60.
+        assert_eq!(rise_within(50.0, 80.0, 65.0, 50.0), Some(60.0));
+        // 60 CNY wanting 62 (cap 78): up to the next 10 is 70.
+        assert_eq!(rise_within(60.0, 62.0, 78.0, 50.0), Some(70.0));
+        // 3 CNY with a cap of 3.9: a 1 CNY step cannot rise.
+        assert_eq!(rise_within(3.0, 10.0, 3.9, 50.0), None);
+        // 10 CNY cap 13: 13 exactly.
+        assert_eq!(rise_within(10.0, 20.0, 13.0, 50.0), Some(13.0));
+        // Nothing wanted above the fee: no rise.
+        assert_eq!(rise_within(300.0, 280.0, 390.0, 50.0), None);
+        // A step smaller than 10 is used as it is.
+        assert_eq!(rise_within(100.0, 104.0, 130.0, 5.0), Some(105.0));
+        for fee in [30.0, 50.0, 60.0, 95.0, 120.0, 200.0, 300.0, 1000.0, 1499.0] {
+            for want in [1.01, 1.05, 1.1, 1.3, 2.0] {
+                let cap = fee * 1.3;
+                let got = rise_within(fee, fee * want, cap, 50.0);
+                let got = got.unwrap_or_else(|| panic!("{fee} wanting {}", fee * want));
+                assert!(got > fee && got <= cap + 1e-9, "{fee} -> {got} (cap {cap})");
+            }
+        }
     }
 }
