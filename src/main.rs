@@ -215,11 +215,16 @@ fn main() -> ExitCode {
     }
     // Ctrl-C (or SIGTERM): remove what this run has not finished, and stop. Nothing
     // half-written is left behind, and a finished run folder is never touched.
-    let _ = ctrlc::set_handler(|| {
+    let handler = ctrlc::set_handler(|| {
         let _held = clientseg::persist::abandon_unfinished();
         eprintln!("interrupted: nothing of this run was kept");
         std::process::exit(130);
     });
+    if let Err(e) = handler {
+        eprintln!(
+            "warning: Ctrl-C and SIGTERM cannot be caught here ({e}); a run stopped that way leaves its unfinished hidden folder (.run-....partial-PID), which the next run in the same folder removes"
+        );
+    }
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

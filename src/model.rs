@@ -30,6 +30,11 @@ pub enum ModelError {
     Version { path: String, found: u32, expected: u32 },
     #[error("model {path} is damaged or was edited by hand: {message}. Use a model file as `clientseg run` wrote it, or refit")]
     Invalid { path: String, message: String },
+    #[error("{source}\nIt is the previous run's model ({path}), from which segment ids are kept from run to run. Put back a good copy (the model.json of the latest run folder), or start afresh with `--previous none` (segment ids then start again from V1 and B1)")]
+    Previous {
+        path: std::path::PathBuf,
+        source: Box<ModelError>,
+    },
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     #[error(transparent)]

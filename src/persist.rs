@@ -22,6 +22,11 @@ pub enum PersistError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot move the finished run into place at {path}: {source}")]
     Commit { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the {what} as JSON: {source}. This is a bug in clientseg; please report it with the command you ran")]
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("the {what} {path} is not writable: {source}. Choose a folder you can write to (output.dir / output.models_dir in the config, or --out)")]
     NotWritable {
         path: PathBuf,

@@ -694,8 +694,10 @@ fn manifest(
         seed: s.seed,
         snapshot_date: input.table.snapshot.to_string(),
         inputs: input.files.clone(),
-        // Plain data with string keys: serialisation cannot fail.
-        config: serde_json::to_value(s).unwrap_or_default(),
+        config: serde_json::to_value(s).map_err(|source| PersistError::Json {
+            what: "configuration",
+            source,
+        })?,
         rows: input.validated.counts.clone(),
         reject_lines: input.validated.rejects.height(),
         top_reject_reasons: validate::top_reasons(&input.validated.rejects, 5),
@@ -724,8 +726,10 @@ fn manifest(
 }
 
 fn write_manifest(run: &RunDir, manifest: &Manifest) -> Result<(), PersistError> {
-    // Plain data with string keys: serialisation cannot fail.
-    let json = serde_json::to_string_pretty(manifest).unwrap_or_default();
+    let json = serde_json::to_string_pretty(manifest).map_err(|source| PersistError::Json {
+        what: "manifest",
+        source,
+    })?;
     run.write("manifest.json", json.as_bytes())
 }
 

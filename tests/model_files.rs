@@ -152,3 +152,27 @@ fn score_names_the_model_when_a_feature_cannot_be_computed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("model.json") && err.contains("uses feature"), "{err}");
 }
+
+/// A damaged models/latest.json stops the next run, naming the file and the way out,
+/// instead of quietly restarting every segment id; `--previous none` then runs.
+#[test]
+fn a_damaged_latest_model_stops_the_run_with_the_way_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 300, 8, &[]);
+    let cfg = config(dir, "");
+    let cfg = cfg.to_string_lossy().to_string();
+    run(&["run", "--config", &cfg, "--quiet"], dir, true);
+    let latest = dir.join("models/latest.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    std::fs::write(&latest, &text[..text.len() / 2]).unwrap();
+    let out = run(&["run", "--config", &cfg, "--quiet"], dir, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("latest.json") && err.contains("--previous none"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.join("runs")).unwrap().count(),
+        1,
+        "no run folder is left by the refused run"
+    );
+    run(&["run", "--config", &cfg, "--quiet", "--previous", "none"], dir, true);
+}

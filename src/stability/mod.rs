@@ -88,12 +88,17 @@ pub fn load_previous(params: &StabilityParams, models_dir: &Path) -> Result<Opti
         Previous::None => Ok(None),
         Previous::Auto => {
             let latest = models_dir.join("latest.json");
-            // A model from an incompatible version is skipped, not fatal.
-            Ok(latest
-                .is_file()
-                .then(|| Model::load(&latest).ok())
-                .flatten()
-                .map(from_model))
+            if !latest.is_file() {
+                return Ok(None);
+            }
+            // A damaged file would quietly restart every segment id: stop and say so.
+            match Model::load(&latest) {
+                Ok(model) => Ok(Some(from_model(model))),
+                Err(source) => Err(ModelError::Previous {
+                    path: latest,
+                    source: Box::new(source),
+                }),
+            }
         }
         Previous::Path(p) if p.is_dir() => {
             let model = Model::load(&p.join("model.json"))?;
