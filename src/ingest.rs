@@ -384,7 +384,19 @@ pub fn read_table_in(
             && !tail_has_extra_rows(path)?
     };
     if plain && matches!(table, Table::Billing | Table::Activity) {
-        if let Some(raw) = read_compact(table, path, mapping, encoding)? {
+        // A row of empty cells (,,,) is skipped by the general path, not rejected.
+        let no_blank_row = |raw: &RawTable| {
+            let mut all_null: Option<BooleanChunked> = None;
+            for c in raw.df.columns().iter().filter(|c| c.name().as_str() != ROW) {
+                let m = c.is_null();
+                all_null = Some(match all_null {
+                    None => m,
+                    Some(a) => &a & &m,
+                });
+            }
+            all_null.is_none_or(|m| !m.any())
+        };
+        if let Some(raw) = read_compact(table, path, mapping, encoding)?.filter(no_blank_row) {
             return Ok(raw);
         }
     }
@@ -900,9 +912,9 @@ fn no_header(table: Table, file: &str, rows: &[Vec<String>]) -> IngestError {
     }
 }
 
-/// Drops the rows that are not data: totals (合计, 小计) anywhere, and blank rows and
-/// notes (制表人：...) after the last row of data. Returns the rest and how many of each
-/// were dropped.
+/// Drops the rows that are not data: totals (合计, 小计) and blank rows anywhere, and
+/// one-cell notes (单位：元, 制表人：...) before the first row of data and after the
+/// last. Returns the rest, the totals rows and the notes and blank rows dropped.
 fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
     let n = df.height();
     let texts: Vec<StringChunked> = df
@@ -923,9 +935,14 @@ fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
                 )
             })
     };
+    // Cells that hold anything, per row: a row with none is blank.
+    let mut filled = vec![0u32; n];
     for t in &texts {
         for (i, v) in t.iter().enumerate() {
             if let Some(v) = v {
+                if !v.trim().is_empty() {
+                    filled[i] += 1;
+                }
                 if keep[i] && likely(v) && layout::is_totals(v) {
                     keep[i] = false;
                     totals += 1;
@@ -933,13 +950,27 @@ fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
             }
         }
     }
-    // Blank rows and notes (单位：元 under the header, 制表人 under the table) before the
-    // first row of data and after the last.
     let typed_cols: Vec<&Column> = df
         .columns()
         .iter()
         .filter(|c| c.name().as_str() != ROW && c.dtype() != &DataType::String)
         .collect();
+    for c in &typed_cols {
+        for (i, v) in c.is_not_null().iter().enumerate() {
+            if v == Some(true) {
+                filled[i] += 1;
+            }
+        }
+    }
+    // Blank rows anywhere (a worksheet's separator rows), and notes (单位：元 under the
+    // header, 制表人 under the table) before the first row of data and after the last.
+    let mut notes = 0usize;
+    for i in 0..n {
+        if keep[i] && filled[i] == 0 {
+            keep[i] = false;
+            notes += 1;
+        }
+    }
     let extra = |i: usize| {
         let filled: Vec<&str> = texts
             .iter()
@@ -949,7 +980,6 @@ fn skip_extra_rows(df: DataFrame) -> PolarsResult<(DataFrame, usize, usize)> {
         let typed_filled = typed > 0 && typed_cols.iter().any(|c| c.get(i).is_ok_and(|v| !v.is_null()));
         !typed_filled && (filled.is_empty() || filled.len() == 1 && layout::is_note(filled[0]))
     };
-    let mut notes = 0usize;
     let mut first = 0usize;
     while first < n && (!keep[first] || extra(first)) {
         if keep[first] {
@@ -1653,5 +1683,24 @@ mod tests {
         assert_eq!(t.layout.notes_skipped, 1);
         let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
         assert_eq!(rows, vec![Some(3)]);
+    }
+
+    #[test]
+    fn blank_rows_in_the_middle_are_skipped_by_every_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "billing.csv",
+            "client_id,invoice_date,amount\nC1,2025-01-05,300\n,,\nC2,2025-01-06,300\n",
+        );
+        for t in [
+            read_table(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap(),
+            read_table_general(Table::Billing, &p, &BTreeMap::new(), Encoding::Auto).unwrap(),
+        ] {
+            assert_eq!(t.df.height(), 2);
+            assert_eq!(t.layout.notes_skipped, 1);
+            let rows: Vec<Option<u32>> = t.df.column(ROW).unwrap().idx().unwrap().iter().collect();
+            assert_eq!(rows, vec![Some(2), Some(4)]);
+        }
     }
 }

@@ -286,14 +286,6 @@ fn peer_medians(members: &[(usize, f64, f64)], k: usize) -> Vec<(usize, f64, usi
         .collect()
 }
 
-fn round_step(v: f64, step: f64) -> f64 {
-    if step > 0.0 {
-        (v / step).round() * step
-    } else {
-        v.round()
-    }
-}
-
 /// A fee above `fee` and at most `cap`, as close to `want` as the firm's step allows:
 /// `want` rounded up to the step when that stays under the cap, else down when that is
 /// still a rise, else the same with a step of 10 CNY and then 1 CNY (a small fee's room
@@ -1034,12 +1026,6 @@ mod tests {
         assert_eq!(ten.1, 100.0);
         assert_eq!(ten.2, 6);
         assert!(r.iter().all(|x| x.2 == 6));
-    }
-
-    #[test]
-    fn fee_steps_round() {
-        assert_eq!(round_step(237.0, 50.0), 250.0);
-        assert_eq!(round_step(224.0, 50.0), 200.0);
     }
 
     /// Hand cases: a rise is rounded up to the step under the cap, down when up would

@@ -128,33 +128,27 @@ mod tests {
         );
     }
 
+    /// Parsed dates as text (2024-01-05), for comparing.
+    fn days(values: &[&str], f: fn(Expr) -> Expr) -> Vec<Option<String>> {
+        parsed(values, f)
+            .cast(&DataType::String)
+            .expect("text")
+            .str()
+            .expect("str")
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
+    }
+
     #[test]
     fn excel_day_numbers_in_their_range_and_chinese_periods() {
-        let y = parsed(&["45292", "45292.5", "2024", "20240105", "9999", "109575"], parse_date);
-        let y: Vec<Option<String>> = y
-            .cast(&DataType::String)
-            .expect("text")
-            .str()
-            .expect("str")
-            .iter()
-            .map(|v| v.map(String::from))
-            .collect();
         let s = |v: &str| Some(v.to_string());
         assert_eq!(
-            y,
+            days(&["45292", "45292.5", "2024", "20240105", "9999", "109575"], parse_date),
             vec![s("2024-01-01"), s("2024-01-01"), None, s("2024-01-05"), None, None]
         );
-        let m = parsed(&["2024年01期", "2024年第3期", "202411", "45292"], parse_month);
-        let m: Vec<Option<String>> = m
-            .cast(&DataType::String)
-            .expect("text")
-            .str()
-            .expect("str")
-            .iter()
-            .map(|v| v.map(String::from))
-            .collect();
         assert_eq!(
-            m,
+            days(&["2024年01期", "2024年第3期", "202411", "45292"], parse_month),
             vec![s("2024-01-01"), s("2024-03-01"), s("2024-11-01"), s("2024-01-01")]
         );
     }
