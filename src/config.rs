@@ -372,9 +372,11 @@ impl Settings {
         let mut sources = Vec::new();
         for table in Table::all() {
             let hit = found.iter().find(|f| f.table == table);
-            // A table's file is taken from input.dir unless its path says otherwise.
+            // A table's file is taken from input.dir unless its path is absolute; a path
+            // that is only there from the config's folder (as configs had it) still works.
             let path = match explicit(table) {
                 Some(p) if p.is_absolute() => Some(p.to_path_buf()),
+                Some(p) if !dir.join(p).exists() && resolve(p).exists() => Some(resolve(p)),
                 Some(p) => Some(dir.join(p)),
                 None => hit.map(|f| f.path.clone()),
             };
@@ -911,6 +913,20 @@ mod tests {
     fn settings(toml: &str) -> Result<Settings, ConfigError> {
         let raw = RawConfig::from_toml(toml, Path::new("t.toml"))?;
         Settings::from_raw(&raw, Path::new("."))
+    }
+
+    #[test]
+    fn a_table_path_is_taken_from_the_input_folder_else_from_the_config_folder() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(base.path().join("exports/old")).unwrap();
+        std::fs::write(base.path().join("exports/客户档案.csv"), "客户编码\nC1\n").unwrap();
+        std::fs::write(base.path().join("exports/old/billing.csv"), "client_id\n").unwrap();
+        let toml = "[input]\ndir = \"exports\"\nclients = \"客户档案.csv\"\nbilling = \"exports/old/billing.csv\"\n";
+        let raw = RawConfig::from_toml(toml, Path::new("t.toml")).unwrap();
+        let s = Settings::from_raw(&raw, base.path()).unwrap();
+        let path = |t: Table| s.input.source(t).and_then(|x| x.path.clone()).unwrap();
+        assert_eq!(path(Table::Clients), base.path().join("exports/客户档案.csv"));
+        assert_eq!(path(Table::Billing), base.path().join("exports/old/billing.csv"));
     }
 
     #[test]
