@@ -192,6 +192,13 @@ fn export_folder(name: &str) {
 #[test]
 fn kingdee_style_title_rows_totals_and_yes_no() {
     export_folder("kingdee_style");
+    // In Chinese the summary's mapping names the columns in Chinese.
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let dir = corpus_dir().join("kingdee_style").to_string_lossy().to_string();
+    let out = run(&["run", &dir, "--quiet", "--lang", "zh"], tmp.path(), true);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("输入 客户档案 ← 客户档案.xlsx（表头第 4 行）：客户编码→客户编号"), "{said}");
+    assert!(said.contains("跳过合计行 1 行") && !said.contains("→client_id"), "{said}");
 }
 
 #[test]

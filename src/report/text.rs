@@ -78,7 +78,14 @@ pub fn mapping_text(inputs: &[crate::ingest::InputFile], zh: bool) -> String {
             .columns
             .iter()
             .filter(|c| c.header != c.column)
-            .map(|c| format!("{}→{}{}", c.header, c.column, if c.how.uncertain() { "?" } else { "" }))
+            .map(|c| {
+                // A Chinese analyst reads the column's Chinese name, not its identifier.
+                let column = match crate::format::column_zh(&c.column) {
+                    Some(z) if zh => z,
+                    _ => c.column.as_str(),
+                };
+                format!("{}→{column}{}", c.header, if c.how.uncertain() { "?" } else { "" })
+            })
             .collect();
         let plain =
             renamed.is_empty() && l.header_row <= 1 && l.sheet.is_none() && l.totals_skipped + l.notes_skipped == 0;
@@ -95,15 +102,16 @@ pub fn mapping_text(inputs: &[crate::ingest::InputFile], zh: bool) -> String {
         } else {
             (f.table.name(), format!("header row {}", l.header_row))
         };
-        out.push_str(&format!(
-            "{} {name} ← {file}{sheet} ({row}): {}",
-            if zh { "输入" } else { "input" },
-            if renamed.is_empty() {
-                "-".to_string()
-            } else {
-                renamed.join(", ")
-            }
-        ));
+        let columns = match (renamed.is_empty(), zh) {
+            (true, _) => "-".to_string(),
+            (false, true) => renamed.join("，"),
+            (false, false) => renamed.join(", "),
+        };
+        out.push_str(&if zh {
+            format!("输入 {name} ← {file}{sheet}（{row}）：{columns}")
+        } else {
+            format!("input {name} ← {file}{sheet} ({row}): {columns}")
+        });
         if l.totals_skipped + l.notes_skipped > 0 {
             out.push_str(&if zh {
                 format!(
