@@ -71,28 +71,6 @@ impl InputParams {
     pub fn source(&self, table: Table) -> Option<&TableSource> {
         self.sources.iter().find(|s| s.table == table)
     }
-
-    /// The same column mappings, reading the tables found in another folder.
-    pub fn in_dir(&self, dir: &Path) -> Result<InputParams, IngestError> {
-        let tables: Vec<Table> = self.sources.iter().map(|s| s.table).collect();
-        let found = discover(dir, &tables, self.encoding)?;
-        Ok(InputParams {
-            dir: dir.to_path_buf(),
-            sources: self
-                .sources
-                .iter()
-                .map(|s| {
-                    let f = found.iter().find(|f| f.table == s.table);
-                    TableSource {
-                        path: f.map(|f| f.path.clone()),
-                        sheet: f.and_then(|f| f.sheet.clone()),
-                        ..s.clone()
-                    }
-                })
-                .collect(),
-            encoding: self.encoding,
-        })
-    }
 }
 
 /// Name of the column that carries each row's number in its file.

@@ -66,23 +66,6 @@ pub fn look(dir: &Path, encoding: Encoding) -> Result<Vec<Seen>, IngestError> {
     Ok(out)
 }
 
-/// The column mapping of every table in `dir`, as the config's [columns.*] sections.
-pub fn mapping(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for seen in look(dir, Encoding::Auto).unwrap_or_default() {
-        let m: BTreeMap<String, String> = seen
-            .matched
-            .columns
-            .iter()
-            .map(|c| (c.column.clone(), c.header.clone()))
-            .collect();
-        if !m.is_empty() {
-            out.insert(seen.found.table.name().to_string(), m);
-        }
-    }
-    out
-}
-
 fn quoted(s: &str) -> String {
     format!("{s:?}")
 }

@@ -197,8 +197,14 @@ fn kingdee_style_title_rows_totals_and_yes_no() {
     let dir = corpus_dir().join("kingdee_style").to_string_lossy().to_string();
     let out = run(&["run", &dir, "--quiet", "--lang", "zh"], tmp.path(), true);
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("输入 客户档案 ← 客户档案.xlsx（表头第 4 行）：客户编码→客户编号"), "{said}");
-    assert!(said.contains("跳过合计行 1 行") && !said.contains("→client_id"), "{said}");
+    assert!(
+        said.contains("输入 客户档案 ← 客户档案.xlsx（表头第 4 行）：客户编码→客户编号"),
+        "{said}"
+    );
+    assert!(
+        said.contains("跳过合计行 1 行") && !said.contains("→client_id"),
+        "{said}"
+    );
 }
 
 #[test]
