@@ -523,7 +523,7 @@ pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result
                 .collect())
         }
         "xlsx" | "xlsm" | "xls" => {
-            let (_, range) = worksheet(path, sheet, None)?;
+            let (_, range, _) = worksheet(path, sheet, None)?;
             Ok(range
                 .rows()
                 .take(layout::HEADER_SEARCH_ROWS)
@@ -1269,12 +1269,13 @@ fn cell_text(cell: &calamine::Data) -> Option<String> {
 }
 
 /// A worksheet of a workbook: the one asked for, else the one named for the table
-/// (clients, 客户档案, 收费明细, ...), else the first. Returns its name and cells.
+/// (clients, 客户档案, 收费明细, ...), else the first. Returns its name, its cells and
+/// how many sheets the workbook has.
 fn worksheet(
     path: &Path,
     sheet: Option<&str>,
     table: Option<Table>,
-) -> Result<(String, calamine::Range<calamine::Data>), IngestError> {
+) -> Result<(String, calamine::Range<calamine::Data>, usize), IngestError> {
     use calamine::Reader;
     let err = |message: String| IngestError::Parse {
         path: path.to_path_buf(),
@@ -1307,7 +1308,7 @@ fn worksheet(
         .worksheet_range_at(wanted)
         .ok_or_else(|| err("the workbook has no worksheet".into()))?
         .map_err(|e| err(e.to_string()))?;
-    Ok((name, range))
+    Ok((name, range, names.len()))
 }
 
 /// Reads a worksheet: the header is the row among the first that names the most
@@ -1323,13 +1324,8 @@ fn read_excel(
         path: path.to_path_buf(),
         message,
     };
-    let (name, range) = worksheet(path, sheet, Some(table))?;
-    let several = {
-        use calamine::Reader;
-        calamine::open_workbook_auto(path)
-            .map(|b| b.sheet_names().len() > 1)
-            .unwrap_or(false)
-    };
+    let (name, range, sheets) = worksheet(path, sheet, Some(table))?;
+    let several = sheets > 1;
     if range.is_empty() {
         return Err(err("the worksheet is empty".into()));
     }

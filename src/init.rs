@@ -66,8 +66,10 @@ pub fn look(dir: &Path, encoding: Encoding) -> Result<Vec<Seen>, IngestError> {
     Ok(out)
 }
 
+/// A string as TOML writes it (a header may hold quotes, backslashes or control
+/// characters, which Rust's debug form would not escape the TOML way).
 fn quoted(s: &str) -> String {
-    format!("{s:?}")
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// A commented config for the exports in `dir`.
@@ -210,5 +212,10 @@ mod tests {
         assert!(text.contains("# paid_date = \"日期\""), "{text}");
         let raw: crate::config::RawConfig = toml::from_str(&text).unwrap();
         assert_eq!(raw.columns["billing"]["invoice_date"], "收费日期");
+        // Headers with quotes, backslashes and control characters stay valid TOML.
+        for h in ["a \"b\"", "c\\d", "e\u{7}f", "g\th"] {
+            let v: toml::Table = toml::from_str(&format!("x = {}", quoted(h))).unwrap();
+            assert_eq!(v["x"].as_str(), Some(h));
+        }
     }
 }
