@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use crate::analysis::allocation::Weights;
+pub use crate::analysis::allocation::{Limits, Weights};
 pub use crate::analysis::{
     ActionsParams, AllocationParams, AnalysisParams, BehaviourParams, ChurnParams, DefaultHours, GradeCost,
     ModelChoice, PricingParams, TreeParams, ValueParams,
@@ -164,6 +164,10 @@ pub struct RawAllocation {
     pub international_skill: Option<String>,
     /// Value tiers served only by senior or lead accountants (default ["V1"]).
     pub senior_tiers: Option<Vec<String>>,
+    /// Handovers a month, firm-wide (default 0: no firm-wide limit).
+    pub max_moves_per_month: Option<i64>,
+    /// Handovers a month one accountant gives or takes (default 10; 0: no limit).
+    pub max_handovers_per_accountant: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -677,6 +681,15 @@ fn check_pricing(raw: &RawPricing, hourly_cost: f64) -> Result<PricingParams, Co
     })
 }
 
+/// A monthly limit: a whole number, 0 for none.
+fn limit(key: &str, v: Option<i64>, default: usize) -> Result<Option<usize>, ConfigError> {
+    match v {
+        None => Ok(Some(default).filter(|&d| d > 0)),
+        Some(v) if v < 0 => Err(invalid(key, "must be a whole number, 0 for no limit", v)),
+        Some(v) => Ok(Some(v as usize).filter(|&d| d > 0)),
+    }
+}
+
 fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError> {
     let block_clients = raw.block_clients.unwrap_or(20_000);
     if block_clients < 100 {
@@ -718,6 +731,14 @@ fn check_allocation(raw: &RawAllocation) -> Result<AllocationParams, ConfigError
             .unwrap_or_else(|| "international".into())
             .to_lowercase(),
         senior_tiers,
+        limits: Limits {
+            moves_per_month: limit("allocation.max_moves_per_month", raw.max_moves_per_month, 0)?,
+            per_accountant: limit(
+                "allocation.max_handovers_per_accountant",
+                raw.max_handovers_per_accountant,
+                10,
+            )?,
+        },
     })
 }
 

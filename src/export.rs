@@ -592,6 +592,7 @@ pub fn zh_header(name: &str) -> Option<String> {
         "reason" => "原因",
         "proposed_accountant" => "建议会计",
         "allocation_reason" => "分配原因",
+        "handover_month" => "交接月份",
         "current" => "当前会计",
         "proposed" => "建议会计",
         "hours" => "月均工时",
@@ -619,6 +620,9 @@ pub fn zh_header(name: &str) -> Option<String> {
     }
     if let Some(zh) = crate::format::column_zh(name) {
         return Some(zh.to_string());
+    }
+    if let Some(m) = name.strip_prefix("utilisation_month_") {
+        return Some(format!("第{m}月末饱和度"));
     }
     if let Some(t) = name.strip_prefix("clients_") {
         return Some(format!("{t} 客户数"));

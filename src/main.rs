@@ -457,9 +457,11 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let r = clientseg::whatif::replan(&run, &w, &s.analyses.allocation, s.lang, s.output.xlsx_max_rows)?;
             println!(
-                "{} clients change accountant (at least {:.0} must); busiest accountant {:.0}% -> {:.0}% of capacity{}",
+                "{} clients change accountant (at least {:.0} must) over {} month(s), {} this month; busiest accountant {:.0}% -> {:.0}% of capacity{}",
                 r.moves,
                 r.moves_lower_bound.ceil(),
+                r.months,
+                r.this_month,
                 r.peak_before * 100.0,
                 r.peak_after * 100.0,
                 if r.unplaced > 0 {

@@ -56,6 +56,9 @@ pub struct WhatIfReport {
     pub moves: usize,
     pub moves_lower_bound: f64,
     pub unplaced: usize,
+    /// Months the handovers are spread over, and this month's handovers.
+    pub months: u32,
+    pub this_month: usize,
     pub peak_before: f64,
     pub peak_after: f64,
 }
@@ -192,6 +195,7 @@ pub fn replan(
         })
         .collect();
     let plan = solve::solve(&staff, &jobs, &p.settings()).map_err(WhatIfError::Solve)?;
+    let phases = allocation::phase_plan(&staff, &jobs, &plan, p);
     let tiers = texts(&alloc, "value_tier");
     let before = solve::loads(&staff, &jobs, |i| jobs[i].current);
     let after = solve::loads(&staff, &jobs, |i| plan.proposed[i]);
@@ -214,6 +218,7 @@ pub fn replan(
             plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>(),
         ),
         Column::new("reason".into(), reasons),
+        Column::new("handover_month".into(), phases.month_of.clone()),
         Column::new("hours".into(), jobs.iter().map(|j| j.hours).collect::<Vec<_>>()),
         Column::new("needs".into(), jobs.iter().map(|j| j.needs as u32).collect::<Vec<_>>()),
     ])
@@ -222,7 +227,7 @@ pub fn replan(
         source,
     })?;
     let workload =
-        allocation::workload(&staff, &jobs, &plan.proposed, &tiers).map_err(|source| WhatIfError::Polars {
+        allocation::workload(&staff, &jobs, &plan.proposed, &tiers, &phases).map_err(|source| WhatIfError::Polars {
             table: "workload",
             source,
         })?;
@@ -240,6 +245,7 @@ pub fn replan(
         "add": w.add,
         "from": if w.from_current { "current" } else { "proposed" },
         "plan": plan,
+        "phases": phases,
         "peak_utilisation_before": peak(&before),
         "peak_utilisation_after": peak(&after),
         "requirements": allocation::diagnose(&staff, &jobs, p.max_utilisation),
@@ -254,6 +260,8 @@ pub fn replan(
         moves: plan.moves,
         moves_lower_bound: plan.moves_lower_bound,
         unplaced: plan.unplaced,
+        months: phases.months,
+        this_month: phases.path.first().map_or(0, |m| m.handovers),
         peak_before: peak(&before),
         peak_after: peak(&after),
     })

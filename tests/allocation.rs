@@ -104,6 +104,25 @@ fn five_thousand_clients_and_sixty_staff() {
     let gap = a["objective_gap"].as_f64().unwrap();
     assert!((-1e-9..0.5).contains(&gap), "objective gap {gap}");
 
+    // Handovers are spread over months at no more than ten a month per accountant (the
+    // default), counting what an active accountant gives and what one takes.
+    let mut per: HashMap<(String, String), usize> = HashMap::new();
+    for r in alloc.iter().filter(|r| r["proposed"] != r["current"]) {
+        let m = r["handover_month"].clone();
+        assert!(!m.is_empty(), "{r:?}");
+        if staff[r["current"].as_str()]["active"] == "true" {
+            *per.entry((r["current"].clone(), m.clone())).or_default() += 1;
+        }
+        *per.entry((r["proposed"].clone(), m)).or_default() += 1;
+    }
+    assert!(per.values().all(|&c| c <= 10), "{per:?}");
+    let ph = &a["phases"];
+    let months = ph["months"].as_u64().unwrap();
+    assert!(months > 1, "{ph}");
+    assert!(months >= ph["months_for_these_moves"].as_u64().unwrap());
+    assert!(months <= ph["months_for_these_moves"].as_u64().unwrap() + 1, "{ph}");
+    assert_eq!(ph["cap_reached"].as_u64(), Some(months));
+
     // workload.csv agrees with allocation.csv.
     let work = csv_rows(&run_.join("workload.csv"));
     assert_eq!(work.len(), 60);
@@ -394,4 +413,103 @@ fn the_action_list_covers_what_the_truth_asks() {
         }
     }
     assert!(owing > 20, "{owing} clients in arrears");
+}
+
+/// A lead leaves a firm that can absorb ten handovers a month: the plan respects the limit
+/// every month and needs no more months than the forced handovers take at ten a month.
+#[test]
+fn a_lead_leaves_and_ten_handovers_a_month_are_absorbed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 1500, 13, &["--staff", "24"]);
+    let extra = "[allocation]\nmax_moves_per_month = 10\nmax_handovers_per_accountant = 0\n";
+    let (run_, _) = pipeline(dir, extra);
+    let cfg = dir.join("clientseg.toml");
+
+    // This month's plan: at most ten handovers a month, and the action list takes only
+    // this month's.
+    let alloc = csv_rows(&run_.join("allocation.csv"));
+    let mut per_month: HashMap<u32, usize> = HashMap::new();
+    for r in &alloc {
+        let moving = r["proposed"] != r["current"];
+        assert_eq!(moving, !r["handover_month"].is_empty(), "{r:?}");
+        if moving {
+            *per_month.entry(r["handover_month"].parse().unwrap()).or_default() += 1;
+        }
+    }
+    assert!(per_month.values().all(|&c| c <= 10), "{per_month:?}");
+    let actions = csv_rows(&run_.join("actions.csv"));
+    let handovers: HashSet<&str> = actions
+        .iter()
+        .filter(|r| r["action"] == "handover")
+        .map(|r| r["client_id"].as_str())
+        .collect();
+    let first: HashSet<&str> = alloc
+        .iter()
+        .filter(|r| r["handover_month"] == "1")
+        .map(|r| r["client_id"].as_str())
+        .collect();
+    assert_eq!(handovers, first);
+
+    // The lead with the most clients leaves.
+    let staff = csv_rows(&dir.join("data/staff.csv"));
+    let lead = staff
+        .iter()
+        .filter(|s| s["grade"] == "lead")
+        .max_by_key(|s| alloc.iter().filter(|r| r["proposed"] == s["accountant"]).count())
+        .unwrap()["accountant"]
+        .clone();
+    let theirs = alloc.iter().filter(|r| r["proposed"] == lead).count();
+    assert!(theirs > 25, "{lead} serves {theirs}");
+    let args = [
+        "allocate",
+        "--config",
+        &cfg.to_string_lossy(),
+        "--run",
+        &run_.to_string_lossy(),
+        "--without",
+        &lead,
+    ];
+    let out = crate::util::run(&args, dir, true);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let whatif = std::fs::read_dir(&run_)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("whatif-"))
+        .unwrap();
+    let plan = csv_rows(&whatif.join("allocation.csv"));
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(whatif.join("whatif.json")).unwrap()).unwrap();
+    let ph = &j["phases"];
+    let months = ph["months"].as_u64().unwrap() as u32;
+    let mut count = vec![0usize; months as usize + 1];
+    for r in plan.iter().filter(|r| r["proposed"] != r["current"]) {
+        let m: u32 = r["handover_month"].parse().unwrap();
+        assert!((1..=months).contains(&m), "{r:?}");
+        count[m as usize] += 1;
+    }
+    assert!(count.iter().all(|&c| c <= 10), "{count:?}");
+    // Every one of the leaver's clients must move, so no plan can take fewer months than
+    // ceil(forced / 10); the schedule takes exactly that many, and reaches the cap then.
+    let forced = plan.iter().filter(|r| r["current"] == lead).count();
+    assert_eq!(forced, theirs);
+    let fewest = j["plan"]["moves_lower_bound"].as_f64().unwrap().ceil() as u32;
+    assert!(fewest as usize >= forced);
+    assert_eq!(ph["months_lower_bound"].as_u64().unwrap() as u32, fewest.div_ceil(10));
+    assert_eq!(months, fewest.div_ceil(10), "{said}");
+    assert_eq!(ph["cap_reached"].as_u64(), Some(months as u64));
+    let path = ph["path"].as_array().unwrap();
+    assert_eq!(path.last().unwrap()["over_cap"], 0);
+    assert_eq!(path.last().unwrap()["misplaced"], 0);
+    // The leaver's clients go first.
+    let first_month: Vec<&HashMap<String, String>> = plan.iter().filter(|r| r["handover_month"] == "1").collect();
+    assert!(first_month.iter().all(|r| r["current"] == lead), "{first_month:?}");
+    // workload.csv has the utilisation at the end of every month.
+    let work = headers(&whatif.join("workload.csv"));
+    for m in 1..=months {
+        assert!(work.contains(&format!("utilisation_month_{m}")), "{work:?}");
+    }
+    assert!(
+        said.contains(&format!("over {months} month(s), 10 this month")),
+        "{said}"
+    );
 }

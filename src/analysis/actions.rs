@@ -172,6 +172,8 @@ struct Inputs<'a> {
     owed: Vec<f64>,
     late3: Vec<f64>,
     hours: Vec<f64>,
+    /// The month the client's handover is planned (1 = this month); NaN when none is.
+    handover_month: Vec<f64>,
     served: Vec<bool>,
     /// The last contact day, when the firm has a contacts table.
     last_contact: Option<Vec<Option<NaiveDate>>>,
@@ -219,6 +221,7 @@ impl<'a> Inputs<'a> {
             owed,
             late3,
             hours,
+            handover_month: f(f64_column(earlier_column(ctx.earlier, "handover_month"), n)),
             served: sized(
                 ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
                 n,
@@ -229,12 +232,23 @@ impl<'a> Inputs<'a> {
         }
     }
 
-    /// Who serves the client this month: the proposed accountant, else the current one.
+    /// Who serves the client this month: the proposed accountant when the handover is
+    /// this month's, else the current one.
     fn owner(&self, i: usize) -> &'a str {
-        match self.proposed.get(i) {
+        match self.next(i) {
             "" => self.accountant.get(i),
             next => next,
         }
+    }
+
+    /// The accountant the client is handed to this month, "" when none is: a handover
+    /// planned for a later month waits for its month.
+    fn next(&self, i: usize) -> &'a str {
+        let month = self.handover_month.get(i).copied().unwrap_or(f64::NAN);
+        if month > 1.0 {
+            return "";
+        }
+        self.proposed.get(i)
     }
 }
 
@@ -347,8 +361,8 @@ fn client_actions(p: &ActionsParams, ctx: &Context, x: &Inputs, i: usize, rows: 
             push(CHASE, false, due, 2, late3, deadline);
         }
     }
-    // Handover to the proposed accountant, by the one who has the client now.
-    let (now, next) = (x.accountant.get(i), x.proposed.get(i));
+    // This month's handover to the proposed accountant, by the one who has the client now.
+    let (now, next) = (x.accountant.get(i), x.next(i));
     if !next.is_empty() && next != now {
         push(HANDOVER, true, s + chrono::Duration::days(14), 2, f64::NAN, s);
     }
@@ -430,7 +444,7 @@ fn reason_into(buf: &mut String, r: &Row, p: &ActionsParams, x: &Inputs, zh: boo
             date_into(buf, r.deadline);
         }
         HANDOVER => {
-            let (now, next) = (x.accountant.get(i), x.proposed.get(i));
+            let (now, next) = (x.accountant.get(i), x.next(i));
             let from = if now.is_empty() { "-" } else { now };
             let (a, b) = if zh {
                 ("由 ", " 交接给 ")

@@ -4,6 +4,7 @@
 //! possible change hands, work is spread evenly and clients stay in their team
 //! (`solve.rs`). Needs the staff table and the hours that pricing works out.
 
+pub mod phase;
 pub mod solve;
 
 use polars::prelude::*;
@@ -15,6 +16,7 @@ use super::{
 };
 use crate::format::human;
 use crate::progress::Stages;
+pub use phase::{Limits, Phases};
 pub use solve::{Job, Member, Plan, Settings, Weights, GENERAL, INTERNATIONAL, SENIOR};
 
 /// Checked parameters of `[allocation]`.
@@ -32,6 +34,8 @@ pub struct AllocationParams {
     pub international_skill: String,
     /// Value tiers served only by senior or lead accountants.
     pub senior_tiers: Vec<String>,
+    /// How many handovers a month the firm can absorb.
+    pub limits: phase::Limits,
 }
 
 impl AllocationParams {
@@ -315,16 +319,31 @@ impl Analysis for Allocation {
         let plan = stages
             .run("allocation", |_| solve::solve(&staff, &inp.jobs, &p.settings()))
             .map_err(failed)?;
-        Ok(outcome(ctx, p, &staff, &inp, &plan))
+        let phases = phase_plan(&staff, &inp.jobs, &plan, p);
+        Ok(outcome(ctx, p, &staff, &inp, &plan, &phases))
     }
 }
 
-/// The per-accountant workload table, before and after.
+/// The plan's handovers spread over months within the firm's limits.
+pub fn phase_plan(staff: &[Member], jobs: &[Job], plan: &Plan, p: &AllocationParams) -> Phases {
+    phase::schedule(
+        staff,
+        jobs,
+        &plan.proposed,
+        p.limits,
+        p.max_utilisation,
+        plan.moves_lower_bound,
+    )
+}
+
+/// The per-accountant workload table, before and after, with the utilisation at the end
+/// of each month when the handovers take more than one.
 pub fn workload(
     staff: &[Member],
     jobs: &[Job],
     proposed: &[Option<usize>],
     tiers: &[String],
+    phases: &Phases,
 ) -> PolarsResult<DataFrame> {
     let before = solve::loads(staff, jobs, |i| jobs[i].current);
     let after = solve::loads(staff, jobs, |i| proposed[i]);
@@ -366,6 +385,11 @@ pub fn workload(
         Column::new("clients_before".into(), count(&|i| jobs[i].current)),
         Column::new("clients_after".into(), count(&|i| proposed[i])),
     ];
+    if phases.months > 1 {
+        for (k, l) in phases.loads.iter().enumerate() {
+            cols.push(Column::new(format!("utilisation_month_{}", k + 1).into(), util(l)));
+        }
+    }
     let mut names: Vec<&String> = tiers.iter().filter(|t| !t.is_empty()).collect();
     names.sort();
     names.dedup();
@@ -434,7 +458,14 @@ pub fn utilisation_chart(staff: &[Member], before: &[f64], after: &[f64], cap: f
     }
 }
 
-fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, plan: &Plan) -> Outcome {
+fn outcome(
+    ctx: &Context,
+    p: &AllocationParams,
+    staff: &[Member],
+    inp: &Inputs,
+    plan: &Plan,
+    phases: &Phases,
+) -> Outcome {
     let mut out = Outcome::empty("allocation");
     let n = ctx.table.df.height();
     let jobs = &inp.jobs;
@@ -445,13 +476,16 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         .collect();
     let mut proposed_col: Vec<Option<String>> = vec![None; n];
     let mut reason_col: Vec<Option<&str>> = vec![None; n];
+    let mut month_col: Vec<Option<u32>> = vec![None; n];
     for (k, &i) in inp.rows.iter().enumerate() {
         proposed_col[i] = plan.proposed[k].and_then(|a| staff.get(a)).map(|m| m.name.clone());
         reason_col[i] = Some(reasons[k]);
+        month_col[i] = phases.month_of.get(k).copied().flatten();
     }
     out.columns = vec![
         Column::new("proposed_accountant".into(), proposed_col),
         Column::new("allocation_reason".into(), reason_col),
+        Column::new("handover_month".into(), month_col),
     ];
     out.crm = vec![CrmColumn {
         header: "Proposed Owner".into(),
@@ -486,6 +520,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
             plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>(),
         ),
         Column::new("reason".into(), reasons.clone()),
+        Column::new("handover_month".into(), phases.month_of.clone()),
         Column::new(
             "hours".into(),
             jobs.iter()
@@ -497,7 +532,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
     if let Ok(df) = alloc {
         out.exports.push(("allocation".into(), df));
     }
-    if let Ok(df) = workload(staff, jobs, &plan.proposed, &tiers) {
+    if let Ok(df) = workload(staff, jobs, &plan.proposed, &tiers, phases) {
         out.exports.push(("workload".into(), df));
     }
     if let Ok(df) = staff_frame(staff) {
@@ -583,6 +618,7 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         "max_utilisation": p.max_utilisation,
         "weights": p.weights,
         "plan": plan,
+        "phases": phases,
         "objective_gap": plan.gap(),
         "moves_gap": moves_gap,
         "peak_utilisation_before": peak_before,
@@ -637,6 +673,8 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
             p.max_utilisation * 100.0
         ),
     ));
+    let (phase_lines, phase_table) = phase_section(phases, p.max_utilisation);
+    lines.extend(phase_lines);
     for r in &short {
         let (en, zh) = (r.needs.clone(), needs_zh(&r.needs));
         lines.push((
@@ -736,9 +774,80 @@ fn outcome(ctx: &Context, p: &AllocationParams, staff: &[Member], inp: &Inputs, 
         id: "allocation".into(),
         title: ("Who serves whom".into(), "人员分配".into()),
         lines,
-        tables: vec![req_table, moves_table, busy_table],
+        tables: [Some(req_table), Some(moves_table), phase_table, Some(busy_table)]
+            .into_iter()
+            .flatten()
+            .collect(),
     });
     out
+}
+
+/// The report's account of the handovers month by month.
+fn phase_section(ph: &Phases, cap: f64) -> (Vec<(String, String)>, Option<SectionTable>) {
+    let total: usize = ph.path.iter().map(|m| m.handovers).sum();
+    let limit_en = match (ph.limits.moves_per_month, ph.limits.per_accountant) {
+        (Some(l), Some(h)) => format!("at most {l} a month firm-wide and {h} per accountant"),
+        (Some(l), None) => format!("at most {l} a month firm-wide"),
+        (None, Some(h)) => format!("at most {h} a month per accountant, given or taken"),
+        (None, None) => "no monthly limit".into(),
+    };
+    let limit_zh = match (ph.limits.moves_per_month, ph.limits.per_accountant) {
+        (Some(l), Some(h)) => format!("全公司每月最多 {l} 个、每位会计每月最多 {h} 个"),
+        (Some(l), None) => format!("全公司每月最多 {l} 个"),
+        (None, Some(h)) => format!("每位会计每月最多交出或接收 {h} 个"),
+        (None, None) => "不限每月交接数".into(),
+    };
+    let this_month = ph.path.first().map_or(0, |m| m.handovers);
+    let reached_en = match ph.cap_reached {
+        Some(m) => format!("every accountant is within the {:.0}% cap from month {m}", cap * 100.0),
+        None => format!("some accountants stay over the {:.0}% cap", cap * 100.0),
+    };
+    let reached_zh = match ph.cap_reached {
+        Some(m) => format!("自第 {m} 个月起所有会计均不超过 {:.0}% 上限", cap * 100.0),
+        None => format!("部分会计仍超过 {:.0}% 上限", cap * 100.0),
+    };
+    let lines = vec![(
+        format!(
+            "Handovers ({limit_en}): {total} over {} month(s), {this_month} this month; {reached_en}. No plan that meets the caps and rules within these limits takes fewer than {} month(s); these moves cannot be spread over fewer than {}.",
+            ph.months, ph.months_lower_bound, ph.months_for_these_moves
+        ),
+        format!(
+            "交接安排（{limit_zh}）：共 {total} 个客户，分 {} 个月完成，本月 {this_month} 个；{reached_zh}。在上述限制下，任何满足上限与规则的方案至少需要 {} 个月；本方案的调整至少需要 {} 个月。",
+            ph.months, ph.months_lower_bound, ph.months_for_these_moves
+        ),
+    )];
+    if ph.months <= 1 {
+        return (lines, None);
+    }
+    let table = SectionTable {
+        caption: ("Handovers month by month".into(), "逐月交接安排".into()),
+        header: vec![
+            ("month".into(), "月份".into()),
+            ("handovers".into(), "交接客户数".into()),
+            ("busiest accountant".into(), "最忙会计饱和度".into()),
+            ("over the cap".into(), "超上限会计数".into()),
+            (
+                "with an accountant who may not keep them".into(),
+                "仍由不符合条件会计服务的客户".into(),
+            ),
+        ],
+        rows: ph
+            .path
+            .iter()
+            .take(24)
+            .map(|m| {
+                let peak = format!("{:.0}%", m.peak_utilisation * 100.0);
+                vec![
+                    (m.month.to_string(), format!("第 {} 月", m.month)),
+                    (m.handovers.to_string(), m.handovers.to_string()),
+                    (peak.clone(), peak),
+                    (m.over_cap.to_string(), m.over_cap.to_string()),
+                    (m.misplaced.to_string(), m.misplaced.to_string()),
+                ]
+            })
+            .collect(),
+    };
+    (lines, Some(table))
 }
 
 fn needs_zh(en: &str) -> String {

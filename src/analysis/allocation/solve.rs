@@ -675,27 +675,8 @@ fn swap_two_for_one(
 /// rest whose hours bring them under it (largest first is the fewest). Accountants do not
 /// share clients, so the counts add up.
 pub fn handover_bound(staff: &[Member], jobs: &[Job], max_util: f64) -> usize {
-    let mut own: Vec<Vec<f64>> = vec![Vec::new(); staff.len()];
-    let mut forced = 0;
-    for j in jobs {
-        match j.current.filter(|a| *a < staff.len()) {
-            Some(a) if staff[a].eligible(j.needs) => own[a].push(j.hours),
-            _ => forced += 1,
-        }
-    }
-    let mut count = forced;
-    for (a, hours) in own.iter_mut().enumerate() {
-        let mut excess = hours.iter().sum::<f64>() - staff[a].capacity.max(0.0) * max_util;
-        hours.sort_by(|x, y| y.total_cmp(x));
-        for h in hours.iter() {
-            if excess <= 1e-9 {
-                break;
-            }
-            excess -= h;
-            count += 1;
-        }
-    }
-    count
+    let (per_accountant, orphans) = super::phase::forced_out(staff, jobs, max_util);
+    per_accountant.iter().sum::<usize>() + orphans
 }
 
 /// The objective of an assignment, as the LP counts it.
