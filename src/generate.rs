@@ -28,6 +28,8 @@ pub enum GenerateError {
     Dirty(f64),
     #[error("--changed must be between 0 and 1 (got {0})")]
     Changed(f64),
+    #[error("--hourly-cost must be between 1 and 10000 CNY (got {0})")]
+    HourlyCost(f64),
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
 }
@@ -50,15 +52,38 @@ pub struct GenerateParams {
     pub contract_dates: bool,
     /// Accountants on the staff list (default: one per 80 clients, at least 4).
     pub staff: Option<usize>,
+    /// How fees are set against the work.
+    pub fees: Fees,
+    /// The firm's cost of an hour, which the fees are set against.
+    pub hourly_cost: f64,
+    /// Teams (of ten accountants, from the first) that keep no time sheets; they
+    /// specialise in general taxpayers, so their clients differ from the others.
+    pub untimed_teams: usize,
 }
+
+/// How the generated fees relate to the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fees {
+    /// A fee by tier that covers the work 2.5 times over, and a planted 8% of clients at
+    /// 60-100% of their cost: under-pricing as a gap.
+    #[default]
+    Planted,
+    /// Negotiated: a margin per client drawn from a continuous spread around 42% (sd 18
+    /// points), at least 100 CNY a month; under-pricing is a margin below 30%.
+    Negotiated,
+}
+
+/// The margin a negotiated firm aims for (pricing.target_margin's default): the truth of
+/// "under-priced" and of the fair fee.
+pub const TARGET_MARGIN: f64 = 0.30;
 
 /// Share of clients whose fee is planted below what their workload costs.
 pub const UNDERPRICED_SHARE: f64 = 0.08;
 /// Clients whose accountant logs no hours at all, and months left unlogged by the others.
 const NO_HOURS_SHARE: f64 = 0.08;
 const MISSING_HOURS_MONTHS: f64 = 0.03;
-/// Cost of an hour the planted fees are set against (features.hourly_cost's default).
-const PLANTED_HOURLY_COST: f64 = 60.0;
+/// Cost of an hour (features.hourly_cost's default), the default of `--hourly-cost`.
+pub const DEFAULT_HOURLY_COST: f64 = 60.0;
 
 /// The generated staff list: names, grades, skills, capacity, team; and how likely each
 /// is to be handed a new client (uneven, as hand assignment is).
@@ -69,6 +94,8 @@ struct Roster {
     international: Vec<bool>,
     capacity: Vec<f64>,
     team: Vec<String>,
+    /// Keeps no time sheet.
+    untimed: Vec<bool>,
     /// Cumulative pick weights per pool: any, general-taxpayer, international, senior.
     pools: [Vec<(f64, usize)>; 4],
 }
@@ -83,7 +110,7 @@ const GIVEN: [&str; 30] = [
 ];
 
 impl Roster {
-    fn new(n: usize, seed: u64) -> Roster {
+    fn new(n: usize, seed: u64, untimed_teams: usize) -> Roster {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x57AF_F00D);
         let combos = SURNAMES.len() * GIVEN.len();
         let mut r = Roster {
@@ -93,6 +120,7 @@ impl Roster {
             international: Vec::with_capacity(n),
             capacity: Vec::with_capacity(n),
             team: Vec::with_capacity(n),
+            untimed: Vec::with_capacity(n),
             pools: Default::default(),
         };
         let mut weight = Vec::with_capacity(n);
@@ -121,6 +149,13 @@ impl Roster {
             r.team.push(format!("第{}组", k / 10 + 1));
             // Some are handed far more than others.
             weight.push((0.45 * normal(&mut rng)).exp());
+            // Teams without time sheets take general taxpayers, and more of them.
+            let untimed = k / 10 < untimed_teams;
+            r.untimed.push(untimed);
+            if untimed {
+                r.general[k] = true;
+                weight[k] *= 3.0;
+            }
         }
         let cumulative = |keep: &dyn Fn(usize) -> bool| {
             let mut acc = 0.0;
@@ -379,6 +414,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     if !(0.0..=1.0).contains(&p.changed) {
         return Err(GenerateError::Changed(p.changed));
     }
+    if !(1.0..=10_000.0).contains(&p.hourly_cost) {
+        return Err(GenerateError::HourlyCost(p.hourly_cost));
+    }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(p.seed);
     let w = Writer { chinese: p.chinese };
     let last_month = month_start(p.end);
@@ -401,8 +439,11 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
     ]);
     truth.cols.push(("underpriced".into(), Vec::new()));
     truth.cols.push(("expected_hours".into(), Vec::new()));
+    truth.cols.push(("current_hours".into(), Vec::new()));
+    truth.cols.push(("true_margin".into(), Vec::new()));
+    truth.cols.push(("fair_fee".into(), Vec::new()));
     let n_staff = p.staff.unwrap_or((p.clients / 80).max(4)).max(1);
-    let roster = Roster::new(n_staff, p.seed);
+    let roster = Roster::new(n_staff, p.seed, p.untimed_teams);
     let write_hazards = p.clients <= HAZARD_FILE_MAX_CLIENTS;
     let mut hazards = Buf::new(&["client_id", "month", "hazard", "risk_3m", "risk_6m"]);
     let s = |v: &str| Some(v.to_string());
@@ -470,13 +511,23 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         let expected_hours =
             base_vouchers / 60.0 + filings_mean * 0.2 + joined_tickets * 0.2 + joined_late * 0.7 + 0.125;
         let mut pr_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x9121_CEDD ^ ((i as u64) << 23));
-        let underpriced = pr_rng.gen_bool(UNDERPRICED_SHARE);
-        let fee = if underpriced {
-            expected_hours * PLANTED_HOURLY_COST * pr_rng.gen_range(0.6..1.0)
-        } else {
-            f64::max(fee, expected_hours * PLANTED_HOURLY_COST * 2.5)
+        let cost = expected_hours * p.hourly_cost;
+        let (fee, planted_underpriced) = match p.fees {
+            Fees::Planted => {
+                let underpriced = pr_rng.gen_bool(UNDERPRICED_SHARE);
+                let fee = if underpriced {
+                    cost * pr_rng.gen_range(0.6..1.0)
+                } else {
+                    f64::max(fee, cost * 2.5)
+                };
+                (((fee / 10.0f64).round() * 10.0).max(30.0), underpriced)
+            }
+            Fees::Negotiated => {
+                let margin = (0.42 + 0.18 * normal(&mut pr_rng)).clamp(-0.6, 0.85);
+                let fee = ((cost / (1.0 - margin) / 10.0).round() * 10.0).max(100.0);
+                (fee, false)
+            }
         };
-        let fee: f64 = ((fee / 10.0f64).round() * 10.0).max(30.0);
         let (province, city) = pick(&mut rng, &PLACES);
         let industry = pick(&mut rng, &INDUSTRIES);
         let employees = match taxpayer {
@@ -536,6 +587,10 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         let second_accountant = roster.names[second].as_str();
         let _ = hz_rng.gen_range(0..ACCOUNTANTS.len() - 1);
         let logs_hours = !st_rng.gen_bool(NO_HOURS_SHARE);
+        let timed_in = |m: NaiveDate| match change_month {
+            Some(c) if m >= c => !roster.untimed[second],
+            _ => !roster.untimed[first],
+        };
         let accountant_in = |m: NaiveDate| match change_month {
             Some(c) if m >= c => second_accountant,
             _ => first_accountant,
@@ -599,6 +654,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
         let mut open: Vec<(f64, Option<NaiveDate>)> = Vec::new();
         let mut late_log: Vec<u32> = Vec::new();
         let mut ticket_log: Vec<u32> = Vec::new();
+        // Expected hours of each month served: the work's mean in that month (with its
+        // trend and any spell of trouble), without the month's chance variation.
+        let mut expected_log: Vec<f64> = Vec::new();
         let mut episode_left = 0u32;
         let mut left_month: Option<NaiveDate> = None;
         let (mut hazard_sum, mut hazard_n) = (0.0, 0usize);
@@ -711,7 +769,14 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             let hours =
                 (vouchers / 60.0 + filings as f64 * 0.2 + tickets as f64 * 0.2 + late_docs as f64 * 0.7 + spring * 0.5)
                     * (0.1 * normal(&mut rng)).exp();
-            let hours = (logs_hours && !st_rng.gen_bool(MISSING_HOURS_MONTHS)).then_some(hours);
+            let hours = (logs_hours && !st_rng.gen_bool(MISSING_HOURS_MONTHS) && timed_in(m)).then_some(hours);
+            expected_log.push(
+                base_vouchers * trend / 60.0
+                    + filings as f64 * 0.2
+                    + (ticket_rate + ticket_boost) * 0.2
+                    + (late_doc_p + (1.0 - late_doc_p) * late_boost) * 0.7
+                    + spring * 0.5,
+            );
             activity.push(vec![
                 s(&id),
                 s(&w.month(m)),
@@ -807,6 +872,20 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
                 }
             }
         }
+        // The truth of pricing: the work of the last 12 months served at the firm's hourly
+        // cost against the fee; the fair fee meets the target margin.
+        let recent = &expected_log[expected_log.len().saturating_sub(12)..];
+        let current_hours = if recent.is_empty() {
+            expected_hours
+        } else {
+            recent.iter().sum::<f64>() / recent.len() as f64
+        };
+        let true_margin = (fee - current_hours * p.hourly_cost) / fee;
+        let fair_fee = current_hours * p.hourly_cost / (1.0 - TARGET_MARGIN);
+        let underpriced = match p.fees {
+            Fees::Planted => planted_underpriced,
+            Fees::Negotiated => true_margin < TARGET_MARGIN,
+        };
         let value_score = fee * 12.0 * (1.0 + 0.1 * n_extra as f64);
         truth.push(vec![
             s(&id),
@@ -819,6 +898,9 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             changed_from.map(String::from),
             s(if underpriced { "true" } else { "false" }),
             Some(format!("{expected_hours:.3}")),
+            Some(format!("{current_hours:.3}")),
+            Some(format!("{true_margin:.4}")),
+            Some(format!("{fair_fee:.2}")),
         ]);
     }
 
@@ -935,6 +1017,9 @@ mod tests {
             chinese: false,
             changed: 0.0,
             contract_dates: true,
+            fees: Fees::Planted,
+            hourly_cost: DEFAULT_HOURLY_COST,
+            untimed_teams: 0,
         }
     }
 
@@ -1021,7 +1106,7 @@ mod tests {
             let cells: Vec<&str> = line.split(',').collect();
             let t: Vec<&str> = t.split(',').collect();
             let fee: f64 = cells[fee_col].parse().unwrap();
-            let cost = t[hours_col].parse::<f64>().unwrap() * PLANTED_HOURLY_COST;
+            let cost = t[hours_col].parse::<f64>().unwrap() * DEFAULT_HOURLY_COST;
             if t[under_col] == "true" {
                 // Below what the work costs: no margin at all.
                 planted += 1;

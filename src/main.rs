@@ -163,6 +163,18 @@ enum Command {
         /// Accountants on the generated staff list (default: one per 80 clients).
         #[arg(long)]
         staff: Option<usize>,
+        /// How fees relate to the work: "planted" (a fee by tier with 8% of clients planted
+        /// below cost) or "negotiated" (a continuous spread of margins; under-priced means
+        /// a margin below 30%).
+        #[arg(long, default_value = "planted", value_parser = ["planted", "negotiated"])]
+        fees: String,
+        /// The firm's cost of an hour, which its fees are set against (CNY).
+        #[arg(long, default_value_t = clientseg::generate::DEFAULT_HOURLY_COST)]
+        hourly_cost: f64,
+        /// Teams of ten accountants (from the first) that keep no time sheets; they serve
+        /// more general taxpayers than the others.
+        #[arg(long, default_value_t = 0)]
+        untimed_teams: usize,
         #[arg(long, short)]
         out: PathBuf,
     },
@@ -547,6 +559,9 @@ fn real_main(cli: Cli) -> Result<()> {
             zh,
             changed,
             no_contract_dates,
+            fees,
+            hourly_cost,
+            untimed_teams,
             staff,
             out,
         } => {
@@ -562,6 +577,13 @@ fn real_main(cli: Cli) -> Result<()> {
                 chinese: zh,
                 changed,
                 contract_dates: !no_contract_dates,
+                fees: if fees == "negotiated" {
+                    generate::Fees::Negotiated
+                } else {
+                    generate::Fees::Planted
+                },
+                hourly_cost,
+                untimed_teams,
             };
             let g = generate::generate(&p, &out)?;
             println!(

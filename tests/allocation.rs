@@ -1,20 +1,6 @@
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use crate::util::*;
-
-fn csv_rows(path: &Path) -> Vec<HashMap<String, String>> {
-    let df = read_csv(path);
-    let names: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
-    let cols: Vec<Vec<String>> = names.iter().map(|c| strings(&df, c)).collect();
-    (0..df.height())
-        .map(|i| names.iter().cloned().zip(cols.iter().map(|c| c[i].clone())).collect())
-        .collect()
-}
-
-fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
-}
 
 /// A firm of 5,000 clients and 60 accountants, with overloaded staff, top-tier clients
 /// with juniors and general taxpayers with unqualified staff, and planted under-pricing.
@@ -180,14 +166,15 @@ fn five_thousand_clients_and_sixty_staff() {
             "{r:?}"
         );
     }
-    // The hours model is validated on held-out clients and beats the rules of thumb.
+    // The hours model is validated on held-out teams and beats the rules of thumb.
     let hm = &m["analyses"]["pricing"]["hours_model"];
     assert!(hm["holdout_clients"].as_u64().unwrap() > 100);
+    assert_eq!(hm["holdout_by"], "team");
     assert!(hm["holdout_mae"].as_f64().unwrap() < hm["holdout_mae_rule_of_thumb"].as_f64().unwrap());
     let page = std::fs::read_to_string(run_.join("report.html")).unwrap();
     assert!(page.contains("Cost to serve and pricing") && page.contains("Who serves whom"));
     assert!(
-        page.contains("held-out clients"),
+        page.contains("teams held out in turn"),
         "the hours model's error is in the report"
     );
 

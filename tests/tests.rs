@@ -32,6 +32,9 @@ mod model_files;
 mod notebooks;
 /// Every output exists with its documented columns; charts are valid files.
 mod outputs;
+/// Pricing on firms unlike the generator's default: negotiated fees, a firm's own hourly
+/// cost, teams without time sheets, fees of every size.
+mod pricing;
 /// Random mutations never panic; the readers agree; parsing matches a reference.
 mod properties;
 /// Labels into the CRM's database (SQLite always; PostgreSQL when a server is given) and

@@ -165,3 +165,17 @@ fn ari_hand_cases() {
     let b = s(&["0", "0", "1", "1", "2", "2"]);
     assert!((ari(&a, &b) - 0.242_424_242_424_242_4).abs() < 1e-9, "{}", ari(&a, &b));
 }
+
+/// A CSV file's rows as header -> cell maps.
+pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let df = read_csv(path);
+    let names: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+    let cols: Vec<Vec<String>> = names.iter().map(|c| strings(&df, c)).collect();
+    (0..df.height())
+        .map(|i| names.iter().cloned().zip(cols.iter().map(|c| c[i].clone())).collect())
+        .collect()
+}
+
+pub fn manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("manifest.json")).expect("manifest.json")).expect("manifest is JSON")
+}

@@ -100,10 +100,17 @@ pub struct HoursModel {
     pub weights: Vec<f64>,
     pub terms: Vec<String>,
     pub fitted_on: usize,
+    /// What is held out: whole "team"s of the staff table (a team that logs no hours is
+    /// then like one the model never saw), else single "client"s.
+    pub holdout_by: &'static str,
+    /// Teams (or folds of clients) held out in turn, and the clients they hold.
+    pub holdout_groups: usize,
     pub holdout_clients: usize,
     /// Mean absolute error on held-out clients (hours a month), and that of the rules of thumb.
     pub holdout_mae: f64,
     pub holdout_mae_rule_of_thumb: f64,
+    /// Mean of predicted minus logged hours on held-out clients.
+    pub holdout_bias: f64,
     /// Mean hours a month of the held-out clients (to read the error against).
     pub holdout_mean_hours: f64,
 }
@@ -125,11 +132,10 @@ fn features_of(x: &[Vec<f64>], general: &[bool], i: usize) -> Option<Vec<f64>> {
     Some(row)
 }
 
-/// Ridge-stabilised normal equations, solved by Gaussian elimination.
-fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
-    let p = rows.first()?.len();
+/// The normal equations' sums [X'X | X'y] of some rows, p x (p + 1).
+fn normal_sums<'a>(rows: impl Iterator<Item = (&'a [f64], f64)>, p: usize) -> Vec<Vec<f64>> {
     let mut a = vec![vec![0.0; p + 1]; p];
-    for (r, &t) in rows.iter().zip(y) {
+    for (r, t) in rows {
         for j in 0..p {
             for k in 0..p {
                 a[j][k] += r[j] * r[k];
@@ -137,8 +143,14 @@ fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
             a[j][p] += r[j] * t;
         }
     }
+    a
+}
+
+/// Ridge-stabilised normal equations, solved by Gaussian elimination.
+fn solve_normal(mut a: Vec<Vec<f64>>, n: usize) -> Option<Vec<f64>> {
+    let p = a.len();
     for (j, row) in a.iter_mut().enumerate() {
-        row[j] += 1e-6 * rows.len() as f64;
+        row[j] += 1e-6 * n as f64;
     }
     for c in 0..p {
         let pivot = (c..p).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
@@ -158,34 +170,108 @@ fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
     Some((0..p).map(|j| a[j][p] / a[j][j]).collect())
 }
 
+#[cfg(test)]
+fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<Vec<f64>> {
+    let p = rows.first()?.len();
+    let a = normal_sums(rows.iter().map(|r| r.as_slice()).zip(y.iter().copied()), p);
+    solve_normal(a, rows.len())
+}
+
 fn predict(w: &[f64], row: &[f64]) -> f64 {
     w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>().max(0.05)
 }
 
 /// Clients with logged hours needed to fit the hours model.
 const MIN_FIT: usize = 30;
+/// Folds of the cross-validation.
+const FOLDS: usize = 5;
 
-fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
+/// One client with logged hours: its workload terms, logged hours, the rules of thumb's
+/// hours, and its team (None when the staff table does not say).
+pub(super) struct Logged {
+    pub row: Vec<f64>,
+    pub hours: f64,
+    pub rule: f64,
+    pub team: Option<u32>,
+}
+
+/// Fits the hours model and measures it by cross-validation: whole teams held out in
+/// turn when the clients' teams are known and there are at least three, else clients.
+fn fit_hours(rows: &[Logged], seed: u64) -> Option<HoursModel> {
     if rows.len() < MIN_FIT {
         return None;
     }
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x4F5E_11AB));
-    let cut = rows.len() / 5;
-    let (test, train) = order.split_at(cut.max(1));
-    let xs = |idx: &[usize]| idx.iter().map(|&i| rows[i].0.clone()).collect::<Vec<_>>();
-    let ys = |idx: &[usize]| idx.iter().map(|&i| rows[i].1).collect::<Vec<_>>();
-    let w = least_squares(&xs(train), &ys(train))?;
-    let n = test.len() as f64;
-    let mae = test
-        .iter()
-        .map(|&i| (predict(&w, &rows[i].0) - rows[i].1).abs())
-        .sum::<f64>()
-        / n;
-    let mae_rule = test.iter().map(|&i| (rows[i].2 - rows[i].1).abs()).sum::<f64>() / n;
-    let mean = test.iter().map(|&i| rows[i].1).sum::<f64>() / n;
-    let all: Vec<usize> = (0..rows.len()).collect();
-    let weights = least_squares(&xs(&all), &ys(&all))?;
+    let p = rows.first()?.row.len();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x4F5E_11AB);
+    // Clients whose team is unknown form a group of their own.
+    let team = |r: &Logged| r.team.unwrap_or(u32::MAX);
+    let mut teams: Vec<u32> = rows.iter().map(team).collect();
+    teams.sort_unstable();
+    teams.dedup();
+    let by_team = teams.iter().filter(|t| **t != u32::MAX).count() >= 3;
+    let fold: Vec<usize> = if by_team {
+        teams.shuffle(&mut rng);
+        let folds = FOLDS.min(teams.len());
+        let of: std::collections::HashMap<u32, usize> =
+            teams.iter().enumerate().map(|(k, &t)| (t, k % folds)).collect();
+        rows.iter().map(|r| of.get(&team(r)).copied().unwrap_or(0)).collect()
+    } else {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.shuffle(&mut rng);
+        let mut f = vec![0; rows.len()];
+        for (k, &i) in order.iter().enumerate() {
+            f[i] = k % FOLDS;
+        }
+        f
+    };
+    let folds = fold.iter().max().map_or(1, |m| m + 1);
+    let sums: Vec<Vec<Vec<f64>>> = (0..folds)
+        .map(|k| {
+            normal_sums(
+                rows.iter()
+                    .zip(&fold)
+                    .filter(|(_, f)| **f == k)
+                    .map(|(r, _)| (r.row.as_slice(), r.hours)),
+                p,
+            )
+        })
+        .collect();
+    let counts: Vec<usize> = (0..folds).map(|k| fold.iter().filter(|f| **f == k).count()).collect();
+    let total = |skip: Option<usize>| -> Vec<Vec<f64>> {
+        let mut a = vec![vec![0.0; p + 1]; p];
+        for (k, s) in sums.iter().enumerate() {
+            if Some(k) == skip {
+                continue;
+            }
+            for (ar, sr) in a.iter_mut().zip(s) {
+                for (x, y) in ar.iter_mut().zip(sr) {
+                    *x += y;
+                }
+            }
+        }
+        a
+    };
+    let mut weights_without = Vec::with_capacity(folds);
+    for k in 0..folds {
+        let n = rows.len() - counts[k];
+        weights_without.push(if n >= MIN_FIT {
+            solve_normal(total(Some(k)), n)
+        } else {
+            None
+        });
+    }
+    let (mut abs, mut rule_abs, mut bias, mut sum_h, mut held) = (0.0, 0.0, 0.0, 0.0, 0usize);
+    for (r, &k) in rows.iter().zip(&fold) {
+        let Some(w) = &weights_without[k] else { continue };
+        let e = predict(w, &r.row) - r.hours;
+        abs += e.abs();
+        bias += e;
+        rule_abs += (r.rule - r.hours).abs();
+        sum_h += r.hours;
+        held += 1;
+    }
+    let n = held.max(1) as f64;
+    let weights = solve_normal(total(None), rows.len())?;
     let mut terms = vec!["intercept".to_string()];
     terms.extend(WORKLOAD.iter().map(|s| s.to_string()));
     terms.push("general_taxpayer".into());
@@ -193,10 +279,13 @@ fn fit_hours(rows: &[(Vec<f64>, f64, f64)], seed: u64) -> Option<HoursModel> {
         weights,
         terms,
         fitted_on: rows.len(),
-        holdout_clients: test.len(),
-        holdout_mae: mae,
-        holdout_mae_rule_of_thumb: mae_rule,
-        holdout_mean_hours: mean,
+        holdout_by: if by_team { "team" } else { "client" },
+        holdout_groups: if by_team { teams.len() } else { folds },
+        holdout_clients: held,
+        holdout_mae: abs / n,
+        holdout_mae_rule_of_thumb: rule_abs / n,
+        holdout_bias: bias / n,
+        holdout_mean_hours: sum_h / n,
     })
 }
 
@@ -326,6 +415,9 @@ pub struct Priced {
     pub suggested: Vec<f64>,
     pub reason: Vec<String>,
     pub model: Option<HoursModel>,
+    /// Teams whose clients mostly log no hours (their hours are estimated), with the
+    /// clients each serves.
+    pub untimed_teams: Vec<(String, usize)>,
 }
 
 fn flag_words(code: &str, lang: Lang) -> &'static str {
@@ -381,10 +473,30 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         let late = x[3][i];
         base + if late.is_finite() { late * d.chase } else { 0.0 }
     };
-    let rows: Vec<(Vec<f64>, f64, f64)> = (0..n)
+    let (team_of, team_names) = staff_teams(ctx);
+    let rows: Vec<Logged> = (0..n)
         .filter(|&i| served[i] && logged[i].is_finite())
-        .filter_map(|i| features_of(&x, &general, i).map(|r| (r, logged[i], rule(i))))
+        .filter_map(|i| {
+            features_of(&x, &general, i).map(|row| Logged {
+                row,
+                hours: logged[i],
+                rule: rule(i),
+                team: team_of.get(accountant[i].as_str()).copied(),
+            })
+        })
         .collect();
+    let served_rows: Vec<usize> = (0..n).filter(|&i| served[i]).collect();
+    let untimed_teams = untimed(
+        &served_rows
+            .iter()
+            .map(|&i| team_of.get(accountant[i].as_str()).copied())
+            .collect::<Vec<_>>(),
+        &served_rows
+            .iter()
+            .map(|&i| logged[i].is_finite() && logged[i] > 0.0)
+            .collect::<Vec<_>>(),
+        &team_names,
+    );
     let model = fit_hours(&rows, ctx.seed);
     let mut hours = vec![f64::NAN; n];
     let mut source = vec![None; n];
@@ -564,7 +676,49 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         suggested,
         reason,
         model,
+        untimed_teams,
     }
+}
+
+/// accountant -> team (numbered), and the teams' names, from the staff table.
+fn staff_teams(ctx: &Context) -> (std::collections::HashMap<String, u32>, Vec<String>) {
+    let mut out = std::collections::HashMap::new();
+    let mut names_of: Vec<String> = Vec::new();
+    if let Some(s) = ctx.staff {
+        let n = s.height();
+        let names = text_column(s.column("accountant").ok(), n);
+        let teams = text_column(s.column("team").ok(), n);
+        let mut number: std::collections::HashMap<&str, u32> = Default::default();
+        for (a, t) in names.iter().zip(&teams) {
+            if a.is_empty() || t.is_empty() {
+                continue;
+            }
+            let next = number.len() as u32;
+            let k = *number.entry(t.as_str()).or_insert_with(|| {
+                names_of.push(t.clone());
+                next
+            });
+            out.insert(a.clone(), k);
+        }
+    }
+    (out, names_of)
+}
+
+/// Teams whose served clients mostly (80% or more, at least five) log no hours.
+fn untimed(team: &[Option<u32>], logged: &[bool], names: &[String]) -> Vec<(String, usize)> {
+    let mut count: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
+    for (t, l) in team.iter().zip(logged) {
+        if let Some(t) = t {
+            let e = count.entry(*t).or_default();
+            e.0 += 1;
+            e.1 += usize::from(!*l);
+        }
+    }
+    count
+        .into_iter()
+        .filter(|(_, (all, none))| *all >= 5 && *none as f64 >= 0.8 * *all as f64)
+        .filter_map(|(t, (all, _))| Some((names.get(t as usize)?.clone(), all)))
+        .collect()
 }
 
 /// accountant -> grade, from the staff table.
@@ -731,6 +885,7 @@ impl Pricing {
             "clients": rows.len(),
             "hours_source": {"logged": logged, "estimated": estimated, "rule_of_thumb": default},
             "hours_model": r.model,
+            "teams_without_hours": r.untimed_teams,
             "target_margin": p.target_margin,
             "max_increase": p.max_increase,
             "fee_step": p.fee_step,
@@ -795,21 +950,40 @@ fn section(
         ),
     )];
     lines.push(match &r.model {
-        Some(m) => (
-            format!(
-                "The hours model, fitted on {} clients that log hours, is off by {:.2} hours a month on {} held-out clients (mean {:.2} hours); the rules of thumb are off by {:.2}.",
-                m.fitted_on, m.holdout_mae, m.holdout_clients, m.holdout_mean_hours, m.holdout_mae_rule_of_thumb
-            ),
-            format!(
-                "工时模型基于 {} 个有工时记录的客户拟合，在 {} 个留出客户上平均误差 {:.2} 小时/月（平均 {:.2} 小时）；经验值的误差为 {:.2} 小时。",
-                m.fitted_on, m.holdout_clients, m.holdout_mae, m.holdout_mean_hours, m.holdout_mae_rule_of_thumb
-            ),
-        ),
+        Some(m) => {
+            let (by_en, by_zh) = match m.holdout_by {
+                "team" => (format!("{} teams held out in turn", m.holdout_groups), format!("依次留出 {} 个团队", m.holdout_groups)),
+                _ => (format!("{} folds of clients held out in turn", m.holdout_groups), format!("依次留出 {} 组客户", m.holdout_groups)),
+            };
+            let share = m.holdout_mae / m.holdout_mean_hours.max(1e-9) * 100.0;
+            (
+                format!(
+                    "The hours model, fitted on {} clients that log hours, is off by {:.2} hours a month ({share:.0}% of their mean {:.2} hours, bias {:+.2}) on {} clients it did not see ({by_en}); the rules of thumb are off by {:.2}.",
+                    m.fitted_on, m.holdout_mae, m.holdout_mean_hours, m.holdout_bias, m.holdout_clients, m.holdout_mae_rule_of_thumb
+                ),
+                format!(
+                    "工时模型基于 {} 个有工时记录的客户拟合，在 {} 个未参与拟合的客户上（{by_zh}）平均误差 {:.2} 小时/月（为其平均 {:.2} 小时的 {share:.0}%，偏差 {:+.2}）；经验值的误差为 {:.2} 小时。",
+                    m.fitted_on, m.holdout_clients, m.holdout_mae, m.holdout_mean_hours, m.holdout_bias, m.holdout_mae_rule_of_thumb
+                ),
+            )
+        }
         None => (
             format!("Too few clients log hours (fewer than {MIN_FIT}) to fit an hours model; the rules of thumb are used."),
             format!("有工时记录的客户少于 {MIN_FIT} 个，无法拟合工时模型，使用经验值。"),
         ),
     });
+    if !r.untimed_teams.is_empty() {
+        let list = r
+            .untimed_teams
+            .iter()
+            .map(|(t, c)| format!("{t} ({c})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push((
+            format!("Teams that log no hours, whose clients' hours and costs are estimated: {list}. Their error is the held-out error above, not measured on them."),
+            format!("以下团队没有工时记录，其客户的工时与成本为估算值：{list}。其误差参照上面的留出误差，无法在这些客户上直接检验。"),
+        ));
+    }
     lines.push((
         format!(
             "{under} clients are under-priced (margin below {:.0}%, or a fee per hour more than {:.0}% below that of their {} nearest peers), {over} over-served. Suggested rises, at most +{:.0}% and in steps of {} CNY, add {} CNY a year, {} CNY weighted by each client's chance of staying; {held} rises are held back for churn risk.",
