@@ -86,6 +86,27 @@ fn negotiated_fees_at_a_firm_with_its_own_hourly_cost() {
         errors.len()
     );
     assert!(median < 0.2, "median error {median:.3}");
+    // Rises are weighed against the firm's own response to them, shown as a curve.
+    let response = csv_rows(&run.join("fee_response.csv"));
+    assert_eq!(response.len(), 5);
+    let clients: f64 = response.iter().map(|r| r["clients"].parse::<f64>().unwrap()).sum();
+    assert!(clients > 3000.0, "{clients}");
+    for r in &response {
+        let (lo, rate, hi): (f64, f64, f64) = (
+            r["leave_rate_low"].parse().unwrap(),
+            r["leave_rate"].parse().unwrap(),
+            r["leave_rate_high"].parse().unwrap(),
+        );
+        assert!(lo <= rate && rate <= hi, "{r:?}");
+    }
+    let p = &manifest(&run)["analyses"]["pricing"];
+    let (g, g_low) = (
+        p["expected_gain_12m"].as_f64().unwrap(),
+        p["expected_gain_12m_pessimistic"].as_f64().unwrap(),
+    );
+    assert!(g > 0.0 && g_low <= g, "{g} {g_low}");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(page.contains("How clients answered fee rises"));
 }
 
 /// Two teams keep no time sheets and serve more general taxpayers than the rest. The

@@ -7,6 +7,7 @@
 //! counted as staying. Quality is measured by rolling origin: for each of the last test
 //! months, the models learn only from snapshots whose outcome was known by then.
 
+pub mod fee_response;
 pub mod metrics;
 pub mod models;
 mod report;
@@ -549,6 +550,8 @@ struct Fit {
     /// Every snapshot row with its features and outcomes, when the config asks for it.
     snapshots: Option<polars::prelude::DataFrame>,
     grace: i32,
+    /// How often clients left after a fee rise of each size (longest horizon).
+    fee_response: Option<fee_response::FeeResponse>,
 }
 
 /// The snapshots as a table (`churn.export_snapshots`): who, which month (and its index,
@@ -716,6 +719,11 @@ impl ChurnRisk {
             )));
         }
         let months = (t0..=t_last).count();
+        let fee_response = saved
+            .iter()
+            .map(|x| x.months)
+            .max()
+            .and_then(|hz| fee_response::measure(&s, names, h, hz));
         Ok(Ok(Fit {
             saved: SavedChurn {
                 definition: h.definition,
@@ -735,6 +743,7 @@ impl ChurnRisk {
                 None
             },
             grace: g,
+            fee_response,
         }))
     }
 
@@ -972,6 +981,10 @@ impl ChurnRisk {
                 model_words.1
             ),
         );
+        let fee_response = fit.and_then(|f| f.fee_response.clone()).map(|mut r| {
+            r.model = fee_response::model_curve(saved, &feature_values, &active);
+            r
+        });
         let summary = serde_json::json!({
             "definition": saved.definition,
             "inactive_months": saved.inactive_months,
@@ -986,6 +999,7 @@ impl ChurnRisk {
             "revenue_at_risk": total_at_risk,
             "seed": ctx.seed,
             "grace_months": fit.map(|f| f.grace),
+            "fee_response": fee_response,
             "max_train_rows": self.params.max_train_rows,
             "validation_train_rows": validation_rows(self.params.max_train_rows),
             "transforms": saved
@@ -1006,8 +1020,16 @@ impl ChurnRisk {
         }
         let sec = report::section(&view);
         let ch = report::charts(&view);
+        let mut exports = Vec::new();
+        if let Some(r) = &fee_response {
+            exports.push((
+                "fee_response".to_string(),
+                r.frame().map_err(|e| failed(e.to_string()))?,
+            ));
+        }
         Ok(Outcome {
             tables,
+            exports,
             columns,
             crm,
             section: Some(sec),

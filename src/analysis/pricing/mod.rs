@@ -3,6 +3,8 @@
 //! of clients with the same taxpayer and client type and the nearest workload, and a
 //! suggested fee for the under-priced, held back where a rise would cost a valuable client.
 
+pub mod response;
+
 use polars::prelude::*;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -418,6 +420,11 @@ pub struct Priced {
     /// Teams whose clients mostly log no hours (their hours are estimated), with the
     /// clients each serves.
     pub untimed_teams: Vec<(String, usize)>,
+    /// The firm's response to rises, when churn measured it.
+    pub response: Option<response::Response>,
+    /// Per client with a suggested fee: the expected extra revenue of the rise over the
+    /// next 12 months, with the model's response and the pessimistic one.
+    pub gain: Vec<(f64, f64)>,
 }
 
 fn flag_words(code: &str, lang: Lang) -> &'static str {
@@ -565,7 +572,9 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         }
     }
 
-    let (bands, _) = churn_of(ctx);
+    let (bands, risk) = churn_of(ctx);
+    let resp = response::Response::read(ctx.earlier);
+    let mut gain = vec![(f64::NAN, f64::NAN); n];
     let tiers = tier_ids(ctx);
     let mut flag = vec![""; n];
     let mut suggested = vec![f64::NAN; n];
@@ -655,6 +664,27 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
                 words_en.push(why_en.into());
                 words_zh.push(why_zh.into());
             }
+            // Weighed against the chance the rise drives the client away.
+            if let (Some(top), Some(r), true) = (new, &resp, risk[i].is_finite()) {
+                let candidates: Vec<f64> = (1..=6)
+                    .filter_map(|k| rise_within(fee[i], fee[i] + (top - fee[i]) * k as f64 / 6.0, top, p.fee_step))
+                    .collect();
+                match response::best(fee[i], &candidates, risk[i], r) {
+                    Some((c, g, g_high)) => {
+                        if c + 1e-9 < top {
+                            words_en.push(format!("rise kept to {c:.0}: a larger one is expected to lose more in clients leaving than it adds"));
+                            words_zh.push(format!("调价控制在 {c:.0} 元：更大涨幅预计因客户流失而得不偿失"));
+                        }
+                        new = Some(c);
+                        gain[i] = (g, g_high);
+                    }
+                    None => {
+                        words_en.push("rise held back: expected to lose more in clients leaving than it adds".into());
+                        words_zh.push("暂缓调价：预计客户流失的损失大于调价收益".into());
+                        new = None;
+                    }
+                }
+            }
             if let Some(n) = new {
                 suggested[i] = n;
             }
@@ -677,6 +707,8 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         reason,
         model,
         untimed_teams,
+        response: resp,
+        gain,
     }
 }
 
@@ -861,6 +893,10 @@ impl Pricing {
             .iter()
             .map(|&i| change[i] * 12.0 * (1.0 - if risk[i].is_finite() { risk[i] } else { 0.0 }))
             .sum();
+        let gains = rises.iter().fold((0.0, 0.0), |acc, &i| match r.gain.get(i) {
+            Some(&(g, h)) if g.is_finite() => (acc.0 + g, acc.1 + h),
+            _ => acc,
+        });
         let by_source = |s: Source| rows.iter().filter(|&&i| r.source[i] == Some(s)).count();
         let (logged, estimated, default) = (
             by_source(Source::Logged),
@@ -896,6 +932,9 @@ impl Pricing {
             "held_back": held,
             "rise_per_year": yearly,
             "rise_per_year_weighted_by_staying": expected,
+            "fee_response": r.response,
+            "expected_gain_12m": gains.0,
+            "expected_gain_12m_pessimistic": gains.1,
         }));
         let tier_words: std::collections::HashMap<String, (String, String)> =
             segmentation(ctx.earlier, SegmentKind::Value)
@@ -918,6 +957,7 @@ impl Pricing {
             &change,
             (logged, estimated, default),
             (under, over, held, yearly, expected),
+            gains,
         ));
         out.charts = vec![fee_chart(&r, &rows, &tiers, &tier_words)];
         out
@@ -936,6 +976,7 @@ fn section(
     change: &[f64],
     sources: (usize, usize, usize),
     counts: (usize, usize, usize, f64, f64),
+    gains: (f64, f64),
 ) -> Section {
     let (logged, estimated, default) = sources;
     let (under, over, held, yearly, expected) = counts;
@@ -1006,6 +1047,9 @@ fn section(
             money(expected)
         ),
     ));
+
+    let (curve_lines, curve_table) = response_section(r.response.as_ref(), gains);
+    lines.extend(curve_lines);
 
     // Margin distribution by tier.
     let mut tier_names: Vec<String> = rows.iter().map(|&i| tiers[i].clone()).collect();
@@ -1110,8 +1154,106 @@ fn section(
         id: "pricing".into(),
         title: ("Cost to serve and pricing".into(), "服务成本与定价".into()),
         lines,
-        tables: vec![margin_table, changes],
+        tables: [Some(margin_table), Some(changes), curve_table]
+            .into_iter()
+            .flatten()
+            .collect(),
     }
+}
+
+/// The firm's response to fee rises: what its history shows, what the churn model
+/// estimates, and the expected revenue of a rise of each size.
+fn response_section(
+    resp: Option<&response::Response>,
+    gains: (f64, f64),
+) -> (Vec<(String, String)>, Option<SectionTable>) {
+    let Some(r) = resp else {
+        return (
+            vec![(
+                "Rises are not weighed against churn: the churn analysis did not measure how clients answered fee rises (it needs the fee_rise feature and a churn history).".into(),
+                "调价未按流失风险权衡：流失分析未能测得客户对调价的反应（需要近期调价幅度特征和流失历史）。".into(),
+            )],
+            None,
+        );
+    };
+    let h = r.horizon;
+    let lines = vec![(
+        format!(
+            "Each rise is weighed against the chance it drives the client away, from how this firm's clients answered rises (table below: leaving within {h:.0} months). Net of that, the suggested rises are expected to add {} CNY over the next 12 months; {} CNY if rises drive clients away as much as the upper end of the firm's history allows.",
+            money(gains.0),
+            money(gains.1)
+        ),
+        format!(
+            "每项调价都按本公司客户对调价的反应（见下表：{h:.0} 个月内流失）权衡其导致流失的可能。扣除这一影响后，建议调价预计在未来 12 个月增收 {} 元；若调价导致的流失达到历史区间的上限，则为 {} 元。",
+            money(gains.0),
+            money(gains.1)
+        ),
+    )];
+    let pct = |v: f64| {
+        if v.is_finite() {
+            format!("{:.1}%", v * 100.0)
+        } else {
+            "-".into()
+        }
+    };
+    let h0 = response::monthly_hazard(r.base_risk, h);
+    let rows = r
+        .groups
+        .iter()
+        .zip(&r.model)
+        .map(|(g, &(rise, _))| {
+            let (range_en, range_zh) = if !g.from.is_finite() {
+                ("no rise (up to 2%)".to_string(), "未调价（2% 以内）".to_string())
+            } else if !g.to.is_finite() {
+                (
+                    format!("over {:.0}%", g.from * 100.0),
+                    format!("{:.0}% 以上", g.from * 100.0),
+                )
+            } else {
+                let t = format!("{:.0}-{:.0}%", g.from * 100.0, g.to * 100.0);
+                (t.clone(), t)
+            };
+            let ratio = r.ratio(rise);
+            let revenue = |q: f64| 100.0 * (1.0 + rise) * response::months_kept((h0 * q).min(0.99));
+            let interval = format!("{}-{}", pct(g.low), pct(g.high));
+            let cells = [
+                format!("{:.0}", g.clients),
+                pct(g.rate),
+                interval,
+                format!("+{:.0}%", rise * 100.0),
+                format!("x{ratio:.2}"),
+                format!("{:.0} / {:.0}", revenue(ratio), revenue(r.ratio_high(rise))),
+            ];
+            let mut row = vec![(range_en, range_zh)];
+            row.extend(cells.into_iter().map(|c| (c.clone(), c)));
+            row
+        })
+        .collect();
+    let table = SectionTable {
+        caption: (
+            format!(
+                "How clients answered fee rises (leaving within {h:.0} months) and what a rise is expected to bring"
+            ),
+            format!("客户对调价的反应（{h:.0} 个月内流失）与调价的预期收益"),
+        ),
+        header: vec![
+            ("rise in the history".into(), "历史调价幅度".into()),
+            ("clients".into(), "客户数".into()),
+            ("left".into(), "流失率".into()),
+            ("95% interval".into(), "95% 区间".into()),
+            ("rise asked of the model".into(), "模型测算的涨幅".into()),
+            (
+                "leaving vs no rise (model, at least 1)".into(),
+                "相对未调价的流失倍数（模型，至少 1）".into(),
+            ),
+            (
+                "12-month revenue per 100 CNY (model / pessimistic)".into(),
+                "每 100 元月费的 12 个月预期收入（模型 / 悲观）".into(),
+            ),
+        ],
+        rows,
+    };
+    (lines, Some(table))
 }
 
 /// Monthly fee against hours, one colour per tier, and the peers' median fee per hour.
