@@ -4,6 +4,8 @@
 
 mod util;
 
+/// The action list worked out again from the run's data, type by type, both ways.
+mod actions;
 /// Pricing and allocation: the rules hold, moves near the solver's bound, planted
 /// under-pricing found, what-if re-plans, impossible staff lists explained.
 mod allocation;
