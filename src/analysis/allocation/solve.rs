@@ -508,6 +508,7 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
         }
     }
     swap_two_for_one(staff, jobs, &mut proposed, &mut cap_left, by_team);
+    unchain(staff, jobs, &mut proposed, &mut cap_left);
     let moves = (0..jobs.len()).filter(|&i| proposed[i] != jobs[i].current).count();
     let moves_bound = moves_bound.max(handover_bound(staff, jobs, s.max_utilisation) as f64);
     let objective = score(staff, jobs, &proposed, s);
@@ -616,6 +617,8 @@ fn swap_two_for_one(
             .or_default()
             .push(a);
     }
+    // Team by team, a larger client may also go to another team with room.
+    let index = by_team.then(|| RoomIndex::new(staff, cap_left));
     for a in 0..staff.len() {
         let peers: &[usize] = by_team_staff
             .get(if by_team { staff[a].team.as_str() } else { "" })
@@ -653,6 +656,7 @@ fn swap_two_for_one(
                     .copied()
                     .filter(|&b| b != a && staff[b].eligible(jobs[x].needs) && room(b) + 1e-9 >= jobs[x].hours)
                     .max_by(|&p, &q| room(p).total_cmp(&room(q)).then(q.cmp(&p)))
+                    .or_else(|| index.as_ref().and_then(|ix| ix.find(&jobs[x], cap_left, a)))
                     .map(|b| (x, b))
             });
             let Some((x, b)) = found else { break };
@@ -667,6 +671,98 @@ fn swap_two_for_one(
             cap_left[a] += jobs[x].hours;
             cap_left[b] -= jobs[x].hours;
         }
+    }
+}
+
+/// Eligible active accountants per requirement set, most room first (as of when it was
+/// built: `find` checks the room it has now).
+struct RoomIndex {
+    by_needs: Vec<Vec<usize>>,
+}
+
+/// Entries of the index `find` looks at before giving up.
+const ROOM_SCAN: usize = 64;
+
+impl RoomIndex {
+    fn new(staff: &[Member], cap_left: &[f64]) -> RoomIndex {
+        let by_needs = (0u8..8)
+            .map(|needs| {
+                let mut v: Vec<usize> = (0..staff.len()).filter(|&a| staff[a].eligible(needs)).collect();
+                v.sort_by(|&x, &y| cap_left[y].total_cmp(&cap_left[x]).then(x.cmp(&y)));
+                v
+            })
+            .collect();
+        RoomIndex { by_needs }
+    }
+
+    /// An accountant other than `not` who may take `job` and has room for it now.
+    fn find(&self, job: &Job, cap_left: &[f64], not: usize) -> Option<usize> {
+        self.by_needs
+            .get(job.needs as usize)?
+            .iter()
+            .take(ROOM_SCAN)
+            .copied()
+            .find(|&b| b != not && cap_left[b] + 1e-9 >= job.hours)
+    }
+}
+
+/// A client that left an accountant who may keep it only to make room for clients handed
+/// to that accountant goes back when one of those clients can go to someone else with
+/// room instead: the same clients are served, with one handover fewer. Team-by-team
+/// planning makes such chains inside a team when another team had room.
+fn unchain(staff: &[Member], jobs: &[Job], proposed: &mut [Option<usize>], cap_left: &mut [f64]) {
+    let index = RoomIndex::new(staff, cap_left);
+    let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); staff.len()];
+    for (i, j) in jobs.iter().enumerate() {
+        if let Some(a) = proposed[i].filter(|&a| Some(a) != j.current && a < staff.len()) {
+            incoming[a].push(i);
+        }
+    }
+    let mut away: Vec<usize> = (0..jobs.len())
+        .filter(|&i| proposed[i].is_some() && proposed[i] != jobs[i].current)
+        .filter(|&i| {
+            jobs[i]
+                .current
+                .is_some_and(|c| c < staff.len() && staff[c].eligible(jobs[i].needs))
+        })
+        .collect();
+    away.sort_by(|&x, &y| jobs[x].hours.total_cmp(&jobs[y].hours).then(x.cmp(&y)));
+    for i in away {
+        let (Some(c), Some(d)) = (jobs[i].current, proposed[i]) else {
+            continue;
+        };
+        let need = jobs[i].hours - cap_left[c];
+        if need <= 1e-9 {
+            cap_left[c] -= jobs[i].hours;
+            cap_left[d] += jobs[i].hours;
+            proposed[i] = Some(c);
+            continue;
+        }
+        // The smallest client handed to c that makes room, and somewhere else it may go.
+        let mut options: Vec<usize> = incoming[c]
+            .iter()
+            .copied()
+            .filter(|&r| jobs[r].hours + 1e-9 >= need)
+            .collect();
+        options.sort_by(|&x, &y| jobs[x].hours.total_cmp(&jobs[y].hours).then(x.cmp(&y)));
+        let found = options.into_iter().find_map(|r| {
+            index
+                .find(&jobs[r], cap_left, c)
+                .filter(|&b| Some(b) != jobs[r].current || staff[b].eligible(jobs[r].needs))
+                .map(|b| (r, b))
+        });
+        let Some((r, b)) = found else { continue };
+        cap_left[c] += jobs[r].hours;
+        cap_left[b] -= jobs[r].hours;
+        proposed[r] = Some(b);
+        incoming[c].retain(|&k| k != r);
+        if Some(b) != jobs[r].current {
+            incoming[b].push(r);
+        }
+        cap_left[c] -= jobs[i].hours;
+        cap_left[d] += jobs[i].hours;
+        proposed[i] = Some(c);
+        incoming[d].retain(|&k| k != i);
     }
 }
 
@@ -776,6 +872,43 @@ mod tests {
         let plan = solve(&staff, &jobs, &settings()).unwrap();
         assert_eq!(plan.proposed[0], None);
         assert_eq!(plan.unplaced, 1);
+    }
+
+    #[test]
+    fn team_by_team_chains_are_undone_when_another_team_has_room() {
+        // A junior holds a top-tier client; the only senior of its team is full, one in
+        // another team has room. Planned team by team, the client goes to the full
+        // senior, who hands small clients to the junior; the plan then sends it to the
+        // other team instead, and the small clients stay.
+        let mut staff = vec![
+            member("j", 200.0, 0, "t1"),
+            member("s1", 100.0, SENIOR, "t1"),
+            member("s2", 200.0, SENIOR, "t2"),
+        ];
+        staff[0].grade = "junior".into();
+        let mut jobs = vec![Job {
+            hours: 10.0,
+            needs: SENIOR,
+            current: Some(0),
+        }];
+        for (a, count) in [(1, 84), (0, 60), (2, 30)] {
+            jobs.extend((0..count).map(|_| Job {
+                hours: 1.0,
+                needs: 0,
+                current: Some(a),
+            }));
+        }
+        let mut s = settings();
+        s.block_clients = 100;
+        let plan = solve(&staff, &jobs, &s).unwrap();
+        assert!(plan.by_team);
+        assert_eq!(plan.proposed[0], Some(2));
+        assert_eq!(plan.moves, 1, "{:?}", plan.proposed);
+        let l = loads(&staff, &jobs, |i| plan.proposed[i]);
+        assert!(
+            l.iter().zip(&staff).all(|(l, m)| *l <= m.capacity * 0.85 + 1e-9),
+            "{l:?}"
+        );
     }
 
     #[test]

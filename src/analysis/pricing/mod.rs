@@ -481,6 +481,13 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         base + if late.is_finite() { late * d.chase } else { 0.0 }
     };
     let (team_of, team_names) = staff_teams(ctx);
+    let team: Vec<Option<u32>> = {
+        use rayon::prelude::*;
+        accountant
+            .par_iter()
+            .map(|a| team_of.get(a.as_str()).copied())
+            .collect()
+    };
     let rows: Vec<Logged> = (0..n)
         .filter(|&i| served[i] && logged[i].is_finite())
         .filter_map(|i| {
@@ -488,20 +495,14 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
                 row,
                 hours: logged[i],
                 rule: rule(i),
-                team: team_of.get(accountant[i].as_str()).copied(),
+                team: team[i],
             })
         })
         .collect();
-    let served_rows: Vec<usize> = (0..n).filter(|&i| served[i]).collect();
     let untimed_teams = untimed(
-        &served_rows
-            .iter()
-            .map(|&i| team_of.get(accountant[i].as_str()).copied())
-            .collect::<Vec<_>>(),
-        &served_rows
-            .iter()
-            .map(|&i| logged[i].is_finite() && logged[i] > 0.0)
-            .collect::<Vec<_>>(),
+        (0..n)
+            .filter(|&i| served[i])
+            .map(|i| (team[i], logged[i].is_finite() && logged[i] > 0.0)),
         &team_names,
     );
     let model = fit_hours(&rows, ctx.seed);
@@ -737,19 +738,20 @@ fn staff_teams(ctx: &Context) -> (std::collections::HashMap<String, u32>, Vec<St
 }
 
 /// Teams whose served clients mostly (80% or more, at least five) log no hours.
-fn untimed(team: &[Option<u32>], logged: &[bool], names: &[String]) -> Vec<(String, usize)> {
-    let mut count: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
-    for (t, l) in team.iter().zip(logged) {
-        if let Some(t) = t {
-            let e = count.entry(*t).or_default();
+fn untimed(clients: impl Iterator<Item = (Option<u32>, bool)>, names: &[String]) -> Vec<(String, usize)> {
+    // (clients, clients without logged hours) per team.
+    let mut count = vec![(0usize, 0usize); names.len()];
+    for (t, logged) in clients {
+        if let Some(e) = t.and_then(|t| count.get_mut(t as usize)) {
             e.0 += 1;
-            e.1 += usize::from(!*l);
+            e.1 += usize::from(!logged);
         }
     }
     count
         .into_iter()
-        .filter(|(_, (all, none))| *all >= 5 && *none as f64 >= 0.8 * *all as f64)
-        .filter_map(|(t, (all, _))| Some((names.get(t as usize)?.clone(), all)))
+        .zip(names)
+        .filter(|((all, none), _)| *all >= 5 && *none as f64 >= 0.8 * *all as f64)
+        .map(|((all, _), name)| (name.clone(), all))
         .collect()
 }
 
