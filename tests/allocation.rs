@@ -500,3 +500,26 @@ fn a_lead_leaves_and_ten_handovers_a_month_are_absorbed() {
         "{said}"
     );
 }
+
+/// With the default weights (continuity, team and balance together) the plan's objective
+/// stays near the linear programme's bound, as do its moves.
+#[test]
+fn default_weights_stay_near_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 5000, 5, &["--staff", "60"]);
+    let (run, _) = pipeline(dir, "");
+    let a = &manifest(&run)["analyses"]["allocation"];
+    assert_eq!(a["weights"]["team"], 0.1);
+    assert_eq!(a["weights"]["balance"], 0.05);
+    assert_eq!(a["plan"]["by_team"], false, "one programme, so the bound holds");
+    let gap = a["objective_gap"].as_f64().unwrap();
+    let (objective, bound) = (a["plan"]["objective"].as_f64().unwrap(), a["plan"]["lp_objective"].as_f64().unwrap());
+    println!("default weights: objective {objective:.1}, bound {bound:.1}, gap {:.2}%", gap * 100.0);
+    assert!(objective >= bound - 1e-6, "the bound is below every plan");
+    assert!((0.0..0.08).contains(&gap), "objective gap {gap:.4}");
+    let moves = a["plan"]["moves"].as_f64().unwrap();
+    let fewest = a["plan"]["moves_lower_bound"].as_f64().unwrap().ceil();
+    assert!(moves <= fewest * 1.06, "{moves} moves against {fewest}");
+    assert_eq!(a["over_cap_after"], 0);
+}
