@@ -8,6 +8,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# Blessing rewrites the golden files instead of checking them: never in a full run.
+if [ -n "${CLIENTSEG_BLESS:-}" ]; then
+    echo "CLIENTSEG_BLESS is set, which would rewrite the golden files instead of checking them; unset it (bless with: CLIENTSEG_BLESS=1 cargo test --release --test integration -- golden)" >&2
+    exit 2
+fi
+
 CACHE="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/clientseg"
 mkdir -p "$CACHE"
 failed=()

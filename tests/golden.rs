@@ -1,7 +1,9 @@
-//! Golden files: what users see (labels, segments, rules, the CRM import, migration) from
-//! fixed runs, compared byte for byte with the files under tests/golden/. They pin the
-//! results while the code is restructured. `CLIENTSEG_BLESS=1` rewrites them (only when
-//! a change of results is intended, and said so in its commit).
+//! Golden files: what users see (labels, segments, rules, the CRM import, migration, and
+//! the pricing, allocation, workload, action list and CRM tasks) from fixed runs,
+//! compared byte for byte with the files under tests/golden/. They pin the results while
+//! the code is restructured. `CLIENTSEG_BLESS=1` rewrites them (only when a change of
+//! results is intended, and said so in its commit); scripts/test.sh refuses to run with
+//! it set, so that a full test run never rewrites them.
 //!
 //! Runs: the committed sample (seed 42, as `demo`); a generated firm of 5,000 clients
 //! (seed 7); the same firm with 10% of clients changed, compared with the first. A model
@@ -14,6 +16,9 @@ use crate::util::*;
 
 const LABEL_FILES: [&str; 4] = ["labels.csv", "segments.csv", "rules.txt", "crm_import.csv"];
 
+/// What pricing, allocation and the action list write.
+const ANALYSIS_FILES: [&str; 5] = ["pricing.csv", "allocation.csv", "workload.csv", "actions.csv", "crm_tasks.csv"];
+
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
 }
@@ -25,7 +30,7 @@ fn sample() -> PathBuf {
 /// Compares (or, blessing, writes) the files of a run with the golden ones.
 fn check(run: &Path, name: &str, files: &[&str]) {
     let dir = golden(name);
-    if std::env::var("CLIENTSEG_BLESS").is_ok() {
+    if std::env::var("CLIENTSEG_BLESS").as_deref() == Ok("1") {
         std::fs::create_dir_all(&dir).unwrap();
         for f in files {
             std::fs::copy(run.join(f), dir.join(f)).unwrap();
@@ -89,10 +94,12 @@ fn outputs_match_the_golden_files() {
     let dir = tmp.path();
     let s = fresh_run(dir, "sample", &sample(), 42, "none");
     check(&s, "sample", &LABEL_FILES);
+    check(&s, "sample", &ANALYSIS_FILES);
     generate(&dir.join("gen"), 5000, 7, &[]);
     generate(&dir.join("gen-changed"), 5000, 7, &["--changed", "0.1"]);
     let a = fresh_run(dir, "gen", &dir.join("gen"), 7, "none");
     check(&a, "gen-5000", &LABEL_FILES);
+    check(&a, "gen-5000", &ANALYSIS_FILES);
     let b = fresh_run(dir, "gen-changed", &dir.join("gen-changed"), 7, &a.to_string_lossy());
     let mut with_migration = LABEL_FILES.to_vec();
     with_migration.extend(["migration.csv", "transitions.csv"]);

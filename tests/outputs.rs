@@ -24,6 +24,7 @@ const LABEL_COLUMNS: &[&str] = &[
     "suggested_fee",
     "proposed_accountant",
     "allocation_reason",
+    "handover_month",
     "actions_due",
     "name",
     "client_type",
