@@ -32,4 +32,16 @@ fn notebooks_run_against_a_demo_run() {
     ] {
         assert!(said.contains(&format!("{book}.ipynb: ")), "{book} did not run:\n{said}");
     }
+    // A file a notebook needs is missing: it fails saying which, instead of skipping.
+    std::fs::remove_file(run_folder.join("churn_validation.parquet")).unwrap();
+    let out = output_within(
+        std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&run_folder)
+            .current_dir(dir),
+        std::time::Duration::from_secs(900),
+    );
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a notebook ran without churn_validation.parquet:\n{said}");
+    assert!(said.contains("churn_validation.parquet is missing"), "{said}");
 }
