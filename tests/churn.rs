@@ -394,3 +394,91 @@ fn billing_only_firms_get_segments_and_a_lapse_risk() {
         served.len()
     );
 }
+
+/// The logistic regression against scikit-learn's LogisticRegression (L2, C = 1) on the
+/// same churn snapshots, standardised the same way: the coefficients agree to 1e-3 and
+/// the ROC-AUC to 1e-6.
+#[test]
+#[ignore = "needs Python with scikit-learn: scripts/test.sh prepares it and runs ignored tests"]
+fn logistic_regression_matches_scikit_learn() {
+    use clientseg::analysis::churn::models::{Logistic, Rows};
+    let py = std::env::var("CLIENTSEG_TEST_PYTHON")
+        .expect("CLIENTSEG_TEST_PYTHON is not set: scripts/test.sh prepares Python with scikit-learn");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(dir, 1500, 24, 3, &[]);
+    let (run, _) = pipeline(dir, "[churn]\nexport_snapshots = true\nmodel = \"logistic\"\n");
+    let m = manifest(&run);
+    let features: Vec<String> = m["analyses"]["churn"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    let snaps = ParquetReader::new(std::fs::File::open(run.join("churn_snapshots.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let label: Vec<Option<bool>> = snaps.column("left_3m").unwrap().bool().unwrap().iter().collect();
+    let keep: Vec<usize> = (0..snaps.height()).filter(|&i| label[i].is_some()).collect();
+    let cols: Vec<Vec<f64>> = features
+        .iter()
+        .map(|f| {
+            let c = snaps.column(f).unwrap().cast(&DataType::Float64).unwrap();
+            let c = c.f64().unwrap();
+            keep.iter().map(|&i| c.get(i).unwrap_or(f64::NAN)).collect()
+        })
+        .collect();
+    let (n, d) = (keep.len(), features.len());
+    let mut x = vec![0.0; n * d];
+    for (j, c) in cols.iter().enumerate() {
+        for i in 0..n {
+            x[i * d + j] = c[i];
+        }
+    }
+    let y: Vec<bool> = keep.iter().map(|&i| label[i].unwrap_or(false)).collect();
+    assert!(n > 5000 && y.iter().filter(|v| **v).count() > 50, "{n} rows");
+    let model = Logistic::fit(&features, &Rows { x: &x, d }, &y).unwrap();
+    let margin = model.margin(&Rows { x: &x, d });
+    let auc = roc_auc(&margin, &y).unwrap();
+
+    let xa = ndarray::Array2::from_shape_vec((n, d), x).unwrap();
+    let ya = ndarray::Array2::from_shape_vec((n, 1), y.iter().map(|v| f64::from(u8::from(*v))).collect()).unwrap();
+    let (xp, yp, mp) = (dir.join("x.npy"), dir.join("y.npy"), dir.join("model.json"));
+    clientseg::bench::write_npy(&xp, &xa).unwrap();
+    clientseg::bench::write_npy(&yp, &ya).unwrap();
+    std::fs::write(&mp, serde_json::to_string(&model).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/logistic_ref.py");
+    let out = crate::util::output_within(
+        std::process::Command::new(&py).arg(script).args([&xp, &yp, &mp]),
+        std::time::Duration::from_secs(300),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let coef: Vec<f64> = sk["coef"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let worst = model
+        .coef
+        .iter()
+        .zip(&coef)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "logistic against scikit-learn: largest coefficient difference {worst:.2e}, AUC {auc:.6} vs {}",
+        sk["auc"]
+    );
+    assert!(
+        worst < 1e-3,
+        "coefficients differ by up to {worst}: {:?} vs {coef:?}",
+        model.coef
+    );
+    assert!((model.intercept - sk["intercept"].as_f64().unwrap()).abs() < 1e-3);
+    assert!(
+        (auc - sk["auc"].as_f64().unwrap()).abs() < 1e-6,
+        "AUC {auc} vs {}",
+        sk["auc"]
+    );
+}

@@ -17,7 +17,13 @@ use crate::util::*;
 const LABEL_FILES: [&str; 4] = ["labels.csv", "segments.csv", "rules.txt", "crm_import.csv"];
 
 /// What pricing, allocation and the action list write.
-const ANALYSIS_FILES: [&str; 5] = ["pricing.csv", "allocation.csv", "workload.csv", "actions.csv", "crm_tasks.csv"];
+const ANALYSIS_FILES: [&str; 5] = [
+    "pricing.csv",
+    "allocation.csv",
+    "workload.csv",
+    "actions.csv",
+    "crm_tasks.csv",
+];
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)

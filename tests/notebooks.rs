@@ -41,7 +41,14 @@ fn notebooks_run_against_a_demo_run() {
             .current_dir(dir),
         std::time::Duration::from_secs(900),
     );
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "a notebook ran without churn_validation.parquet:\n{said}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a notebook ran without churn_validation.parquet:\n{said}"
+    );
     assert!(said.contains("churn_validation.parquet is missing"), "{said}");
 }
