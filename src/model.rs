@@ -257,3 +257,61 @@ impl Model {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/model-v1/model-v1.json")
+    }
+
+    /// The fixture as JSON, edited by `edit`, written to a temporary file and loaded.
+    fn load_edited(edit: impl Fn(&mut serde_json::Value)) -> (Result<Model, ModelError>, tempfile::TempDir) {
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+        edit(&mut v);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        std::fs::write(&path, v.to_string()).unwrap();
+        (Model::load(&path), dir)
+    }
+
+    #[test]
+    fn a_model_round_trips_through_its_file() {
+        let m = Model::load(&fixture()).unwrap();
+        assert_eq!(m.schema_version, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("again.json");
+        std::fs::write(&path, m.to_json()).unwrap();
+        let again = Model::load(&path).unwrap();
+        assert_eq!(again.to_json(), m.to_json());
+        // A segmentation expressed in its own scaled space is its own centroids.
+        let own = m.value.centroids_of(&m.value).unwrap();
+        let c = m.value.centroids();
+        for (k, row) in own.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                assert!((v - c[[k, j]]).abs() < 1e-9, "{k},{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_model_names_its_file_and_what_is_wrong() {
+        let (r, _d) = load_edited(|v| v["schema_version"] = 99.into());
+        assert!(matches!(r, Err(ModelError::Version { found: 99, .. })), "{r:?}");
+        let (r, _d) = load_edited(|v| {
+            v["value"]["segments"][0]["centroid"].as_array_mut().unwrap().pop();
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("model.json") && e.contains("centroid of"), "{e}");
+        let (r, _d) = load_edited(|v| v["value"]["features"][0] = "no_such_feature".into());
+        assert!(r.unwrap_err().to_string().contains("unknown feature 'no_such_feature'"));
+        let (r, _d) = load_edited(|v| v["feature_settings"]["hourly_cost"] = (-1.0).into());
+        assert!(r.unwrap_err().to_string().contains("feature_settings are out of range"));
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.json");
+        let text = std::fs::read_to_string(fixture()).unwrap();
+        std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+        assert!(matches!(Model::load(&cut), Err(ModelError::Read { .. })));
+    }
+}

@@ -878,3 +878,180 @@ pub fn staff_frame(staff: &[Member]) -> PolarsResult<DataFrame> {
         Column::new("active".into(), staff.iter().map(|m| m.active).collect::<Vec<_>>()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> AllocationParams {
+        AllocationParams {
+            enabled: true,
+            max_utilisation: 0.85,
+            default_capacity: 160.0,
+            weights: Weights {
+                continuity: 1.0,
+                team: 0.1,
+                balance: 0.05,
+            },
+            block_clients: 20_000,
+            general_skill: "general_taxpayer".into(),
+            international_skill: "international".into(),
+            senior_tiers: vec!["V1".into()],
+            limits: Limits::default(),
+        }
+    }
+
+    fn member(capacity: f64, can: u8, active: bool) -> Member {
+        Member {
+            name: "m".into(),
+            grade: "senior".into(),
+            capacity,
+            can,
+            team: "t".into(),
+            active,
+        }
+    }
+
+    #[test]
+    fn the_staff_table_is_read_with_chinese_skills_and_defaults() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("accountant".into(), ["王芳", "李娜", "张伟"]),
+            Column::new("grade".into(), ["lead", "junior", "senior"]),
+            Column::new("capacity_hours".into(), [Some(120.0), None, Some(160.0)]),
+            Column::new(
+                "skills".into(),
+                [
+                    "bookkeeping;一般纳税人",
+                    "涉外，bookkeeping",
+                    "GENERAL_TAXPAYER|international",
+                ],
+            ),
+            Column::new("team".into(), ["第1组", "第1组", "第2组"]),
+            Column::new("active".into(), ["true", "true", "false"]),
+        ])
+        .unwrap();
+        let m = members(&df, &params());
+        assert_eq!(m[0].can, GENERAL | SENIOR);
+        assert_eq!(m[1].can, INTERNATIONAL);
+        assert_eq!(m[1].capacity, 160.0, "an empty capacity takes the default");
+        assert_eq!(m[2].can, GENERAL | INTERNATIONAL | SENIOR, "skills match without case");
+        assert!(m[0].active && !m[2].active);
+        assert_eq!(m[2].team, "第2组");
+    }
+
+    #[test]
+    fn every_reason_code() {
+        let staff = vec![
+            member(100.0, 0, true),
+            member(100.0, GENERAL, false),
+            member(10.0, 7, true),
+        ];
+        let before = vec![50.0, 0.0, 20.0];
+        let job = |needs, current| Job {
+            hours: 2.0,
+            needs,
+            current,
+        };
+        let r = |j: &Job, p| reason(&staff, j, p, &before, 0.85);
+        assert_eq!(r(&job(0, Some(0)), None), "unplaced");
+        assert_eq!(r(&job(0, Some(0)), Some(0)), "kept");
+        assert_eq!(r(&job(0, None), Some(0)), "no_accountant");
+        assert_eq!(r(&job(0, Some(1)), Some(0)), "accountant_inactive");
+        assert_eq!(r(&job(GENERAL, Some(0)), Some(2)), "skill");
+        assert_eq!(r(&job(SENIOR, Some(0)), Some(2)), "seniority");
+        // Accountant 2 holds 20 h of 8.5 allowed.
+        assert_eq!(r(&job(0, Some(2)), Some(0)), "over_capacity");
+        assert_eq!(r(&job(0, Some(0)), Some(2)), "balance");
+        for code in [
+            "kept",
+            "unplaced",
+            "no_accountant",
+            "accountant_inactive",
+            "skill",
+            "seniority",
+            "over_capacity",
+            "balance",
+        ] {
+            let (en, zh) = reason_words(code);
+            assert!(!en.is_empty() && !zh.is_empty(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_short_requirement_is_named_once() {
+        // Top-tier work needs 200 h and general-taxpayer work 100 h; the one senior, who
+        // alone has the skill, has 85. General-taxpayer + top-tier work is short too, but
+        // the shorter lists already explain it: it is not named again.
+        let staff = vec![member(100.0, SENIOR | GENERAL, true), member(400.0, 0, true)];
+        let jobs: Vec<Job> = (0..20)
+            .map(|k| Job {
+                hours: 10.0,
+                needs: if k % 2 == 0 { SENIOR } else { SENIOR | GENERAL },
+                current: Some(1),
+            })
+            .collect();
+        let diag = diagnose(&staff, &jobs, 0.85);
+        let top = diag.iter().find(|r| r.needs == needs_words(SENIOR).0).unwrap();
+        assert_eq!(
+            (top.demand_hours, top.qualified_hours, top.qualified_staff),
+            (200.0, 85.0, 1)
+        );
+        assert!((top.shortfall() - 115.0).abs() < 1e-9);
+        let short: Vec<&str> = binding(&diag).iter().map(|r| r.needs.as_str()).collect();
+        assert_eq!(short, [needs_words(GENERAL).0, needs_words(SENIOR).0]);
+        assert!(diag
+            .iter()
+            .any(|r| r.needs == needs_words(SENIOR | GENERAL).0 && r.shortfall() > 0.0));
+        assert_eq!(
+            needs_zh(&needs_words(SENIOR | GENERAL).0),
+            needs_words(SENIOR | GENERAL).1
+        );
+    }
+
+    #[test]
+    fn workload_has_a_column_per_month_of_handovers() {
+        let staff = vec![member(100.0, 7, false), member(100.0, 7, true), member(100.0, 7, true)];
+        let jobs: Vec<Job> = (0..6)
+            .map(|_| Job {
+                hours: 5.0,
+                needs: 0,
+                current: Some(0),
+            })
+            .collect();
+        let proposed: Vec<Option<usize>> = (0..6).map(|k| Some(1 + k % 2)).collect();
+        let limits = Limits {
+            moves_per_month: Some(2),
+            per_accountant: None,
+        };
+        let phases = phase::schedule(&staff, &jobs, &proposed, limits, 0.85, 6.0);
+        assert_eq!(phases.months, 3);
+        let tiers = vec!["V1".to_string(); 6];
+        let w = workload(&staff, &jobs, &proposed, &tiers, &phases).unwrap();
+        for m in 1..=3 {
+            assert!(
+                w.column(&format!("utilisation_month_{m}")).is_ok(),
+                "{:?}",
+                w.get_column_names()
+            );
+        }
+        let after: Vec<u32> = w
+            .column("clients_after")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(after, [0, 3, 3]);
+        let v1: Vec<u32> = w
+            .column("clients_V1")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(v1, [0, 3, 3]);
+        // The leaver's load falls by two clients (10 h, a tenth of capacity) a month.
+        let first: Vec<Option<f64>> = w.column("utilisation_month_1").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(first[0], Some(0.2));
+    }
+}
