@@ -157,6 +157,8 @@ pub enum IngestError {
     },
     #[error("{file}: the header '{header}' appears twice; remove or rename one of the columns so it is clear which one to read")]
     DuplicateHeader { file: String, header: String },
+    #[error("{file}, row {row}, column '{column}': a quote (\") in the middle of a cell. A cell with quotes must be quoted whole, its quotes doubled (\"say \"\"hi\"\"\"); or remove the quote, or save the table again as CSV from Excel")]
+    StrayQuote { file: String, row: usize, column: String },
 }
 
 impl IngestError {
@@ -616,6 +618,59 @@ fn ragged_row(path: &Path) -> Option<(usize, usize, usize)> {
         .skip(1)
         .find(|(_, &n)| n > expected)
         .map(|(i, &n)| (i + 1, n, expected))
+}
+
+/// The first quote inside an unquoted cell, or text after a quoted cell's closing quote,
+/// as (row as Excel numbers it, the column's header): what a CSV reader cannot read.
+fn stray_quote(path: &Path) -> Option<(usize, String)> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let header: Vec<&str> = text.lines().next()?.trim_start_matches('\u{feff}').split(',').collect();
+    let column = |k: usize| {
+        header
+            .get(k)
+            .map_or(format!("{}", k + 1), |h| h.trim_matches('"').to_string())
+    };
+    let (mut row, mut col, mut at_start, mut quoted, mut closed) = (1usize, 0usize, true, false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                }
+                '"' => {
+                    quoted = false;
+                    closed = true;
+                }
+                '\n' => row += 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            ',' => {
+                col += 1;
+                at_start = true;
+                closed = false;
+            }
+            '\n' => {
+                row += 1;
+                col = 0;
+                at_start = true;
+                closed = false;
+            }
+            '\r' => {}
+            _ if closed => return Some((row, column(col))),
+            '"' if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            '"' => return Some((row, column(col))),
+            _ => at_start = false,
+        }
+    }
+    None
 }
 
 /// Refuses a .csv that is not text: a workbook or Parquet file with the wrong name, or
@@ -1182,14 +1237,19 @@ pub fn looks_like_gbk(bytes: &[u8]) -> bool {
 /// first.
 fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, IngestError> {
     let io = IngestError::io(path);
-    let parse = |e: PolarsError| match ragged_row(path) {
-        Some((row, found, expected)) => IngestError::Ragged {
+    let parse = |e: PolarsError| match (ragged_row(path), stray_quote(path)) {
+        (_, Some((row, column))) => IngestError::StrayQuote {
+            file: file_name(path),
+            row,
+            column,
+        },
+        (Some((row, found, expected)), None) => IngestError::Ragged {
             file: file_name(path),
             row,
             found,
             expected,
         },
-        None => IngestError::Parse {
+        (None, None) => IngestError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         },
