@@ -83,6 +83,13 @@ fn killed_and_interrupted_runs_leave_no_debris() {
         (libc::SIGKILL, 0.95),
         (libc::SIGINT, 0.97),
     ] {
+        let visible = |runs: &Path| {
+            entries(runs)
+                .iter()
+                .filter(|p| p.is_dir() && !hidden(runs).contains(p))
+                .count()
+        };
+        let before = visible(&runs);
         let child = spawn_run(dir, &cfg);
         let pid = child.id();
         std::thread::sleep(whole.mul_f64(share));
@@ -91,9 +98,18 @@ fn killed_and_interrupted_runs_leave_no_debris() {
         only_complete_runs(&runs);
         if sig == libc::SIGINT {
             let err = String::from_utf8_lossy(&out.stderr);
+            // Ctrl-C before the run folder is committed: exit 130, "interrupted", no new
+            // run. After it (the signal came as the run ended): exit 0 and one new run.
             match out.status.code() {
-                Some(0) => {}
-                Some(130) => assert!(err.contains("interrupted"), "{err}"),
+                Some(0) => assert_eq!(visible(&runs), before + 1, "Ctrl-C at {share}: exit 0 without its run"),
+                Some(130) => {
+                    assert!(err.contains("interrupted"), "{err}");
+                    assert_eq!(
+                        visible(&runs),
+                        before,
+                        "Ctrl-C at {share}: interrupted, yet a run appeared"
+                    );
+                }
                 other => panic!("Ctrl-C at {share}: exit {other:?}\n{err}"),
             }
             let mine = format!("-{pid}");
