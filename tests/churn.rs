@@ -482,3 +482,32 @@ fn logistic_regression_matches_scikit_learn() {
         sk["auc"]
     );
 }
+
+/// A validation with too few test rows or leavers claims no figure, and says so in both
+/// languages; the headline says "too few to judge", not a ROC-AUC.
+#[test]
+fn too_few_test_rows_claim_no_figure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(dir, 200, 24, 5, &[]);
+    let (run, stdout) = pipeline(dir, "[churn]\ntest_months = 1\n");
+    let m = manifest(&run);
+    let v = &m["analyses"]["churn"]["validation"][0];
+    let few = v["too_few"].as_array().expect("too_few is set");
+    let (rows, left) = (few[0].as_u64().unwrap(), few[1].as_u64().unwrap());
+    assert!(rows < 300 || left < 30, "{v}");
+    assert!(
+        v["logistic"].is_null() && v["boosted"].is_null(),
+        "no score is claimed: {v}"
+    );
+    assert!(
+        stdout.contains(&format!("too few to judge: {rows} client-months, {left} leavers")),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(page.contains("too few to judge"), "the report says why");
+    std::fs::remove_dir_all(dir.join("runs")).unwrap();
+    let (run, _) = pipeline(dir, "lang = \"zh\"\n[churn]\ntest_months = 1\n");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(page.contains("样本太少，无法评判"), "in Chinese too");
+}

@@ -142,7 +142,8 @@ pub struct Scores {
     pub left: usize,
     pub roc_auc: Option<f64>,
     pub pr_auc: Option<f64>,
-    pub brier: f64,
+    /// Only for scores that are probabilities (not for days since the last invoice).
+    pub brier: Option<f64>,
     pub precision_top10: f64,
     pub recall_top10: f64,
     pub lift_top10: f64,
@@ -155,7 +156,7 @@ pub fn scores(p: &[f64], label: &[bool]) -> Scores {
         left: label.iter().filter(|l| **l).count(),
         roc_auc: roc_auc(p, label),
         pr_auc: pr_auc(p, label),
-        brier: brier(p, label),
+        brier: p.iter().all(|v| (0.0..=1.0).contains(v)).then(|| brier(p, label)),
         precision_top10,
         recall_top10,
         lift_top10,

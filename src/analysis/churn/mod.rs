@@ -190,6 +190,11 @@ fn validation_rows(max_train_rows: usize) -> usize {
 /// least this much (10% higher odds): smaller pushes are noise, not reasons.
 const MIN_DRIVER: f64 = 0.1;
 
+/// Below these pooled test rows and leavers, a validation figure would be noise: none is
+/// claimed.
+pub const MIN_TEST_ROWS: usize = 300;
+pub const MIN_TEST_LEAVERS: usize = 30;
+
 /// Below these the models would learn from noise; the run says so instead.
 const MIN_CLIENTS: usize = 20;
 const MIN_LEAVERS: usize = 5;
@@ -290,6 +295,8 @@ pub struct HorizonValidation {
     pub test_months: Vec<String>,
     /// Why there is no validation, when the history is too short.
     pub not_validated: Option<String>,
+    /// Test rows and leavers, when too few to claim any figure.
+    pub too_few: Option<(usize, usize)>,
     pub logistic: Option<Scores>,
     pub boosted: Option<Scores>,
     pub recency: Option<Scores>,
@@ -312,6 +319,7 @@ impl HorizonValidation {
             months,
             test_months: Vec::new(),
             not_validated: None,
+            too_few: None,
             logistic: None,
             boosted: None,
             recency: None,
@@ -843,6 +851,15 @@ impl ChurnRisk {
             v.not_validated = Some("no test month had clients to score".into());
             return Ok(v);
         }
+        let leavers = pooled_y.iter().filter(|y| **y).count();
+        if pooled_y.len() < MIN_TEST_ROWS || leavers < MIN_TEST_LEAVERS {
+            v.too_few = Some((pooled_y.len(), leavers));
+            v.not_validated = Some(format!(
+                "too few to judge: {} client-months and {leavers} leavers in the test months (at least {MIN_TEST_ROWS} and {MIN_TEST_LEAVERS} are needed)",
+                pooled_y.len()
+            ));
+            return Ok(v);
+        }
         v.rows = (0..pooled_y.len())
             .map(|k| {
                 (
@@ -965,10 +982,17 @@ impl ChurnRisk {
                 ModelKind::Boosted => v.boosted.as_ref(),
             })
             .and_then(|s| s.roc_auc);
-        let auc_en = auc.map_or("not validated".to_string(), |a| {
-            format!("rolling-origin ROC-AUC {a:.3}")
-        });
-        let auc_zh = auc.map_or("未验证".to_string(), |a| format!("滚动验证 ROC-AUC {a:.3}"));
+        let too_few = fit.and_then(|f| f.validation.first()).and_then(|v| v.too_few);
+        let auc_en = match (auc, too_few) {
+            (Some(a), _) => format!("rolling-origin ROC-AUC {a:.3}"),
+            (None, Some((rows, left))) => format!("too few to judge: {rows} client-months, {left} leavers"),
+            (None, None) => "not validated".to_string(),
+        };
+        let auc_zh = match (auc, too_few) {
+            (Some(a), _) => format!("滚动验证 ROC-AUC {a:.3}"),
+            (None, Some((rows, left))) => format!("样本太少，无法评判：{rows} 个客户月、{left} 个流失"),
+            (None, None) => "未验证".to_string(),
+        };
         let headline = (
             format!(
                 "churn risk: {high} clients at high risk, revenue at risk {} CNY ({}, {auc_en})",

@@ -3,7 +3,7 @@
 //! segment, and the clients with the most revenue at risk.
 
 use super::metrics::kaplan_meier;
-use super::{band_words, values, Fit, HorizonValidation, ModelKind, SavedChurn};
+use super::{band_words, values, Fit, HorizonValidation, ModelKind, SavedChurn, MIN_TEST_LEAVERS, MIN_TEST_ROWS};
 use crate::analysis::{segmentation, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
 use crate::format::{human, Lang};
 
@@ -95,7 +95,7 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
                     (format!("{}{}", name.0, mark.0), format!("{}{}", name.1, mark.1)),
                     both(&opt(s.roc_auc)),
                     both(&opt(s.pr_auc)),
-                    both(&format!("{:.4}", s.brier)),
+                    both(&s.brier.map_or("-".to_string(), |b| format!("{b:.4}"))),
                     both(&format!("{:.1}%", s.precision_top10 * 100.0)),
                     both(&format!("{:.1}%", s.recall_top10 * 100.0)),
                     both(&format!("{:.2}", s.lift_top10)),
@@ -314,6 +314,19 @@ pub(super) fn section(v: &View) -> Section {
                 ),
             ));
             for val in &fit.validation {
+                if let Some((rows, left)) = val.too_few {
+                    lines.push((
+                        format!(
+                            "{} months: too few to judge: {rows} client-months and {left} leavers in the test months (at least {MIN_TEST_ROWS} and {MIN_TEST_LEAVERS} are needed); no quality figure is claimed.",
+                            val.months
+                        ),
+                        format!(
+                            "{} 个月：样本太少，无法评判：测试月只有 {rows} 个客户月、{left} 个流失（至少需要 {MIN_TEST_ROWS} 和 {MIN_TEST_LEAVERS}），不报告模型质量。",
+                            val.months
+                        ),
+                    ));
+                    continue;
+                }
                 if let Some(why) = &val.not_validated {
                     lines.push((
                         format!(
