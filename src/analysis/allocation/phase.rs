@@ -163,7 +163,10 @@ pub fn schedule(
     let mut left = moves;
     let mut path = Vec::new();
     let mut kept_loads = Vec::new();
-    let mut at: Vec<Option<usize>> = jobs.iter().map(|j| j.current).collect();
+    // Clients with an accountant who has left or may not keep them, kept up to date as
+    // they move (counting them each month would cost a pass over every client).
+    let counts_as_wrong = |i: usize, at: Option<usize>| at.is_some() && misplaced(i, at);
+    let mut wrong = (0..jobs.len()).filter(|&i| counts_as_wrong(i, jobs[i].current)).count();
     let mut cap_reached = None;
     let target = months_for_these;
     let mut m = 0usize;
@@ -212,7 +215,11 @@ pub fn schedule(
                     load[a] -= jobs[i].hours;
                 }
                 load[r] += jobs[i].hours;
-                at[i] = Some(r);
+                match (counts_as_wrong(i, jobs[i].current), counts_as_wrong(i, Some(r))) {
+                    (true, false) => wrong -= 1,
+                    (false, true) => wrong += 1,
+                    _ => {}
+                }
                 for a in ends.into_iter().flatten() {
                     used[a] += 1;
                     degree[a] = degree[a].saturating_sub(1);
@@ -243,9 +250,6 @@ pub fn schedule(
             .fold(0.0, f64::max);
         let over_cap = (0..n_staff)
             .filter(|&a| staff[a].active && load[a] > cap[a] + 1e-9)
-            .count();
-        let wrong = (0..jobs.len())
-            .filter(|&i| at[i].is_some() && misplaced(i, at[i]))
             .count();
         if cap_reached.is_none() && over_cap == 0 && wrong == 0 {
             cap_reached = Some(m as u32);
