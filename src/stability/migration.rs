@@ -339,3 +339,71 @@ pub fn compare_runs(a: &Path, b: &Path) -> Result<Migration, MigrationError> {
         &models,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(rows: &[(&str, &str)]) -> DataFrame {
+        DataFrame::new_infer_height(vec![
+            Column::new("client_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            Column::new("value_tier".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new(
+                "value_tier_en".into(),
+                rows.iter().map(|r| format!("{} tier", r.1)).collect::<Vec<_>>(),
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn features(model: &SegmentModel, ids: &[&str]) -> DataFrame {
+        let mut cols = vec![Column::new("client_id".into(), ids.to_vec())];
+        for (k, f) in model.features.iter().enumerate() {
+            cols.push(Column::new(
+                f.as_str().into(),
+                ids.iter()
+                    .enumerate()
+                    .map(|(i, _)| (i * 10 + k) as f64)
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        DataFrame::new_infer_height(cols).unwrap()
+    }
+
+    #[test]
+    fn movers_arrivals_and_departures_are_counted() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/model-v1/model-v1.json");
+        let model = crate::model::Model::load(&path).unwrap();
+        // a stays, b moves V1 -> V2, c departs, d arrives.
+        let prev = labels(&[("a", "V1"), ("b", "V1"), ("c", "V2")]);
+        let cur = labels(&[("a", "V1"), ("b", "V2"), ("d", "V3")]);
+        let m = compare(
+            &prev,
+            &features(&model.value, &["a", "b", "c"]),
+            &cur,
+            &features(&model.value, &["a", "b", "d"]),
+            &[&model.value],
+        )
+        .unwrap();
+        assert_eq!(m.count(ClientStatus::Moved), 1);
+        assert_eq!(m.count(ClientStatus::New), 1);
+        assert_eq!(m.count(ClientStatus::Departed), 1);
+        assert_eq!(m.count(ClientStatus::Unchanged), 0, "unchanged clients are not listed");
+        assert_eq!(m.rows.height(), 3);
+        let value = m.matrices.iter().find(|x| x.kind == "value").unwrap();
+        let total: usize = value.counts.iter().flatten().sum();
+        assert_eq!(total, 4, "a, b, c and d each once: {value:?}");
+        let at = |from: &str, to: &str| {
+            let (i, j) = (
+                value.from.iter().position(|f| f == from).unwrap(),
+                value.to.iter().position(|t| t == to).unwrap(),
+            );
+            value.counts[i][j]
+        };
+        assert_eq!(
+            (at("V1", "V1"), at("V1", "V2"), at("V2", DEPARTED), at(NEW, "V3")),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(labels_by_client(&cur, "value_tier")["b"], "V2");
+    }
+}
