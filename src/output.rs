@@ -311,3 +311,57 @@ pub fn rejects_beside(rejects: &DataFrame, path: &Path) -> Result<(), OutputErro
     persist::untrack_unfinished(&tmp);
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> DataFrame {
+        DataFrame::new_infer_height(vec![
+            Column::new("client_id".into(), ["C1", "C2", "C3"]),
+            Column::new("name".into(), ["=HYPERLINK(\"x\")", "北京,有限公司", "plain"]),
+            Column::new("monthly_fee".into(), [300.0, 1200.5, 99.0]),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_table_is_written_in_three_forms_and_its_cells_are_inert() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Written::new(dir.path());
+        export_into(&mut w, "pricing", &table(), Lang::En, 1000).unwrap();
+        assert_eq!(w.files, ["pricing.csv", "pricing.parquet", "pricing.xlsx"]);
+        assert!(w.skipped.is_empty());
+        let csv = std::fs::read(dir.path().join("pricing.csv")).unwrap();
+        assert!(csv.starts_with(b"\xEF\xBB\xBF"), "a BOM for Excel");
+        let text = String::from_utf8(csv).unwrap();
+        let line = text.lines().find(|l| l.starts_with("C1,")).unwrap();
+        assert!(
+            !line.contains(",=") && !line.contains(",\"="),
+            "a formula is not left to run: {line}"
+        );
+        assert!(text.contains("\"北京,有限公司\""), "{text}");
+        let back = ParquetReader::new(std::fs::File::open(dir.path().join("pricing.parquet")).unwrap())
+            .finish()
+            .unwrap();
+        assert_eq!(back.height(), 3);
+        assert_eq!(back.column("monthly_fee").unwrap().f64().unwrap().get(1), Some(1200.5));
+    }
+
+    #[test]
+    fn a_table_over_the_row_limit_skips_only_its_spreadsheet_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Written::new(dir.path());
+        export_into(&mut w, "pricing", &table(), Lang::Zh, 2).unwrap();
+        assert_eq!(w.files, ["pricing.csv", "pricing.parquet"]);
+        assert!(!dir.path().join("pricing.xlsx").exists());
+        assert!(
+            w.skipped[0].contains("3 rows is over output.xlsx_max_rows (2)"),
+            "{:?}",
+            w.skipped
+        );
+        w.bytes("note.txt", b"hello").unwrap();
+        assert_eq!(std::fs::read(w.path("note.txt")).unwrap(), b"hello");
+        assert_eq!(w.files.last().map(String::as_str), Some("note.txt"));
+    }
+}
