@@ -12,13 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-
-def transform(x, how):
-    if how == "log1p":
-        return np.log1p(np.maximum(x, 0.0))
-    if how == "signed_log1p":
-        return np.sign(x) * np.log1p(np.abs(x) / 1000.0)
-    return x
+from churn_sklearn import transform
 
 
 def main(x_path, y_path, model_path):

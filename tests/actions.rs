@@ -2,7 +2,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{Datelike, Months, NaiveDate, Weekday};
-use polars::prelude::*;
 
 use crate::util::*;
 
@@ -35,23 +34,10 @@ fn next_deadline(after: NaiveDate, general: bool) -> NaiveDate {
 }
 
 fn features(run: &Path) -> HashMap<String, (f64, f64)> {
-    let f = ParquetReader::new(std::fs::File::open(run.join("features.parquet")).unwrap())
-        .finish()
-        .unwrap();
-    let ids = strings(&f, "client_id");
-    let num = |c: &str| -> Vec<f64> {
-        f.column(c)
-            .unwrap()
-            .cast(&DataType::Float64)
-            .unwrap()
-            .f64()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect()
-    };
-    let (owed, late) = (num("open_receivables"), num("late_documents_3m"));
-    ids.into_iter()
+    let f = read_parquet(&run.join("features.parquet"));
+    let (owed, late) = (floats(&f, "open_receivables"), floats(&f, "late_documents_3m"));
+    strings(&f, "client_id")
+        .into_iter()
         .enumerate()
         .map(|(i, c)| (c, (owed[i], late[i])))
         .collect()

@@ -3,7 +3,7 @@ use std::path::Path;
 use clientseg::analysis::churn::metrics::roc_auc;
 use polars::prelude::*;
 
-use crate::util::{config, pipeline, read_csv, run, run_dir, strings};
+use crate::util::{config, floats, manifest, pipeline, read_csv, read_parquet, run, run_dir, strings};
 
 fn generate(dir: &Path, clients: usize, months: usize, seed: u64, extra: &[&str]) {
     let data = dir.join("data");
@@ -25,26 +25,6 @@ fn generate(dir: &Path, clients: usize, months: usize, seed: u64, extra: &[&str]
     ];
     args.extend_from_slice(extra);
     run(&args, dir, true);
-}
-
-fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
-}
-
-fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect()
 }
 
 /// Per horizon: ROC-AUC of the chosen model, of the planted hazard, and of the two naive
@@ -415,9 +395,7 @@ fn logistic_regression_matches_scikit_learn() {
         .iter()
         .map(|f| f.as_str().unwrap().to_string())
         .collect();
-    let snaps = ParquetReader::new(std::fs::File::open(run.join("churn_snapshots.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let snaps = read_parquet(&run.join("churn_snapshots.parquet"));
     let label: Vec<Option<bool>> = snaps.column("left_3m").unwrap().bool().unwrap().iter().collect();
     let keep: Vec<usize> = (0..snaps.height()).filter(|&i| label[i].is_some()).collect();
     let cols: Vec<Vec<f64>> = features

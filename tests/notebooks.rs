@@ -12,13 +12,16 @@ fn notebooks_run_against_a_demo_run() {
     run(&["demo", "--quiet"], dir, true);
     let run_folder = run_dir(&dir.join("runs"));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/execute.py");
-    let out = output_within(
-        std::process::Command::new(&python)
-            .arg(&script)
-            .arg(&run_folder)
-            .current_dir(dir),
-        std::time::Duration::from_secs(900),
-    );
+    let execute = || {
+        output_within(
+            std::process::Command::new(&python)
+                .arg(&script)
+                .arg(&run_folder)
+                .current_dir(dir),
+            std::time::Duration::from_secs(900),
+        )
+    };
+    let out = execute();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -34,13 +37,7 @@ fn notebooks_run_against_a_demo_run() {
     }
     // A file a notebook needs is missing: it fails saying which, instead of skipping.
     std::fs::remove_file(run_folder.join("churn_validation.parquet")).unwrap();
-    let out = output_within(
-        std::process::Command::new(&python)
-            .arg(&script)
-            .arg(&run_folder)
-            .current_dir(dir),
-        std::time::Duration::from_secs(900),
-    );
+    let out = execute();
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -179,3 +179,22 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
 pub fn manifest(run: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run.join("manifest.json")).expect("manifest.json")).expect("manifest is JSON")
 }
+
+pub fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display())))
+        .finish()
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A column as numbers, NaN where empty.
+pub fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .unwrap_or_else(|_| panic!("column {name}"))
+        .cast(&DataType::Float64)
+        .expect("numeric column")
+        .f64()
+        .expect("numeric column")
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect()
+}
