@@ -191,7 +191,8 @@ mod tests {
         let r = response(1.0);
         let (c, g, g_high) = best(100.0, &[110.0, 120.0, 130.0], 0.2, &r).unwrap();
         assert_eq!(c, 130.0);
-        assert!(g > 0.0 && (g - g_high).abs() < 1e-9 || g_high < g);
+        // The pessimistic case (1.5 times as often at +30%) expects less.
+        assert!(g > 0.0 && g_high < g, "{g} {g_high}");
     }
 
     #[test]
