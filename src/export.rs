@@ -7,6 +7,7 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::columns::Catalogue;
 use crate::format::Lang;
 
 use crate::segments::Segment;
@@ -80,81 +81,49 @@ pub fn crm_template(name: &str) -> Option<(Vec<(&'static str, &'static str)>, &'
 /// Each client's segment of one kind, in the feature table's row order.
 #[derive(Debug, Clone)]
 pub struct Assignment {
+    /// segments.csv's `kind`.
+    pub kind: String,
+    /// Its labels.csv columns: segment id, English name, Chinese name, distance.
+    pub columns: [String; 4],
     pub labels: Vec<usize>,
     pub distances: Vec<f64>,
     pub segments: Vec<Segment>,
 }
 
-/// The columns of `labels.csv`, in order (documented in docs/data-contract.md).
-pub fn label_columns(with_behaviour: bool) -> Vec<&'static str> {
-    let mut c = vec![
-        "client_id",
-        "value_tier",
-        "value_tier_en",
-        "value_tier_zh",
-        "value_distance",
-    ];
-    if with_behaviour {
-        c.extend([
-            "behaviour_segment",
-            "behaviour_segment_en",
-            "behaviour_segment_zh",
-            "behaviour_distance",
-        ]);
-    }
-    c.extend(crate::features::DIMENSIONS);
-    c
-}
-
-fn assignment_columns(prefix: &str, a: &Assignment) -> Vec<Column> {
-    let pick = |f: &dyn Fn(&Segment) -> String| -> Vec<String> {
-        a.labels
-            .iter()
-            .map(|&l| a.segments.get(l).map(f).unwrap_or_default())
-            .collect()
-    };
-    let (id, en, zh, dist) = match prefix {
-        "value" => ("value_tier", "value_tier_en", "value_tier_zh", "value_distance"),
-        _ => (
-            "behaviour_segment",
-            "behaviour_segment_en",
-            "behaviour_segment_zh",
-            "behaviour_distance",
-        ),
-    };
-    vec![
-        Column::new(id.into(), pick(&|s| s.id.clone())),
-        Column::new(en.into(), pick(&|s| s.name_en.clone())),
-        Column::new(zh.into(), pick(&|s| s.name_zh.clone())),
-        Column::new(
-            dist.into(),
-            a.distances
+impl Assignment {
+    /// Its four labels.csv columns.
+    pub fn label_columns(&self) -> Vec<Column> {
+        let pick = |f: &dyn Fn(&Segment) -> String| -> Vec<String> {
+            self.labels
                 .iter()
-                .map(|d| (d * 1e6).round() / 1e6)
-                .collect::<Vec<f64>>(),
-        ),
-    ]
+                .map(|&l| self.segments.get(l).map(f).unwrap_or_default())
+                .collect()
+        };
+        let [id, en, zh, dist] = &self.columns;
+        vec![
+            Column::new(id.into(), pick(&|s| s.id.clone())),
+            Column::new(en.into(), pick(&|s| s.name_en.clone())),
+            Column::new(zh.into(), pick(&|s| s.name_zh.clone())),
+            Column::new(
+                dist.into(),
+                self.distances
+                    .iter()
+                    .map(|d| (d * 1e6).round() / 1e6)
+                    .collect::<Vec<f64>>(),
+            ),
+        ]
+    }
 }
 
-/// The labels table: ids, segments, distances, then the archive's dimensions.
-pub fn labels_frame(
-    features: &DataFrame,
-    value: Option<&Assignment>,
-    behaviour: Option<&Assignment>,
-    extra: &[Column],
-) -> Result<DataFrame, ExportError> {
+/// The labels table: ids, the analyses' columns in their order, then the archive's
+/// dimensions.
+pub fn labels_frame(features: &DataFrame, columns: &[Column]) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
         table: "labels",
         source,
     };
     let mut cols = vec![features.column("client_id").map_err(p)?.clone()];
-    if let Some(v) = value {
-        cols.extend(assignment_columns("value", v));
-    }
-    if let Some(b) = behaviour {
-        cols.extend(assignment_columns("behaviour", b));
-    }
-    cols.extend(extra.iter().cloned());
+    cols.extend(columns.iter().cloned());
     for d in crate::features::DIMENSIONS {
         cols.push(features.column(d).map_err(p)?.clone());
     }
@@ -165,8 +134,7 @@ pub fn labels_frame(
 pub fn segments_frame(
     features: &DataFrame,
     feature_names: &[String],
-    value: Option<&Assignment>,
-    behaviour: Option<&Assignment>,
+    assignments: &[Assignment],
 ) -> Result<DataFrame, ExportError> {
     let p = |source| ExportError::Polars {
         table: "segments",
@@ -178,12 +146,8 @@ pub fn segments_frame(
         lit(0.0)
     };
     let mut parts = Vec::new();
-    let kinds: Vec<(&str, &Assignment)> = value
-        .map(|v| ("value", v))
-        .into_iter()
-        .chain(behaviour.map(|b| ("behaviour", b)))
-        .collect();
-    for (kind, a) in kinds {
+    for a in assignments {
+        let kind = a.kind.as_str();
         let ids: Vec<String> = a.labels.iter().map(|&l| a.segments[l].id.clone()).collect();
         let mut df = features.clone();
         df.with_column(Column::new("__segment".into(), ids)).map_err(p)?;
@@ -556,17 +520,13 @@ fn text_cell(b: &mut Vec<u8>, v: &str) {
     b.push(b'"');
 }
 
-/// Chinese column headers for the spreadsheets when lang = zh.
-pub fn zh_header(name: &str) -> Option<String> {
+/// Chinese column headers for the spreadsheets when lang = zh: as the run's analyses
+/// declared them, else the segments table's own, else the input's.
+pub fn zh_header(name: &str, words: &Catalogue) -> Option<String> {
+    if let Some(h) = words.header(name, Lang::Zh) {
+        return Some(h.to_string());
+    }
     let fixed = match name {
-        "value_tier" => "价值层级",
-        "value_tier_en" => "价值层级（英文）",
-        "value_tier_zh" => "价值层级名称",
-        "value_distance" => "价值层级距离",
-        "behaviour_segment" => "行为分群",
-        "behaviour_segment_en" => "行为分群（英文）",
-        "behaviour_segment_zh" => "行为分群名称",
-        "behaviour_distance" => "行为分群距离",
         "kind" => "类别",
         "segment" => "分群",
         "name_en" => "名称（英文）",
@@ -574,56 +534,6 @@ pub fn zh_header(name: &str) -> Option<String> {
         "clients" => "客户数",
         "client_share" => "客户占比",
         "revenue_share" => "收入占比",
-        "revenue_at_risk" => "风险收入",
-        "churn_band" => "流失风险等级",
-        "churn_drivers" => "主要风险因素",
-        "monthly_hours" => "月均工时",
-        "hours_source" => "工时来源",
-        "monthly_cost" => "月服务成本",
-        "margin" => "月毛利",
-        "margin_rate" => "毛利率",
-        "price_flag" => "定价判断",
-        "suggested_fee" => "建议月费",
-        "monthly_fee" => "月费",
-        "fee_per_hour" => "每工时收费",
-        "peer_fee_per_hour" => "同类客户每工时收费（中位数）",
-        "peers" => "同类客户数",
-        "fee_change" => "调价金额",
-        "reason" => "原因",
-        "proposed_accountant" => "建议会计",
-        "allocation_reason" => "分配原因",
-        "handover_month" => "交接月份",
-        "rise_from" => "调价幅度下限",
-        "rise_to" => "调价幅度上限",
-        "horizon_months" => "预测期（月）",
-        "snapshots" => "快照数",
-        "left" => "流失数",
-        "leave_rate" => "流失率",
-        "leave_rate_low" => "流失率 95% 下限",
-        "leave_rate_high" => "流失率 95% 上限",
-        "model_rise" => "模型测算涨幅",
-        "model_risk" => "模型流失风险",
-        "model_ratio" => "相对未调价的流失倍数",
-        "current" => "当前会计",
-        "proposed" => "建议会计",
-        "hours" => "月均工时",
-        "needs" => "需求代码",
-        "team" => "团队",
-        "grade" => "职级",
-        "capacity_hours" => "月产能（小时）",
-        "hours_before" => "调整前工时",
-        "utilisation_before" => "调整前饱和度",
-        "hours_after" => "调整后工时",
-        "utilisation_after" => "调整后饱和度",
-        "clients_before" => "调整前客户数",
-        "clients_after" => "调整后客户数",
-        "owner" => "负责人",
-        "action" => "行动类型代码",
-        "action_words" => "行动",
-        "due_date" => "截止日期",
-        "priority" => "优先级",
-        "figure" => "相关数值",
-        "actions_due" => "待办行动",
         _ => "",
     };
     if !fixed.is_empty() {
@@ -632,15 +542,6 @@ pub fn zh_header(name: &str) -> Option<String> {
     if let Some(zh) = crate::format::column_zh(name) {
         return Some(zh.to_string());
     }
-    if let Some(m) = name.strip_prefix("utilisation_month_") {
-        return Some(format!("第{m}月末饱和度"));
-    }
-    if let Some(t) = name.strip_prefix("clients_") {
-        return Some(format!("{t} 客户数"));
-    }
-    if let Some(h) = name.strip_prefix("churn_risk_").and_then(|h| h.strip_suffix('m')) {
-        return Some(format!("{h}个月流失风险"));
-    }
     name.strip_prefix("median_")
         .map(|f| format!("{}（中位数）", crate::features::display_name(f, Lang::Zh)))
 }
@@ -648,9 +549,16 @@ pub fn zh_header(name: &str) -> Option<String> {
 /// Excel's row limit; larger tables are written as CSV and Parquet only.
 pub const XLSX_MAX_ROWS: usize = 1_048_575;
 
-/// Writes a table as .xlsx: a frozen, filterable header row (Chinese headers with
-/// `zh`), numbers as numbers. Returns false when the table is too large for Excel.
-pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: usize) -> Result<bool, ExportError> {
+/// Writes a table as .xlsx: a frozen, filterable header row, numbers as numbers. With
+/// `zh`, headers and category values in Chinese (the declared words, else the input's).
+/// Returns false when the table is too large for Excel.
+pub fn write_xlsx(
+    df: &DataFrame,
+    path: &Path,
+    sheet: &str,
+    zh: Option<&Catalogue>,
+    max_rows: usize,
+) -> Result<bool, ExportError> {
     if df.height() > max_rows.min(XLSX_MAX_ROWS) {
         return Ok(false);
     }
@@ -683,10 +591,9 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
     for (j, column) in df.columns().iter().enumerate() {
         let j = j as u16;
         let name = column.name().to_string();
-        let header = if zh {
-            zh_header(&name).unwrap_or(name.clone())
-        } else {
-            name.clone()
+        let header = match zh {
+            Some(words) => zh_header(&name, words).unwrap_or(name.clone()),
+            None => name.clone(),
         };
         ws.write_string_with_format(0, j, &header, &bold).map_err(w)?;
         ws.set_column_width(j, (header.chars().count() as f64 * 1.8).clamp(10.0, 40.0))
@@ -706,8 +613,14 @@ pub fn write_xlsx(df: &DataFrame, path: &Path, sheet: &str, zh: bool, max_rows: 
                     if let Some(v) = v.get(i) {
                         // In Chinese, the archive's categories as a Chinese firm writes them.
                         let v = match zh {
-                            true => crate::format::category_zh(df.columns()[j].name(), v).unwrap_or(v),
-                            false => v,
+                            Some(words) => {
+                                let column = df.columns()[j].name().as_str();
+                                words
+                                    .word(column, v, Lang::Zh)
+                                    .or_else(|| crate::format::category_zh(column, v))
+                                    .unwrap_or(v)
+                            }
+                            None => v,
                         };
                         // Validation rejects longer input cells; this only guards Excel's
                         // per-cell limit against text we built ourselves.

@@ -256,24 +256,8 @@ pub fn table_zh(name: &str) -> Option<&'static str> {
         "activity" => "工作记录",
         "staff" => "员工名单",
         "contacts" => "联系记录",
-        "actions" => "行动清单",
-        "crm_tasks" => "CRM任务导入",
-        "pricing" => "定价建议",
-        "allocation" => "人员分配",
-        "workload" => "工作量",
         _ => return None,
     })
-}
-
-/// The Chinese name of an analysis, for the run summary.
-pub fn analysis_zh(id: &str) -> &str {
-    match id {
-        "churn" => "流失风险",
-        "pricing" => "定价",
-        "allocation" => "人员分配",
-        "actions" => "行动清单",
-        other => other,
-    }
 }
 
 /// A `table.column` input reference in Chinese: 收费记录「付款日期」.
@@ -303,27 +287,9 @@ pub fn category_zh(column: &str, value: &str) -> Option<&'static str> {
         ("scale", "large") => "大型",
         ("term", "long_term") => "长期",
         ("term", "short_term") => "短期",
-        ("churn_band", "high") => "高风险",
-        ("churn_band", "medium") => "中风险",
-        ("churn_band", "low") => "低风险",
-        ("churn_band", "left") => "已流失",
-        ("price_flag", "under_priced") => "定价偏低",
-        ("price_flag", "over_served") => "服务超量",
-        ("price_flag", "ok") => "定价合理",
-        ("hours_source", "logged") => "工时记录",
-        ("hours_source", "estimated") => "模型估算",
-        ("hours_source", "rule_of_thumb") => "经验值",
         ("grade", "junior") => "初级",
         ("grade", "senior") => "中级",
         ("grade", "lead") => "主管",
-        ("allocation_reason" | "reason", "kept") => "保持不变",
-        ("allocation_reason" | "reason", "unplaced") => "无法分配",
-        ("allocation_reason" | "reason", "no_accountant") => "会计不在名单中",
-        ("allocation_reason" | "reason", "accountant_inactive") => "会计已停用",
-        ("allocation_reason" | "reason", "skill") => "资质不符",
-        ("allocation_reason" | "reason", "seniority") => "需中高级会计",
-        ("allocation_reason" | "reason", "over_capacity") => "会计超负荷",
-        ("allocation_reason" | "reason", "balance") => "腾出工时或均衡工作量",
         _ => return None,
     })
 }

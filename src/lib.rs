@@ -21,6 +21,7 @@ pub mod bench;
 pub mod check;
 pub mod classify;
 pub mod cluster;
+pub mod columns;
 pub mod config;
 pub mod export;
 pub mod features;

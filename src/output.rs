@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::analysis::{segmentation, Outcome, SegmentKind, Segmentation};
+use crate::analysis::{Outcome, SegmentKind, Segmentation};
+use crate::columns::Catalogue;
 use crate::export::{self, Assignment, CrmSettings, ExportError};
 use crate::features::FeatureTable;
-use crate::format::Lang;
+use crate::format::{tr, Lang};
 use crate::persist::{self, PersistError};
 use crate::report::{self, ReportError};
 use crate::stability::migration::Migration;
@@ -63,26 +64,36 @@ impl Written {
 
 fn assignment(s: &Segmentation) -> Assignment {
     Assignment {
+        kind: s.kind.as_str().to_string(),
+        columns: s.kind.label_columns().map(String::from),
         labels: s.labels.to_vec(),
         distances: s.distances.to_vec(),
         segments: s.model.segments.clone(),
     }
 }
 
-/// labels.csv's table: the segmentations' columns, then every other analysis's.
+/// labels.csv's table: each analysis's columns in the analyses' order (a segmentation's
+/// first).
 pub fn labels_frame(table: &FeatureTable, outcomes: &[Outcome]) -> Result<DataFrame, ExportError> {
-    let value = segmentation(outcomes, SegmentKind::Value).map(assignment);
-    let behaviour = segmentation(outcomes, SegmentKind::Behaviour).map(assignment);
-    let extra: Vec<Column> = outcomes.iter().flat_map(|o| o.columns.iter().cloned()).collect();
-    export::labels_frame(&table.df, value.as_ref(), behaviour.as_ref(), &extra)
+    let mut columns: Vec<Column> = Vec::new();
+    for o in outcomes {
+        if let Some(s) = &o.segmentation {
+            columns.extend(assignment(s).label_columns());
+        }
+        columns.extend(o.columns.iter().cloned());
+    }
+    export::labels_frame(&table.df, &columns)
 }
 
 /// segments.csv's table.
 pub fn segments_frame(table: &FeatureTable, outcomes: &[Outcome]) -> Result<DataFrame, ExportError> {
     let names: Vec<String> = table.enabled.iter().map(|f| f.name.to_string()).collect();
-    let value = segmentation(outcomes, SegmentKind::Value).map(assignment);
-    let behaviour = segmentation(outcomes, SegmentKind::Behaviour).map(assignment);
-    export::segments_frame(&table.df, &names, value.as_ref(), behaviour.as_ref())
+    let assignments: Vec<Assignment> = outcomes
+        .iter()
+        .filter_map(|o| o.segmentation.as_ref())
+        .map(assignment)
+        .collect();
+    export::segments_frame(&table.df, &names, &assignments)
 }
 
 /// The files of [`labels`], in the order the manifest lists them.
@@ -95,14 +106,12 @@ pub fn labels(
     table: &FeatureTable,
     outcomes: &[Outcome],
     crm: &CrmSettings,
+    words: &Catalogue,
     lang: Lang,
     run_id: &str,
 ) -> Result<DataFrame, ExportError> {
     let labels = labels_frame(table, outcomes)?;
-    let extra: Vec<(String, String)> = outcomes
-        .iter()
-        .flat_map(|o| o.crm.iter().map(|c| (c.header.clone(), c.source.clone())))
-        .collect();
+    let extra = words.crm();
     // The three files side by side: one after the other they were the longest part of
     // the tables at 1M clients.
     let ((csv, parquet), crm_file) = rayon::join(
@@ -172,11 +181,12 @@ pub fn spreadsheets(
     w: &mut Written,
     labels: &DataFrame,
     segments: &DataFrame,
+    words: &Catalogue,
     lang: Lang,
     max_rows: usize,
 ) -> Result<(), ExportError> {
-    let zh = lang == Lang::Zh;
-    let sheet = if zh { "客户标签" } else { "labels" };
+    let zh = (lang == Lang::Zh).then_some(words);
+    let sheet = if zh.is_some() { "客户标签" } else { "labels" };
     if export::write_xlsx(labels, &w.path("labels.xlsx"), sheet, zh, max_rows)? {
         w.add("labels.xlsx");
     } else {
@@ -185,7 +195,7 @@ pub fn spreadsheets(
             labels.height(),
         ));
     }
-    let sheet = if zh { "分群概况" } else { "segments" };
+    let sheet = if zh.is_some() { "分群概况" } else { "segments" };
     export::write_xlsx(segments, &w.path("segments.xlsx"), sheet, zh, export::XLSX_MAX_ROWS)?;
     w.add("segments.xlsx");
     Ok(())
@@ -198,6 +208,7 @@ pub fn export_table(
     dir: &Path,
     name: &str,
     df: &DataFrame,
+    words: &Catalogue,
     lang: Lang,
     max_rows: usize,
 ) -> Result<(Vec<String>, Option<String>), ExportError> {
@@ -205,10 +216,10 @@ pub fn export_table(
     let mut files = vec![format!("{name}.csv"), format!("{name}.parquet")];
     export::write_csv(&mut t, &dir.join(&files[0]))?;
     export::write_parquet(&mut t, &dir.join(&files[1]))?;
-    let zh = lang == Lang::Zh;
-    let sheet = match (zh, crate::format::table_zh(name)) {
-        (true, Some(z)) => z.to_string(),
-        _ => name.to_string(),
+    let zh = (lang == Lang::Zh).then_some(words);
+    let sheet = match zh.and_then(|w| w.table(name, Lang::Zh)) {
+        Some(z) => z.to_string(),
+        None => name.to_string(),
     };
     if export::write_xlsx(df, &dir.join(format!("{name}.xlsx")), &sheet, zh, max_rows)? {
         files.push(format!("{name}.xlsx"));
@@ -229,10 +240,11 @@ pub fn export_into(
     w: &mut Written,
     name: &str,
     df: &DataFrame,
+    words: &Catalogue,
     lang: Lang,
     max_rows: usize,
 ) -> Result<(), ExportError> {
-    let (files, skipped) = export_table(w.dir(), name, df, lang, max_rows)?;
+    let (files, skipped) = export_table(w.dir(), name, df, words, lang, max_rows)?;
     for f in files {
         w.add(f);
     }
@@ -254,21 +266,15 @@ pub fn migration(w: &mut Written, m: Migration, lang: Lang) -> Result<(), Output
         source: e,
     })?;
     for matrix in &m.matrices {
-        // Risk bands are words (高风险), not codes like V1 or B2.
+        // Categories in words (高风险), segment ids (V1, B2) as they are.
         let words = |ids: &[String]| -> Vec<String> {
             ids.iter()
-                .map(|id| match crate::analysis::churn::band_words(id, lang) {
-                    "" => id.clone(),
-                    w => w.to_string(),
-                })
+                .map(|id| matrix.column.word(id, lang).unwrap_or(id).to_string())
                 .collect()
         };
-        let (from, to) = if matrix.kind == "churn" {
-            (words(&matrix.from), words(&matrix.to))
-        } else {
-            (matrix.from.clone(), matrix.to.clone())
-        };
-        let chart = report::write_transition_chart(&charts, lang, &matrix.kind, &from, &to, &matrix.counts)?;
+        let title = tr(lang, &matrix.title.0, &matrix.title.1);
+        let (from, to) = (words(&matrix.from), words(&matrix.to));
+        let chart = report::write_transition_chart(&charts, lang, &matrix.kind, &title, &from, &to, &matrix.counts)?;
         w.add(chart.png);
         w.add(chart.svg);
     }
@@ -329,7 +335,7 @@ mod tests {
     fn a_table_is_written_in_three_forms_and_its_cells_are_inert() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Written::new(dir.path());
-        export_into(&mut w, "pricing", &table(), Lang::En, 1000).unwrap();
+        export_into(&mut w, "pricing", &table(), &Catalogue::default(), Lang::En, 1000).unwrap();
         assert_eq!(w.files, ["pricing.csv", "pricing.parquet", "pricing.xlsx"]);
         assert!(w.skipped.is_empty());
         let csv = std::fs::read(dir.path().join("pricing.csv")).unwrap();
@@ -352,7 +358,7 @@ mod tests {
     fn a_table_over_the_row_limit_skips_only_its_spreadsheet_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Written::new(dir.path());
-        export_into(&mut w, "pricing", &table(), Lang::Zh, 2).unwrap();
+        export_into(&mut w, "pricing", &table(), &Catalogue::default(), Lang::Zh, 2).unwrap();
         assert_eq!(w.files, ["pricing.csv", "pricing.parquet"]);
         assert!(!dir.path().join("pricing.xlsx").exists());
         assert!(

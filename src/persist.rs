@@ -292,6 +292,8 @@ pub struct Manifest {
     pub disabled_features: Vec<DisabledFeature>,
     pub value: SegmentationSummary,
     pub behaviour: Option<SegmentationSummary>,
+    /// What the analyses declared about their columns (`push` and `diff` read it).
+    pub columns: crate::columns::Catalogue,
     /// Further analyses' own parts, by analysis id.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub analyses: BTreeMap<String, serde_json::Value>,

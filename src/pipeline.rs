@@ -111,6 +111,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         let o = a.fit(&ctx, &mut st)?;
         outcomes.push(o);
     }
+    let names: Vec<(&str, &str)> = analyses.iter().map(|a| a.name()).collect();
     let mut warnings = analysis::warnings(&outcomes, s.analyses.value.k);
     warnings.extend(snapshot_warning(table.snapshot, input.last_invoice));
 
@@ -140,7 +141,8 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         });
     }
     st.run("spreadsheets", |_| {
-        output::spreadsheets(&mut w, &labels_df, &segments_df, s.lang, s.output.xlsx_max_rows)
+        let words = analysis::catalogue(&outcomes);
+        output::spreadsheets(&mut w, &labels_df, &segments_df, &words, s.lang, s.output.xlsx_max_rows)
     })?;
     // Who moved since the previous run, when its tables are still there.
     let prev_dir = previous
@@ -191,9 +193,10 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let zh = (s.lang == Lang::Zh).then(|| report::text::ZhWords {
         headlines: outcomes
             .iter()
-            .filter_map(|o| match (&o.headline, &o.skipped) {
+            .zip(&names)
+            .filter_map(|(o, (_, name))| match (&o.headline, &o.skipped) {
                 (Some((_, zh)), _) => Some(zh.clone()),
-                (None, Some(why)) => Some(format!("{}：已跳过，{why}", crate::format::analysis_zh(o.id))),
+                (None, Some(why)) => Some(format!("{name}：已跳过，{why}")),
                 (None, None) => None,
             })
             .collect(),
@@ -238,7 +241,8 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let started = chrono::Local::now();
     let mut w = Written::new(run.path());
     st.run("tables", |_| -> Result<(), PipelineError> {
-        output::labels(w.dir(), table, &outcomes, &s.crm, s.lang, &run.run_id())?;
+        let words = analysis::catalogue(&outcomes);
+        output::labels(w.dir(), table, &outcomes, &s.crm, &words, s.lang, &run.run_id())?;
         output::LABEL_FILES.iter().for_each(|f| w.add(*f));
         output::rejects(w.dir(), &input.validated.rejects)?;
         w.add("rejects.csv");
@@ -455,6 +459,8 @@ fn tables(
 ) -> Result<(DataFrame, DataFrame, Option<f64>), PipelineError> {
     let dir = w.dir().to_path_buf();
     let table = &input.table;
+    let words = analysis::catalogue(outcomes);
+    let words = &words;
     let mut exported: Vec<(Vec<String>, Option<String>)> = Vec::new();
     let mut pages: Option<(Vec<String>, f64)> = None;
     let (segs, labels) = std::thread::scope(|scope| -> Result<(DataFrame, DataFrame), PipelineError> {
@@ -507,7 +513,7 @@ fn tables(
                         message: format!("could not start the thread that writes the pages: {e}"),
                     })
             });
-        let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, s.lang, run_id));
+        let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, words, s.lang, run_id));
         let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
         // The analyses' tables for people, side by side with the labels (at 1M clients
         // pricing.csv and allocation.csv took 5 s one after the other).
@@ -518,7 +524,7 @@ fn tables(
                 .flat_map(|o| o.exports.iter())
                 .collect::<Vec<_>>()
                 .par_iter()
-                .map(|(name, df)| output::export_table(&dir, name, df, s.lang, s.output.xlsx_max_rows))
+                .map(|(name, df)| output::export_table(&dir, name, df, words, s.lang, s.output.xlsx_max_rows))
                 .chain(
                     outcomes
                         .iter()
@@ -587,12 +593,14 @@ fn migrate(
         .filter_map(|o| o.segmentation.as_ref())
         .map(|s| &s.model)
         .collect();
+    let words = analysis::catalogue(outcomes);
     let m = migration::compare(
         &migration::read_parquet(&prev_dir.join("labels.parquet"))?,
         &migration::read_parquet(&prev_dir.join("features.parquet"))?,
         labels,
         &table.df,
         &models,
+        &words.tracked(),
     )?;
     (report.moved, report.new, report.departed) = (
         m.count(ClientStatus::Moved),
@@ -704,6 +712,7 @@ fn manifest(
         disabled_features: input.table.disabled.clone(),
         value: value.summary(),
         behaviour: segmentation(outcomes, SegmentKind::Behaviour).map(|b| b.summary()),
+        columns: analysis::catalogue(outcomes),
         analyses: outcomes
             .iter()
             .filter_map(|o| o.summary.clone().map(|v| (o.id.to_string(), v)))

@@ -9,6 +9,8 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::columns::{Catalogue, SqlType};
+
 #[derive(Debug, Error)]
 pub enum PushError {
     #[error("database URL must start with sqlite:// or postgres:// (got '{0}')")]
@@ -35,7 +37,9 @@ pub enum PushError {
     },
 }
 
-/// The schema this version writes. Each entry upgrades from the previous version.
+/// The schema's fixed history: each entry upgrades from the previous version, so that
+/// databases made by earlier versions reach the same tables. Columns added since are not
+/// listed here: each run adds the columns its analyses declare (see [`add_columns`]).
 const MIGRATIONS: &[&[&str]] = &[
     &[
         "CREATE TABLE client_segment (
@@ -111,41 +115,13 @@ const MIGRATIONS: &[&[&str]] = &[
 
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
-/// Label columns pushed, in table order after client_id.
-const LABELS: [&str; 14] = [
-    "value_tier",
-    "value_tier_en",
-    "value_tier_zh",
-    "behaviour_segment",
-    "behaviour_segment_en",
-    "behaviour_segment_zh",
-    "churn_risk_3m",
-    "churn_risk_6m",
-    "revenue_at_risk",
-    "churn_band",
-    "churn_drivers",
-    "price_flag",
-    "suggested_fee",
-    "proposed_accountant",
-];
-
-/// Pushed as numbers; every value travels as text and is cast by the database.
-const NUMERIC: [&str; 5] = [
-    "churn_risk_3m",
-    "churn_risk_6m",
-    "revenue_at_risk",
-    "suggested_fee",
-    "figure",
-];
-
-/// Columns a run may lack (no behaviour segments, no churn risk): pushed as nulls.
-fn optional_label(name: &str) -> bool {
-    name.starts_with("behaviour")
-        || name.starts_with("churn")
-        || matches!(
-            name,
-            "revenue_at_risk" | "price_flag" | "suggested_fee" | "proposed_accountant"
-        )
+/// A column name fit to write into SQL: letters, digits and underscores, not first a
+/// digit (names come from the run's manifest, which a person could have edited).
+fn sql_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
 }
 
 /// A run as pushed.
@@ -155,7 +131,9 @@ pub struct RunLabels {
     /// UTC, RFC 3339, seconds: compares as text.
     pub created_at: String,
     pub model_version: String,
-    /// client_id followed by the LABELS columns, as text, each in one chunk.
+    /// The pushed columns after client_id, as the run's analyses declared them.
+    columns: Vec<(String, SqlType)>,
+    /// client_id followed by `columns`, as text, each in one chunk.
     labels: Vec<StringChunked>,
     /// The action list (actions.parquet), ACTION_COLUMNS; None for a run without one.
     actions: Option<Vec<StringChunked>>,
@@ -186,14 +164,14 @@ fn text_column(df: &DataFrame, name: &str) -> PolarsResult<StringChunked> {
 }
 
 /// Columns of actions.parquet pushed to client_action, in this order.
-const ACTION_COLUMNS: [&str; 7] = [
-    "client_id",
-    "action",
-    "owner",
-    "due_date",
-    "priority",
-    "reason",
-    "figure",
+const ACTION_COLUMNS: [(&str, SqlType); 7] = [
+    ("client_id", SqlType::Text),
+    ("action", SqlType::Text),
+    ("owner", SqlType::Text),
+    ("due_date", SqlType::Text),
+    ("priority", SqlType::Integer),
+    ("reason", SqlType::Text),
+    ("figure", SqlType::Double),
 ];
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
@@ -219,6 +197,19 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         .and_then(|v| v.as_str())
         .unwrap_or("?");
     let model_version = format!("{model_run} (clientseg {version})");
+    let declared = Catalogue::of_run(dir).map_err(err)?;
+    let mut columns: Vec<(String, SqlType)> = Vec::new();
+    for c in declared.pushed() {
+        if !sql_name(&c.name) {
+            return Err(err(format!(
+                "manifest.json declares the pushed column '{}', which is not a plain SQL name (a-z, 0-9, _)",
+                c.name
+            )));
+        }
+        if let (Some(ty), false) = (c.push, columns.iter().any(|(n, _)| *n == c.name)) {
+            columns.push((c.name.clone(), ty));
+        }
+    }
 
     let file = std::fs::File::open(dir.join("labels.parquet")).map_err(|e| err(format!("labels.parquet: {e}")))?;
     let mut reader = ParquetReader::new(file);
@@ -230,7 +221,7 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         .collect();
     // Only the pushed columns: labels.parquet carries every feature too.
     let wanted: Vec<String> = std::iter::once("client_id")
-        .chain(LABELS)
+        .chain(columns.iter().map(|(n, _)| n.as_str()))
         .filter(|c| present.iter().any(|p| p == c))
         .map(String::from)
         .collect();
@@ -239,16 +230,15 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         .finish()
         .map_err(|e| err(format!("labels.parquet: {e}")))?;
     let column = |name: &str| -> Result<StringChunked, PushError> {
-        match df.column(name) {
-            Ok(_) => text_column(&df, name).map_err(|e| err(format!("labels.parquet, column {name}: {e}"))),
-            // A run without behaviour segments or churn risk pushes nulls there.
-            Err(_) if optional_label(name) => Ok(StringChunked::full_null(name.into(), df.height())),
-            Err(_) => Err(err(format!("labels.parquet has no column {name}"))),
-        }
+        text_column(&df, name).map_err(|e| err(format!("labels.parquet, column {name}: {e}")))
     };
     let mut labels = vec![column("client_id")?];
-    for c in LABELS {
-        labels.push(column(c)?);
+    for (c, _) in &columns {
+        // Declared but not made (an analysis skipped for this input): pushed as nulls.
+        labels.push(match df.column(c) {
+            Ok(_) => column(c)?,
+            Err(_) => StringChunked::full_null(c.as_str().into(), df.height()),
+        });
     }
     let actions = match std::fs::File::open(dir.join("actions.parquet")) {
         Ok(file) => {
@@ -256,7 +246,7 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
                 .finish()
                 .map_err(|e| err(format!("actions.parquet: {e}")))?;
             let mut cols = Vec::new();
-            for name in ACTION_COLUMNS {
+            for (name, _) in ACTION_COLUMNS {
                 cols.push(text_column(&a, name).map_err(|e| err(format!("actions.parquet, column {name}: {e}")))?);
             }
             Some(cols)
@@ -267,6 +257,7 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
         run_id,
         created_at,
         model_version,
+        columns,
         labels,
         actions,
     })
@@ -331,7 +322,7 @@ trait Tx {
     fn bulk(
         &mut self,
         table: &str,
-        columns: &[&str],
+        columns: &[(&str, SqlType)],
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String>;
     fn postgres(&self) -> bool;
@@ -359,7 +350,7 @@ impl Tx for SqliteTx<'_> {
     fn bulk(
         &mut self,
         table: &str,
-        columns: &[&str],
+        columns: &[(&str, SqlType)],
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String> {
         // One statement, prepared once: at 1M clients this is what makes the push fast
@@ -434,11 +425,12 @@ impl Tx for PgTx<'_> {
     fn bulk(
         &mut self,
         table: &str,
-        columns: &[&str],
+        columns: &[(&str, SqlType)],
         rows: &mut dyn Iterator<Item = Vec<Option<&str>>>,
     ) -> Result<(), String> {
         use std::io::Write;
-        let cols = columns.join(", ");
+        let cols: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let cols = cols.join(", ");
         let mut w = self
             .0
             .copy_in(&format!("COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"))
@@ -476,8 +468,33 @@ fn parse_target(url: &str) -> Result<Target, PushError> {
     Err(PushError::Scheme(redact(url)))
 }
 
-/// Brings the schema up to date; each step in its own transaction.
-fn migrate(tx: &mut dyn Tx, target: &str) -> Result<(), PushError> {
+/// Adds to `table` the declared columns it lacks (a new analysis's, or a further churn
+/// horizon): tables are upgraded in place, and their earlier rows keep nulls there.
+fn add_columns(tx: &mut dyn Tx, table: &str, columns: &[(String, SqlType)], target: &str) -> Result<(), PushError> {
+    let sql = |message| PushError::Sql {
+        target: target.to_string(),
+        doing: "adding the run's new columns",
+        message,
+    };
+    let exists = match tx.postgres() {
+        true => "SELECT CAST(COUNT(*) AS TEXT) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+        false => "SELECT CAST(COUNT(*) AS TEXT) FROM pragma_table_info($1) WHERE name = $2",
+    };
+    for (name, ty) in columns {
+        let n = tx
+            .query_text(exists, &[Some(table), Some(name)])
+            .map_err(sql)?
+            .flatten();
+        if n.as_deref() == Some("0") {
+            tx.exec(&format!("ALTER TABLE {table} ADD COLUMN {name} {}", ty.sql()), &[])
+                .map_err(sql)?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings the schema up to date: the fixed steps, then the run's declared columns.
+fn migrate(tx: &mut dyn Tx, target: &str, run: &RunLabels) -> Result<(), PushError> {
     let sql = |doing, message| PushError::Sql {
         target: target.to_string(),
         doing,
@@ -509,28 +526,29 @@ fn migrate(tx: &mut dyn Tx, target: &str) -> Result<(), PushError> {
         )
         .map_err(|m| sql("migrating the schema", m))?;
     }
+    for table in ["client_segment", "client_segment_history"] {
+        add_columns(tx, table, &run.columns, target)?;
+    }
     Ok(())
 }
 
-fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
-    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+fn insert_sql(table: &str, columns: &[(&str, SqlType)], rows: usize) -> String {
+    let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
     let mut n = 0;
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for (c, name) in columns.iter().enumerate() {
+        for (c, (_, ty)) in columns.iter().enumerate() {
             if c > 0 {
                 sql.push_str(", ");
             }
             n += 1;
-            if NUMERIC.contains(name) {
-                sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS DOUBLE PRECISION)"));
-            } else if *name == "priority" {
-                sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS INTEGER)"));
-            } else {
-                sql.push_str(&format!("${n}"));
+            match ty {
+                SqlType::Text => sql.push_str(&format!("${n}")),
+                ty => sql.push_str(&format!("CAST(CAST(${n} AS TEXT) AS {})", ty.sql())),
             }
         }
         sql.push(')');
@@ -583,12 +601,13 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
         "DELETE FROM client_segment"
     };
     tx.exec(empty, &[]).map_err(|m| sql("replacing client_segment", m))?;
-    let mut current_cols = vec!["client_id"];
-    current_cols.extend(LABELS);
-    current_cols.extend(["run_id", "model_version", "pushed_at"]);
+    let text = |c| (c, SqlType::Text);
+    let mut current_cols = vec![text("client_id")];
+    current_cols.extend(run.columns.iter().map(|(c, ty)| (c.as_str(), *ty)));
+    current_cols.extend(["run_id", "model_version", "pushed_at"].map(text));
     let mut history_cols = current_cols.clone();
-    history_cols.retain(|c| *c != "run_id");
-    history_cols.insert(0, "run_id");
+    history_cols.retain(|(c, _)| *c != "run_id");
+    history_cols.insert(0, text("run_id"));
     let meta = [Some(run.run_id.as_str()), Some(run.model_version.as_str()), Some(now)];
     let mut current = rows_of(&run.labels).map(|mut v| {
         v.extend(meta);
@@ -638,8 +657,8 @@ fn push_actions(
     };
     // The table is rebuilt from the run's list and the rows before it, not updated in
     // place: a million upserts took 7-13 s in PostgreSQL and left as many dead rows.
-    let mut cols: Vec<&str> = ACTION_COLUMNS.to_vec();
-    cols.extend(["status", "opened_run", "updated_run"]);
+    let mut cols: Vec<(&str, SqlType)> = ACTION_COLUMNS.to_vec();
+    cols.extend(["status", "opened_run", "updated_run"].map(|c| (c, SqlType::Text)));
     let all = "client_id, action, owner, due_date, priority, reason, figure, status, opened_run, updated_run, closed_run, closed_at";
     for t in ["clientseg_new_action", "clientseg_merged_action"] {
         tx.exec(
@@ -717,7 +736,7 @@ pub fn push(run_dir: &Path, url: &str, force: bool) -> Result<(Outcome, String),
                     conn.transaction()
                         .map_err(|e| sql("starting a transaction", e.to_string()))?,
                 );
-                migrate(&mut tx, &shown)?;
+                migrate(&mut tx, &shown, &run)?;
                 tx.0.commit().map_err(|e| sql("migrating the schema", e.to_string()))?;
             }
             let mut tx = SqliteTx(
@@ -752,7 +771,7 @@ pub fn push(run_dir: &Path, url: &str, force: bool) -> Result<(Outcome, String),
                         .transaction()
                         .map_err(|e| sql("starting a transaction", clean(pg_message(&e))))?,
                 );
-                migrate(&mut tx, &shown)?;
+                migrate(&mut tx, &shown, &run)?;
                 tx.0.commit()
                     .map_err(|e| sql("migrating the schema", clean(pg_message(&e))))?;
             }
@@ -814,7 +833,7 @@ mod tests {
     #[test]
     fn insert_placeholders_count_up() {
         assert_eq!(
-            insert_sql("t", &["a", "b"], 2),
+            insert_sql("t", &[("a", SqlType::Text), ("b", SqlType::Text)], 2),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
         );
     }

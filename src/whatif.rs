@@ -234,8 +234,12 @@ pub fn replan(
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let dir = RunDir::create(run, &format!("whatif-{stamp}"))?;
     let mut out = Written::new(dir.path());
-    output::export_into(&mut out, "allocation", &table, lang, xlsx_max_rows)?;
-    output::export_into(&mut out, "workload", &workload, lang, xlsx_max_rows)?;
+    let mut words = crate::columns::Catalogue::default();
+    words.extend(&crate::analysis::SegmentKind::Value.declared(), &[]);
+    let own = allocation::words(&phases, &tiers);
+    words.extend(&own.columns, &own.tables);
+    output::export_into(&mut out, "allocation", &table, &words, lang, xlsx_max_rows)?;
+    output::export_into(&mut out, "workload", &workload, &words, lang, xlsx_max_rows)?;
     let chart = allocation::utilisation_chart(&staff, &before, &after, p.max_utilisation, "allocation_utilisation");
     report::write_line_chart(&out.path("charts"), lang, &chart)?;
     let peak = |l: &[f64]| allocation::peak(&staff, l);

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use clientseg::analysis::{self, Analysis, AnalysisError, Context, CrmColumn, Outcome, Section};
+use clientseg::analysis::{self, Analysis, AnalysisError, Context, Outcome, Section};
+use clientseg::columns::{OutputColumn, SqlType};
 use clientseg::config::{RawConfig, Settings};
 use clientseg::pipeline::{self, RunOptions};
 use clientseg::progress::Stages;
@@ -53,10 +54,15 @@ impl Analysis for ScaleTiers {
             .collect();
         Ok(Outcome {
             columns: vec![Column::new("scale_tier".into(), tiers)],
-            crm: vec![CrmColumn {
-                header: "scale tier".into(),
-                source: "scale_tier".into(),
-            }],
+            declared: vec![OutputColumn::category(
+                "scale_tier",
+                "scale tier",
+                "规模层级",
+                &[("S1", "large", "大型"), ("S4", "micro", "微型")],
+            )
+            .crm("scale tier")
+            .push(SqlType::Text)
+            .tracked("scale", "Scale tier transitions", "规模层级变化")],
             section: Some(Section {
                 id: "scale-tiers".into(),
                 title: ("Scale tiers".into(), "规模分层".into()),

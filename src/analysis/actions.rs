@@ -16,6 +16,7 @@ use super::{
     cells, chunk, earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section,
     SectionTable, TextView,
 };
+use crate::columns::{OutputColumn, TableName};
 use crate::format::{date_into, int0_into, money_into, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
@@ -302,6 +303,10 @@ fn last_contacts(ctx: &Context, ids: TextView, n: usize) -> Option<Vec<Option<Na
 impl Analysis for Actions {
     fn id(&self) -> &'static str {
         "actions"
+    }
+
+    fn name(&self) -> (&'static str, &'static str) {
+        ("action list", "行动清单")
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
@@ -665,6 +670,19 @@ fn outcome(
     book: Book,
 ) -> Outcome {
     let mut out = Outcome::empty("actions");
+    out.declared = declared();
+    out.table_names = vec![
+        TableName {
+            name: "actions".into(),
+            en: "actions".into(),
+            zh: "行动清单".into(),
+        },
+        TableName {
+            name: "crm_tasks".into(),
+            en: "CRM tasks".into(),
+            zh: "CRM任务导入".into(),
+        },
+    ];
     let t = ctx.table;
     let n = t.df.height();
     let zh = ctx.lang == Lang::Zh;
@@ -956,6 +974,19 @@ fn outcome(
         out.exports.push(("actions".into(), df));
     }
     out
+}
+
+/// The columns the action list adds to labels.csv and actions.csv, with their words.
+fn declared() -> Vec<OutputColumn> {
+    vec![
+        OutputColumn::text("actions_due", "actions due", "待办行动"),
+        OutputColumn::text("owner", "owner", "负责人"),
+        OutputColumn::text("action", "action (code)", "行动类型代码"),
+        OutputColumn::text("action_words", "action", "行动"),
+        OutputColumn::text("due_date", "due date", "截止日期"),
+        OutputColumn::number("priority", "priority", "优先级"),
+        OutputColumn::number("figure", "figure", "相关数值"),
+    ]
 }
 
 #[cfg(test)]

@@ -44,6 +44,10 @@ impl Analysis for BehaviourSegments {
         "behaviour"
     }
 
+    fn name(&self) -> (&'static str, &'static str) {
+        ("behaviour segments", "行为分群")
+    }
+
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
         let mut names = usable(&self.params.features, ctx.table);
         if names.is_empty() {

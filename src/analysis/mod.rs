@@ -30,6 +30,7 @@ pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSu
 pub use value::{ValueParams, ValueTiers};
 
 use crate::classify::ClassifyError;
+use crate::columns::{Catalogue, OutputColumn, TableName};
 use crate::cluster::{ClusterError, KMeansSettings};
 use crate::features::FeatureTable;
 use crate::format::Lang;
@@ -152,14 +153,6 @@ pub fn earlier_export<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a pola
         .map(|(_, df)| df)
 }
 
-/// A column an analysis adds to crm_import.csv: its header, and the labels column it
-/// is filled from.
-#[derive(Debug, Clone)]
-pub struct CrmColumn {
-    pub header: String,
-    pub source: String,
-}
-
 /// An analysis's section of the report, in both languages.
 #[derive(Debug, Clone)]
 pub struct Section {
@@ -213,8 +206,11 @@ pub struct Outcome {
     /// Columns of labels.csv, one value per client in feature-table order (besides the
     /// segmentation's own).
     pub columns: Vec<Column>,
-    /// Columns of crm_import.csv (besides the template's).
-    pub crm: Vec<CrmColumn>,
+    /// What it declares about the columns it adds (to labels and to its tables): words,
+    /// the CRM import, the push, migration.
+    pub declared: Vec<OutputColumn>,
+    /// The names of its tables for people (sheet names).
+    pub table_names: Vec<TableName>,
     pub section: Option<Section>,
     /// One line for the run summary, (English, Chinese).
     pub headline: Option<(String, String)>,
@@ -241,7 +237,8 @@ impl Outcome {
             segmentation: None,
             skipped: None,
             columns: Vec::new(),
-            crm: Vec::new(),
+            declared: Vec::new(),
+            table_names: Vec::new(),
             section: None,
             headline: None,
             summary: None,
@@ -258,6 +255,11 @@ pub trait Analysis: Send + Sync {
     /// Its id in the manifest and the model file ("value", "behaviour").
     fn id(&self) -> &'static str;
 
+    /// Its name for people, (English, Chinese): the run summary says which was skipped.
+    fn name(&self) -> (&'static str, &'static str) {
+        (self.id(), self.id())
+    }
+
     /// Fits on the feature table and labels every client.
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError>;
 
@@ -273,6 +275,18 @@ pub trait Analysis: Send + Sync {
         let _ = (model, model_path);
         self.fit(ctx, stages)
     }
+}
+
+/// What the outcomes declared, in their order (a segmentation's own columns first).
+pub fn catalogue(outcomes: &[Outcome]) -> Catalogue {
+    let mut c = Catalogue::default();
+    for o in outcomes {
+        if let Some(s) = &o.segmentation {
+            c.extend(&s.kind.declared(), &[]);
+        }
+        c.extend(&o.declared, &o.table_names);
+    }
+    c
 }
 
 /// The segmentation of a kind among the outcomes.

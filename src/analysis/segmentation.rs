@@ -5,6 +5,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::Serialize;
 
 use super::AnalysisError;
+use crate::columns::{OutputColumn, SqlType};
 use crate::classify::TreeModel;
 use crate::cluster::{Clustering, KScore};
 use crate::features::FeatureTable;
@@ -31,10 +32,56 @@ impl SegmentKind {
 
     /// The labels.csv column holding the segment id.
     pub fn id_column(self) -> &'static str {
+        self.label_columns()[0]
+    }
+
+    /// Its name in segments.csv's `kind`, the manifest and the model file.
+    pub fn as_str(self) -> &'static str {
         match self {
-            SegmentKind::Value => "value_tier",
-            SegmentKind::Behaviour => "behaviour_segment",
+            SegmentKind::Value => "value",
+            SegmentKind::Behaviour => "behaviour",
         }
+    }
+
+    /// Its labels.csv columns: segment id, English name, Chinese name, distance.
+    pub fn label_columns(self) -> [&'static str; 4] {
+        match self {
+            SegmentKind::Value => ["value_tier", "value_tier_en", "value_tier_zh", "value_distance"],
+            SegmentKind::Behaviour => [
+                "behaviour_segment",
+                "behaviour_segment_en",
+                "behaviour_segment_zh",
+                "behaviour_distance",
+            ],
+        }
+    }
+
+    /// Its labels.csv columns as declared: words, push, migration.
+    pub fn declared(self) -> Vec<OutputColumn> {
+        let [id, en, zh, distance] = self.label_columns();
+        let (what, what_zh, title, title_zh) = match self {
+            SegmentKind::Value => (
+                "value tier",
+                "价值层级",
+                "Value tier transitions since the previous run",
+                "与上次相比的价值层级迁移",
+            ),
+            SegmentKind::Behaviour => (
+                "behaviour segment",
+                "行为分群",
+                "Behaviour segment transitions since the previous run",
+                "与上次相比的行为分群迁移",
+            ),
+        };
+        vec![
+            OutputColumn::text(id, what, what_zh)
+                .push(SqlType::Text)
+                .tracked(self.as_str(), title, title_zh)
+                .moves(en),
+            OutputColumn::text(en, &format!("{what} (English)"), &format!("{what_zh}（英文）")).push(SqlType::Text),
+            OutputColumn::text(zh, &format!("{what} name"), &format!("{what_zh}名称")).push(SqlType::Text),
+            OutputColumn::number(distance, &format!("{what} distance"), &format!("{what_zh}距离")),
+        ]
     }
 }
 

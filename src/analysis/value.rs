@@ -40,6 +40,10 @@ impl Analysis for ValueTiers {
         "value"
     }
 
+    fn name(&self) -> (&'static str, &'static str) {
+        ("value tiers", "价值层级")
+    }
+
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
         let table = ctx.table;
         let names = usable(&self.params.features, table);

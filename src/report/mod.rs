@@ -616,36 +616,21 @@ pub fn write_line_chart(dir: &Path, lang: Lang, c: &crate::analysis::LineChart) 
     })
 }
 
+/// A transition matrix as a chart; `title` is in `lang` already.
 pub fn write_transition_chart(
     dir: &Path,
     lang: Lang,
     kind: &str,
+    title: &str,
     from: &[String],
     to: &[String],
     counts: &[Vec<usize>],
 ) -> Result<ChartFile, ReportError> {
     register_font()?;
-    let title = match kind {
-        "value" => tr(
-            lang,
-            "Value tier transitions since the previous run",
-            "与上次相比的价值层级迁移",
-        ),
-        "churn" => tr(
-            lang,
-            "Churn risk band transitions since the previous run",
-            "与上次相比的流失风险等级变化",
-        ),
-        _ => tr(
-            lang,
-            "Behaviour segment transitions since the previous run",
-            "与上次相比的行为分群迁移",
-        ),
-    };
     let size = (260 + 130 * to.len() as u32, 160 + 60 * from.len() as u32);
-    save(dir, &format!("transitions_{kind}"), &title, size, |t| {
+    save(dir, &format!("transitions_{kind}"), title, size, |t| {
         t.with(&mut |a| {
-            title_bar(a, &title)?;
+            title_bar(a, title)?;
             let (x0, y0) = (220, 110);
             a.text(
                 &tr(lang, "previous → current", "上次 → 本次"),
@@ -741,8 +726,21 @@ mod tests {
                         .map(String::from),
                 );
             }
-            let t =
-                write_transition_chart(dir.path(), lang, "value", &["V1".into()], &["V2".into()], &[vec![1]]).unwrap();
+            let title = tr(
+                lang,
+                "Value tier transitions since the previous run",
+                "与上次相比的价值层级迁移",
+            );
+            let t = write_transition_chart(
+                dir.path(),
+                lang,
+                "value",
+                &title,
+                &["V1".into()],
+                &["V2".into()],
+                &[vec![1]],
+            )
+            .unwrap();
             texts.push(t.title);
         }
         for k in 2..=10 {

@@ -10,6 +10,7 @@ use std::path::Path;
 use polars::prelude::*;
 use thiserror::Error;
 
+use crate::columns::{Catalogue, OutputColumn, Tracked};
 use crate::format::human;
 use crate::model::SegmentModel;
 
@@ -24,8 +25,12 @@ pub enum MigrationError {
 /// Counts of clients from each previous segment to each current one.
 #[derive(Debug, Clone)]
 pub struct Matrix {
-    /// "value" or "behaviour".
+    /// transitions.csv's kind ("value", "churn").
     pub kind: String,
+    /// The column counted, as declared (its category words name the rows).
+    pub column: OutputColumn,
+    /// The chart's title, (English, Chinese).
+    pub title: (String, String),
     pub from: Vec<String>,
     pub to: Vec<String>,
     pub counts: Vec<Vec<usize>>,
@@ -130,44 +135,43 @@ fn feature_map(df: &DataFrame, names: &[String]) -> HashMap<String, Vec<f64>> {
 }
 
 /// Compares previous and current labels (labels tables) with their feature tables.
-/// `models` give the features to compare and how to scale their changes.
+/// `models` give the features to compare and how to scale their changes; `tracked` the
+/// columns whose changes are counted, as the analyses declared them.
 pub fn compare(
     prev_labels: &DataFrame,
     prev_features: &DataFrame,
     cur_labels: &DataFrame,
     cur_features: &DataFrame,
     models: &[&SegmentModel],
+    tracked: &[(&OutputColumn, &Tracked)],
 ) -> Result<Migration, MigrationError> {
-    let key = |df: &DataFrame, prefix: &str| -> PolarsResult<LazyFrame> {
-        let has_b = df.column("behaviour_segment").is_ok();
-        let b = if has_b {
-            col("behaviour_segment")
-        } else {
-            lit(NULL).cast(DataType::String)
-        };
-        let b_en = if has_b {
-            col("behaviour_segment_en")
-        } else {
-            lit(NULL).cast(DataType::String)
-        };
-        let band = if df.column("churn_band").is_ok() {
-            col("churn_band")
-        } else {
-            lit(NULL).cast(DataType::String)
-        };
-        Ok(df.clone().lazy().select([
-            col("client_id"),
-            col("value_tier").alias(format!("{prefix}value_tier")),
-            col("value_tier_en").alias(format!("{prefix}value_tier_en")),
-            b.alias(format!("{prefix}behaviour_segment")),
-            b_en.alias(format!("{prefix}behaviour_segment_en")),
-            band.alias(format!("{prefix}churn_band")),
-            lit(true).alias(format!("{prefix}present")),
-        ]))
+    // A column the run lacks (an analysis that was skipped) compares as empty.
+    let maybe = |df: &DataFrame, name: &str| -> Expr {
+        match df.column(name) {
+            Ok(_) => col(name).cast(DataType::String),
+            Err(_) => lit(NULL).cast(DataType::String),
+        }
     };
-    let joined = key(prev_labels, "previous_")?
+    let key = |df: &DataFrame, prefix: &str| -> LazyFrame {
+        let mut select = vec![col("client_id")];
+        for (c, t) in tracked {
+            select.push(maybe(df, &c.name).alias(format!("{prefix}{}", c.name)));
+            if let Some(n) = &t.names {
+                select.push(maybe(df, n).alias(format!("{prefix}{n}")));
+            }
+        }
+        select.push(lit(true).alias(format!("{prefix}present")));
+        df.clone().lazy().select(select)
+    };
+    let moved = tracked
+        .iter()
+        .filter(|(_, t)| t.moves)
+        .map(|(c, _)| col(format!("previous_{}", c.name)).neq_missing(col(c.name.as_str())))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    let joined = key(prev_labels, "previous_")
         .join(
-            key(cur_labels, "")?,
+            key(cur_labels, ""),
             [col("client_id")],
             [col("client_id")],
             JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
@@ -177,11 +181,7 @@ pub fn compare(
                 .then(lit(ClientStatus::New.as_str()))
                 .when(col("present").is_null())
                 .then(lit(ClientStatus::Departed.as_str()))
-                .when(
-                    col("previous_value_tier")
-                        .neq_missing(col("value_tier"))
-                        .or(col("previous_behaviour_segment").neq_missing(col("behaviour_segment"))),
-                )
+                .when(moved)
                 .then(lit(ClientStatus::Moved.as_str()))
                 .otherwise(lit(ClientStatus::Unchanged.as_str()))
                 .alias("status"),
@@ -191,27 +191,25 @@ pub fn compare(
 
     let mut transitions = Vec::new();
     let mut matrices = Vec::new();
-    for kind in ["value", "behaviour", "churn"] {
-        let (p, c) = match kind {
-            "value" => ("previous_value_tier", "value_tier"),
-            "behaviour" => ("previous_behaviour_segment", "behaviour_segment"),
-            _ => ("previous_churn_band", "churn_band"),
-        };
+    for (column, t) in tracked {
+        let kind = t.kind.as_str();
+        let c = column.name.as_str();
+        let p = format!("previous_{c}");
         if text_col(&joined, c)
             .iter()
-            .chain(text_col(&joined, p).iter())
+            .chain(text_col(&joined, &p).iter())
             .all(Option::is_none)
         {
             continue;
         }
-        let t = joined
+        let t_df = joined
             .clone()
             .lazy()
             .select([
                 lit(kind).alias("kind"),
                 when(col("previous_present").is_null())
                     .then(lit(NEW))
-                    .otherwise(col(p))
+                    .otherwise(col(p.as_str()))
                     .alias("from"),
                 when(col("present").is_null())
                     .then(lit(DEPARTED))
@@ -227,31 +225,8 @@ pub fn compare(
             )
             .sort(["from", "to"], Default::default())
             .collect()?;
-        let from = text_col(&t, "from");
-        let to = text_col(&t, "to");
-        let n: Vec<i64> = t.column("clients")?.i64()?.iter().map(|v| v.unwrap_or(0)).collect();
-        let mut froms: Vec<String> = from.iter().flatten().cloned().collect();
-        froms.sort();
-        froms.dedup();
-        let mut tos: Vec<String> = to.iter().flatten().cloned().collect();
-        tos.sort();
-        tos.dedup();
-        let mut counts = vec![vec![0; tos.len()]; froms.len()];
-        for i in 0..t.height() {
-            if let (Some(f), Some(g)) = (&from[i], &to[i]) {
-                let (a, b) = (froms.iter().position(|x| x == f), tos.iter().position(|x| x == g));
-                if let (Some(a), Some(b)) = (a, b) {
-                    counts[a][b] = n[i] as usize;
-                }
-            }
-        }
-        matrices.push(Matrix {
-            kind: kind.into(),
-            from: froms,
-            to: tos,
-            counts,
-        });
-        transitions.push(t.lazy());
+        matrices.push(matrix(&t_df, column, t)?);
+        transitions.push(t_df.lazy());
     }
     let transitions = if transitions.is_empty() {
         DataFrame::empty()
@@ -294,23 +269,21 @@ pub fn compare(
             column.push(deltas.get(slot).map(|d| d.1.clone()));
         }
     }
-    let mut rows = changed
-        .lazy()
-        .select([
-            col("client_id"),
-            col("status"),
-            col("previous_value_tier"),
-            col("value_tier"),
-            col("previous_behaviour_segment"),
-            col("behaviour_segment"),
-            col("previous_value_tier_en"),
-            col("value_tier_en"),
-            col("previous_behaviour_segment_en"),
-            col("behaviour_segment_en"),
-            col("previous_churn_band"),
-            col("churn_band"),
-        ])
-        .collect()?;
+    // Segments first, then their names, then the other tracked columns.
+    let mut select = vec![col("client_id"), col("status")];
+    let pair = |name: &str| [col(format!("previous_{name}")), col(name)];
+    for (c, _) in tracked.iter().filter(|(_, t)| t.moves) {
+        select.extend(pair(&c.name));
+    }
+    for (_, t) in tracked.iter().filter(|(_, t)| t.moves) {
+        if let Some(n) = &t.names {
+            select.extend(pair(n));
+        }
+    }
+    for (c, _) in tracked.iter().filter(|(_, t)| !t.moves) {
+        select.extend(pair(&c.name));
+    }
+    let mut rows = changed.lazy().select(select).collect()?;
     for (i, column) in top.into_iter().enumerate() {
         rows.with_column(Column::new(format!("change_{}", i + 1).into(), column))?;
     }
@@ -318,6 +291,36 @@ pub fn compare(
         rows,
         transitions,
         matrices,
+    })
+}
+
+/// The transition counts of one tracked column as a from × to matrix.
+fn matrix(t: &DataFrame, column: &OutputColumn, tracked: &Tracked) -> Result<Matrix, MigrationError> {
+    let from = text_col(t, "from");
+    let to = text_col(t, "to");
+    let n: Vec<i64> = t.column("clients")?.i64()?.iter().map(|v| v.unwrap_or(0)).collect();
+    let mut froms: Vec<String> = from.iter().flatten().cloned().collect();
+    froms.sort();
+    froms.dedup();
+    let mut tos: Vec<String> = to.iter().flatten().cloned().collect();
+    tos.sort();
+    tos.dedup();
+    let mut counts = vec![vec![0; tos.len()]; froms.len()];
+    for ((f, g), n) in from.iter().zip(&to).zip(&n) {
+        if let (Some(f), Some(g)) = (f, g) {
+            let (a, b) = (froms.iter().position(|x| x == f), tos.iter().position(|x| x == g));
+            if let (Some(a), Some(b)) = (a, b) {
+                counts[a][b] = *n as usize;
+            }
+        }
+    }
+    Ok(Matrix {
+        kind: tracked.kind.clone(),
+        column: column.clone(),
+        title: (tracked.en.clone(), tracked.zh.clone()),
+        from: froms,
+        to: tos,
+        counts,
     })
 }
 
@@ -331,12 +334,17 @@ pub fn compare_runs(a: &Path, b: &Path) -> Result<Migration, MigrationError> {
     if let Some(bm) = &model.behaviour {
         models.push(bm);
     }
+    let words = Catalogue::of_run(b).map_err(|message| MigrationError::Read {
+        file: b.join("manifest.json").display().to_string(),
+        message,
+    })?;
     compare(
         &read_parquet(&a.join("labels.parquet"))?,
         &read_parquet(&a.join("features.parquet"))?,
         &read_parquet(&b.join("labels.parquet"))?,
         &read_parquet(&b.join("features.parquet"))?,
         &models,
+        &words.tracked(),
     )
 }
 
@@ -377,12 +385,17 @@ mod tests {
         // a stays, b moves V1 -> V2, c departs, d arrives.
         let prev = labels(&[("a", "V1"), ("b", "V1"), ("c", "V2")]);
         let cur = labels(&[("a", "V1"), ("b", "V2"), ("d", "V3")]);
+        let v = OutputColumn::text("value_tier", "value tier", "价值层级")
+            .tracked("value", "Value tiers", "价值层级")
+            .moves("value_tier_en");
+        let tracked = [(&v, v.tracked.as_ref().unwrap())];
         let m = compare(
             &prev,
             &features(&model.value, &["a", "b", "c"]),
             &cur,
             &features(&model.value, &["a", "b", "d"]),
             &[&model.value],
+            &tracked,
         )
         .unwrap();
         assert_eq!(m.count(ClientStatus::Moved), 1);

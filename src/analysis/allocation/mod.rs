@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use super::pricing::{f64_column, text_column, tier_ids};
 use super::{
-    earlier_column, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome, Section, SectionTable,
+    earlier_column, Analysis, AnalysisError, ChartSeries, Context, LineChart, Outcome, Section, SectionTable,
 };
+use crate::columns::{Catalogue, OutputColumn, SqlType, TableName};
 use crate::format::human;
 use crate::progress::Stages;
 pub use phase::{Limits, Phases};
@@ -293,6 +294,10 @@ impl Analysis for Allocation {
         "allocation"
     }
 
+    fn name(&self) -> (&'static str, &'static str) {
+        ("allocation", "人员分配")
+    }
+
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
         let mut out = Outcome::empty("allocation");
         let p = &self.params;
@@ -338,6 +343,85 @@ pub fn phase_plan(staff: &[Member], jobs: &[Job], plan: &Plan, p: &AllocationPar
 
 /// The per-accountant workload table, before and after, with the utilisation at the end
 /// of each month when the handovers take more than one.
+/// What allocation declares: the columns it adds to labels.csv, allocation.csv and
+/// workload.csv with their words, and those tables' names.
+pub fn words(phases: &Phases, tiers: &[String]) -> Catalogue {
+    Catalogue {
+        columns: declared(phases, tiers),
+        tables: vec![
+            TableName {
+                name: "allocation".into(),
+                en: "allocation".into(),
+                zh: "人员分配".into(),
+            },
+            TableName {
+                name: "workload".into(),
+                en: "workload".into(),
+                zh: "工作量".into(),
+            },
+        ],
+    }
+}
+
+/// The columns allocation adds (a utilisation column per month of handovers, a count
+/// per value tier).
+fn declared(phases: &Phases, tiers: &[String]) -> Vec<OutputColumn> {
+    let reasons: Vec<(&str, &str, &str)> = [
+        ("kept", "kept", "保持不变"),
+        ("unplaced", "cannot be placed", "无法分配"),
+        ("no_accountant", "accountant not in the staff table", "会计不在名单中"),
+        ("accountant_inactive", "accountant no longer active", "会计已停用"),
+        ("skill", "needs a skill the accountant lacks", "资质不符"),
+        ("seniority", "needs a senior accountant", "需中高级会计"),
+        ("over_capacity", "accountant over capacity", "会计超负荷"),
+        ("balance", "frees hours or evens the load", "腾出工时或均衡工作量"),
+    ]
+    .to_vec();
+    let mut out = vec![
+        OutputColumn::text("proposed_accountant", "proposed accountant", "建议会计")
+            .crm("Proposed Owner")
+            .push(SqlType::Text),
+        OutputColumn::category("allocation_reason", "why", "分配原因", &reasons),
+        OutputColumn::number("handover_month", "handover month", "交接月份"),
+        OutputColumn::text("current", "current accountant", "当前会计"),
+        OutputColumn::text("proposed", "proposed accountant", "建议会计"),
+        OutputColumn::category("reason", "why", "原因", &reasons),
+        OutputColumn::number("hours", "hours a month", "月均工时"),
+        OutputColumn::number("needs", "needs (code)", "需求代码"),
+    ];
+    out.extend(
+        [
+            ("capacity_hours", "capacity (hours a month)", "月产能（小时）"),
+            ("hours_before", "hours before", "调整前工时"),
+            ("utilisation_before", "utilisation before", "调整前饱和度"),
+            ("hours_after", "hours after", "调整后工时"),
+            ("utilisation_after", "utilisation after", "调整后饱和度"),
+            ("clients_before", "clients before", "调整前客户数"),
+            ("clients_after", "clients after", "调整后客户数"),
+        ]
+        .into_iter()
+        .map(|(name, en, zh)| OutputColumn::number(name, en, zh)),
+    );
+    for k in 1..=phases.months {
+        out.push(OutputColumn::number(
+            &format!("utilisation_month_{k}"),
+            &format!("utilisation after month {k}"),
+            &format!("第{k}月末饱和度"),
+        ));
+    }
+    let mut names: Vec<&String> = tiers.iter().filter(|t| !t.is_empty()).collect();
+    names.sort();
+    names.dedup();
+    for t in names {
+        out.push(OutputColumn::number(
+            &format!("clients_{t}"),
+            &format!("{t} clients"),
+            &format!("{t} 客户数"),
+        ));
+    }
+    out
+}
+
 pub fn workload(
     staff: &[Member],
     jobs: &[Job],
@@ -487,13 +571,12 @@ fn outcome(
         Column::new("allocation_reason".into(), reason_col),
         Column::new("handover_month".into(), month_col),
     ];
-    out.crm = vec![CrmColumn {
-        header: "Proposed Owner".into(),
-        source: "proposed_accountant".into(),
-    }];
-
     let all_tiers = tier_ids(ctx);
     let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
+    let words = words(&phases, &tiers);
+    out.declared = words.columns;
+    out.table_names = words.tables;
+
     let ids = text_column(ctx.table.df.column("client_id").ok(), n);
     let names = text_column(ctx.table.df.column("name").ok(), n);
     let current_names = text_column(ctx.table.df.column("accountant").ok(), n);

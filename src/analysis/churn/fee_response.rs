@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::models::{Boosted, ModelKind, Rows};
 use super::{label, matrix, SavedChurn, Snapshots};
 use crate::history::History;
+use crate::columns::OutputColumn;
 
 /// Upper edges of the rise sizes compared (the first group is "no rise").
 pub const EDGES: [f64; 5] = [0.02, 0.10, 0.20, 0.30, f64::INFINITY];
@@ -176,6 +177,26 @@ pub(super) fn measure(s: &Snapshots, names: &[String], h: &History, hz: i32) -> 
         groups,
         model: Vec::new(),
     })
+}
+
+/// The columns of the `fee_response` export, with their words.
+pub fn declared() -> Vec<OutputColumn> {
+    [
+        ("rise_from", "rise from", "调价幅度下限"),
+        ("rise_to", "rise to", "调价幅度上限"),
+        ("horizon_months", "horizon (months)", "预测期（月）"),
+        ("snapshots", "snapshots", "快照数"),
+        ("left", "left", "流失数"),
+        ("leave_rate", "leave rate", "流失率"),
+        ("leave_rate_low", "leave rate, 95% low", "流失率 95% 下限"),
+        ("leave_rate_high", "leave rate, 95% high", "流失率 95% 上限"),
+        ("model_rise", "rise the model was asked about", "模型测算涨幅"),
+        ("model_risk", "model's risk", "模型流失风险"),
+        ("model_ratio", "risk relative to no rise", "相对未调价的流失倍数"),
+    ]
+    .into_iter()
+    .map(|(name, en, zh)| OutputColumn::number(name, en, zh))
+    .collect()
 }
 
 impl FeeResponse {

@@ -17,7 +17,8 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use super::{Analysis, AnalysisError, Context, CrmColumn, Outcome};
+use super::{Analysis, AnalysisError, Context, Outcome};
+use crate::columns::{OutputColumn, SqlType, TableName};
 use crate::features::{feature_def, FeatureDef, FeatureTable};
 use crate::format::Lang;
 use crate::history::{self, still_client, History, LeaveDefinition};
@@ -508,6 +509,42 @@ pub fn band_words(id: &str, lang: Lang) -> &'static str {
     }
 }
 
+/// The columns churn adds to labels.csv and fee_response.csv, with their words.
+fn declared(saved: &SavedChurn) -> Vec<OutputColumn> {
+    let mut out: Vec<OutputColumn> = saved
+        .horizons
+        .iter()
+        .map(|h| {
+            let m = h.months;
+            OutputColumn::number(
+                &format!("churn_risk_{m}m"),
+                &format!("churn risk in {m} months"),
+                &format!("{m}个月流失风险"),
+            )
+            .crm(&format!("Churn Risk {m}m"))
+            .push(SqlType::Double)
+        })
+        .collect();
+    let bands: Vec<(&str, &str, &str)> = ["high", "medium", "low", "left"]
+        .into_iter()
+        .map(|b| (b, band_words(b, Lang::En), band_words(b, Lang::Zh)))
+        .collect();
+    out.extend([
+        OutputColumn::number("revenue_at_risk", "revenue at risk", "风险收入")
+            .crm("Revenue at Risk")
+            .push(SqlType::Double),
+        OutputColumn::category("churn_band", "churn risk band", "流失风险等级", &bands)
+            .crm("Churn Band")
+            .push(SqlType::Text)
+            .tracked("churn", "Churn risk band transitions since the previous run", "与上次相比的流失风险等级变化"),
+        OutputColumn::text("churn_drivers", "main risk drivers", "主要风险因素")
+            .crm("Churn Drivers")
+            .push(SqlType::Text),
+    ]);
+    out.extend(fee_response::declared());
+    out
+}
+
 /// Every test row of the rolling-origin validation: who, which month, each model's
 /// and baseline's score, and whether the client left (for checking the model later).
 fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
@@ -945,23 +982,7 @@ impl ChurnRisk {
                 .collect()
         };
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
-        let mut crm = Vec::new();
-        for h in &saved.horizons {
-            crm.push(CrmColumn {
-                header: format!("Churn Risk {}m", h.months),
-                source: format!("churn_risk_{}m", h.months),
-            });
-        }
-        for (header, source) in [
-            ("Revenue at Risk", "revenue_at_risk"),
-            ("Churn Band", "churn_band"),
-            ("Churn Drivers", "churn_drivers"),
-        ] {
-            crm.push(CrmColumn {
-                header: header.into(),
-                source: source.into(),
-            });
-        }
+        let declared = declared(saved);
         let view = report::View {
             ctx,
             saved,
@@ -1055,7 +1076,12 @@ impl ChurnRisk {
             tables,
             exports,
             columns,
-            crm,
+            declared,
+            table_names: vec![TableName {
+                name: "fee_response".into(),
+                en: "fee rises and leaving".into(),
+                zh: "调价与流失".into(),
+            }],
             section: Some(sec),
             headline: Some(headline),
             summary: Some(summary),
@@ -1069,6 +1095,10 @@ impl ChurnRisk {
 impl Analysis for ChurnRisk {
     fn id(&self) -> &'static str {
         "churn"
+    }
+
+    fn name(&self) -> (&'static str, &'static str) {
+        ("churn risk", "流失风险")
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {

@@ -12,9 +12,10 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
 use super::{
-    earlier_column, segmentation, Analysis, AnalysisError, ChartSeries, Context, CrmColumn, LineChart, Outcome,
+    earlier_column, segmentation, Analysis, AnalysisError, ChartSeries, Context, LineChart, Outcome,
     Section, SectionTable, SegmentKind,
 };
+use crate::columns::{OutputColumn, SqlType, TableName};
 use crate::format::{money, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
@@ -427,6 +428,45 @@ pub struct Priced {
     pub gain: Vec<(f64, f64)>,
 }
 
+/// The columns pricing adds to labels.csv and pricing.csv, with their words.
+fn declared() -> Vec<OutputColumn> {
+    let flags: Vec<(&str, &str, &str)> = ["under_priced", "over_served", "ok"]
+        .into_iter()
+        .map(|f| (f, flag_words(f, Lang::En), flag_words(f, Lang::Zh)))
+        .collect();
+    let sources = [
+        ("logged", "from time sheets", "工时记录"),
+        ("estimated", "estimated by the model", "模型估算"),
+        ("rule_of_thumb", "rule of thumb", "经验值"),
+    ];
+    let mut out = vec![
+        OutputColumn::number("monthly_hours", "hours a month", "月均工时"),
+        OutputColumn::category("hours_source", "where the hours come from", "工时来源", &sources),
+        OutputColumn::number("monthly_cost", "cost a month", "月服务成本"),
+        OutputColumn::number("margin_rate", "margin rate", "毛利率"),
+        OutputColumn::category("price_flag", "price check", "定价判断", &flags)
+            .crm("Price Flag")
+            .push(SqlType::Text),
+        OutputColumn::number("suggested_fee", "suggested monthly fee", "建议月费")
+            .crm("Suggested Fee")
+            .push(SqlType::Double),
+    ];
+    out.extend(
+        [
+            ("monthly_fee", "monthly fee", "月费"),
+            ("margin", "margin a month", "月毛利"),
+            ("fee_per_hour", "fee per hour", "每工时收费"),
+            ("peer_fee_per_hour", "peers' median fee per hour", "同类客户每工时收费（中位数）"),
+            ("peers", "peers", "同类客户数"),
+            ("fee_change", "fee change", "调价金额"),
+        ]
+        .into_iter()
+        .map(|(name, en, zh)| OutputColumn::number(name, en, zh)),
+    );
+    out.push(OutputColumn::text("reason", "reason", "原因"));
+    out
+}
+
 fn flag_words(code: &str, lang: Lang) -> &'static str {
     match (code, lang) {
         ("under_priced", Lang::En) => "under-priced",
@@ -442,6 +482,10 @@ fn flag_words(code: &str, lang: Lang) -> &'static str {
 impl Analysis for Pricing {
     fn id(&self) -> &'static str {
         "pricing"
+    }
+
+    fn name(&self) -> (&'static str, &'static str) {
+        ("pricing", "定价")
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
@@ -807,16 +851,12 @@ impl Pricing {
             ),
             Column::new("suggested_fee".into(), opt(&r.suggested)),
         ];
-        out.crm = vec![
-            CrmColumn {
-                header: "Price Flag".into(),
-                source: "price_flag".into(),
-            },
-            CrmColumn {
-                header: "Suggested Fee".into(),
-                source: "suggested_fee".into(),
-            },
-        ];
+        out.declared = declared();
+        out.table_names = vec![TableName {
+            name: "pricing".into(),
+            en: "pricing".into(),
+            zh: "定价建议".into(),
+        }];
 
         let (bands, risk) = churn_of(ctx);
         let tiers = tier_ids(ctx);
