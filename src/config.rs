@@ -46,6 +46,8 @@ pub enum ConfigError {
     },
     #[error("config: snapshot_date '{0}' is not a date; write it as YYYY-MM-DD")]
     SnapshotDate(String),
+    #[error("config: [{section}]: {message}")]
+    Section { section: String, message: String },
 }
 
 /// Raw configuration as written in `clientseg.toml`. Every field has a default, so an
@@ -72,6 +74,9 @@ pub struct RawConfig {
     pub actions: RawActions,
     /// Service plans per tier or segment (服务方案); the built-in ones when absent.
     pub service_plans: Option<Vec<ServicePlan>>,
+    /// Sections of further analyses, `[analyses.ID]`: each is read and checked by the
+    /// analysis called ID ([`Settings::section`]).
+    pub analyses: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -293,11 +298,36 @@ pub struct Settings {
     pub output: OutputParams,
     pub crm: CrmSettings,
     pub service_plans: Option<Vec<ServicePlan>>,
+    /// The `[analyses.ID]` sections, as written.
+    pub sections: BTreeMap<String, toml::Table>,
+}
+
+impl Settings {
+    /// An analysis's own section `[analyses.ID]` as its raw parameters (their defaults
+    /// when the section is absent). An unknown key or a wrong type is an error naming
+    /// the section.
+    pub fn section<R: serde::de::DeserializeOwned + Default>(&self, id: &str) -> Result<R, ConfigError> {
+        match self.sections.get(id) {
+            None => Ok(R::default()),
+            Some(t) => toml::Value::Table(t.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Section {
+                    section: format!("analyses.{id}"),
+                    message: e.message().trim().to_string(),
+                }),
+        }
+    }
+
+    /// The ids of the `[analyses.ID]` sections.
+    pub fn section_ids(&self) -> Vec<String> {
+        self.sections.keys().cloned().collect()
+    }
 }
 
 pub const DEFAULT_SEED: u64 = 42;
 
-fn invalid(key: &str, rule: &str, value: impl std::fmt::Display) -> ConfigError {
+/// A parameter outside its allowed values: `key` as written in the config.
+pub fn invalid(key: &str, rule: &str, value: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         rule: rule.into(),
@@ -624,6 +654,7 @@ impl Settings {
                 hysteresis,
             },
             service_plans: raw.service_plans.clone(),
+            sections: raw.analyses.clone(),
         })
     }
 }

@@ -90,6 +90,7 @@ pub fn run(s: &Settings, opts: &RunOptions) -> Result<RunReport, PipelineError> 
 
 /// Runs the given analyses and writes one run folder.
 pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>]) -> Result<RunReport, PipelineError> {
+    analysis::check_registry(analyses, &s.section_ids())?;
     let started = chrono::Local::now();
     let mut st = Stages::new(opts.progress);
     let id = run_id("run", s.seed);
@@ -107,7 +108,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
 
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in analyses {
-        let ctx = context(s, &input, &outcomes);
+        let ctx = context(s, &input, a.as_ref(), &outcomes);
         let o = a.fit(&ctx, &mut st)?;
         outcomes.push(o);
     }
@@ -231,8 +232,10 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     let input = prepare(s, &validation, &features, opts, &id, &mut st)?;
     let table = &input.table;
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for a in analysis::configured(&s.analyses) {
-        let ctx = context(s, &input, &outcomes);
+    let analyses = analysis::configured(&s.analyses);
+    analysis::check_registry(&analyses, &s.section_ids())?;
+    for a in &analyses {
+        let ctx = context(s, &input, a.as_ref(), &outcomes);
         let o = a.apply(&ctx, &mut st, &model, model_path)?;
         outcomes.push(o);
     }
@@ -305,8 +308,10 @@ fn o_id(kind: SegmentKind) -> String {
 }
 
 /// What an analysis is given, after the analyses before it.
-fn context<'a>(s: &Settings, input: &'a Prepared, earlier: &'a [Outcome]) -> Context<'a> {
+fn context<'a>(s: &Settings, input: &'a Prepared, a: &dyn Analysis, earlier: &'a [Outcome]) -> Context<'a> {
     Context {
+        id: a.id(),
+        needs: a.needs(),
         table: &input.table,
         seed: s.seed,
         lang: s.lang,

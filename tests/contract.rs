@@ -1,24 +1,60 @@
 //! The analysis contract: a further analysis, written here and only registered beside
-//! the configured ones, reaches labels.csv, the CRM import, the report and the manifest
-//! without any change to the orchestrator.
+//! the configured ones, with its own config section, reads an earlier analysis through
+//! its declared needs, and its category column reaches labels (CSV, Parquet, the Chinese
+//! spreadsheet), the CRM import, the database push (the table gains the column in place),
+//! the migration counts and the report, without any change to the crate.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use clientseg::analysis::{self, Analysis, AnalysisError, Context, Outcome, Section};
+use clientseg::analysis::{self, Analysis, AnalysisError, Context, Need, Outcome, Section};
 use clientseg::columns::{OutputColumn, SqlType};
-use clientseg::config::{RawConfig, Settings};
+use clientseg::config::{self, ConfigError, RawConfig, Settings};
 use clientseg::pipeline::{self, RunOptions};
 use clientseg::progress::Stages;
 use polars::prelude::*;
+use serde::Deserialize;
 
 use crate::util::*;
 
-/// A rule-based tier from the archive's company size: S1 (large) to S4 (micro).
-struct ScaleTiers;
+/// `[analyses.scale]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawScale {
+    /// Small companies join the micro ones in S4.
+    merge_small: Option<bool>,
+    /// The Chinese word for S4.
+    micro_word: Option<String>,
+}
 
+/// `[analyses.scale]` checked.
+struct ScaleTiers {
+    merge_small: bool,
+    micro_word: String,
+}
+
+impl ScaleTiers {
+    fn from_settings(s: &Settings) -> Result<ScaleTiers, ConfigError> {
+        let raw: RawScale = s.section("scale")?;
+        let micro_word = raw.micro_word.unwrap_or_else(|| "微型".into());
+        if micro_word.trim().is_empty() {
+            return Err(config::invalid("analyses.scale.micro_word", "must not be empty", "\"\""));
+        }
+        Ok(ScaleTiers {
+            merge_small: raw.merge_small.unwrap_or(false),
+            micro_word,
+        })
+    }
+}
+
+/// A rule-based tier from the archive's company size: S1 (large) to S4 (micro).
 impl Analysis for ScaleTiers {
     fn id(&self) -> &'static str {
         "scale"
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::segmentation("value")]
     }
 
     fn fit(&self, ctx: &Context, _stages: &mut Stages) -> Result<Outcome, AnalysisError> {
@@ -39,8 +75,8 @@ impl Analysis for ScaleTiers {
             .map(|s| match s {
                 Some("large") => Some("S1"),
                 Some("medium") => Some("S2"),
-                Some("small") => Some("S3"),
-                Some("micro") => Some("S4"),
+                Some("small") if !self.merge_small => Some("S3"),
+                Some("small") | Some("micro") => Some("S4"),
                 _ => None,
             })
             .collect();
@@ -48,6 +84,14 @@ impl Analysis for ScaleTiers {
         for t in tiers.iter().flatten() {
             *counts.entry(t.to_string()).or_default() += 1;
         }
+        // Read through the declared need: micro clients among the top value tier.
+        let value = ctx.segmentation("value")?.expect("value tiers ran");
+        let top_micro = value
+            .labels
+            .iter()
+            .zip(&tiers)
+            .filter(|(l, t)| value.model.segments[**l].id == "V1" && **t == Some("S4"))
+            .count();
         let lines = counts
             .iter()
             .map(|(t, n)| (format!("{t}: {n} clients"), format!("{t}：{n} 位客户")))
@@ -58,22 +102,82 @@ impl Analysis for ScaleTiers {
                 "scale_tier",
                 "scale tier",
                 "规模层级",
-                &[("S1", "large", "大型"), ("S4", "micro", "微型")],
+                &[
+                    ("S1", "large", "大型"),
+                    ("S2", "medium", "中型"),
+                    ("S3", "small", "小型"),
+                    ("S4", "micro", &self.micro_word),
+                ],
             )
             .crm("scale tier")
             .push(SqlType::Text)
-            .tracked("scale", "Scale tier transitions", "规模层级变化")],
+            .tracked("scale", "Scale tier transitions since the previous run", "与上次相比的规模层级变化")],
             section: Some(Section {
                 id: "scale-tiers".into(),
                 title: ("Scale tiers".into(), "规模分层".into()),
                 lines,
                 tables: Vec::new(),
             }),
-            headline: Some((format!("scale tiers: {counts:?}"), String::new())),
-            summary: Some(serde_json::json!({ "counts": counts })),
+            headline: Some((format!("scale tiers: {counts:?}"), format!("规模分层：{counts:?}"))),
+            summary: Some(serde_json::json!({ "counts": counts, "micro_in_v1": top_micro })),
             ..Outcome::empty("scale")
         })
     }
+}
+
+/// An analysis that reads pricing's hours, declared as needed.
+struct NeedsPricing {
+    declare: bool,
+}
+
+impl Analysis for NeedsPricing {
+    fn id(&self) -> &'static str {
+        "workload_check"
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        match self.declare {
+            true => vec![Need::column("pricing", "monthly_hours").required()],
+            false => Vec::new(),
+        }
+    }
+
+    fn fit(&self, ctx: &Context, _stages: &mut Stages) -> Result<Outcome, AnalysisError> {
+        ctx.column("pricing", "monthly_hours")?;
+        Ok(Outcome::empty("workload_check"))
+    }
+}
+
+fn settings(dir: &Path, models: &str, lang: &str, section: Option<toml::Table>) -> Result<Settings, ConfigError> {
+    let mut raw = RawConfig::default();
+    raw.input.dir = Some(dir.join("data"));
+    raw.output.models_dir = Some(dir.join(models));
+    raw.lang = Some(lang.into());
+    if let Some(t) = section {
+        raw.analyses.insert("scale".into(), t);
+    }
+    Settings::from_raw(&raw, dir)
+}
+
+fn run(s: &Settings, dir: &Path, analyses: &[Box<dyn Analysis>]) -> Result<PathBuf, String> {
+    let opts = RunOptions {
+        out_dir: dir.join("runs"),
+        command: "test".into(),
+        progress: false,
+    };
+    pipeline::run_with(s, &opts, analyses)
+        .map(|r| r.run_dir)
+        .map_err(|e| e.to_string())
+}
+
+fn with_scale(s: &Settings) -> Vec<Box<dyn Analysis>> {
+    let mut analyses = analysis::configured(&s.analyses);
+    analyses.push(Box::new(ScaleTiers::from_settings(s).unwrap()));
+    analyses
+}
+
+fn by_client(df: &DataFrame, column: &str) -> BTreeMap<String, String> {
+    strings(df, "client_id").into_iter().zip(strings(df, column)).collect()
 }
 
 #[test]
@@ -81,21 +185,27 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     generate(&dir.join("data"), 300, 19, &[]);
-    let mut raw = RawConfig::default();
-    raw.input.dir = Some(dir.join("data"));
-    raw.output.models_dir = Some(dir.join("models"));
-    let s = Settings::from_raw(&raw, dir).unwrap();
-    let opts = RunOptions {
-        out_dir: dir.join("runs"),
-        command: "test".into(),
-        progress: false,
-    };
-    let mut analyses = analysis::configured(&s.analyses);
-    analyses.push(Box::new(ScaleTiers));
-    let report = pipeline::run_with(&s, &opts, &analyses).unwrap();
-    let run = report.run_dir;
+    let db = format!("sqlite://{}", dir.join("crm.db").display());
 
-    let labels = read_csv(&run.join("labels.csv"));
+    // A run of the built-in analyses only, pushed first: its tables have no scale_tier.
+    let plain = settings(dir, "models-plain", "en", None).unwrap();
+    let first = run(&plain, dir, &analysis::configured(&plain.analyses)).unwrap();
+    clientseg::push::push(&first, &db, false).unwrap();
+
+    // Then the further analysis, twice: small clients move from S3 to S4 in the second.
+    let table = |merge: bool| {
+        let mut t = toml::Table::new();
+        t.insert("merge_small".into(), toml::Value::Boolean(merge));
+        t.insert("micro_word".into(), toml::Value::String("微型企业".into()));
+        t
+    };
+    let s1 = settings(dir, "models", "en", Some(table(false))).unwrap();
+    let run1 = run(&s1, dir, &with_scale(&s1)).unwrap();
+    let s2 = settings(dir, "models", "zh", Some(table(true))).unwrap();
+    let run2 = run(&s2, dir, &with_scale(&s2)).unwrap();
+
+    // labels.csv and labels.parquet.
+    let labels = read_csv(&run1.join("labels.csv"));
     let tiers = strings(&labels, "scale_tier");
     let scales = strings(&labels, "scale");
     for (t, sc) in tiers.iter().zip(&scales) {
@@ -108,15 +218,120 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
         };
         assert_eq!(t, want, "scale {sc}");
     }
-    assert!(tiers.iter().any(|t| t == "S4") && tiers.iter().any(|t| t == "S3"));
-    // The segmentations' columns are still there, in their places.
-    assert_eq!(headers(&run.join("labels.csv"))[1], "value_tier");
+    let small = scales.iter().filter(|s| *s == "small").count();
+    assert!(small > 0 && tiers.iter().any(|t| t == "S4"));
+    assert_eq!(headers(&run1.join("labels.csv"))[1], "value_tier", "segmentations first");
+    let parquet = read_parquet(&run1.join("labels.parquet"));
+    assert_eq!(strings(&parquet, "scale_tier"), tiers);
 
-    let crm = read_csv(&run.join("crm_import.csv"));
+    // The CRM import, under the declared header.
+    let crm = read_csv(&run1.join("crm_import.csv"));
     assert_eq!(strings(&crm, "scale tier"), tiers);
-    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+
+    // The Chinese spreadsheet: the declared header and words.
+    let mut book = calamine::open_workbook_auto(run2.join("labels.xlsx")).unwrap();
+    use calamine::Reader;
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let header: Vec<String> = sheet.rows().next().unwrap().iter().map(|c| c.to_string()).collect();
+    let j = header.iter().position(|h| h == "规模层级").unwrap_or_else(|| panic!("{header:?}"));
+    let cells: Vec<String> = sheet.rows().skip(1).map(|r| r[j].to_string()).collect();
+    assert!(cells.iter().any(|c| c == "微型企业") && !cells.iter().any(|c| c == "S4"), "{cells:?}");
+    assert!(!header.iter().any(|h| h == "scale_tier"));
+
+    // Migration: every small client moved S3 -> S4, counted under the declared kind.
+    let transitions = csv_rows(&run2.join("transitions.csv"));
+    let moved: usize = transitions
+        .iter()
+        .filter(|r| r["kind"] == "scale" && r["from"] == "S3" && r["to"] == "S4")
+        .map(|r| r["clients"].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(moved, small, "{transitions:?}");
+    assert!(!transitions.iter().any(|r| r["kind"] == "scale" && r["from"] == "S3" && r["to"] != "S4"));
+    let migration = read_csv(&run2.join("migration.csv"));
+    assert!(migration.column("previous_scale_tier").is_ok() && migration.column("scale_tier").is_ok());
+    let chart = std::fs::read_to_string(run2.join("charts/transitions_scale.svg")).unwrap();
+    assert!(chart.contains("与上次相比的规模层级变化") && chart.contains("微型企业"));
+
+    // The report and the manifest.
+    let page = std::fs::read_to_string(run1.join("report.html")).unwrap();
     assert!(page.contains("id=\"scale-tiers\"") && page.contains("Scale tiers"));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let page = std::fs::read_to_string(run2.join("report.html")).unwrap();
+    assert!(page.contains("规模分层"));
+    let m = manifest(&run1);
     assert!(m["analyses"]["scale"]["counts"]["S4"].as_u64().unwrap() > 0);
-    assert!(report.summary.contains("scale tiers:"), "{}", report.summary);
+    assert!(m["analyses"]["scale"]["micro_in_v1"].is_u64());
+    assert_eq!(m["columns"]["columns"].as_array().unwrap().last().unwrap()["name"], "scale_tier");
+
+    // The push: the table made by the first run gains the column in place.
+    clientseg::push::push(&run2, &db, false).unwrap();
+    let conn = rusqlite::Connection::open(dir.join("crm.db")).unwrap();
+    let mut stmt = conn.prepare("SELECT client_id, scale_tier FROM client_segment").unwrap();
+    let pushed: BTreeMap<String, String> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let want = by_client(&read_csv(&run2.join("labels.csv")), "scale_tier");
+    assert_eq!(pushed, want);
+    let history_before: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM client_segment_history WHERE scale_tier IS NULL AND run_id = ?1",
+            [manifest(&first)["run_id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(history_before as usize, want.len(), "the earlier run's rows keep nulls there");
+}
+
+#[test]
+fn its_parameters_and_its_place_among_the_analyses_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let section = |key: &str, value: toml::Value| {
+        let mut t = toml::Table::new();
+        t.insert(key.into(), value);
+        t
+    };
+    // A key the section does not know, a value of the wrong type, a value the check refuses.
+    let s = settings(dir, "models", "en", Some(section("merge_smal", toml::Value::Boolean(true)))).unwrap();
+    let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
+    assert!(e.contains("[analyses.scale]") && e.contains("merge_smal"), "{e}");
+    let s = settings(dir, "models", "en", Some(section("merge_small", toml::Value::from("yes")))).unwrap();
+    let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
+    assert!(e.contains("[analyses.scale]") && e.contains("bool"), "{e}");
+    let s = settings(dir, "models", "en", Some(section("micro_word", toml::Value::from(" ")))).unwrap();
+    let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
+    assert!(e.contains("analyses.scale.micro_word") && e.contains("must not be empty"), "{e}");
+
+    generate(&dir.join("data"), 200, 5, &[]);
+    // A section no analysis reads stops the run before any work.
+    let s = settings(dir, "models", "en", Some(section("merge_small", toml::Value::Boolean(true)))).unwrap();
+    let e = run(&s, dir, &analysis::configured(&s.analyses)).unwrap_err();
+    assert!(e.contains("[analyses.scale]") && e.contains("no analysis"), "{e}");
+    assert!(!dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().next().is_none());
+
+    // Registered before what it reads: named with both analyses, before any work.
+    let s = settings(dir, "models", "en", None).unwrap();
+    let mut early: Vec<Box<dyn Analysis>> = vec![Box::new(NeedsPricing { declare: true })];
+    early.extend(analysis::configured(&s.analyses));
+    let e = run(&s, dir, &early).unwrap_err();
+    assert!(
+        e.contains("'workload_check'") && e.contains("'pricing'") && e.contains("runs after it"),
+        "{e}"
+    );
+    // Without pricing at all: its need is required.
+    let mut alone = analysis::configured(&s.analyses);
+    alone.retain(|a| !matches!(a.id(), "pricing" | "allocation" | "actions"));
+    alone.push(Box::new(NeedsPricing { declare: true }));
+    let e = run(&s, dir, &alone).unwrap_err();
+    assert!(e.contains("is not among the analyses"), "{e}");
+    // Reading what it did not declare is an error, not a column of nulls.
+    let mut undeclared = analysis::configured(&s.analyses);
+    undeclared.push(Box::new(NeedsPricing { declare: false }));
+    let e = run(&s, dir, &undeclared).unwrap_err();
+    assert!(e.contains("without declaring it"), "{e}");
+    // In its place it runs.
+    let mut fine = analysis::configured(&s.analyses);
+    fine.push(Box::new(NeedsPricing { declare: true }));
+    run(&s, dir, &fine).unwrap();
 }

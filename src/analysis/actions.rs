@@ -11,9 +11,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::pricing::{f64_column, longest_risk, monthly_fee};
-use super::SegmentKind;
 use super::{
-    cells, chunk, earlier_column, earlier_export, segmentation, Analysis, AnalysisError, Context, Outcome, Section,
+    cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Section,
     SectionTable, TextView,
 };
 use crate::columns::{OutputColumn, TableName};
@@ -138,20 +137,22 @@ struct Texts {
 }
 
 impl Texts {
-    fn read(ctx: &Context) -> Texts {
+    fn read(ctx: &Context) -> Result<Texts, AnalysisError> {
         let df = &ctx.table.df;
         let n = df.height();
         let own = |name: &str| chunk(df.column(name).ok(), n);
-        let earlier = |name: &str| chunk(earlier_column(ctx.earlier, name), n);
-        Texts {
+        let earlier = |from: &str, name: &str| -> Result<StringChunked, AnalysisError> {
+            Ok(chunk(ctx.column(from, name)?, n))
+        };
+        Ok(Texts {
             ids: own("client_id"),
             names: own("name"),
             accountant: own("accountant"),
             taxpayer: own("taxpayer_type"),
-            proposed: earlier("proposed_accountant"),
-            flag: earlier("price_flag"),
-            bands: earlier("churn_band"),
-        }
+            proposed: earlier("allocation", "proposed_accountant")?,
+            flag: earlier("pricing", "price_flag")?,
+            bands: earlier("churn", "churn_band")?,
+        })
     }
 }
 
@@ -181,10 +182,15 @@ struct Inputs<'a> {
 }
 
 impl<'a> Inputs<'a> {
-    fn new(ctx: &'a Context, x: &'a Texts) -> Inputs<'a> {
+    fn new(ctx: &'a Context, x: &'a Texts) -> Result<Inputs<'a>, AnalysisError> {
         let t = ctx.table;
         let n = t.df.height();
-        let tiers = match segmentation(ctx.earlier, SegmentKind::Value) {
+        let (suggested, hours) = (
+            ctx.column("pricing", "suggested_fee")?,
+            ctx.column("pricing", "monthly_hours")?,
+        );
+        let (risk, handover_month) = (longest_risk(ctx)?, ctx.column("allocation", "handover_month")?);
+        let tiers = match ctx.segmentation("value")? {
             Some(s) => s
                 .labels
                 .iter()
@@ -200,16 +206,16 @@ impl<'a> Inputs<'a> {
             || last_contacts(ctx, ids, n),
             || {
                 (
-                    f(longest_risk(ctx)),
-                    f(f64_column(earlier_column(ctx.earlier, "suggested_fee"), n)),
+                    f(risk),
+                    f(f64_column(suggested, n)),
                     f(monthly_fee(t)),
                     f(column_f64(t, "open_receivables")),
                     f(column_f64(t, "late_documents_3m")),
-                    f(f64_column(earlier_column(ctx.earlier, "monthly_hours"), n)),
+                    f(f64_column(hours, n)),
                 )
             },
         );
-        Inputs {
+        Ok(Inputs {
             accountant: TextView::of(&x.accountant),
             taxpayer: TextView::of(&x.taxpayer),
             proposed: TextView::of(&x.proposed),
@@ -222,7 +228,7 @@ impl<'a> Inputs<'a> {
             owed,
             late3,
             hours,
-            handover_month: f(f64_column(earlier_column(ctx.earlier, "handover_month"), n)),
+            handover_month: f(f64_column(handover_month, n)),
             served: sized(
                 ctx.served.map(|v| v.to_vec()).unwrap_or_else(|| vec![true; n]),
                 n,
@@ -230,7 +236,7 @@ impl<'a> Inputs<'a> {
             ),
             last_contact,
             n,
-        }
+        })
     }
 
     /// Who serves the client this month: the proposed accountant when the handover is
@@ -316,13 +322,27 @@ impl Analysis for Actions {
             return Ok(out);
         }
         stages.run("actions", |_| {
-            let texts = Texts::read(ctx);
-            let inputs = Inputs::new(ctx, &texts);
+            let texts = Texts::read(ctx)?;
+            let inputs = Inputs::new(ctx, &texts)?;
             // The accountants' book is counted while the list is planned.
             let ((rows, owners), book) =
                 rayon::join(|| plan(&self.params, ctx, &inputs), || accountant_book(ctx, &inputs));
-            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, &rows, &owners, book))
+            Ok::<_, AnalysisError>(outcome(ctx, &self.params, &texts, &inputs, &rows, &owners, book?))
         })
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![
+            Need::segmentation("value"),
+            Need::column("churn", "churn_band"),
+            Need::column("churn", "churn_risk_*"),
+            Need::column("pricing", "price_flag"),
+            Need::column("pricing", "suggested_fee"),
+            Need::column("pricing", "monthly_hours"),
+            Need::column("allocation", "proposed_accountant"),
+            Need::column("allocation", "handover_month"),
+            Need::table("allocation", "workload"),
+        ]
     }
 }
 
@@ -591,8 +611,9 @@ struct Book<'a> {
     capacity: Option<HashMap<String, f64>>,
 }
 
-fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
-    let tiers: Vec<(String, String, String)> = segmentation(ctx.earlier, SegmentKind::Value)
+fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Result<Book<'a>, AnalysisError> {
+    let tiers: Vec<(String, String, String)> = ctx
+        .segmentation("value")?
         .map(|s| {
             s.model
                 .segments
@@ -615,7 +636,7 @@ fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
             e.1 += x.hours[i];
         }
     }
-    let capacity = earlier_export(ctx.earlier, "workload").and_then(|w| {
+    let capacity = ctx.table("allocation", "workload")?.and_then(|w| {
         let names = w.column("accountant").ok()?.str().ok()?.clone();
         let cap = w.column("capacity_hours").ok()?.cast(&DataType::Float64).ok()?;
         let cap = cap.f64().ok()?.clone();
@@ -627,11 +648,11 @@ fn accountant_book<'a>(ctx: &Context, x: &Inputs<'a>) -> Book<'a> {
                 .collect(),
         )
     });
-    Book {
+    Ok(Book {
         tiers,
         clients,
         capacity,
-    }
+    })
 }
 
 /// accountants.parquet: per accountant (proposed, else current), the clients they will

@@ -55,6 +55,19 @@ pub enum AnalysisError {
     ScoreFeature { model: String, feature: String },
     #[error("{analysis}: {message}")]
     Failed { analysis: String, message: String },
+    #[error("analysis '{analysis}' reads the {item} of analysis '{from}', which {why}; register '{from}' before '{analysis}'")]
+    Order {
+        analysis: String,
+        from: String,
+        item: String,
+        why: String,
+    },
+    #[error("analysis '{analysis}' reads the {item} of analysis '{from}', but '{from}' ran without making it")]
+    Missing { analysis: String, from: String, item: String },
+    #[error("analysis '{analysis}' reads '{item}' of analysis '{from}' without declaring it in its needs()")]
+    Undeclared { analysis: String, from: String, item: String },
+    #[error("analyses: {0}")]
+    Registry(String),
 }
 
 /// The analyses' checked parameters (from `[value]`, `[behaviour]`, `[kmeans]` and
@@ -83,8 +96,120 @@ pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
     ]
 }
 
+/// What an analysis reads from an earlier one: a column of labels, a table, or its
+/// segmentation. Declared by [`Analysis::needs`]; the registry checks the order once
+/// ([`check_registry`]) and [`Context`] hands out only what was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// The earlier analysis's id.
+    pub from: &'static str,
+    /// The column or table; a column name ending in `*` is the last column with that
+    /// prefix (the longest churn horizon).
+    pub name: &'static str,
+    pub what: Needed,
+    /// The run cannot do without it: `from` must be registered (it may still skip).
+    pub required: bool,
+    /// `from` makes it only sometimes (a table it writes when the data allows): absent,
+    /// it reads as None instead of an error.
+    pub sometimes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needed {
+    Column,
+    Table,
+    Segmentation,
+}
+
+impl Need {
+    pub const fn column(from: &'static str, name: &'static str) -> Need {
+        Need {
+            from,
+            name,
+            what: Needed::Column,
+            required: false,
+            sometimes: false,
+        }
+    }
+
+    pub const fn table(from: &'static str, name: &'static str) -> Need {
+        Need {
+            from,
+            name,
+            what: Needed::Table,
+            required: false,
+            sometimes: false,
+        }
+    }
+
+    pub const fn segmentation(from: &'static str) -> Need {
+        Need {
+            from,
+            name: "segments",
+            what: Needed::Segmentation,
+            required: false,
+            sometimes: false,
+        }
+    }
+
+    pub const fn required(self) -> Need {
+        Need { required: true, ..self }
+    }
+
+    pub const fn sometimes(self) -> Need {
+        Need { sometimes: true, ..self }
+    }
+
+    fn item(&self) -> String {
+        match self.what {
+            Needed::Column => format!("column {}", self.name),
+            Needed::Table => format!("table {}", self.name),
+            Needed::Segmentation => "segmentation".into(),
+        }
+    }
+}
+
+/// Checks once, before any work, that each analysis comes after those it reads from,
+/// and that every `[analyses.ID]` section of the config belongs to an analysis.
+pub fn check_registry(analyses: &[Box<dyn Analysis>], sections: &[String]) -> Result<(), AnalysisError> {
+    let ids: Vec<&str> = analyses.iter().map(|a| a.id()).collect();
+    for (i, a) in analyses.iter().enumerate() {
+        if ids[..i].contains(&a.id()) {
+            return Err(AnalysisError::Registry(format!(
+                "two analyses have the id '{}'; each needs its own",
+                a.id()
+            )));
+        }
+        for need in a.needs() {
+            let why = match ids.iter().position(|id| *id == need.from) {
+                Some(j) if j < i => continue,
+                Some(_) => "runs after it",
+                None if !need.required => continue,
+                None => "is not among the analyses of this run",
+            };
+            return Err(AnalysisError::Order {
+                analysis: a.id().into(),
+                from: need.from.into(),
+                item: need.item(),
+                why: why.into(),
+            });
+        }
+    }
+    if let Some(unknown) = sections.iter().find(|s| !ids.contains(&s.as_str())) {
+        return Err(AnalysisError::Registry(format!(
+            "the config has a section [analyses.{unknown}], but no analysis of this run is called '{unknown}' (analyses: {}); remove the section or correct its name",
+            ids.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// What an analysis is given.
 pub struct Context<'a> {
+    /// The id of the analysis given it.
+    pub id: &'static str,
+    /// What that analysis declared it reads from earlier ones.
+    pub needs: Vec<Need>,
     pub table: &'a FeatureTable,
     pub seed: u64,
     /// The run's language, for words an analysis writes into its columns.
@@ -101,12 +226,76 @@ pub struct Context<'a> {
     pub contacts: Option<&'a polars::prelude::DataFrame>,
 }
 
-/// A column an earlier analysis added, by name.
-pub fn earlier_column<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a Column> {
-    earlier
-        .iter()
-        .flat_map(|o| o.columns.iter())
-        .find(|c| c.name().as_str() == name)
+impl<'a> Context<'a> {
+    /// The earlier outcome a declared need reads from; None when that analysis was
+    /// skipped or is not registered (allowed for a need that is not required).
+    fn earlier_of(&self, what: Needed, from: &str, name: &str) -> Result<Option<(&'a Outcome, Need)>, AnalysisError> {
+        let Some(&need) = self
+            .needs
+            .iter()
+            .find(|n| n.what == what && n.from == from && n.name == name)
+        else {
+            return Err(AnalysisError::Undeclared {
+                analysis: self.id.into(),
+                from: from.into(),
+                item: name.into(),
+            });
+        };
+        match self.earlier.iter().find(|o| o.id == from) {
+            Some(o) if o.skipped.is_none() => Ok(Some((o, need))),
+            Some(_) => Ok(None),
+            None if need.required => Err(AnalysisError::Order {
+                analysis: self.id.into(),
+                from: from.into(),
+                item: need.item(),
+                why: "has not run before it".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// What was looked up, or why it is not there: None when the need allows it.
+    fn found<T>(&self, found: Option<T>, need: Need, item: String) -> Result<Option<T>, AnalysisError> {
+        match (found, need.sometimes) {
+            (Some(x), _) => Ok(Some(x)),
+            (None, true) => Ok(None),
+            (None, false) => Err(AnalysisError::Missing {
+                analysis: self.id.into(),
+                from: need.from.into(),
+                item,
+            }),
+        }
+    }
+
+    /// A labels column of an earlier analysis, as declared in [`Analysis::needs`]: None
+    /// when that analysis was skipped, an error when it ran without making the column.
+    pub fn column(&self, from: &str, name: &str) -> Result<Option<&'a Column>, AnalysisError> {
+        let Some((o, need)) = self.earlier_of(Needed::Column, from, name)? else {
+            return Ok(None);
+        };
+        let found = match name.strip_suffix('*') {
+            Some(prefix) => o.columns.iter().filter(|c| c.name().starts_with(prefix)).last(),
+            None => o.columns.iter().find(|c| c.name().as_str() == name),
+        };
+        self.found(found, need, format!("column {name}"))
+    }
+
+    /// A table of an earlier analysis (for people or the run folder), as declared.
+    pub fn table(&self, from: &str, name: &str) -> Result<Option<&'a polars::prelude::DataFrame>, AnalysisError> {
+        let Some((o, need)) = self.earlier_of(Needed::Table, from, name)? else {
+            return Ok(None);
+        };
+        let found = o.exports.iter().chain(&o.tables).find(|(n, _)| n == name).map(|(_, df)| df);
+        self.found(found, need, format!("table {name}"))
+    }
+
+    /// The segmentation of an earlier analysis, as declared.
+    pub fn segmentation(&self, from: &str) -> Result<Option<&'a Segmentation>, AnalysisError> {
+        let Some((o, need)) = self.earlier_of(Needed::Segmentation, from, "segments")? else {
+            return Ok(None);
+        };
+        self.found(o.segmentation.as_ref(), need, "segmentation".into())
+    }
 }
 
 /// A text column as one chunk of `n` values, read in place (nulls where the column is
@@ -142,15 +331,6 @@ impl<'a> TextView<'a> {
             false => "",
         }
     }
-}
-
-/// A table an earlier analysis exported (allocation's `workload`), by name.
-pub fn earlier_export<'a>(earlier: &'a [Outcome], name: &str) -> Option<&'a polars::prelude::DataFrame> {
-    earlier
-        .iter()
-        .flat_map(|o| o.exports.iter())
-        .find(|(n, _)| n == name)
-        .map(|(_, df)| df)
 }
 
 /// An analysis's section of the report, in both languages.
@@ -258,6 +438,11 @@ pub trait Analysis: Send + Sync {
     /// Its name for people, (English, Chinese): the run summary says which was skipped.
     fn name(&self) -> (&'static str, &'static str) {
         (self.id(), self.id())
+    }
+
+    /// What it reads from earlier analyses (none by default).
+    fn needs(&self) -> Vec<Need> {
+        Vec::new()
     }
 
     /// Fits on the feature table and labels every client.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::pricing::{f64_column, text_column, tier_ids};
 use super::{
-    earlier_column, Analysis, AnalysisError, ChartSeries, Context, LineChart, Outcome, Section, SectionTable,
+    Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome, Section, SectionTable,
 };
 use crate::columns::{Catalogue, OutputColumn, SqlType, TableName};
 use crate::format::human;
@@ -242,17 +242,23 @@ pub struct Inputs {
     pub unknown: Vec<(String, usize)>,
 }
 
-pub fn inputs(ctx: &Context, staff: &[Member], p: &AllocationParams) -> Result<Inputs, String> {
+/// The clients to place; `hours` is pricing's hours a month and `tiers` the value tier
+/// per client. Err says why allocation is skipped.
+pub fn inputs(
+    ctx: &Context,
+    staff: &[Member],
+    p: &AllocationParams,
+    hours: Vec<f64>,
+    tiers: &[String],
+) -> Result<Inputs, String> {
     let t = ctx.table;
     let n = t.df.height();
-    let hours = f64_column(earlier_column(ctx.earlier, "monthly_hours"), n);
     if hours.iter().all(|h| !h.is_finite()) {
         return Err("allocation needs the hours a month that pricing works out; enable [pricing]".into());
     }
     let taxpayer = text_column(t.df.column("taxpayer_type").ok(), n);
     let market = text_column(t.df.column("market").ok(), n);
     let accountant = text_column(t.df.column("accountant").ok(), n);
-    let tiers = tier_ids(ctx);
     let index: std::collections::HashMap<&str, usize> =
         staff.iter().enumerate().map(|(k, m)| (m.name.as_str(), k)).collect();
     let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
@@ -314,7 +320,10 @@ impl Analysis for Allocation {
             out.skipped = Some("the staff table has no accountants".into());
             return Ok(out);
         }
-        let inp = match inputs(ctx, &staff, p) {
+        let n = ctx.table.df.height();
+        let hours = f64_column(ctx.column("pricing", "monthly_hours")?, n);
+        let tiers = tier_ids(ctx)?;
+        let inp = match inputs(ctx, &staff, p, hours, &tiers) {
             Ok(i) => i,
             Err(why) => {
                 out.skipped = Some(why);
@@ -325,7 +334,14 @@ impl Analysis for Allocation {
             .run("allocation", |_| solve::solve(&staff, &inp.jobs, &p.settings()))
             .map_err(failed)?;
         let phases = phase_plan(&staff, &inp.jobs, &plan, p);
-        Ok(outcome(ctx, p, &staff, &inp, &plan, &phases))
+        Ok(outcome(ctx, p, &staff, &inp, &plan, &phases, &tiers))
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![
+            Need::column("pricing", "monthly_hours").required(),
+            Need::segmentation("value"),
+        ]
     }
 }
 
@@ -549,6 +565,7 @@ fn outcome(
     inp: &Inputs,
     plan: &Plan,
     phases: &Phases,
+    all_tiers: &[String],
 ) -> Outcome {
     let mut out = Outcome::empty("allocation");
     let n = ctx.table.df.height();
@@ -571,7 +588,6 @@ fn outcome(
         Column::new("allocation_reason".into(), reason_col),
         Column::new("handover_month".into(), month_col),
     ];
-    let all_tiers = tier_ids(ctx);
     let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
     let words = words(&phases, &tiers);
     out.declared = words.columns;

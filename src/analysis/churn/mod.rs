@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use super::{Analysis, AnalysisError, Context, Outcome};
+use super::{Analysis, AnalysisError, Context, Need, Outcome, SegmentKind};
 use crate::columns::{OutputColumn, SqlType, TableName};
 use crate::features::{feature_def, FeatureDef, FeatureTable};
 use crate::format::Lang;
@@ -992,6 +992,8 @@ impl ChurnRisk {
             bands: &bands,
             drivers: &drivers,
             active: &active,
+            tiers: report::groups(ctx, SegmentKind::Value)?,
+            segments: report::groups(ctx, SegmentKind::Behaviour)?,
         };
         let high = bands.iter().filter(|b| **b == "high").count();
         let total_at_risk: f64 = at_risk.iter().flatten().sum();
@@ -1099,6 +1101,10 @@ impl Analysis for ChurnRisk {
 
     fn name(&self) -> (&'static str, &'static str) {
         ("churn risk", "流失风险")
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::segmentation("value"), Need::segmentation("behaviour")]
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {

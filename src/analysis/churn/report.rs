@@ -4,7 +4,7 @@
 
 use super::metrics::kaplan_meier;
 use super::{band_words, values, Fit, HorizonValidation, ModelKind, SavedChurn, MIN_TEST_LEAVERS, MIN_TEST_ROWS};
-use crate::analysis::{segmentation, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
+use crate::analysis::{AnalysisError, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
 use crate::format::{human, Lang};
 
 pub(super) struct View<'a> {
@@ -17,7 +17,13 @@ pub(super) struct View<'a> {
     pub bands: &'a [&'a str],
     pub drivers: &'a [String],
     pub active: &'a [bool],
+    /// The value tiers and behaviour segments per client, when the run has them.
+    pub tiers: Option<Groups>,
+    pub segments: Option<Groups>,
 }
+
+/// A segmentation per client: its labels, and (id, English name, Chinese name) per segment.
+pub(super) type Groups = (Vec<usize>, Vec<(String, String, String)>);
 
 fn both(s: &str) -> (String, String) {
     (s.to_string(), s.to_string())
@@ -136,22 +142,32 @@ fn calibration_table(v: &HorizonValidation) -> SectionTable {
     }
 }
 
-/// Segment ids and names of a segmentation per client, when the run has it.
-fn groups(ctx: &Context, kind: SegmentKind) -> Option<(Vec<usize>, Vec<(String, String, String)>)> {
-    let s = segmentation(ctx.earlier, kind)?;
-    Some((
-        s.labels.to_vec(),
-        s.model
-            .segments
-            .iter()
-            .map(|g| (g.id.clone(), g.name_en.clone(), g.name_zh.clone()))
-            .collect(),
-    ))
+/// Segment ids and names of an earlier segmentation per client, when the run has it.
+pub(super) fn groups(ctx: &Context, kind: SegmentKind) -> Result<Option<Groups>, AnalysisError> {
+    Ok(ctx.segmentation(kind.as_str())?.map(|s| {
+        (
+            s.labels.to_vec(),
+            s.model
+                .segments
+                .iter()
+                .map(|g| (g.id.clone(), g.name_en.clone(), g.name_zh.clone()))
+                .collect(),
+        )
+    }))
+}
+
+impl View<'_> {
+    fn groups(&self, kind: SegmentKind) -> Option<&Groups> {
+        match kind {
+            SegmentKind::Value => self.tiers.as_ref(),
+            SegmentKind::Behaviour => self.segments.as_ref(),
+        }
+    }
 }
 
 fn by_tier_and_segment(v: &View) -> Option<SectionTable> {
-    let (tiers, tier_names) = groups(v.ctx, SegmentKind::Value)?;
-    let seg = groups(v.ctx, SegmentKind::Behaviour);
+    let (tiers, tier_names) = v.groups(SegmentKind::Value)?;
+    let seg = v.groups(SegmentKind::Behaviour);
     let n = v.first.len();
     let mut cells: std::collections::BTreeMap<(usize, usize), (usize, f64, usize, f64)> = Default::default();
     for i in 0..n {
@@ -221,7 +237,7 @@ fn texts(table: &crate::features::FeatureTable, name: &str) -> Vec<String> {
 fn top_clients(v: &View) -> SectionTable {
     let ids = texts(v.ctx.table, "client_id");
     let names = texts(v.ctx.table, "name");
-    let tiers = groups(v.ctx, SegmentKind::Value);
+    let tiers = v.groups(SegmentKind::Value);
     let mut order: Vec<usize> = (0..v.at_risk.len()).filter(|&i| v.at_risk[i].is_some()).collect();
     order.sort_by(|&a, &b| {
         v.at_risk[b]
@@ -371,7 +387,7 @@ pub(super) fn section(v: &View) -> Section {
 
 /// Survival curves of today's clients by the groups of a segmentation.
 fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -> Option<LineChart> {
-    let (labels, names) = groups(v.ctx, kind)?;
+    let (labels, names) = v.groups(kind)?;
     let tenure = values(v.ctx.table, "tenure_months");
     let silent = values(v.ctx.table, "silent_months");
     let lapse = v.saved.definition != crate::history::LeaveDefinition::ContractEnd;
@@ -392,7 +408,7 @@ fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -
     }
     let series = per
         .iter()
-        .zip(&names)
+        .zip(names)
         .filter(|(obs, _)| !obs.is_empty())
         .map(|(obs, (id, en, zh))| {
             let mut km = kaplan_meier(obs);

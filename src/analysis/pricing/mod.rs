@@ -12,8 +12,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
 use super::{
-    earlier_column, segmentation, Analysis, AnalysisError, ChartSeries, Context, LineChart, Outcome,
-    Section, SectionTable, SegmentKind,
+    Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome,
+    Section, SectionTable,
 };
 use crate::columns::{OutputColumn, SqlType, TableName};
 use crate::format::{money, Lang};
@@ -326,34 +326,28 @@ pub fn f64_column(c: Option<&Column>, n: usize) -> Vec<f64> {
 }
 
 /// The value tier code per client ("V1" ...), "" without tiers.
-pub(super) fn tier_ids(ctx: &Context) -> Vec<String> {
+pub(super) fn tier_ids(ctx: &Context) -> Result<Vec<String>, AnalysisError> {
     let n = ctx.table.df.height();
-    match segmentation(ctx.earlier, SegmentKind::Value) {
+    Ok(match ctx.segmentation("value")? {
         Some(s) => s
             .labels
             .iter()
             .map(|&l| s.model.segments.get(l).map(|g| g.id.clone()).unwrap_or_default())
             .collect(),
         None => vec![String::new(); n],
-    }
+    })
 }
 
 /// Per client: churn band and the risk of the longest horizon, when churn ran.
-pub(super) fn churn_of(ctx: &Context) -> (Vec<String>, Vec<f64>) {
+pub(super) fn churn_of(ctx: &Context) -> Result<(Vec<String>, Vec<f64>), AnalysisError> {
     let n = ctx.table.df.height();
-    let bands = text_column(earlier_column(ctx.earlier, "churn_band"), n);
-    (bands, longest_risk(ctx))
+    let bands = text_column(ctx.column("churn", "churn_band")?, n);
+    Ok((bands, longest_risk(ctx)?))
 }
 
 /// Per client: the churn risk of the longest horizon (NaN without churn).
-pub(super) fn longest_risk(ctx: &Context) -> Vec<f64> {
-    let longest = ctx
-        .earlier
-        .iter()
-        .flat_map(|o| o.columns.iter())
-        .filter(|c| c.name().starts_with("churn_risk_"))
-        .last();
-    f64_column(longest, ctx.table.df.height())
+pub(super) fn longest_risk(ctx: &Context) -> Result<Vec<f64>, AnalysisError> {
+    Ok(f64_column(ctx.column("churn", "churn_risk_*")?, ctx.table.df.height()))
 }
 
 /// Peer statistics for one client: median fee per hour and median hours of its peers.
@@ -494,13 +488,22 @@ impl Analysis for Pricing {
             out.skipped = Some("pricing.enabled = false".into());
             return Ok(out);
         }
-        let priced = stages.run("pricing", |_| price(&self.params, ctx));
-        Ok(self.outcome(ctx, priced))
+        let priced = stages.run("pricing", |_| price(&self.params, ctx))?;
+        self.outcome(ctx, priced)
+    }
+
+    fn needs(&self) -> Vec<Need> {
+        vec![
+            Need::segmentation("value"),
+            Need::column("churn", "churn_band"),
+            Need::column("churn", "churn_risk_*"),
+            Need::table("churn", "fee_response").sometimes(),
+        ]
     }
 }
 
 /// Works out hours, cost, margin, peers and the suggested fee of every served client.
-pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
+pub fn price(p: &PricingParams, ctx: &Context) -> Result<Priced, AnalysisError> {
     let t = ctx.table;
     let n = t.df.height();
     let served: Vec<bool> = ctx.served.map(|s| s.to_vec()).unwrap_or_else(|| vec![true; n]);
@@ -617,10 +620,10 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         }
     }
 
-    let (bands, risk) = churn_of(ctx);
-    let resp = response::Response::read(ctx.earlier);
+    let (bands, risk) = churn_of(ctx)?;
+    let resp = response::Response::read(ctx.table("churn", "fee_response")?);
     let mut gain = vec![(f64::NAN, f64::NAN); n];
-    let tiers = tier_ids(ctx);
+    let tiers = tier_ids(ctx)?;
     let mut flag = vec![""; n];
     let mut suggested = vec![f64::NAN; n];
     let mut reason = vec![String::new(); n];
@@ -739,7 +742,7 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
             Lang::Zh => words_zh.join("；"),
         };
     }
-    Priced {
+    Ok(Priced {
         hours,
         source,
         cost,
@@ -754,7 +757,7 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Priced {
         untimed_teams,
         response: resp,
         gain,
-    }
+    })
 }
 
 /// accountant -> team (numbered), and the teams' names, from the staff table.
@@ -818,7 +821,7 @@ fn round2(v: f64) -> Option<f64> {
 }
 
 impl Pricing {
-    fn outcome(&self, ctx: &Context, r: Priced) -> Outcome {
+    fn outcome(&self, ctx: &Context, r: Priced) -> Result<Outcome, AnalysisError> {
         let p = &self.params;
         let n = r.hours.len();
         let mut out = Outcome::empty("pricing");
@@ -858,8 +861,8 @@ impl Pricing {
             zh: "定价建议".into(),
         }];
 
-        let (bands, risk) = churn_of(ctx);
-        let tiers = tier_ids(ctx);
+        let (bands, risk) = churn_of(ctx)?;
+        let tiers = tier_ids(ctx)?;
         let ids = text_column(ctx.table.df.column("client_id").ok(), n);
         let names = text_column(ctx.table.df.column("name").ok(), n);
         let accountant = text_column(ctx.table.df.column("accountant").ok(), n);
@@ -979,7 +982,7 @@ impl Pricing {
             "expected_gain_12m_pessimistic": gains.1,
         }));
         let tier_words: std::collections::HashMap<String, (String, String)> =
-            segmentation(ctx.earlier, SegmentKind::Value)
+            ctx.segmentation("value")?
                 .map(|s| {
                     s.model
                         .segments
@@ -1002,7 +1005,7 @@ impl Pricing {
             gains,
         ));
         out.charts = vec![fee_chart(&r, &rows, &tiers, &tier_words)];
-        out
+        Ok(out)
     }
 }
 

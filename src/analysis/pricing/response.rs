@@ -12,7 +12,6 @@
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::analysis::{earlier_export, Outcome};
 
 /// Months ahead the expected revenue counts.
 pub const MONTHS_AHEAD: i32 = 12;
@@ -66,8 +65,8 @@ fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
 
 impl Response {
     /// The firm's response, when churn measured it.
-    pub fn read(earlier: &[Outcome]) -> Option<Response> {
-        let df = earlier_export(earlier, "fee_response")?;
+    pub fn read(fee_response: Option<&DataFrame>) -> Option<Response> {
+        let df = fee_response?;
         let rise = column(df, "model_rise");
         let ratio = column(df, "model_ratio");
         let rate = column(df, "leave_rate");
