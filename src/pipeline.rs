@@ -106,26 +106,26 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     let input = prepare(s, &s.validation, &features, opts, &id, &mut st)?;
     let table = &input.table;
 
+    // Segments keep the ids and names they had in the previous run, carried over as each
+    // segmentation is fitted, so that the analyses after it read the run's own ids.
+    let ids = client_ids(table);
+    let mut carry = match &previous {
+        Some(prev) => Some(stability::CarryOver::new(prev, &ids, &s.stability)?),
+        None => None,
+    };
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in analyses {
         let ctx = context(s, &input, a.as_ref(), &outcomes);
-        let o = a.fit(&ctx, &mut st)?;
+        let mut o = a.fit(&ctx, &mut st)?;
+        if let Some(c) = carry.as_mut() {
+            c.apply(&mut o)?;
+        }
         outcomes.push(o);
     }
+    let mut stability = carry.map(stability::CarryOver::finish);
     let names: Vec<(&str, &str)> = analyses.iter().map(|a| a.name()).collect();
     let mut warnings = analysis::warnings(&outcomes, s.analyses.value.k);
     warnings.extend(snapshot_warning(table.snapshot, input.last_invoice));
-
-    // Segments keep the ids and names they had in the previous run.
-    let mut stability = match &previous {
-        Some(prev) => Some(stability::carry_over_run(
-            &mut outcomes,
-            prev,
-            &client_ids(table),
-            &s.stability,
-        )?),
-        None => None,
-    };
 
     let run = RunDir::create(&opts.out_dir, &id)?;
     let model = model_of(s, &run, table, &outcomes)?;

@@ -101,6 +101,24 @@ fn ids_survive_and_migration_lists_exactly_the_movers() {
         assert!(rb.join(f).is_file(), "{f} missing");
     }
 
+    // The analyses after the segmentations read the carried-over tiers: every client's
+    // tier in pricing.csv and actions.csv is its tier in labels.csv.
+    let tier_of: std::collections::HashMap<String, String> = strings(&read_csv(&rb.join("labels.csv")), "client_id")
+        .into_iter()
+        .zip(strings(&read_csv(&rb.join("labels.csv")), "value_tier"))
+        .collect();
+    for file in ["pricing.csv", "actions.csv", "allocation.csv"] {
+        let df = read_csv(&rb.join(file));
+        let rows: Vec<(String, String)> = strings(&df, "client_id")
+            .into_iter()
+            .zip(strings(&df, "value_tier"))
+            .collect();
+        assert!(!rows.is_empty(), "{file}");
+        for (id, tier) in rows {
+            assert_eq!(tier_of.get(&id), Some(&tier), "{file}: client {id}");
+        }
+    }
+
     // `diff` gives the same movers for the two run folders.
     let (a_s, b_s) = (ra.to_string_lossy().to_string(), rb.to_string_lossy().to_string());
     run(&["diff", &a_s, &b_s, "--out", "diffs"], dir, true);

@@ -8,6 +8,7 @@ pub mod migration;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, ArrayView2, Axis};
+use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Outcome, SegmentKind};
@@ -111,59 +112,65 @@ pub fn load_previous(params: &StabilityParams, models_dir: &Path) -> Result<Opti
     }
 }
 
-/// Gives this run's segmentations the ids and names of the previous run's segments they
-/// continue, and keeps boundary clients where they were. `ids` are the clients in
-/// feature-table order.
-pub fn carry_over_run(
-    outcomes: &mut [Outcome],
-    prev: &PreviousRun,
-    ids: &[String],
-    params: &StabilityParams,
-) -> Result<Stability, StabilityError> {
-    let mut report = Stability {
-        previous_run: prev.model.run_id.clone(),
-        previous_run_dir: prev.run_dir.as_ref().map(|p| p.display().to_string()),
-        value: Vec::new(),
-        behaviour: Vec::new(),
-        moved: 0,
-        new: 0,
-        departed: 0,
-    };
-    let prev_labels = match prev.run_dir.as_ref().filter(|d| d.join("labels.parquet").is_file()) {
-        Some(dir) => Some(migration::read_parquet(&dir.join("labels.parquet"))?),
-        None => None,
-    };
-    for s in outcomes.iter_mut().filter_map(|o| o.segmentation.as_mut()) {
-        let previous = match s.kind {
-            SegmentKind::Value => Some(&prev.model.value),
-            SegmentKind::Behaviour => prev.model.behaviour.as_ref(),
+/// Carries segment ids over from the previous run, one segmentation at a time as each
+/// is fitted: the analyses after it then read the ids and labels the run writes.
+pub struct CarryOver<'a> {
+    prev: &'a PreviousRun,
+    prev_labels: Option<DataFrame>,
+    ids: &'a [String],
+    params: &'a StabilityParams,
+    report: Stability,
+}
+
+impl<'a> CarryOver<'a> {
+    /// Reads the previous run's labels (when its folder is still there) once.
+    pub fn new(prev: &'a PreviousRun, ids: &'a [String], params: &'a StabilityParams) -> Result<Self, StabilityError> {
+        let prev_labels = match prev.run_dir.as_ref().filter(|d| d.join("labels.parquet").is_file()) {
+            Some(dir) => Some(migration::read_parquet(&dir.join("labels.parquet"))?),
+            None => None,
         };
-        let Some(previous) = previous else { continue };
+        Ok(CarryOver {
+            prev,
+            prev_labels,
+            ids,
+            params,
+            report: Stability {
+                previous_run: prev.model.run_id.clone(),
+                previous_run_dir: prev.run_dir.as_ref().map(|p| p.display().to_string()),
+                value: Vec::new(),
+                behaviour: Vec::new(),
+                moved: 0,
+                new: 0,
+                departed: 0,
+            },
+        })
+    }
+
+    /// Renames the outcome's segments as the previous run's where they match, and keeps
+    /// boundary clients in last run's segment unless clearly closer to another.
+    pub fn apply(&mut self, outcome: &mut Outcome) -> Result<(), StabilityError> {
+        let Some(s) = outcome.segmentation.as_mut() else {
+            return Ok(());
+        };
+        let previous = match s.kind {
+            SegmentKind::Value => Some(&self.prev.model.value),
+            SegmentKind::Behaviour => self.prev.model.behaviour.as_ref(),
+        };
+        let Some(previous) = previous else { return Ok(()) };
         let mapped = s.model.centroids_of(previous)?;
+        let (threshold, prefix) = (self.params.match_threshold, s.kind.prefix());
         match s.kind {
             SegmentKind::Behaviour => {
-                report.behaviour = carry_over(
-                    &mut s.model.segments,
-                    &previous.segments,
-                    &mapped,
-                    params.match_threshold,
-                    s.kind.prefix(),
-                );
+                self.report.behaviour =
+                    carry_over(&mut s.model.segments, &previous.segments, &mapped, threshold, prefix);
             }
             // Value tiers are named by rank; the match only records how far each moved.
             SegmentKind::Value => {
                 let mut tiers = s.model.segments.clone();
-                report.value = carry_over(
-                    &mut tiers,
-                    &previous.segments,
-                    &mapped,
-                    params.match_threshold,
-                    s.kind.prefix(),
-                );
+                self.report.value = carry_over(&mut tiers, &previous.segments, &mapped, threshold, prefix);
             }
         }
-        // Boundary clients keep last run's segment unless clearly closer to another.
-        if let Some(prev_labels) = &prev_labels {
+        if let Some(prev_labels) = &self.prev_labels {
             let before = migration::labels_by_client(prev_labels, s.kind.id_column());
             let index: std::collections::HashMap<&str, usize> = s
                 .model
@@ -172,7 +179,8 @@ pub fn carry_over_run(
                 .enumerate()
                 .map(|(i, seg)| (seg.id.as_str(), i))
                 .collect();
-            let previous: Vec<Option<usize>> = ids
+            let previous: Vec<Option<usize>> = self
+                .ids
                 .iter()
                 .map(|id| before.get(id).and_then(|p| index.get(p.as_str()).copied()))
                 .collect();
@@ -183,11 +191,16 @@ pub fn carry_over_run(
                 &mut s.labels,
                 &mut s.distances,
                 &previous,
-                params.hysteresis,
+                self.params.hysteresis,
             );
         }
+        Ok(())
     }
-    Ok(report)
+
+    /// What was carried over, for the manifest.
+    pub fn finish(self) -> Stability {
+        self.report
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
