@@ -135,7 +135,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         // Written beside the tables, so not a stage of their own: their time for the
         // manifest only.
         st.timings.push(crate::progress::Timing {
-            stage: "action pages".into(),
+            stage: "pages".into(),
             seconds,
             peak_rss_mib: None,
             within: Some("tables".into()),
@@ -471,53 +471,24 @@ fn tables(
     let (segs, labels) = std::thread::scope(|scope| -> Result<(DataFrame, DataFrame), PipelineError> {
         // The pages mostly wait on the file system (thousands of small files in one
         // folder), so they are written while the tables keep the cores busy.
-        let pages_job = outcomes
+        let pages_jobs = outcomes
             .iter()
-            .flat_map(|o| o.exports.iter())
-            .find(|(n, _)| n == "actions")
-            .map(|(_, actions)| {
-                let accountants = outcomes
-                    .iter()
-                    .flat_map(|o| o.tables.iter())
-                    .find(|(n, _)| n == "accountants")
-                    .map(|(_, df)| df);
-                let tiers: Vec<(String, String)> = segmentation(outcomes, SegmentKind::Value)
-                    .map(|v| {
-                        v.model
-                            .segments
-                            .iter()
-                            .map(|g| {
-                                let shown = match s.lang {
-                                    Lang::Zh => g.name_zh.clone(),
-                                    Lang::En => format!("{} {}", g.id, g.name_en),
-                                };
-                                (g.id.clone(), shown)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let dir = dir.join("actions");
-                let folder = dir.clone();
+            .filter_map(|o| o.pages.as_ref())
+            .map(|p| {
+                let folder = dir.join(&p.folder);
                 // A thread of its own, named so that a profile tells it apart.
-                let named = std::thread::Builder::new().name("action pages".into());
+                let named = std::thread::Builder::new().name(format!("pages: {}", p.folder));
                 named
                     .spawn_scoped(scope, move || {
                         let started = std::time::Instant::now();
-                        report::actions_page::write_pages(
-                            &dir,
-                            actions,
-                            accountants,
-                            &tiers,
-                            s.lang,
-                            &table.snapshot.to_string(),
-                        )
-                        .map(|files| (files, started.elapsed().as_secs_f64()))
+                        (p.write)(&folder).map(|files| (files, started.elapsed().as_secs_f64()))
                     })
                     .map_err(|e| report::ReportError::Write {
-                        path: folder,
+                        path: dir.join(&p.folder),
                         message: format!("could not start the thread that writes the pages: {e}"),
                     })
-            });
+            })
+            .collect::<Vec<_>>();
         let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, words, s.lang, run_id));
         let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
         // The analyses' tables for people, side by side with the labels (at 1M clients
@@ -548,9 +519,11 @@ fn tables(
         let labels = labels_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         features_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         exported = exports_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        if let Some(job) = pages_job {
-            let job = job?;
-            pages = Some(job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        for job in pages_jobs {
+            let (files, seconds) = job?.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            let (all, total) = pages.get_or_insert_with(|| (Vec::new(), 0.0));
+            all.extend(files);
+            *total += seconds;
         }
         Ok((segs, labels))
     })?;

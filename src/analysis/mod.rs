@@ -68,6 +68,8 @@ pub enum AnalysisError {
     Undeclared { analysis: String, from: String, item: String },
     #[error("analyses: {0}")]
     Registry(String),
+    #[error("cannot write {path}: {message}")]
+    Write { path: std::path::PathBuf, message: String },
 }
 
 /// The analyses' checked parameters (from `[value]`, `[behaviour]`, `[kmeans]` and
@@ -407,6 +409,17 @@ pub struct Outcome {
     pub exports: Vec<(String, polars::prelude::DataFrame)>,
     /// Files for other systems to import: `NAME.csv` only (crm_tasks.csv).
     pub imports: Vec<(String, polars::prelude::DataFrame)>,
+    /// Pages it writes into a folder of the run (the accountants' action pages).
+    pub pages: Option<Pages>,
+}
+
+/// Files an analysis writes into a folder of its own in the run, while the tables are
+/// written: `write(folder)` returns the files' paths within the run folder.
+pub struct Pages {
+    /// The folder's name in the run folder.
+    pub folder: String,
+    #[allow(clippy::type_complexity)]
+    pub write: Box<dyn Fn(&Path) -> Result<Vec<String>, AnalysisError> + Send + Sync>,
 }
 
 impl Outcome {
@@ -427,6 +440,7 @@ impl Outcome {
             tables: Vec::new(),
             exports: Vec::new(),
             imports: Vec::new(),
+            pages: None,
         }
     }
 }

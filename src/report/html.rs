@@ -203,35 +203,7 @@ pub struct PageSection {
     pub charts: Vec<ChartFile>,
 }
 
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    esc_into(&mut out, s);
-    out
-}
-
-/// `esc` appended to `out`, without a string per call (the action pages write millions).
-pub fn esc_into(out: &mut String, s: &str) {
-    let set = [b'&', b'<', b'>', b'"'];
-    if !crate::format::holds_any(s.as_bytes(), set) {
-        out.push_str(s);
-        return;
-    }
-    let mut rest = s;
-    // Bytes, not chars: the four are ASCII, so a match is always on a char boundary (a
-    // search by chars decoded every Chinese character).
-    let special = |b: &u8| set.contains(b);
-    while let Some(k) = rest.as_bytes().iter().position(special) {
-        out.push_str(&rest[..k]);
-        out.push_str(match rest.as_bytes().get(k) {
-            Some(b'&') => "&amp;",
-            Some(b'<') => "&lt;",
-            Some(b'>') => "&gt;",
-            _ => "&quot;",
-        });
-        rest = &rest[k + 1..];
-    }
-    out.push_str(rest);
-}
+pub use crate::format::{esc, esc_into};
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)

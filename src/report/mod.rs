@@ -14,7 +14,6 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub mod actions_page;
 pub mod html;
 pub mod page;
 pub mod pca;

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::html::{esc, esc_into};
-use super::ReportError;
+use crate::analysis::AnalysisError;
+use crate::format::{esc, esc_into};
 use crate::analysis::pricing::f64_column;
 use crate::analysis::{chunk, TextView};
 use crate::format::Lang;
@@ -81,11 +81,11 @@ pub fn write_pages(
     tiers: &[(String, String)],
     lang: Lang,
     snapshot: &str,
-) -> Result<Vec<String>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::Write {
-        path: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
+) -> Result<Vec<String>, AnalysisError> {
+    std::fs::create_dir_all(dir).map_err(|e| AnalysisError::Write {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let zh = lang == Lang::Zh;
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let columns: Vec<StringChunked> = [
@@ -225,7 +225,7 @@ pub fn write_pages(
     for (o, rows) in &owners {
         let (stem, h) = page(o, rows);
         let path = dir.join(format!("{stem}.html"));
-        std::fs::write(&path, h).map_err(|e| ReportError::Write {
+        std::fs::write(&path, h).map_err(|e| AnalysisError::Write {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -250,10 +250,10 @@ pub fn write_pages(
     }
     idx.push_str("</ul></body></html>");
     let path = dir.join("index.html");
-    std::fs::write(&path, idx).map_err(|e| ReportError::Write {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    std::fs::write(&path, idx).map_err(|e| AnalysisError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     files.push("actions/index.html".into());
     Ok(files)
 }

@@ -3,6 +3,8 @@
 //! valuable clients at churn risk, fee reviews, arrears collection, chasing late documents
 //! before the filing deadline, and handovers after reassignment.
 
+pub mod pages;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -12,7 +14,7 @@ use serde::Serialize;
 
 use super::pricing::{f64_column, longest_risk, monthly_fee};
 use super::{
-    cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Section,
+    cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Pages, Section,
     SectionTable, TextView,
 };
 use crate::columns::{OutputColumn, TableName};
@@ -690,6 +692,18 @@ fn outcome(
     owners: &[&str],
     book: Book,
 ) -> Outcome {
+    // The tiers as the pages show them: Chinese names, or the id and English name.
+    let shown_tiers: Vec<(String, String)> = book
+        .tiers
+        .iter()
+        .map(|(id, en, zh)| {
+            let shown = match ctx.lang {
+                Lang::Zh => zh.clone(),
+                Lang::En => format!("{id} {en}"),
+            };
+            (id.clone(), shown)
+        })
+        .collect();
     let mut out = Outcome::empty("actions");
     out.declared = declared();
     out.table_names = vec![
@@ -992,6 +1006,19 @@ fn outcome(
         }
     }
     if let Ok(df) = table {
+        // Each accountant's page, written beside the run's tables.
+        let accountants = out
+            .tables
+            .iter()
+            .find(|(n, _)| n == "accountants")
+            .map(|(_, d)| d.clone());
+        let (actions, lang, snapshot) = (df.clone(), ctx.lang, ctx.table.snapshot.to_string());
+        out.pages = Some(Pages {
+            folder: "actions".into(),
+            write: Box::new(move |dir| {
+                pages::write_pages(dir, &actions, accountants.as_ref(), &shown_tiers, lang, &snapshot)
+            }),
+        });
         out.exports.push(("actions".into(), df));
     }
     out
