@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(c.word("band", "high", Lang::Zh), Some("高"));
         assert_eq!(c.word("band", "low", Lang::Zh), None);
         assert_eq!(c.crm(), vec![("band".to_string(), "band".to_string())]);
-        assert_eq!(c.pushed().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["band", "score"]);
+        assert_eq!(
+            c.pushed().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["band", "score"]
+        );
         assert_eq!(c.tracked().len(), 1);
         let back: Catalogue = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);

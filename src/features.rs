@@ -1188,3 +1188,29 @@ mod tests {
         assert!(f.df.column("tickets_per_month").is_err());
     }
 }
+pub fn check_features(
+    key: &str,
+    names: Option<Vec<String>>,
+    group: FeatureGroup,
+) -> Result<Vec<String>, crate::params::ParamError> {
+    let names = match names {
+        Some(n) => n,
+        None => default_clustering_features(group)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(crate::params::invalid(key, "must list at least one feature", "[]"));
+    }
+    for name in &names {
+        if feature_def(name).is_none() {
+            return Err(crate::params::ParamError::UnknownFeature {
+                key: key.into(),
+                name: name.clone(),
+                known: CATALOGUE.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    Ok(names)
+}

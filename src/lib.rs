@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod init;
 pub mod model;
 pub mod output;
+pub mod params;
 pub mod persist;
 pub mod pipeline;
 pub mod preprocess;

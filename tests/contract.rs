@@ -38,7 +38,11 @@ impl ScaleTiers {
         let raw: RawScale = s.section("scale")?;
         let micro_word = raw.micro_word.unwrap_or_else(|| "微型".into());
         if micro_word.trim().is_empty() {
-            return Err(config::invalid("analyses.scale.micro_word", "must not be empty", "\"\""));
+            return Err(config::invalid(
+                "analyses.scale.micro_word",
+                "must not be empty",
+                "\"\"",
+            ));
         }
         Ok(ScaleTiers {
             merge_small: raw.merge_small.unwrap_or(false),
@@ -111,7 +115,11 @@ impl Analysis for ScaleTiers {
             )
             .crm("scale tier")
             .push(SqlType::Text)
-            .tracked("scale", "Scale tier transitions since the previous run", "与上次相比的规模层级变化")],
+            .tracked(
+                "scale",
+                "Scale tier transitions since the previous run",
+                "与上次相比的规模层级变化",
+            )],
             section: Some(Section {
                 id: "scale-tiers".into(),
                 title: ("Scale tiers".into(), "规模分层".into()),
@@ -220,7 +228,11 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     }
     let small = scales.iter().filter(|s| *s == "small").count();
     assert!(small > 0 && tiers.iter().any(|t| t == "S4"));
-    assert_eq!(headers(&run1.join("labels.csv"))[1], "value_tier", "segmentations first");
+    assert_eq!(
+        headers(&run1.join("labels.csv"))[1],
+        "value_tier",
+        "segmentations first"
+    );
     let parquet = read_parquet(&run1.join("labels.parquet"));
     assert_eq!(strings(&parquet, "scale_tier"), tiers);
 
@@ -233,9 +245,15 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     use calamine::Reader;
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
     let header: Vec<String> = sheet.rows().next().unwrap().iter().map(|c| c.to_string()).collect();
-    let j = header.iter().position(|h| h == "规模层级").unwrap_or_else(|| panic!("{header:?}"));
+    let j = header
+        .iter()
+        .position(|h| h == "规模层级")
+        .unwrap_or_else(|| panic!("{header:?}"));
     let cells: Vec<String> = sheet.rows().skip(1).map(|r| r[j].to_string()).collect();
-    assert!(cells.iter().any(|c| c == "微型企业") && !cells.iter().any(|c| c == "S4"), "{cells:?}");
+    assert!(
+        cells.iter().any(|c| c == "微型企业") && !cells.iter().any(|c| c == "S4"),
+        "{cells:?}"
+    );
     assert!(!header.iter().any(|h| h == "scale_tier"));
 
     // Migration: every small client moved S3 -> S4, counted under the declared kind.
@@ -246,7 +264,9 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
         .map(|r| r["clients"].parse::<usize>().unwrap())
         .sum();
     assert_eq!(moved, small, "{transitions:?}");
-    assert!(!transitions.iter().any(|r| r["kind"] == "scale" && r["from"] == "S3" && r["to"] != "S4"));
+    assert!(!transitions
+        .iter()
+        .any(|r| r["kind"] == "scale" && r["from"] == "S3" && r["to"] != "S4"));
     let migration = read_csv(&run2.join("migration.csv"));
     assert!(migration.column("previous_scale_tier").is_ok() && migration.column("scale_tier").is_ok());
     let chart = std::fs::read_to_string(run2.join("charts/transitions_scale.svg")).unwrap();
@@ -260,14 +280,24 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     let m = manifest(&run1);
     assert!(m["analyses"]["scale"]["counts"]["S4"].as_u64().unwrap() > 0);
     assert!(m["analyses"]["scale"]["micro_in_v1"].is_u64());
-    assert_eq!(m["columns"]["columns"].as_array().unwrap().last().unwrap()["name"], "scale_tier");
+    assert_eq!(
+        m["columns"]["columns"].as_array().unwrap().last().unwrap()["name"],
+        "scale_tier"
+    );
 
     // The push: the table made by the first run gains the column in place.
     clientseg::push::push(&run2, &db, false).unwrap();
     let conn = rusqlite::Connection::open(dir.join("crm.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT client_id, scale_tier FROM client_segment").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT client_id, scale_tier FROM client_segment")
+        .unwrap();
     let pushed: BTreeMap<String, String> = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))
+        })
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
@@ -280,7 +310,11 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(history_before as usize, want.len(), "the earlier run's rows keep nulls there");
+    assert_eq!(
+        history_before as usize,
+        want.len(),
+        "the earlier run's rows keep nulls there"
+    );
 }
 
 #[test]
@@ -293,19 +327,40 @@ fn its_parameters_and_its_place_among_the_analyses_are_checked() {
         t
     };
     // A key the section does not know, a value of the wrong type, a value the check refuses.
-    let s = settings(dir, "models", "en", Some(section("merge_smal", toml::Value::Boolean(true)))).unwrap();
+    let s = settings(
+        dir,
+        "models",
+        "en",
+        Some(section("merge_smal", toml::Value::Boolean(true))),
+    )
+    .unwrap();
     let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
     assert!(e.contains("[analyses.scale]") && e.contains("merge_smal"), "{e}");
-    let s = settings(dir, "models", "en", Some(section("merge_small", toml::Value::from("yes")))).unwrap();
+    let s = settings(
+        dir,
+        "models",
+        "en",
+        Some(section("merge_small", toml::Value::from("yes"))),
+    )
+    .unwrap();
     let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
     assert!(e.contains("[analyses.scale]") && e.contains("bool"), "{e}");
     let s = settings(dir, "models", "en", Some(section("micro_word", toml::Value::from(" ")))).unwrap();
     let e = ScaleTiers::from_settings(&s).err().unwrap().to_string();
-    assert!(e.contains("analyses.scale.micro_word") && e.contains("must not be empty"), "{e}");
+    assert!(
+        e.contains("analyses.scale.micro_word") && e.contains("must not be empty"),
+        "{e}"
+    );
 
     generate(&dir.join("data"), 200, 5, &[]);
     // A section no analysis reads stops the run before any work.
-    let s = settings(dir, "models", "en", Some(section("merge_small", toml::Value::Boolean(true)))).unwrap();
+    let s = settings(
+        dir,
+        "models",
+        "en",
+        Some(section("merge_small", toml::Value::Boolean(true))),
+    )
+    .unwrap();
     let e = run(&s, dir, &analysis::configured(&s.analyses)).unwrap_err();
     assert!(e.contains("[analyses.scale]") && e.contains("no analysis"), "{e}");
     assert!(!dir.join("runs").exists() || std::fs::read_dir(dir.join("runs")).unwrap().next().is_none());

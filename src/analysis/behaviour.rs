@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::segmentation::{apply_saved, explain, extend_to_all, fit_rows, prepare, rows_of, usable};
 use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
 use crate::cluster::{self, KMeansSettings};
+use crate::features;
 use crate::model::Model;
+use crate::params::{invalid, ParamError};
 use crate::progress::Stages;
 use crate::segments;
 
@@ -116,6 +118,55 @@ impl Analysis for BehaviourSegments {
         Ok(Outcome {
             segmentation: Some(s),
             ..Outcome::empty("behaviour")
+        })
+    }
+}
+
+/// `[behaviour]` as written.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBehaviour {
+    pub k_min: Option<usize>,
+    pub k_max: Option<usize>,
+    pub k: Option<usize>,
+    pub features: Option<Vec<String>>,
+    pub silhouette_sample: Option<usize>,
+}
+
+impl RawBehaviour {
+    pub fn check(&self) -> Result<BehaviourParams, ParamError> {
+        let (k_min, k_max) = match self.k {
+            Some(k) => (k, k),
+            None => (self.k_min.unwrap_or(2), self.k_max.unwrap_or(8)),
+        };
+        if k_min < 2 || k_max < k_min || k_max > 20 {
+            return Err(invalid(
+                "behaviour.k_min/k_max",
+                "must satisfy 2 <= k_min <= k_max <= 20",
+                format!("{k_min}..={k_max}"),
+            ));
+        }
+        let silhouette_sample = self.silhouette_sample.unwrap_or(4000);
+        if silhouette_sample < 100 {
+            return Err(invalid(
+                "behaviour.silhouette_sample",
+                "must be at least 100",
+                silhouette_sample,
+            ));
+        }
+        Ok(BehaviourParams {
+            k_range: (k_min, k_max),
+            // Features chosen by default fall back to others the input allows.
+            fallback: match self.features {
+                None => features::fallback_features(),
+                Some(_) => Vec::new(),
+            },
+            features: features::check_features(
+                "behaviour.features",
+                self.features.clone(),
+                features::FeatureGroup::Behaviour,
+            )?,
+            silhouette_sample,
         })
     }
 }

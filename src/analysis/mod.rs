@@ -21,17 +21,17 @@ use polars::prelude::Column;
 use serde::Serialize;
 use thiserror::Error;
 
-pub use actions::{Actions, ActionsParams};
-pub use allocation::{Allocation, AllocationParams};
-pub use behaviour::{BehaviourParams, BehaviourSegments};
-pub use churn::{ChurnParams, ChurnRisk, ModelChoice};
-pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams};
-pub use segmentation::{SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
-pub use value::{ValueParams, ValueTiers};
+pub use actions::{Actions, ActionsParams, RawActions};
+pub use allocation::{Allocation, AllocationParams, RawAllocation};
+pub use behaviour::{BehaviourParams, BehaviourSegments, RawBehaviour};
+pub use churn::{ChurnParams, ChurnRisk, ModelChoice, RawChurn};
+pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams, RawDefaultHours, RawGradeCost, RawPricing};
+pub use segmentation::{RawClassifier, SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
+pub use value::{RawValue, ValueParams, ValueTiers};
 
 use crate::classify::ClassifyError;
-use crate::columns::{Catalogue, OutputColumn, TableName};
 use crate::cluster::{ClusterError, KMeansSettings};
+use crate::columns::{Catalogue, OutputColumn, TableName};
 use crate::features::FeatureTable;
 use crate::format::Lang;
 use crate::history::History;
@@ -63,9 +63,17 @@ pub enum AnalysisError {
         why: String,
     },
     #[error("analysis '{analysis}' reads the {item} of analysis '{from}', but '{from}' ran without making it")]
-    Missing { analysis: String, from: String, item: String },
+    Missing {
+        analysis: String,
+        from: String,
+        item: String,
+    },
     #[error("analysis '{analysis}' reads '{item}' of analysis '{from}' without declaring it in its needs()")]
-    Undeclared { analysis: String, from: String, item: String },
+    Undeclared {
+        analysis: String,
+        from: String,
+        item: String,
+    },
     #[error("analyses: {0}")]
     Registry(String),
     #[error("cannot write {path}: {message}")]
@@ -159,7 +167,10 @@ impl Need {
     }
 
     pub const fn sometimes(self) -> Need {
-        Need { sometimes: true, ..self }
+        Need {
+            sometimes: true,
+            ..self
+        }
     }
 
     fn item(&self) -> String {
@@ -287,7 +298,12 @@ impl<'a> Context<'a> {
         let Some((o, need)) = self.earlier_of(Needed::Table, from, name)? else {
             return Ok(None);
         };
-        let found = o.exports.iter().chain(&o.tables).find(|(n, _)| n == name).map(|(_, df)| df);
+        let found = o
+            .exports
+            .iter()
+            .chain(&o.tables)
+            .find(|(n, _)| n == name)
+            .map(|(_, df)| df);
         self.found(found, need, format!("table {name}"))
     }
 

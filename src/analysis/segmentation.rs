@@ -5,11 +5,12 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::Serialize;
 
 use super::AnalysisError;
-use crate::columns::{OutputColumn, SqlType};
 use crate::classify::TreeModel;
 use crate::cluster::{Clustering, KScore};
+use crate::columns::{OutputColumn, SqlType};
 use crate::features::FeatureTable;
 use crate::model::SegmentModel;
+use crate::params::{invalid, ParamError};
 use crate::preprocess::{self, Scaler};
 use crate::segments::Segment;
 
@@ -91,6 +92,32 @@ pub struct TreeParams {
     pub max_depth: usize,
     /// Share of clients held out to measure the tree's accuracy.
     pub test_share: f64,
+}
+
+/// `[classifier]` as written.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawClassifier {
+    pub max_depth: Option<usize>,
+    pub test_share: Option<f64>,
+}
+
+impl RawClassifier {
+    pub fn check(&self) -> Result<TreeParams, ParamError> {
+        let max_depth = self.max_depth.unwrap_or(4);
+        if !(1..=12).contains(&max_depth) {
+            return Err(invalid("classifier.max_depth", "must be between 1 and 12", max_depth));
+        }
+        let test_share = self.test_share.unwrap_or(0.2);
+        if !(0.05..=0.5).contains(&test_share) {
+            return Err(invalid(
+                "classifier.test_share",
+                "must be between 0.05 and 0.5",
+                test_share,
+            ));
+        }
+        Ok(TreeParams { max_depth, test_share })
+    }
 }
 
 /// A fitted segmentation and its labels for the current data.

@@ -8,6 +8,7 @@ use super::{Analysis, AnalysisError, Context, Outcome, SegmentKind, TreeParams};
 use crate::cluster::{self, KMeansSettings};
 use crate::features;
 use crate::model::Model;
+use crate::params::{invalid, ParamError};
 use crate::preprocess;
 use crate::progress::Stages;
 use crate::segments;
@@ -91,6 +92,27 @@ impl Analysis for ValueTiers {
         Ok(Outcome {
             segmentation: Some(s),
             ..Outcome::empty("value")
+        })
+    }
+}
+
+/// `[value]` as written.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawValue {
+    pub k: Option<usize>,
+    pub features: Option<Vec<String>>,
+}
+
+impl RawValue {
+    pub fn check(&self) -> Result<ValueParams, ParamError> {
+        let k = self.k.unwrap_or(3);
+        if !(2..=10).contains(&k) {
+            return Err(invalid("value.k", "must be between 2 and 10", k));
+        }
+        Ok(ValueParams {
+            k,
+            features: features::check_features("value.features", self.features.clone(), features::FeatureGroup::Value)?,
         })
     }
 }

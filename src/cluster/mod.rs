@@ -31,6 +31,38 @@ pub struct KMeansSettings {
     pub tolerance: f64,
 }
 
+/// `[kmeans]` as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawKMeans {
+    pub backend: Option<KMeansBackend>,
+    pub n_runs: Option<usize>,
+    pub max_iterations: Option<u64>,
+    pub tolerance: Option<f64>,
+}
+
+impl RawKMeans {
+    pub fn check(&self) -> Result<KMeansSettings, crate::params::ParamError> {
+        use crate::params::invalid;
+        let k = KMeansSettings {
+            backend: self.backend.unwrap_or_default(),
+            n_runs: self.n_runs.unwrap_or(8),
+            max_iterations: self.max_iterations.unwrap_or(300),
+            tolerance: self.tolerance.unwrap_or(1e-4),
+        };
+        if k.n_runs == 0 || k.n_runs > 100 {
+            return Err(invalid("kmeans.n_runs", "must be between 1 and 100", k.n_runs));
+        }
+        if k.max_iterations == 0 {
+            return Err(invalid("kmeans.max_iterations", "must be at least 1", k.max_iterations));
+        }
+        if !(k.tolerance > 0.0) {
+            return Err(invalid("kmeans.tolerance", "must be greater than 0", k.tolerance));
+        }
+        Ok(k)
+    }
+}
+
 /// Which k-means implementation fits the clusters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

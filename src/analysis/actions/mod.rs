@@ -3,6 +3,9 @@
 //! valuable clients at churn risk, fee reviews, arrears collection, chasing late documents
 //! before the filing deadline, and handovers after reassignment.
 
+mod params;
+pub use params::RawActions;
+
 pub mod pages;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,10 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::pricing::{f64_column, longest_risk, monthly_fee};
-use super::{
-    cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Pages, Section,
-    SectionTable, TextView,
-};
+use super::{cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Pages, Section, SectionTable, TextView};
 use crate::columns::{OutputColumn, TableName};
 use crate::format::{date_into, int0_into, money_into, Lang};
 use crate::history::column_f64;
@@ -143,9 +143,8 @@ impl Texts {
         let df = &ctx.table.df;
         let n = df.height();
         let own = |name: &str| chunk(df.column(name).ok(), n);
-        let earlier = |from: &str, name: &str| -> Result<StringChunked, AnalysisError> {
-            Ok(chunk(ctx.column(from, name)?, n))
-        };
+        let earlier =
+            |from: &str, name: &str| -> Result<StringChunked, AnalysisError> { Ok(chunk(ctx.column(from, name)?, n)) };
         Ok(Texts {
             ids: own("client_id"),
             names: own("name"),

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::analysis::AnalysisError;
-use crate::format::{esc, esc_into};
 use crate::analysis::pricing::f64_column;
+use crate::analysis::AnalysisError;
 use crate::analysis::{chunk, TextView};
 use crate::format::Lang;
+use crate::format::{esc, esc_into};
 
 fn texts(df: &DataFrame, name: &str) -> StringChunked {
     chunk(df.column(name).ok(), df.height())
@@ -83,9 +83,9 @@ pub fn write_pages(
     snapshot: &str,
 ) -> Result<Vec<String>, AnalysisError> {
     std::fs::create_dir_all(dir).map_err(|e| AnalysisError::Write {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let zh = lang == Lang::Zh;
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let columns: Vec<StringChunked> = [
@@ -251,9 +251,9 @@ pub fn write_pages(
     idx.push_str("</ul></body></html>");
     let path = dir.join("index.html");
     std::fs::write(&path, idx).map_err(|e| AnalysisError::Write {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     files.push("actions/index.html".into());
     Ok(files)
 }

@@ -4,6 +4,9 @@
 //! possible change hands, work is spread evenly and clients stay in their team
 //! (`solve.rs`). Needs the staff table and the hours that pricing works out.
 
+mod params;
+pub use params::RawAllocation;
+
 pub mod phase;
 pub mod solve;
 
@@ -11,9 +14,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::pricing::{f64_column, text_column, tier_ids};
-use super::{
-    Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome, Section, SectionTable,
-};
+use super::{Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome, Section, SectionTable};
 use crate::columns::{Catalogue, OutputColumn, SqlType, TableName};
 use crate::format::human;
 use crate::progress::Stages;
@@ -589,7 +590,7 @@ fn outcome(
         Column::new("handover_month".into(), month_col),
     ];
     let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
-    let words = words(&phases, &tiers);
+    let words = words(phases, &tiers);
     out.declared = words.columns;
     out.table_names = words.tables;
 

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::models::{Boosted, ModelKind, Rows};
 use super::{label, matrix, SavedChurn, Snapshots};
-use crate::history::History;
 use crate::columns::OutputColumn;
+use crate::history::History;
 
 /// Upper edges of the rise sizes compared (the first group is "no rise").
 pub const EDGES: [f64; 5] = [0.02, 0.10, 0.20, 0.30, f64::INFINITY];

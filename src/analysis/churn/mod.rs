@@ -7,6 +7,9 @@
 //! counted as staying. Quality is measured by rolling origin: for each of the last test
 //! months, the models learn only from snapshots whose outcome was known by then.
 
+mod params;
+pub use params::RawChurn;
+
 pub mod fee_response;
 pub mod metrics;
 pub mod models;
@@ -536,7 +539,11 @@ fn declared(saved: &SavedChurn) -> Vec<OutputColumn> {
         OutputColumn::category("churn_band", "churn risk band", "流失风险等级", &bands)
             .crm("Churn Band")
             .push(SqlType::Text)
-            .tracked("churn", "Churn risk band transitions since the previous run", "与上次相比的流失风险等级变化"),
+            .tracked(
+                "churn",
+                "Churn risk band transitions since the previous run",
+                "与上次相比的流失风险等级变化",
+            ),
         OutputColumn::text("churn_drivers", "main risk drivers", "主要风险因素")
             .crm("Churn Drivers")
             .push(SqlType::Text),

@@ -3,6 +3,9 @@
 //! of clients with the same taxpayer and client type and the nearest workload, and a
 //! suggested fee for the under-priced, held back where a rise would cost a valuable client.
 
+mod params;
+pub use params::{RawDefaultHours, RawGradeCost, RawPricing};
+
 pub mod response;
 
 use polars::prelude::*;
@@ -11,10 +14,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
-use super::{
-    Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome,
-    Section, SectionTable,
-};
+use super::{Analysis, AnalysisError, ChartSeries, Context, LineChart, Need, Outcome, Section, SectionTable};
 use crate::columns::{OutputColumn, SqlType, TableName};
 use crate::format::{money, Lang};
 use crate::history::column_f64;
@@ -450,7 +450,11 @@ fn declared() -> Vec<OutputColumn> {
             ("monthly_fee", "monthly fee", "月费"),
             ("margin", "margin a month", "月毛利"),
             ("fee_per_hour", "fee per hour", "每工时收费"),
-            ("peer_fee_per_hour", "peers' median fee per hour", "同类客户每工时收费（中位数）"),
+            (
+                "peer_fee_per_hour",
+                "peers' median fee per hour",
+                "同类客户每工时收费（中位数）",
+            ),
             ("peers", "peers", "同类客户数"),
             ("fee_change", "fee change", "调价金额"),
         ]
@@ -981,16 +985,16 @@ impl Pricing {
             "expected_gain_12m": gains.0,
             "expected_gain_12m_pessimistic": gains.1,
         }));
-        let tier_words: std::collections::HashMap<String, (String, String)> =
-            ctx.segmentation("value")?
-                .map(|s| {
-                    s.model
-                        .segments
-                        .iter()
-                        .map(|g| (g.id.clone(), (format!("{} {}", g.id, g.name_en), g.name_zh.clone())))
-                        .collect()
-                })
-                .unwrap_or_default();
+        let tier_words: std::collections::HashMap<String, (String, String)> = ctx
+            .segmentation("value")?
+            .map(|s| {
+                s.model
+                    .segments
+                    .iter()
+                    .map(|g| (g.id.clone(), (format!("{} {}", g.id, g.name_en), g.name_zh.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
         out.section = Some(section(
             p,
             &r,

@@ -12,7 +12,6 @@
 use polars::prelude::*;
 use serde::Serialize;
 
-
 /// Months ahead the expected revenue counts.
 pub const MONTHS_AHEAD: i32 = 12;
 
