@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::schema::Table;
 
 mod compact;
+pub mod declared;
 pub mod discover;
 pub mod layout;
 pub mod vocabulary;
@@ -495,6 +496,20 @@ fn split_csv_line(line: &str, sep: u8) -> Vec<String> {
 /// The first rows of a table's file as text cells, for finding its header: the first
 /// lines of a CSV, the first rows of a worksheet, a Parquet file's column names.
 pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result<Vec<Vec<String>>, IngestError> {
+    rows_of(path, sheet, encoding, Some(layout::HEADER_SEARCH_ROWS))
+}
+
+/// Every row of a CSV file or worksheet, as text (a declared table of an analysis).
+pub fn all_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result<Vec<Vec<String>>, IngestError> {
+    rows_of(path, sheet, encoding, None)
+}
+
+fn rows_of(
+    path: &Path,
+    sheet: Option<&str>,
+    encoding: Encoding,
+    limit: Option<usize>,
+) -> Result<Vec<Vec<String>>, IngestError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -507,9 +522,13 @@ pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result
     match ext.as_str() {
         "csv" | "txt" => {
             let mut buf = Vec::new();
+            let bytes = match limit {
+                Some(_) => 256 * 1024,
+                None => u64::MAX,
+            };
             std::fs::File::open(path)
                 .map_err(IngestError::io(path))?
-                .take(256 * 1024)
+                .take(bytes)
                 .read_to_end(&mut buf)
                 .map_err(IngestError::io(path))?;
             let form = csv_form(path)?;
@@ -520,7 +539,8 @@ pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result
             };
             Ok(csv_lines(&text)
                 .into_iter()
-                .take(layout::HEADER_SEARCH_ROWS)
+                .filter(|l| !l.trim().is_empty() || limit.is_some())
+                .take(limit.unwrap_or(usize::MAX))
                 .map(|l| split_csv_line(&l, form.sep))
                 .collect())
         }
@@ -528,7 +548,7 @@ pub fn head_rows(path: &Path, sheet: Option<&str>, encoding: Encoding) -> Result
             let (_, range, _) = worksheet(path, sheet, None)?;
             Ok(range
                 .rows()
-                .take(layout::HEADER_SEARCH_ROWS)
+                .take(limit.unwrap_or(usize::MAX))
                 .map(|r| r.iter().map(|c| cell_text(c).unwrap_or_default()).collect())
                 .collect())
         }

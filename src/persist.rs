@@ -274,6 +274,16 @@ pub struct ScoredWith {
     pub tree_agreement: BTreeMap<String, f64>,
 }
 
+/// A table an analysis declared, as read.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeclaredInput {
+    pub table: String,
+    pub path: String,
+    pub sha256: String,
+    pub rows: usize,
+    pub accepted: usize,
+}
+
 /// Everything needed to understand and repeat a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -292,6 +302,9 @@ pub struct Manifest {
     pub disabled_features: Vec<DisabledFeature>,
     pub value: SegmentationSummary,
     pub behaviour: Option<SegmentationSummary>,
+    /// The tables the analyses declared and read besides the built-in ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub declared_inputs: Vec<DeclaredInput>,
     /// What the analyses declared about their columns (`push` and `diff` read it).
     pub columns: crate::columns::Catalogue,
     /// Further analyses' own parts, by analysis id.

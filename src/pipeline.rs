@@ -22,6 +22,7 @@ use crate::progress::Stages;
 use crate::report::{self, ReportError};
 use crate::stability::migration::{self, ClientStatus, MigrationError};
 use crate::stability::{self, Stability, StabilityError};
+use crate::schema::InputTable;
 use crate::validate::{self, ValidateError, ValidateParams, Validated};
 
 #[derive(Debug, Error)]
@@ -103,7 +104,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         hourly_cost: s.features.hourly_cost,
         long_term_months: s.features.long_term_months,
     };
-    let input = prepare(s, &s.validation, &features, opts, &id, &mut st)?;
+    let input = prepare(s, &s.validation, &features, opts, &id, &mut st, analyses)?;
     let table = &input.table;
 
     // Segments keep the ids and names they had in the previous run, carried over as each
@@ -229,11 +230,11 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         hourly_cost: fs.hourly_cost,
         long_term_months: fs.long_term_months,
     };
-    let input = prepare(s, &validation, &features, opts, &id, &mut st)?;
-    let table = &input.table;
-    let mut outcomes: Vec<Outcome> = Vec::new();
     let analyses = analysis::configured(&s.analyses);
     analysis::check_registry(&analyses, &s.section_ids())?;
+    let input = prepare(s, &validation, &features, opts, &id, &mut st, &analyses)?;
+    let table = &input.table;
+    let mut outcomes: Vec<Outcome> = Vec::new();
     for a in &analyses {
         let ctx = context(s, &input, a.as_ref(), &outcomes);
         let o = a.apply(&ctx, &mut st, &model, model_path)?;
@@ -318,8 +319,11 @@ fn context<'a>(s: &Settings, input: &'a Prepared, a: &dyn Analysis, earlier: &'a
         history: input.history.as_ref(),
         served: Some(&input.served),
         earlier,
-        staff: input.validated.tables.get(crate::schema::Table::Staff),
-        contacts: input.validated.tables.get(crate::schema::Table::Contacts),
+        inputs: [crate::schema::Table::Staff, crate::schema::Table::Contacts]
+            .into_iter()
+            .filter_map(|t| input.validated.tables.get(t).map(|df| (t.name(), df)))
+            .chain(input.declared.iter().map(|(n, df)| (n.as_str(), df)))
+            .collect(),
     }
 }
 
@@ -327,6 +331,10 @@ fn context<'a>(s: &Settings, input: &'a Prepared, a: &dyn Analysis, earlier: &'a
 struct Prepared {
     files: Vec<InputFile>,
     validated: Validated,
+    /// The analyses' own tables, validated, by declared name.
+    declared: Vec<(String, DataFrame)>,
+    /// Where they were read from, for the manifest.
+    declared_files: Vec<persist::DeclaredInput>,
     table: FeatureTable,
     last_invoice: Option<NaiveDate>,
     history: Option<History>,
@@ -334,6 +342,7 @@ struct Prepared {
 }
 
 /// Ingest, validate and features.
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     s: &Settings,
     validation: &ValidateParams,
@@ -341,11 +350,16 @@ fn prepare(
     opts: &RunOptions,
     id: &str,
     st: &mut Stages,
+    analyses: &[Box<dyn Analysis>],
 ) -> Result<Prepared, PipelineError> {
     let inputs = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
     let files = inputs.files.clone();
-    let validated = st.run("validate", |_| {
+    let mut validated = st.run("validate", |_| {
         validate_keeping_rejects(inputs, validation, snapshot_of(s), opts, id)
+    })?;
+    let tables: Vec<InputTable> = analyses.iter().flat_map(|a| a.inputs()).collect();
+    let (declared, declared_files) = st.run("declared inputs", |_| {
+        declared_inputs(s, &tables, &mut validated, validation, opts, id)
     })?;
     let table = st.run("features", |_| features::compute(&validated.tables, features))?;
     let last_invoice = features::last_invoice(&validated.tables);
@@ -361,11 +375,61 @@ fn prepare(
     Ok(Prepared {
         files,
         validated,
+        declared,
+        declared_files,
         table,
         last_invoice,
         history,
         served,
     })
+}
+
+/// The tables the analyses declared: read from the input folder, validated against the
+/// accepted clients; their reject lines join the run's. When one stops the run, every
+/// reject line so far is written beside the run folders, as for the built-in tables.
+#[allow(clippy::type_complexity)]
+fn declared_inputs(
+    s: &Settings,
+    tables: &[InputTable],
+    validated: &mut Validated,
+    params: &ValidateParams,
+    opts: &RunOptions,
+    id: &str,
+) -> Result<(Vec<(String, DataFrame)>, Vec<persist::DeclaredInput>), PipelineError> {
+    let mut out = Vec::new();
+    let mut files = Vec::new();
+    for t in tables {
+        let Some(raw) = ingest::declared::read_declared(&s.input.dir, t, s.input.encoding)? else {
+            continue;
+        };
+        let (path, rows) = (raw.path.clone(), raw.df.height());
+        let sha256 = ingest::sha256_file(&path)?;
+        match validate::validate_declared(t, raw, &validated.tables.clients, params) {
+            Ok((accepted, rejects)) => {
+                validated.rejects.vstack_mut(&rejects).map_err(|source| ExportError::Polars { table: "rejects", source })?;
+                files.push(persist::DeclaredInput {
+                    table: t.name.clone(),
+                    path: path.display().to_string(),
+                    sha256,
+                    rows,
+                    accepted: accepted.height(),
+                });
+                out.push((t.name.clone(), accepted));
+            }
+            Err((source, rejects)) => {
+                let mut all = validated.rejects.clone();
+                all.vstack_mut(&rejects).map_err(|source| ExportError::Polars { table: "rejects", source })?;
+                std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create {
+                    path: opts.out_dir.clone(),
+                    source: e,
+                })?;
+                let path = opts.out_dir.join(format!("{id}.rejects.csv"));
+                output::rejects_beside(&all, &path)?;
+                return Err(PipelineError::Validate { source, rejects: path });
+            }
+        }
+    }
+    Ok((out, files))
 }
 
 /// Validates; when validation stops the run, the analyst still gets every reject line
@@ -690,6 +754,7 @@ fn manifest(
         disabled_features: input.table.disabled.clone(),
         value: value.summary(),
         behaviour: segmentation(outcomes, SegmentKind::Behaviour).map(|b| b.summary()),
+        declared_inputs: input.declared_files.clone(),
         columns: analysis::catalogue(outcomes),
         analyses: outcomes
             .iter()

@@ -110,6 +110,48 @@ pub const SCHEMAS: &[TableSchema] = &[
     },
 ];
 
+/// A table an analysis reads besides the built-in ones, declared by that analysis
+/// ([`crate::analysis::Analysis::inputs`]) end to end: the file's names (NAME or the
+/// Chinese name, .csv / .xlsx), its columns with their kinds and Chinese headers, and
+/// whether its rows belong to clients (then a row of an unknown client is rejected).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputTable {
+    pub name: String,
+    pub zh: String,
+    pub columns: Vec<InputColumn>,
+    /// Rows name a client in `client_id` (which must be one of the columns).
+    pub per_client: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputColumn {
+    pub name: String,
+    /// The header a Chinese firm's export uses.
+    pub zh: String,
+    pub kind: ValueKind,
+    pub required: bool,
+}
+
+/// How a declared input column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    Text,
+    Number,
+    Date,
+}
+
+impl InputColumn {
+    pub fn new(name: &str, zh: &str, kind: ValueKind, required: bool) -> InputColumn {
+        InputColumn {
+            name: name.into(),
+            zh: zh.into(),
+            kind,
+            required,
+        }
+    }
+}
+
 impl Table {
     /// Every table of [`SCHEMAS`], in order.
     pub fn all() -> impl Iterator<Item = Table> {

@@ -12,6 +12,7 @@ use clientseg::columns::{OutputColumn, SqlType};
 use clientseg::config::{self, ConfigError, RawConfig, Settings};
 use clientseg::pipeline::{self, RunOptions};
 use clientseg::progress::Stages;
+use clientseg::schema::{InputColumn, InputTable, ValueKind};
 use polars::prelude::*;
 use serde::Deserialize;
 
@@ -61,6 +62,19 @@ impl Analysis for ScaleTiers {
         vec![Need::segmentation("value")]
     }
 
+    fn inputs(&self) -> Vec<InputTable> {
+        vec![InputTable {
+            name: "visits".into(),
+            zh: "走访记录".into(),
+            columns: vec![
+                InputColumn::new("client_id", "客户编号", ValueKind::Text, true),
+                InputColumn::new("visit_date", "走访日期", ValueKind::Date, true),
+                InputColumn::new("minutes", "时长", ValueKind::Number, false),
+            ],
+            per_client: true,
+        }]
+    }
+
     fn fit(&self, ctx: &Context, _stages: &mut Stages) -> Result<Outcome, AnalysisError> {
         let failed = |e: PolarsError| AnalysisError::Failed {
             analysis: "scale".into(),
@@ -96,6 +110,12 @@ impl Analysis for ScaleTiers {
             .zip(&tiers)
             .filter(|(l, t)| value.model.segments[**l].id == "V1" && **t == Some("S4"))
             .count();
+        // Its own input table, validated: minutes of visits to micro clients.
+        let visits = ctx.input("visits").map(|v| {
+            let ids = v.column("client_id").unwrap().str().unwrap().clone();
+            let minutes = v.column("minutes").unwrap().f64().unwrap().clone();
+            (v.height(), ids.iter().zip(minutes.iter()).map(|(_, m)| m.unwrap_or(0.0)).sum::<f64>())
+        });
         let lines = counts
             .iter()
             .map(|(t, n)| (format!("{t}: {n} clients"), format!("{t}：{n} 位客户")))
@@ -127,7 +147,12 @@ impl Analysis for ScaleTiers {
                 tables: Vec::new(),
             }),
             headline: Some((format!("scale tiers: {counts:?}"), format!("规模分层：{counts:?}"))),
-            summary: Some(serde_json::json!({ "counts": counts, "micro_in_v1": top_micro })),
+            summary: Some(serde_json::json!({
+                "counts": counts,
+                "micro_in_v1": top_micro,
+                "visits": visits.map(|v| v.0),
+                "visit_minutes": visits.map(|v| v.1),
+            })),
             ..Outcome::empty("scale")
         })
     }
@@ -207,6 +232,14 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
         t.insert("micro_word".into(), toml::Value::String("微型企业".into()));
         t
     };
+    // Its own input table, as a Chinese firm writes it: 58 good rows, one of an unknown
+    // client and one with a date that is not one.
+    let mut visits = String::from("\u{feff}客户编号,走访日期,时长\n");
+    for i in 1..=58 {
+        visits.push_str(&format!("C{i:06},2025/3/{},{}\n", 1 + i % 28, i));
+    }
+    visits.push_str("C999999,2025-03-02,30\nC000001,上周三,45\n");
+    std::fs::write(dir.join("data/走访记录.csv"), visits).unwrap();
     let s1 = settings(dir, "models", "en", Some(table(false))).unwrap();
     let run1 = run(&s1, dir, &with_scale(&s1)).unwrap();
     let s2 = settings(dir, "models", "zh", Some(table(true))).unwrap();
@@ -280,6 +313,15 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     let m = manifest(&run1);
     assert!(m["analyses"]["scale"]["counts"]["S4"].as_u64().unwrap() > 0);
     assert!(m["analyses"]["scale"]["micro_in_v1"].is_u64());
+    assert_eq!(m["analyses"]["scale"]["visits"], 58);
+    assert_eq!(m["analyses"]["scale"]["visit_minutes"], (1..=58).sum::<i32>() as f64);
+    assert_eq!(m["declared_inputs"][0]["table"], "visits");
+    assert_eq!((m["declared_inputs"][0]["rows"].as_u64(), m["declared_inputs"][0]["accepted"].as_u64()), (Some(60), Some(58)));
+    let rejects = csv_rows(&run1.join("rejects.csv"));
+    let ours: Vec<_> = rejects.iter().filter(|r| r["file"] == "走访记录.csv").collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(ours.iter().any(|r| r["row"] == "60" && r["column"] == "client_id" && r["reason"].contains("not found")));
+    assert!(ours.iter().any(|r| r["row"] == "61" && r["column"] == "visit_date" && r["reason"].starts_with("not a date")));
     assert_eq!(
         m["columns"]["columns"].as_array().unwrap().last().unwrap()["name"],
         "scale_tier"
@@ -389,4 +431,26 @@ fn its_parameters_and_its_place_among_the_analyses_are_checked() {
     let mut fine = analysis::configured(&s.analyses);
     fine.push(Box::new(NeedsPricing { declare: true }));
     run(&s, dir, &fine).unwrap();
+
+    // Its own table without a required column: the file and the column are named.
+    std::fs::write(dir.join("data/visits.csv"), "client_id,minutes\nC000001,30\n").unwrap();
+    let scale = settings(dir, "models", "en", None).unwrap();
+    let e = run(&scale, dir, &with_scale(&scale)).unwrap_err();
+    assert!(e.contains("visits.csv") && e.contains("visit_date"), "{e}");
+    // Mostly bad rows: the run stops, and every reject line is kept beside the runs.
+    let mut bad = String::from("client_id,visit_date\n");
+    for i in 1..=10 {
+        bad.push_str(&format!("C{i:06},{}\n", if i % 2 == 0 { "soon" } else { "2025-01-05" }));
+    }
+    std::fs::write(dir.join("data/visits.csv"), bad).unwrap();
+    let e = run(&scale, dir, &with_scale(&scale)).unwrap_err();
+    assert!(e.contains("visits: 5 of 10 rows rejected"), "{e}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".rejects.csv"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    let lines = csv_rows(&kept[0]);
+    assert_eq!(lines.iter().filter(|r| r["file"] == "visits.csv").count(), 5);
 }

@@ -38,6 +38,7 @@ use crate::history::History;
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessError;
 use crate::progress::Stages;
+use crate::schema::InputTable;
 
 #[derive(Debug, Error)]
 pub enum AnalysisError {
@@ -233,13 +234,18 @@ pub struct Context<'a> {
     pub served: Option<&'a [bool]>,
     /// The outcomes of the analyses before this one, in order.
     pub earlier: &'a [Outcome],
-    /// The staff table (validated), when the input has one.
-    pub staff: Option<&'a polars::prelude::DataFrame>,
-    /// The contacts table (validated), when the input has one.
-    pub contacts: Option<&'a polars::prelude::DataFrame>,
+    /// The optional input tables by their schema name (staff, contacts) and the tables
+    /// the analyses declared ([`Analysis::inputs`]), validated; absent when the input
+    /// has none.
+    pub inputs: Vec<(&'a str, &'a polars::prelude::DataFrame)>,
 }
 
 impl<'a> Context<'a> {
+    /// An input table by its schema name ("staff", "contacts") or declared name.
+    pub fn input(&self, name: &str) -> Option<&'a polars::prelude::DataFrame> {
+        self.inputs.iter().find(|(n, _)| *n == name).map(|(_, df)| *df)
+    }
+
     /// The earlier outcome a declared need reads from; None when that analysis was
     /// skipped or is not registered (allowed for a need that is not required).
     fn earlier_of(&self, what: Needed, from: &str, name: &str) -> Result<Option<(&'a Outcome, Need)>, AnalysisError> {
@@ -468,6 +474,13 @@ pub trait Analysis: Send + Sync {
     /// Its name for people, (English, Chinese): the run summary says which was skipped.
     fn name(&self) -> (&'static str, &'static str) {
         (self.id(), self.id())
+    }
+
+    /// Input tables of its own, besides the built-in ones: read from the input folder,
+    /// validated (their reject lines join the run's) and handed out by
+    /// [`Context::input`]. None by default.
+    fn inputs(&self) -> Vec<InputTable> {
+        Vec::new()
     }
 
     /// What it reads from earlier analyses (none by default).

@@ -8,6 +8,9 @@ use thiserror::Error;
 
 use crate::ingest::{RawInputs, RawTable, MAX_CELL_CHARS, ROW};
 
+pub use declared::validate_declared;
+
+mod declared;
 mod parse;
 mod plan;
 mod tables;
@@ -35,7 +38,7 @@ pub struct ValidateParams {
 pub enum ValidateError {
     #[error("{table}: {rejected} of {total} rows rejected ({share:.1}%), over the limit of {limit:.1}% (input.max_reject_share). Most common problems: {top}. Fix the input, or raise the limit")]
     TooManyRejects {
-        table: &'static str,
+        table: String,
         rejected: usize,
         total: usize,
         share: f64,
@@ -43,7 +46,7 @@ pub enum ValidateError {
         top: String,
     },
     #[error("{table}: no rows left after validation; see the rejects for why")]
-    NothingLeft { table: &'static str },
+    NothingLeft { table: String },
     #[error("validation failed: {0}")]
     Polars(#[from] PolarsError),
 }
@@ -146,7 +149,7 @@ pub fn validate(
         all_rejects.push(rejects.clone());
         if share > settings.max_reject_share {
             return Err(ValidateError::TooManyRejects {
-                table: table.name(),
+                table: table.name().into(),
                 rejected: rejected_rows,
                 total: input,
                 share: share * 100.0,
@@ -156,7 +159,9 @@ pub fn validate(
         }
         // An empty staff list is no error: allocation says it has nobody to plan with.
         if accepted.height() == 0 && !(matches!(table, Table::Staff | Table::Contacts) && input == 0) {
-            return Err(ValidateError::NothingLeft { table: table.name() });
+            return Err(ValidateError::NothingLeft {
+                table: table.name().into(),
+            });
         }
         Ok(accepted)
     };

@@ -268,7 +268,7 @@ fn sized<T: Clone>(mut v: Vec<T>, n: usize, fill: T) -> Vec<T> {
 
 /// The last contact day per client (feature-table order), from the contacts table.
 fn last_contacts(ctx: &Context, ids: TextView, n: usize) -> Option<Vec<Option<NaiveDate>>> {
-    let c = ctx.contacts?;
+    let c = ctx.input("contacts")?;
     let who = chunk(c.column("client_id").ok(), c.height());
     let who = TextView::of(&who);
     let days = c.column("date").ok()?.cast(&DataType::Int32).ok()?;
@@ -891,7 +891,7 @@ fn outcome(
         "actions": total,
         "accountants": owners,
         "by_type": by_type,
-        "contacts_table": ctx.contacts.is_some(),
+        "contacts_table": ctx.input("contacts").is_some(),
         "contact_months": p.contact_months,
         "horizon_days": p.horizon_days,
     }));
@@ -959,7 +959,7 @@ fn outcome(
                 "{total} actions due by {} for {owners} accountants, in actions.csv and actions.xlsx (one row per client and action type, most urgent first). Contact cycles: {}; {}.",
                 t.snapshot + chrono::Duration::days(p.horizon_days),
                 p.contact_months.iter().map(|(k, v)| format!("{k} every {v} months")).collect::<Vec<_>>().join(", "),
-                if ctx.contacts.is_some() { "last contacts from the contacts table" } else { "no contacts table, so each cycle starts at the snapshot" }
+                if ctx.input("contacts").is_some() { "last contacts from the contacts table" } else { "no contacts table, so each cycle starts at the snapshot" }
             ),
             format!(
                 "截至 {} 共 {total} 项行动，涉及 {owners} 位会计，见 actions.csv 和 actions.xlsx（每个客户每类行动一行，按紧急程度排序）。沟通周期：{}；{}。",
@@ -972,7 +972,7 @@ fn outcome(
                     })
                     .collect::<Vec<_>>()
                     .join("，"),
-                if ctx.contacts.is_some() { "上次联系日期取自联系记录" } else { "无联系记录，周期从数据截止日起算" }
+                if ctx.input("contacts").is_some() { "上次联系日期取自联系记录" } else { "无联系记录，周期从数据截止日起算" }
             ),
         )],
         tables: vec![SectionTable {

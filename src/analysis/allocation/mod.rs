@@ -312,7 +312,7 @@ impl Analysis for Allocation {
             out.skipped = Some("allocation.enabled = false".into());
             return Ok(out);
         }
-        let Some(staff_df) = ctx.staff else {
+        let Some(staff_df) = ctx.input("staff") else {
             out.skipped = Some("no staff table: add staff.csv (accountant, grade, capacity_hours, skills, team, active) to plan who serves whom".into());
             return Ok(out);
         };

@@ -768,7 +768,7 @@ pub fn price(p: &PricingParams, ctx: &Context) -> Result<Priced, AnalysisError> 
 fn staff_teams(ctx: &Context) -> (std::collections::HashMap<String, u32>, Vec<String>) {
     let mut out = std::collections::HashMap::new();
     let mut names_of: Vec<String> = Vec::new();
-    if let Some(s) = ctx.staff {
+    if let Some(s) = ctx.input("staff") {
         let n = s.height();
         let names = text_column(s.column("accountant").ok(), n);
         let teams = text_column(s.column("team").ok(), n);
@@ -809,7 +809,7 @@ fn untimed(clients: impl Iterator<Item = (Option<u32>, bool)>, names: &[String])
 /// accountant -> grade, from the staff table.
 fn staff_grades(ctx: &Context) -> std::collections::HashMap<String, String> {
     let mut out = std::collections::HashMap::new();
-    if let Some(s) = ctx.staff {
+    if let Some(s) = ctx.input("staff") {
         let n = s.height();
         let names = text_column(s.column("accountant").ok(), n);
         let grades = text_column(s.column("grade").ok(), n);
