@@ -20,9 +20,9 @@ use crate::output::{self, OutputError, Written};
 use crate::persist::{self, Manifest, PersistError, RunDir, ScoredWith};
 use crate::progress::Stages;
 use crate::report::{self, ReportError};
+use crate::schema::InputTable;
 use crate::stability::migration::{self, ClientStatus, MigrationError};
 use crate::stability::{self, Stability, StabilityError};
-use crate::schema::InputTable;
 use crate::validate::{self, ValidateError, ValidateParams, Validated};
 
 #[derive(Debug, Error)]
@@ -406,7 +406,13 @@ fn declared_inputs(
         let sha256 = ingest::sha256_file(&path)?;
         match validate::validate_declared(t, raw, &validated.tables.clients, params) {
             Ok((accepted, rejects)) => {
-                validated.rejects.vstack_mut(&rejects).map_err(|source| ExportError::Polars { table: "rejects", source })?;
+                validated
+                    .rejects
+                    .vstack_mut(&rejects)
+                    .map_err(|source| ExportError::Polars {
+                        table: "rejects",
+                        source,
+                    })?;
                 files.push(persist::DeclaredInput {
                     table: t.name.clone(),
                     path: path.display().to_string(),
@@ -418,7 +424,10 @@ fn declared_inputs(
             }
             Err((source, rejects)) => {
                 let mut all = validated.rejects.clone();
-                all.vstack_mut(&rejects).map_err(|source| ExportError::Polars { table: "rejects", source })?;
+                all.vstack_mut(&rejects).map_err(|source| ExportError::Polars {
+                    table: "rejects",
+                    source,
+                })?;
                 std::fs::create_dir_all(&opts.out_dir).map_err(|e| PersistError::Create {
                     path: opts.out_dir.clone(),
                     source: e,

@@ -114,7 +114,13 @@ impl Analysis for ScaleTiers {
         let visits = ctx.input("visits").map(|v| {
             let ids = v.column("client_id").unwrap().str().unwrap().clone();
             let minutes = v.column("minutes").unwrap().f64().unwrap().clone();
-            (v.height(), ids.iter().zip(minutes.iter()).map(|(_, m)| m.unwrap_or(0.0)).sum::<f64>())
+            (
+                v.height(),
+                ids.iter()
+                    .zip(minutes.iter())
+                    .map(|(_, m)| m.unwrap_or(0.0))
+                    .sum::<f64>(),
+            )
         });
         let lines = counts
             .iter()
@@ -316,12 +322,22 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     assert_eq!(m["analyses"]["scale"]["visits"], 58);
     assert_eq!(m["analyses"]["scale"]["visit_minutes"], (1..=58).sum::<i32>() as f64);
     assert_eq!(m["declared_inputs"][0]["table"], "visits");
-    assert_eq!((m["declared_inputs"][0]["rows"].as_u64(), m["declared_inputs"][0]["accepted"].as_u64()), (Some(60), Some(58)));
+    assert_eq!(
+        (
+            m["declared_inputs"][0]["rows"].as_u64(),
+            m["declared_inputs"][0]["accepted"].as_u64()
+        ),
+        (Some(60), Some(58))
+    );
     let rejects = csv_rows(&run1.join("rejects.csv"));
     let ours: Vec<_> = rejects.iter().filter(|r| r["file"] == "走访记录.csv").collect();
     assert_eq!(ours.len(), 2, "{ours:?}");
-    assert!(ours.iter().any(|r| r["row"] == "60" && r["column"] == "client_id" && r["reason"].contains("not found")));
-    assert!(ours.iter().any(|r| r["row"] == "61" && r["column"] == "visit_date" && r["reason"].starts_with("not a date")));
+    assert!(ours
+        .iter()
+        .any(|r| r["row"] == "60" && r["column"] == "client_id" && r["reason"].contains("not found")));
+    assert!(ours
+        .iter()
+        .any(|r| r["row"] == "61" && r["column"] == "visit_date" && r["reason"].starts_with("not a date")));
     assert_eq!(
         m["columns"]["columns"].as_array().unwrap().last().unwrap()["name"],
         "scale_tier"

@@ -45,7 +45,11 @@ pub fn read_declared(dir: &Path, t: &InputTable, encoding: Encoding) -> Result<O
             message: format!(
                 "no row among the first {HEADER_SEARCH_ROWS} reads as the {} table's header (looked for {})",
                 t.name,
-                t.columns.iter().map(|c| format!("{} / {}", c.name, c.zh)).collect::<Vec<_>>().join(", ")
+                t.columns
+                    .iter()
+                    .map(|c| format!("{} / {}", c.name, c.zh))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     };
