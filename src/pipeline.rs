@@ -809,3 +809,47 @@ pub fn diff(a: &Path, b: &Path, out: &Path) -> Result<(usize, PathBuf), Pipeline
     let done = dir.commit()?;
     Ok((moved, done))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_say_what_when_and_which_seed() {
+        let a = run_id("score", 42);
+        assert!(a.starts_with("score-") && a.contains("-s42-"), "{a}");
+        // score-YYYYMMDD-HHMMSS-s42-xxxx
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(parts.len(), 5, "{a}");
+        assert_eq!(parts[1].len(), 8);
+        assert!(
+            parts[4].len() == 4 && parts[4].chars().all(|c| c.is_ascii_hexdigit()),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_well_after_the_last_invoice_is_warned_about() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert!(snapshot_warning(day(2025, 12, 31), Some(day(2025, 11, 3))).is_none());
+        let w = snapshot_warning(day(2026, 3, 1), Some(day(2025, 11, 30))).unwrap();
+        assert!(
+            w.en.contains("4 months after") && w.zh.contains("晚 4 个月"),
+            "{}",
+            w.en
+        );
+        assert!(snapshot_warning(day(2026, 3, 1), None).is_none());
+    }
+
+    #[test]
+    fn client_ids_are_read_in_table_order() {
+        let df = DataFrame::new_infer_height(vec![Column::new("client_id".into(), ["C2", "C1"])]).unwrap();
+        let table = FeatureTable {
+            df,
+            snapshot: NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+            enabled: Vec::new(),
+            disabled: Vec::new(),
+        };
+        assert_eq!(client_ids(&table), ["C2", "C1"]);
+    }
+}

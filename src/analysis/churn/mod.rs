@@ -1166,3 +1166,104 @@ impl Analysis for ChurnRisk {
         stages.run("churn scoring", |_| self.outcome(ctx, None, &saved, &contract_end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::models::{Logistic, Platt};
+    use super::*;
+    use crate::features::Transform;
+
+    #[test]
+    fn bands_split_at_their_thresholds_and_a_client_who_left_is_no_band() {
+        let bands = (0.05, 0.15);
+        assert_eq!(band_of(None, bands), "left");
+        assert_eq!(band_of(Some(0.0), bands), "low");
+        assert_eq!(band_of(Some(0.0499), bands), "low");
+        assert_eq!(band_of(Some(0.05), bands), "medium");
+        assert_eq!(band_of(Some(0.1499), bands), "medium");
+        assert_eq!(band_of(Some(0.15), bands), "high");
+        assert_eq!(band_words("high", Lang::Zh), "高风险");
+        assert_eq!(band_words("nonsense", Lang::En), "");
+    }
+
+    #[test]
+    fn the_matrix_holds_the_kept_rows_one_after_the_other() {
+        let cols = vec![vec![1.0, 2.0, 3.0], vec![10.0, 20.0, 30.0]];
+        assert_eq!(matrix(&cols, &[true, false, true]), vec![1.0, 10.0, 3.0, 30.0]);
+        assert!(matrix(&cols, &[false, false, false]).is_empty());
+    }
+
+    #[test]
+    fn an_outcome_is_known_after_the_horizon_and_the_lapse_grace() {
+        let s = Snapshots {
+            d: 1,
+            x: vec![0.0, 0.0],
+            month: vec![100, 100],
+            client: vec![0, 1],
+            left: vec![None, Some(102)],
+            grace: vec![0, 2],
+        };
+        assert_eq!(known_by(&s, 0, 3), 103);
+        assert_eq!(known_by(&s, 1, 3), 105);
+        assert_eq!(validation_rows(150_000), 60_000);
+        assert_eq!(validation_rows(10), 1000);
+    }
+
+    fn saved(coef: Vec<f64>) -> SavedChurn {
+        SavedChurn {
+            definition: LeaveDefinition::Lapse,
+            inactive_months: 3,
+            features: vec!["fees_12m".into(), "tenure_months".into()],
+            horizons: vec![SavedHorizon {
+                months: 3,
+                kind: ModelKind::Logistic,
+                logistic: Some(Logistic {
+                    transforms: vec![Transform::None; 2],
+                    mean: vec![0.0, 0.0],
+                    std: vec![1.0, 1.0],
+                    coef,
+                    intercept: -2.0,
+                }),
+                boosted: None,
+                platt: Platt { a: 1.0, b: 0.0 },
+            }],
+            bands: (0.05, 0.15),
+        }
+    }
+
+    #[test]
+    fn a_damaged_saved_model_is_refused_with_its_reason() {
+        assert_eq!(saved(vec![0.5, -0.5]).check(), Ok(()));
+        let wrong = saved(vec![0.5]).check().unwrap_err();
+        assert!(wrong.contains("3m") && wrong.contains("wrong number"), "{wrong}");
+        let nan = saved(vec![f64::NAN, 0.0]).check().unwrap_err();
+        assert!(nan.contains("finite"), "{nan}");
+        let mut unknown = saved(vec![0.5, -0.5]);
+        unknown.features[1] = "shoe_size".into();
+        assert!(unknown.check().unwrap_err().contains("shoe_size"));
+        let mut missing = saved(vec![0.5, -0.5]);
+        missing.horizons[0].kind = ModelKind::Boosted;
+        assert!(missing.check().unwrap_err().contains("missing"));
+        let mut bands = saved(vec![0.5, -0.5]);
+        bands.bands = (0.05, 1.5);
+        assert!(bands.check().is_err());
+    }
+
+    #[test]
+    fn each_horizon_declares_a_pushed_risk_and_the_band_is_tracked_with_its_words() {
+        let mut s = saved(vec![0.5, -0.5]);
+        let mut six = s.horizons[0].clone();
+        six.months = 6;
+        s.horizons.push(six);
+        let d = declared(&s);
+        let names: Vec<&str> = d.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.starts_with(&["churn_risk_3m", "churn_risk_6m", "revenue_at_risk", "churn_band"]));
+        let band = d.iter().find(|c| c.name == "churn_band").unwrap();
+        assert_eq!(band.word("high", Lang::Zh), Some("高风险"));
+        assert_eq!(band.tracked.as_ref().map(|t| t.kind.as_str()), Some("churn"));
+        assert!(d
+            .iter()
+            .filter(|c| c.name.starts_with("churn_risk_"))
+            .all(|c| c.push.is_some()));
+    }
+}
