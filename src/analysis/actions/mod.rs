@@ -682,6 +682,139 @@ fn book_frame(book: &Book) -> PolarsResult<DataFrame> {
     DataFrame::new(names.len(), columns)
 }
 
+/// Client columns gathered by row: views into the table's own text, not copies.
+fn gathered(rows: &[Row], at: &IdxCa, ca: &StringChunked, name: &str) -> Column {
+    ca.take(at)
+        .map(|c| c.with_name(name.into()).into_column())
+        .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
+}
+
+/// A column of few distinct words, picked by index rather than written per row.
+fn picked(rows: &[Row], name: &str, words: &[&str], of: &(dyn Fn(&Row) -> usize + Sync)) -> Column {
+    let all = StringChunked::from_iter_values(name.into(), words.iter().copied());
+    all.take(&IdxCa::from_vec(
+        "".into(),
+        rows.iter().map(|r| of(r) as IdxSize).collect(),
+    ))
+    .map(|c| c.into_column())
+    .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
+}
+
+/// Text written per row, in parallel pieces.
+fn written(rows: &[Row], name: &str, write: &(dyn Fn(&mut String, &Row) + Sync)) -> Column {
+    let pieces: Vec<StringChunked> = rows
+        .par_chunks(1 << 16)
+        .map(|part| {
+            let mut b = StringChunkedBuilder::new(name.into(), part.len());
+            let mut buf = String::new();
+            for r in part {
+                buf.clear();
+                write(&mut buf, r);
+                b.append_value(&buf);
+            }
+            b.finish()
+        })
+        .collect();
+    let mut all = StringChunked::full_null(name.into(), 0);
+    for piece in &pieces {
+        if all.append(piece).is_err() {
+            return Column::full_null(name.into(), rows.len(), &DataType::String);
+        }
+    }
+    // One piece, as the other columns are: the CSV writer aligns pieces by copying.
+    all.rechunk().into_owned().into_column()
+}
+
+/// actions.csv's ten columns, then the CRM task import's own two (Subject, Priority).
+fn list_columns(p: &ActionsParams, texts: &Texts, x: &Inputs, rows: &[Row], owners: &[&str], zh: bool) -> Vec<Column> {
+    let at = IdxCa::from_vec("".into(), rows.iter().map(|r| r.client as IdxSize).collect());
+    let words: Vec<&str> = TYPES
+        .iter()
+        .map(|k| if zh { type_words(k).1 } else { type_words(k).0 })
+        .collect();
+    let kind = |r: &Row| r.kind as usize;
+    let mut days: Vec<NaiveDate> = rows.iter().map(|r| r.due).collect();
+    days.sort_unstable();
+    days.dedup();
+    let day_names: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+    let day_names: Vec<&str> = day_names.iter().map(|d| d.as_str()).collect();
+    let names = cells(&texts.names);
+    // The columns are built side by side: at a million actions, one after the other
+    // took most of a second.
+    let build = |k: usize| -> Column {
+        match k {
+            0 => gathered(rows, &at, &texts.ids, "client_id"),
+            1 => gathered(rows, &at, &texts.names, "name"),
+            2 => picked(rows, "owner", owners, &|r| r.owner as usize),
+            3 => picked(rows, "action", &TYPES, &kind),
+            4 => picked(rows, "action_words", &words, &kind),
+            5 => picked(rows, "due_date", &day_names, &|r| {
+                days.binary_search(&r.due).unwrap_or(0)
+            }),
+            6 => Column::new(
+                "priority".into(),
+                rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
+            ),
+            7 => written(rows, "reason", &|buf, r| reason_into(buf, r, p, x, zh)),
+            8 => Column::new(
+                "figure".into(),
+                rows.iter()
+                    .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
+                    .collect::<Vec<_>>(),
+            ),
+            9 => Column::new(
+                "value_tier".into(),
+                rows.iter().map(|r| x.tiers[r.client as usize]).collect::<Vec<_>>(),
+            ),
+            10 => written(rows, "Subject", &|buf, r| {
+                buf.push_str(words.get(r.kind as usize).copied().unwrap_or(""));
+                let name = names.get(r.client as usize).copied().unwrap_or("");
+                if !name.is_empty() {
+                    buf.push_str(": ");
+                    buf.push_str(name);
+                }
+            }),
+            _ => picked(rows, "Priority", &["High", "Normal", "Low"], &|r| {
+                (r.priority as usize).clamp(1, 3) - 1
+            }),
+        }
+    };
+    (0..12).into_par_iter().map(build).collect()
+}
+
+/// labels.csv's actions_due: per client, the actions due, most urgent first.
+fn due_column(rows: &[Row], n: usize) -> Column {
+    // Type numbers 3 bits each (a client has at most one action of each of the six types).
+    let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
+    for r in rows {
+        let k = r.kind as u32 + 1;
+        if let Some((bits, count)) = due_kinds.get_mut(r.client as usize) {
+            if *count < 10 {
+                *bits |= k << (3 * *count as u32);
+                *count += 1;
+            }
+        }
+    }
+    let mut due_column = StringChunkedBuilder::new("actions_due".into(), n);
+    let mut buf = String::new();
+    for (bits, count) in &due_kinds {
+        if *count == 0 {
+            due_column.append_null();
+            continue;
+        }
+        buf.clear();
+        for j in 0..*count as u32 {
+            let k = ((bits >> (3 * j)) & 7) as usize;
+            if j > 0 {
+                buf.push(';');
+            }
+            buf.push_str(TYPES.get(k.wrapping_sub(1)).copied().unwrap_or(""));
+        }
+        due_column.append_value(&buf);
+    }
+    due_column.finish().into_column()
+}
+
 fn outcome(
     ctx: &Context,
     p: &ActionsParams,
@@ -720,135 +853,11 @@ fn outcome(
     let t = ctx.table;
     let n = t.df.height();
     let zh = ctx.lang == Lang::Zh;
-    // Client columns gathered by row: views into the table's own text, not copies.
-    let at = IdxCa::from_vec("".into(), rows.iter().map(|r| r.client as IdxSize).collect());
-    let gathered = |ca: &StringChunked, name: &str| -> Column {
-        ca.take(&at)
-            .map(|c| c.with_name(name.into()).into_column())
-            .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
-    };
-    // A column of few distinct words, picked by index rather than written per row.
-    let picked = |name: &str, words: &[&str], of: &(dyn Fn(&Row) -> usize + Sync)| -> Column {
-        let all = StringChunked::from_iter_values(name.into(), words.iter().copied());
-        all.take(&IdxCa::from_vec(
-            "".into(),
-            rows.iter().map(|r| of(r) as IdxSize).collect(),
-        ))
-        .map(|c| c.into_column())
-        .unwrap_or_else(|_| Column::full_null(name.into(), rows.len(), &DataType::String))
-    };
-    let words: Vec<&str> = TYPES
-        .iter()
-        .map(|k| if zh { type_words(k).1 } else { type_words(k).0 })
-        .collect();
-    let kind = |r: &Row| r.kind as usize;
-    // Text written per row, in parallel pieces.
-    let written = |name: &str, write: &(dyn Fn(&mut String, &Row) + Sync)| -> Column {
-        let pieces: Vec<StringChunked> = rows
-            .par_chunks(1 << 16)
-            .map(|part| {
-                let mut b = StringChunkedBuilder::new(name.into(), part.len());
-                let mut buf = String::new();
-                for r in part {
-                    buf.clear();
-                    write(&mut buf, r);
-                    b.append_value(&buf);
-                }
-                b.finish()
-            })
-            .collect();
-        let mut all = StringChunked::full_null(name.into(), 0);
-        for piece in &pieces {
-            if all.append(piece).is_err() {
-                return Column::full_null(name.into(), rows.len(), &DataType::String);
-            }
-        }
-        // One piece, as the other columns are: the CSV writer aligns pieces by copying.
-        all.rechunk().into_owned().into_column()
-    };
-    let mut days: Vec<NaiveDate> = rows.iter().map(|r| r.due).collect();
-    days.sort_unstable();
-    days.dedup();
-    let day_names: Vec<String> = days.iter().map(|d| d.to_string()).collect();
-    let day_names: Vec<&str> = day_names.iter().map(|d| d.as_str()).collect();
-    let names = cells(&texts.names);
-    // The columns are built side by side: at a million actions, one after the other
-    // took most of a second. The last two are the CRM task import's own.
-    let build = |k: usize| -> Column {
-        match k {
-            0 => gathered(&texts.ids, "client_id"),
-            1 => gathered(&texts.names, "name"),
-            2 => picked("owner", owners, &|r| r.owner as usize),
-            3 => picked("action", &TYPES, &kind),
-            4 => picked("action_words", &words, &kind),
-            5 => picked("due_date", &day_names, &|r| days.binary_search(&r.due).unwrap_or(0)),
-            6 => Column::new(
-                "priority".into(),
-                rows.iter().map(|r| r.priority as u32).collect::<Vec<_>>(),
-            ),
-            7 => written("reason", &|buf, r| reason_into(buf, r, p, x, zh)),
-            8 => Column::new(
-                "figure".into(),
-                rows.iter()
-                    .map(|r| r.amount.is_finite().then(|| (r.amount * 1e4).round() / 1e4))
-                    .collect::<Vec<_>>(),
-            ),
-            9 => Column::new(
-                "value_tier".into(),
-                rows.iter().map(|r| x.tiers[r.client as usize]).collect::<Vec<_>>(),
-            ),
-            10 => written("Subject", &|buf, r| {
-                buf.push_str(words.get(r.kind as usize).copied().unwrap_or(""));
-                let name = names.get(r.client as usize).copied().unwrap_or("");
-                if !name.is_empty() {
-                    buf.push_str(": ");
-                    buf.push_str(name);
-                }
-            }),
-            _ => picked("Priority", &["High", "Normal", "Low"], &|r| {
-                (r.priority as usize).clamp(1, 3) - 1
-            }),
-        }
-    };
     // The per-client summary of the list is written beside the list's columns.
-    let (mut columns, due_column) = rayon::join(
-        || (0..12).into_par_iter().map(build).collect::<Vec<Column>>(),
-        || {
-            // Per client: the actions due, most urgent first, as type numbers 3 bits each (a
-            // client has at most one action of each of the six types).
-            let mut due_kinds: Vec<(u32, u8)> = vec![(0, 0); n];
-            for r in rows {
-                let k = r.kind as u32 + 1;
-                if let Some((bits, count)) = due_kinds.get_mut(r.client as usize) {
-                    if *count < 10 {
-                        *bits |= k << (3 * *count as u32);
-                        *count += 1;
-                    }
-                }
-            }
-            let mut due_column = StringChunkedBuilder::new("actions_due".into(), n);
-            let mut buf = String::new();
-            for (bits, count) in &due_kinds {
-                if *count == 0 {
-                    due_column.append_null();
-                    continue;
-                }
-                buf.clear();
-                for j in 0..*count as u32 {
-                    let k = ((bits >> (3 * j)) & 7) as usize;
-                    if j > 0 {
-                        buf.push(';');
-                    }
-                    buf.push_str(TYPES.get(k.wrapping_sub(1)).copied().unwrap_or(""));
-                }
-                due_column.append_value(&buf);
-            }
-            due_column
-        },
-    );
+    let (mut columns, due) = rayon::join(|| list_columns(p, texts, x, rows, owners, zh), || due_column(rows, n));
     let task_columns = columns.split_off(10);
     let table = DataFrame::new_infer_height(columns);
-    out.columns = vec![due_column.finish().into_column()];
+    out.columns = vec![due];
     let mut counted: Vec<[usize; 6]> = vec![[0; 6]; owners.len()];
     for r in rows {
         if let Some(c) = counted
@@ -869,7 +878,89 @@ fn outcome(
     }
     let total = rows.len();
     let owners = by_owner.len();
-    out.headline = Some((
+    out.headline = Some(headline(&by_type, total, owners));
+    out.summary = Some(serde_json::json!({
+        "actions": total,
+        "accountants": owners,
+        "by_type": by_type,
+        "contacts_table": ctx.input("contacts").is_some(),
+        "contact_months": p.contact_months,
+        "horizon_days": p.horizon_days,
+    }));
+    // This month, by accountant: the busiest 30 by actions, with the clients each will
+    // serve by tier and the hours they take.
+    if let Ok(df) = book_frame(&book) {
+        out.tables.push(("accountants".into(), df));
+    }
+    let (shown, header, table_rows) = by_accountant(&by_owner, &book);
+    out.section = Some(Section {
+        id: "actions".into(),
+        title: ("This month, by accountant".into(), "本月行动，按会计".into()),
+        lines: vec![section_line(ctx, p, &book, total, owners)],
+        tables: vec![SectionTable {
+            caption: (
+                format!("Actions, clients by tier and hours per accountant (the {shown} with the most actions; every accountant has a page in actions/)"),
+                format!("各会计的行动、各层级客户数和工时（行动最多的前 {shown} 位；每位会计的完整清单见 actions/ 文件夹）"),
+            ),
+            header,
+            rows: table_rows,
+        }],
+    });
+    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template).
+    if let (Ok(df), Ok([subject, priority])) = (&table, <[Column; 2]>::try_from(task_columns)) {
+        if let Some(tasks) = crm_tasks(df, subject, priority) {
+            out.imports.push(("crm_tasks".into(), tasks));
+        }
+    }
+    if let Ok(df) = table {
+        // Each accountant's page, written beside the run's tables.
+        let accountants = out
+            .tables
+            .iter()
+            .find(|(n, _)| n == "accountants")
+            .map(|(_, d)| d.clone());
+        let (actions, lang, snapshot) = (df.clone(), ctx.lang, ctx.table.snapshot.to_string());
+        out.pages = Some(Pages {
+            folder: "actions".into(),
+            write: Box::new(move |dir| {
+                pages::write_pages(dir, &actions, accountants.as_ref(), &shown_tiers, lang, &snapshot)
+            }),
+        });
+        out.exports.push(("actions".into(), df));
+    }
+    out
+}
+
+/// The report section's line: how many actions, by when, the contact cycles, and where
+/// the last contacts come from.
+fn section_line(ctx: &Context, p: &ActionsParams, book: &Book, total: usize, owners: usize) -> (String, String) {
+    let t = ctx.table;
+    (
+    format!(
+        "{total} actions due by {} for {owners} accountants, in actions.csv and actions.xlsx (one row per client and action type, most urgent first). Contact cycles: {}; {}.",
+        t.snapshot + chrono::Duration::days(p.horizon_days),
+        p.contact_months.iter().map(|(k, v)| format!("{k} every {v} months")).collect::<Vec<_>>().join(", "),
+        if ctx.input("contacts").is_some() { "last contacts from the contacts table" } else { "no contacts table, so each cycle starts at the snapshot" }
+    ),
+    format!(
+        "截至 {} 共 {total} 项行动，涉及 {owners} 位会计，见 actions.csv 和 actions.xlsx（每个客户每类行动一行，按紧急程度排序）。沟通周期：{}；{}。",
+        t.snapshot + chrono::Duration::days(p.horizon_days),
+        p.contact_months
+            .iter()
+            .map(|(k, v)| {
+                let name = book.tiers.iter().find(|(id, _, _)| id == k).map_or(k.as_str(), |(_, _, zh)| zh.as_str());
+                format!("{name}每 {v} 个月")
+            })
+            .collect::<Vec<_>>()
+            .join("，"),
+        if ctx.input("contacts").is_some() { "上次联系日期取自联系记录" } else { "无联系记录，周期从数据截止日起算" }
+    ),
+)
+}
+
+/// The run summary's line: actions by type.
+fn headline(by_type: &BTreeMap<&str, usize>, total: usize, owners: usize) -> (String, String) {
+    (
         format!(
             "actions: {total} for {owners} accountants ({})",
             TYPES
@@ -886,20 +977,16 @@ fn outcome(
                 .collect::<Vec<_>>()
                 .join("，")
         ),
-    ));
-    out.summary = Some(serde_json::json!({
-        "actions": total,
-        "accountants": owners,
-        "by_type": by_type,
-        "contacts_table": ctx.input("contacts").is_some(),
-        "contact_months": p.contact_months,
-        "horizon_days": p.horizon_days,
-    }));
-    // This month, by accountant: the busiest 30 by actions, with the clients each will
-    // serve by tier and the hours they take.
-    if let Ok(df) = book_frame(&book) {
-        out.tables.push(("accountants".into(), df));
-    }
+    )
+}
+
+/// The report's table: per accountant (the busiest 30), actions by type, clients by tier,
+/// hours a month and utilisation. Returns how many are shown, the header and the rows.
+#[allow(clippy::type_complexity)]
+fn by_accountant(
+    by_owner: &BTreeMap<&str, BTreeMap<&str, usize>>,
+    book: &Book,
+) -> (usize, Vec<(String, String)>, Vec<Vec<(String, String)>>) {
     let mut owners_sorted: Vec<(&str, usize)> = by_owner.iter().map(|(o, m)| (*o, m.values().sum::<usize>())).collect();
     owners_sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let shown = owners_sorted.len().min(30);
@@ -951,76 +1038,25 @@ fn outcome(
             cells
         })
         .collect();
-    out.section = Some(Section {
-        id: "actions".into(),
-        title: ("This month, by accountant".into(), "本月行动，按会计".into()),
-        lines: vec![(
-            format!(
-                "{total} actions due by {} for {owners} accountants, in actions.csv and actions.xlsx (one row per client and action type, most urgent first). Contact cycles: {}; {}.",
-                t.snapshot + chrono::Duration::days(p.horizon_days),
-                p.contact_months.iter().map(|(k, v)| format!("{k} every {v} months")).collect::<Vec<_>>().join(", "),
-                if ctx.input("contacts").is_some() { "last contacts from the contacts table" } else { "no contacts table, so each cycle starts at the snapshot" }
-            ),
-            format!(
-                "截至 {} 共 {total} 项行动，涉及 {owners} 位会计，见 actions.csv 和 actions.xlsx（每个客户每类行动一行，按紧急程度排序）。沟通周期：{}；{}。",
-                t.snapshot + chrono::Duration::days(p.horizon_days),
-                p.contact_months
-                    .iter()
-                    .map(|(k, v)| {
-                        let name = book.tiers.iter().find(|(id, _, _)| id == k).map_or(k.as_str(), |(_, _, zh)| zh.as_str());
-                        format!("{name}每 {v} 个月")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("，"),
-                if ctx.input("contacts").is_some() { "上次联系日期取自联系记录" } else { "无联系记录，周期从数据截止日起算" }
-            ),
-        )],
-        tables: vec![SectionTable {
-            caption: (
-                format!("Actions, clients by tier and hours per accountant (the {shown} with the most actions; every accountant has a page in actions/)"),
-                format!("各会计的行动、各层级客户数和工时（行动最多的前 {shown} 位；每位会计的完整清单见 actions/ 文件夹）"),
-            ),
-            header,
-            rows: table_rows,
-        }],
-    });
-    // The same list as a CRM's task import (Zoho CRM Tasks' columns as the template).
-    if let (Ok(df), Ok([subject, priority])) = (&table, <[Column; 2]>::try_from(task_columns)) {
-        let col = |name: &str, to: &str| df.column(name).ok().map(|c| c.clone().with_name(to.into()));
-        let tasks = [
-            Some(subject),
-            col("due_date", "Due Date"),
-            Some(StringChunked::full("Status".into(), "Not Started", df.height()).into_column()),
-            Some(priority),
-            col("owner", "Task Owner"),
-            col("client_id", "Account Number"),
-            col("name", "Related To"),
-            col("reason", "Description"),
-        ]
-        .into_iter()
-        .collect::<Option<Vec<Column>>>()
-        .and_then(|c| DataFrame::new(df.height(), c).ok());
-        if let Some(tasks) = tasks {
-            out.imports.push(("crm_tasks".into(), tasks));
-        }
-    }
-    if let Ok(df) = table {
-        // Each accountant's page, written beside the run's tables.
-        let accountants = out
-            .tables
-            .iter()
-            .find(|(n, _)| n == "accountants")
-            .map(|(_, d)| d.clone());
-        let (actions, lang, snapshot) = (df.clone(), ctx.lang, ctx.table.snapshot.to_string());
-        out.pages = Some(Pages {
-            folder: "actions".into(),
-            write: Box::new(move |dir| {
-                pages::write_pages(dir, &actions, accountants.as_ref(), &shown_tiers, lang, &snapshot)
-            }),
-        });
-        out.exports.push(("actions".into(), df));
-    }
-    out
+    (shown, header, table_rows)
+}
+
+/// The action list as a CRM's task import (Zoho CRM Tasks' columns).
+fn crm_tasks(df: &DataFrame, subject: Column, priority: Column) -> Option<DataFrame> {
+    let col = |name: &str, to: &str| df.column(name).ok().map(|c| c.clone().with_name(to.into()));
+    [
+        Some(subject),
+        col("due_date", "Due Date"),
+        Some(StringChunked::full("Status".into(), "Not Started", df.height()).into_column()),
+        Some(priority),
+        col("owner", "Task Owner"),
+        col("client_id", "Account Number"),
+        col("name", "Related To"),
+        col("reason", "Description"),
+    ]
+    .into_iter()
+    .collect::<Option<Vec<Column>>>()
+    .and_then(|c| DataFrame::new(df.height(), c).ok())
 }
 
 /// The columns the action list adds to labels.csv and actions.csv, with their words.
