@@ -530,7 +530,7 @@ pub fn generate(p: &GenerateParams, out: &Path) -> Result<Generated, GenerateErr
             t.clients.set(client_row, "contract_end", Some(firm.w.date(end)));
         }
         contacts(&firm, &client, i, life.left_month, &mut t.contacts);
-        t.truth.push(pricing::truth_row(&firm, &client, &life));
+        t.truth.push(truth_row(&firm, &client, &life));
     }
     let dirty_rows = add_dirt(&mut rng, &mut t.billing, &mut t.activity, p.dirty, p.clients);
     let counts = Generated {
@@ -567,6 +567,30 @@ fn contacts(firm: &Firm, c: &archive::Client, i: usize, left_month: Option<Naive
             ]);
         }
     }
+}
+
+/// The client's row of truth.csv: planted segment and tier, whether and when it left,
+/// and the truth of pricing.
+fn truth_row(firm: &Firm, c: &archive::Client, life: &months::Life) -> Vec<Option<String>> {
+    let s = |v: &str| Some(v.to_string());
+    let (current_hours, true_margin, fair_fee, underpriced) =
+        pricing::truth(firm.p, c.fee, c.expected_hours, c.planted_underpriced, &life.expected);
+    let value_score = c.fee * 12.0 * (1.0 + 0.1 * c.n_extra as f64);
+    vec![
+        s(&c.id),
+        s(PLANTED[c.seg]),
+        s(PLANTED_VALUE[c.tier]),
+        Some(format!("{value_score:.0}")),
+        s(if life.left_month.is_some() { "true" } else { "false" }),
+        life.left_month.map(|m| m.format("%Y-%m").to_string()),
+        Some(format!("{:.6}", life.hazard_sum / life.hazard_n.max(1) as f64)),
+        c.changed_from.map(String::from),
+        s(if underpriced { "true" } else { "false" }),
+        Some(format!("{:.3}", c.expected_hours)),
+        Some(format!("{current_hours:.3}")),
+        Some(format!("{true_margin:.4}")),
+        Some(format!("{fair_fee:.2}")),
+    ]
 }
 
 /// Every table into `out`: the firm's exports (Chinese headers with `--zh`), the staff

@@ -1,13 +1,11 @@
 //! What a generated client pays against the work it takes: the fee agreed when it
 //! joined (planted under-pricing, or a negotiated margin), and the truth of pricing
-//! (current hours, true margin, fair fee) written to truth.csv.
+//! (current hours, true margin, fair fee) for truth.csv.
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::archive::Client;
-use super::months::Life;
-use super::{normal, Fees, Firm, GenerateParams, PLANTED, PLANTED_VALUE, TARGET_MARGIN, UNDERPRICED_SHARE};
+use super::{normal, Fees, GenerateParams, TARGET_MARGIN, UNDERPRICED_SHARE};
 
 /// The fee agreed for what a month of the client takes on average (the hours formula of
 /// the work log): 2.5 times its cost by tier, except for the planted under-priced
@@ -44,38 +42,27 @@ pub(super) fn agreed_fee(
     (fee, underpriced, expected_hours)
 }
 
-/// The client's row of truth.csv: planted segment and tier, whether and when it left,
-/// and the truth of pricing: the work of the last 12 months served at the firm's hourly
-/// cost against the fee; the fair fee meets the target margin.
-pub(super) fn truth_row(firm: &Firm, c: &Client, life: &Life) -> Vec<Option<String>> {
-    let p = firm.p;
-    let s = |v: &str| Some(v.to_string());
-    let recent = &life.expected[life.expected.len().saturating_sub(12)..];
+/// The truth of pricing: the work of the last 12 months served (`expected`, hours a
+/// month) at the firm's hourly cost against the fee; the fair fee meets the target
+/// margin. Returns (current hours, true margin, fair fee, under-priced).
+pub(super) fn truth(
+    p: &GenerateParams,
+    fee: f64,
+    agreed_hours: f64,
+    planted: bool,
+    expected: &[f64],
+) -> (f64, f64, f64, bool) {
+    let recent = &expected[expected.len().saturating_sub(12)..];
     let current_hours = if recent.is_empty() {
-        c.expected_hours
+        agreed_hours
     } else {
         recent.iter().sum::<f64>() / recent.len() as f64
     };
-    let true_margin = (c.fee - current_hours * p.hourly_cost) / c.fee;
+    let true_margin = (fee - current_hours * p.hourly_cost) / fee;
     let fair_fee = current_hours * p.hourly_cost / (1.0 - TARGET_MARGIN);
     let underpriced = match p.fees {
-        Fees::Planted => c.planted_underpriced,
+        Fees::Planted => planted,
         Fees::Negotiated => true_margin < TARGET_MARGIN,
     };
-    let value_score = c.fee * 12.0 * (1.0 + 0.1 * c.n_extra as f64);
-    vec![
-        s(&c.id),
-        s(PLANTED[c.seg]),
-        s(PLANTED_VALUE[c.tier]),
-        Some(format!("{value_score:.0}")),
-        s(if life.left_month.is_some() { "true" } else { "false" }),
-        life.left_month.map(|m| m.format("%Y-%m").to_string()),
-        Some(format!("{:.6}", life.hazard_sum / life.hazard_n.max(1) as f64)),
-        c.changed_from.map(String::from),
-        s(if underpriced { "true" } else { "false" }),
-        Some(format!("{:.3}", c.expected_hours)),
-        Some(format!("{current_hours:.3}")),
-        Some(format!("{true_margin:.4}")),
-        Some(format!("{fair_fee:.2}")),
-    ]
+    (current_hours, true_margin, fair_fee, underpriced)
 }

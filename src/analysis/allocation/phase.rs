@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::solve::{loads, Job, Member};
+use super::solve::{forced_out, loads, Job, Member};
 
 /// How many handovers a firm can absorb in a month; None for no limit.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -64,34 +64,6 @@ fn div_ceil(a: usize, b: usize) -> usize {
     } else {
         a.div_ceil(b)
     }
-}
-
-/// Handovers each active accountant must give in any plan (clients it may not keep, and
-/// the fewest that bring it under the cap), and those of clients with nobody or with an
-/// accountant who has left.
-pub fn forced_out(staff: &[Member], jobs: &[Job], max_util: f64) -> (Vec<usize>, usize) {
-    let mut own: Vec<Vec<f64>> = vec![Vec::new(); staff.len()];
-    let mut count = vec![0usize; staff.len()];
-    let mut orphans = 0;
-    for j in jobs {
-        match j.current.filter(|a| *a < staff.len()) {
-            Some(a) if staff[a].eligible(j.needs) => own[a].push(j.hours),
-            Some(a) if staff[a].active => count[a] += 1,
-            _ => orphans += 1,
-        }
-    }
-    for (a, hours) in own.iter_mut().enumerate() {
-        let mut excess = hours.iter().sum::<f64>() - staff[a].capacity.max(0.0) * max_util;
-        hours.sort_by(|x, y| y.total_cmp(x));
-        for h in hours.iter() {
-            if excess <= 1e-9 {
-                break;
-            }
-            excess -= h;
-            count[a] += 1;
-        }
-    }
-    (count, orphans)
 }
 
 /// Spreads the moves of `proposed` over months within `limits`.

@@ -771,7 +771,7 @@ fn unchain(staff: &[Member], jobs: &[Job], proposed: &mut [Option<usize>], cap_l
 /// rest whose hours bring them under it (largest first is the fewest). Accountants do not
 /// share clients, so the counts add up.
 pub fn handover_bound(staff: &[Member], jobs: &[Job], max_util: f64) -> usize {
-    let (per_accountant, orphans) = super::phase::forced_out(staff, jobs, max_util);
+    let (per_accountant, orphans) = forced_out(staff, jobs, max_util);
     per_accountant.iter().sum::<usize>() + orphans
 }
 
@@ -805,6 +805,34 @@ pub fn score(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], s: &Set
         .map(|(m, l)| l / m.capacity * 100.0)
         .fold(0.0, f64::max);
     v + w.balance * peak
+}
+
+/// Handovers each active accountant must give in any plan (clients it may not keep, and
+/// the fewest that bring it under the cap), and those of clients with nobody or with an
+/// accountant who has left.
+pub fn forced_out(staff: &[Member], jobs: &[Job], max_util: f64) -> (Vec<usize>, usize) {
+    let mut own: Vec<Vec<f64>> = vec![Vec::new(); staff.len()];
+    let mut count = vec![0usize; staff.len()];
+    let mut orphans = 0;
+    for j in jobs {
+        match j.current.filter(|a| *a < staff.len()) {
+            Some(a) if staff[a].eligible(j.needs) => own[a].push(j.hours),
+            Some(a) if staff[a].active => count[a] += 1,
+            _ => orphans += 1,
+        }
+    }
+    for (a, hours) in own.iter_mut().enumerate() {
+        let mut excess = hours.iter().sum::<f64>() - staff[a].capacity.max(0.0) * max_util;
+        hours.sort_by(|x, y| y.total_cmp(x));
+        for h in hours.iter() {
+            if excess <= 1e-9 {
+                break;
+            }
+            excess -= h;
+            count[a] += 1;
+        }
+    }
+    (count, orphans)
 }
 
 #[cfg(test)]
