@@ -569,36 +569,156 @@ fn outcome(
     all_tiers: &[String],
 ) -> Outcome {
     let mut out = Outcome::empty("allocation");
-    let n = ctx.table.df.height();
+    let f = figures(p, staff, inp, plan);
+    out.columns = label_columns(ctx.table.df.height(), staff, inp, plan, phases, &f.reasons);
+    let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
+    let words = words(phases, &tiers);
+    out.declared = words.columns;
+    out.table_names = words.tables;
+    if let Ok(df) = allocation_table(ctx, staff, inp, plan, phases, &f.reasons, &tiers) {
+        out.exports.push(("allocation".into(), df));
+    }
+    if let Ok(df) = workload(staff, &inp.jobs, &plan.proposed, &tiers, phases) {
+        out.exports.push(("workload".into(), df));
+    }
+    if let Ok(df) = staff_frame(staff) {
+        out.tables.push(("staff".into(), df));
+    }
+    out.charts.push(utilisation_chart(
+        staff,
+        &f.before,
+        &f.after,
+        p.max_utilisation,
+        "allocation_utilisation",
+    ));
+    out.headline = Some(headline(plan, inp.jobs.len(), &f));
+    out.summary = Some(summary(p, staff, inp, plan, phases, &f));
+    let mut lines = plan_lines(p, staff, inp.jobs.len(), plan, &f);
+    let (phase_lines, phase_table) = phase_section(phases, p.max_utilisation);
+    lines.extend(phase_lines);
+    lines.extend(shortfall_lines(p, &f));
+    out.section = Some(Section {
+        id: "allocation".into(),
+        title: ("Who serves whom".into(), "人员分配".into()),
+        lines,
+        tables: [
+            Some(requirements_table(&f.diag)),
+            Some(reasons_table(&f.by_reason)),
+            phase_table,
+            Some(busiest_table(staff, &f)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    });
+    out
+}
+
+/// The plan's figures, for the columns, the headline, the manifest and the report.
+struct Figures {
+    /// Hours a month per accountant before and after the plan.
+    before: Vec<f64>,
+    after: Vec<f64>,
+    /// Why each client stays or moves.
+    reasons: Vec<&'static str>,
+    diag: Vec<Requirement>,
+    peak_before: f64,
+    peak_after: f64,
+    over_before: usize,
+    over_after: usize,
+    /// How far the moves are over the fewest any plan needs.
+    moves_gap: f64,
+    by_reason: std::collections::BTreeMap<&'static str, usize>,
+    /// Accountants not on the staff list (the first five, with their clients).
+    unknown_en: String,
+    unknown_clients: usize,
+}
+
+fn figures(p: &AllocationParams, staff: &[Member], inp: &Inputs, plan: &Plan) -> Figures {
     let jobs = &inp.jobs;
     let before = solve::loads(staff, jobs, |i| jobs[i].current);
     let after = solve::loads(staff, jobs, |i| plan.proposed[i]);
     let reasons: Vec<&'static str> = (0..jobs.len())
         .map(|i| reason(staff, &jobs[i], plan.proposed[i], &before, p.max_utilisation))
         .collect();
+    let over = |load: &[f64]| {
+        staff
+            .iter()
+            .zip(load)
+            .filter(|(m, l)| m.active && **l > m.capacity * p.max_utilisation + 1e-9)
+            .count()
+    };
+    let mut by_reason: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for r in &reasons {
+        *by_reason.entry(r).or_default() += 1;
+    }
+    Figures {
+        diag: diagnose(staff, jobs, p.max_utilisation),
+        peak_before: peak(staff, &before),
+        peak_after: peak(staff, &after),
+        over_before: over(&before),
+        over_after: over(&after),
+        moves_gap: if plan.moves_lower_bound > 0.0 {
+            plan.moves as f64 / plan.moves_lower_bound.ceil() - 1.0
+        } else {
+            0.0
+        },
+        by_reason,
+        unknown_en: inp
+            .unknown
+            .iter()
+            .take(5)
+            .map(|(a, c)| format!("{a} ({c})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        unknown_clients: inp.unknown.iter().map(|u| u.1).sum(),
+        before,
+        after,
+        reasons,
+    }
+}
+
+/// labels.csv's columns: the proposed accountant, why, and the month of the handover.
+fn label_columns(
+    n: usize,
+    staff: &[Member],
+    inp: &Inputs,
+    plan: &Plan,
+    phases: &Phases,
+    reasons: &[&'static str],
+) -> Vec<Column> {
     let mut proposed_col: Vec<Option<String>> = vec![None; n];
     let mut reason_col: Vec<Option<&str>> = vec![None; n];
     let mut month_col: Vec<Option<u32>> = vec![None; n];
     for (k, &i) in inp.rows.iter().enumerate() {
         proposed_col[i] = plan.proposed[k].and_then(|a| staff.get(a)).map(|m| m.name.clone());
-        reason_col[i] = Some(reasons[k]);
+        reason_col[i] = reasons.get(k).copied();
         month_col[i] = phases.month_of.get(k).copied().flatten();
     }
-    out.columns = vec![
+    vec![
         Column::new("proposed_accountant".into(), proposed_col),
         Column::new("allocation_reason".into(), reason_col),
         Column::new("handover_month".into(), month_col),
-    ];
-    let tiers: Vec<String> = inp.rows.iter().map(|&i| all_tiers[i].clone()).collect();
-    let words = words(phases, &tiers);
-    out.declared = words.columns;
-    out.table_names = words.tables;
+    ]
+}
 
+/// allocation.csv: one row per client placed.
+fn allocation_table(
+    ctx: &Context,
+    staff: &[Member],
+    inp: &Inputs,
+    plan: &Plan,
+    phases: &Phases,
+    reasons: &[&'static str],
+    tiers: &[String],
+) -> PolarsResult<DataFrame> {
+    let n = ctx.table.df.height();
+    let jobs = &inp.jobs;
     let ids = text_column(ctx.table.df.column("client_id").ok(), n);
     let names = text_column(ctx.table.df.column("name").ok(), n);
     let current_names = text_column(ctx.table.df.column("accountant").ok(), n);
     let name_of = |a: Option<usize>| a.and_then(|a| staff.get(a)).map(|m| m.name.clone());
-    let alloc = DataFrame::new_infer_height(vec![
+    DataFrame::new_infer_height(vec![
         Column::new(
             "client_id".into(),
             inp.rows.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>(),
@@ -607,7 +727,7 @@ fn outcome(
             "name".into(),
             inp.rows.iter().map(|&i| names[i].clone()).collect::<Vec<_>>(),
         ),
-        Column::new("value_tier".into(), tiers.clone()),
+        Column::new("value_tier".into(), tiers.to_vec()),
         Column::new(
             "current".into(),
             inp.rows
@@ -619,7 +739,7 @@ fn outcome(
             "proposed".into(),
             plan.proposed.iter().map(|a| name_of(*a)).collect::<Vec<_>>(),
         ),
-        Column::new("reason".into(), reasons.clone()),
+        Column::new("reason".into(), reasons.to_vec()),
         Column::new("handover_month".into(), phases.month_of.clone()),
         Column::new(
             "hours".into(),
@@ -628,71 +748,30 @@ fn outcome(
                 .collect::<Vec<_>>(),
         ),
         Column::new("needs".into(), jobs.iter().map(|j| j.needs as u32).collect::<Vec<_>>()),
-    ]);
-    if let Ok(df) = alloc {
-        out.exports.push(("allocation".into(), df));
-    }
-    if let Ok(df) = workload(staff, jobs, &plan.proposed, &tiers, phases) {
-        out.exports.push(("workload".into(), df));
-    }
-    if let Ok(df) = staff_frame(staff) {
-        out.tables.push(("staff".into(), df));
-    }
-    out.charts.push(utilisation_chart(
-        staff,
-        &before,
-        &after,
-        p.max_utilisation,
-        "allocation_utilisation",
-    ));
+    ])
+}
 
-    let diag = diagnose(staff, jobs, p.max_utilisation);
-    let short = binding(&diag);
-    let (peak_before, peak_after) = (peak(staff, &before), peak(staff, &after));
-    let over_before = staff
-        .iter()
-        .zip(&before)
-        .filter(|(m, l)| m.active && **l > m.capacity * p.max_utilisation + 1e-9)
-        .count();
-    let over_after = staff
-        .iter()
-        .zip(&after)
-        .filter(|(m, l)| m.active && **l > m.capacity * p.max_utilisation + 1e-9)
-        .count();
-    let moves_gap = if plan.moves_lower_bound > 0.0 {
-        plan.moves as f64 / plan.moves_lower_bound.ceil() - 1.0
-    } else {
-        0.0
-    };
-    let mut by_reason: std::collections::BTreeMap<&str, usize> = Default::default();
-    for r in &reasons {
-        *by_reason.entry(r).or_default() += 1;
-    }
-    let unknown_en = inp
-        .unknown
-        .iter()
-        .take(5)
-        .map(|(a, c)| format!("{a} ({c})"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let unknown_clients: usize = inp.unknown.iter().map(|u| u.1).sum();
+/// The run summary's line.
+fn headline(plan: &Plan, clients: usize, f: &Figures) -> (String, String) {
+    let (jobs_len, peak_before, peak_after) = (clients, f.peak_before, f.peak_after);
+    let (unknown_clients, unknown_en) = (f.unknown_clients, &f.unknown_en);
     let mut head_en = format!(
         "allocation: {} of {} clients change accountant (at least {:.0} must), busiest accountant {:.0}% -> {:.0}% of capacity",
         plan.moves,
-        jobs.len(),
+        jobs_len,
         plan.moves_lower_bound.ceil(),
         peak_before * 100.0,
         peak_after * 100.0
     );
     let mut head_zh = format!(
         "人员分配：{} 个客户中 {} 个更换会计（至少需 {:.0} 个），最忙会计饱和度 {:.0}% → {:.0}%",
-        jobs.len(),
+        jobs_len,
         plan.moves,
         plan.moves_lower_bound.ceil(),
         peak_before * 100.0,
         peak_after * 100.0
     );
-    for r in &short {
+    for r in binding(&f.diag) {
         head_en.push_str(&format!(
             "; {} work needs {} h, qualified staff have {} h",
             r.needs,
@@ -710,9 +789,20 @@ fn outcome(
         ));
         head_zh.push_str(&format!("；{unknown_clients} 个客户的会计不在员工名单中：{unknown_en}"));
     }
-    out.headline = Some((head_en, head_zh));
-    out.summary = Some(serde_json::json!({
-        "clients": jobs.len(),
+    (head_en, head_zh)
+}
+
+/// Its part of the manifest.
+fn summary(
+    p: &AllocationParams,
+    staff: &[Member],
+    inp: &Inputs,
+    plan: &Plan,
+    phases: &Phases,
+    f: &Figures,
+) -> serde_json::Value {
+    serde_json::json!({
+        "clients": inp.jobs.len(),
         "staff": staff.len(),
         "active_staff": staff.iter().filter(|m| m.active).count(),
         "max_utilisation": p.max_utilisation,
@@ -720,21 +810,31 @@ fn outcome(
         "plan": plan,
         "phases": phases,
         "objective_gap": plan.gap(),
-        "moves_gap": moves_gap,
-        "peak_utilisation_before": peak_before,
-        "peak_utilisation_after": peak_after,
-        "over_cap_before": over_before,
-        "over_cap_after": over_after,
-        "requirements": diag,
-        "moves_by_reason": by_reason,
+        "moves_gap": f.moves_gap,
+        "peak_utilisation_before": f.peak_before,
+        "peak_utilisation_after": f.peak_after,
+        "over_cap_before": f.over_before,
+        "over_cap_after": f.over_after,
+        "requirements": f.diag,
+        "moves_by_reason": f.by_reason,
         "unknown_accountants": inp.unknown,
-    }));
+    })
+}
 
-    // The report section.
+/// The report's first lines: the plan against its bounds, and the busiest accountant.
+fn plan_lines(
+    p: &AllocationParams,
+    staff: &[Member],
+    clients: usize,
+    plan: &Plan,
+    f: &Figures,
+) -> Vec<(String, String)> {
+    let (moves_gap, peak_before, peak_after) = (f.moves_gap, f.peak_before, f.peak_after);
+    let (over_before, over_after) = (f.over_before, f.over_after);
     let mut lines = vec![(
         format!(
             "{} clients and {} accountants ({} active). The plan moves {} clients; no assignment that meets the caps and rules can move fewer than {:.0} (the solver's bound), so it is within {:.1}% of the fewest. {}.",
-            jobs.len(),
+            clients,
             staff.len(),
             staff.iter().filter(|m| m.active).count(),
             plan.moves,
@@ -747,7 +847,7 @@ fn outcome(
         ),
         format!(
             "{} 个客户，{} 位会计（在岗 {} 位）。方案调整 {} 个客户；满足上限与规则的任何方案至少需调整 {:.0} 个（求解器的下界），本方案与最少调整数相差 {:.1}%。{}。",
-            jobs.len(),
+            clients,
             staff.len(),
             staff.iter().filter(|m| m.active).count(),
             plan.moves,
@@ -773,9 +873,15 @@ fn outcome(
             p.max_utilisation * 100.0
         ),
     ));
-    let (phase_lines, phase_table) = phase_section(phases, p.max_utilisation);
-    lines.extend(phase_lines);
-    for r in &short {
+
+    lines
+}
+
+/// The report's lines on what staff cannot meet, and on accountants not on the list.
+fn shortfall_lines(p: &AllocationParams, f: &Figures) -> Vec<(String, String)> {
+    let (unknown_clients, unknown_en) = (f.unknown_clients, &f.unknown_en);
+    let mut lines = Vec::new();
+    for r in binding(&f.diag) {
         let (en, zh) = (r.needs.clone(), needs_zh(&r.needs));
         lines.push((
             format!(
@@ -802,7 +908,11 @@ fn outcome(
             format!("{unknown_clients} 个客户的会计不在员工名单中：{unknown_en}。这些客户按无会计处理。"),
         ));
     }
-    let req_table = SectionTable {
+    lines
+}
+
+fn requirements_table(diag: &[Requirement]) -> SectionTable {
+    SectionTable {
         caption: (
             "Work against qualified capacity (hours a month)".into(),
             "业务需求与符合条件的产能（小时/月）".into(),
@@ -827,8 +937,11 @@ fn outcome(
                 ]
             })
             .collect(),
-    };
-    let moves_table = SectionTable {
+    }
+}
+
+fn reasons_table(by_reason: &std::collections::BTreeMap<&'static str, usize>) -> SectionTable {
+    SectionTable {
         caption: ("Clients by reason".into(), "按原因统计的客户数".into()),
         header: vec![("reason".into(), "原因".into()), ("clients".into(), "客户数".into())],
         rows: by_reason
@@ -838,11 +951,16 @@ fn outcome(
                 vec![(w.0.into(), w.1.into()), (c.to_string(), c.to_string())]
             })
             .collect(),
-    };
+    }
+}
+
+/// The busiest accountants before the plan, and after.
+fn busiest_table(staff: &[Member], f: &Figures) -> SectionTable {
+    let (before, after) = (&f.before, &f.after);
     let mut busiest: Vec<usize> = (0..staff.len()).filter(|&a| staff[a].capacity > 0.0).collect();
     busiest.sort_by(|&a, &b| (before[b] / staff[b].capacity).total_cmp(&(before[a] / staff[a].capacity)));
     busiest.truncate(15);
-    let busy_table = SectionTable {
+    SectionTable {
         caption: (
             "The busiest accountants before the plan".into(),
             "调整前最忙的会计".into(),
@@ -869,17 +987,7 @@ fn outcome(
                 ]
             })
             .collect(),
-    };
-    out.section = Some(Section {
-        id: "allocation".into(),
-        title: ("Who serves whom".into(), "人员分配".into()),
-        lines,
-        tables: [Some(req_table), Some(moves_table), phase_table, Some(busy_table)]
-            .into_iter()
-            .flatten()
-            .collect(),
-    });
-    out
+    }
 }
 
 /// The report's account of the handovers month by month.
