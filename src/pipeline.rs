@@ -192,10 +192,27 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     )?;
     persist::write_atomic(&s.output.models_dir.join("latest.json"), model.to_json().as_bytes())?;
     drop(st);
-    let zh = (s.lang == Lang::Zh).then(|| report::text::ZhWords {
+    let zh = (s.lang == Lang::Zh).then(|| zh_words(&outcomes, &names, &input, &warnings));
+    let summary = report::text::summary_text(&manifest, &run_dir, zh.as_ref());
+    Ok(RunReport {
+        run_dir,
+        manifest,
+        summary,
+    })
+}
+
+/// The run summary's words in Chinese: each analysis's headline (or why it was skipped,
+/// under its Chinese name), the top reject reasons, the warnings.
+fn zh_words(
+    outcomes: &[Outcome],
+    names: &[(&str, &str)],
+    input: &Prepared,
+    warnings: &[Warning],
+) -> report::text::ZhWords {
+    report::text::ZhWords {
         headlines: outcomes
             .iter()
-            .zip(&names)
+            .zip(names)
             .filter_map(|(o, (_, name))| match (&o.headline, &o.skipped) {
                 (Some((_, zh)), _) => Some(zh.clone()),
                 (None, Some(why)) => Some(format!("{name}：已跳过，{why}")),
@@ -204,13 +221,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
             .collect(),
         reasons: validate::top_reasons_in(&input.validated.rejects, 5, Lang::Zh),
         warnings: warnings.iter().map(|w| w.zh.clone()).collect(),
-    });
-    let summary = report::text::summary_text(&manifest, &run_dir, zh.as_ref());
-    Ok(RunReport {
-        run_dir,
-        manifest,
-        summary,
-    })
+    }
 }
 
 /// Labels clients with a saved model, without refitting.
