@@ -202,29 +202,7 @@ pub fn compare(
         {
             continue;
         }
-        let t_df = joined
-            .clone()
-            .lazy()
-            .select([
-                lit(kind).alias("kind"),
-                when(col("previous_present").is_null())
-                    .then(lit(NEW))
-                    .otherwise(col(p.as_str()))
-                    .alias("from"),
-                when(col("present").is_null())
-                    .then(lit(DEPARTED))
-                    .otherwise(col(c))
-                    .alias("to"),
-            ])
-            .group_by([col("kind"), col("from"), col("to")])
-            .agg([len().cast(DataType::Int64).alias("clients")])
-            .with_column(
-                (col("clients").cast(DataType::Float64)
-                    / col("clients").sum().over([col("from")])?.cast(DataType::Float64))
-                .alias("share_of_from"),
-            )
-            .sort(["from", "to"], Default::default())
-            .collect()?;
+        let t_df = transition_counts(&joined, kind, c)?;
         matrices.push(matrix(&t_df, column, t)?);
         transitions.push(t_df.lazy());
     }
@@ -240,11 +218,73 @@ pub fn compare(
         .lazy()
         .filter(col("status").neq(lit(ClientStatus::Unchanged.as_str())))
         .collect()?;
+    let top = top_changes(&text_col(&changed, "client_id"), prev_features, cur_features, models);
+    // Segments first, then their names, then the other tracked columns.
+    let mut select = vec![col("client_id"), col("status")];
+    let pair = |name: &str| [col(format!("previous_{name}")), col(name)];
+    for (c, _) in tracked.iter().filter(|(_, t)| t.moves) {
+        select.extend(pair(&c.name));
+    }
+    for (_, t) in tracked.iter().filter(|(_, t)| t.moves) {
+        if let Some(n) = &t.names {
+            select.extend(pair(n));
+        }
+    }
+    for (c, _) in tracked.iter().filter(|(_, t)| !t.moves) {
+        select.extend(pair(&c.name));
+    }
+    let mut rows = changed.lazy().select(select).collect()?;
+    for (i, column) in top.into_iter().enumerate() {
+        rows.with_column(Column::new(format!("change_{}", i + 1).into(), column))?;
+    }
+    Ok(Migration {
+        rows,
+        transitions,
+        matrices,
+    })
+}
+
+/// Clients from each previous value of column `c` to each current one (new and
+/// departed clients as their own rows), with the share of the previous value's clients.
+fn transition_counts(joined: &DataFrame, kind: &str, c: &str) -> PolarsResult<DataFrame> {
+    let p = format!("previous_{c}");
+    Ok(joined
+        .clone()
+        .lazy()
+        .select([
+            lit(kind).alias("kind"),
+            when(col("previous_present").is_null())
+                .then(lit(NEW))
+                .otherwise(col(p.as_str()))
+                .alias("from"),
+            when(col("present").is_null())
+                .then(lit(DEPARTED))
+                .otherwise(col(c))
+                .alias("to"),
+        ])
+        .group_by([col("kind"), col("from"), col("to")])
+        .agg([len().cast(DataType::Int64).alias("clients")])
+        .with_column(
+            (col("clients").cast(DataType::Float64)
+                / col("clients").sum().over([col("from")])?.cast(DataType::Float64))
+            .alias("share_of_from"),
+        )
+        .sort(["from", "to"], Default::default())
+        .collect()?)
+}
+
+/// Per client listed: the three features that changed most (in standard deviations of
+/// the model that clusters them), as "feature: before -> after".
+fn top_changes(
+    ids: &[Option<String>],
+    prev_features: &DataFrame,
+    cur_features: &DataFrame,
+    models: &[&SegmentModel],
+) -> [Vec<Option<String>>; 3] {
     let names: Vec<String> = models.iter().flat_map(|m| m.features.iter().cloned()).collect();
     let (before, after) = (feature_map(prev_features, &names), feature_map(cur_features, &names));
-    let ids = text_col(&changed, "client_id");
     let mut top: [Vec<Option<String>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    for id in &ids {
+    for id in ids {
         let (b, a) = match id {
             Some(id) => (before.get(id), after.get(id)),
             None => (None, None),
@@ -269,29 +309,7 @@ pub fn compare(
             column.push(deltas.get(slot).map(|d| d.1.clone()));
         }
     }
-    // Segments first, then their names, then the other tracked columns.
-    let mut select = vec![col("client_id"), col("status")];
-    let pair = |name: &str| [col(format!("previous_{name}")), col(name)];
-    for (c, _) in tracked.iter().filter(|(_, t)| t.moves) {
-        select.extend(pair(&c.name));
-    }
-    for (_, t) in tracked.iter().filter(|(_, t)| t.moves) {
-        if let Some(n) = &t.names {
-            select.extend(pair(n));
-        }
-    }
-    for (c, _) in tracked.iter().filter(|(_, t)| !t.moves) {
-        select.extend(pair(&c.name));
-    }
-    let mut rows = changed.lazy().select(select).collect()?;
-    for (i, column) in top.into_iter().enumerate() {
-        rows.with_column(Column::new(format!("change_{}", i + 1).into(), column))?;
-    }
-    Ok(Migration {
-        rows,
-        transitions,
-        matrices,
-    })
+    top
 }
 
 /// The transition counts of one tracked column as a from × to matrix.
