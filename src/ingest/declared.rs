@@ -17,12 +17,36 @@ pub struct DeclaredRaw {
     pub df: DataFrame,
 }
 
+/// A Parquet file's header and rows as text (numbers and dates as their text), so that
+/// it is parsed by the same rules as a CSV or a worksheet.
+fn parquet_rows(path: &Path) -> Result<Vec<Vec<String>>, IngestError> {
+    let err = |e: PolarsError| IngestError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(IngestError::io(path))?;
+    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let mut cells: Vec<StringChunked> = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let text = c.cast(&DataType::String).map_err(err)?;
+        cells.push(text.str().map_err(err)?.rechunk().into_owned());
+    }
+    let mut rows = vec![df.get_column_names().iter().map(|n| n.to_string()).collect::<Vec<_>>()];
+    for i in 0..df.height() {
+        rows.push(cells.iter().map(|c| c.get(i).unwrap_or("").to_string()).collect());
+    }
+    Ok(rows)
+}
+
 /// Reads the declared table from `dir`; None when the folder has no file for it.
 pub fn read_declared(dir: &Path, t: &InputTable, encoding: Encoding) -> Result<Option<DeclaredRaw>, IngestError> {
     let Some(path) = find_table_file(dir, &t.name).or_else(|| find_table_file(dir, &t.zh)) else {
         return Ok(None);
     };
-    let rows = all_rows(&path, None, encoding)?;
+    let rows = match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("parquet") => parquet_rows(&path)?,
+        _ => all_rows(&path, None, encoding)?,
+    };
     let matches = |row: &[String]| -> Vec<Option<usize>> {
         let cells: Vec<String> = row.iter().map(|c| normalise(c)).collect();
         t.columns
@@ -97,4 +121,86 @@ pub fn read_declared(dir: &Path, t: &InputTable, encoding: Encoding) -> Result<O
         message: e.to_string(),
     })?;
     Ok(Some(DeclaredRaw { path, df }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{InputColumn, ValueKind};
+
+    fn visits() -> InputTable {
+        InputTable {
+            name: "visits".into(),
+            zh: "走访记录".into(),
+            columns: vec![
+                InputColumn::new("client_id", "客户编号", ValueKind::Text, true),
+                InputColumn::new("visit_date", "走访日期", ValueKind::Date, true),
+                InputColumn::new("minutes", "时长", ValueKind::Number, false),
+            ],
+            per_client: true,
+        }
+    }
+
+    fn texts(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect()
+    }
+
+    #[test]
+    fn a_chinese_csv_with_a_title_row_and_a_parquet_file_read_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("走访记录.csv"),
+            "2025年3月走访记录,,\n客户编号,走访日期,时长\nC1,2025/3/1,30\n,,\nC2,2025-03-02,\n",
+        )
+        .unwrap();
+        let csv = read_declared(dir.path(), &visits(), Encoding::Auto).unwrap().unwrap();
+        assert_eq!(texts(&csv.df, "client_id"), [Some("C1".into()), Some("C2".into())]);
+        assert_eq!(texts(&csv.df, "minutes"), [Some("30".into()), None]);
+        let rows: Vec<i64> = csv.df.column(ROW).unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(
+            rows,
+            [3, 5],
+            "rows as a spreadsheet numbers them, the blank row skipped"
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("client_id".into(), ["C1", "C2"]),
+            Column::new("visit_date".into(), ["2025/3/1", "2025-03-02"]),
+            Column::new("minutes".into(), [Some(30.0), None]),
+        ])
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(other.path().join("visits.parquet")).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let pq = read_declared(other.path(), &visits(), Encoding::Auto).unwrap().unwrap();
+        assert_eq!(texts(&pq.df, "client_id"), texts(&csv.df, "client_id"));
+        assert_eq!(
+            texts(&pq.df, "visit_date"),
+            [Some("2025/3/1".into()), Some("2025-03-02".into())]
+        );
+        assert_eq!(texts(&pq.df, "minutes"), [Some("30.0".into()), None]);
+    }
+
+    #[test]
+    fn a_missing_required_column_names_the_file_and_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("visits.csv"), "client_id,minutes\nC1,30\n").unwrap();
+        let e = read_declared(dir.path(), &visits(), Encoding::Auto)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("visits.csv") && e.contains("visit_date") && e.contains("走访日期"),
+            "{e}"
+        );
+        let none = tempfile::tempdir().unwrap();
+        assert!(read_declared(none.path(), &visits(), Encoding::Auto).unwrap().is_none());
+    }
 }
