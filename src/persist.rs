@@ -282,6 +282,8 @@ pub struct DeclaredInput {
     pub sha256: String,
     pub rows: usize,
     pub accepted: usize,
+    /// Totals rows (合计) skipped, not counted in `rows`.
+    pub totals_skipped: usize,
 }
 
 /// Everything needed to understand and repeat a run.

@@ -413,7 +413,7 @@ fn declared_inputs(
         let Some(raw) = ingest::declared::read_declared(&s.input.dir, t, s.input.encoding)? else {
             continue;
         };
-        let (path, rows) = (raw.path.clone(), raw.df.height());
+        let (path, rows, totals_skipped) = (raw.path.clone(), raw.df.height(), raw.totals_skipped);
         let sha256 = ingest::sha256_file(&path)?;
         match validate::validate_declared(t, raw, &validated.tables.clients, params) {
             Ok((accepted, rejects)) => {
@@ -430,6 +430,7 @@ fn declared_inputs(
                     sha256,
                     rows,
                     accepted: accepted.height(),
+                    totals_skipped,
                 });
                 out.push((t.name.clone(), accepted));
             }

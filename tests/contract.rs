@@ -244,7 +244,7 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     for i in 1..=58 {
         visits.push_str(&format!("C{i:06},2025/3/{},{}\n", 1 + i % 28, i));
     }
-    visits.push_str("C999999,2025-03-02,30\nC000001,上周三,45\n");
+    visits.push_str("C999999,2025-03-02,30\nC000001,上周三,45\n合计,,1786\n");
     std::fs::write(dir.join("data/走访记录.csv"), visits).unwrap();
     let s1 = settings(dir, "models", "en", Some(table(false))).unwrap();
     let run1 = run(&s1, dir, &with_scale(&s1)).unwrap();
@@ -322,6 +322,7 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
     assert_eq!(m["analyses"]["scale"]["visits"], 58);
     assert_eq!(m["analyses"]["scale"]["visit_minutes"], (1..=58).sum::<i32>() as f64);
     assert_eq!(m["declared_inputs"][0]["table"], "visits");
+    assert_eq!(m["declared_inputs"][0]["totals_skipped"], 1);
     assert_eq!(
         (
             m["declared_inputs"][0]["rows"].as_u64(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::layout::{normalise, HEADER_SEARCH_ROWS};
+use super::layout::{is_totals, normalise, HEADER_SEARCH_ROWS};
 use super::{all_rows, find_table_file, Encoding, IngestError, ROW};
 use crate::schema::InputTable;
 
@@ -15,6 +15,8 @@ use crate::schema::InputTable;
 pub struct DeclaredRaw {
     pub path: PathBuf,
     pub df: DataFrame,
+    /// Totals rows (合计, 小计, Total) below the header, skipped as the built-in tables' are.
+    pub totals_skipped: usize,
 }
 
 /// A Parquet file's header and rows as text (numbers and dates as their text), so that
@@ -90,12 +92,14 @@ pub fn read_declared(dir: &Path, t: &InputTable, encoding: Encoding) -> Result<O
             ),
         });
     }
-    let data: Vec<(usize, &Vec<String>)> = rows
+    let filled: Vec<(usize, &Vec<String>)> = rows
         .iter()
         .enumerate()
         .skip(h + 1)
         .filter(|(_, r)| r.iter().any(|c| !c.trim().is_empty()))
         .collect();
+    let totals = |r: &Vec<String>| r.iter().find(|c| !c.trim().is_empty()).is_some_and(|c| is_totals(c));
+    let (data, skipped): (Vec<_>, Vec<_>) = filled.into_iter().partition(|(_, r)| !totals(r));
     let mut columns: Vec<Column> = t
         .columns
         .iter()
@@ -120,7 +124,11 @@ pub fn read_declared(dir: &Path, t: &InputTable, encoding: Encoding) -> Result<O
         path: path.clone(),
         message: e.to_string(),
     })?;
-    Ok(Some(DeclaredRaw { path, df }))
+    Ok(Some(DeclaredRaw {
+        path,
+        df,
+        totals_skipped: skipped.len(),
+    }))
 }
 
 #[cfg(test)]
@@ -156,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("走访记录.csv"),
-            "2025年3月走访记录,,\n客户编号,走访日期,时长\nC1,2025/3/1,30\n,,\nC2,2025-03-02,\n",
+            "2025年3月走访记录,,\n客户编号,走访日期,时长\nC1,2025/3/1,30\n,,\nC2,2025-03-02,\n合计,,30\n",
         )
         .unwrap();
         let csv = read_declared(dir.path(), &visits(), Encoding::Auto).unwrap().unwrap();
