@@ -203,6 +203,12 @@ struct GenerateArgs {
     /// more general taxpayers than the others.
     #[arg(long, default_value_t = 0)]
     untimed_teams: usize,
+    /// A world that changes over the history, comma-separated: "rise" or "fall" (the
+    /// leaving rate by the last month, 0.8 on the log-odds by default), "fee-wave" (35% of
+    /// clients get a fee rise 8 months before the end), "cohort" (clients who joined in
+    /// the last 18 months leave more); each may carry its size, e.g. rise=1.2.
+    #[arg(long, default_value = "none")]
+    drift: String,
     #[arg(long, short)]
     out: PathBuf,
 }
@@ -640,8 +646,10 @@ fn cmd_generate(args: GenerateArgs) -> Result<()> {
         fees,
         hourly_cost,
         untimed_teams,
+        drift,
         out,
     } = args;
+    let drift = generate::Drift::parse(&drift).map_err(anyhow::Error::msg)?;
     let end = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d")
         .with_context(|| format!("--end {end} is not a date; write it as YYYY-MM-DD"))?;
     let p = GenerateParams {
@@ -661,6 +669,7 @@ fn cmd_generate(args: GenerateArgs) -> Result<()> {
         },
         hourly_cost,
         untimed_teams,
+        drift,
     };
     let g = generate::generate(&p, &out)?;
     println!(

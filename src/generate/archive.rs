@@ -53,6 +53,11 @@ pub(super) struct Client {
     /// The accountants before and after `change_month` (rows of the roster).
     pub accountants: (usize, usize),
     pub logs_hours: bool,
+    /// Log-odds `--drift` adds to its hazard in each month of the history (index 0 the
+    /// first month); empty without drift.
+    pub drift: Vec<f64>,
+    /// `month_no` of the history's first month, where `drift` starts.
+    pub drift_from: i32,
 }
 
 impl Client {
@@ -120,6 +125,27 @@ impl Client {
             None
         };
         let raise_factor = hz_rng.gen_range(1.15..1.4);
+        // The drift draws from its own stream, so the same seed without it is the same firm.
+        let d = p.drift;
+        let raise_month = if d.fee_wave > 0.0 {
+            let mut wave_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x5EED_D21F ^ ((i as u64) << 23));
+            if wave_rng.gen_bool(d.fee_wave) {
+                Some(add_months(firm.last_month, -12))
+            } else {
+                raise_month
+            }
+        } else {
+            raise_month
+        };
+        let drift = if d == super::Drift::default() {
+            Vec::new()
+        } else {
+            let late_joiner = start_month > add_months(firm.last_month, -18);
+            let span = (history_months - 1).max(1) as f64;
+            (0..history_months)
+                .map(|k| d.trend * k as f64 / span + if late_joiner { d.cohort } else { 0.0 })
+                .collect()
+        };
         let change_month = if hz_rng.gen_bool(0.3) {
             Some(add_months(first_month, hz_rng.gen_range(1..history_months)))
         } else {
@@ -170,6 +196,8 @@ impl Client {
             change_month,
             accountants: (first, second),
             logs_hours,
+            drift,
+            drift_from: super::month_no(first_month),
         };
         let streams = Streams {
             main: rng,
@@ -177,6 +205,12 @@ impl Client {
             staff: st_rng,
         };
         (client, streams)
+    }
+
+    /// The log-odds `--drift` adds in month `m` (months past the history keep the last).
+    pub fn drift_in(&self, m: NaiveDate) -> f64 {
+        let k = (super::month_no(m) - self.drift_from).max(0) as usize;
+        self.drift.get(k).or(self.drift.last()).copied().unwrap_or(0.0)
     }
 
     /// The accountant serving in month `m`.

@@ -63,9 +63,60 @@ pub struct GenerateParams {
     /// Teams (of ten accountants, from the first) that keep no time sheets; they
     /// specialise in general taxpayers, so their clients differ from the others.
     pub untimed_teams: usize,
+    /// How the world changes over the history (none by default).
+    pub drift: Drift,
 }
 
-/// How the generated fees relate to the work.
+/// A history whose leaving changes over time, as real firms' do: calibration learnt on
+/// last year's leaving has to follow this year's. Zero everywhere is the steady firm.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Drift {
+    /// Log-odds added to every client's monthly hazard by the last month, growing
+    /// linearly from 0 in the first (negative: leaving falls).
+    pub trend: f64,
+    /// Share of clients given a fee rise in the same month, 8 months before the end.
+    pub fee_wave: f64,
+    /// Log-odds added for clients who join in the last 18 months of the history.
+    pub cohort: f64,
+}
+
+impl Drift {
+    /// `--drift rise,fee-wave,cohort`; each part may carry its size (`rise=1.2`).
+    pub fn parse(text: &str) -> Result<Drift, String> {
+        let mut d = Drift::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, size) = match part.split_once('=') {
+                Some((n, v)) => (
+                    n.trim(),
+                    Some(
+                        v.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v >= 0.0)
+                            .ok_or_else(|| {
+                                format!("--drift {part}: the size after '=' must be a number of at least 0")
+                            })?,
+                    ),
+                ),
+                None => (part, None),
+            };
+            match name {
+                "none" => {}
+                "rise" => d.trend = size.unwrap_or(0.8),
+                "fall" => d.trend = -size.unwrap_or(0.8),
+                "fee-wave" => d.fee_wave = size.unwrap_or(0.35).min(1.0),
+                "cohort" => d.cohort = size.unwrap_or(0.8),
+                other => {
+                    return Err(format!(
+                        "--drift: unknown part '{other}'; use rise, fall, fee-wave or cohort, comma-separated (e.g. rise,fee-wave)"
+                    ))
+                }
+            }
+        }
+        Ok(d)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fees {
     /// A fee by tier that covers the work 2.5 times over, and a planted 8% of clients at
@@ -244,10 +295,12 @@ struct HazardState {
     fee_raised_recently: bool,
     accountant_changed_recently: bool,
     renewal_month: bool,
+    /// Log-odds the firm's drift adds in this month (0 without `--drift`).
+    drift: f64,
 }
 
 fn hazard(seg: usize, tier: usize, st: &HazardState) -> f64 {
-    let mut z = -5.8;
+    let mut z = -5.8 + st.drift;
     z += [0.0, 0.3, 0.2, 1.0, -0.2][seg];
     z += [-0.4, 0.0, 0.3][tier];
     z += 0.6 * st.arrears_months.min(3.0);
@@ -682,7 +735,39 @@ mod tests {
             fees: Fees::Planted,
             hourly_cost: DEFAULT_HOURLY_COST,
             untimed_teams: 0,
+            drift: Drift::default(),
         }
+    }
+
+    #[test]
+    fn drift_is_read_part_by_part_with_sizes() {
+        assert_eq!(Drift::parse("none").unwrap(), Drift::default());
+        let d = Drift::parse("rise, fee-wave,cohort=0.5").unwrap();
+        assert_eq!((d.trend, d.fee_wave, d.cohort), (0.8, 0.35, 0.5));
+        assert_eq!(Drift::parse("fall=1.2").unwrap().trend, -1.2);
+        let e = Drift::parse("rise,spike").unwrap_err();
+        assert!(e.contains("'spike'") && e.contains("rise, fall"), "{e}");
+        assert!(Drift::parse("rise=-1").unwrap_err().contains("at least 0"));
+    }
+
+    #[test]
+    fn a_rising_drift_raises_the_leaving_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = params(3);
+        p.clients = 400;
+        generate(&p, &dir.path().join("steady")).unwrap();
+        p.drift = Drift::parse("rise=2").unwrap();
+        generate(&p, &dir.path().join("rising")).unwrap();
+        let read = |f: &str, d: &str| std::fs::read_to_string(dir.path().join(d).join(f)).unwrap();
+        // The archive is the same firm; the leaving (truth.csv) is not.
+        assert_eq!(read("staff.csv", "steady"), read("staff.csv", "rising"));
+        let left = |d: &str| read("truth.csv", d).lines().filter(|l| l.contains(",true,")).count();
+        assert!(
+            left("rising") > left("steady"),
+            "{} vs {}",
+            left("rising"),
+            left("steady")
+        );
     }
 
     #[test]

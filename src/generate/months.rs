@@ -107,6 +107,7 @@ fn state_at(c: &Client, behaviour: Behaviour, m: NaiveDate, past: &Past) -> Haza
         fee_raised_recently: months_since(c.raise_month).is_some_and(|d| (1..=6).contains(&d)),
         accountant_changed_recently: months_since(c.change_month).is_some_and(|d| (1..=6).contains(&d)),
         renewal_month: (month_no(m) - month_no(c.start_month)) % 12 == 0 && m > c.start_month,
+        drift: c.drift_in(m),
     }
 }
 

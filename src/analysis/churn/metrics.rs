@@ -71,6 +71,9 @@ pub struct CalibrationBin {
     pub clients: usize,
     pub mean_predicted: f64,
     pub observed: f64,
+    /// 95% interval of `observed`, by resampling clients.
+    #[serde(default)]
+    pub observed_ci: Option<(f64, f64)>,
 }
 
 /// Ten groups of equal size by predicted risk, lowest first.
@@ -88,6 +91,7 @@ pub fn calibration(p: &[f64], label: &[bool]) -> Vec<CalibrationBin> {
                     clients: part.len(),
                     mean_predicted: part.iter().map(|&k| p[k]).sum::<f64>() / m,
                     observed: part.iter().filter(|&&k| label[k]).count() as f64 / m,
+                    observed_ci: None,
                 }
             })
         })
@@ -142,25 +146,196 @@ pub struct Scores {
     pub left: usize,
     pub roc_auc: Option<f64>,
     pub pr_auc: Option<f64>,
-    /// Only for scores that are probabilities (not for days since the last invoice).
+    /// Only for scores that are probabilities (not for days since the last invoice, nor
+    /// for a rule's flag).
     pub brier: Option<f64>,
     pub precision_top10: f64,
     pub recall_top10: f64,
     pub lift_top10: f64,
+    /// 95% intervals by resampling clients (a client's test months go together).
+    #[serde(default)]
+    pub roc_auc_ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub pr_auc_ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub brier_ci: Option<(f64, f64)>,
 }
 
-pub fn scores(p: &[f64], label: &[bool]) -> Scores {
+/// The measures of scores `p`; `probability` says whether they are chances of leaving
+/// (only then is a Brier score meaningful).
+pub fn scores(p: &[f64], label: &[bool], probability: bool) -> Scores {
     let (precision_top10, recall_top10, lift_top10) = top_share(p, label, 0.1);
     Scores {
         clients: p.len(),
         left: label.iter().filter(|l| **l).count(),
         roc_auc: roc_auc(p, label),
         pr_auc: pr_auc(p, label),
-        brier: p.iter().all(|v| (0.0..=1.0).contains(v)).then(|| brier(p, label)),
+        brier: (probability && p.iter().all(|v| (0.0..=1.0).contains(v))).then(|| brier(p, label)),
         precision_top10,
         recall_top10,
         lift_top10,
+        roc_auc_ci: None,
+        pr_auc_ci: None,
+        brier_ci: None,
     }
+}
+
+/// Resamples of the clients for the intervals.
+pub const RESAMPLES: usize = 200;
+
+/// Rows sorted by score once, so that each resample's measures are one weighted pass.
+pub struct Resampler<'a> {
+    label: &'a [bool],
+    /// Per row, its client (0..clients).
+    group: &'a [u32],
+    clients: usize,
+    /// Per resample, how many times each client was drawn.
+    draws: Vec<Vec<u32>>,
+}
+
+impl<'a> Resampler<'a> {
+    /// `RESAMPLES` draws of the clients with replacement, from `seed`.
+    pub fn new(label: &'a [bool], group: &'a [u32], seed: u64) -> Resampler<'a> {
+        use rand::{Rng, SeedableRng};
+        let clients = group.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let draws = (0..RESAMPLES)
+            .map(|_| {
+                let mut w = vec![0u32; clients];
+                for _ in 0..clients {
+                    w[rng.gen_range(0..clients)] += 1;
+                }
+                w
+            })
+            .collect();
+        Resampler {
+            label,
+            group,
+            clients,
+            draws,
+        }
+    }
+
+    fn weights(&self, r: usize) -> Vec<f64> {
+        let w = &self.draws[r];
+        self.group
+            .iter()
+            .map(|g| w.get(*g as usize).copied().unwrap_or(0) as f64)
+            .collect()
+    }
+
+    /// Fills in the intervals of `s`, the measures of scores `p`.
+    pub fn intervals(&self, p: &[f64], s: &mut Scores) {
+        if self.clients == 0 || p.len() != self.label.len() {
+            return;
+        }
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        let (mut auc, mut ap, mut br) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..self.draws.len() {
+            let w = self.weights(r);
+            let (a, pr) = weighted_ranks(p, self.label, &w, &order);
+            auc.extend(a);
+            ap.extend(pr);
+            if s.brier.is_some() {
+                let total: f64 = w.iter().sum();
+                if total > 0.0 {
+                    let sum: f64 = (0..p.len())
+                        .map(|i| w[i] * (p[i] - f64::from(u8::from(self.label[i]))).powi(2))
+                        .sum();
+                    br.push(sum / total);
+                }
+            }
+        }
+        s.roc_auc_ci = interval(auc);
+        s.pr_auc_ci = interval(ap);
+        s.brier_ci = interval(br);
+    }
+
+    /// Fills in the intervals of the observed share of each decile of `bins` (made by
+    /// [`calibration`] from the same `p`).
+    pub fn calibration_intervals(&self, p: &[f64], bins: &mut [CalibrationBin]) {
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        let n = order.len();
+        for (d, bin) in bins.iter_mut().enumerate().take(10) {
+            let part = &order[d * n / 10..(d + 1) * n / 10];
+            let shares = (0..self.draws.len())
+                .filter_map(|r| {
+                    let w = &self.draws[r];
+                    let (mut left, mut all) = (0.0, 0.0);
+                    for &i in part {
+                        let k = w.get(self.group[i] as usize).copied().unwrap_or(0) as f64;
+                        all += k;
+                        if self.label[i] {
+                            left += k;
+                        }
+                    }
+                    (all > 0.0).then(|| left / all)
+                })
+                .collect();
+            bin.observed_ci = interval(shares);
+        }
+    }
+}
+
+/// Weighted ROC-AUC and average precision over rows in ascending score `order`.
+fn weighted_ranks(p: &[f64], label: &[bool], w: &[f64], order: &[usize]) -> (Option<f64>, Option<f64>) {
+    let (mut pos, mut neg) = (0.0, 0.0);
+    for &i in order {
+        if label[i] {
+            pos += w[i];
+        } else {
+            neg += w[i];
+        }
+    }
+    if pos <= 0.0 || neg <= 0.0 {
+        return (None, None);
+    }
+    // Tie groups, ascending: AUC counts the negatives below each positive (ties half).
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        let (mut gp, mut gn) = (0.0, 0.0);
+        while j < order.len() && p[order[j]] == p[order[i]] {
+            if label[order[j]] {
+                gp += w[order[j]];
+            } else {
+                gn += w[order[j]];
+            }
+            j += 1;
+        }
+        groups.push((gp, gn));
+        i = j;
+    }
+    let mut below = 0.0;
+    let mut area = 0.0;
+    for (gp, gn) in &groups {
+        area += gp * (below + 0.5 * gn);
+        below += gn;
+    }
+    // Average precision, descending.
+    let (mut tp, mut seen, mut ap) = (0.0, 0.0, 0.0);
+    for (gp, gn) in groups.iter().rev() {
+        tp += gp;
+        seen += gp + gn;
+        if seen > 0.0 {
+            ap += gp / pos * (tp / seen);
+        }
+    }
+    (Some(area / (pos * neg)), Some(ap))
+}
+
+/// The 2.5% and 97.5% points.
+fn interval(mut v: Vec<f64>) -> Option<(f64, f64)> {
+    v.retain(|x| x.is_finite());
+    if v.len() < 20 {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.025), at(0.975)))
 }
 
 /// Kaplan–Meier: the share of clients still with the firm after each month of tenure,
@@ -225,6 +400,64 @@ mod tests {
         assert_eq!(c.len(), 10);
         assert_eq!(c[9].observed, 1.0);
         assert_eq!(c[0].observed, 0.0);
+    }
+
+    #[test]
+    fn unit_weights_give_the_plain_measures() {
+        let p: [f64; 8] = [0.1, 0.4, 0.4, 0.2, 0.9, 0.3, 0.7, 0.7];
+        let l = [false, true, false, false, true, true, false, true];
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        let (auc, ap) = weighted_ranks(&p, &l, &[1.0; 8], &order);
+        assert!((auc.unwrap() - roc_auc(&p, &l).unwrap()).abs() < 1e-12);
+        assert!((ap.unwrap() - pr_auc(&p, &l).unwrap()).abs() < 1e-12);
+        // A weight of 2 is the row twice.
+        let mut w = [1.0; 8];
+        w[1] = 2.0;
+        let (p2, l2): (Vec<f64>, Vec<bool>) = p.iter().zip(&l).chain([(&0.4, &true)]).map(|(a, b)| (*a, *b)).unzip();
+        let (auc, _) = weighted_ranks(&p, &l, &w, &order);
+        assert!((auc.unwrap() - roc_auc(&p2, &l2).unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn intervals_hold_the_estimate_and_narrow_with_more_clients() {
+        use rand::{Rng, SeedableRng};
+        let width = |clients: usize| {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+            let (mut p, mut l, mut g) = (Vec::new(), Vec::new(), Vec::new());
+            for c in 0..clients {
+                for _ in 0..3 {
+                    let x: f64 = rng.gen_range(0.0..1.0);
+                    p.push(x);
+                    l.push(rng.gen_bool(x * 0.5));
+                    g.push(c as u32);
+                }
+            }
+            let mut s = scores(&p, &l, true);
+            let r = Resampler::new(&l, &g, 9);
+            r.intervals(&p, &mut s);
+            let (lo, hi) = s.roc_auc_ci.unwrap();
+            let auc = s.roc_auc.unwrap();
+            assert!(lo < auc && auc < hi, "{lo} {auc} {hi}");
+            let (blo, bhi) = s.brier_ci.unwrap();
+            assert!(blo < s.brier.unwrap() && s.brier.unwrap() < bhi);
+            let mut bins = calibration(&p, &l);
+            r.calibration_intervals(&p, &mut bins);
+            assert!(bins.iter().all(|b| b
+                .observed_ci
+                .is_some_and(|(lo, hi)| lo <= b.observed && b.observed <= hi)));
+            hi - lo
+        };
+        let (small, large) = (width(300), width(5000));
+        assert!(large < small / 2.0, "{small} {large}");
+    }
+
+    #[test]
+    fn a_flag_or_a_count_of_days_has_no_brier_score() {
+        let l = [false, true, true];
+        assert!(scores(&[0.0, 1.0, 1.0], &l, false).brier.is_none());
+        assert!(scores(&[3.0, 90.0, 120.0], &l, true).brier.is_none());
+        assert!(scores(&[0.1, 0.8, 0.6], &l, true).brier.is_some());
     }
 
     #[test]

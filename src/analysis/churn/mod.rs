@@ -41,6 +41,53 @@ pub enum ModelChoice {
     Boosted,
 }
 
+/// How `churn.bands` are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BandBasis {
+    /// Risks of the first horizon (0.05 = 5%). Models saved before bands had a basis.
+    #[default]
+    Risk,
+    /// Multiples of the odds of leaving of the firm's average client scored, so that
+    /// "high" means several times the firm's usual whether it loses 3% or 60% a quarter.
+    Relative,
+}
+
+/// The band thresholds of one run: risks of the first horizon.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Thresholds {
+    pub medium_from: f64,
+    pub high_from: f64,
+    /// The average risk of the clients scored (what `relative` bands are multiples of).
+    pub firm_mean: f64,
+    pub by: BandBasis,
+}
+
+impl SavedChurn {
+    /// The thresholds for these scores of the first horizon.
+    fn thresholds(&self, first: &[Option<f64>]) -> Thresholds {
+        let (sum, n) = first.iter().flatten().fold((0.0, 0usize), |(s, n), p| (s + p, n + 1));
+        let mean = if n > 0 { sum / n as f64 } else { 0.0 };
+        let (medium_from, high_from) = match self.bands_by {
+            BandBasis::Risk => self.bands,
+            BandBasis::Relative => {
+                let odds = mean / (1.0 - mean).max(1e-9);
+                let risk = |k: f64| {
+                    let o = odds * k;
+                    o / (1.0 + o)
+                };
+                (risk(self.bands.0), risk(self.bands.1))
+            }
+        };
+        Thresholds {
+            medium_from,
+            high_from,
+            firm_mean: mean,
+            by: self.bands_by,
+        }
+    }
+}
+
 /// The churn analysis's checked parameters (`[churn]` of the config).
 #[derive(Debug, Clone, Serialize)]
 pub struct ChurnParams {
@@ -53,8 +100,9 @@ pub struct ChurnParams {
     pub max_train_rows: usize,
     /// The rule baseline flags arrears above this many months of fees.
     pub arrears_months: f64,
-    /// Risk of the first horizon from which a client is medium / high risk.
+    /// Where a client becomes medium / high risk, read by `bands_by`.
     pub bands: (f64, f64),
+    pub bands_by: BandBasis,
     pub model: ModelChoice,
     /// Write every snapshot row to churn_snapshots.parquet (for the bench, or to check
     /// the model with other tools).
@@ -237,7 +285,17 @@ impl Fitted {
     }
 }
 
-/// Fits `kind` on the earlier months of `train` and Platt on the later ones.
+/// Where a model is scored: the month of the snapshot, and the horizon (the rows one
+/// leaver counts in, for the calibration's noise).
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    month: i32,
+    horizon: i32,
+}
+
+/// Fits `kind` on the earlier months of `train` and calibrates it on the latest ones
+/// (the latest whose outcome is known), carrying any clear movement of the base rate
+/// over those months on to `target.month`. Validation and the final model both fit here.
 fn fit_calibrated(
     kind: ModelKind,
     s: &Snapshots,
@@ -246,6 +304,7 @@ fn fit_calibrated(
     labels: &[bool],
     max_rows: usize,
     seed: u64,
+    target: Target,
 ) -> Result<(Fitted, Platt), String> {
     let months: Vec<i32> = {
         let mut m: Vec<i32> = train.iter().map(|&i| s.month[i]).collect();
@@ -253,7 +312,9 @@ fn fit_calibrated(
         m.dedup();
         m
     };
-    let n_cal = (months.len() / 4).max(1);
+    // A third of the months, and at least nine when there are eighteen: a movement of the
+    // base rate needs months to be told from noise.
+    let n_cal = (months.len() / 3).max(9.min(months.len() / 2)).max(1);
     let cut = months
         .get(months.len().saturating_sub(n_cal))
         .copied()
@@ -288,7 +349,16 @@ fn fit_calibrated(
     };
     let x_cal = s.rows_of(&cal_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
     let y_cal: Vec<bool> = cal_idx.iter().map(|&k| labels[k]).collect();
-    let platt = Platt::fit(&fitted.margin(&Rows { x: &x_cal, d: s.d }), &y_cal);
+    let tau: Vec<f64> = cal_idx
+        .iter()
+        .map(|&k| f64::from(s.month[train[k]] - target.month))
+        .collect();
+    let platt = Platt::fit_drifting(
+        &fitted.margin(&Rows { x: &x_cal, d: s.d }),
+        &tau,
+        &y_cal,
+        f64::from(target.horizon),
+    );
     Ok((fitted, platt))
 }
 
@@ -307,6 +377,10 @@ pub struct HorizonValidation {
     pub rule: Option<Scores>,
     /// ROC-AUC per test month of the chosen model.
     pub monthly_auc: Vec<Option<f64>>,
+    /// Per test month, the chosen model's calibration: how the log-odds of leaving moved
+    /// per month beyond the features (None: no clear movement).
+    #[serde(default)]
+    pub monthly_drift: Vec<Option<f64>>,
     pub chosen: ModelKind,
     pub calibration: Vec<CalibrationBin>,
     #[serde(skip)]
@@ -329,6 +403,7 @@ impl HorizonValidation {
             recency: None,
             rule: None,
             monthly_auc: Vec::new(),
+            monthly_drift: Vec::new(),
             chosen: ModelKind::Logistic,
             calibration: Vec::new(),
             gains: Vec::new(),
@@ -356,6 +431,8 @@ pub struct SavedChurn {
     pub features: Vec<String>,
     pub horizons: Vec<SavedHorizon>,
     pub bands: (f64, f64),
+    #[serde(default)]
+    pub bands_by: BandBasis,
 }
 
 impl SavedChurn {
@@ -394,8 +471,15 @@ impl SavedChurn {
                 _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
             }
         }
-        if !(0.0..=1.0).contains(&self.bands.0) || !(0.0..=1.0).contains(&self.bands.1) {
-            return Err("churn: bands must lie in 0..1".into());
+        let (lo, hi) = self.bands;
+        match self.bands_by {
+            BandBasis::Risk if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) => {
+                return Err("churn: bands must lie in 0..1".into())
+            }
+            BandBasis::Relative if !(lo > 0.0 && lo <= hi && hi.is_finite()) => {
+                return Err("churn: relative bands must be multiples above 0, the lower first".into())
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -488,11 +572,11 @@ pub fn driver_words(f: &FeatureDef, v: f64, lang: Lang) -> String {
     }
 }
 
-fn band_of(p: Option<f64>, bands: (f64, f64)) -> &'static str {
+fn band_of(p: Option<f64>, t: &Thresholds) -> &'static str {
     match p {
         None => "left",
-        Some(p) if p >= bands.1 => "high",
-        Some(p) if p >= bands.0 => "medium",
+        Some(p) if p >= t.high_from => "high",
+        Some(p) if p >= t.medium_from => "medium",
         Some(_) => "low",
     }
 }
@@ -745,7 +829,11 @@ impl ChurnRisk {
             };
             let final_fit = stages.run(&format!("churn model {hz}m"), |_| {
                 let labels: Vec<bool> = ys.clone();
-                fit_calibrated(chosen, &s, names, &labelled, &labels, p.max_train_rows, seed)
+                let target = Target {
+                    month: h.last_month,
+                    horizon: hz,
+                };
+                fit_calibrated(chosen, &s, names, &labelled, &labels, p.max_train_rows, seed, target)
             });
             let (fitted, platt) = match final_fit {
                 Ok(f) => f,
@@ -783,6 +871,7 @@ impl ChurnRisk {
                 features: names.to_vec(),
                 horizons: saved,
                 bands: p.bands,
+                bands_by: p.bands_by,
             },
             validation,
             snapshot_rows: s.n(),
@@ -832,6 +921,7 @@ impl ChurnRisk {
         let mut pooled_y = Vec::new();
         let mut pooled_rows = Vec::new();
         let mut per_month: [Vec<Option<f64>>; 2] = Default::default();
+        let mut drift: [Vec<Option<f64>>; 2] = Default::default();
         for t in first_test..=t_max {
             let train: Vec<usize> = (0..s.n())
                 .filter(|&i| known_by(s, i, hz) <= t && s.month[i] >= t0)
@@ -859,9 +949,16 @@ impl ChurnRisk {
                     &y_train,
                     validation_rows(p.max_train_rows),
                     seed ^ t as u64,
+                    Target { month: t, horizon: hz },
                 ) {
-                    Ok((m, platt)) => preds.push(platt.apply(&m.margin(&rows))),
-                    Err(e) if e.contains("one outcome") => preds.push(vec![0.0; test.len()]),
+                    Ok((m, platt)) => {
+                        drift[preds.len()].push(platt.drift);
+                        preds.push(platt.apply(&m.margin(&rows)));
+                    }
+                    Err(e) if e.contains("one outcome") => {
+                        drift[preds.len()].push(None);
+                        preds.push(vec![0.0; test.len()]);
+                    }
                     Err(e) => return Err(failed(e)),
                 }
             }
@@ -913,10 +1010,27 @@ impl ChurnRisk {
                 )
             })
             .collect();
-        v.logistic = Some(metrics::scores(&pooled[0], &pooled_y));
-        v.boosted = Some(metrics::scores(&pooled[1], &pooled_y));
-        v.recency = Some(metrics::scores(&pooled[2], &pooled_y));
-        v.rule = Some(metrics::scores(&pooled[3], &pooled_y));
+        // Intervals by resampling clients: a client's test months go together.
+        let group: Vec<u32> = {
+            let mut index = std::collections::HashMap::new();
+            pooled_rows
+                .iter()
+                .map(|&r| {
+                    let next = index.len() as u32;
+                    *index.entry(s.client[r]).or_insert(next)
+                })
+                .collect()
+        };
+        let resampler = metrics::Resampler::new(&pooled_y, &group, seed ^ (hz as u64) << 32);
+        let measured = |k: usize, probability: bool| {
+            let mut m = metrics::scores(&pooled[k], &pooled_y, probability);
+            resampler.intervals(&pooled[k], &mut m);
+            Some(m)
+        };
+        v.logistic = measured(0, true);
+        v.boosted = measured(1, true);
+        v.recency = measured(2, false);
+        v.rule = measured(3, false);
         let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
         // The transparent model unless the trees validate clearly better.
         v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
@@ -926,7 +1040,9 @@ impl ChurnRisk {
         };
         let k = usize::from(v.chosen == ModelKind::Boosted);
         v.monthly_auc = per_month[k].clone();
+        v.monthly_drift = drift[k].clone();
         v.calibration = metrics::calibration(&pooled[k], &pooled_y);
+        resampler.calibration_intervals(&pooled[k], &mut v.calibration);
         v.gains = [
             (ModelKind::Logistic.label(), 0),
             (ModelKind::Boosted.label(), 1),
@@ -968,7 +1084,8 @@ impl ChurnRisk {
             .collect();
         columns.push(Column::new("revenue_at_risk".into(), at_risk.clone()));
         let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
-        let bands: Vec<&str> = first.iter().map(|p| band_of(*p, saved.bands)).collect();
+        let thresholds = saved.thresholds(&first);
+        let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
         let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
         let drivers: Vec<String> = {
@@ -997,6 +1114,7 @@ impl ChurnRisk {
             first: &first,
             at_risk: &at_risk,
             bands: &bands,
+            thresholds: &thresholds,
             drivers: &drivers,
             active: &active,
             tiers: report::groups(ctx, SegmentKind::Value)?,
@@ -1050,6 +1168,7 @@ impl ChurnRisk {
             "validation": fit.map(|f| &f.validation),
             "clients_scored": active.iter().filter(|a| **a).count(),
             "high_risk": high,
+            "bands": thresholds,
             "revenue_at_risk": total_at_risk,
             "seed": ctx.seed,
             "grace_months": fit.map(|f| f.grace),
@@ -1175,7 +1294,12 @@ mod tests {
 
     #[test]
     fn bands_split_at_their_thresholds_and_a_client_who_left_is_no_band() {
-        let bands = (0.05, 0.15);
+        let bands = &Thresholds {
+            medium_from: 0.05,
+            high_from: 0.15,
+            firm_mean: 0.04,
+            by: BandBasis::Risk,
+        };
         assert_eq!(band_of(None, bands), "left");
         assert_eq!(band_of(Some(0.0), bands), "low");
         assert_eq!(band_of(Some(0.0499), bands), "low");
@@ -1225,10 +1349,36 @@ mod tests {
                     intercept: -2.0,
                 }),
                 boosted: None,
-                platt: Platt { a: 1.0, b: 0.0 },
+                platt: Platt {
+                    a: 1.0,
+                    b: 0.0,
+                    drift: None,
+                },
             }],
             bands: (0.05, 0.15),
+            bands_by: BandBasis::Risk,
         }
+    }
+
+    #[test]
+    fn relative_bands_are_multiples_of_the_firm_s_odds() {
+        let mut s = saved(vec![0.5, -0.5]);
+        s.bands_by = BandBasis::Relative;
+        s.bands = (1.5, 3.0);
+        // A firm that loses 60% a quarter: odds 1.5, so high from odds 4.5 (82%).
+        let t = s.thresholds(&[Some(0.5), Some(0.7), None, Some(0.6)]);
+        assert!((t.firm_mean - 0.6).abs() < 1e-12);
+        assert!((t.high_from - 4.5 / 5.5).abs() < 1e-12, "{t:?}");
+        assert!((t.medium_from - 2.25 / 3.25).abs() < 1e-12, "{t:?}");
+        // A firm that loses 2%: about 3% and 6%, near the multiples of the risk itself.
+        let t = s.thresholds(&[Some(0.02); 4]);
+        assert!(
+            (t.medium_from - 0.0297).abs() < 1e-3 && (t.high_from - 0.0577).abs() < 1e-3,
+            "{t:?}"
+        );
+        assert_eq!(s.check(), Ok(()));
+        s.bands = (3.0, 1.5);
+        assert!(s.check().is_err());
     }
 
     #[test]

@@ -374,7 +374,16 @@ impl Boosted {
 pub struct Platt {
     pub a: f64,
     pub b: f64,
+    /// How the log-odds of leaving moved per month in the calibration months, beyond
+    /// what the features explain; already in `b` for the month scored. None when no
+    /// movement could be told from noise.
+    #[serde(default)]
+    pub drift: Option<f64>,
 }
+
+/// Log-odds per month beyond which a movement is not extrapolated (a doubling of the odds
+/// in seven months).
+const MAX_DRIFT: f64 = 0.1;
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -382,16 +391,22 @@ fn sigmoid(x: f64) -> f64 {
 
 impl Platt {
     pub fn fit(margin: &[f64], y: &[bool]) -> Platt {
+        Platt::fit_offset(margin, None, y)
+    }
+
+    /// σ(a · margin + b + offset), the offset fixed.
+    fn fit_offset(margin: &[f64], offset: Option<&[f64]>, y: &[bool]) -> Platt {
         let pos = y.iter().filter(|l| **l).count() as f64;
         let neg = y.len() as f64 - pos;
         // Platt's smoothed targets keep a and b finite when the fold separates perfectly.
         let (tp, tn) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
         let t: Vec<f64> = y.iter().map(|l| if *l { tp } else { tn }).collect();
+        let off = |i: usize| offset.and_then(|o| o.get(i)).copied().unwrap_or(0.0);
         let (mut a, mut b) = (1.0, 0.0);
         for _ in 0..50 {
             let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
-            for (m, t) in margin.iter().zip(&t) {
-                let p = sigmoid(a * m + b);
+            for (i, (m, t)) in margin.iter().zip(&t).enumerate() {
+                let p = sigmoid(a * m + b + off(i));
                 let r = p - t;
                 let w = p * (1.0 - p);
                 ga += r * m;
@@ -413,9 +428,81 @@ impl Platt {
             }
         }
         if a.is_finite() && b.is_finite() {
-            Platt { a, b }
+            Platt { a, b, drift: None }
         } else {
-            Platt { a: 1.0, b: 0.0 }
+            Platt {
+                a: 1.0,
+                b: 0.0,
+                drift: None,
+            }
+        }
+    }
+
+    /// Platt scaling that follows the base rate: σ(a · margin + b + c · τ), with τ the
+    /// row's month less the latest month of the window, so `b` is the intercept of the
+    /// latest month whose outcome is known. The fitted `c` is shrunk towards 0 by its noise (c² / (c² + se²), each
+    /// leaver counting in `rows_per_event` rows), so a steady firm keeps about the plain
+    /// fit and a clear movement is carried on almost whole.
+    pub fn fit_drifting(margin: &[f64], tau: &[f64], y: &[bool], rows_per_event: f64) -> Platt {
+        let plain = Platt::fit(margin, y);
+        let pos = y.iter().filter(|l| **l).count() as f64;
+        let neg = y.len() as f64 - pos;
+        let spread = {
+            let n = tau.len().max(1) as f64;
+            let mean = tau.iter().sum::<f64>() / n;
+            tau.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n
+        };
+        if pos < 1.0 || neg < 1.0 || spread < 1.0 {
+            return plain;
+        }
+        let (tp, tn) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+        let mut beta = [plain.a, plain.b, 0.0];
+        let mut hess = [0.0; 9];
+        for _ in 0..50 {
+            let mut g = [0.0; 3];
+            hess = [0.0; 9];
+            for ((m, t), l) in margin.iter().zip(tau).zip(y) {
+                let x = [*m, 1.0, *t];
+                let p = sigmoid(beta[0] * m + beta[1] + beta[2] * t);
+                let r = p - if *l { tp } else { tn };
+                let w = p * (1.0 - p);
+                for i in 0..3 {
+                    g[i] += r * x[i];
+                    for j in 0..3 {
+                        hess[i * 3 + j] += w * x[i] * x[j];
+                    }
+                }
+            }
+            let Some(step) = solve(&mut hess.clone(), &mut g.clone(), 3) else {
+                return plain;
+            };
+            for i in 0..3 {
+                beta[i] -= step[i];
+            }
+            if !beta.iter().all(|b| b.is_finite()) {
+                return plain;
+            }
+            if step.iter().map(|s| s.abs()).sum::<f64>() < 1e-9 {
+                break;
+            }
+        }
+        // The variance of c: the last entry of the inverse Hessian.
+        let Some(col) = solve(&mut hess.clone(), &mut [0.0, 0.0, 1.0], 3) else {
+            return plain;
+        };
+        let var = col[2].max(0.0) * rows_per_event.max(1.0);
+        let c = beta[2].clamp(-MAX_DRIFT, MAX_DRIFT);
+        let c = c * c * c / (c * c + var);
+        if c.abs() < 1e-4 {
+            return plain;
+        }
+        // The level of the latest month in the window, not extrapolated past it: a shock
+        // at the window's end (a wave of fee rises) would otherwise be carried on as a trend.
+        let latest = tau.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let offset: Vec<f64> = tau.iter().map(|t| c * (t - latest)).collect();
+        Platt {
+            drift: Some(c),
+            ..Platt::fit_offset(margin, Some(&offset), y)
         }
     }
 
@@ -503,5 +590,42 @@ mod tests {
         for bin in cal {
             assert!((bin.mean_predicted - bin.observed).abs() < 0.05, "{bin:?}");
         }
+    }
+
+    /// Rows over twelve months whose log-odds rise by `c` a month on top of the margin.
+    fn drifting(c: f64, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let (mut m, mut tau, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..60_000 {
+            let t = -((k % 12) as f64) - 3.0;
+            let margin: f64 = rng.gen_range(-4.0..0.0);
+            m.push(margin);
+            tau.push(t);
+            y.push(rng.gen_bool(sigmoid(margin + c * t)));
+        }
+        (m, tau, y)
+    }
+
+    #[test]
+    fn a_rising_base_rate_is_carried_to_the_month_scored() {
+        let (m, tau, y) = drifting(0.05, 4);
+        let p = Platt::fit_drifting(&m, &tau, &y, 1.0);
+        let c = p.drift.expect("a clear rise is kept");
+        assert!((c - 0.05).abs() < 0.015, "{p:?}");
+        // The intercept is the latest month's (τ = -3): the plain fit's is months behind.
+        assert!((p.b + 0.15).abs() < 0.1, "{p:?}");
+        assert!(Platt::fit(&m, &y).b < -0.2);
+    }
+
+    #[test]
+    fn a_steady_base_rate_keeps_the_plain_fit() {
+        let (m, tau, y) = drifting(0.0, 5);
+        let p = Platt::fit_drifting(&m, &tau, &y, 3.0);
+        assert!(p.drift.is_none_or(|c| c.abs() < 0.005), "{p:?}");
+        let plain = Platt::fit(&m, &y);
+        assert!(
+            (p.a - plain.a).abs() < 0.02 && (p.b - plain.b).abs() < 0.05,
+            "{p:?} {plain:?}"
+        );
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::params::{invalid, ParamError};
 
-use super::{ChurnParams, ModelChoice};
+use super::{BandBasis, ChurnParams, ModelChoice};
 use crate::history::{HistoryParams, LeaveDefinition};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -27,9 +27,12 @@ pub struct RawChurn {
     pub max_train_rows: Option<usize>,
     /// The rule baseline flags arrears above this many months of fees (default 2).
     pub arrears_months: Option<f64>,
-    /// Risk of the first horizon from which a client is medium / high risk
-    /// (default [0.05, 0.15]: a 15% chance of leaving within 3 months is several times the usual).
+    /// Where a client becomes medium / high risk (by the first horizon): with
+    /// `bands_by = "relative"` (the default) multiples of the odds of leaving of the firm's
+    /// average client, default [1.5, 3.0]; with "risk", risks, e.g. [0.05, 0.15].
     pub bands: Option<Vec<f64>>,
+    /// "relative" (default) or "risk".
+    pub bands_by: Option<String>,
     /// "auto" (the better-validated one), "logistic" or "boosted".
     pub model: Option<String>,
     /// Write every monthly snapshot to churn_snapshots.parquet (default false).
@@ -86,13 +89,30 @@ impl RawChurn {
                 arrears_months,
             ));
         }
-        let bands = raw.bands.clone().unwrap_or_else(|| vec![0.05, 0.15]);
-        let bands = match bands.as_slice() {
-            [lo, hi] if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
-            _ => {
+        let bands_by = match raw.bands_by.as_deref().unwrap_or("relative") {
+            "relative" => BandBasis::Relative,
+            "risk" => BandBasis::Risk,
+            other => return Err(invalid("churn.bands_by", "must be \"relative\" or \"risk\"", other)),
+        };
+        let bands = match (bands_by, raw.bands.clone()) {
+            (_, Some(b)) => b,
+            (BandBasis::Relative, None) => vec![1.5, 3.0],
+            (BandBasis::Risk, None) => vec![0.05, 0.15],
+        };
+        let bands = match (bands_by, bands.as_slice()) {
+            (BandBasis::Risk, [lo, hi]) if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+            (BandBasis::Relative, [lo, hi]) if 1.0 <= *lo && lo < hi && *hi <= 100.0 => (*lo, *hi),
+            (BandBasis::Risk, _) => {
                 return Err(invalid(
                     "churn.bands",
-                    "must be two risks between 0 and 1, the lower first, e.g. [0.05, 0.15]",
+                    "with bands_by = \"risk\" must be two risks between 0 and 1, the lower first, e.g. [0.05, 0.15]",
+                    format!("{bands:?}"),
+                ))
+            }
+            (BandBasis::Relative, _) => {
+                return Err(invalid(
+                    "churn.bands",
+                    "with bands_by = \"relative\" must be two multiples of the firm's odds of leaving from 1 to 100, the lower first, e.g. [1.5, 3.0] (for risks write bands_by = \"risk\")",
                     format!("{bands:?}"),
                 ))
             }
@@ -117,6 +137,7 @@ impl RawChurn {
                 max_train_rows,
                 arrears_months,
                 bands,
+                bands_by,
                 model,
                 export_snapshots: raw.export_snapshots.unwrap_or(false),
             },

@@ -3,7 +3,10 @@
 //! segment, and the clients with the most revenue at risk.
 
 use super::metrics::kaplan_meier;
-use super::{band_words, values, Fit, HorizonValidation, ModelKind, SavedChurn, MIN_TEST_LEAVERS, MIN_TEST_ROWS};
+use super::{
+    band_of, band_words, values, BandBasis, Fit, HorizonValidation, ModelKind, SavedChurn, Thresholds,
+    MIN_TEST_LEAVERS, MIN_TEST_ROWS,
+};
 use crate::analysis::{AnalysisError, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
 use crate::format::{human, Lang};
 
@@ -15,6 +18,7 @@ pub(super) struct View<'a> {
     pub first: &'a [Option<f64>],
     pub at_risk: &'a [Option<f64>],
     pub bands: &'a [&'a str],
+    pub thresholds: &'a Thresholds,
     pub drivers: &'a [String],
     pub active: &'a [bool],
     /// The value tiers and behaviour segments per client, when the run has them.
@@ -35,6 +39,15 @@ fn pair(en: &str, zh: &str) -> (String, String) {
 
 fn opt(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.3}"))
+}
+
+/// "0.762 (0.751–0.773)": a figure with its 95% interval when there is one.
+fn with_ci(v: Option<f64>, ci: Option<(f64, f64)>, digits: usize) -> String {
+    match (v, ci) {
+        (Some(v), Some((lo, hi))) => format!("{v:.digits$} ({lo:.digits$}–{hi:.digits$})"),
+        (Some(v), None) => format!("{v:.digits$}"),
+        (None, _) => "–".into(),
+    }
 }
 
 pub(super) fn skipped_section(why: &str, why_zh: &str) -> Section {
@@ -85,9 +98,9 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
         ),
         header: vec![
             pair("model", "模型"),
-            both("ROC-AUC"),
-            both("PR-AUC"),
-            pair("Brier score", "Brier 分数"),
+            pair("ROC-AUC (95% interval)", "ROC-AUC（95% 区间）"),
+            pair("PR-AUC (95% interval)", "PR-AUC（95% 区间）"),
+            pair("Brier score (probabilities only)", "Brier 分数（仅限概率）"),
             pair("precision, top 10%", "前10%精确率"),
             pair("recall, top 10%", "前10%召回率"),
             pair("lift, top 10%", "前10%提升度"),
@@ -99,9 +112,9 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
                 let mark = if *chosen { (" (used)", "（采用）") } else { ("", "") };
                 Some(vec![
                     (format!("{}{}", name.0, mark.0), format!("{}{}", name.1, mark.1)),
-                    both(&opt(s.roc_auc)),
-                    both(&opt(s.pr_auc)),
-                    both(&s.brier.map_or("-".to_string(), |b| format!("{b:.4}"))),
+                    both(&with_ci(s.roc_auc, s.roc_auc_ci, 3)),
+                    both(&with_ci(s.pr_auc, s.pr_auc_ci, 3)),
+                    both(&with_ci(s.brier, s.brier_ci, 4)),
                     both(&format!("{:.1}%", s.precision_top10 * 100.0)),
                     both(&format!("{:.1}%", s.recall_top10 * 100.0)),
                     both(&format!("{:.2}", s.lift_top10)),
@@ -125,6 +138,7 @@ fn calibration_table(v: &HorizonValidation) -> SectionTable {
             pair("clients", "客户数"),
             pair("mean predicted", "平均预测"),
             pair("observed share that left", "实际流失占比"),
+            pair("95% interval of the observed", "实际占比的 95% 区间"),
         ],
         rows: v
             .calibration
@@ -136,10 +150,58 @@ fn calibration_table(v: &HorizonValidation) -> SectionTable {
                     both(&b.clients.to_string()),
                     both(&format!("{:.1}%", b.mean_predicted * 100.0)),
                     both(&format!("{:.1}%", b.observed * 100.0)),
+                    both(
+                        &b.observed_ci
+                            .map_or("–".into(), |(lo, hi)| format!("{:.1}–{:.1}%", lo * 100.0, hi * 100.0)),
+                    ),
                 ]
             })
             .collect(),
     }
+}
+
+/// This run's bands applied to the test months' predictions: what "high" meant there.
+fn band_table(v: &HorizonValidation, t: &Thresholds) -> Option<SectionTable> {
+    let k = usize::from(v.chosen == ModelKind::Boosted);
+    let mut per = [(0usize, 0.0, 0usize); 3];
+    for (_, scores, left) in &v.rows {
+        let b = match band_of(Some(scores[k]), t) {
+            "high" => 0,
+            "medium" => 1,
+            _ => 2,
+        };
+        per[b].0 += 1;
+        per[b].1 += scores[k];
+        per[b].2 += usize::from(*left);
+    }
+    (!v.rows.is_empty()).then(|| SectionTable {
+        caption: (
+            format!(
+                "The bands in the test months ({} months): predicted against what happened",
+                v.months
+            ),
+            format!("测试月中的风险等级（{} 个月）：预测与实际", v.months),
+        ),
+        header: vec![
+            pair("band", "等级"),
+            pair("client-months", "客户月"),
+            pair("mean predicted", "平均预测"),
+            pair("observed share that left", "实际流失占比"),
+        ],
+        rows: ["high", "medium", "low"]
+            .iter()
+            .zip(per)
+            .filter(|(_, (n, _, _))| *n > 0)
+            .map(|(b, (n, p, left))| {
+                vec![
+                    (band_words(b, Lang::En).to_string(), band_words(b, Lang::Zh).to_string()),
+                    both(&n.to_string()),
+                    both(&format!("{:.1}%", p / n as f64 * 100.0)),
+                    both(&format!("{:.1}%", left as f64 / n as f64 * 100.0)),
+                ]
+            })
+            .collect(),
+    })
 }
 
 /// Segment ids and names of an earlier segmentation per client, when the run has it.
@@ -296,20 +358,47 @@ pub(super) fn section(v: &View) -> Section {
         .iter()
         .map(|b| (v.bands.iter().filter(|x| **x == *b).count(), *b))
         .collect();
+    let t = v.thresholds;
+    let first_h = s.horizons.first().map_or(3, |h| h.months);
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let basis = match t.by {
+        BandBasis::Relative => (
+            format!(
+                " The bands follow this firm: the average client's risk is {}, and medium / high start at {} / {} times its odds of leaving.",
+                pct(t.firm_mean),
+                s.bands.0,
+                s.bands.1
+            ),
+            format!(
+                "等级按本公司的分布划分：平均客户的流失概率为 {}，中 / 高风险分别从平均流失几率的 {} / {} 倍开始。",
+                pct(t.firm_mean),
+                s.bands.0,
+                s.bands.1
+            ),
+        ),
+        BandBasis::Risk => (
+            format!(" The bands are fixed risks; the average client's risk is {}.", pct(t.firm_mean)),
+            format!("等级按固定的概率划分；平均客户的流失概率为 {}。", pct(t.firm_mean)),
+        ),
+    };
     lines.push((
         format!(
-            "{active} clients are still with the firm: {} by the risk of leaving within {} months (high: {:.0}% and up; medium: {:.0}% to {:.0}%; low: below {:.0}%).",
+            "{active} clients are still with the firm: {} by the risk of leaving within {first_h} months (high: {} and up; medium: {} to {}; low: below {}).{}",
             counts.iter().map(|(n, b)| format!("{n} {}", band_words(b, Lang::En))).collect::<Vec<_>>().join(", "),
-            s.horizons.first().map_or(3, |h| h.months),
-            s.bands.1 * 100.0,
-            s.bands.0 * 100.0,
-            s.bands.1 * 100.0,
-            s.bands.0 * 100.0,
+            pct(t.high_from),
+            pct(t.medium_from),
+            pct(t.high_from),
+            pct(t.medium_from),
+            basis.0,
         ),
         format!(
-            "在服务客户 {active} 个，按 {} 个月内流失概率分为：{}。",
-            s.horizons.first().map_or(3, |h| h.months),
+            "在服务客户 {active} 个，按 {first_h} 个月内流失概率分为：{}（高风险：{} 及以上；中风险：{} 至 {}；低风险：低于 {}）。{}",
             counts.iter().map(|(n, b)| format!("{} {n} 个", band_words(b, Lang::Zh))).collect::<Vec<_>>().join("，"),
+            pct(t.high_from),
+            pct(t.medium_from),
+            pct(t.high_from),
+            pct(t.medium_from),
+            basis.1,
         ),
     ));
     lines.push((
@@ -368,6 +457,9 @@ pub(super) fn section(v: &View) -> Section {
                 ));
                 tables.push(validation_table(val));
                 tables.push(calibration_table(val));
+                if val.months == first_h {
+                    tables.extend(band_table(val, t));
+                }
             }
         }
         None => lines.push((
