@@ -64,6 +64,23 @@ pub fn abandon_unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     live
 }
 
+/// The finished run folders in `dir` (those with a manifest; partial folders are hidden),
+/// in the order of their names: the run's kind, then when it started.
+pub fn run_folders(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.join("manifest.json").is_file() && p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Whether process `pid` still runs (a partial folder of a live run is not debris).
 fn alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {

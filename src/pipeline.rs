@@ -114,9 +114,10 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
         Some(prev) => Some(stability::CarryOver::new(prev, &ids, &s.stability)?),
         None => None,
     };
+    let earlier_runs = persist::run_folders(&opts.out_dir);
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in analyses {
-        let ctx = context(s, &input, a.as_ref(), &outcomes);
+        let ctx = context(s, &input, a.as_ref(), &outcomes, &earlier_runs);
         let mut o = a.fit(&ctx, &mut st)?;
         if let Some(c) = carry.as_mut() {
             c.apply(&mut o)?;
@@ -245,9 +246,10 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
     analysis::check_registry(&analyses, &s.section_ids())?;
     let input = prepare(s, &validation, &features, opts, &id, &mut st, &analyses)?;
     let table = &input.table;
+    let earlier_runs = persist::run_folders(&opts.out_dir);
     let mut outcomes: Vec<Outcome> = Vec::new();
     for a in &analyses {
-        let ctx = context(s, &input, a.as_ref(), &outcomes);
+        let ctx = context(s, &input, a.as_ref(), &outcomes, &earlier_runs);
         let o = a.apply(&ctx, &mut st, &model, model_path)?;
         outcomes.push(o);
     }
@@ -320,8 +322,15 @@ fn o_id(kind: SegmentKind) -> String {
 }
 
 /// What an analysis is given, after the analyses before it.
-fn context<'a>(s: &Settings, input: &'a Prepared, a: &dyn Analysis, earlier: &'a [Outcome]) -> Context<'a> {
+fn context<'a>(
+    s: &Settings,
+    input: &'a Prepared,
+    a: &dyn Analysis,
+    earlier: &'a [Outcome],
+    earlier_runs: &'a [std::path::PathBuf],
+) -> Context<'a> {
     Context {
+        earlier_runs,
         id: a.id(),
         needs: a.needs(),
         table: &input.table,

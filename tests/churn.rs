@@ -538,3 +538,113 @@ fn too_few_test_rows_claim_no_figure() {
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(page.contains("样本太少，无法评判"), "in Chinese too");
 }
+
+/// Runs as of three month ends of one generated history: a month after the first, its
+/// risks are pending; three months after, they are checked, and the figures agree with
+/// the archive's contract_end (a client leaves in the month after its contract's last day).
+#[test]
+fn later_runs_check_the_earlier_predictions_against_what_happened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(dir, 3000, 36, 4, &[]);
+    let mut runs = Vec::new();
+    for snapshot in ["2025-09-30", "2025-10-31", "2025-12-31"] {
+        let cfg = config(dir, &format!("snapshot_date = \"{snapshot}\""));
+        run(&["run", "--config", &cfg.to_string_lossy(), "--quiet"], dir, true);
+        let mut all: Vec<_> = std::fs::read_dir(dir.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && !runs.contains(p))
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        runs.push(all.remove(0));
+        // Run folders are named by the second they start.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let first_id = runs[0].file_name().unwrap().to_string_lossy().to_string();
+    let backtest = |k: usize| manifest(&runs[k])["analyses"]["churn"]["backtest"].clone();
+
+    // A month later nothing is known yet; the 3-month risks are due with December.
+    let b = backtest(1);
+    assert!(b["checked"].as_array().unwrap().is_empty(), "{b}");
+    let pending = b["pending"].as_array().unwrap();
+    assert!(
+        pending
+            .iter()
+            .any(|p| p["run"] == first_id.as_str() && p["horizon"] == 3 && p["known_after"] == "2025-12"),
+        "{b}"
+    );
+
+    // Three months later the first run's 3-month risks are checked.
+    let b = backtest(2);
+    let checked = b["checked"].as_array().unwrap();
+    assert_eq!(checked.len(), 1, "only the first run's 3 months have passed: {b}");
+    let c = &checked[0];
+    assert_eq!(
+        (c["run"].as_str(), c["horizon"].as_i64()),
+        (Some(first_id.as_str()), Some(3))
+    );
+    let group = |g: &str| {
+        c["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["group"] == g)
+            .unwrap()
+            .clone()
+    };
+
+    // The same figures from the first run's labels.csv and the archive.
+    let labels = read_csv(&runs[0].join("labels.csv"));
+    let clients = read_csv(&dir.join("data/clients.csv"));
+    let ends: std::collections::HashMap<String, String> = strings(&clients, "client_id")
+        .into_iter()
+        .zip(strings(&clients, "contract_end"))
+        .collect();
+    let ids = strings(&labels, "client_id");
+    let risk = strings(&labels, "churn_risk_3m");
+    let band = strings(&labels, "churn_band");
+    let (from, to) = (
+        chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+    );
+    let mut per: std::collections::HashMap<&str, (usize, usize, f64)> = Default::default();
+    for i in 0..ids.len() {
+        let Ok(p) = risk[i].parse::<f64>() else { continue };
+        let left = ends
+            .get(&ids[i])
+            .and_then(|e| chrono::NaiveDate::parse_from_str(e, "%Y-%m-%d").ok())
+            .map(|e| e + chrono::Duration::days(1))
+            .is_some_and(|first_day| first_day >= from && first_day <= to);
+        for g in ["all", band[i].as_str()] {
+            let e = per.entry(g).or_default();
+            e.0 += 1;
+            e.1 += usize::from(left);
+            e.2 += p;
+        }
+    }
+    for (g, (n, left, sum)) in per {
+        let got = group(g);
+        assert_eq!(got["clients"].as_u64(), Some(n as u64), "{g}: {got}");
+        assert_eq!(got["left"].as_u64(), Some(left as u64), "{g}: {got}");
+        // labels.csv rounds risks to four decimals.
+        assert!(
+            (got["mean_predicted"].as_f64().unwrap() - sum / n as f64).abs() < 1e-4,
+            "{g}: {got}"
+        );
+    }
+    assert!(
+        group("all")["left"].as_u64().unwrap() >= 30,
+        "enough leavers for an AUC: {c}"
+    );
+    assert!(c["roc_auc"].as_f64().is_some_and(|a| a > 0.6), "{c}");
+    // The features were compared with the run before.
+    assert!(!b["drift"].as_array().unwrap().is_empty(), "{b}");
+    let csv = read_csv(&runs[2].join("churn_backtest.csv"));
+    assert_eq!(csv.height(), c["groups"].as_array().unwrap().len());
+    let report = std::fs::read_to_string(runs[2].join("report.html")).unwrap();
+    assert!(
+        report.contains("Earlier predictions against what happened"),
+        "the report shows it"
+    );
+}

@@ -238,6 +238,9 @@ pub struct Context<'a> {
     /// the analyses declared ([`Analysis::inputs`]), validated; absent when the input
     /// has none.
     pub inputs: Vec<(&'a str, &'a polars::prelude::DataFrame)>,
+    /// The finished run folders already in the output folder (for an analysis that
+    /// checks its earlier predictions against what has happened since).
+    pub earlier_runs: &'a [std::path::PathBuf],
 }
 
 impl<'a> Context<'a> {

@@ -10,6 +10,7 @@
 mod params;
 pub use params::RawChurn;
 
+pub mod backtest;
 pub mod fee_response;
 pub mod metrics;
 pub mod models;
@@ -633,6 +634,7 @@ fn declared(saved: &SavedChurn) -> Vec<OutputColumn> {
             .push(SqlType::Text),
     ]);
     out.extend(fee_response::declared());
+    out.extend(backtest::declared());
     out
 }
 
@@ -688,6 +690,8 @@ struct Fit {
     grace: i32,
     /// How often clients left after a fee rise of each size (longest horizon).
     fee_response: Option<fee_response::FeeResponse>,
+    /// Earlier runs' risks against what happened, and the features' movement.
+    backtest: Option<backtest::Backtest>,
 }
 
 /// The snapshots as a table (`churn.export_snapshots`): who, which month (and its index,
@@ -885,6 +889,7 @@ impl ChurnRisk {
             },
             grace: g,
             fee_response,
+            backtest: None,
         }))
     }
 
@@ -1173,6 +1178,7 @@ impl ChurnRisk {
             "seed": ctx.seed,
             "grace_months": fit.map(|f| f.grace),
             "fee_response": fee_response,
+            "backtest": fit.and_then(|f| f.backtest.as_ref()),
             "max_train_rows": self.params.max_train_rows,
             "validation_train_rows": validation_rows(self.params.max_train_rows),
             "transforms": saved
@@ -1200,16 +1206,29 @@ impl ChurnRisk {
                 r.frame().map_err(|e| failed(e.to_string()))?,
             ));
         }
+        if let Some(b) = fit.and_then(|f| f.backtest.as_ref()).filter(|b| !b.checked.is_empty()) {
+            exports.push((
+                "churn_backtest".to_string(),
+                backtest::frame(b, ctx.lang).map_err(|e| failed(e.to_string()))?,
+            ));
+        }
         Ok(Outcome {
             tables,
             exports,
             columns,
             declared,
-            table_names: vec![TableName {
-                name: "fee_response".into(),
-                en: "fee rises and leaving".into(),
-                zh: "调价与流失".into(),
-            }],
+            table_names: vec![
+                TableName {
+                    name: "fee_response".into(),
+                    en: "fee rises and leaving".into(),
+                    zh: "调价与流失".into(),
+                },
+                TableName {
+                    name: "churn_backtest".into(),
+                    en: "earlier risks against what happened".into(),
+                    zh: "历次预测与实际".into(),
+                },
+            ],
             section: Some(sec),
             headline: Some(headline),
             summary: Some(summary),
@@ -1247,10 +1266,13 @@ impl Analysis for ChurnRisk {
             )));
         };
         let names: Vec<String> = ctx.table.enabled.iter().map(|f| f.name.to_string()).collect();
-        let fit = match self.learn(h, &names, ctx.seed, stages)? {
+        let mut fit = match self.learn(h, &names, ctx.seed, stages)? {
             Ok(f) => f,
             Err(why) => return Ok(self.skipped(why)),
         };
+        fit.backtest = Some(stages.run("churn: earlier predictions", |_| {
+            backtest::check(ctx.earlier_runs, h, ctx.table, &fit.saved.features)
+        }));
         let saved = fit.saved.clone();
         stages.run("churn scoring", |_| {
             self.outcome(ctx, Some(&fit), &saved, &h.contract_end)

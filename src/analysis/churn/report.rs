@@ -2,6 +2,7 @@
 //! lift charts), retention curves by value tier and behaviour segment, risk by tier ×
 //! segment, and the clients with the most revenue at risk.
 
+use super::backtest::{Backtest, PSI_FLAG};
 use super::metrics::kaplan_meier;
 use super::{
     band_of, band_words, values, BandBasis, Fit, HorizonValidation, ModelKind, SavedChurn, Thresholds,
@@ -157,6 +158,111 @@ fn calibration_table(v: &HorizonValidation) -> SectionTable {
                 ]
             })
             .collect(),
+    }
+}
+
+/// Earlier runs' risks against what happened since, and the features that moved.
+fn earlier_predictions(b: &Backtest, lines: &mut Vec<(String, String)>, tables: &mut Vec<SectionTable>) {
+    if b.checked.is_empty() && b.pending.is_empty() {
+        lines.push((
+            "Earlier predictions: no earlier run in the output folder has a horizon that has passed yet.".into(),
+            "历次预测：输出文件夹中还没有预测期已过的早前运行。".into(),
+        ));
+    }
+    for p in &b.pending {
+        lines.push((
+            format!(
+                "Run {} ({}): its {}-month risks can be checked once the data runs through {}.",
+                p.run, p.snapshot, p.horizon, p.known_after
+            ),
+            format!(
+                "运行 {}（{}）：其 {} 个月流失风险要等数据覆盖到 {} 才能检验。",
+                p.run, p.snapshot, p.horizon, p.known_after
+            ),
+        ));
+    }
+    for why in &b.unreadable {
+        lines.push((
+            format!("An earlier run was left out: {why}."),
+            format!("一个早前运行未纳入检验：{why}。"),
+        ));
+    }
+    if !b.checked.is_empty() {
+        let pct = |x: f64| format!("{:.1}%", x * 100.0);
+        let cell = |c: &super::backtest::Checked, g: &str| {
+            c.groups.iter().find(|x| x.group == g).map_or("–".to_string(), |x| {
+                format!("{} / {} ({})", pct(x.mean_predicted), pct(x.observed), x.clients)
+            })
+        };
+        tables.push(SectionTable {
+            caption: (
+                "Earlier predictions against what happened: mean predicted / share that left (clients)".into(),
+                "历次预测与实际：平均预测 / 实际流失占比（客户数）".into(),
+            ),
+            header: vec![
+                pair("run", "运行"),
+                pair("month", "月份"),
+                pair("horizon", "预测期"),
+                pair("all", "全部"),
+                pair("high risk", "高风险"),
+                pair("medium risk", "中风险"),
+                pair("low risk", "低风险"),
+                both("ROC-AUC"),
+                pair("revenue at risk / of clients who left", "风险收入 / 其中已流失"),
+            ],
+            rows: b
+                .checked
+                .iter()
+                .map(|c| {
+                    let money = match (c.revenue_at_risk, c.revenue_at_risk_left) {
+                        (Some(a), Some(l)) => format!("{} / {}", human(a), human(l)),
+                        _ => "–".into(),
+                    };
+                    vec![
+                        both(&c.run),
+                        both(&c.snapshot),
+                        (format!("{} months", c.horizon), format!("{} 个月", c.horizon)),
+                        both(&cell(c, "all")),
+                        both(&cell(c, "high")),
+                        both(&cell(c, "medium")),
+                        both(&cell(c, "low")),
+                        c.roc_auc.map_or(
+                            ("too few to judge".to_string(), "样本太少，无法评判".to_string()),
+                            |a| both(&format!("{a:.3}")),
+                        ),
+                        both(&money),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if let Some(against) = &b.drift_against {
+        let moved: Vec<&super::backtest::Shift> = b.drift.iter().filter(|d| d.flagged).collect();
+        lines.push(if moved.is_empty() {
+            (
+                format!("No feature has shifted since run {against} (population stability index at most {PSI_FLAG})."),
+                format!("与运行 {against} 相比，没有特征发生明显偏移（群体稳定性指数不超过 {PSI_FLAG}）。"),
+            )
+        } else {
+            (
+                format!(
+                    "Features that shifted since run {against} (population stability index above {PSI_FLAG}): {}. The model learnt on the history as it was; check that the shift is real before trusting the risks of clients it touches.",
+                    moved.iter().map(|d| format!("{} {:.2}", d.feature, d.psi)).collect::<Vec<_>>().join(", ")
+                ),
+                format!(
+                    "与运行 {against} 相比发生偏移的特征（群体稳定性指数高于 {PSI_FLAG}）：{}。请先确认这些变化属实，再采信受其影响客户的风险。",
+                    moved
+                        .iter()
+                        .map(|d| format!(
+                            "{} {:.2}",
+                            crate::features::feature_def(&d.feature).map_or(d.feature.clone(), |f| f.display(Lang::Zh).to_string()),
+                            d.psi
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ),
+            )
+        });
     }
 }
 
@@ -466,6 +572,9 @@ pub(super) fn section(v: &View) -> Section {
             "Scored with a saved model; its validation is in the run that fitted it.".into(),
             "使用已保存的模型打分；模型验证结果见拟合该模型的运行。".into(),
         )),
+    }
+    if let Some(b) = v.fit.and_then(|f| f.backtest.as_ref()) {
+        earlier_predictions(b, &mut lines, &mut tables);
     }
     tables.extend(by_tier_and_segment(v));
     tables.push(top_clients(v));
