@@ -108,6 +108,8 @@ pub struct ChurnParams {
     /// Write every snapshot row to churn_snapshots.parquet (for the bench, or to check
     /// the model with other tools).
     pub export_snapshots: bool,
+    /// Yearly rate the value ahead is discounted at.
+    pub discount_rate: f64,
 }
 
 pub struct ChurnRisk {
@@ -548,6 +550,26 @@ fn score_today(saved: &SavedChurn, cols: &[Vec<f64>], active: &[bool]) -> Result
     Ok(Scored { risk, drivers })
 }
 
+/// Months ahead the value ahead is given for.
+const AHEAD: [i32; 2] = [12, 36];
+
+/// A client's months and contribution ahead, with its risk `p` of leaving within
+/// `horizon` months taken as a constant monthly hazard: the expected months still served
+/// in the next `months`, and the contribution (`monthly` a month) over them, discounted
+/// at `yearly`. Beyond the horizon the hazard is an assumption, and the report says so.
+fn ahead(p: f64, horizon: i32, monthly: f64, months: i32, yearly: f64) -> (f64, f64) {
+    let stay = (1.0 - p.clamp(0.0, 1.0)).powf(1.0 / f64::from(horizon.max(1)));
+    let step = (1.0 + yearly).powf(-1.0 / 12.0);
+    let (mut served, mut value, mut s, mut d) = (0.0, 0.0, 1.0, 1.0);
+    for _ in 0..months {
+        s *= stay;
+        d *= step;
+        served += s;
+        value += s * d * monthly;
+    }
+    (served, value)
+}
+
 /// A feature's value in its own units, for a driver's words.
 fn value_words(f: &FeatureDef, v: f64) -> String {
     if !v.is_finite() {
@@ -632,6 +654,19 @@ fn declared(saved: &SavedChurn) -> Vec<OutputColumn> {
         OutputColumn::text("churn_drivers", "main risk drivers", "主要风险因素")
             .crm("Churn Drivers")
             .push(SqlType::Text),
+        OutputColumn::number(
+            "expected_months_12m",
+            "expected months served in the next 12",
+            "未来12个月预计服务月数",
+        )
+        .crm("Expected Months 12m")
+        .push(SqlType::Double),
+        OutputColumn::number("value_ahead_12m", "value ahead, 12 months", "未来12个月预期贡献")
+            .crm("Value Ahead 12m")
+            .push(SqlType::Double),
+        OutputColumn::number("value_ahead_36m", "value ahead, 36 months", "未来36个月预期贡献")
+            .crm("Value Ahead 36m")
+            .push(SqlType::Double),
     ]);
     out.extend(fee_response::declared());
     out.extend(backtest::declared());
@@ -1089,6 +1124,31 @@ impl ChurnRisk {
             .collect();
         columns.push(Column::new("revenue_at_risk".into(), at_risk.clone()));
         let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
+        let first_h = saved.horizons.first().map_or(3, |h| h.months);
+        let margin = values(table, "contribution_margin");
+        let mut value_ahead = Vec::new();
+        let mut ahead_columns = Vec::new();
+        for (k, months) in AHEAD.into_iter().enumerate() {
+            let rows: Vec<Option<(f64, f64)>> = (0..n)
+                .map(|i| {
+                    let p = first[i]?;
+                    let monthly = margin[i] / 12.0;
+                    let (served, value) = ahead(p, first_h, monthly, months, self.params.discount_rate);
+                    (served.is_finite() && value.is_finite()).then_some((served, value))
+                })
+                .collect();
+            if k == 0 {
+                ahead_columns.push(Column::new(
+                    "expected_months_12m".into(),
+                    rows.iter()
+                        .map(|r| r.map(|r| (r.0 * 100.0).round() / 100.0))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+            let v: Vec<Option<f64>> = rows.iter().map(|r| r.map(|r| (r.1 * 100.0).round() / 100.0)).collect();
+            value_ahead.push(v.iter().flatten().sum::<f64>());
+            ahead_columns.push(Column::new(format!("value_ahead_{months}m").into(), v));
+        }
         let thresholds = saved.thresholds(&first);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
@@ -1111,6 +1171,7 @@ impl ChurnRisk {
                 .collect()
         };
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
+        columns.extend(ahead_columns);
         let declared = declared(saved);
         let view = report::View {
             ctx,
@@ -1120,6 +1181,7 @@ impl ChurnRisk {
             at_risk: &at_risk,
             bands: &bands,
             thresholds: &thresholds,
+            value_ahead: &value_ahead,
             drivers: &drivers,
             active: &active,
             tiers: report::groups(ctx, SegmentKind::Value)?,
@@ -1174,6 +1236,9 @@ impl ChurnRisk {
             "clients_scored": active.iter().filter(|a| **a).count(),
             "high_risk": high,
             "bands": thresholds,
+            "value_ahead_12m": value_ahead.first(),
+            "value_ahead_36m": value_ahead.get(1),
+            "discount_rate": self.params.discount_rate,
             "revenue_at_risk": total_at_risk,
             "seed": ctx.seed,
             "grace_months": fit.map(|f| f.grace),
@@ -1380,6 +1445,24 @@ mod tests {
             bands: (0.05, 0.15),
             bands_by: BandBasis::Risk,
         }
+    }
+
+    #[test]
+    fn value_ahead_by_hand() {
+        // 27.1% within 3 months is 10% a month: 0.9, 0.81, ... of a month served.
+        let p = 1.0 - 0.9f64.powi(3);
+        let (served, value) = ahead(p, 3, 100.0, 12, 0.0);
+        let want: f64 = (1..=12).map(|k| 0.9f64.powi(k)).sum();
+        assert!(
+            (served - want).abs() < 1e-9 && (value - 100.0 * want).abs() < 1e-7,
+            "{served} {value}"
+        );
+        // Discounting at 12.68% a year is 1% a month.
+        let (_, discounted) = ahead(p, 3, 100.0, 12, 1.01f64.powi(12) - 1.0);
+        let want: f64 = (1..=12).map(|k| 100.0 * (0.9f64 / 1.01).powi(k)).sum();
+        assert!((discounted - want).abs() < 1e-7, "{discounted} {want}");
+        // Nobody leaves: every month served; a loss-making client's value is negative.
+        assert_eq!(ahead(0.0, 3, -50.0, 36, 0.0), (36.0, -1800.0));
     }
 
     #[test]

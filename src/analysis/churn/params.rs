@@ -37,6 +37,8 @@ pub struct RawChurn {
     pub model: Option<String>,
     /// Write every monthly snapshot to churn_snapshots.parquet (default false).
     pub export_snapshots: Option<bool>,
+    /// Yearly rate the value ahead is discounted at (default 0.08).
+    pub discount_rate: Option<f64>,
 }
 
 impl RawChurn {
@@ -129,6 +131,14 @@ impl RawChurn {
                 ))
             }
         };
+        let discount_rate = raw.discount_rate.unwrap_or(0.08);
+        if !(0.0..1.0).contains(&discount_rate) {
+            return Err(invalid(
+                "churn.discount_rate",
+                "must be a yearly rate from 0 to below 1, e.g. 0.08",
+                discount_rate,
+            ));
+        }
         Ok((
             ChurnParams {
                 enabled: raw.enabled.unwrap_or(true),
@@ -140,6 +150,7 @@ impl RawChurn {
                 bands_by,
                 model,
                 export_snapshots: raw.export_snapshots.unwrap_or(false),
+                discount_rate,
             },
             HistoryParams {
                 definition,

@@ -20,6 +20,8 @@ pub(super) struct View<'a> {
     pub at_risk: &'a [Option<f64>],
     pub bands: &'a [&'a str],
     pub thresholds: &'a Thresholds,
+    /// Sums of the value ahead over 12 and 36 months.
+    pub value_ahead: &'a [f64],
     pub drivers: &'a [String],
     pub active: &'a [bool],
     /// The value tiers and behaviour segments per client, when the run has them.
@@ -507,6 +509,20 @@ pub(super) fn section(v: &View) -> Section {
             basis.1,
         ),
     ));
+    if let [v12, v36] = v.value_ahead {
+        lines.push((
+            format!(
+                "Value ahead: the clients still served are expected to bring {} CNY of contribution (fees less cost to serve) over the next 12 months and {} CNY over 36, discounted, if each keeps its present monthly risk of leaving (each client's figures are in the labels).",
+                human(*v12),
+                human(*v36)
+            ),
+            format!(
+                "未来价值：在服务客户预计在未来12个月带来 {} 元贡献（收费减服务成本），36个月 {} 元（已折现），假设每个客户保持目前的月流失风险（各客户的数值见客户标签表）。",
+                human(*v12),
+                human(*v36)
+            ),
+        ));
+    }
     lines.push((
         "Revenue at risk = the risk of leaving within the longest horizon × fees of the last 12 months. Drivers are the three features that raise a client's risk most against an average client.".into(),
         "风险收入 = 最长预测期内的流失概率 × 近12个月收费。风险因素是与平均客户相比、使该客户流失风险升高最多的三个特征。".into(),
