@@ -417,6 +417,9 @@ fn crm_import_is_safe_to_open_in_excel() {
             "Revenue at Risk",
             "Churn Band",
             "Churn Drivers",
+            "Expected Months 12m",
+            "Value Ahead 12m",
+            "Value Ahead 36m",
             "Price Flag",
             "Suggested Fee",
             "Proposed Owner"

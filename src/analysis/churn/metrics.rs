@@ -231,22 +231,26 @@ impl<'a> Resampler<'a> {
         }
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-        let (mut auc, mut ap, mut br) = (Vec::new(), Vec::new(), Vec::new());
-        for r in 0..self.draws.len() {
-            let w = self.weights(r);
-            let (a, pr) = weighted_ranks(p, self.label, &w, &order);
-            auc.extend(a);
-            ap.extend(pr);
-            if s.brier.is_some() {
+        use rayon::prelude::*;
+        let probability = s.brier.is_some();
+        let each: Vec<(Option<f64>, Option<f64>, Option<f64>)> = (0..self.draws.len())
+            .into_par_iter()
+            .map(|r| {
+                let w = self.weights(r);
+                let (a, pr) = weighted_ranks(p, self.label, &w, &order);
                 let total: f64 = w.iter().sum();
-                if total > 0.0 {
-                    let sum: f64 = (0..p.len())
+                let br = (probability && total > 0.0).then(|| {
+                    (0..p.len())
                         .map(|i| w[i] * (p[i] - f64::from(u8::from(self.label[i]))).powi(2))
-                        .sum();
-                    br.push(sum / total);
-                }
-            }
-        }
+                        .sum::<f64>()
+                        / total
+                });
+                (a, pr, br)
+            })
+            .collect();
+        let auc = each.iter().filter_map(|e| e.0).collect();
+        let ap = each.iter().filter_map(|e| e.1).collect();
+        let br = each.iter().filter_map(|e| e.2).collect();
         s.roc_auc_ci = interval(auc);
         s.pr_auc_ci = interval(ap);
         s.brier_ci = interval(br);
@@ -258,7 +262,8 @@ impl<'a> Resampler<'a> {
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
         let n = order.len();
-        for (d, bin) in bins.iter_mut().enumerate().take(10) {
+        use rayon::prelude::*;
+        bins.par_iter_mut().enumerate().take(10).for_each(|(d, bin)| {
             let part = &order[d * n / 10..(d + 1) * n / 10];
             let shares = (0..self.draws.len())
                 .filter_map(|r| {
@@ -275,7 +280,7 @@ impl<'a> Resampler<'a> {
                 })
                 .collect();
             bin.observed_ci = interval(shares);
-        }
+        });
     }
 }
 
