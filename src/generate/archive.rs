@@ -119,33 +119,7 @@ impl Client {
         let mut hz_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x7F4A_C15D ^ ((i as u64) << 21));
         let start_month = month_start(start);
         let history_months = p.months as i32;
-        let raise_month = if hz_rng.gen_bool(0.25) {
-            Some(add_months(first_month, hz_rng.gen_range(0..history_months)))
-        } else {
-            None
-        };
-        let raise_factor = hz_rng.gen_range(1.15..1.4);
-        // The drift draws from its own stream, so the same seed without it is the same firm.
-        let d = p.drift;
-        let raise_month = if d.fee_wave > 0.0 {
-            let mut wave_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x5EED_D21F ^ ((i as u64) << 23));
-            if wave_rng.gen_bool(d.fee_wave) {
-                Some(add_months(firm.last_month, -12))
-            } else {
-                raise_month
-            }
-        } else {
-            raise_month
-        };
-        let drift = if d == super::Drift::default() {
-            Vec::new()
-        } else {
-            let late_joiner = start_month > add_months(firm.last_month, -18);
-            let span = (history_months - 1).max(1) as f64;
-            (0..history_months)
-                .map(|k| d.trend * k as f64 / span + if late_joiner { d.cohort } else { 0.0 })
-                .collect()
-        };
+        let (raise_month, raise_factor, drift) = fee_rise(firm, i, start_month, &mut hz_rng);
         let change_month = if hz_rng.gen_bool(0.3) {
             Some(add_months(first_month, hz_rng.gen_range(1..history_months)))
         } else {
@@ -319,4 +293,45 @@ fn name_of(rng: &mut impl Rng, client_type: &str, city: &str, industry: &str) ->
             &industry.chars().take(2).collect::<String>()
         ),
     }
+}
+
+/// A client's fee rise (its month and factor) and the log-odds `--drift` adds to its
+/// hazard month by month: a fee-rise wave may move the rise, the trend and the cohort
+/// add to the hazard. The drift draws from its own stream, so the same seed without it
+/// is the same firm.
+fn fee_rise(
+    firm: &Firm,
+    i: usize,
+    start_month: NaiveDate,
+    hz_rng: &mut Xoshiro256PlusPlus,
+) -> (Option<NaiveDate>, f64, Vec<f64>) {
+    let p = firm.p;
+    let history_months = p.months as i32;
+    let raise_month = if hz_rng.gen_bool(0.25) {
+        Some(add_months(firm.first_month, hz_rng.gen_range(0..history_months)))
+    } else {
+        None
+    };
+    let raise_factor = hz_rng.gen_range(1.15..1.4);
+    let d = p.drift;
+    let raise_month = if d.fee_wave > 0.0 {
+        let mut wave_rng = Xoshiro256PlusPlus::seed_from_u64(p.seed ^ 0x5EED_D21F ^ ((i as u64) << 23));
+        if wave_rng.gen_bool(d.fee_wave) {
+            Some(add_months(firm.last_month, -12))
+        } else {
+            raise_month
+        }
+    } else {
+        raise_month
+    };
+    let drift = if d == super::Drift::default() {
+        Vec::new()
+    } else {
+        let late_joiner = start_month > add_months(firm.last_month, -18);
+        let span = (history_months - 1).max(1) as f64;
+        (0..history_months)
+            .map(|k| d.trend * k as f64 / span + if late_joiner { d.cohort } else { 0.0 })
+            .collect()
+    };
+    (raise_month, raise_factor, drift)
 }

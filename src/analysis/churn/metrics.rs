@@ -187,7 +187,7 @@ pub const RESAMPLES: usize = 200;
 pub struct Resampler<'a> {
     label: &'a [bool],
     /// Per row, its client (0..clients).
-    group: &'a [u32],
+    group: Vec<u32>,
     clients: usize,
     /// Per resample, how many times each client was drawn.
     draws: Vec<Vec<u32>>,
@@ -195,7 +195,7 @@ pub struct Resampler<'a> {
 
 impl<'a> Resampler<'a> {
     /// `RESAMPLES` draws of the clients with replacement, from `seed`.
-    pub fn new(label: &'a [bool], group: &'a [u32], seed: u64) -> Resampler<'a> {
+    pub fn new(label: &'a [bool], group: Vec<u32>, seed: u64) -> Resampler<'a> {
         use rand::{Rng, SeedableRng};
         let clients = group.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -439,7 +439,7 @@ mod tests {
                 }
             }
             let mut s = scores(&p, &l, true);
-            let r = Resampler::new(&l, &g, 9);
+            let r = Resampler::new(&l, g, 9);
             r.intervals(&p, &mut s);
             let (lo, hi) = s.roc_auc_ci.unwrap();
             let auc = s.roc_auc.unwrap();

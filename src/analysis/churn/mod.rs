@@ -273,6 +273,40 @@ fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
     s.month[i] + horizon + s.grace.get(i).copied().unwrap_or(0)
 }
 
+/// The pooled test rows' measures of the four scores, with intervals by resampling
+/// clients (a client's test months go together); returns the resampler for the
+/// calibration's intervals.
+fn measure<'a>(
+    v: &mut HorizonValidation,
+    s: &Snapshots,
+    pooled: &[Vec<f64>; 4],
+    pooled_y: &'a [bool],
+    pooled_rows: &[usize],
+    seed: u64,
+) -> metrics::Resampler<'a> {
+    let group: Vec<u32> = {
+        let mut index = std::collections::HashMap::new();
+        pooled_rows
+            .iter()
+            .map(|&r| {
+                let next = index.len() as u32;
+                *index.entry(s.client[r]).or_insert(next)
+            })
+            .collect()
+    };
+    let resampler = metrics::Resampler::new(pooled_y, group, seed);
+    let measured = |k: usize, probability: bool| {
+        let mut m = metrics::scores(&pooled[k], pooled_y, probability);
+        resampler.intervals(&pooled[k], &mut m);
+        Some(m)
+    };
+    v.logistic = measured(0, true);
+    v.boosted = measured(1, true);
+    v.recency = measured(2, false);
+    v.rule = measured(3, false);
+    resampler
+}
+
 /// A fitted model of one kind with its calibration.
 enum Fitted {
     Logistic(Logistic),
@@ -776,6 +810,37 @@ fn snapshot_table(
 }
 
 impl ChurnRisk {
+    /// expected_months_12m, value_ahead_12m and value_ahead_36m, and the last two's sums.
+    fn value_ahead(&self, table: &FeatureTable, saved: &SavedChurn, first: &[Option<f64>]) -> (Vec<Column>, Vec<f64>) {
+        let n = first.len();
+        let first_h = saved.horizons.first().map_or(3, |h| h.months);
+        let margin = values(table, "contribution_margin");
+        let mut value_ahead = Vec::new();
+        let mut ahead_columns = Vec::new();
+        for (k, months) in AHEAD.into_iter().enumerate() {
+            let rows: Vec<Option<(f64, f64)>> = (0..n)
+                .map(|i| {
+                    let p = first[i]?;
+                    let monthly = margin[i] / 12.0;
+                    let (served, value) = ahead(p, first_h, monthly, months, self.params.discount_rate);
+                    (served.is_finite() && value.is_finite()).then_some((served, value))
+                })
+                .collect();
+            if k == 0 {
+                ahead_columns.push(Column::new(
+                    "expected_months_12m".into(),
+                    rows.iter()
+                        .map(|r| r.map(|r| (r.0 * 100.0).round() / 100.0))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+            let v: Vec<Option<f64>> = rows.iter().map(|r| r.map(|r| (r.1 * 100.0).round() / 100.0)).collect();
+            value_ahead.push(v.iter().flatten().sum::<f64>());
+            ahead_columns.push(Column::new(format!("value_ahead_{months}m").into(), v));
+        }
+        (ahead_columns, value_ahead)
+    }
+
     fn skipped(&self, (why, why_zh): Why) -> Outcome {
         Outcome {
             skipped: Some(why.clone()),
@@ -1050,27 +1115,7 @@ impl ChurnRisk {
                 )
             })
             .collect();
-        // Intervals by resampling clients: a client's test months go together.
-        let group: Vec<u32> = {
-            let mut index = std::collections::HashMap::new();
-            pooled_rows
-                .iter()
-                .map(|&r| {
-                    let next = index.len() as u32;
-                    *index.entry(s.client[r]).or_insert(next)
-                })
-                .collect()
-        };
-        let resampler = metrics::Resampler::new(&pooled_y, &group, seed ^ (hz as u64) << 32);
-        let measured = |k: usize, probability: bool| {
-            let mut m = metrics::scores(&pooled[k], &pooled_y, probability);
-            resampler.intervals(&pooled[k], &mut m);
-            Some(m)
-        };
-        v.logistic = measured(0, true);
-        v.boosted = measured(1, true);
-        v.recency = measured(2, false);
-        v.rule = measured(3, false);
+        let resampler = measure(&mut v, s, &pooled, &pooled_y, &pooled_rows, seed ^ (hz as u64) << 32);
         let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
         // The transparent model unless the trees validate clearly better.
         v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
@@ -1124,31 +1169,7 @@ impl ChurnRisk {
             .collect();
         columns.push(Column::new("revenue_at_risk".into(), at_risk.clone()));
         let first = scored.risk.first().cloned().unwrap_or_else(|| vec![None; n]);
-        let first_h = saved.horizons.first().map_or(3, |h| h.months);
-        let margin = values(table, "contribution_margin");
-        let mut value_ahead = Vec::new();
-        let mut ahead_columns = Vec::new();
-        for (k, months) in AHEAD.into_iter().enumerate() {
-            let rows: Vec<Option<(f64, f64)>> = (0..n)
-                .map(|i| {
-                    let p = first[i]?;
-                    let monthly = margin[i] / 12.0;
-                    let (served, value) = ahead(p, first_h, monthly, months, self.params.discount_rate);
-                    (served.is_finite() && value.is_finite()).then_some((served, value))
-                })
-                .collect();
-            if k == 0 {
-                ahead_columns.push(Column::new(
-                    "expected_months_12m".into(),
-                    rows.iter()
-                        .map(|r| r.map(|r| (r.0 * 100.0).round() / 100.0))
-                        .collect::<Vec<_>>(),
-                ));
-            }
-            let v: Vec<Option<f64>> = rows.iter().map(|r| r.map(|r| (r.1 * 100.0).round() / 100.0)).collect();
-            value_ahead.push(v.iter().flatten().sum::<f64>());
-            ahead_columns.push(Column::new(format!("value_ahead_{months}m").into(), v));
-        }
+        let (ahead_columns, value_ahead) = self.value_ahead(table, saved, &first);
         let thresholds = saved.thresholds(&first);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));

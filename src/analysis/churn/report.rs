@@ -454,20 +454,10 @@ fn top_clients(v: &View) -> SectionTable {
     }
 }
 
-pub(super) fn section(v: &View) -> Section {
+/// What the bands mean in this run, with how many clients each holds.
+fn bands_line(v: &View, active: usize, counts: &[(usize, &str)], first_h: i32) -> (String, String) {
     let s = v.saved;
-    let def = crate::history::LeaveDefinition::describe(s.definition, s.inactive_months);
-    let mut lines = vec![(
-        format!("What \"left\" means: {}.", def.0),
-        format!("流失的定义：{}。", def.1),
-    )];
-    let active = v.active.iter().filter(|a| **a).count();
-    let counts: Vec<(usize, &str)> = ["high", "medium", "low"]
-        .iter()
-        .map(|b| (v.bands.iter().filter(|x| **x == *b).count(), *b))
-        .collect();
     let t = v.thresholds;
-    let first_h = s.horizons.first().map_or(3, |h| h.months);
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
     let basis = match t.by {
         BandBasis::Relative => (
@@ -489,7 +479,7 @@ pub(super) fn section(v: &View) -> Section {
             format!("等级按固定的概率划分；平均客户的流失概率为 {}。", pct(t.firm_mean)),
         ),
     };
-    lines.push((
+    (
         format!(
             "{active} clients are still with the firm: {} by the risk of leaving within {first_h} months (high: {} and up; medium: {} to {}; low: below {}).{}",
             counts.iter().map(|(n, b)| format!("{n} {}", band_words(b, Lang::En))).collect::<Vec<_>>().join(", "),
@@ -508,7 +498,23 @@ pub(super) fn section(v: &View) -> Section {
             pct(t.medium_from),
             basis.1,
         ),
-    ));
+    )
+}
+
+pub(super) fn section(v: &View) -> Section {
+    let s = v.saved;
+    let def = crate::history::LeaveDefinition::describe(s.definition, s.inactive_months);
+    let mut lines = vec![(
+        format!("What \"left\" means: {}.", def.0),
+        format!("流失的定义：{}。", def.1),
+    )];
+    let active = v.active.iter().filter(|a| **a).count();
+    let counts: Vec<(usize, &str)> = ["high", "medium", "low"]
+        .iter()
+        .map(|b| (v.bands.iter().filter(|x| **x == *b).count(), *b))
+        .collect();
+    let first_h = s.horizons.first().map_or(3, |h| h.months);
+    lines.push(bands_line(v, active, &counts, first_h));
     if let [v12, v36] = v.value_ahead {
         lines.push((
             format!(
@@ -580,7 +586,7 @@ pub(super) fn section(v: &View) -> Section {
                 tables.push(validation_table(val));
                 tables.push(calibration_table(val));
                 if val.months == first_h {
-                    tables.extend(band_table(val, t));
+                    tables.extend(band_table(val, v.thresholds));
                 }
             }
         }
