@@ -76,6 +76,20 @@ fn against_truth(run: &Path, data: &Path) -> Vec<(i64, f64, f64, f64, f64)> {
     out
 }
 
+/// Every decile of the rolling-origin calibration with at least 100 clients is within 5
+/// points of the share that left.
+fn assert_calibrated(v: &serde_json::Value) {
+    for bin in v["calibration"].as_array().unwrap() {
+        if bin["clients"].as_u64().unwrap() >= 100 {
+            let (p, o) = (
+                bin["mean_predicted"].as_f64().unwrap(),
+                bin["observed"].as_f64().unwrap(),
+            );
+            assert!((p - o).abs() <= 0.05, "{}m decile {bin}", v["months"]);
+        }
+    }
+}
+
 /// The acceptance figures of one generated firm.
 fn check_firm(extra: &[&str], definition: &str) {
     let tmp = tempfile::tempdir().unwrap();
@@ -99,15 +113,7 @@ fn check_firm(extra: &[&str], definition: &str) {
     }
     for v in churn["validation"].as_array().unwrap() {
         assert!(v["test_months"].as_array().unwrap().len() >= 6, "{v}");
-        for bin in v["calibration"].as_array().unwrap() {
-            if bin["clients"].as_u64().unwrap() >= 100 {
-                let (p, o) = (
-                    bin["mean_predicted"].as_f64().unwrap(),
-                    bin["observed"].as_f64().unwrap(),
-                );
-                assert!((p - o).abs() <= 0.05, "{}m decile {bin}", v["months"]);
-            }
-        }
+        assert_calibrated(v);
     }
     // Every client still with the firm has a risk per horizon; drivers name units.
     let labels = read_csv(&run.join("labels.csv"));
@@ -153,15 +159,7 @@ fn check_rising(extra: &[&str]) {
     }
     let m = manifest(&run);
     for v in m["analyses"]["churn"]["validation"].as_array().unwrap() {
-        for bin in v["calibration"].as_array().unwrap() {
-            if bin["clients"].as_u64().unwrap() >= 100 {
-                let (p, o) = (
-                    bin["mean_predicted"].as_f64().unwrap(),
-                    bin["observed"].as_f64().unwrap(),
-                );
-                assert!((p - o).abs() <= 0.05, "{}m decile {bin}", v["months"]);
-            }
-        }
+        assert_calibrated(v);
         // The rise was seen: the calibration of most test months carries it.
         let rising = v["monthly_drift"]
             .as_array()

@@ -91,10 +91,15 @@ impl RawChurn {
                 arrears_months,
             ));
         }
-        let bands_by = match raw.bands_by.as_deref().unwrap_or("relative") {
-            "relative" => BandBasis::Relative,
-            "risk" => BandBasis::Risk,
-            other => return Err(invalid("churn.bands_by", "must be \"relative\" or \"risk\"", other)),
+        // A config written before bands had a basis gave risks (all below 1): it keeps
+        // meaning what it meant.
+        let legacy_risks = raw.bands.as_ref().is_some_and(|b| b.iter().all(|v| *v < 1.0));
+        let bands_by = match raw.bands_by.as_deref() {
+            Some("relative") => BandBasis::Relative,
+            Some("risk") => BandBasis::Risk,
+            None if legacy_risks => BandBasis::Risk,
+            None => BandBasis::Relative,
+            Some(other) => return Err(invalid("churn.bands_by", "must be \"relative\" or \"risk\"", other)),
         };
         let bands = match (bands_by, raw.bands.clone()) {
             (_, Some(b)) => b,
@@ -158,5 +163,43 @@ impl RawChurn {
                 sample_clients,
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bands: Option<Vec<f64>>, by: Option<&str>) -> Result<ChurnParams, ParamError> {
+        RawChurn {
+            bands,
+            bands_by: by.map(String::from),
+            ..RawChurn::default()
+        }
+        .check()
+        .map(|(p, _)| p)
+    }
+
+    #[test]
+    fn bands_follow_the_firm_unless_written_as_risks() {
+        let p = check(None, None).unwrap();
+        assert_eq!((p.bands_by, p.bands), (BandBasis::Relative, (1.5, 3.0)));
+        // A config from before bands had a basis keeps its risks.
+        let p = check(Some(vec![0.05, 0.15]), None).unwrap();
+        assert_eq!((p.bands_by, p.bands), (BandBasis::Risk, (0.05, 0.15)));
+        let p = check(Some(vec![2.0, 4.0]), None).unwrap();
+        assert_eq!((p.bands_by, p.bands), (BandBasis::Relative, (2.0, 4.0)));
+        let e = check(Some(vec![0.05, 0.15]), Some("relative")).unwrap_err().to_string();
+        assert!(e.contains("churn.bands") && e.contains("bands_by = \"risk\""), "{e}");
+        let e = check(None, Some("odds")).unwrap_err().to_string();
+        assert!(e.contains("churn.bands_by") && e.contains("odds"), "{e}");
+        let e = RawChurn {
+            discount_rate: Some(1.5),
+            ..RawChurn::default()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("churn.discount_rate"), "{e}");
     }
 }
