@@ -104,29 +104,7 @@ fn bad_cells(rejects: &DataFrame) -> PolarsResult<Vec<(String, String, usize)>> 
 /// The check's text for the tables the settings name.
 pub fn check(settings: &Settings, zh: Option<bool>) -> Result<String, CheckError> {
     let input = &settings.input;
-    let mut read: Vec<RawTable> = Vec::new();
-    let mut problems: Vec<(Table, String)> = Vec::new();
-    for source in &input.sources {
-        match &source.path {
-            Some(path) => {
-                match ingest::read_table_in(
-                    source.table,
-                    path,
-                    source.sheet.as_deref(),
-                    &source.mapping,
-                    input.encoding,
-                ) {
-                    Ok(t) => read.push(t),
-                    Err(e) => problems.push((source.table, e.to_string())),
-                }
-            }
-            None if !source.table.optional() => problems.push((
-                source.table,
-                ingest::missing_table(source.table, &input.dir).to_string(),
-            )),
-            None => {}
-        }
-    }
+    let (read, problems) = read_all(settings);
     let zh = zh.unwrap_or_else(|| chinese(&read));
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let mut filled = Vec::new();
@@ -208,12 +186,52 @@ pub fn check(settings: &Settings, zh: Option<bool>) -> Result<String, CheckError
         filled,
         bad: bad_cells(&rejects)?,
     };
+    write_shares(&mut out, &layouts, &shares, zh);
+    if let Some(v) = validated {
+        write_validated(&mut out, &v, zh);
+    }
+    Ok(out)
+}
+
+/// Every table the settings name that has a file, and the problems of those that could
+/// not be read (or are required and have none).
+fn read_all(settings: &Settings) -> (Vec<RawTable>, Vec<(Table, String)>) {
+    let input = &settings.input;
+    let mut read: Vec<RawTable> = Vec::new();
+    let mut problems: Vec<(Table, String)> = Vec::new();
+    for source in &input.sources {
+        match &source.path {
+            Some(path) => {
+                match ingest::read_table_in(
+                    source.table,
+                    path,
+                    source.sheet.as_deref(),
+                    &source.mapping,
+                    input.encoding,
+                ) {
+                    Ok(t) => read.push(t),
+                    Err(e) => problems.push((source.table, e.to_string())),
+                }
+            }
+            None if !source.table.optional() => problems.push((
+                source.table,
+                ingest::missing_table(source.table, &input.dir).to_string(),
+            )),
+            None => {}
+        }
+    }
+    (read, problems)
+}
+
+/// Per table, the share of each column's filled cells that parse.
+fn write_shares(out: &mut String, layouts: &[(Table, String, Vec<ingest::ColumnMatch>)], shares: &Shares, zh: bool) {
+    let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let _ = writeln!(
         out,
         "\n{}",
         t("share of filled cells that parse:", "各列可解析的非空单元格比例：")
     );
-    for (table, file, columns) in &layouts {
+    for (table, file, columns) in layouts {
         let parts: Vec<String> = columns
             .iter()
             .filter_map(|c| {
@@ -225,31 +243,33 @@ pub fn check(settings: &Settings, zh: Option<bool>) -> Result<String, CheckError
         let name = if zh { table.zh() } else { table.name() };
         let _ = writeln!(out, "  {name}: {}", parts.join(", "));
     }
-    if let Some(v) = validated {
-        let _ = write!(out, "\n{}", crate::report::text::rows_text_in(&v.counts, zh));
-        let (_, disabled) = features::availability(&v.tables);
-        if disabled.is_empty() {
-            let _ = writeln!(out, "{}", t("features: all can be computed", "特征：全部可以计算"));
+}
+
+/// Rows a run would accept and reject, and the features it would switch off.
+fn write_validated(out: &mut String, v: &validate::Validated, zh: bool) {
+    let t = |en: &'static str, z: &'static str| if zh { z } else { en };
+    let _ = write!(out, "\n{}", crate::report::text::rows_text_in(&v.counts, zh));
+    let (_, disabled) = features::availability(&v.tables);
+    if disabled.is_empty() {
+        let _ = writeln!(out, "{}", t("features: all can be computed", "特征：全部可以计算"));
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        t(
+            "would be switched off (the input lacks what they need):",
+            "将关闭（输入缺少所需数据）："
+        )
+    );
+    for d in disabled {
+        if zh {
+            let name = features::display_name(&d.name, Lang::Zh);
+            let _ = writeln!(out, "  {name}：{}", crate::report::page::disabled_zh(&d.name));
         } else {
-            let _ = writeln!(
-                out,
-                "{}",
-                t(
-                    "would be switched off (the input lacks what they need):",
-                    "将关闭（输入缺少所需数据）："
-                )
-            );
-            for d in disabled {
-                if zh {
-                    let name = features::display_name(&d.name, Lang::Zh);
-                    let _ = writeln!(out, "  {name}：{}", crate::report::page::disabled_zh(&d.name));
-                } else {
-                    let _ = writeln!(out, "  {}: {}", d.name, d.reason);
-                }
-            }
+            let _ = writeln!(out, "  {}: {}", d.name, d.reason);
         }
     }
-    Ok(out)
 }
 
 /// A contract column as an analyst reads it: its Chinese name in a Chinese check.

@@ -178,6 +178,31 @@ pub struct TableName {
     pub zh: String,
 }
 
+/// A table of tasks an analysis keeps in the CRM's database beside the clients' labels:
+/// one row per key, opened when a run lists it, updated while runs keep listing it, and
+/// closed (with the run and the time) when a run no longer does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTable {
+    /// The database table.
+    pub table: String,
+    /// The run's export whose Parquet file holds the rows.
+    pub export: String,
+    /// The columns pushed, the key's first.
+    pub columns: Vec<(String, SqlType)>,
+    /// How many of the first columns make the key.
+    pub key: usize,
+}
+
+impl TaskTable {
+    pub fn key_columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().take(self.key).map(|(c, _)| c.as_str())
+    }
+
+    pub fn other_columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().skip(self.key).map(|(c, _)| c.as_str())
+    }
+}
+
 /// What the run's analyses declared, in their order. Where two declare the same column
 /// name, the first declaration's words are used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,6 +210,9 @@ pub struct Catalogue {
     pub columns: Vec<OutputColumn>,
     #[serde(default)]
     pub tables: Vec<TableName>,
+    /// Task tables pushed beside the labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskTable>,
 }
 
 impl Catalogue {

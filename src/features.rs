@@ -873,6 +873,70 @@ fn per_client(df: &DataFrame, key: &str, agg: impl Fn(LazyFrame) -> LazyFrame) -
 }
 
 /// Computes the feature table.
+/// Validation gives billing and activity rows their client's row number: grouping 40M
+/// rows by an integer is several times faster than by the text id. The key to group by,
+/// and the clients' column it joins on.
+fn key_of(df: &DataFrame) -> (&'static str, Expr) {
+    if df.get_column_names().iter().any(|c| c.as_str() == CLIENT_ROW) {
+        (CLIENT_ROW, col(ROW).cast(DataType::UInt32))
+    } else {
+        ("client_id", col("client_id"))
+    }
+}
+
+/// The work log's terms per client over the 12 months to the snapshot.
+fn activity(a: &DataFrame, snapshot: NaiveDate, accountant_on: bool) -> PolarsResult<LazyFrame> {
+    let (akey, _) = key_of(a);
+    // Months from S's month back to each logged month (both first days, as validation
+    // makes them): 30.436875 days on average, and at most 4.4 days off over any span
+    // in 1900..2200, so rounding gives the calendar count exactly without a calendar
+    // per row (polars' year() and month() took about a second over 22M rows).
+    let s_first = {
+        use chrono::Datelike;
+        days(snapshot.with_day(1).unwrap_or(snapshot))
+    };
+    per_client(a, akey, |rows| {
+        let window = rows
+            .with_column(months_between(col("month"), s_first).alias("__t"))
+            .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))));
+        let acts = window
+            .clone()
+            .select(activity_terms(akey))
+            .group_by([col(akey)])
+            .agg(activity_aggs())
+            .with_columns(activity_features());
+        if accountant_on {
+            acts.left_join(accountants_recent(window, akey), col(akey), col(akey))
+        } else {
+            acts
+        }
+    })
+}
+
+/// Dimensions from the archive, beside the features.
+fn dimensions(tenure: Expr, long_term_months: i64) -> [Expr; 10] {
+    [
+        col("name"),
+        col("client_type"),
+        col("taxpayer_type"),
+        col("industry"),
+        concat_str([col("province"), col("city")], "/", true).alias("region"),
+        when(col("international").eq(lit("true")))
+            .then(lit("international"))
+            .when(col("international").eq(lit("false")))
+            .then(lit("domestic"))
+            .otherwise(lit(NULL).cast(DataType::String))
+            .alias("market"),
+        scale_expr().alias("scale"),
+        when(tenure.gt_eq(lit(long_term_months as f64)))
+            .then(lit("long_term"))
+            .otherwise(lit("short_term"))
+            .alias("term"),
+        col("services").alias("needs"),
+        col("accountant"),
+    ]
+}
+
 pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, FeatureError> {
     let snapshot = match params.snapshot {
         Some(d) => d,
@@ -881,16 +945,6 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     let s = days(snapshot);
     let (enabled, disabled) = availability(t);
 
-    // Validation gives billing and activity rows their client's row number: grouping 40M
-    // rows by an integer is several times faster than by the text id.
-    let keyed = |df: &DataFrame| df.get_column_names().iter().any(|c| c.as_str() == CLIENT_ROW);
-    let key_of = |df: &DataFrame| {
-        if keyed(df) {
-            (CLIENT_ROW, col(ROW).cast(DataType::UInt32))
-        } else {
-            ("client_id", col("client_id"))
-        }
-    };
     let (bkey, bclient) = key_of(&t.billing);
     let billing = per_client(&t.billing, bkey, |rows| {
         rows.clone()
@@ -908,31 +962,7 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
         t.has(Table::Activity, "accountant") && t.activity().is_some_and(|a| a.column("accountant").is_ok());
     if let Some(a) = t.activity() {
         let (akey, aclient) = key_of(a);
-        // Months from S's month back to each logged month (both first days, as validation
-        // makes them): 30.436875 days on average, and at most 4.4 days off over any span
-        // in 1900..2200, so rounding gives the calendar count exactly without a calendar
-        // per row (polars' year() and month() took about a second over 22M rows).
-        let s_first = {
-            use chrono::Datelike;
-            days(snapshot.with_day(1).unwrap_or(snapshot))
-        };
-        let acts = per_client(a, akey, |rows| {
-            let window = rows
-                .with_column(months_between(col("month"), s_first).alias("__t"))
-                .filter(col("__t").gt(lit(-12.0)).and(col("__t").lt_eq(lit(0.0))));
-            let acts = window
-                .clone()
-                .select(activity_terms(akey))
-                .group_by([col(akey)])
-                .agg(activity_aggs())
-                .with_columns(activity_features());
-            if accountant_on {
-                acts.left_join(accountants_recent(window, akey), col(akey), col(akey))
-            } else {
-                acts
-            }
-        })?;
-        lf = lf.left_join(acts, aclient, col(akey));
+        lf = lf.left_join(activity(a, snapshot, accountant_on)?, aclient, col(akey));
     }
 
     let start = coalesce(&[col("contract_start").cast(DataType::Int32), col("__first_invoice")]);
@@ -983,27 +1013,7 @@ pub fn compute(t: &CleanTables, params: &FeatureParams) -> Result<FeatureTable, 
     };
     let mut exprs = vec![col("client_id")];
     exprs.extend(CATALOGUE.iter().map(|f| (f.expr)(&terms).alias(f.name)));
-    // Dimensions from the archive.
-    exprs.extend([
-        col("name"),
-        col("client_type"),
-        col("taxpayer_type"),
-        col("industry"),
-        concat_str([col("province"), col("city")], "/", true).alias("region"),
-        when(col("international").eq(lit("true")))
-            .then(lit("international"))
-            .when(col("international").eq(lit("false")))
-            .then(lit("domestic"))
-            .otherwise(lit(NULL).cast(DataType::String))
-            .alias("market"),
-        scale_expr().alias("scale"),
-        when(tenure.gt_eq(lit(params.long_term_months as f64)))
-            .then(lit("long_term"))
-            .otherwise(lit("short_term"))
-            .alias("term"),
-        col("services").alias("needs"),
-        col("accountant"),
-    ]);
+    exprs.extend(dimensions(tenure, params.long_term_months));
     let all = lf.select(exprs);
     // Keep only enabled features (disabled ones would be all-null or misleading).
     let mut keep: Vec<Expr> = vec![col("client_id")];

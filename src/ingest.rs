@@ -751,14 +751,16 @@ struct Sheet {
     unrecognised: Option<Vec<Vec<String>>>,
 }
 
-fn read_general(
+/// The file's rows, by its extension: CSV (header row found, typed when plain), a
+/// spreadsheet's sheet, or Parquet.
+fn read_sheet(
     table: Table,
     path: &Path,
     sheet: Option<&str>,
     mapping: &std::collections::BTreeMap<String, String>,
     encoding: Encoding,
     plain: bool,
-) -> Result<RawTable, IngestError> {
+) -> Result<Sheet, IngestError> {
     let parse = |e: PolarsError| IngestError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -769,7 +771,7 @@ fn read_general(
         .unwrap_or("")
         .to_ascii_lowercase();
     let path_str = path.to_string_lossy().to_string();
-    let read = match ext.as_str() {
+    Ok(match ext.as_str() {
         "csv" | "txt" => {
             let head = head_rows(path, None, encoding)?;
             let found = layout::find_header_row(table, &head, mapping);
@@ -807,7 +809,64 @@ fn read_general(
                 path: path.to_path_buf(),
             })
         }
+    })
+}
+
+/// The mapped columns under their canonical names (text unless the typed reader parsed
+/// them), with cells trimmed, blank ones null, and client ids in one form.
+fn canonical_columns(table: Table, df: &DataFrame, renames: &[(String, String)]) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(renames.len() + 1);
+    for (header, canonical) in renames {
+        let col = df.column(header)?;
+        // Columns the typed reader already parsed stay typed; the rest become text.
+        let col = if typed_column(table, canonical).as_ref() == Some(col.dtype()) {
+            col.clone()
+        } else {
+            col.cast(&DataType::String)?
+        };
+        columns.push(col.with_name(canonical.as_str().into()));
+    }
+    columns.push(df.column(ROW)?.clone());
+    let df = DataFrame::new_infer_height(columns)?;
+    // Trim cells and turn blank ones into nulls once, here, for every later stage.
+    let exprs: Vec<Expr> = renames
+        .iter()
+        .filter(|(_, c)| df.column(c).map(|c| c.dtype() == &DataType::String).unwrap_or(false))
+        .map(|(_, c)| {
+            let t = col(c.as_str()).str().strip_chars(lit(NULL));
+            when(t.clone().eq(lit("")))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(t)
+                .alias(c.as_str())
+        })
+        .collect();
+    let mut df = df.lazy().with_columns(exprs).collect()?;
+    if let Ok(ids) = df.column("client_id").and_then(|c| c.str().cloned()) {
+        if ids.iter().flatten().any(|id| !id.is_ascii()) {
+            let ids: StringChunked = ids
+                .iter()
+                .map(|v| v.map(|id| normalise_id(id).into_owned()))
+                .collect::<StringChunked>()
+                .with_name("client_id".into());
+            df.with_column(ids.into_column())?;
+        }
+    }
+    Ok(df)
+}
+
+fn read_general(
+    table: Table,
+    path: &Path,
+    sheet: Option<&str>,
+    mapping: &std::collections::BTreeMap<String, String>,
+    encoding: Encoding,
+    plain: bool,
+) -> Result<RawTable, IngestError> {
+    let parse = |e: PolarsError| IngestError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     };
+    let read = read_sheet(table, path, sheet, mapping, encoding, plain)?;
     let file = file_name(path);
     let Sheet {
         df,
@@ -850,42 +909,7 @@ fn read_general(
         (r, _) => r?,
     };
 
-    let mut columns = Vec::with_capacity(renames.len() + 1);
-    for (header, canonical) in &renames {
-        let col = df.column(header).map_err(parse)?;
-        // Columns the typed reader already parsed stay typed; the rest become text.
-        let col = if typed_column(table, canonical).as_ref() == Some(col.dtype()) {
-            col.clone()
-        } else {
-            col.cast(&DataType::String).map_err(parse)?
-        };
-        columns.push(col.with_name(canonical.as_str().into()));
-    }
-    columns.push(df.column(ROW).map_err(parse)?.clone());
-    df = DataFrame::new_infer_height(columns).map_err(parse)?;
-    // Trim cells and turn blank ones into nulls once, here, for every later stage.
-    let exprs: Vec<Expr> = renames
-        .iter()
-        .filter(|(_, c)| df.column(c).map(|c| c.dtype() == &DataType::String).unwrap_or(false))
-        .map(|(_, c)| {
-            let t = col(c.as_str()).str().strip_chars(lit(NULL));
-            when(t.clone().eq(lit("")))
-                .then(lit(NULL).cast(DataType::String))
-                .otherwise(t)
-                .alias(c.as_str())
-        })
-        .collect();
-    let mut df = df.lazy().with_columns(exprs).collect().map_err(parse)?;
-    if let Ok(ids) = df.column("client_id").and_then(|c| c.str().cloned()) {
-        if ids.iter().flatten().any(|id| !id.is_ascii()) {
-            let ids: StringChunked = ids
-                .iter()
-                .map(|v| v.map(|id| normalise_id(id).into_owned()))
-                .collect::<StringChunked>()
-                .with_name("client_id".into());
-            df.with_column(ids.into_column()).map_err(parse)?;
-        }
-    }
+    df = canonical_columns(table, &df, &renames).map_err(parse)?;
     let layout = Layout {
         sheet,
         header_row,

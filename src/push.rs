@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::columns::{Catalogue, SqlType};
+use crate::columns::{Catalogue, SqlType, TaskTable};
 
 #[derive(Debug, Error)]
 pub enum PushError {
@@ -38,8 +38,9 @@ pub enum PushError {
 }
 
 /// The schema's fixed history: each entry upgrades from the previous version, so that
-/// databases made by earlier versions reach the same tables. Columns added since are not
-/// listed here: each run adds the columns its analyses declare (see [`add_columns`]).
+/// databases made by earlier versions reach the same tables. It is frozen: columns and
+/// task tables added since are not listed here, each run adds those its analyses declare
+/// (see [`add_columns`] and [`task_table`]).
 const MIGRATIONS: &[&[&str]] = &[
     &[
         "CREATE TABLE client_segment (
@@ -135,8 +136,8 @@ pub struct RunLabels {
     columns: Vec<(String, SqlType)>,
     /// client_id followed by `columns`, as text, each in one chunk.
     labels: Vec<StringChunked>,
-    /// The action list (actions.parquet), ACTION_COLUMNS; None for a run without one.
-    actions: Option<Vec<StringChunked>>,
+    /// The declared task tables whose export the run wrote, with its columns as text.
+    tasks: Vec<(TaskTable, Vec<StringChunked>)>,
 }
 
 impl RunLabels {
@@ -163,16 +164,38 @@ fn text_column(df: &DataFrame, name: &str) -> PolarsResult<StringChunked> {
     Ok(c.str()?.rechunk().into_owned())
 }
 
-/// Columns of actions.parquet pushed to client_action, in this order.
-const ACTION_COLUMNS: [(&str, SqlType); 7] = [
-    ("client_id", SqlType::Text),
-    ("action", SqlType::Text),
-    ("owner", SqlType::Text),
-    ("due_date", SqlType::Text),
-    ("priority", SqlType::Integer),
-    ("reason", SqlType::Text),
-    ("figure", SqlType::Double),
-];
+/// A declared task table's rows from its export in the run folder; None when the run
+/// did not write it (the analysis had nothing to do).
+fn read_tasks(dir: &Path, t: &TaskTable) -> Result<Option<Vec<StringChunked>>, String> {
+    let plain = std::iter::once(t.table.as_str())
+        .chain(std::iter::once(t.export.as_str()))
+        .chain(t.columns.iter().map(|(c, _)| c.as_str()))
+        .find(|n| !sql_name(n));
+    if let Some(bad) = plain {
+        return Err(format!(
+            "manifest.json declares the task table '{}' with the name '{bad}', which is not a plain SQL name (a-z, 0-9, _)",
+            t.table
+        ));
+    }
+    if t.key == 0 || t.key > t.columns.len() {
+        return Err(format!(
+            "manifest.json declares the task table '{}' with a key of {} of its {} columns",
+            t.table,
+            t.key,
+            t.columns.len()
+        ));
+    }
+    let file = format!("{}.parquet", t.export);
+    let Ok(f) = std::fs::File::open(dir.join(&file)) else {
+        return Ok(None);
+    };
+    let df = ParquetReader::new(f).finish().map_err(|e| format!("{file}: {e}"))?;
+    let mut cols = Vec::new();
+    for (name, _) in &t.columns {
+        cols.push(text_column(&df, name).map_err(|e| format!("{file}, column {name}: {e}"))?);
+    }
+    Ok(Some(cols))
+}
 
 /// Reads `manifest.json` and `labels.parquet` of a run folder.
 pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
@@ -240,26 +263,19 @@ pub fn read_run(dir: &Path) -> Result<RunLabels, PushError> {
             Err(_) => StringChunked::full_null(c.as_str().into(), df.height()),
         });
     }
-    let actions = match std::fs::File::open(dir.join("actions.parquet")) {
-        Ok(file) => {
-            let a = ParquetReader::new(file)
-                .finish()
-                .map_err(|e| err(format!("actions.parquet: {e}")))?;
-            let mut cols = Vec::new();
-            for (name, _) in ACTION_COLUMNS {
-                cols.push(text_column(&a, name).map_err(|e| err(format!("actions.parquet, column {name}: {e}")))?);
-            }
-            Some(cols)
+    let mut tasks = Vec::new();
+    for t in &declared.tasks {
+        if let Some(cols) = read_tasks(dir, t).map_err(err)? {
+            tasks.push((t.clone(), cols));
         }
-        Err(_) => None,
-    };
+    }
     Ok(RunLabels {
         run_id,
         created_at,
         model_version,
         columns,
         labels,
-        actions,
+        tasks,
     })
 }
 
@@ -529,7 +545,48 @@ fn migrate(tx: &mut dyn Tx, target: &str, run: &RunLabels) -> Result<(), PushErr
     for table in ["client_segment", "client_segment_history"] {
         add_columns(tx, table, &run.columns, target)?;
     }
+    for (t, _) in &run.tasks {
+        task_table(tx, t, target)?;
+    }
     Ok(())
+}
+
+/// The bookkeeping columns of every task table, after the declared ones.
+const TASK_STATE: [&str; 5] = ["status", "opened_run", "updated_run", "closed_run", "closed_at"];
+
+/// Creates a declared task table, or adds the columns it lacks (tables made by earlier
+/// versions are upgraded in place).
+fn task_table(tx: &mut dyn Tx, t: &TaskTable, target: &str) -> Result<(), PushError> {
+    let mut columns: Vec<String> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(k, (c, ty))| format!("{c} {}{}", ty.sql(), if k < t.key { " NOT NULL" } else { "" }))
+        .collect();
+    columns.extend([
+        "status TEXT NOT NULL".to_string(),
+        "opened_run TEXT NOT NULL".into(),
+        "updated_run TEXT NOT NULL".into(),
+        "closed_run TEXT".into(),
+        "closed_at TEXT".into(),
+    ]);
+    let key: Vec<&str> = t.key_columns().collect();
+    tx.exec(
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
+            t.table,
+            columns.join(", "),
+            key.join(", ")
+        ),
+        &[],
+    )
+    .map_err(|message| PushError::Sql {
+        target: target.to_string(),
+        doing: "creating a task table",
+        message,
+    })?;
+    let others: Vec<(String, SqlType)> = t.columns.iter().skip(t.key).cloned().collect();
+    add_columns(tx, &t.table, &others, target)
 }
 
 fn insert_sql(table: &str, columns: &[(&str, SqlType)], rows: usize) -> String {
@@ -624,8 +681,8 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
     });
     tx.bulk("client_segment_history", &history_cols, &mut history)
         .map_err(|m| sql("writing client_segment_history", m))?;
-    if let Some(actions) = &run.actions {
-        push_actions(tx, run, actions, now, target)?;
+    for (t, rows) in &run.tasks {
+        push_tasks(tx, run, t, rows, now, target)?;
     }
     tx.exec(
         "INSERT INTO clientseg_push (run_id, run_created_at, model_version, pushed_at) VALUES ($1, $2, $3, $4)",
@@ -640,75 +697,98 @@ fn push_in(tx: &mut dyn Tx, run: &RunLabels, force: bool, target: &str, now: &st
     Ok(Outcome::Pushed { rows: run.len() })
 }
 
-/// The run's actions into client_action: new ones open, ones that still apply updated
-/// (and reopened if a run had closed them), open ones this run no longer lists closed
-/// with this run's id and the time.
-fn push_actions(
+/// A run's tasks into their table: new ones open, ones that still apply updated (and
+/// reopened if a run had closed them), open ones this run no longer lists closed with
+/// this run's id and the time.
+fn push_tasks(
     tx: &mut dyn Tx,
     run: &RunLabels,
-    actions: &[StringChunked],
+    t: &TaskTable,
+    rows: &[StringChunked],
     now: &str,
     target: &str,
 ) -> Result<(), PushError> {
-    let sql = |doing, message| PushError::Sql {
+    let table = t.table.as_str();
+    let sql = |message| PushError::Sql {
         target: target.to_string(),
-        doing,
+        doing: "writing a task table",
         message,
     };
     // The table is rebuilt from the run's list and the rows before it, not updated in
     // place: a million upserts took 7-13 s in PostgreSQL and left as many dead rows.
-    let mut cols: Vec<(&str, SqlType)> = ACTION_COLUMNS.to_vec();
-    cols.extend(["status", "opened_run", "updated_run"].map(|c| (c, SqlType::Text)));
-    let all = "client_id, action, owner, due_date, priority, reason, figure, status, opened_run, updated_run, closed_run, closed_at";
-    for t in ["clientseg_new_action", "clientseg_merged_action"] {
+    let mut cols: Vec<(&str, SqlType)> = t.columns.iter().map(|(c, ty)| (c.as_str(), *ty)).collect();
+    cols.extend(TASK_STATE[..3].iter().map(|c| (*c, SqlType::Text)));
+    let all = t
+        .columns
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .chain(TASK_STATE)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (new, merged) = (format!("clientseg_new_{table}"), format!("clientseg_merged_{table}"));
+    for temp in [&new, &merged] {
         tx.exec(
-            &format!("CREATE TEMP TABLE {t} AS SELECT {all} FROM client_action WHERE 1 = 0"),
+            &format!("CREATE TEMP TABLE {temp} AS SELECT {all} FROM {table} WHERE 1 = 0"),
             &[],
         )
-        .map_err(|m| sql("preparing client_action", m))?;
+        .map_err(sql)?;
     }
-    let mut rows = rows_of(actions).map(|mut v| {
+    let mut listed = rows_of(rows).map(|mut v| {
         v.extend([Some("open"), Some(run.run_id.as_str()), Some(run.run_id.as_str())]);
         v
     });
-    tx.bulk("clientseg_new_action", &cols, &mut rows)
-        .map_err(|m| sql("writing client_action", m))?;
+    tx.bulk(&new, &cols, &mut listed).map_err(sql)?;
     // Listed now: open, updated by this run, opened by it unless already open. Not listed
     // any more: closed by this run if they were open, else as they were. One full join.
-    let kept = |c: &str| format!("CASE WHEN n.client_id IS NULL THEN o.{c} ELSE n.{c} END");
-    let carried: Vec<String> = ["owner", "due_date", "priority", "reason", "figure", "updated_run"]
+    let keys: Vec<&str> = t.key_columns().collect();
+    // Checked when read: a task table has a key.
+    let Some(first_key) = keys.first() else { return Ok(()) };
+    let gone = format!("n.{first_key} IS NULL");
+    let carried: Vec<String> = t
+        .other_columns()
+        .chain(["updated_run"])
+        .map(|c| format!("CASE WHEN {gone} THEN o.{c} ELSE n.{c} END"))
+        .collect();
+    let joined: Vec<String> = keys.iter().map(|k| format!("COALESCE(n.{k}, o.{k})")).collect();
+    let on: Vec<String> = keys.iter().map(|k| format!("o.{k} = n.{k}")).collect();
+    let targets: Vec<&str> = keys
         .iter()
-        .map(|c| kept(c))
+        .copied()
+        .chain(t.other_columns())
+        .chain(["updated_run", "status", "opened_run", "closed_run", "closed_at"])
         .collect();
     tx.exec(
         &format!(
-            "INSERT INTO clientseg_merged_action (client_id, action, owner, due_date, priority, reason, figure, updated_run, status, opened_run, closed_run, closed_at)
-            SELECT COALESCE(n.client_id, o.client_id), COALESCE(n.action, o.action), {},
-                CASE WHEN n.client_id IS NULL THEN 'closed' ELSE 'open' END,
-                CASE WHEN n.client_id IS NULL OR o.status = 'open' THEN o.opened_run ELSE n.opened_run END,
-                CASE WHEN n.client_id IS NOT NULL THEN NULL WHEN o.status = 'open' THEN CAST($1 AS TEXT) ELSE o.closed_run END,
-                CASE WHEN n.client_id IS NOT NULL THEN NULL WHEN o.status = 'open' THEN CAST($2 AS TEXT) ELSE o.closed_at END
-            FROM clientseg_new_action n
-            FULL OUTER JOIN client_action o ON o.client_id = n.client_id AND o.action = n.action",
-            carried.join(", ")
+            "INSERT INTO {merged} ({})
+            SELECT {}, {},
+                CASE WHEN {gone} THEN 'closed' ELSE 'open' END,
+                CASE WHEN {gone} OR o.status = 'open' THEN o.opened_run ELSE n.opened_run END,
+                CASE WHEN NOT ({gone}) THEN NULL WHEN o.status = 'open' THEN CAST($1 AS TEXT) ELSE o.closed_run END,
+                CASE WHEN NOT ({gone}) THEN NULL WHEN o.status = 'open' THEN CAST($2 AS TEXT) ELSE o.closed_at END
+            FROM {new} n
+            FULL OUTER JOIN {table} o ON {}",
+            targets.join(", "),
+            joined.join(", "),
+            carried.join(", "),
+            on.join(" AND ")
         ),
         &[Some(&run.run_id), Some(now)],
     )
-    .map_err(|m| sql("closing actions that no longer apply", m))?;
+    .map_err(|message| PushError::Sql {
+        target: target.to_string(),
+        doing: "closing tasks that no longer apply",
+        message,
+    })?;
     let empty = if tx.postgres() {
-        "TRUNCATE client_action"
+        format!("TRUNCATE {table}")
     } else {
-        "DELETE FROM client_action"
+        format!("DELETE FROM {table}")
     };
-    tx.exec(empty, &[]).map_err(|m| sql("writing client_action", m))?;
-    tx.exec(
-        &format!("INSERT INTO client_action ({all}) SELECT {all} FROM clientseg_merged_action"),
-        &[],
-    )
-    .map_err(|m| sql("writing client_action", m))?;
-    for t in ["clientseg_new_action", "clientseg_merged_action"] {
-        tx.exec(&format!("DROP TABLE {t}"), &[])
-            .map_err(|m| sql("writing client_action", m))?;
+    tx.exec(&empty, &[]).map_err(sql)?;
+    tx.exec(&format!("INSERT INTO {table} ({all}) SELECT {all} FROM {merged}"), &[])
+        .map_err(sql)?;
+    for temp in [&new, &merged] {
+        tx.exec(&format!("DROP TABLE {temp}"), &[]).map_err(sql)?;
     }
     Ok(())
 }

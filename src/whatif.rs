@@ -134,22 +134,15 @@ pub fn parse_add(spec: &str, p: &AllocationParams) -> Result<Member, WhatIfError
 }
 
 /// Re-plans `run`'s allocation with the staff changes of `w`.
-pub fn replan(
-    run: &Path,
-    w: &WhatIf,
-    p: &AllocationParams,
-    lang: Lang,
-    xlsx_max_rows: usize,
-) -> Result<WhatIfReport, WhatIfError> {
-    let alloc = read(&run.join("allocation.parquet"))?;
-    let staff_df = read(&run.join("staff.parquet"))?;
+/// The run's staff, with the what-if's leavers inactive and its new accountants added.
+fn staff_of(staff_df: &DataFrame, w: &WhatIf, p: &AllocationParams) -> Result<Vec<Member>, WhatIfError> {
     let n = staff_df.height();
-    let names = texts(&staff_df, "accountant");
-    let grades = texts(&staff_df, "grade");
-    let caps = numbers(&staff_df, "capacity_hours");
-    let cans = numbers(&staff_df, "can");
-    let teams = texts(&staff_df, "team");
-    let active = texts(&staff_df, "active");
+    let names = texts(staff_df, "accountant");
+    let grades = texts(staff_df, "grade");
+    let caps = numbers(staff_df, "capacity_hours");
+    let cans = numbers(staff_df, "can");
+    let teams = texts(staff_df, "team");
+    let active = texts(staff_df, "active");
     let mut staff: Vec<Member> = (0..n)
         .map(|k| Member {
             name: names[k].clone(),
@@ -182,6 +175,18 @@ pub fn replan(
         }
         staff.push(m);
     }
+    Ok(staff)
+}
+
+pub fn replan(
+    run: &Path,
+    w: &WhatIf,
+    p: &AllocationParams,
+    lang: Lang,
+    xlsx_max_rows: usize,
+) -> Result<WhatIfReport, WhatIfError> {
+    let alloc = read(&run.join("allocation.parquet"))?;
+    let staff = staff_of(&read(&run.join("staff.parquet"))?, w, p)?;
     let index: std::collections::HashMap<&str, usize> =
         staff.iter().enumerate().map(|(k, m)| (m.name.as_str(), k)).collect();
     let base = texts(&alloc, if w.from_current { "current" } else { "proposed" });
@@ -256,7 +261,10 @@ pub fn replan(
     });
     out.bytes(
         "whatif.json",
-        serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
+        // A JSON value of plain data: serialising it cannot fail.
+        serde_json::to_string_pretty(&summary)
+            .expect("JSON value serialises")
+            .as_bytes(),
     )?;
     let done = dir.commit()?;
     Ok(WhatIfReport {

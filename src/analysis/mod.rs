@@ -418,6 +418,8 @@ pub struct Outcome {
     pub declared: Vec<OutputColumn>,
     /// The names of its tables for people (sheet names).
     pub table_names: Vec<TableName>,
+    /// Task tables this analysis pushes from its exports.
+    pub tasks: Vec<crate::columns::TaskTable>,
     pub section: Option<Section>,
     /// One line for the run summary, (English, Chinese).
     pub headline: Option<(String, String)>,
@@ -457,6 +459,7 @@ impl Outcome {
             columns: Vec::new(),
             declared: Vec::new(),
             table_names: Vec::new(),
+            tasks: Vec::new(),
             section: None,
             headline: None,
             summary: None,
@@ -516,6 +519,7 @@ pub fn catalogue(outcomes: &[Outcome]) -> Catalogue {
             c.extend(&s.kind.declared(), &[]);
         }
         c.extend(&o.declared, &o.table_names);
+        c.tasks.extend(o.tasks.iter().cloned());
     }
     c
 }

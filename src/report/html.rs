@@ -7,135 +7,141 @@ use super::ServicePlan;
 use super::{tr, ChartFile, ReportError};
 use crate::format::Lang;
 
-/// The default plans, following how firms manage each class.
+/// The default plans, following how firms manage each class: the class, then content,
+/// cycle, fee standard and owner team in English and in Chinese.
+const PLANS: [(&str, [&str; 4], [&str; 4]); 8] = [
+    (
+        "high value",
+        [
+            "Personalised service, a named senior accountant, priority response",
+            "monthly review call",
+            "premium; keep, do not discount",
+            "senior accountants",
+        ],
+        [
+            "个性化服务，指定资深会计，优先响应",
+            "每月回访",
+            "高端定价，保持不打折",
+            "资深会计组",
+        ],
+    ),
+    (
+        "medium value",
+        [
+            "Attention and incentives to grow: offer more services, annual prepay discount",
+            "quarterly contact",
+            "standard; 5% off for annual prepayment",
+            "account managers",
+        ],
+        [
+            "重点关注，激励升级：推荐增值服务，年付优惠",
+            "每季度联系",
+            "标准价，年付九五折",
+            "客户经理组",
+        ],
+    ),
+    (
+        "low value",
+        [
+            "Standard service at low cost to serve; watch for growth",
+            "half-yearly check",
+            "standard package price",
+            "service centre",
+        ],
+        [
+            "标准化服务，控制服务成本，关注成长",
+            "每半年检查",
+            "标准套餐价",
+            "服务中心",
+        ],
+    ),
+    (
+        "late payer",
+        [
+            "Payment reminders before due dates; move to prepayment",
+            "monthly",
+            "prepayment required after two late invoices",
+            "billing team",
+        ],
+        ["到期前催缴提醒，改为预付费", "每月", "两次逾期后须预付", "收费组"],
+    ),
+    (
+        "high-touch",
+        [
+            "Self-service guides and a document checklist; review the fee against hours",
+            "monthly",
+            "add a service fee for extra hours",
+            "service centre",
+        ],
+        [
+            "提供自助指南和资料清单，按工时复核收费",
+            "每月",
+            "超出工时加收服务费",
+            "服务中心",
+        ],
+    ),
+    (
+        "declining",
+        [
+            "Retention call: find out why volume is falling before the contract ends",
+            "within two weeks",
+            "offer a lighter package rather than lose the client",
+            "account managers",
+        ],
+        [
+            "挽留回访：在合同到期前了解业务下滑原因",
+            "两周内",
+            "可提供简化套餐以防流失",
+            "客户经理组",
+        ],
+    ),
+    (
+        "growing",
+        [
+            "Offer the services growth needs: general-taxpayer bookkeeping, payroll, tax planning",
+            "quarterly",
+            "upgrade pricing as volume grows",
+            "account managers",
+        ],
+        [
+            "推荐成长所需服务：一般纳税人记账、社保代理、税务筹划",
+            "每季度",
+            "随业务量升级定价",
+            "客户经理组",
+        ],
+    ),
+    (
+        "pays on time",
+        [
+            "Loyalty terms: keep the service smooth, offer multi-year contracts",
+            "half-yearly",
+            "loyalty discount at renewal",
+            "service centre",
+        ],
+        [
+            "忠诚客户政策：保持服务顺畅，提供多年合同",
+            "每半年",
+            "续约忠诚优惠",
+            "服务中心",
+        ],
+    ),
+];
+
+/// The default plans in the report's language.
 pub fn default_plans(lang: Lang) -> Vec<ServicePlan> {
-    let p = |applies: &str, en: [&str; 4], zh: [&str; 4]| {
-        let t = if lang == Lang::Zh { zh } else { en };
-        ServicePlan {
-            applies_to: applies.into(),
-            content: t[0].into(),
-            cycle: t[1].into(),
-            fee_standard: t[2].into(),
-            owner_team: t[3].into(),
-        }
-    };
-    vec![
-        p(
-            "high value",
-            [
-                "Personalised service, a named senior accountant, priority response",
-                "monthly review call",
-                "premium; keep, do not discount",
-                "senior accountants",
-            ],
-            [
-                "个性化服务，指定资深会计，优先响应",
-                "每月回访",
-                "高端定价，保持不打折",
-                "资深会计组",
-            ],
-        ),
-        p(
-            "medium value",
-            [
-                "Attention and incentives to grow: offer more services, annual prepay discount",
-                "quarterly contact",
-                "standard; 5% off for annual prepayment",
-                "account managers",
-            ],
-            [
-                "重点关注，激励升级：推荐增值服务，年付优惠",
-                "每季度联系",
-                "标准价，年付九五折",
-                "客户经理组",
-            ],
-        ),
-        p(
-            "low value",
-            [
-                "Standard service at low cost to serve; watch for growth",
-                "half-yearly check",
-                "standard package price",
-                "service centre",
-            ],
-            [
-                "标准化服务，控制服务成本，关注成长",
-                "每半年检查",
-                "标准套餐价",
-                "服务中心",
-            ],
-        ),
-        p(
-            "late payer",
-            [
-                "Payment reminders before due dates; move to prepayment",
-                "monthly",
-                "prepayment required after two late invoices",
-                "billing team",
-            ],
-            ["到期前催缴提醒，改为预付费", "每月", "两次逾期后须预付", "收费组"],
-        ),
-        p(
-            "high-touch",
-            [
-                "Self-service guides and a document checklist; review the fee against hours",
-                "monthly",
-                "add a service fee for extra hours",
-                "service centre",
-            ],
-            [
-                "提供自助指南和资料清单，按工时复核收费",
-                "每月",
-                "超出工时加收服务费",
-                "服务中心",
-            ],
-        ),
-        p(
-            "declining",
-            [
-                "Retention call: find out why volume is falling before the contract ends",
-                "within two weeks",
-                "offer a lighter package rather than lose the client",
-                "account managers",
-            ],
-            [
-                "挽留回访：在合同到期前了解业务下滑原因",
-                "两周内",
-                "可提供简化套餐以防流失",
-                "客户经理组",
-            ],
-        ),
-        p(
-            "growing",
-            [
-                "Offer the services growth needs: general-taxpayer bookkeeping, payroll, tax planning",
-                "quarterly",
-                "upgrade pricing as volume grows",
-                "account managers",
-            ],
-            [
-                "推荐成长所需服务：一般纳税人记账、社保代理、税务筹划",
-                "每季度",
-                "随业务量升级定价",
-                "客户经理组",
-            ],
-        ),
-        p(
-            "pays on time",
-            [
-                "Loyalty terms: keep the service smooth, offer multi-year contracts",
-                "half-yearly",
-                "loyalty discount at renewal",
-                "service centre",
-            ],
-            [
-                "忠诚客户政策：保持服务顺畅，提供多年合同",
-                "每半年",
-                "续约忠诚优惠",
-                "服务中心",
-            ],
-        ),
-    ]
+    PLANS
+        .iter()
+        .map(|(applies, en, zh)| {
+            let t = if lang == Lang::Zh { zh } else { en };
+            ServicePlan {
+                applies_to: (*applies).into(),
+                content: t[0].into(),
+                cycle: t[1].into(),
+                fee_standard: t[2].into(),
+                owner_team: t[3].into(),
+            }
+        })
+        .collect()
 }
 
 /// The plans that apply to a segment: by id first, else by words in its name.
@@ -320,7 +326,35 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         tr(l, "created", "生成时间"),
         esc(&p.created_at)
     ));
+    data_quality(&mut h, p);
+    segmentations(&mut h, dir, p);
+    for sec in &p.sections {
+        analysis_section(&mut h, dir, sec);
+    }
+    h.push_str(&format!("<section id=\"charts\"><h2>{}</h2>", tr(l, "Charts", "图表")));
+    for c in p
+        .charts
+        .iter()
+        .filter(|c| !c.svg.contains("k_selection") && !c.svg.contains("transitions_"))
+    {
+        h.push_str(&format!(
+            "<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>",
+            inline_svg(dir, &c.svg),
+            esc(&c.title)
+        ));
+    }
+    h.push_str("</section>");
+    migration(&mut h, dir, p);
+    h.push_str("</body></html>\n");
+    std::fs::write(dir.join("report.html"), h).map_err(|e| ReportError::Draw {
+        file: dir.join("report.html"),
+        message: e.to_string(),
+    })
+}
 
+/// What was read and rejected, the warnings, and the features switched off.
+fn data_quality(h: &mut String, p: &Page) {
+    let l = p.lang;
     h.push_str(&format!("<section id=\"data-quality\"><h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         tr(l, "Run summary and data quality", "运行概况与数据质量"),
         tr(l, "table", "数据表"), tr(l, "file", "文件"), tr(l, "rows", "行数"), tr(l, "accepted", "接受"), tr(l, "rejected", "拒绝")));
@@ -362,7 +396,11 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         h.push_str("</ul>");
     }
     h.push_str("</section>");
+}
 
+/// The choice of k, the value tiers with their table, and the behaviour segments' cards.
+fn segmentations(h: &mut String, dir: &Path, p: &Page) {
+    let l = p.lang;
     if !p.k_table.is_empty() {
         h.push_str(&format!(
             "<section id=\"k-selection\"><h2>{}</h2><table><tr><th>k</th><th>{}</th><th>Calinski-Harabasz</th><th>Davies-Bouldin</th></tr>",
@@ -412,51 +450,38 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         }
         h.push_str("</section>");
     }
+}
 
-    for sec in &p.sections {
+/// One further analysis's section: its lines, tables and charts.
+fn analysis_section(h: &mut String, dir: &Path, sec: &PageSection) {
+    h.push_str(&format!(
+        "<section id=\"{}\"><h2>{}</h2><ul>",
+        esc(&sec.id),
+        esc(&sec.title)
+    ));
+    for line in &sec.lines {
+        h.push_str(&format!("<li>{}</li>", esc(line)));
+    }
+    h.push_str("</ul>");
+    for (caption, header, rows) in &sec.tables {
         h.push_str(&format!(
-            "<section id=\"{}\"><h2>{}</h2><ul>",
-            esc(&sec.id),
-            esc(&sec.title)
+            "<div class=\"scroll\"><table><caption>{}</caption><tr>",
+            esc(caption)
         ));
-        for line in &sec.lines {
-            h.push_str(&format!("<li>{}</li>", esc(line)));
+        for c in header {
+            h.push_str(&format!("<th>{}</th>", esc(c)));
         }
-        h.push_str("</ul>");
-        for (caption, header, rows) in &sec.tables {
-            h.push_str(&format!(
-                "<div class=\"scroll\"><table><caption>{}</caption><tr>",
-                esc(caption)
-            ));
-            for c in header {
-                h.push_str(&format!("<th>{}</th>", esc(c)));
+        h.push_str("</tr>");
+        for row in rows {
+            h.push_str("<tr>");
+            for c in row {
+                h.push_str(&format!("<td>{}</td>", esc(c)));
             }
             h.push_str("</tr>");
-            for row in rows {
-                h.push_str("<tr>");
-                for c in row {
-                    h.push_str(&format!("<td>{}</td>", esc(c)));
-                }
-                h.push_str("</tr>");
-            }
-            h.push_str("</table></div>");
         }
-        for c in &sec.charts {
-            h.push_str(&format!(
-                "<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>",
-                inline_svg(dir, &c.svg),
-                esc(&c.title)
-            ));
-        }
-        h.push_str("</section>");
+        h.push_str("</table></div>");
     }
-
-    h.push_str(&format!("<section id=\"charts\"><h2>{}</h2>", tr(l, "Charts", "图表")));
-    for c in p
-        .charts
-        .iter()
-        .filter(|c| !c.svg.contains("k_selection") && !c.svg.contains("transitions_"))
-    {
+    for c in &sec.charts {
         h.push_str(&format!(
             "<figure class=\"chart\">{}<figcaption>{}</figcaption></figure>",
             inline_svg(dir, &c.svg),
@@ -464,7 +489,11 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
         ));
     }
     h.push_str("</section>");
+}
 
+/// Clients' moves since the previous run, or that there was none.
+fn migration(h: &mut String, dir: &Path, p: &Page) {
+    let l = p.lang;
     h.push_str(&format!(
         "<section id=\"migration\"><h2>{}</h2>",
         tr(l, "Migration since the previous run", "与上次相比的客户迁移")
@@ -481,9 +510,5 @@ pub fn write_html(dir: &Path, p: &Page) -> Result<(), ReportError> {
             tr(l, "No previous run to compare with.", "没有可比较的上次运行。")
         )),
     }
-    h.push_str("</section></body></html>\n");
-    std::fs::write(dir.join("report.html"), h).map_err(|e| ReportError::Draw {
-        file: dir.join("report.html"),
-        message: e.to_string(),
-    })
+    h.push_str("</section>");
 }

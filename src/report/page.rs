@@ -5,7 +5,7 @@ use polars::prelude::*;
 
 use super::html::{Card, Page};
 use super::{ChartData, ChartFile, ServicePlan};
-use crate::analysis::{segmentation, Outcome, SegmentKind, Segmentation, Warning};
+use crate::analysis::{segmentation, Outcome, Section, SegmentKind, Segmentation, Warning};
 use crate::cluster;
 use crate::features::{display_name, feature_def, FeatureTable, CATALOGUE};
 use crate::format::Lang;
@@ -200,6 +200,35 @@ pub struct PageInput<'a> {
     pub plans: Option<&'a [ServicePlan]>,
 }
 
+/// An analysis's section in the report's language, with its charts.
+fn page_section(sec: &Section, charts: &[(String, ChartFile)], lang: Lang) -> super::html::PageSection {
+    let pick = |(en, zh): &(String, String)| match lang {
+        Lang::En => en.clone(),
+        Lang::Zh => zh.clone(),
+    };
+    super::html::PageSection {
+        id: sec.id.clone(),
+        title: pick(&sec.title),
+        lines: sec.lines.iter().map(pick).collect(),
+        tables: sec
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    pick(&t.caption),
+                    t.header.iter().map(pick).collect(),
+                    t.rows.iter().map(|r| r.iter().map(pick).collect()).collect(),
+                )
+            })
+            .collect(),
+        charts: charts
+            .iter()
+            .filter(|(id, _)| *id == sec.id)
+            .map(|(_, c)| c.clone())
+            .collect(),
+    }
+}
+
 /// The report page of a run.
 pub fn page(input: &PageInput, charts: Vec<ChartFile>, section_charts: Vec<(String, ChartFile)>) -> Page {
     let PageInput {
@@ -293,33 +322,7 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>, section_charts: Vec<(Stri
         sections: outcomes
             .iter()
             .filter_map(|o| o.section.as_ref())
-            .map(|sec| {
-                let pick = |(en, zh): &(String, String)| match lang {
-                    Lang::En => en.clone(),
-                    Lang::Zh => zh.clone(),
-                };
-                super::html::PageSection {
-                    id: sec.id.clone(),
-                    title: pick(&sec.title),
-                    lines: sec.lines.iter().map(pick).collect(),
-                    tables: sec
-                        .tables
-                        .iter()
-                        .map(|t| {
-                            (
-                                pick(&t.caption),
-                                t.header.iter().map(pick).collect(),
-                                t.rows.iter().map(|r| r.iter().map(pick).collect()).collect(),
-                            )
-                        })
-                        .collect(),
-                    charts: section_charts
-                        .iter()
-                        .filter(|(id, _)| *id == sec.id)
-                        .map(|(_, c)| c.clone())
-                        .collect(),
-                }
-            })
+            .map(|sec| page_section(sec, &section_charts, lang))
             .collect(),
         plans: plans
             .map(<[ServicePlan]>::to_vec)

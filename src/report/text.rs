@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::analysis::SegmentationSummary;
 use crate::model::SegmentModel;
 use crate::persist::Manifest;
-use crate::stability::{SegmentMatch, SegmentStatus};
+use crate::stability::{SegmentMatch, SegmentStatus, Stability};
 use crate::validate;
 
 /// The decision rules as text, per segment.
@@ -142,53 +142,15 @@ pub struct ZhWords {
     pub warnings: Vec<String>,
 }
 
-/// The run summary printed at the end of `clientseg run`, in Chinese when `zh` is given.
-pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
-    let t = |en: &'static str, z: &'static str| if zh.is_some() { z } else { en };
-    let mut out = if zh.is_some() {
-        format!(
-            "clientseg {} · 随机种子 {} · 数据截至 {}\n",
-            m.run_id, m.seed, m.snapshot_date
-        )
-    } else {
-        format!(
-            "clientseg {} · seed {} · snapshot {}\n",
-            m.run_id, m.seed, m.snapshot_date
-        )
-    };
-    out.push_str(&mapping_text(&m.inputs, zh.is_some()));
-    out.push_str(&rows_text_in(&m.rows, zh.is_some()));
-    if m.reject_lines > 0 {
-        out.push_str(&format!(
-            "  {}{}\n",
-            t("most common problems: ", "最常见的问题："),
-            zh.map_or(m.top_reject_reasons.as_str(), |z| z.reasons.as_str())
-        ));
-    }
-    if m.disabled_features.is_empty() {
-        out.push_str(t("features: all computed\n", "特征：全部已计算\n"));
-    } else {
-        out.push_str(t(
-            "features switched off (input lacks what they need):\n",
-            "已关闭的特征（输入缺少所需数据）：\n",
-        ));
-        for d in &m.disabled_features {
-            let (name, reason) = if zh.is_some() {
-                (
-                    crate::features::display_name(&d.name, crate::format::Lang::Zh),
-                    super::page::disabled_zh(&d.name),
-                )
-            } else {
-                (d.name.clone(), d.reason.clone())
-            };
-            out.push_str(&format!("  {name}: {reason}\n"));
-        }
-    }
+/// The value tiers and behaviour segments, with how k was chosen.
+fn segmentations_text(m: &Manifest, zh: bool) -> String {
+    let t = |en: &'static str, z: &'static str| if zh { z } else { en };
+    let mut out = String::new();
     let seg_line = |s: &SegmentationSummary| {
         s.segments
             .iter()
             .map(|x| {
-                if zh.is_some() {
+                if zh {
                     format!("{} {}（{}）", x.id, x.name_zh, x.size)
                 } else {
                     format!("{} {} ({})", x.id, x.name_en, x.size)
@@ -239,51 +201,105 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
             "行为分群：已跳过，输入数据无法计算任何行为特征\n",
         )),
     }
+    out
+}
+
+/// What changed since the previous run: segments kept, new and gone, and clients moved.
+fn stability_text(st: &Stability, zh: bool) -> String {
+    let t = |en: &'static str, z: &'static str| if zh { z } else { en };
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} {}:\n",
+        t("compared with", "对比上次运行"),
+        st.previous_run
+    ));
+    let status_zh = |s: SegmentStatus| match s {
+        SegmentStatus::Kept => "保持",
+        SegmentStatus::New => "新出现",
+        SegmentStatus::Gone => "已消失",
+    };
+    let line = |v: &[SegmentMatch]| {
+        v.iter()
+            .map(|x| match (x.status, x.distance, zh) {
+                (SegmentStatus::Kept, Some(d), false) => format!("{} kept ({d:.2})", x.id),
+                (SegmentStatus::Kept, Some(d), true) => format!("{} 保持（{d:.2}）", x.id),
+                (status, _, false) => format!("{} {}", x.id, status.as_str()),
+                (status, _, true) => format!("{} {}", x.id, status_zh(status)),
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    if !st.behaviour.is_empty() {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            t("behaviour segments", "行为分群"),
+            line(&st.behaviour)
+        ));
+    }
+    if st.previous_run_dir.is_some() {
+        if zh {
+            out.push_str(&format!(
+                "  客户：{} 个变动，{} 个新增，{} 个离开（migration.csv、transitions.csv）\n",
+                st.moved, st.new, st.departed
+            ));
+        } else {
+            out.push_str(&format!(
+                "  clients: {} moved, {} new, {} departed (migration.csv, transitions.csv)\n",
+                st.moved, st.new, st.departed
+            ));
+        }
+    }
+    out
+}
+
+/// The run summary printed at the end of `clientseg run`, in Chinese when `zh` is given.
+pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
+    let t = |en: &'static str, z: &'static str| if zh.is_some() { z } else { en };
+    let mut out = if zh.is_some() {
+        format!(
+            "clientseg {} · 随机种子 {} · 数据截至 {}\n",
+            m.run_id, m.seed, m.snapshot_date
+        )
+    } else {
+        format!(
+            "clientseg {} · seed {} · snapshot {}\n",
+            m.run_id, m.seed, m.snapshot_date
+        )
+    };
+    out.push_str(&mapping_text(&m.inputs, zh.is_some()));
+    out.push_str(&rows_text_in(&m.rows, zh.is_some()));
+    if m.reject_lines > 0 {
+        out.push_str(&format!(
+            "  {}{}\n",
+            t("most common problems: ", "最常见的问题："),
+            zh.map_or(m.top_reject_reasons.as_str(), |z| z.reasons.as_str())
+        ));
+    }
+    if m.disabled_features.is_empty() {
+        out.push_str(t("features: all computed\n", "特征：全部已计算\n"));
+    } else {
+        out.push_str(t(
+            "features switched off (input lacks what they need):\n",
+            "已关闭的特征（输入缺少所需数据）：\n",
+        ));
+        for d in &m.disabled_features {
+            let (name, reason) = if zh.is_some() {
+                (
+                    crate::features::display_name(&d.name, crate::format::Lang::Zh),
+                    super::page::disabled_zh(&d.name),
+                )
+            } else {
+                (d.name.clone(), d.reason.clone())
+            };
+            out.push_str(&format!("  {name}: {reason}\n"));
+        }
+    }
+    out.push_str(&segmentations_text(m, zh.is_some()));
     for line in zh.map_or(&m.headlines, |z| &z.headlines) {
         out.push_str(&format!("{line}\n"));
     }
     if let Some(st) = &m.stability {
-        out.push_str(&format!(
-            "{} {}:\n",
-            t("compared with", "对比上次运行"),
-            st.previous_run
-        ));
-        let status_zh = |s: SegmentStatus| match s {
-            SegmentStatus::Kept => "保持",
-            SegmentStatus::New => "新出现",
-            SegmentStatus::Gone => "已消失",
-        };
-        let line = |v: &[SegmentMatch]| {
-            v.iter()
-                .map(|x| match (x.status, x.distance, zh.is_some()) {
-                    (SegmentStatus::Kept, Some(d), false) => format!("{} kept ({d:.2})", x.id),
-                    (SegmentStatus::Kept, Some(d), true) => format!("{} 保持（{d:.2}）", x.id),
-                    (status, _, false) => format!("{} {}", x.id, status.as_str()),
-                    (status, _, true) => format!("{} {}", x.id, status_zh(status)),
-                })
-                .collect::<Vec<_>>()
-                .join(" · ")
-        };
-        if !st.behaviour.is_empty() {
-            out.push_str(&format!(
-                "  {}: {}\n",
-                t("behaviour segments", "行为分群"),
-                line(&st.behaviour)
-            ));
-        }
-        if st.previous_run_dir.is_some() {
-            if zh.is_some() {
-                out.push_str(&format!(
-                    "  客户：{} 个变动，{} 个新增，{} 个离开（migration.csv、transitions.csv）\n",
-                    st.moved, st.new, st.departed
-                ));
-            } else {
-                out.push_str(&format!(
-                    "  clients: {} moved, {} new, {} departed (migration.csv, transitions.csv)\n",
-                    st.moved, st.new, st.departed
-                ));
-            }
-        }
+        out.push_str(&stability_text(st, zh.is_some()));
     }
     let warnings = zh.map_or(&m.warnings, |z| &z.warnings);
     for w in warnings {

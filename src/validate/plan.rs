@@ -186,19 +186,7 @@ pub(super) fn run_plan(
         ..
     } = t;
     let has_clients = clients.is_some();
-    // Oversized cells first: they are named before anything is computed from them.
-    let oversized: Vec<Check> = table
-        .columns()
-        .iter()
-        .filter(|c| df.column(c).map(|x| x.dtype() == &DataType::String).unwrap_or(false))
-        .map(|&c| {
-            check(
-                c,
-                col(c).str().len_chars().gt(lit(MAX_CELL_CHARS as u32)),
-                "cell longer than 32,767 characters (Excel's limit for one cell); shorten it in the export",
-            )
-        })
-        .collect();
+    let oversized = oversized(table, &df);
     let ids = dictionaries
         .iter()
         .find(|(c, _)| c == "client_id")
@@ -253,10 +241,80 @@ pub(super) fn run_plan(
     }
     drop(df);
     let flagged = lf.with_columns(flags).collect()?;
+    let rejects = reject_lines(&flagged, &checks, &file, coded, &dictionaries)?;
+    let any_bad = (0..checks.len())
+        .map(|i| col(format!("__bad{i}")))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    let mut outputs = vec![col(ROW)];
+    outputs.extend(
+        plan.outputs
+            .iter()
+            // Later stages key rows by their client's row; coded ids would only mislead.
+            .filter(|(c, _)| !(ids.is_some() && has_clients && c == "client_id"))
+            .map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())),
+    );
+    if has_clients {
+        outputs.push(col("__client_row").cast(DataType::UInt32).alias(CLIENT_ROW));
+    }
+    // A filter copies every column even when it keeps every row.
+    let lf = if rejects.height() == 0 {
+        flagged.lazy()
+    } else {
+        flagged.lazy().filter(any_bad.not())
+    };
+    let mut accepted = lf.select(outputs).collect()?;
+    if has_clients {
+        mark_if_sorted(&mut accepted, CLIENT_ROW)?;
+    }
+    Ok((in_file_order(accepted)?, rejects))
+}
+
+/// Rows usually come out of the joins in file order; sorting 20M rows when they already
+/// are costs seconds, checking costs milliseconds.
+fn in_file_order(accepted: DataFrame) -> PolarsResult<DataFrame> {
+    let rows = accepted.column(ROW)?.cast(&DataType::Int64)?;
+    let in_order = rows
+        .i64()?
+        .iter()
+        .try_fold(i64::MIN, |prev, v| v.filter(|&v| v >= prev))
+        .is_some();
+    if in_order {
+        Ok(accepted)
+    } else {
+        accepted.sort([ROW], Default::default())
+    }
+}
+
+/// Oversized cells first: they are named before anything is computed from them.
+fn oversized(table: Table, df: &DataFrame) -> Vec<Check> {
+    table
+        .columns()
+        .iter()
+        .filter(|c| df.column(c).map(|x| x.dtype() == &DataType::String).unwrap_or(false))
+        .map(|&c| {
+            check(
+                c,
+                col(c).str().len_chars().gt(lit(MAX_CELL_CHARS as u32)),
+                "cell longer than 32,767 characters (Excel's limit for one cell); shorten it in the export",
+            )
+        })
+        .collect()
+}
+
+/// rejects.csv's lines for the flagged rows: file, row, column, value (decoded when the
+/// column was read as codes) and reason, in row order.
+fn reject_lines(
+    flagged: &DataFrame,
+    checks: &[Check],
+    file: &str,
+    coded: bool,
+    dictionaries: &[(String, Vec<String>)],
+) -> PolarsResult<DataFrame> {
     let mut reject_parts = Vec::new();
     for (i, c) in checks.iter().enumerate() {
         let part = flagged.clone().lazy().filter(col(format!("__bad{i}"))).select([
-            lit(file.clone()).alias("file"),
+            lit(file.to_string()).alias("file"),
             col(ROW).cast(DataType::Int64).alias("row"),
             lit(c.column).alias("column"),
             shorten(
@@ -291,48 +349,10 @@ pub(super) fn run_plan(
             )
             .collect()?
     };
-    for (column, dict) in &dictionaries {
+    for (column, dict) in dictionaries {
         rejects = decode_values(rejects, column, dict)?;
     }
-    let any_bad = (0..checks.len())
-        .map(|i| col(format!("__bad{i}")))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false));
-    let mut outputs = vec![col(ROW)];
-    outputs.extend(
-        plan.outputs
-            .iter()
-            // Later stages key rows by their client's row; coded ids would only mislead.
-            .filter(|(c, _)| !(ids.is_some() && has_clients && c == "client_id"))
-            .map(|(c, dt)| col(p(c)).cast(dt.clone()).alias(c.as_str())),
-    );
-    if has_clients {
-        outputs.push(col("__client_row").cast(DataType::UInt32).alias(CLIENT_ROW));
-    }
-    // A filter copies every column even when it keeps every row.
-    let lf = if rejects.height() == 0 {
-        flagged.lazy()
-    } else {
-        flagged.lazy().filter(any_bad.not())
-    };
-    let mut accepted = lf.select(outputs).collect()?;
-    if has_clients {
-        mark_if_sorted(&mut accepted, CLIENT_ROW)?;
-    }
-    // Rows usually come out of the joins in file order; sorting 20M rows when they
-    // already are costs seconds, checking costs milliseconds.
-    let rows = accepted.column(ROW)?.cast(&DataType::Int64)?;
-    let in_order = rows
-        .i64()?
-        .iter()
-        .try_fold(i64::MIN, |prev, v| v.filter(|&v| v >= prev))
-        .is_some();
-    let accepted = if in_order {
-        accepted
-    } else {
-        accepted.sort([ROW], Default::default())?
-    };
-    Ok((accepted, rejects))
+    Ok(rejects)
 }
 
 /// The clients' keys (`__known`, `__start`, `__end`, `__client_row`) for every row of a

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::pricing::{f64_column, longest_risk, monthly_fee};
 use super::{cells, chunk, Analysis, AnalysisError, Context, Need, Outcome, Pages, Section, SectionTable, TextView};
-use crate::columns::{OutputColumn, TableName};
+use crate::columns::{OutputColumn, SqlType, TableName, TaskTable};
 use crate::format::{date_into, int0_into, money_into, Lang};
 use crate::history::column_f64;
 use crate::progress::Stages;
@@ -850,6 +850,23 @@ fn outcome(
             zh: "CRM任务导入".into(),
         },
     ];
+    // One task per client and action type in the CRM's database.
+    out.tasks = vec![TaskTable {
+        table: "client_action".into(),
+        export: "actions".into(),
+        columns: [
+            ("client_id", SqlType::Text),
+            ("action", SqlType::Text),
+            ("owner", SqlType::Text),
+            ("due_date", SqlType::Text),
+            ("priority", SqlType::Integer),
+            ("reason", SqlType::Text),
+            ("figure", SqlType::Double),
+        ]
+        .map(|(c, ty)| (c.to_string(), ty))
+        .to_vec(),
+        key: 2,
+    }];
     let t = ctx.table;
     let n = t.df.height();
     let zh = ctx.lang == Lang::Zh;

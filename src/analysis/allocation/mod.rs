@@ -358,8 +358,6 @@ pub fn phase_plan(staff: &[Member], jobs: &[Job], plan: &Plan, p: &AllocationPar
     )
 }
 
-/// The per-accountant workload table, before and after, with the utilisation at the end
-/// of each month when the handovers take more than one.
 /// What allocation declares: the columns it adds to labels.csv, allocation.csv and
 /// workload.csv with their words, and those tables' names.
 pub fn words(phases: &Phases, tiers: &[String]) -> Catalogue {
@@ -377,6 +375,7 @@ pub fn words(phases: &Phases, tiers: &[String]) -> Catalogue {
                 zh: "工作量".into(),
             },
         ],
+        tasks: Vec::new(),
     }
 }
 

@@ -66,6 +66,195 @@ fn div_ceil(a: usize, b: usize) -> usize {
     }
 }
 
+/// The client is with nobody, an accountant who has left, or one who may not keep it.
+fn misplaced(staff: &[Member], job: &Job, at: Option<usize>) -> bool {
+    at.and_then(|a| staff.get(a)).is_none_or(|m| !m.eligible(job.needs))
+}
+
+/// The plan's moves, the most needed first: 0 = the client's accountant left or may not
+/// keep it; 1 = its accountant is over the cap (the further over, the sooner); 2 = the
+/// rest (chains that make room). Larger clients first within a need.
+fn by_need(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], cap: &[f64], before: &[f64]) -> Vec<usize> {
+    let n_staff = staff.len();
+    let over = |a: usize| {
+        if cap[a] > 0.0 {
+            before[a] / cap[a]
+        } else {
+            f64::INFINITY
+        }
+    };
+    let mut moves: Vec<usize> = (0..jobs.len())
+        .filter(|&i| matches!(proposed.get(i), Some(Some(a)) if Some(*a) != jobs[i].current && *a < n_staff))
+        .collect();
+    let need = |i: usize| -> (u8, f64) {
+        match jobs[i].current.filter(|&a| a < n_staff) {
+            _ if misplaced(staff, &jobs[i], jobs[i].current) => (0, 0.0),
+            Some(a) if before[a] > cap[a] + 1e-9 => (1, -over(a)),
+            _ => (2, 0.0),
+        }
+    };
+    moves.sort_by(|&x, &y| {
+        let (cx, ox) = need(x);
+        let (cy, oy) = need(y);
+        cx.cmp(&cy)
+            .then(ox.total_cmp(&oy))
+            .then(jobs[y].hours.total_cmp(&jobs[x].hours))
+            .then(x.cmp(&y))
+    });
+    moves
+}
+
+/// No plan that meets the caps and rules takes fewer months within the limits: the
+/// fewest moves any such plan needs, and the clients each accountant must give up.
+fn lower_bound(staff: &[Member], jobs: &[Job], max_util: f64, moves_bound: f64, limits: Limits) -> usize {
+    let per_acc = limits.per_accountant.filter(|&h| h > 0);
+    let per_month = limits.moves_per_month.filter(|&l| l > 0);
+    let (forced, _) = forced_out(staff, jobs, max_util);
+    let bound = moves_bound.max(0.0).ceil() as usize;
+    div_ceil(bound, per_month.unwrap_or(usize::MAX))
+        .max(per_acc.map_or(0, |h| forced.iter().map(|&d| div_ceil(d, h)).max().unwrap_or(0)))
+        .max(usize::from(bound > 0))
+}
+
+/// A month's record at its end: the busiest active accountant and who is over the cap.
+fn month_end(staff: &[Member], load: &[f64], cap: &[f64], month: u32, handovers: usize, misplaced: usize) -> Month {
+    let peak = staff
+        .iter()
+        .zip(load)
+        .filter(|(s, _)| s.active && s.capacity > 0.0)
+        .map(|(s, l)| l / s.capacity)
+        .fold(0.0, f64::max);
+    let over_cap = (0..staff.len())
+        .filter(|&a| staff[a].active && load[a] > cap[a] + 1e-9)
+        .count();
+    Month {
+        month,
+        handovers,
+        peak_utilisation: peak,
+        over_cap,
+        misplaced,
+    }
+}
+
+/// The schedule as it is built, month by month.
+struct Builder<'a> {
+    staff: &'a [Member],
+    jobs: &'a [Job],
+    proposed: &'a [Option<usize>],
+    cap: Vec<f64>,
+    /// Loads once the whole plan is done: a receiver may go up to these.
+    after: Vec<f64>,
+    per_acc: Option<usize>,
+    per_month: Option<usize>,
+    /// Months the schedule aims to finish in.
+    target: usize,
+    load: Vec<f64>,
+    month_of: Vec<Option<u32>>,
+    /// Handovers each accountant still has to give or take.
+    degree: Vec<usize>,
+    /// Clients with an accountant who has left or may not keep them, kept up to date as
+    /// they move (counting them each month would cost a pass over every client).
+    wrong: usize,
+}
+
+impl Builder<'_> {
+    fn counted(&self, a: Option<usize>) -> Option<usize> {
+        a.filter(|&a| a < self.staff.len() && self.staff[a].active)
+    }
+
+    fn counts_as_wrong(&self, i: usize, at: Option<usize>) -> bool {
+        at.is_some() && misplaced(self.staff, &self.jobs[i], at)
+    }
+
+    /// One pass over the moves left in month `m`: takes those the limits allow (only the
+    /// accountants' that must use every slot to finish in time when `critical_only`;
+    /// only into room under the caps when `within_caps`). Returns how many it took.
+    fn sweep(
+        &mut self,
+        left: &[usize],
+        m: usize,
+        used: &mut [usize],
+        critical_only: bool,
+        within_caps: bool,
+        taken: &mut usize,
+    ) -> usize {
+        let mut took = 0;
+        for &i in left {
+            if self.per_month.is_some_and(|l| *taken >= l) {
+                break;
+            }
+            if self.month_of[i].is_some() {
+                continue;
+            }
+            let job = &self.jobs[i];
+            let (from, to) = (self.counted(job.current), self.proposed[i]);
+            let ends = [from, to];
+            if let Some(h) = self.per_acc {
+                if ends.iter().flatten().any(|&a| used[a] >= h) {
+                    continue;
+                }
+                if critical_only {
+                    let slack = self.target.saturating_sub(m) * h;
+                    if !ends.iter().flatten().any(|&a| self.degree[a] > slack) {
+                        continue;
+                    }
+                }
+            } else if critical_only {
+                continue;
+            }
+            let Some(r) = to else { continue };
+            if within_caps && self.load[r] + job.hours > self.cap[r].max(self.after[r]) + 1e-6 {
+                continue;
+            }
+            self.month_of[i] = Some(m as u32);
+            *taken += 1;
+            took += 1;
+            if let Some(a) = job.current.filter(|&a| a < self.staff.len()) {
+                self.load[a] -= job.hours;
+            }
+            self.load[r] += job.hours;
+            match (self.counts_as_wrong(i, job.current), self.counts_as_wrong(i, Some(r))) {
+                (true, false) => self.wrong -= 1,
+                (false, true) => self.wrong += 1,
+                _ => {}
+            }
+            for a in ends.into_iter().flatten() {
+                used[a] += 1;
+                self.degree[a] = self.degree[a].saturating_sub(1);
+            }
+        }
+        took
+    }
+
+    /// Month `m`: moves of accountants who must use every slot this month to finish in
+    /// `target` months come first, then the rest by need, within the caps; sweeps repeat
+    /// while they take moves (a client leaving makes room for one arriving). Then the
+    /// first kind again even when the receiver is briefly over its cap, and for a month
+    /// that took nothing, any move regardless of the caps. Returns the handovers taken.
+    fn month(&mut self, left: &[usize], m: usize) -> usize {
+        let mut used = vec![0usize; self.staff.len()];
+        let mut taken = 0usize;
+        for within_caps in [true, false] {
+            loop {
+                let mut took = self.sweep(left, m, &mut used, true, within_caps, &mut taken);
+                while self.sweep(left, m, &mut used, true, true, &mut taken)
+                    + self.sweep(left, m, &mut used, false, true, &mut taken)
+                    > 0
+                {
+                    took += 1;
+                }
+                if took == 0 {
+                    break;
+                }
+            }
+        }
+        if taken == 0 {
+            self.sweep(left, m, &mut used, false, false, &mut taken);
+        }
+        taken
+    }
+}
+
 /// Spreads the moves of `proposed` over months within `limits`.
 pub fn schedule(
     staff: &[Member],
@@ -81,168 +270,60 @@ pub fn schedule(
         .map(|m| if m.active { m.capacity.max(0.0) * max_util } else { 0.0 })
         .collect();
     let before = loads(staff, jobs, |i| jobs[i].current);
-    let after = loads(staff, jobs, |i| proposed.get(i).copied().flatten());
-    let counted = |a: Option<usize>| a.filter(|&a| a < n_staff && staff[a].active);
-    let misplaced =
-        |i: usize, at: Option<usize>| at.and_then(|a| staff.get(a)).is_none_or(|m| !m.eligible(jobs[i].needs));
-    // Need: 0 = the client's accountant left or may not keep it; 1 = its accountant is over
-    // the cap (the further over, the sooner); 2 = the rest (chains that make room).
-    let over = |a: usize| {
-        if cap[a] > 0.0 {
-            before[a] / cap[a]
-        } else {
-            f64::INFINITY
-        }
-    };
-    let mut moves: Vec<usize> = (0..jobs.len())
-        .filter(|&i| matches!(proposed.get(i), Some(Some(a)) if Some(*a) != jobs[i].current && *a < n_staff))
-        .collect();
-    let need = |i: usize| -> (u8, f64) {
-        match jobs[i].current.filter(|&a| a < n_staff) {
-            _ if misplaced(i, jobs[i].current) => (0, 0.0),
-            Some(a) if before[a] > cap[a] + 1e-9 => (1, -over(a)),
-            _ => (2, 0.0),
-        }
-    };
-    moves.sort_by(|&x, &y| {
-        let (cx, ox) = need(x);
-        let (cy, oy) = need(y);
-        cx.cmp(&cy)
-            .then(ox.total_cmp(&oy))
-            .then(jobs[y].hours.total_cmp(&jobs[x].hours))
-            .then(x.cmp(&y))
-    });
-    // Handovers per accountant in these moves.
-    let mut degree = vec![0usize; n_staff];
-    for &i in &moves {
-        for a in [counted(jobs[i].current), proposed[i]].into_iter().flatten() {
-            degree[a] += 1;
-        }
-    }
+    let moves = by_need(staff, jobs, proposed, &cap, &before);
     let per_acc = limits.per_accountant.filter(|&h| h > 0);
     let per_month = limits.moves_per_month.filter(|&l| l > 0);
+    let mut b = Builder {
+        staff,
+        jobs,
+        proposed,
+        cap,
+        after: loads(staff, jobs, |i| proposed.get(i).copied().flatten()),
+        per_acc,
+        per_month,
+        target: 0,
+        load: before,
+        month_of: vec![None; jobs.len()],
+        degree: vec![0usize; n_staff],
+        wrong: 0,
+    };
+    // Handovers per accountant in these moves.
+    for &i in &moves {
+        for a in [b.counted(jobs[i].current), proposed[i]].into_iter().flatten() {
+            b.degree[a] += 1;
+        }
+    }
     let months_for_these = div_ceil(moves.len(), per_month.unwrap_or(usize::MAX))
-        .max(per_acc.map_or(0, |h| degree.iter().map(|&d| div_ceil(d, h)).max().unwrap_or(0)))
+        .max(per_acc.map_or(0, |h| b.degree.iter().map(|&d| div_ceil(d, h)).max().unwrap_or(0)))
         .max(usize::from(!moves.is_empty()));
-    let (forced, _) = forced_out(staff, jobs, max_util);
-    let bound = moves_bound.max(0.0).ceil() as usize;
-    let months_lower_bound = div_ceil(bound, per_month.unwrap_or(usize::MAX))
-        .max(per_acc.map_or(0, |h| forced.iter().map(|&d| div_ceil(d, h)).max().unwrap_or(0)))
-        .max(usize::from(bound > 0));
-
-    let mut load = before.clone();
-    let mut month_of: Vec<Option<u32>> = vec![None; jobs.len()];
+    b.target = months_for_these;
+    b.wrong = (0..jobs.len())
+        .filter(|&i| b.counts_as_wrong(i, jobs[i].current))
+        .count();
     let mut left = moves;
     let mut path = Vec::new();
     let mut kept_loads = Vec::new();
-    // Clients with an accountant who has left or may not keep them, kept up to date as
-    // they move (counting them each month would cost a pass over every client).
-    let counts_as_wrong = |i: usize, at: Option<usize>| at.is_some() && misplaced(i, at);
-    let mut wrong = (0..jobs.len()).filter(|&i| counts_as_wrong(i, jobs[i].current)).count();
     let mut cap_reached = None;
-    let target = months_for_these;
     let mut m = 0usize;
     while !left.is_empty() {
         m += 1;
-        let mut used = vec![0usize; n_staff];
-        let mut taken = 0usize;
-        let room = |load: &[f64], r: usize, h: f64| load[r] + h <= cap[r].max(after[r]) + 1e-6;
-        // Moves of accountants who must use every slot this month to finish in `target`
-        // months come first, then the rest by need, within the caps; sweeps repeat while
-        // they take moves (a client leaving makes room for one arriving). Then the first
-        // kind again even when the receiver is briefly over its cap, and for a month that
-        // took nothing, any move regardless of the caps.
-        let mut sweep = |critical_only: bool, within_caps: bool, taken: &mut usize| -> usize {
-            let mut took = 0;
-            for &i in &left {
-                if per_month.is_some_and(|l| *taken >= l) {
-                    break;
-                }
-                if month_of[i].is_some() {
-                    continue;
-                }
-                let (from, to) = (counted(jobs[i].current), proposed[i]);
-                let ends = [from, to];
-                if let Some(h) = per_acc {
-                    if ends.iter().flatten().any(|&a| used[a] >= h) {
-                        continue;
-                    }
-                    if critical_only {
-                        let slack = target.saturating_sub(m) * h;
-                        if !ends.iter().flatten().any(|&a| degree[a] > slack) {
-                            continue;
-                        }
-                    }
-                } else if critical_only {
-                    continue;
-                }
-                let Some(r) = to else { continue };
-                if within_caps && !room(&load, r, jobs[i].hours) {
-                    continue;
-                }
-                month_of[i] = Some(m as u32);
-                *taken += 1;
-                took += 1;
-                if let Some(a) = jobs[i].current.filter(|&a| a < n_staff) {
-                    load[a] -= jobs[i].hours;
-                }
-                load[r] += jobs[i].hours;
-                match (counts_as_wrong(i, jobs[i].current), counts_as_wrong(i, Some(r))) {
-                    (true, false) => wrong -= 1,
-                    (false, true) => wrong += 1,
-                    _ => {}
-                }
-                for a in ends.into_iter().flatten() {
-                    used[a] += 1;
-                    degree[a] = degree[a].saturating_sub(1);
-                }
-            }
-            took
-        };
-        for within_caps in [true, false] {
-            loop {
-                let mut took = sweep(true, within_caps, &mut taken);
-                while sweep(true, true, &mut taken) + sweep(false, true, &mut taken) > 0 {
-                    took += 1;
-                }
-                if took == 0 {
-                    break;
-                }
-            }
-        }
-        if taken == 0 {
-            sweep(false, false, &mut taken);
-        }
-        left.retain(|&i| month_of[i].is_none());
-        let peak = staff
-            .iter()
-            .zip(&load)
-            .filter(|(s, _)| s.active && s.capacity > 0.0)
-            .map(|(s, l)| l / s.capacity)
-            .fold(0.0, f64::max);
-        let over_cap = (0..n_staff)
-            .filter(|&a| staff[a].active && load[a] > cap[a] + 1e-9)
-            .count();
-        if cap_reached.is_none() && over_cap == 0 && wrong == 0 {
+        let taken = b.month(&left, m);
+        left.retain(|&i| b.month_of[i].is_none());
+        let end = month_end(staff, &b.load, &b.cap, m as u32, taken, b.wrong);
+        if cap_reached.is_none() && end.over_cap == 0 && b.wrong == 0 {
             cap_reached = Some(m as u32);
         }
-        path.push(Month {
-            month: m as u32,
-            handovers: taken,
-            peak_utilisation: peak,
-            over_cap,
-            misplaced: wrong,
-        });
+        path.push(end);
         if kept_loads.len() < KEEP_LOADS {
-            kept_loads.push(load.clone());
+            kept_loads.push(b.load.clone());
         }
     }
     Phases {
         limits,
-        month_of,
+        month_of: b.month_of,
         months: m as u32,
         months_for_these_moves: months_for_these as u32,
-        months_lower_bound: months_lower_bound as u32,
+        months_lower_bound: lower_bound(staff, jobs, max_util, moves_bound, limits) as u32,
         cap_reached,
         path,
         loads: kept_loads,

@@ -148,6 +148,142 @@ struct BlockOut {
     fractional: usize,
 }
 
+/// The blocks solved apart, as (clients, accountants): one per team when the firm is
+/// large and has teams, else one. Also the clients with no team's block, and whether
+/// blocks are teams.
+type Blocks = (Vec<(Vec<usize>, Vec<usize>)>, Vec<usize>, bool);
+
+fn blocks(staff: &[Member], jobs: &[Job], s: &Settings) -> Blocks {
+    let mut teams: Vec<&str> = staff.iter().map(|m| m.team.as_str()).collect();
+    teams.sort_unstable();
+    teams.dedup();
+    let by_team = jobs.len() > s.block_clients && teams.len() > 1;
+    let mut blocks: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut loose: Vec<usize> = Vec::new();
+    if !by_team {
+        blocks.push(((0..jobs.len()).collect(), (0..staff.len()).collect()));
+        return (blocks, loose, by_team);
+    }
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &teams {
+        index.insert(t, blocks.len());
+        blocks.push((Vec::new(), Vec::new()));
+    }
+    for (a, m) in staff.iter().enumerate() {
+        if let Some(&b) = index.get(m.team.as_str()) {
+            blocks[b].1.push(a);
+        }
+    }
+    for (i, j) in jobs.iter().enumerate() {
+        match j
+            .current
+            .and_then(|a| staff.get(a))
+            .and_then(|m| index.get(m.team.as_str()))
+        {
+            Some(&b) => blocks[b].0.push(i),
+            None => loose.push(i),
+        }
+    }
+    (blocks, loose, by_team)
+}
+
+/// Clients no block could place (no team, or a team without room or the skill): the
+/// accountant anywhere with the most room that may take them. Returns how many found
+/// nobody.
+fn place_loose(
+    staff: &[Member],
+    jobs: &[Job],
+    mut loose: Vec<usize>,
+    proposed: &mut [Option<usize>],
+    cap_left: &mut [f64],
+) -> usize {
+    loose.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
+    loose.dedup();
+    let mut unplaced = 0;
+    for i in loose {
+        let j = &jobs[i];
+        let best = (0..staff.len())
+            .filter(|&a| staff[a].eligible(j.needs) && cap_left[a] + 1e-9 >= j.hours)
+            .max_by(|&a, &b| cap_left[a].total_cmp(&cap_left[b]).then(b.cmp(&a)));
+        let best = best.or_else(|| make_room(staff, jobs, proposed, cap_left, i));
+        match best {
+            Some(a) => {
+                cap_left[a] -= j.hours;
+                proposed[i] = Some(a);
+            }
+            None => {
+                proposed[i] = None;
+                unplaced += 1;
+            }
+        }
+    }
+    unplaced
+}
+
+/// Rounding moved every client the LP split; those whose accountant still has room go
+/// back. Returns how many of them had been left unplaced.
+fn send_back(staff: &[Member], jobs: &[Job], proposed: &mut [Option<usize>], cap_left: &mut [f64]) -> usize {
+    let mut back: Vec<usize> = (0..jobs.len())
+        .filter(|&i| proposed[i] != jobs[i].current)
+        .filter(|&i| {
+            jobs[i]
+                .current
+                .is_some_and(|a| a < staff.len() && staff[a].eligible(jobs[i].needs))
+        })
+        .collect();
+    back.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
+    let mut placed = 0;
+    for i in back {
+        if let Some(home) = jobs[i].current {
+            if cap_left[home] + 1e-9 >= jobs[i].hours {
+                cap_left[home] -= jobs[i].hours;
+                if let Some(a) = proposed[i] {
+                    cap_left[a] += jobs[i].hours;
+                } else {
+                    placed += 1;
+                }
+                proposed[i] = Some(home);
+            }
+        }
+    }
+    placed
+}
+
+/// One block of the LP: its clients and accountants (with their place in the block).
+struct Block<'a> {
+    jobs: &'a [Job],
+    block_jobs: &'a [usize],
+    members: &'a [usize],
+    in_block: &'a BTreeMap<usize, usize>,
+}
+
+impl Block<'_> {
+    /// Each member's load as an expression: the hours of its clients who stay, and what it
+    /// takes from the pools.
+    fn loads(
+        &self,
+        stay: &[Option<Variable>],
+        take: &BTreeMap<(u8, usize), Vec<(usize, Variable)>>,
+    ) -> Vec<Expression> {
+        let mut load: Vec<Expression> = vec![Expression::default(); self.members.len()];
+        for (k, &i) in self.block_jobs.iter().enumerate() {
+            if let (Some(Some(v)), Some(a)) = (stay.get(k), self.jobs[i].current) {
+                if let Some(&m) = self.in_block.get(&a) {
+                    load[m].add_mul(self.jobs[i].hours, *v);
+                }
+            }
+        }
+        for list in take.values() {
+            for &(a, v) in list {
+                if let Some(&m) = self.in_block.get(&a) {
+                    load[m].add_mul(1.0, v);
+                }
+            }
+        }
+        load
+    }
+}
+
 /// Solves the LP of one block (clients `jobs`, accountants `members`).
 fn lp(
     staff: &[Member],
@@ -158,10 +294,7 @@ fn lp(
     w: &Weights,
     free_unplaced: bool,
 ) -> Result<LpOut, String> {
-    let mean_h = {
-        let t: f64 = block_jobs.iter().map(|&i| jobs[i].hours).sum();
-        (t / block_jobs.len().max(1) as f64).max(1e-3)
-    };
+    let mean_h = (block_jobs.iter().map(|&i| jobs[i].hours).sum::<f64>() / block_jobs.len().max(1) as f64).max(1e-3);
     let in_block: BTreeMap<usize, usize> = members.iter().enumerate().map(|(k, &a)| (a, k)).collect();
     let team_of = |a: usize| staff.get(a).map(|m| m.team.as_str()).unwrap_or("");
     let teams = block_teams(staff, jobs, block_jobs);
@@ -196,7 +329,6 @@ fn lp(
     }
     let peak = vars.add(variable().min(0.0));
 
-    let mut objective = Expression::with_capacity(block_jobs.len() + 16);
     // Unplaced hours cost more than any move; for the bound of one team's block they are
     // free (its movers may go to another team).
     let big = if free_unplaced {
@@ -204,6 +336,7 @@ fn lp(
     } else {
         1000.0 * (w.continuity + w.team + 1.0) / mean_h
     };
+    let mut objective = Expression::with_capacity(block_jobs.len() + 16);
     for v in stay.iter().flatten() {
         objective.add_mul(-w.continuity, *v);
     }
@@ -242,24 +375,14 @@ fn lp(
         model = model.with(e.eq(*total));
     }
     // Each accountant's load under the cap, and under the peak.
-    let mut load: Vec<Expression> = vec![Expression::default(); members.len()];
-    for (k, &i) in block_jobs.iter().enumerate() {
-        if let (Some(v), Some(a)) = (stay[k], jobs[i].current) {
-            if let Some(&m) = in_block.get(&a) {
-                load[m].add_mul(jobs[i].hours, v);
-            }
-        }
-    }
-    for list in take.values() {
-        for &(a, v) in list {
-            if let Some(&m) = in_block.get(&a) {
-                load[m].add_mul(1.0, v);
-            }
-        }
-    }
-    for (m, e) in load.into_iter().enumerate() {
-        let a = members[m];
-        let cap = staff[a].capacity.max(0.0);
+    let block = Block {
+        jobs,
+        block_jobs,
+        members,
+        in_block: &in_block,
+    };
+    for (a, e) in members.iter().zip(block.loads(&stay, &take)) {
+        let cap = staff[*a].capacity.max(0.0);
         model = model.with(e.clone().leq(cap * s.max_utilisation));
         if cap > 0.0 {
             let mut p = e;
@@ -401,37 +524,7 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
             }
         })
         .collect();
-    let mut teams: Vec<&str> = staff.iter().map(|m| m.team.as_str()).collect();
-    teams.sort_unstable();
-    teams.dedup();
-    let by_team = jobs.len() > s.block_clients && teams.len() > 1;
-    // Blocks: (clients, accountants).
-    let mut blocks: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
-    let mut loose: Vec<usize> = Vec::new();
-    if by_team {
-        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-        for t in &teams {
-            index.insert(t, blocks.len());
-            blocks.push((Vec::new(), Vec::new()));
-        }
-        for (a, m) in staff.iter().enumerate() {
-            if let Some(&b) = index.get(m.team.as_str()) {
-                blocks[b].1.push(a);
-            }
-        }
-        for (i, j) in jobs.iter().enumerate() {
-            match j
-                .current
-                .and_then(|a| staff.get(a))
-                .and_then(|m| index.get(m.team.as_str()))
-            {
-                Some(&b) => blocks[b].0.push(i),
-                None => loose.push(i),
-            }
-        }
-    } else {
-        blocks.push(((0..jobs.len()).collect(), (0..staff.len()).collect()));
-    }
+    let (blocks, mut loose, by_team) = blocks(staff, jobs, s);
     let outs: Vec<Result<(BlockOut, Vec<(usize, f64)>), String>> = blocks
         .par_iter()
         .map(|(bj, members)| {
@@ -462,51 +555,8 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
         fractional += out.fractional;
     }
     lp_objective += s.weights.balance * peak;
-    // Clients no block could place (no team, or a team without room or the skill): the
-    // accountant anywhere with the most room that may take them.
-    loose.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
-    loose.dedup();
-    let mut unplaced = 0;
-    for i in loose {
-        let j = &jobs[i];
-        let best = (0..staff.len())
-            .filter(|&a| staff[a].eligible(j.needs) && cap_left[a] + 1e-9 >= j.hours)
-            .max_by(|&a, &b| cap_left[a].total_cmp(&cap_left[b]).then(b.cmp(&a)));
-        let best = best.or_else(|| make_room(staff, jobs, &mut proposed, &mut cap_left, i));
-        match best {
-            Some(a) => {
-                cap_left[a] -= j.hours;
-                proposed[i] = Some(a);
-            }
-            None => {
-                proposed[i] = None;
-                unplaced += 1;
-            }
-        }
-    }
-    // Rounding moved every client the LP split; those whose accountant still has room go back.
-    let mut back: Vec<usize> = (0..jobs.len())
-        .filter(|&i| proposed[i] != jobs[i].current)
-        .filter(|&i| {
-            jobs[i]
-                .current
-                .is_some_and(|a| a < staff.len() && staff[a].eligible(jobs[i].needs))
-        })
-        .collect();
-    back.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
-    for i in back {
-        if let Some(home) = jobs[i].current {
-            if cap_left[home] + 1e-9 >= jobs[i].hours {
-                cap_left[home] -= jobs[i].hours;
-                if let Some(a) = proposed[i] {
-                    cap_left[a] += jobs[i].hours;
-                } else {
-                    unplaced -= 1;
-                }
-                proposed[i] = Some(home);
-            }
-        }
-    }
+    let mut unplaced = place_loose(staff, jobs, loose, &mut proposed, &mut cap_left);
+    unplaced -= send_back(staff, jobs, &mut proposed, &mut cap_left);
     swap_two_for_one(staff, jobs, &mut proposed, &mut cap_left, by_team);
     unchain(staff, jobs, &mut proposed, &mut cap_left);
     let moves = (0..jobs.len()).filter(|&i| proposed[i] != jobs[i].current).count();

@@ -255,6 +255,85 @@ const MIN_CLIENTS: usize = 20;
 const MIN_LEAVERS: usize = 5;
 
 /// Months after the horizon before a lapse is confirmed.
+/// Why the history cannot teach who leaves: too few months for the shortest horizon
+/// (`months_enough` false), too few clients or too few leavers.
+fn too_little(h: &History, h_min: i32, g: i32, months_enough: bool) -> Option<Why> {
+    let span = h.last_month - h.first_month + 1;
+    if !months_enough {
+        return Some((
+            format!(
+                "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
+                h_min + g + 4
+            ),
+            format!(
+                "历史数据只有 {span} 个月；预测 {h_min} 个月内的流失至少需要 {} 个月（预测期、确认流失的 {g} 个月和 4 个月的快照）",
+                h_min + g + 4
+            ),
+        ));
+    }
+    let leavers = h.lifecycles.iter().filter(|l| l.left.is_some()).count();
+    if h.lifecycles.len() < MIN_CLIENTS {
+        let n = h.lifecycles.len();
+        return Some((
+            format!("{n} clients are too few to learn who leaves from (at least {MIN_CLIENTS} are needed)"),
+            format!("客户只有 {n} 个，不足以学习流失规律（至少需要 {MIN_CLIENTS} 个）"),
+        ));
+    }
+    if leavers == 0 {
+        return Some(nobody_left());
+    }
+    if leavers < MIN_LEAVERS {
+        return Some((
+            format!(
+                "only {leavers} clients left in the history; at least {MIN_LEAVERS} are needed to learn who leaves"
+            ),
+            format!("历史上只有 {leavers} 个客户流失，至少需要 {MIN_LEAVERS} 个才能学习流失规律"),
+        ));
+    }
+    None
+}
+
+/// The naive baselines validation sets beside the models: how long since the last
+/// invoice (or any activity), and a rule (renewal within the horizon, or arrears). The
+/// columns they read, by position in a snapshot row.
+struct Naive {
+    recency: Option<usize>,
+    silent: Option<usize>,
+    renewal: Option<usize>,
+    arrears: Option<usize>,
+    fee: Option<usize>,
+}
+
+impl Naive {
+    fn of(names: &[String]) -> Naive {
+        let at = |f: &str| names.iter().position(|n| n == f);
+        Naive {
+            recency: at("days_since_last_invoice"),
+            silent: at("silent_months"),
+            renewal: at("months_to_renewal"),
+            arrears: at("open_receivables"),
+            fee: at("avg_monthly_fee"),
+        }
+    }
+
+    /// Days without news (0 when unknown) and the rule's flag (0 or 1) for one row.
+    fn score(&self, row: &[f64], hz: i32, arrears_months: f64) -> (f64, f64) {
+        let at = |c: Option<usize>| c.and_then(|c| row.get(c).copied()).unwrap_or(f64::NAN);
+        let recency = at(self.recency);
+        let r = if recency.is_finite() {
+            recency
+        } else {
+            at(self.silent) * 30.0
+        };
+        let renewal = at(self.renewal);
+        let owed = at(self.arrears);
+        let fee = at(self.fee);
+        let flagged = (renewal.is_finite() && renewal < hz as f64)
+            || (owed.is_finite() && fee.is_finite() && fee > 0.0 && owed > arrears_months * fee);
+        (if r.is_finite() { r } else { 0.0 }, f64::from(u8::from(flagged)))
+    }
+}
+
 fn grace(h: &History) -> i32 {
     match h.definition {
         LeaveDefinition::ContractEnd => 0,
@@ -867,36 +946,8 @@ impl ChurnRisk {
         let t0 = h.first_month + 2;
         let t_last = h.last_month - h_min - g;
         let span = h.last_month - h.first_month + 1;
-        if t_last < t0 + 1 {
-            return Ok(Err((
-                format!(
-                    "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
-                    h_min + g + 4
-                ),
-                format!(
-                    "历史数据只有 {span} 个月；预测 {h_min} 个月内的流失至少需要 {} 个月（预测期、确认流失的 {g} 个月和 4 个月的快照）",
-                    h_min + g + 4
-                ),
-            )));
-        }
-        let leavers = h.lifecycles.iter().filter(|l| l.left.is_some()).count();
-        if h.lifecycles.len() < MIN_CLIENTS {
-            let n = h.lifecycles.len();
-            return Ok(Err((
-                format!("{n} clients are too few to learn who leaves from (at least {MIN_CLIENTS} are needed)"),
-                format!("客户只有 {n} 个，不足以学习流失规律（至少需要 {MIN_CLIENTS} 个）"),
-            )));
-        }
-        if leavers == 0 {
-            return Ok(Err(nobody_left()));
-        }
-        if leavers < MIN_LEAVERS {
-            return Ok(Err((
-                format!(
-                    "only {leavers} clients left in the history; at least {MIN_LEAVERS} are needed to learn who leaves"
-                ),
-                format!("历史上只有 {leavers} 个客户流失，至少需要 {MIN_LEAVERS} 个才能学习流失规律"),
-            )));
+        if let Some(why) = too_little(h, h_min, g, t_last >= t0 + 1) {
+            return Ok(Err(why));
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
         let mut validation = Vec::new();
@@ -962,13 +1013,28 @@ impl ChurnRisk {
                 format!("历史数据只有 {span} 个月，对所有设定的预测期都太短"),
             )));
         }
-        let months = (t0..=t_last).count();
+        Ok(Ok(self.fit_of(s, h, names, saved, validation, t0..=t_last)?))
+    }
+
+    /// The fit's record, once every horizon has its model.
+    fn fit_of(
+        &self,
+        s: Snapshots,
+        h: &History,
+        names: &[String],
+        saved: Vec<SavedHorizon>,
+        validation: Vec<HorizonValidation>,
+        months: std::ops::RangeInclusive<i32>,
+    ) -> Result<Fit, AnalysisError> {
+        let p = &self.params;
+        let g = grace(h);
+        let months = months.count();
         let fee_response = saved
             .iter()
             .map(|x| x.months)
             .max()
             .and_then(|hz| fee_response::measure(&s, names, h, hz));
-        Ok(Ok(Fit {
+        Ok(Fit {
             saved: SavedChurn {
                 definition: h.definition,
                 inactive_months: h.inactive_months,
@@ -990,7 +1056,7 @@ impl ChurnRisk {
             grace: g,
             fee_response,
             backtest: None,
-        }))
+        })
     }
 
     /// Rolling origin for one horizon: each test month is scored by models that learned
@@ -1017,11 +1083,7 @@ impl ChurnRisk {
             ));
             return Ok(v);
         }
-        let recency_col = names.iter().position(|n| n == "days_since_last_invoice");
-        let silent_col = names.iter().position(|n| n == "silent_months");
-        let renewal_col = names.iter().position(|n| n == "months_to_renewal");
-        let arrears_col = names.iter().position(|n| n == "open_receivables");
-        let fee_col = names.iter().position(|n| n == "avg_monthly_fee");
+        let naive = Naive::of(names);
         let mut pooled: [Vec<f64>; 4] = Default::default();
         let mut pooled_y = Vec::new();
         let mut pooled_rows = Vec::new();
@@ -1071,22 +1133,10 @@ impl ChurnRisk {
                 per_month[k].push(metrics::roc_auc(pr, &y_test));
                 pooled[k].extend_from_slice(pr);
             }
-            // Naive baselines: how long since the last invoice (or any activity), and a rule.
-            let at = |i: usize, c: Option<usize>| c.map_or(f64::NAN, |c| rows.row(i)[c]);
             for i in 0..test.len() {
-                let recency = at(i, recency_col);
-                let r = if recency.is_finite() {
-                    recency
-                } else {
-                    at(i, silent_col) * 30.0
-                };
-                pooled[2].push(if r.is_finite() { r } else { 0.0 });
-                let renewal = at(i, renewal_col);
-                let owed = at(i, arrears_col);
-                let fee = at(i, fee_col);
-                let flagged = (renewal.is_finite() && renewal < hz as f64)
-                    || (owed.is_finite() && fee.is_finite() && fee > 0.0 && owed > p.arrears_months * fee);
-                pooled[3].push(f64::from(u8::from(flagged)));
+                let (recency, flagged) = naive.score(rows.row(i), hz, p.arrears_months);
+                pooled[2].push(recency);
+                pooled[3].push(flagged);
             }
             pooled_y.extend_from_slice(&y_test);
             pooled_rows.extend_from_slice(&test);
@@ -1116,30 +1166,44 @@ impl ChurnRisk {
             })
             .collect();
         let resampler = measure(&mut v, s, &pooled, &pooled_y, &pooled_rows, seed ^ (hz as u64) << 32);
-        let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
-        // The transparent model unless the trees validate clearly better.
-        v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
-            ModelKind::Boosted
-        } else {
-            ModelKind::Logistic
-        };
-        let k = usize::from(v.chosen == ModelKind::Boosted);
-        v.monthly_auc = per_month[k].clone();
-        v.monthly_drift = drift[k].clone();
-        v.calibration = metrics::calibration(&pooled[k], &pooled_y);
-        resampler.calibration_intervals(&pooled[k], &mut v.calibration);
-        v.gains = [
-            (ModelKind::Logistic.label(), 0),
-            (ModelKind::Boosted.label(), 1),
-            (("days since last invoice", "距上次开票天数"), 2),
-            (("rule: renewal due or arrears", "规则：临近续约或欠费"), 3),
-        ]
-        .iter()
-        .map(|(name, j)| (format!("{}|{}", name.0, name.1), metrics::gains(&pooled[*j], &pooled_y)))
-        .collect();
+        choose(&mut v, &resampler, &pooled, &pooled_y, &per_month, &drift);
         Ok(v)
     }
+}
 
+/// The transparent model unless the trees validate clearly better; the chosen model's
+/// figures by test month, its calibration, and every scorer's gains.
+fn choose(
+    v: &mut HorizonValidation,
+    resampler: &metrics::Resampler,
+    pooled: &[Vec<f64>; 4],
+    pooled_y: &[bool],
+    per_month: &[Vec<Option<f64>>; 2],
+    drift: &[Vec<Option<f64>>; 2],
+) {
+    let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
+    v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
+        ModelKind::Boosted
+    } else {
+        ModelKind::Logistic
+    };
+    let k = usize::from(v.chosen == ModelKind::Boosted);
+    v.monthly_auc = per_month[k].clone();
+    v.monthly_drift = drift[k].clone();
+    v.calibration = metrics::calibration(&pooled[k], pooled_y);
+    resampler.calibration_intervals(&pooled[k], &mut v.calibration);
+    v.gains = [
+        (ModelKind::Logistic.label(), 0),
+        (ModelKind::Boosted.label(), 1),
+        (("days since last invoice", "距上次开票天数"), 2),
+        (("rule: renewal due or arrears", "规则：临近续约或欠费"), 3),
+    ]
+    .iter()
+    .map(|(name, j)| (format!("{}|{}", name.0, name.1), metrics::gains(&pooled[*j], pooled_y)))
+    .collect();
+}
+
+impl ChurnRisk {
     /// Today's columns, report and summary from a fitted or saved model.
     fn outcome(
         &self,
@@ -1173,24 +1237,7 @@ impl ChurnRisk {
         let thresholds = saved.thresholds(&first);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
-        let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
-        let drivers: Vec<String> = {
-            use rayon::prelude::*;
-            scored
-                .drivers
-                .par_iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    d.iter()
-                        .filter_map(|(j, _)| {
-                            let f = defs.get(*j).copied().flatten()?;
-                            Some(driver_words(f, feature_values[*j][i], ctx.lang))
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .collect()
-        };
+        let drivers = driver_texts(saved, &scored.drivers, &feature_values, ctx.lang);
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
         columns.extend(ahead_columns);
         let declared = declared(saved);
@@ -1210,37 +1257,7 @@ impl ChurnRisk {
         };
         let high = bands.iter().filter(|b| **b == "high").count();
         let total_at_risk: f64 = at_risk.iter().flatten().sum();
-        let model_words = saved.horizons.first().map(|h| h.kind.label()).unwrap_or(("", ""));
-        let auc = fit
-            .and_then(|f| f.validation.first())
-            .and_then(|v| match v.chosen {
-                ModelKind::Logistic => v.logistic.as_ref(),
-                ModelKind::Boosted => v.boosted.as_ref(),
-            })
-            .and_then(|s| s.roc_auc);
-        let too_few = fit.and_then(|f| f.validation.first()).and_then(|v| v.too_few);
-        let auc_en = match (auc, too_few) {
-            (Some(a), _) => format!("rolling-origin ROC-AUC {a:.3}"),
-            (None, Some((rows, left))) => format!("too few to judge: {rows} client-months, {left} leavers"),
-            (None, None) => "not validated".to_string(),
-        };
-        let auc_zh = match (auc, too_few) {
-            (Some(a), _) => format!("滚动验证 ROC-AUC {a:.3}"),
-            (None, Some((rows, left))) => format!("样本太少，无法评判：{rows} 个客户月、{left} 个流失"),
-            (None, None) => "未验证".to_string(),
-        };
-        let headline = (
-            format!(
-                "churn risk: {high} clients at high risk, revenue at risk {} CNY ({}, {auc_en})",
-                crate::format::human(total_at_risk),
-                model_words.0
-            ),
-            format!(
-                "流失风险：高风险客户 {high} 个，风险收入 {} 元（{}，{auc_zh}）",
-                crate::format::human(total_at_risk),
-                model_words.1
-            ),
-        );
+        let headline = headline(fit, saved, high, total_at_risk);
         let fee_response = fit.and_then(|f| f.fee_response.clone()).map(|mut r| {
             r.model = fee_response::model_curve(saved, &feature_values, &active);
             r
@@ -1273,31 +1290,9 @@ impl ChurnRisk {
                 .map(|f| (f.clone(), feature_def(f).map(|d| d.transform)))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
-        let mut tables = match (fit, ctx.history) {
-            (Some(f), Some(h)) => vec![(
-                "churn_validation".to_string(),
-                validation_table(f, h).map_err(|e| failed(e.to_string()))?,
-            )],
-            _ => Vec::new(),
-        };
-        if let Some(df) = fit.and_then(|f| f.snapshots.clone()) {
-            tables.push(("churn_snapshots".to_string(), df));
-        }
+        let (tables, exports) = frames(ctx, fit, fee_response.as_ref())?;
         let sec = report::section(&view);
         let ch = report::charts(&view);
-        let mut exports = Vec::new();
-        if let Some(r) = &fee_response {
-            exports.push((
-                "fee_response".to_string(),
-                r.frame().map_err(|e| failed(e.to_string()))?,
-            ));
-        }
-        if let Some(b) = fit.and_then(|f| f.backtest.as_ref()).filter(|b| !b.checked.is_empty()) {
-            exports.push((
-                "churn_backtest".to_string(),
-                backtest::frame(b, ctx.lang).map_err(|e| failed(e.to_string()))?,
-            ));
-        }
         Ok(Outcome {
             tables,
             exports,
@@ -1323,6 +1318,94 @@ impl ChurnRisk {
             ..Outcome::empty("churn")
         })
     }
+}
+
+/// Per client, the words for the first horizon's strongest drivers.
+fn driver_texts(saved: &SavedChurn, drivers: &[Vec<(usize, f64)>], values: &[Vec<f64>], lang: Lang) -> Vec<String> {
+    use rayon::prelude::*;
+    let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
+    drivers
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.iter()
+                .filter_map(|(j, _)| {
+                    let f = defs.get(*j).copied().flatten()?;
+                    Some(driver_words(f, values[*j][i], lang))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect()
+}
+
+/// The run's one line on churn: clients at high risk, revenue at risk, and how well the
+/// first horizon's model validated.
+fn headline(fit: Option<&Fit>, saved: &SavedChurn, high: usize, total_at_risk: f64) -> (String, String) {
+    let model_words = saved.horizons.first().map(|h| h.kind.label()).unwrap_or(("", ""));
+    let first = fit.and_then(|f| f.validation.first());
+    let auc = first
+        .and_then(|v| match v.chosen {
+            ModelKind::Logistic => v.logistic.as_ref(),
+            ModelKind::Boosted => v.boosted.as_ref(),
+        })
+        .and_then(|s| s.roc_auc);
+    let too_few = first.and_then(|v| v.too_few);
+    let auc_en = match (auc, too_few) {
+        (Some(a), _) => format!("rolling-origin ROC-AUC {a:.3}"),
+        (None, Some((rows, left))) => format!("too few to judge: {rows} client-months, {left} leavers"),
+        (None, None) => "not validated".to_string(),
+    };
+    let auc_zh = match (auc, too_few) {
+        (Some(a), _) => format!("滚动验证 ROC-AUC {a:.3}"),
+        (None, Some((rows, left))) => format!("样本太少，无法评判：{rows} 个客户月、{left} 个流失"),
+        (None, None) => "未验证".to_string(),
+    };
+    let total = crate::format::human(total_at_risk);
+    (
+        format!(
+            "churn risk: {high} clients at high risk, revenue at risk {total} CNY ({}, {auc_en})",
+            model_words.0
+        ),
+        format!(
+            "流失风险：高风险客户 {high} 个，风险收入 {total} 元（{}，{auc_zh}）",
+            model_words.1
+        ),
+    )
+}
+
+type Frames = Vec<(String, polars::prelude::DataFrame)>;
+
+/// The run folder's tables (validation, snapshots) and exports (fee response, backtest).
+fn frames(
+    ctx: &Context,
+    fit: Option<&Fit>,
+    fee_response: Option<&fee_response::FeeResponse>,
+) -> Result<(Frames, Frames), AnalysisError> {
+    let mut tables = match (fit, ctx.history) {
+        (Some(f), Some(h)) => vec![(
+            "churn_validation".to_string(),
+            validation_table(f, h).map_err(|e| failed(e.to_string()))?,
+        )],
+        _ => Vec::new(),
+    };
+    if let Some(df) = fit.and_then(|f| f.snapshots.clone()) {
+        tables.push(("churn_snapshots".to_string(), df));
+    }
+    let mut exports = Vec::new();
+    if let Some(r) = fee_response {
+        exports.push((
+            "fee_response".to_string(),
+            r.frame().map_err(|e| failed(e.to_string()))?,
+        ));
+    }
+    if let Some(b) = fit.and_then(|f| f.backtest.as_ref()).filter(|b| !b.checked.is_empty()) {
+        exports.push((
+            "churn_backtest".to_string(),
+            backtest::frame(b, ctx.lang).map_err(|e| failed(e.to_string()))?,
+        ));
+    }
+    Ok((tables, exports))
 }
 
 impl Analysis for ChurnRisk {

@@ -91,39 +91,7 @@ impl RawChurn {
                 arrears_months,
             ));
         }
-        // A config written before bands had a basis gave risks (all below 1): it keeps
-        // meaning what it meant.
-        let legacy_risks = raw.bands.as_ref().is_some_and(|b| b.iter().all(|v| *v < 1.0));
-        let bands_by = match raw.bands_by.as_deref() {
-            Some("relative") => BandBasis::Relative,
-            Some("risk") => BandBasis::Risk,
-            None if legacy_risks => BandBasis::Risk,
-            None => BandBasis::Relative,
-            Some(other) => return Err(invalid("churn.bands_by", "must be \"relative\" or \"risk\"", other)),
-        };
-        let bands = match (bands_by, raw.bands.clone()) {
-            (_, Some(b)) => b,
-            (BandBasis::Relative, None) => vec![1.5, 3.0],
-            (BandBasis::Risk, None) => vec![0.05, 0.15],
-        };
-        let bands = match (bands_by, bands.as_slice()) {
-            (BandBasis::Risk, [lo, hi]) if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
-            (BandBasis::Relative, [lo, hi]) if 1.0 <= *lo && lo < hi && *hi <= 100.0 => (*lo, *hi),
-            (BandBasis::Risk, _) => {
-                return Err(invalid(
-                    "churn.bands",
-                    "with bands_by = \"risk\" must be two risks between 0 and 1, the lower first, e.g. [0.05, 0.15]",
-                    format!("{bands:?}"),
-                ))
-            }
-            (BandBasis::Relative, _) => {
-                return Err(invalid(
-                    "churn.bands",
-                    "with bands_by = \"relative\" must be two multiples of the firm's odds of leaving from 1 to 100, the lower first, e.g. [1.5, 3.0] (for risks write bands_by = \"risk\")",
-                    format!("{bands:?}"),
-                ))
-            }
-        };
+        let (bands, bands_by) = raw.bands()?;
         let model = match raw.model.as_deref().unwrap_or("auto") {
             "auto" => ModelChoice::Auto,
             "logistic" => ModelChoice::Logistic,
@@ -163,6 +131,44 @@ impl RawChurn {
                 sample_clients,
             },
         ))
+    }
+
+    /// The risk bands and what their two bounds mean.
+    fn bands(&self) -> Result<((f64, f64), BandBasis), ParamError> {
+        // A config written before bands had a basis gave risks (all below 1): it keeps
+        // meaning what it meant.
+        let legacy_risks = self.bands.as_ref().is_some_and(|b| b.iter().all(|v| *v < 1.0));
+        let bands_by = match self.bands_by.as_deref() {
+            Some("relative") => BandBasis::Relative,
+            Some("risk") => BandBasis::Risk,
+            None if legacy_risks => BandBasis::Risk,
+            None => BandBasis::Relative,
+            Some(other) => return Err(invalid("churn.bands_by", "must be \"relative\" or \"risk\"", other)),
+        };
+        let bands = match (bands_by, self.bands.clone()) {
+            (_, Some(b)) => b,
+            (BandBasis::Relative, None) => vec![1.5, 3.0],
+            (BandBasis::Risk, None) => vec![0.05, 0.15],
+        };
+        let bands = match (bands_by, bands.as_slice()) {
+        (BandBasis::Risk, [lo, hi]) if 0.0 < *lo && lo < hi && *hi < 1.0 => (*lo, *hi),
+        (BandBasis::Relative, [lo, hi]) if 1.0 <= *lo && lo < hi && *hi <= 100.0 => (*lo, *hi),
+        (BandBasis::Risk, _) => {
+            return Err(invalid(
+                "churn.bands",
+                "with bands_by = \"risk\" must be two risks between 0 and 1, the lower first, e.g. [0.05, 0.15]",
+                format!("{bands:?}"),
+            ))
+        }
+        (BandBasis::Relative, _) => {
+            return Err(invalid(
+                "churn.bands",
+                "with bands_by = \"relative\" must be two multiples of the firm's odds of leaving from 1 to 100, the lower first, e.g. [1.5, 3.0] (for risks write bands_by = \"risk\")",
+                format!("{bands:?}"),
+            ))
+        }
+    };
+        Ok((bands, bands_by))
     }
 }
 
