@@ -521,7 +521,7 @@ fn run_clientseg(
             s.1 += t["seconds"].as_f64().unwrap_or(0.0);
         }
     }
-    let b = &m["behaviour"];
+    let b = &m["analyses"]["behaviour"];
     let run_dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((
         Job {

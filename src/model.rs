@@ -1,6 +1,7 @@
-//! The fitted model: for value and behaviour, the features used, the scaler, the named
-//! segments with their centroids, and the decision tree that explains them. A model
-//! labels new data without refitting (`clientseg score`).
+//! The fitted model: for each segmentation, the features used, the scaler, the named
+//! segments with their centroids, and the decision tree that explains them; for the
+//! other analyses, what they saved. A model labels new data without refitting
+//! (`clientseg score`).
 
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -14,11 +15,19 @@ use crate::segments::Segment;
 
 /// Bumped whenever the model file's layout changes. 2: the decision tree as clientseg's
 /// own nodes (1 stored linfa-trees' tree, which still loads). 3: the parts of further
-/// analyses (churn risk) under `analyses`.
-pub const SCHEMA_VERSION: u32 = 3;
+/// analyses (churn risk) under `analyses`. 4: segmentations too, as
+/// `analyses.<id>.segmentation`.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Older layouts that still load.
-const READABLE_VERSIONS: &[u32] = &[1, 2, 3];
+const READABLE_VERSIONS: &[u32] = &[1, 2, 3, 4];
+
+/// Where layouts 1 to 3 kept their two segmentations: top-level keys, which are also the
+/// analyses' ids.
+const LEGACY_SEGMENTATIONS: [&str; 2] = ["value", "behaviour"];
+
+/// The key of a segmentation's part under `analyses.<id>`.
+const SEGMENTATION: &str = "segmentation";
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -199,21 +208,74 @@ pub struct Model {
     pub snapshot_date: String,
     pub feature_settings: FeatureSettings,
     pub features: Vec<FeatureDoc>,
-    pub value: SegmentModel,
-    /// Absent when the input had no behaviour features at all.
-    pub behaviour: Option<SegmentModel>,
     /// The run folder this model came from, so a later run can compare clients with it.
     #[serde(default)]
     pub run_dir: Option<String>,
+    /// Each segmentation, by its analysis's id (written under `analyses.<id>`).
+    #[serde(skip)]
+    pub segmentations: std::collections::BTreeMap<String, SegmentModel>,
     /// Each further analysis's saved part, by its id; the analysis checks it on load.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub analyses: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Model {
+    /// The model file's text, in this version's layout.
     pub fn to_json(&self) -> String {
         // Plain data with string keys: serialisation cannot fail.
-        serde_json::to_string_pretty(self).expect("model serialises")
+        let mut v = serde_json::to_value(self).expect("model serialises");
+        v["schema_version"] = SCHEMA_VERSION.into();
+        for (id, s) in &self.segmentations {
+            v["analyses"][id.as_str()] =
+                serde_json::json!({ SEGMENTATION: serde_json::to_value(s).expect("segmentation serialises") });
+        }
+        serde_json::to_string_pretty(&v).expect("model serialises")
+    }
+
+    /// The segmentation of analysis `id`, when the model has one.
+    pub fn segmentation(&self, id: &str) -> Option<&SegmentModel> {
+        self.segmentations.get(id)
+    }
+
+    /// Takes the segmentations out of a file's JSON: the top-level ones of layouts 1 to
+    /// 3, or `analyses.<id>.segmentation`.
+    fn segmentations_of(
+        probe: &mut serde_json::Value,
+        version: u32,
+    ) -> Result<std::collections::BTreeMap<String, SegmentModel>, String> {
+        let mut parts: Vec<(String, serde_json::Value)> = Vec::new();
+        if version < 4 {
+            let Some(top) = probe.as_object_mut() else {
+                return Err("not a JSON object".into());
+            };
+            for id in LEGACY_SEGMENTATIONS {
+                if let Some(v) = top.remove(id).filter(|v| !v.is_null()) {
+                    parts.push((id.to_string(), v));
+                }
+            }
+        } else if let Some(analyses) = probe.get_mut("analyses").and_then(|a| a.as_object_mut()) {
+            let ids: Vec<String> = analyses
+                .iter()
+                .filter(|(_, v)| v.get(SEGMENTATION).is_some())
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                if let Some(v) = analyses
+                    .remove(&id)
+                    .and_then(|mut v| v.get_mut(SEGMENTATION).map(|s| s.take()))
+                {
+                    parts.push((id, v));
+                }
+            }
+        }
+        parts
+            .into_iter()
+            .map(|(id, v)| {
+                serde_json::from_value(v)
+                    .map(|s| (id.clone(), s))
+                    .map_err(|e| format!("{id}: {e}"))
+            })
+            .collect()
     }
 
     pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
@@ -222,7 +284,7 @@ impl Model {
             path: p.clone(),
             message: e.to_string(),
         })?;
-        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Read {
+        let mut probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Read {
             path: p.clone(),
             message: e.to_string(),
         })?;
@@ -234,21 +296,28 @@ impl Model {
                 expected: SCHEMA_VERSION,
             });
         }
-        let model: Model = serde_json::from_value(probe).map_err(|e| ModelError::Read {
+        let segmentations = Model::segmentations_of(&mut probe, found).map_err(|message| ModelError::Read {
+            path: p.clone(),
+            message,
+        })?;
+        let mut model: Model = serde_json::from_value(probe).map_err(|e| ModelError::Read {
             path: p.clone(),
             message: e.to_string(),
         })?;
+        model.segmentations = segmentations;
         model
             .check()
             .map_err(|message| ModelError::Invalid { path: p, message })?;
         Ok(model)
     }
 
-    /// The checks of [`SegmentModel::check`] for both segmentations.
+    /// The checks of [`SegmentModel::check`] for every segmentation; a model has at least one.
     pub fn check(&self) -> Result<(), String> {
-        self.value.check("value")?;
-        if let Some(b) = &self.behaviour {
-            b.check("behaviour")?;
+        if self.segmentations.is_empty() {
+            return Err("it has no segmentation".into());
+        }
+        for (id, s) in &self.segmentations {
+            s.check(id)?;
         }
         let f = &self.feature_settings;
         if !(f.hourly_cost.is_finite() && f.hourly_cost >= 0.0) || f.payment_terms_days < 0 || f.long_term_months < 1 {
@@ -280,14 +349,21 @@ mod tests {
     fn a_model_round_trips_through_its_file() {
         let m = Model::load(&fixture()).unwrap();
         assert_eq!(m.schema_version, 1);
+        let ids: Vec<&String> = m.segmentations.keys().collect();
+        assert_eq!(ids, ["behaviour", "value"]);
+        // Written in this version's layout, with the segmentations under `analyses`.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("again.json");
         std::fs::write(&path, m.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert!(v.get("value").is_none() && v["analyses"]["value"]["segmentation"]["scaler"].is_object());
         let again = Model::load(&path).unwrap();
+        assert_eq!(again.schema_version, SCHEMA_VERSION);
         assert_eq!(again.to_json(), m.to_json());
         // A segmentation expressed in its own scaled space is its own centroids.
-        let own = m.value.centroids_of(&m.value).unwrap();
-        let c = m.value.centroids();
+        let value = m.segmentation("value").unwrap();
+        let own = value.centroids_of(value).unwrap();
+        let c = value.centroids();
         for (k, row) in own.iter().enumerate() {
             for (j, v) in row.iter().enumerate() {
                 assert!((v - c[[k, j]]).abs() < 1e-9, "{k},{j}");
@@ -301,6 +377,17 @@ mod tests {
         assert!(matches!(r, Err(ModelError::Version { found: 99, .. })), "{r:?}");
         let (r, _d) = load_edited(|v| {
             v["value"]["segments"][0]["centroid"].as_array_mut().unwrap().pop();
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("model.json") && e.contains("centroid of"), "{e}");
+        // The same damage in this version's layout.
+        let (r, _d) = load_edited(|v| {
+            let m = Model::load(&fixture()).unwrap();
+            *v = serde_json::from_str(&m.to_json()).unwrap();
+            v["analyses"]["value"]["segmentation"]["segments"][0]["centroid"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
         });
         let e = r.unwrap_err().to_string();
         assert!(e.contains("model.json") && e.contains("centroid of"), "{e}");

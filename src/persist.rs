@@ -319,14 +319,15 @@ pub struct Manifest {
     pub reject_lines: usize,
     pub top_reject_reasons: String,
     pub disabled_features: Vec<DisabledFeature>,
-    pub value: SegmentationSummary,
-    pub behaviour: Option<SegmentationSummary>,
+    /// The segmentations, in the analyses' order (written under `analyses.<id>`).
+    #[serde(skip)]
+    pub segmentations: Vec<SegmentationSummary>,
     /// The tables the analyses declared and read besides the built-in ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub declared_inputs: Vec<DeclaredInput>,
     /// What the analyses declared about their columns (`push` and `diff` read it).
     pub columns: crate::columns::Catalogue,
-    /// Further analyses' own parts, by analysis id.
+    /// Each analysis's own part, by its id (a segmentation's is its summary).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub analyses: BTreeMap<String, serde_json::Value>,
     /// Their one-line results, as the summary prints them.

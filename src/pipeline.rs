@@ -53,6 +53,8 @@ pub enum PipelineError {
     Migration(#[from] MigrationError),
     #[error("no value tiers: the value analysis is not among the analyses run")]
     NoValueTiers,
+    #[error("no segmentation: none of the analyses run segments clients, so there is no model to write")]
+    NoSegmentation,
 }
 
 /// Options of one run that are not part of the configuration.
@@ -270,10 +272,13 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         model_run_id: model.run_id.clone(),
         tree_agreement: outcomes
             .iter()
-            .filter_map(|o| o.segmentation.as_ref())
-            .filter_map(|sg| sg.tree_agreement.map(|a| (o_id(sg.kind), a)))
+            .filter_map(|o| {
+                let a = o.segmentation.as_ref()?.tree_agreement?;
+                Some((o.id.to_string(), a))
+            })
             .collect(),
     };
+    let scored_with_agreement = scored.tree_agreement.clone();
     let manifest = manifest(
         s,
         opts,
@@ -297,9 +302,9 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
         table.snapshot
     );
     summary.push_str(&report::text::rows_text(&input.validated.counts));
-    if let Some(a) = segmentation(&outcomes, SegmentKind::Value).and_then(|v| v.tree_agreement) {
+    for (id, a) in &scored_with_agreement {
         summary.push_str(&format!(
-            "decision tree agrees with the centroid labels for {:.1}% of clients (value)\n",
+            "decision tree agrees with the centroid labels for {:.1}% of clients ({id})\n",
             a * 100.0
         ));
     }
@@ -312,13 +317,6 @@ pub fn score(model_path: &Path, s: &Settings, opts: &RunOptions) -> Result<Score
 pub struct ScoreReport {
     pub run_dir: PathBuf,
     pub summary: String,
-}
-
-fn o_id(kind: SegmentKind) -> String {
-    match kind {
-        SegmentKind::Value => "value".into(),
-        SegmentKind::Behaviour => "behaviour".into(),
-    }
 }
 
 /// What an analysis is given, after the analyses before it.
@@ -517,7 +515,13 @@ fn client_ids(table: &FeatureTable) -> Vec<String> {
 }
 
 fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcome]) -> Result<Model, PipelineError> {
-    let value = segmentation(outcomes, SegmentKind::Value).ok_or(PipelineError::NoValueTiers)?;
+    let segmentations: std::collections::BTreeMap<String, crate::model::SegmentModel> = outcomes
+        .iter()
+        .filter_map(|o| o.segmentation.as_ref().map(|s| (o.id.to_string(), s.model.clone())))
+        .collect();
+    if segmentations.is_empty() {
+        return Err(PipelineError::NoSegmentation);
+    }
     Ok(Model {
         run_dir: Some(
             std::path::absolute(run.target())
@@ -536,8 +540,7 @@ fn model_of(s: &Settings, run: &RunDir, table: &FeatureTable, outcomes: &[Outcom
             long_term_months: s.features.long_term_months,
         },
         features: table.enabled.iter().map(|f| FeatureDoc::from(*f)).collect(),
-        value: value.model.clone(),
-        behaviour: segmentation(outcomes, SegmentKind::Behaviour).map(|b| b.model.clone()),
+        segmentations,
         analyses: outcomes
             .iter()
             .filter_map(|o| o.saved.clone().map(|v| (o.id.to_string(), v)))
@@ -749,6 +752,35 @@ fn charts_and_report(
     Ok(())
 }
 
+/// The manifest's `analyses`: each analysis's summary by its id, a segmentation's
+/// summary merged in.
+fn analysis_parts(
+    outcomes: &[Outcome],
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, PipelineError> {
+    let mut parts = std::collections::BTreeMap::new();
+    for o in outcomes {
+        let mut part = o.summary.clone();
+        if let Some(s) = &o.segmentation {
+            let serde_json::Value::Object(fields) =
+                serde_json::to_value(s.summary()).map_err(|source| PersistError::Json {
+                    what: "a segmentation's summary",
+                    source,
+                })?
+            else {
+                continue;
+            };
+            match part.get_or_insert_with(|| serde_json::json!({})) {
+                serde_json::Value::Object(own) => own.extend(fields),
+                other => *other = serde_json::Value::Object(fields),
+            }
+        }
+        if let Some(p) = part {
+            parts.insert(o.id.to_string(), p);
+        }
+    }
+    Ok(parts)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn manifest(
     s: &Settings,
@@ -763,7 +795,6 @@ fn manifest(
     w: &Written,
     scored_with: Option<ScoredWith>,
 ) -> Result<Manifest, PipelineError> {
-    let value = segmentation(outcomes, SegmentKind::Value).ok_or(PipelineError::NoValueTiers)?;
     let mut outputs = w.files.clone();
     outputs.push("manifest.json".into());
     Ok(Manifest {
@@ -782,14 +813,13 @@ fn manifest(
         reject_lines: input.validated.rejects.height(),
         top_reject_reasons: validate::top_reasons(&input.validated.rejects, 5),
         disabled_features: input.table.disabled.clone(),
-        value: value.summary(),
-        behaviour: segmentation(outcomes, SegmentKind::Behaviour).map(|b| b.summary()),
+        segmentations: outcomes
+            .iter()
+            .filter_map(|o| o.segmentation.as_ref().map(|s| s.summary()))
+            .collect(),
         declared_inputs: input.declared_files.clone(),
         columns: analysis::catalogue(outcomes),
-        analyses: outcomes
-            .iter()
-            .filter_map(|o| o.summary.clone().map(|v| (o.id.to_string(), v)))
-            .collect(),
+        analyses: analysis_parts(outcomes)?,
         headlines: outcomes
             .iter()
             .filter_map(|o| match (&o.headline, &o.skipped) {

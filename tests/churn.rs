@@ -381,7 +381,7 @@ fn billing_only_firms_get_segments_and_a_lapse_risk() {
     std::fs::write(dir.join("data/billing.csv"), kept.join("\n") + "\n").unwrap();
     let (run, summary) = pipeline(dir, "");
     let m = manifest(&run);
-    let features: Vec<&str> = m["behaviour"]["features"]
+    let features: Vec<&str> = m["analyses"]["behaviour"]["features"]
         .as_array()
         .unwrap()
         .iter()

@@ -42,48 +42,64 @@ fn damaged_models_are_refused_with_the_file_named() {
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "short-std",
-            edited(&model, &|m| pop(&mut m["value"]["scaler"]["std"])),
+            edited(&model, &|m| {
+                pop(&mut m["analyses"]["value"]["segmentation"]["scaler"]["std"])
+            }),
             "scaler.std",
         ),
         (
             "long-std",
             edited(&model, &|m| {
-                m["value"]["scaler"]["std"].as_array_mut().unwrap().push(1.0.into())
+                m["analyses"]["value"]["segmentation"]["scaler"]["std"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(1.0.into())
             }),
             "scaler.std",
         ),
         (
             "short-mean",
-            edited(&model, &|m| pop(&mut m["behaviour"]["scaler"]["mean"])),
+            edited(&model, &|m| {
+                pop(&mut m["analyses"]["behaviour"]["segmentation"]["scaler"]["mean"])
+            }),
             "scaler.mean",
         ),
         (
             "short-centroid",
-            edited(&model, &|m| pop(&mut m["value"]["segments"][0]["centroid"])),
+            edited(&model, &|m| {
+                pop(&mut m["analyses"]["value"]["segmentation"]["segments"][0]["centroid"])
+            }),
             "centroid",
         ),
         (
             "zero-std",
-            edited(&model, &|m| m["value"]["scaler"]["std"][0] = 0.0.into()),
+            edited(&model, &|m| {
+                m["analyses"]["value"]["segmentation"]["scaler"]["std"][0] = 0.0.into()
+            }),
             "std above 0",
         ),
         (
             "tree-feature",
-            edited(&model, &|m| set_feature_idx(&mut m["value"]["tree"]["tree"], 99)),
+            edited(&model, &|m| {
+                set_feature_idx(&mut m["analyses"]["value"]["segmentation"]["tree"]["tree"], 99)
+            }),
             "splits on feature 99",
         ),
         (
             "unknown-feature",
             edited(&model, &|m| {
-                m["value"]["features"][0] = "nonsense".into();
-                m["value"]["scaler"]["features"][0] = "nonsense".into();
+                m["analyses"]["value"]["segmentation"]["features"][0] = "nonsense".into();
+                m["analyses"]["value"]["segmentation"]["scaler"]["features"][0] = "nonsense".into();
             }),
             "unknown feature 'nonsense'",
         ),
         (
             "missing-field",
             edited(&model, &|m| {
-                m["value"].as_object_mut().unwrap().remove("scaler");
+                m["analyses"]["value"]["segmentation"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("scaler");
             }),
             "missing field",
         ),

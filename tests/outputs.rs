@@ -134,32 +134,36 @@ fn every_output_with_documented_columns() {
     );
 
     let model: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
-    assert_eq!(model["schema_version"], 3);
+    assert_eq!(model["schema_version"], 4);
     assert!(
         model["analyses"]["churn"]["horizons"].is_array(),
         "the churn model is saved"
     );
-    for key in ["features", "value", "behaviour", "feature_settings"] {
+    for key in ["features", "feature_settings"] {
         assert!(!model[key].is_null(), "model lacks {key}");
     }
-    assert!(model["value"]["scaler"]["mean"].is_array() && model["value"]["tree"]["tree"]["split"].is_object());
+    // Segmentations are analyses' parts like any other.
+    for id in ["value", "behaviour"] {
+        assert!(model.get(id).is_none(), "{id} is at the top of model.json");
+        assert!(
+            model["analyses"][id]["segmentation"]["segments"].is_array(),
+            "model lacks {id}'s segmentation"
+        );
+    }
+    let value = &model["analyses"]["value"]["segmentation"];
+    assert!(value["scaler"]["mean"].is_array() && value["tree"]["tree"]["split"].is_object());
     assert!(model["features"][0]["definition"].is_string());
 
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    for key in [
-        "seed",
-        "inputs",
-        "config",
-        "versions",
-        "timings",
-        "rows",
-        "value",
-        "behaviour",
-    ] {
+    for key in ["seed", "inputs", "config", "versions", "timings", "rows"] {
         assert!(!m[key].is_null(), "manifest lacks {key}");
     }
+    for id in ["value", "behaviour"] {
+        assert!(m.get(id).is_none(), "{id} is at the top of the manifest");
+        assert!(m["analyses"][id]["segments"].is_array(), "manifest lacks {id}");
+    }
     assert_eq!(m["inputs"][0]["sha256"].as_str().map(str::len), Some(64));
-    let scores = m["behaviour"]["k_scores"].as_array().unwrap();
+    let scores = m["analyses"]["behaviour"]["k_scores"].as_array().unwrap();
     assert_eq!(scores.len(), 7, "k = 2..=8 each scored");
     for row in m["rows"].as_array().unwrap() {
         let (i, a, r) = (
@@ -227,7 +231,10 @@ fn missing_activity_switches_features_off() {
         off.contains(&"activity_trend") && off.contains(&"cost_to_serve"),
         "{off:?}"
     );
-    assert!(!m["behaviour"].is_null(), "payment behaviour still segments");
+    assert!(
+        !m["analyses"]["behaviour"].is_null(),
+        "payment behaviour still segments"
+    );
     // In Chinese, the reason too.
     std::fs::remove_dir_all(dir.join("runs")).unwrap();
     let (_, zh_out) = pipeline(dir, "lang = \"zh\"\n");

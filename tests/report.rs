@@ -102,7 +102,7 @@ fn report_opens_in_a_browser_with_every_section() {
             assert!(dom.contains(&format!("id=\"{id}\"")), "{lang}: section {id} missing");
         }
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-        let k = m["value"]["k"].as_u64().unwrap() + m["behaviour"]["k"].as_u64().unwrap();
+        let k = m["analyses"]["value"]["k"].as_u64().unwrap() + m["analyses"]["behaviour"]["k"].as_u64().unwrap();
         assert_eq!(
             dom.matches("class=\"card\"").count() as u64,
             k,

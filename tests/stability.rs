@@ -4,7 +4,7 @@ use crate::util::*;
 
 fn segments(run: &std::path::Path) -> Vec<(String, String, String)> {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
-    m["behaviour"]["segments"]
+    m["analyses"]["behaviour"]["segments"]
         .as_array()
         .unwrap()
         .iter()

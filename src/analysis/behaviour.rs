@@ -106,7 +106,7 @@ impl Analysis for BehaviourSegments {
         model: &Model,
         model_path: &std::path::Path,
     ) -> Result<Outcome, AnalysisError> {
-        let Some(saved) = &model.behaviour else {
+        let Some(saved) = model.segmentation(self.id()) else {
             return Ok(Outcome {
                 skipped: Some("the model has no behaviour segments".into()),
                 ..Outcome::empty("behaviour")

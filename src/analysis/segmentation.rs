@@ -44,6 +44,21 @@ impl SegmentKind {
         }
     }
 
+    /// Its ids follow its rank (value tiers: V1 is the most valuable), so a new run
+    /// keeps them whatever the match with the previous run; other segmentations carry
+    /// the previous run's ids over to the segments that match.
+    pub fn ids_by_rank(self) -> bool {
+        self == SegmentKind::Value
+    }
+
+    /// Its name in the run summary, (English, Chinese).
+    pub fn title(self) -> (&'static str, &'static str) {
+        match self {
+            SegmentKind::Value => ("value tiers", "价值分层"),
+            SegmentKind::Behaviour => ("behaviour segments", "行为分群"),
+        }
+    }
+
     /// Its labels.csv columns: segment id, English name, Chinese name, distance.
     pub fn label_columns(self) -> [&'static str; 4] {
         match self {
@@ -135,9 +150,11 @@ pub struct Segmentation {
     pub tree_agreement: Option<f64>,
 }
 
-/// A segmentation as the manifest records it.
+/// A segmentation as the manifest records it (under `analyses.<id>`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentationSummary {
+    #[serde(skip)]
+    pub kind: SegmentKind,
     pub features: Vec<String>,
     pub k: usize,
     pub inertia: f64,
@@ -164,6 +181,7 @@ impl Segmentation {
 
     pub fn summary(&self) -> SegmentationSummary {
         SegmentationSummary {
+            kind: self.kind,
             features: self.model.features.clone(),
             k: self.model.segments.len(),
             inertia: self.inertia,

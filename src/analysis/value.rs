@@ -86,8 +86,17 @@ impl Analysis for ValueTiers {
         model: &Model,
         model_path: &std::path::Path,
     ) -> Result<Outcome, AnalysisError> {
+        let Some(saved) = model.segmentation(self.id()) else {
+            return Err(AnalysisError::Failed {
+                analysis: self.id().into(),
+                message: format!(
+                    "the model {} has no value tiers; use a model.json written by `clientseg run`",
+                    model_path.display()
+                ),
+            });
+        };
         let s = stages.run("label", |_| {
-            apply_saved(SegmentKind::Value, &model.value, ctx.table, model_path)
+            apply_saved(SegmentKind::Value, saved, ctx.table, model_path)
         })?;
         Ok(Outcome {
             segmentation: Some(s),

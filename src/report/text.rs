@@ -142,7 +142,7 @@ pub struct ZhWords {
     pub warnings: Vec<String>,
 }
 
-/// The value tiers and behaviour segments, with how k was chosen.
+/// Each segmentation with its segments; where k was chosen, how.
 fn segmentations_text(m: &Manifest, zh: bool) -> String {
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let mut out = String::new();
@@ -159,53 +159,44 @@ fn segmentations_text(m: &Manifest, zh: bool) -> String {
             .collect::<Vec<_>>()
             .join(" · ")
     };
-    out.push_str(&format!(
-        "{} (k = {}): {}\n  {} {:.1}%\n",
-        t("value tiers", "价值分层"),
-        m.value.k,
-        seg_line(&m.value),
-        t("decision tree hold-out accuracy", "决策树留出集准确率"),
-        m.value.holdout_accuracy * 100.0
-    ));
-    match &m.behaviour {
-        Some(b) => {
+    for s in &m.segmentations {
+        let (en, z) = s.kind.title();
+        let title = t(en, z);
+        let accuracy = format!(
+            "{} {:.1}%",
+            t("decision tree hold-out accuracy", "决策树留出集准确率"),
+            s.holdout_accuracy * 100.0
+        );
+        if s.k_scores.is_empty() {
+            out.push_str(&format!("{title} (k = {}): {}\n  {accuracy}\n", s.k, seg_line(s)));
+            continue;
+        }
+        out.push_str(&format!(
+            "{title} (k = {} {}):\n",
+            s.k,
+            t(
+                "chosen by silhouette, Calinski-Harabasz, Davies-Bouldin",
+                "由轮廓系数、Calinski-Harabasz、Davies-Bouldin 选出"
+            )
+        ));
+        out.push_str(t(
+            "     k  silhouette   Calinski-H  Davies-B\n",
+            "     k    轮廓系数   Calinski-H  Davies-B\n",
+        ));
+        for k in &s.k_scores {
+            let mark = if k.k == s.k { "*" } else { " " };
             out.push_str(&format!(
-                "{} (k = {} {}):\n",
-                t("behaviour segments", "行为分群"),
-                b.k,
-                t(
-                    "chosen by silhouette, Calinski-Harabasz, Davies-Bouldin",
-                    "由轮廓系数、Calinski-Harabasz、Davies-Bouldin 选出"
-                )
-            ));
-            out.push_str(t(
-                "     k  silhouette   Calinski-H  Davies-B\n",
-                "     k    轮廓系数   Calinski-H  Davies-B\n",
-            ));
-            for k in &b.k_scores {
-                let mark = if k.k == b.k { "*" } else { " " };
-                out.push_str(&format!(
-                    "  {mark} {:>2}  {:>10.3}  {:>11.1}  {:>8.3}\n",
-                    k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin
-                ));
-            }
-            out.push_str(&format!(
-                "  {}\n  {} {:.1}%\n",
-                seg_line(b),
-                t("decision tree hold-out accuracy", "决策树留出集准确率"),
-                b.holdout_accuracy * 100.0
+                "  {mark} {:>2}  {:>10.3}  {:>11.1}  {:>8.3}\n",
+                k.k, k.silhouette, k.calinski_harabasz, k.davies_bouldin
             ));
         }
-        None => out.push_str(t(
-            "behaviour segments: skipped, no behaviour feature could be computed from the input\n",
-            "行为分群：已跳过，输入数据无法计算任何行为特征\n",
-        )),
+        out.push_str(&format!("  {}\n  {accuracy}\n", seg_line(s)));
     }
     out
 }
 
 /// What changed since the previous run: segments kept, new and gone, and clients moved.
-fn stability_text(st: &Stability, zh: bool) -> String {
+fn stability_text(st: &Stability, segmentations: &[SegmentationSummary], zh: bool) -> String {
     let t = |en: &'static str, z: &'static str| if zh { z } else { en };
     let mut out = String::new();
     out.push_str(&format!(
@@ -229,12 +220,11 @@ fn stability_text(st: &Stability, zh: bool) -> String {
             .collect::<Vec<_>>()
             .join(" · ")
     };
-    if !st.behaviour.is_empty() {
-        out.push_str(&format!(
-            "  {}: {}\n",
-            t("behaviour segments", "行为分群"),
-            line(&st.behaviour)
-        ));
+    for s in segmentations.iter().filter(|s| !s.kind.ids_by_rank()) {
+        if let Some(v) = st.segments.get(s.kind.as_str()).filter(|v| !v.is_empty()) {
+            let (en, z) = s.kind.title();
+            out.push_str(&format!("  {}: {}\n", t(en, z), line(v)));
+        }
     }
     if st.previous_run_dir.is_some() {
         if zh {
@@ -299,7 +289,7 @@ pub fn summary_text(m: &Manifest, dir: &Path, zh: Option<&ZhWords>) -> String {
         out.push_str(&format!("{line}\n"));
     }
     if let Some(st) = &m.stability {
-        out.push_str(&stability_text(st, zh.is_some()));
+        out.push_str(&stability_text(st, &m.segmentations, zh.is_some()));
     }
     let warnings = zh.map_or(&m.warnings, |z| &z.warnings);
     for w in warnings {

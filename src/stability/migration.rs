@@ -348,10 +348,7 @@ pub fn compare_runs(a: &Path, b: &Path) -> Result<Migration, MigrationError> {
         file: b.join("model.json").display().to_string(),
         message: e.to_string(),
     })?;
-    let mut models = vec![&model.value];
-    if let Some(bm) = &model.behaviour {
-        models.push(bm);
-    }
+    let models: Vec<&SegmentModel> = model.segmentations.values().collect();
     let words = Catalogue::of_run(b).map_err(|message| MigrationError::Read {
         file: b.join("manifest.json").display().to_string(),
         message,
@@ -400,6 +397,7 @@ mod tests {
     fn movers_arrivals_and_departures_are_counted() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/model-v1/model-v1.json");
         let model = crate::model::Model::load(&path).unwrap();
+        let value = model.segmentation("value").unwrap();
         // a stays, b moves V1 -> V2, c departs, d arrives.
         let prev = labels(&[("a", "V1"), ("b", "V1"), ("c", "V2")]);
         let cur = labels(&[("a", "V1"), ("b", "V2"), ("d", "V3")]);
@@ -409,10 +407,10 @@ mod tests {
         let tracked = [(&v, v.tracked.as_ref().unwrap())];
         let m = compare(
             &prev,
-            &features(&model.value, &["a", "b", "c"]),
+            &features(value, &["a", "b", "c"]),
             &cur,
-            &features(&model.value, &["a", "b", "d"]),
-            &[&model.value],
+            &features(value, &["a", "b", "d"]),
+            &[value],
             &tracked,
         )
         .unwrap();

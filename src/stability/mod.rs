@@ -11,7 +11,7 @@ use ndarray::{Array1, ArrayView2, Axis};
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Outcome, SegmentKind};
+use crate::analysis::Outcome;
 use crate::model::{Model, ModelError};
 use crate::segments::Segment;
 
@@ -65,8 +65,9 @@ impl SegmentStatus {
 pub struct Stability {
     pub previous_run: String,
     pub previous_run_dir: Option<String>,
-    pub value: Vec<SegmentMatch>,
-    pub behaviour: Vec<SegmentMatch>,
+    /// Per segmentation (by its kind's name), how its segments match the previous run's.
+    #[serde(flatten)]
+    pub segments: std::collections::BTreeMap<String, Vec<SegmentMatch>>,
     pub moved: usize,
     pub new: usize,
     pub departed: usize,
@@ -137,8 +138,7 @@ impl<'a> CarryOver<'a> {
             report: Stability {
                 previous_run: prev.model.run_id.clone(),
                 previous_run_dir: prev.run_dir.as_ref().map(|p| p.display().to_string()),
-                value: Vec::new(),
-                behaviour: Vec::new(),
+                segments: Default::default(),
                 moved: 0,
                 new: 0,
                 departed: 0,
@@ -152,24 +152,19 @@ impl<'a> CarryOver<'a> {
         let Some(s) = outcome.segmentation.as_mut() else {
             return Ok(());
         };
-        let previous = match s.kind {
-            SegmentKind::Value => Some(&self.prev.model.value),
-            SegmentKind::Behaviour => self.prev.model.behaviour.as_ref(),
+        let Some(previous) = self.prev.model.segmentation(outcome.id) else {
+            return Ok(());
         };
-        let Some(previous) = previous else { return Ok(()) };
         let mapped = s.model.centroids_of(previous)?;
         let (threshold, prefix) = (self.params.match_threshold, s.kind.prefix());
-        match s.kind {
-            SegmentKind::Behaviour => {
-                self.report.behaviour =
-                    carry_over(&mut s.model.segments, &previous.segments, &mapped, threshold, prefix);
-            }
-            // Value tiers are named by rank; the match only records how far each moved.
-            SegmentKind::Value => {
-                let mut tiers = s.model.segments.clone();
-                self.report.value = carry_over(&mut tiers, &previous.segments, &mapped, threshold, prefix);
-            }
-        }
+        let matches = if s.kind.ids_by_rank() {
+            // Named by rank: the match only records how far each moved.
+            let mut tiers = s.model.segments.clone();
+            carry_over(&mut tiers, &previous.segments, &mapped, threshold, prefix)
+        } else {
+            carry_over(&mut s.model.segments, &previous.segments, &mapped, threshold, prefix)
+        };
+        self.report.segments.insert(s.kind.as_str().to_string(), matches);
         if let Some(prev_labels) = &self.prev_labels {
             let before = migration::labels_by_client(prev_labels, s.kind.id_column());
             let index: std::collections::HashMap<&str, usize> = s
