@@ -247,11 +247,14 @@ pub fn risky_cell(v: &str) -> bool {
 }
 
 /// The CRM import table: one row per client, columns as the settings say, then the
-/// `extra` (header, labels column) pairs that further analyses add.
+/// `extra` (header, labels column) pairs that further analyses add. `segments` are the
+/// id columns of the run's segmentations: `<id>_name` is a segment's name in the run's
+/// language, `tags` every name, `description` the run and the names.
 pub fn crm_frame(
     labels: &DataFrame,
     crm: &CrmSettings,
     extra: &[(String, String)],
+    segments: &[&str],
     lang: Lang,
     run_id: &str,
 ) -> Result<DataFrame, ExportError> {
@@ -259,40 +262,38 @@ pub fn crm_frame(
         table: "crm_import",
         source,
     };
-    let has_behaviour = labels.column("behaviour_segment").is_ok();
     let suffix = match lang {
         Lang::En => "en",
         Lang::Zh => "zh",
     };
-    let value_name = col(format!("value_tier_{suffix}").as_str());
-    let behaviour_name = if has_behaviour {
-        col(format!("behaviour_segment_{suffix}").as_str())
-    } else {
-        lit(NULL).cast(DataType::String)
+    // A column the run did not make (a segmentation skipped for this input) stays empty.
+    let column = |name: &str| match labels.column(name) {
+        Ok(_) => col(name),
+        Err(_) => lit(NULL).cast(DataType::String),
     };
+    let names: Vec<Expr> = segments.iter().map(|s| column(&format!("{s}_{suffix}"))).collect();
     // Tag separators inside names would split one tag into two.
     let tag = |e: Expr| e.str().replace_all(lit(crm.tag_separator.as_str()), lit(" /"), true);
+    let mut described = vec![lit(format!("clientseg {run_id}: "))];
+    for (k, name) in names.iter().enumerate() {
+        if k > 0 {
+            described.extend([lit("; "), name.clone().fill_null(lit("-"))]);
+        } else {
+            described.push(name.clone());
+        }
+    }
     let source = |name: &str| -> Expr {
         match name {
-            "value_tier_name" => value_name.clone(),
-            "behaviour_segment_name" => behaviour_name.clone(),
-            "behaviour_segment" if !has_behaviour => lit(NULL).cast(DataType::String),
             "tags" => concat_str(
-                [tag(value_name.clone()), tag(behaviour_name.clone())],
+                names.iter().cloned().map(tag).collect::<Vec<_>>(),
                 crm.tag_separator.as_str(),
                 true,
             ),
-            "description" => concat_str(
-                [
-                    lit(format!("clientseg {run_id}: ")),
-                    value_name.clone(),
-                    lit("; "),
-                    behaviour_name.clone().fill_null(lit("-")),
-                ],
-                "",
-                true,
-            ),
-            other => col(other),
+            "description" => concat_str(described.clone(), "", true),
+            other => match other.strip_suffix("_name") {
+                Some(id) => column(&format!("{id}_{suffix}")),
+                None => column(other),
+            },
         }
     };
     let exprs: Vec<Expr> = crm

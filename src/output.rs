@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::analysis::{Outcome, SegmentKind, Segmentation};
+use crate::analysis::{Outcome, Segmentation};
 use crate::columns::Catalogue;
 use crate::export::{self, Assignment, CrmSettings, ExportError};
 use crate::features::FeatureTable;
@@ -112,6 +112,10 @@ pub fn labels(
 ) -> Result<DataFrame, ExportError> {
     let labels = labels_frame(table, outcomes)?;
     let extra = words.crm();
+    let segments: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| o.segmentation.as_ref().map(|s| s.kind.id_column()))
+        .collect();
     // The three files side by side: one after the other they were the longest part of
     // the tables at 1M clients.
     let ((csv, parquet), crm_file) = rayon::join(
@@ -122,7 +126,7 @@ pub fn labels(
             )
         },
         || {
-            export::crm_frame(&labels, crm, &extra, lang, run_id)
+            export::crm_frame(&labels, crm, &extra, &segments, lang, run_id)
                 .and_then(|mut crm_df| export::write_csv(&mut crm_df, &dir.join("crm_import.csv")))
         },
     );
@@ -167,11 +171,7 @@ pub fn rules(w: &mut Written, outcomes: &[Outcome]) -> Result<(), PersistError> 
         if !text.is_empty() {
             text.push('\n');
         }
-        let title = match s.kind {
-            SegmentKind::Value => "Value tiers",
-            SegmentKind::Behaviour => "Behaviour segments",
-        };
-        text.push_str(&report::text::rules_text(title, &s.model));
+        text.push_str(&report::text::rules_text(s.kind.heading(), &s.model));
     }
     w.bytes("rules.txt", text.as_bytes())
 }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::analysis::{self, segmentation, Analysis, AnalysisError, Context, Outcome, SegmentKind, Warning};
+use crate::analysis::{self, Analysis, AnalysisError, Context, Outcome, Warning};
 use crate::config::Settings;
 use crate::export::ExportError;
 use crate::features::{self, FeatureError, FeatureParams, FeatureTable};
@@ -51,8 +51,6 @@ pub enum PipelineError {
     Persist(#[from] PersistError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
-    #[error("no value tiers: the value analysis is not among the analyses run")]
-    NoValueTiers,
     #[error("no segmentation: none of the analyses run segments clients, so there is no model to write")]
     NoSegmentation,
 }
@@ -128,7 +126,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     }
     let mut stability = carry.map(stability::CarryOver::finish);
     let names: Vec<(&str, &str)> = analyses.iter().map(|a| a.name()).collect();
-    let mut warnings = analysis::warnings(&outcomes, s.analyses.value.k);
+    let mut warnings = analysis::warnings(&outcomes, &s.analyses);
     warnings.extend(snapshot_warning(table.snapshot, input.last_invoice));
 
     let run = RunDir::create(&opts.out_dir, &id)?;
@@ -697,14 +695,7 @@ fn charts_and_report(
     stability: Option<&Stability>,
     warnings: &[Warning],
 ) -> Result<(), PipelineError> {
-    let value = segmentation(outcomes, SegmentKind::Value).ok_or(PipelineError::NoValueTiers)?;
-    let data = report::page::chart_data(
-        s.lang,
-        s.seed,
-        value,
-        segmentation(outcomes, SegmentKind::Behaviour),
-        segments,
-    );
+    let data = report::page::chart_data(s.lang, s.seed, outcomes, segments);
     let charts = report::write_charts(&w.path("charts"), &data)?;
     // The transition charts of the migration stage are shown in the page too.
     let transitions: Vec<report::ChartFile> = w

@@ -542,7 +542,8 @@ pub struct Warning {
 
 /// Features with one value for everyone and segmentations that could not use all the
 /// clusters asked for.
-pub fn warnings(outcomes: &[Outcome], value_k: usize) -> Vec<Warning> {
+pub fn warnings(outcomes: &[Outcome], p: &AnalysisParams) -> Vec<Warning> {
+    let value_k = p.value.k;
     let mut out = Vec::new();
     let mut constant: Vec<&str> = Vec::new();
     for f in outcomes.iter().filter_map(|o| o.segmentation.as_ref()) {

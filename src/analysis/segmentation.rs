@@ -51,6 +51,14 @@ impl SegmentKind {
         self == SegmentKind::Value
     }
 
+    /// Its heading in rules.txt.
+    pub fn heading(self) -> &'static str {
+        match self {
+            SegmentKind::Value => "Value tiers",
+            SegmentKind::Behaviour => "Behaviour segments",
+        }
+    }
+
     /// Its name in the run summary, (English, Chinese).
     pub fn title(self) -> (&'static str, &'static str) {
         match self {

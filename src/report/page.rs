@@ -5,7 +5,7 @@ use polars::prelude::*;
 
 use super::html::{Card, Page};
 use super::{ChartData, ChartFile, ServicePlan};
-use crate::analysis::{segmentation, Outcome, Section, SegmentKind, Segmentation, Warning};
+use crate::analysis::{Outcome, Section, Segmentation, Warning};
 use crate::cluster;
 use crate::features::{display_name, feature_def, FeatureTable, CATALOGUE};
 use crate::format::Lang;
@@ -14,14 +14,19 @@ use crate::segments::Segment;
 use crate::stability::Stability;
 use crate::validate::Validated;
 
+/// The run's segmentation whose ids follow a rank (the tiers: sizes, revenue, a table),
+/// and the one whose k was chosen among several (a scatter, profiles, the choice of k).
+fn segmentations(outcomes: &[Outcome]) -> (Option<&Segmentation>, Option<&Segmentation>) {
+    let all = || outcomes.iter().filter_map(|o| o.segmentation.as_ref());
+    (
+        all().find(|s| s.kind.ids_by_rank()),
+        all().find(|s| !s.kind.ids_by_rank()),
+    )
+}
+
 /// What the charts show, from the fitted segmentations and segments.csv.
-pub fn chart_data(
-    lang: Lang,
-    seed: u64,
-    value: &Segmentation,
-    behaviour: Option<&Segmentation>,
-    segments_df: &DataFrame,
-) -> ChartData {
+pub fn chart_data(lang: Lang, seed: u64, outcomes: &[Outcome], segments_df: &DataFrame) -> ChartData {
+    let (value, behaviour) = segmentations(outcomes);
     let sizes = |f: &Segmentation| {
         let mut n = vec![0usize; f.model.segments.len()];
         f.labels.iter().for_each(|&l| n[l] += 1);
@@ -31,9 +36,8 @@ pub fn chart_data(
         Lang::En => seg.name_en.clone(),
         Lang::Zh => seg.name_zh.clone(),
     };
-    let revenue_share: Vec<f64> = value
-        .model
-        .segments
+    let ranked: &[Segment] = value.map_or(&[], |v| v.model.segments.as_slice());
+    let revenue_share: Vec<f64> = ranked
         .iter()
         .map(|seg| {
             let mask = segments_df.column("segment").ok().and_then(|c| c.str().ok().cloned());
@@ -83,8 +87,8 @@ pub fn chart_data(
         scatter,
         behaviour_names: bnames,
         behaviour_sizes: bsizes,
-        value_names: value.model.segments.iter().map(name).collect(),
-        value_sizes: sizes(value),
+        value_names: ranked.iter().map(name).collect(),
+        value_sizes: value.map(sizes).unwrap_or_default(),
         profile_features,
         profile,
         revenue_share,
@@ -245,8 +249,7 @@ pub fn page(input: &PageInput, charts: Vec<ChartFile>, section_charts: Vec<(Stri
         warnings,
         plans,
     } = *input;
-    let value = segmentation(outcomes, SegmentKind::Value);
-    let behaviour = segmentation(outcomes, SegmentKind::Behaviour);
+    let (value, behaviour) = segmentations(outcomes);
     let rows = validated
         .counts
         .iter()
