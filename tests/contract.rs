@@ -2,13 +2,14 @@
 //! the configured ones, with its own config section, reads an earlier analysis through
 //! its declared needs, and its category column reaches labels (CSV, Parquet, the Chinese
 //! spreadsheet), the CRM import, the database push (the table gains the column in place),
-//! the migration counts and the report, without any change to the crate.
+//! the migration counts and the report, without any change to the crate. Its task table
+//! (a follow-up per micro client) is created in the database and its rows opened there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clientseg::analysis::{self, Analysis, AnalysisError, Context, Need, Outcome, Section};
-use clientseg::columns::{OutputColumn, SqlType};
+use clientseg::columns::{OutputColumn, SqlType, TaskTable};
 use clientseg::config::{self, ConfigError, RawConfig, Settings};
 use clientseg::pipeline::{self, RunOptions};
 use clientseg::progress::Stages;
@@ -126,7 +127,38 @@ impl Analysis for ScaleTiers {
             .iter()
             .map(|(t, n)| (format!("{t}: {n} clients"), format!("{t}：{n} 位客户")))
             .collect();
+        // A follow-up visit for every client in S4, kept as tasks in the CRM's database.
+        let ids = ctx
+            .table
+            .df
+            .column("client_id")
+            .map_err(failed)?
+            .str()
+            .map_err(failed)?
+            .clone();
+        let micro: Vec<&str> = ids
+            .iter()
+            .zip(&tiers)
+            .filter_map(|(id, t)| (*t == Some("S4")).then_some(id).flatten())
+            .collect();
+        let followup = DataFrame::new_infer_height(vec![
+            Column::new("client_id".into(), micro.clone()),
+            Column::new("task".into(), vec!["visit"; micro.len()]),
+            Column::new("scale_tier".into(), vec!["S4"; micro.len()]),
+        ])
+        .map_err(failed)?;
         Ok(Outcome {
+            exports: vec![("micro_followup".into(), followup)],
+            tasks: vec![TaskTable {
+                table: "micro_followup".into(),
+                export: "micro_followup".into(),
+                columns: vec![
+                    ("client_id".into(), SqlType::Text),
+                    ("task".into(), SqlType::Text),
+                    ("scale_tier".into(), SqlType::Text),
+                ],
+                key: 2,
+            }],
             columns: vec![Column::new("scale_tier".into(), tiers)],
             declared: vec![OutputColumn::category(
                 "scale_tier",
@@ -344,9 +376,48 @@ fn a_further_analysis_reaches_every_output_through_the_contract() {
         "scale_tier"
     );
 
-    // The push: the table made by the first run gains the column in place.
+    // The push: the table made by the first run gains the column in place, and the task
+    // table is created with run1's follow-ups, which run2 keeps open and adds to.
+    clientseg::push::push(&run1, &db, false).unwrap();
     clientseg::push::push(&run2, &db, false).unwrap();
     let conn = rusqlite::Connection::open(dir.join("crm.db")).unwrap();
+    let id_of = |run: &Path| manifest(run)["run_id"].as_str().unwrap().to_string();
+    let s4 = |run: &Path| -> Vec<String> {
+        let l = read_csv(&run.join("labels.csv"));
+        let ids = strings(&l, "client_id");
+        let mut v: Vec<String> = ids
+            .into_iter()
+            .zip(strings(&l, "scale_tier"))
+            .filter(|(_, t)| t == "S4")
+            .map(|(id, _)| id)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut tasks = conn
+        .prepare("SELECT client_id, task, status, opened_run, updated_run FROM micro_followup ORDER BY client_id")
+        .unwrap();
+    let rows: Vec<[String; 5]> = tasks
+        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let (earlier, later) = (s4(&run1), s4(&run2));
+    assert!(later.len() > earlier.len() && earlier.iter().all(|c| later.contains(c)));
+    assert_eq!(rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>(), later);
+    for r in &rows {
+        let opened = if earlier.contains(&r[0]) {
+            id_of(&run1)
+        } else {
+            id_of(&run2)
+        };
+        assert_eq!(
+            (r[1].as_str(), r[2].as_str(), r[3].as_str(), r[4].as_str()),
+            ("visit", "open", opened.as_str(), id_of(&run2).as_str()),
+            "{r:?}"
+        );
+    }
+    drop(tasks);
     let mut stmt = conn
         .prepare("SELECT client_id, scale_tier FROM client_segment")
         .unwrap();
