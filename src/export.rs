@@ -798,4 +798,52 @@ mod tests {
         assert!(text.contains("'=cmd") && text.contains("'@SUM(1+1)"), "{text}");
         assert!(text.contains("C1,3.0") && text.contains(",-2.0"), "{text}");
     }
+
+    /// The generic template's columns filled from the run's segmentations: names in the
+    /// run's language, tags joined, and a segmentation the run did not make left empty.
+    #[test]
+    fn the_crm_import_reads_the_runs_segmentations() {
+        let labels = df!(
+            "client_id" => ["C1", "C2"],
+            "name" => ["甲", "乙"],
+            "accountant" => ["王芳", "李明"],
+            "value_tier" => ["V1", "V2"],
+            "value_tier_en" => ["Core; key", "Growth"],
+            "value_tier_zh" => ["核心", "成长"],
+            "behaviour_segment" => ["B1", "B2"],
+            "behaviour_segment_en" => ["Late payers", "On time"],
+            "behaviour_segment_zh" => ["逾期", "准时"],
+        )
+        .unwrap();
+        let (columns, sep) = crm_template("generic").unwrap();
+        let crm = CrmSettings {
+            template: "generic".into(),
+            columns: columns.iter().map(|(h, c)| (h.to_string(), c.to_string())).collect(),
+            tag_separator: sep.into(),
+        };
+        let text = |df: &DataFrame, c: &str| -> Vec<Option<String>> {
+            df.column(c)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.map(String::from))
+                .collect()
+        };
+        let both = crm_frame(&labels, &crm, &[], &["value_tier", "behaviour_segment"], Lang::Zh, "r1").unwrap();
+        assert_eq!(text(&both, "tier"), [Some("核心".into()), Some("成长".into())]);
+        assert_eq!(text(&both, "segment"), [Some("逾期".into()), Some("准时".into())]);
+        assert_eq!(
+            text(&both, "tags"),
+            [Some("核心;逾期".into()), Some("成长;准时".into())]
+        );
+        // English names, with the separator inside a name kept out of the tags.
+        let en = crm_frame(&labels, &crm, &[], &["value_tier", "behaviour_segment"], Lang::En, "r1").unwrap();
+        assert_eq!(text(&en, "tags")[0], Some("Core / key;Late payers".into()));
+        // Without behaviour segments (billing-only firms): that column is empty.
+        let value_only = labels.drop_many(["behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh"]);
+        let one = crm_frame(&value_only, &crm, &[], &["value_tier"], Lang::En, "r1").unwrap();
+        assert_eq!(text(&one, "segment"), [None, None]);
+        assert_eq!(text(&one, "tags"), [Some("Core / key".into()), Some("Growth".into())]);
+    }
 }
