@@ -225,9 +225,9 @@ impl Model {
         // Plain data with string keys: serialisation cannot fail.
         let mut v = serde_json::to_value(self).expect("model serialises");
         v["schema_version"] = SCHEMA_VERSION.into();
+        // Beside whatever else the analysis saved under its id.
         for (id, s) in &self.segmentations {
-            v["analyses"][id.as_str()] =
-                serde_json::json!({ SEGMENTATION: serde_json::to_value(s).expect("segmentation serialises") });
+            v["analyses"][id.as_str()][SEGMENTATION] = serde_json::to_value(s).expect("segmentation serialises");
         }
         serde_json::to_string_pretty(&v).expect("model serialises")
     }
@@ -260,11 +260,15 @@ impl Model {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in ids {
-                if let Some(v) = analyses
-                    .remove(&id)
-                    .and_then(|mut v| v.get_mut(SEGMENTATION).map(|s| s.take()))
-                {
-                    parts.push((id, v));
+                let Some(own) = analyses.get_mut(&id).and_then(|v| v.as_object_mut()) else {
+                    continue;
+                };
+                if let Some(v) = own.remove(SEGMENTATION) {
+                    parts.push((id.clone(), v));
+                }
+                // The analysis's own part, if it saved more than its segmentation.
+                if own.is_empty() {
+                    analyses.remove(&id);
                 }
             }
         }
@@ -369,6 +373,22 @@ mod tests {
                 assert!((v - c[[k, j]]).abs() < 1e-9, "{k},{j}");
             }
         }
+    }
+
+    #[test]
+    fn an_analysis_keeps_what_it_saved_beside_its_segmentation() {
+        let mut m = Model::load(&fixture()).unwrap();
+        m.analyses.insert("value".into(), serde_json::json!({ "note": 1 }));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("both.json");
+        std::fs::write(&path, m.to_json()).unwrap();
+        let again = Model::load(&path).unwrap();
+        assert_eq!(again.analyses.get("value"), Some(&serde_json::json!({ "note": 1 })));
+        assert!(again.segmentation("value").is_some() && again.segmentation("behaviour").is_some());
+        assert!(
+            !again.analyses.contains_key("behaviour"),
+            "nothing but its segmentation"
+        );
     }
 
     #[test]
