@@ -266,7 +266,8 @@ pub fn crm_frame(
         Lang::En => "en",
         Lang::Zh => "zh",
     };
-    // A column the run did not make (a segmentation skipped for this input) stays empty.
+    // A segmentation's column the run did not make (skipped for this input) stays
+    // empty; any other missing column is an error, as it was.
     let column = |name: &str| match labels.column(name) {
         Ok(_) => col(name),
         Err(_) => lit(NULL).cast(DataType::String),
@@ -292,7 +293,9 @@ pub fn crm_frame(
             "description" => concat_str(described.clone(), "", true),
             other => match other.strip_suffix("_name") {
                 Some(id) => column(&format!("{id}_{suffix}")),
-                None => column(other),
+                // A segment id: its name is a source too.
+                None if CRM_SOURCES.contains(&format!("{other}_name").as_str()) => column(other),
+                None => col(other),
             },
         }
     };
@@ -844,6 +847,10 @@ mod tests {
         let value_only = labels.drop_many(["behaviour_segment", "behaviour_segment_en", "behaviour_segment_zh"]);
         let one = crm_frame(&value_only, &crm, &[], &["value_tier"], Lang::En, "r1").unwrap();
         assert_eq!(text(&one, "segment"), [None, None]);
+        // Any other column the labels lack is an error, not an empty column.
+        let mut wrong = crm.clone();
+        wrong.columns.push(("Industry".into(), "industry".into()));
+        assert!(crm_frame(&value_only, &wrong, &[], &["value_tier"], Lang::En, "r1").is_err());
         assert_eq!(text(&one, "tags"), [Some("Core / key".into()), Some("Growth".into())]);
     }
 }
