@@ -369,6 +369,12 @@ pub const CATALOGUE: &[FeatureDef] = &[
         .unclustered()
         .phrase("{} months without invoice or work", "已 {} 个月无开票无业务")
         .words(Some(("gone quiet", "业务停滞")), None),
+    // With days_since_last_invoice, a purchase history's summary for the BG/NBD churn
+    // model of a firm without contracts.
+    def("repeat_invoice_days", Behaviour, "count", Log1p, ("repeat invoice days", "重复开票天数"), "Distinct invoice days dated up to S, after the first; empty without an invoice.", |_| when(col("__first_invoice").is_null()).then(lit(NULL).cast(DataType::Float64)).otherwise(col("__repeat_invoice_days").fill_null(lit(0.0))))
+        .unclustered(),
+    def("days_since_first_invoice", Behaviour, "days", Log1p, ("days since the first invoice", "距首次开票天数"), "Days from the first invoice dated up to S to S; empty without one.", |t| (lit(t.s) - col("__first_invoice")).cast(DataType::Float64))
+        .unclustered(),
 ];
 
 pub fn feature_def(name: &str) -> Option<&'static FeatureDef> {
@@ -676,6 +682,11 @@ fn invoice_gaps(billing: LazyFrame, s: i32, key: &str) -> LazyFrame {
             col("__gap").max().alias("__gap_longest"),
             recent(col("__gap")).mean().alias("__gap_mean"),
             recent(col("__gap")).std(1).alias("__gap_std"),
+            // Each interval ends on a later invoice day: the repeat purchases.
+            col("__gap")
+                .count()
+                .cast(DataType::Float64)
+                .alias("__repeat_invoice_days"),
         ])
 }
 

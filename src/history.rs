@@ -48,8 +48,8 @@ impl LeaveDefinition {
                 "以客户档案中的合同结束日期为准：合同结束后的第一天所在月份即为流失月份".into(),
             ),
             _ => (
-                format!("a client left when no invoice and no work month followed for {inactive_months} months, or for its longest earlier gap between invoices and one month more when that is longer (no contract end dates in the archive); it left in the month after its last invoice or work month"),
-                format!("档案中没有合同结束日期：连续 {inactive_months} 个月（若该客户以往最长的开票间隔更长，则为该间隔再加一个月）既无开票也无业务即视为流失，流失月份为最后一次开票或业务月份的下一个月"),
+                format!("a client is counted as gone when no invoice and no work month followed for {inactive_months} months, or for its longest earlier gap between invoices and one month more when that is longer (no contract end dates in the archive); the risk of leaving within h months is the chance that a client still served has no invoice and no work month in the next h months"),
+                format!("档案中没有合同结束日期：连续 {inactive_months} 个月（若该客户以往最长的开票间隔更长，则为该间隔再加一个月）既无开票也无业务即视为已流失；h 个月内的流失风险是仍在服务的客户在未来 h 个月内既无开票也无业务的概率"),
             ),
         }
     }
@@ -69,9 +69,6 @@ pub struct HistoryParams {
 pub struct Lifecycle {
     pub start: Option<i32>,
     pub left: Option<i32>,
-    /// Months after a horizon before its outcome is known: 0 with contract_end, the
-    /// client's lapse months less one with a lapse.
-    pub grace: i32,
 }
 
 pub struct History {
@@ -88,6 +85,8 @@ pub struct History {
     /// Their ids and lifecycles, in client_id order (the order of every snapshot's rows).
     pub sample_ids: Vec<String>,
     pub lifecycles: Vec<Lifecycle>,
+    /// Per sampled client, the months with an invoice or logged work, ascending.
+    pub active: Vec<Vec<i32>>,
     pub sampled: usize,
     pub clients: usize,
     pub features: FeatureParams,
@@ -165,6 +164,26 @@ pub fn served_at(
 }
 
 impl History {
+    /// Whether sampled client `i`, a client at the end of month `t`, left within the
+    /// `horizon` months after it; None while the data does not show it yet. With a
+    /// contract end, the contract ended in those months; with a lapse, the client had no
+    /// invoice and no work in them (what a firm without contracts can see by then).
+    pub fn outcome(&self, i: usize, t: i32, horizon: i32) -> Option<bool> {
+        if t + horizon > self.last_month {
+            return None;
+        }
+        Some(match self.definition {
+            LeaveDefinition::ContractEnd => self
+                .lifecycles
+                .get(i)
+                .is_some_and(|lc| lc.left.is_some_and(|l| l > t && l <= t + horizon)),
+            _ => self.active.get(i).is_none_or(|months| {
+                let next = months.partition_point(|&m| m <= t);
+                months.get(next).is_none_or(|&m| m > t + horizon)
+            }),
+        })
+    }
+
     /// The clients of today's feature table still served at the snapshot.
     pub fn served(&self, table: &FeatureTable) -> Vec<bool> {
         served_at(table, self.definition, self.inactive_months, &self.contract_end)
@@ -376,6 +395,7 @@ pub fn build(
         absent: t.absent.clone(),
     };
     let (sample_ids, lifecycles) = lifecycles(&sample, definition, params.inactive_months, last_month)?;
+    let active = active_months(&sample, &sample_ids)?;
     Ok(History {
         definition,
         inactive_months: params.inactive_months,
@@ -387,8 +407,33 @@ pub fn build(
         sample,
         sample_ids,
         lifecycles,
+        active,
         features: features.clone(),
     })
+}
+
+/// Per client of `ids`, the distinct months with an invoice or logged work, ascending.
+fn active_months(t: &CleanTables, ids: &[String]) -> PolarsResult<Vec<Vec<i32>>> {
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut active = vec![Vec::new(); ids.len()];
+    let mut add = |df: &DataFrame, date: &str| -> PolarsResult<()> {
+        let days = df.column(date)?.cast(&DataType::Int32)?;
+        for (id, d) in df.column("client_id")?.str()?.iter().zip(days.i32()?.iter()) {
+            if let (Some(&i), Some(d)) = (id.and_then(|id| index.get(id)), d) {
+                active[i].push(month_of(features::from_days(d)));
+            }
+        }
+        Ok(())
+    };
+    add(&t.billing, "invoice_date")?;
+    if let Some(a) = t.activity() {
+        add(a, "month")?;
+    }
+    for months in &mut active {
+        months.sort_unstable();
+        months.dedup();
+    }
+    Ok(active)
 }
 
 /// When each sampled client started and left, in client_id order.
@@ -481,14 +526,14 @@ fn lifecycles(
         .map(|i| {
             let start = start[i].or(first[i]);
             let lapse = lapse_months(inactive_months, interval[i]);
-            let (left, grace) = match definition {
-                LeaveDefinition::ContractEnd => (end_next[i], 0),
+            let left = match definition {
+                LeaveDefinition::ContractEnd => end_next[i],
                 _ => {
                     let active = last[i].max(work[i]);
-                    (active.filter(|l| last_month - l >= lapse).map(|l| l + 1), lapse - 1)
+                    active.filter(|l| last_month - l >= lapse).map(|l| l + 1)
                 }
             };
-            Lifecycle { start, left, grace }
+            Lifecycle { start, left }
         })
         .collect();
     Ok((ids, lcs))

@@ -263,13 +263,10 @@ fn check_run(e: &Earlier, h: &History, index: &std::collections::HashMap<&str, u
             let Some(&i) = index.get(id.as_str()) else {
                 continue;
             };
-            let lc = h.lifecycles[i];
-            let known = e.snapshot + hz + lc.grace;
-            if known > h.last_month {
-                pending_until = pending_until.max(Some(known));
+            let Some(left) = h.outcome(i, e.snapshot, hz) else {
+                pending_until = pending_until.max(Some(e.snapshot + hz));
                 continue;
-            }
-            let left = lc.left.is_some_and(|l| l > e.snapshot && l <= e.snapshot + hz);
+            };
             rows.push((k, *p, left));
         }
         if rows.is_empty() {

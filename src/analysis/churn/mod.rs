@@ -11,6 +11,7 @@ mod params;
 pub use params::RawChurn;
 
 pub mod backtest;
+pub mod bgnbd;
 pub mod fee_response;
 pub mod metrics;
 pub mod models;
@@ -28,6 +29,7 @@ use crate::format::Lang;
 use crate::history::{self, still_client, History, LeaveDefinition};
 use crate::model::Model;
 use crate::progress::Stages;
+use bgnbd::{BgNbd, Summary};
 use metrics::{CalibrationBin, Scores};
 use models::{Boosted, Logistic, ModelKind, Platt, Rows};
 use polars::prelude::Column;
@@ -129,9 +131,19 @@ struct Snapshots {
     month: Vec<i32>,
     /// Index into the history's sampled clients.
     client: Vec<u32>,
-    left: Vec<Option<i32>>,
-    /// Months after a horizon before the row's outcome is known.
-    grace: Vec<i32>,
+    /// Per row, the purchase history's summary (firms without contracts only).
+    btyd: Vec<Option<Summary>>,
+    /// Per snapshot month, the summaries of every sampled client invoiced by then, left
+    /// or not (what the BG/NBD model learns from).
+    cross: Vec<(i32, Vec<Summary>)>,
+}
+
+/// The purchase histories' summaries of a table's clients, from the [`bgnbd::INPUTS`].
+fn summaries(t: &FeatureTable) -> Vec<Option<Summary>> {
+    let [n, first, last] = bgnbd::INPUTS.map(|f| values(t, f));
+    (0..t.df.height())
+        .map(|i| Summary::of_features(n[i], first[i], last[i]))
+        .collect()
 }
 
 use history::column_f64 as values;
@@ -168,9 +180,10 @@ impl Snapshots {
             x: Vec::new(),
             month: Vec::new(),
             client: Vec::new(),
-            left: Vec::new(),
-            grace: Vec::new(),
+            btyd: Vec::new(),
+            cross: Vec::new(),
         };
+        let purchases = h.definition == LeaveDefinition::Lapse;
         let total = months.clone().count();
         stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
             for (k, t) in months.enumerate() {
@@ -194,12 +207,23 @@ impl Snapshots {
                     })
                     .collect();
                 s.x.extend(matrix(&columns(&ft, names), &keep));
+                let btyd = if purchases { summaries(&ft) } else { Vec::new() };
+                if purchases {
+                    s.cross.push((t, btyd.iter().flatten().copied().collect()));
+                }
                 for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
                     s.month.push(t);
                     s.client.push(i as u32);
-                    s.left.push(h.lifecycles[i].left);
-                    s.grace.push(h.lifecycles[i].grace);
+                    if purchases {
+                        s.btyd.push(btyd.get(i).copied().flatten());
+                    }
                 }
+            }
+            // The latest histories, for the final model and the win-back list.
+            if purchases && s.cross.last().is_some_and(|(t, _)| *t < h.last_month) {
+                let ft = history::snapshot(h, h.last_month).map_err(|e| failed(e.to_string()))?;
+                s.cross
+                    .push((h.last_month, summaries(&ft).into_iter().flatten().collect()));
             }
             Ok(())
         })?;
@@ -254,20 +278,19 @@ pub const MIN_TEST_LEAVERS: usize = 30;
 const MIN_CLIENTS: usize = 20;
 const MIN_LEAVERS: usize = 5;
 
-/// Months after the horizon before a lapse is confirmed.
 /// Why the history cannot teach who leaves: too few months for the shortest horizon
 /// (`months_enough` false), too few clients or too few leavers.
-fn too_little(h: &History, h_min: i32, g: i32, months_enough: bool) -> Option<Why> {
+fn too_little(h: &History, h_min: i32, months_enough: bool) -> Option<Why> {
     let span = h.last_month - h.first_month + 1;
     if !months_enough {
         return Some((
             format!(
-                "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon, {g} months to confirm a lapse and 4 months of snapshots)",
-                h_min + g + 4
+                "the history covers {span} months; learning who leaves within {h_min} months needs at least {} (the horizon and 4 months of snapshots)",
+                h_min + 4
             ),
             format!(
-                "历史数据只有 {span} 个月；预测 {h_min} 个月内的流失至少需要 {} 个月（预测期、确认流失的 {g} 个月和 4 个月的快照）",
-                h_min + g + 4
+                "历史数据只有 {span} 个月；预测 {h_min} 个月内的流失至少需要 {} 个月（预测期和 4 个月的快照）",
+                h_min + 4
             ),
         ));
     }
@@ -334,22 +357,14 @@ impl Naive {
     }
 }
 
-fn grace(h: &History) -> i32 {
-    match h.definition {
-        LeaveDefinition::ContractEnd => 0,
-        _ => h.inactive_months - 1,
-    }
-}
-
 /// The outcome of snapshot row `i` for `horizon`, when the data shows it.
 fn label(s: &Snapshots, i: usize, horizon: i32, h: &History) -> Option<bool> {
-    let t = s.month[i];
-    (known_by(s, i, horizon) <= h.last_month).then(|| s.left[i].is_some_and(|l| l <= t + horizon))
+    h.outcome(s.client[i] as usize, s.month[i], horizon)
 }
 
 /// The month by whose end row `i`'s outcome for `horizon` is known.
 fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
-    s.month[i] + horizon + s.grace.get(i).copied().unwrap_or(0)
+    s.month[i] + horizon
 }
 
 /// The pooled test rows' measures of the four scores, with intervals by resampling
@@ -358,7 +373,7 @@ fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
 fn measure<'a>(
     v: &mut HorizonValidation,
     s: &Snapshots,
-    pooled: &[Vec<f64>; 4],
+    pooled: &[Vec<f64>; 5],
     pooled_y: &'a [bool],
     pooled_rows: &[usize],
     seed: u64,
@@ -383,6 +398,9 @@ fn measure<'a>(
     v.boosted = measured(1, true);
     v.recency = measured(2, false);
     v.rule = measured(3, false);
+    if pooled[4].len() == pooled_y.len() {
+        v.bgnbd = measured(4, true);
+    }
     resampler
 }
 
@@ -390,15 +408,59 @@ fn measure<'a>(
 enum Fitted {
     Logistic(Logistic),
     Boosted(Boosted),
+    /// With the horizon it scores.
+    BgNbd(BgNbd, i32),
+}
+
+/// The log-odds of no invoice in the `horizon` months after a history; a client not yet
+/// invoiced counts as one invoiced this month.
+fn bgnbd_margin(m: &BgNbd, s: Option<Summary>, horizon: i32) -> f64 {
+    let s = s.unwrap_or(Summary {
+        x: 0.0,
+        t_x: 0.0,
+        t: 0.0,
+    });
+    let p = m.p_quiet(s, f64::from(horizon)).clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
 }
 
 impl Fitted {
-    fn margin(&self, rows: &Rows) -> Vec<f64> {
+    /// The raw scores of snapshot rows `idx`, whose features are `rows`.
+    fn margin(&self, s: &Snapshots, idx: &[usize], rows: &Rows) -> Vec<f64> {
         match self {
             Fitted::Logistic(m) => m.margin(rows),
             Fitted::Boosted(m) => m.margin(rows),
+            Fitted::BgNbd(m, hz) => idx
+                .iter()
+                .map(|&i| bgnbd_margin(m, s.btyd.get(i).copied().flatten(), *hz))
+                .collect(),
         }
     }
+}
+
+/// The BG/NBD parameters from every sampled client's history as of the latest snapshot
+/// month up to `month` (no outcome is needed, so nothing later is seen).
+fn fit_bgnbd(s: &Snapshots, month: i32) -> Result<BgNbd, String> {
+    let (_, cross) = s
+        .cross
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= month)
+        .ok_or("BG/NBD: no purchase histories by then")?;
+    let mut groups: std::collections::HashMap<[u64; 3], (Summary, f64)> = std::collections::HashMap::new();
+    for c in cross {
+        groups
+            .entry([c.x.to_bits(), c.t_x.to_bits(), c.t.to_bits()])
+            .or_insert((*c, 0.0))
+            .1 += 1.0;
+    }
+    let mut data: Vec<(Summary, f64)> = groups.into_values().collect();
+    data.sort_by(|a, b| {
+        (a.0.x, a.0.t_x, a.0.t)
+            .partial_cmp(&(b.0.x, b.0.t_x, b.0.t))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    BgNbd::fit(&data)
 }
 
 /// Where a model is scored: the month of the snapshot, and the horizon (the rows one
@@ -457,20 +519,30 @@ fn fit_calibrated(
     if y_fit.iter().all(|l| *l) || !y_fit.iter().any(|l| *l) {
         return Err("the training months have clients of one outcome only".into());
     }
-    let x_fit = s.rows_of(&fit_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
-    let rows = Rows { x: &x_fit, d: s.d };
     let fitted = match kind {
-        ModelKind::Logistic => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit)?),
-        ModelKind::Boosted => Fitted::Boosted(Boosted::fit(&rows, &y_fit, seed)?),
+        ModelKind::BgNbd => Fitted::BgNbd(fit_bgnbd(s, target.month)?, target.horizon),
+        _ => {
+            let x_fit = s.rows_of(&fit_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
+            let rows = Rows { x: &x_fit, d: s.d };
+            match kind {
+                ModelKind::Boosted => Fitted::Boosted(Boosted::fit(&rows, &y_fit, seed)?),
+                _ => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit)?),
+            }
+        }
     };
-    let x_cal = s.rows_of(&cal_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
+    let cal_rows: Vec<usize> = cal_idx.iter().map(|&k| train[k]).collect();
+    let x_cal = if kind == ModelKind::BgNbd {
+        Vec::new()
+    } else {
+        s.rows_of(&cal_rows)
+    };
     let y_cal: Vec<bool> = cal_idx.iter().map(|&k| labels[k]).collect();
     let tau: Vec<f64> = cal_idx
         .iter()
         .map(|&k| f64::from(s.month[train[k]] - target.month))
         .collect();
     let platt = Platt::fit_drifting(
-        &fitted.margin(&Rows { x: &x_cal, d: s.d }),
+        &fitted.margin(s, &cal_rows, &Rows { x: &x_cal, d: s.d }),
         &tau,
         &y_cal,
         f64::from(target.horizon),
@@ -491,6 +563,12 @@ pub struct HorizonValidation {
     pub boosted: Option<Scores>,
     pub recency: Option<Scores>,
     pub rule: Option<Scores>,
+    /// The BG/NBD candidate, validated like the others (firms without contracts).
+    #[serde(default)]
+    pub bgnbd: Option<Scores>,
+    /// Why the BG/NBD candidate was left out, when its fit failed in a test month.
+    #[serde(default)]
+    pub bgnbd_dropped: Option<String>,
     /// ROC-AUC per test month of the chosen model.
     pub monthly_auc: Vec<Option<f64>>,
     /// Per test month, the chosen model's calibration: how the log-odds of leaving moved
@@ -501,12 +579,22 @@ pub struct HorizonValidation {
     pub calibration: Vec<CalibrationBin>,
     #[serde(skip)]
     pub gains: Vec<(String, Vec<(f64, f64)>)>,
-    /// Every scored test row: (snapshot row, logistic, boosted, recency, rule, left).
+    /// Every scored test row: (snapshot row, [logistic, boosted, recency, rule, BG/NBD
+    /// (NaN without it)], left).
     #[serde(skip)]
-    pub rows: Vec<(usize, [f64; 4], bool)>,
+    pub rows: Vec<(usize, [f64; 5], bool)>,
 }
 
 impl HorizonValidation {
+    /// The measures of a model kind.
+    pub fn scores(&self, kind: ModelKind) -> Option<&Scores> {
+        match kind {
+            ModelKind::Logistic => self.logistic.as_ref(),
+            ModelKind::Boosted => self.boosted.as_ref(),
+            ModelKind::BgNbd => self.bgnbd.as_ref(),
+        }
+    }
+
     /// A horizon with nothing measured yet.
     fn empty(months: i32) -> HorizonValidation {
         HorizonValidation {
@@ -518,6 +606,8 @@ impl HorizonValidation {
             boosted: None,
             recency: None,
             rule: None,
+            bgnbd: None,
+            bgnbd_dropped: None,
             monthly_auc: Vec::new(),
             monthly_drift: Vec::new(),
             chosen: ModelKind::Logistic,
@@ -536,6 +626,8 @@ pub struct SavedHorizon {
     pub logistic: Option<Logistic>,
     /// forust-ml's JSON of the boosted trees.
     pub boosted: Option<String>,
+    #[serde(default)]
+    pub bgnbd: Option<BgNbd>,
     pub platt: Platt,
 }
 
@@ -549,6 +641,10 @@ pub struct SavedChurn {
     pub bands: (f64, f64),
     #[serde(default)]
     pub bands_by: BandBasis,
+    /// The BG/NBD model of the latest purchase histories (firms without contracts): the
+    /// chance that a client counted as gone buys again.
+    #[serde(default)]
+    pub purchases: Option<BgNbd>,
 }
 
 impl SavedChurn {
@@ -584,8 +680,21 @@ impl SavedChurn {
                 (ModelKind::Boosted, _, Some(json)) => {
                     Boosted::from_json(json).map_err(|e| format!("churn {}m: boosted trees: {e}", h.months))?;
                 }
+                (ModelKind::BgNbd, _, _) => match h.bgnbd {
+                    Some(m) if m.is_valid() => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "churn {}m: BG/NBD parameters must be finite and above 0",
+                            h.months
+                        ))
+                    }
+                    None => return Err(format!("churn {}m: the chosen model is missing", h.months)),
+                },
                 _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
             }
+        }
+        if self.purchases.is_some_and(|m| !m.is_valid()) {
+            return Err("churn: BG/NBD parameters must be finite and above 0".into());
         }
         let (lo, hi) = self.bands;
         match self.bands_by {
@@ -609,7 +718,12 @@ struct Scored {
     drivers: Vec<Vec<(usize, f64)>>,
 }
 
-fn score_today(saved: &SavedChurn, cols: &[Vec<f64>], active: &[bool]) -> Result<Scored, String> {
+fn score_today(
+    saved: &SavedChurn,
+    cols: &[Vec<f64>],
+    btyd: &[Option<Summary>],
+    active: &[bool],
+) -> Result<Scored, String> {
     let x = matrix(cols, active);
     let rows = Rows {
         x: &x,
@@ -633,6 +747,16 @@ fn score_today(saved: &SavedChurn, cols: &[Vec<f64>], active: &[bool]) -> Result
                 } else {
                     (b.margin(&rows), None)
                 }
+            }
+            (ModelKind::BgNbd, _, _) => {
+                let m = h
+                    .bgnbd
+                    .ok_or_else(|| format!("churn {}m: the chosen model is missing", h.months))?;
+                let margin = positions
+                    .iter()
+                    .map(|&i| bgnbd_margin(&m, btyd.get(i).copied().flatten(), h.months))
+                    .collect();
+                (margin, None)
             }
             _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
         };
@@ -661,6 +785,79 @@ fn score_today(saved: &SavedChurn, cols: &[Vec<f64>], active: &[bool]) -> Result
         }
     }
     Ok(Scored { risk, drivers })
+}
+
+/// The chance of buying again from which a gone client counts as likely back.
+const LIKELY_BACK: f64 = 0.2;
+
+/// Months ahead a client counted as gone is given a chance of buying again.
+const WIN_BACK_MONTHS: f64 = 12.0;
+
+/// Clients counted as gone with a chance of buying again, by the value that chance is worth.
+struct WinBack {
+    chance: Vec<Option<f64>>,
+    value: Vec<Option<f64>>,
+    /// Gone clients with a chance, by value × chance, highest first.
+    order: Vec<usize>,
+}
+
+/// Per client counted as gone: the BG/NBD chance of an invoice in the next 12 months,
+/// and that chance × its fees of the last 12 months.
+fn win_back(m: &BgNbd, table: &FeatureTable, active: &[bool]) -> WinBack {
+    let btyd = summaries(table);
+    let fees = values(table, "fees_12m");
+    let round = |v: f64, k: f64| (v * k).round() / k;
+    let chance: Vec<Option<f64>> = (0..active.len())
+        .map(|i| {
+            let s = btyd.get(i).copied().flatten().filter(|_| !active[i])?;
+            Some(round(1.0 - m.p_quiet(s, WIN_BACK_MONTHS), 1e4))
+        })
+        .collect();
+    let value: Vec<Option<f64>> = chance
+        .iter()
+        .zip(&fees)
+        .map(|(c, f)| c.map(|c| round(c * if f.is_finite() { f.max(0.0) } else { 0.0 }, 100.0)))
+        .collect();
+    let mut order: Vec<usize> = (0..active.len()).filter(|&i| chance[i].is_some()).collect();
+    order.sort_by(|&a, &b| {
+        value[b]
+            .unwrap_or(0.0)
+            .total_cmp(&value[a].unwrap_or(0.0))
+            .then(chance[b].unwrap_or(0.0).total_cmp(&chance[a].unwrap_or(0.0)))
+            .then(a.cmp(&b))
+    });
+    WinBack { chance, value, order }
+}
+
+impl WinBack {
+    /// winback.csv: the gone clients by value × chance.
+    fn frame(&self, table: &FeatureTable) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+        let ids = table.df.column("client_id")?.str()?.clone();
+        let pick = |v: &[f64]| self.order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        polars::prelude::DataFrame::new_infer_height(vec![
+            Column::new(
+                "client_id".into(),
+                self.order.iter().map(|&i| ids.get(i).unwrap_or("")).collect::<Vec<_>>(),
+            ),
+            Column::new("fees_12m".into(), pick(&values(table, "fees_12m"))),
+            Column::new(
+                "days_since_last_invoice".into(),
+                pick(&values(table, "days_since_last_invoice")),
+            ),
+            Column::new(
+                "repeat_invoice_days".into(),
+                pick(&values(table, "repeat_invoice_days")),
+            ),
+            Column::new(
+                "chance_back_12m".into(),
+                self.order.iter().map(|&i| self.chance[i]).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "win_back_value".into(),
+                self.order.iter().map(|&i| self.value[i]).collect::<Vec<_>>(),
+            ),
+        ])
+    }
 }
 
 /// Months ahead the value ahead is given for.
@@ -781,6 +978,22 @@ fn declared(saved: &SavedChurn) -> Vec<OutputColumn> {
             .crm("Value Ahead 36m")
             .push(SqlType::Double),
     ]);
+    if saved.purchases.is_some() {
+        out.extend([
+            OutputColumn::number(
+                "chance_back_12m",
+                "chance a client counted as gone buys again within 12 months",
+                "已流失客户12个月内再次开票的概率",
+            )
+            .push(SqlType::Double),
+            OutputColumn::number(
+                "win_back_value",
+                "win-back value (chance × fees of 12 months)",
+                "挽回价值（概率×近12个月收费）",
+            )
+            .push(SqlType::Double),
+        ]);
+    }
     out.extend(fee_response::declared());
     out.extend(backtest::declared());
     out
@@ -792,7 +1005,7 @@ fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polar
     let mut id = Vec::new();
     let mut month = Vec::new();
     let mut horizon = Vec::new();
-    let mut cols: [Vec<f64>; 4] = Default::default();
+    let mut cols: [Vec<f64>; 5] = Default::default();
     let mut left = Vec::new();
     for v in &f.validation {
         for (row, scores, y) in &v.rows {
@@ -805,13 +1018,13 @@ fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polar
                     .unwrap_or_default(),
             );
             horizon.push(v.months);
-            for k in 0..4 {
-                cols[k].push(scores[k]);
+            for (c, v) in cols.iter_mut().zip(scores) {
+                c.push(*v);
             }
             left.push(*y);
         }
     }
-    let [logistic, boosted, recency, rule] = cols;
+    let [logistic, boosted, recency, rule, bgnbd] = cols;
     polars::prelude::DataFrame::new_infer_height(vec![
         Column::new("client_id".into(), id),
         Column::new("month".into(), month),
@@ -820,6 +1033,7 @@ fn validation_table(f: &Fit, h: &History) -> polars::prelude::PolarsResult<polar
         Column::new("boosted".into(), boosted),
         Column::new("days_since_last_invoice".into(), recency),
         Column::new("rule".into(), rule),
+        Column::new("bgnbd".into(), bgnbd),
         Column::new("left".into(), left),
     ])
 }
@@ -835,7 +1049,6 @@ struct Fit {
     row_month: Vec<i32>,
     /// Every snapshot row with its features and outcomes, when the config asks for it.
     snapshots: Option<polars::prelude::DataFrame>,
-    grace: i32,
     /// How often clients left after a fee rise of each size (longest horizon).
     fee_response: Option<fee_response::FeeResponse>,
     /// Earlier runs' risks against what happened, and the features' movement.
@@ -941,19 +1154,18 @@ impl ChurnRisk {
         stages: &mut Stages,
     ) -> Result<Result<Fit, Why>, AnalysisError> {
         let p = &self.params;
-        let g = grace(h);
         let h_min = p.horizons.first().copied().unwrap_or(3);
         let t0 = h.first_month + 2;
-        let t_last = h.last_month - h_min - g;
+        let t_last = h.last_month - h_min;
         let span = h.last_month - h.first_month + 1;
-        if let Some(why) = too_little(h, h_min, g, t_last >= t0 + 1) {
+        if let Some(why) = too_little(h, h_min, t_last > t0) {
             return Ok(Err(why));
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
         let mut validation = Vec::new();
         let mut saved = Vec::new();
         for &hz in &p.horizons {
-            let t_max = h.last_month - hz - g;
+            let t_max = h.last_month - hz;
             let labelled: Vec<usize> = (0..s.n()).filter(|&i| label(&s, i, hz, h).is_some()).collect();
             if labelled.is_empty() || t_max < t0 + 1 {
                 validation.push(HorizonValidation {
@@ -980,6 +1192,10 @@ impl ChurnRisk {
             let chosen = match p.model {
                 ModelChoice::Logistic => ModelKind::Logistic,
                 ModelChoice::Boosted => ModelKind::Boosted,
+                // A horizon too long to validate takes the model the shorter one chose.
+                ModelChoice::Auto if v.scores(v.chosen).is_none() => {
+                    saved.last().map_or(ModelKind::Logistic, |x: &SavedHorizon| x.kind)
+                }
                 ModelChoice::Auto => v.chosen,
             };
             let final_fit = stages.run(&format!("churn model {hz}m"), |_| {
@@ -994,15 +1210,17 @@ impl ChurnRisk {
                 Ok(f) => f,
                 Err(e) => return Ok(Err((e.clone(), format!("模型无法拟合：{e}")))),
             };
-            let (logistic, boosted) = match fitted {
-                Fitted::Logistic(l) => (Some(l), None),
-                Fitted::Boosted(b) => (None, Some(b.to_json().map_err(failed)?)),
+            let (logistic, boosted, bgnbd) = match fitted {
+                Fitted::Logistic(l) => (Some(l), None, None),
+                Fitted::Boosted(b) => (None, Some(b.to_json().map_err(failed)?), None),
+                Fitted::BgNbd(m, _) => (None, None, Some(m)),
             };
             saved.push(SavedHorizon {
                 months: hz,
                 kind: chosen,
                 logistic,
                 boosted,
+                bgnbd,
                 platt,
             });
             validation.push(HorizonValidation { chosen, ..v });
@@ -1027,7 +1245,6 @@ impl ChurnRisk {
         months: std::ops::RangeInclusive<i32>,
     ) -> Result<Fit, AnalysisError> {
         let p = &self.params;
-        let g = grace(h);
         let months = months.count();
         let fee_response = saved
             .iter()
@@ -1042,6 +1259,7 @@ impl ChurnRisk {
                 horizons: saved,
                 bands: p.bands,
                 bands_by: p.bands_by,
+                purchases: fit_bgnbd(&s, h.last_month).ok(),
             },
             validation,
             snapshot_rows: s.n(),
@@ -1053,7 +1271,6 @@ impl ChurnRisk {
             } else {
                 None
             },
-            grace: g,
             fee_response,
             backtest: None,
         })
@@ -1073,22 +1290,27 @@ impl ChurnRisk {
         seed: u64,
     ) -> Result<HorizonValidation, AnalysisError> {
         let p = &self.params;
-        let g = grace(h);
-        let first_test = (t0 + hz + g + 2).max(t_max - p.test_months as i32 + 1);
+        let first_test = (t0 + hz + 2).max(t_max - p.test_months as i32 + 1);
         let mut v = HorizonValidation::empty(hz);
         if first_test > t_max {
             v.not_validated = Some(format!(
                 "the history is too short to validate a {hz}-month horizon: a test month needs {} earlier months whose outcome is known",
-                hz + g + 2
+                hz + 2
             ));
             return Ok(v);
         }
         let naive = Naive::of(names);
-        let mut pooled: [Vec<f64>; 4] = Default::default();
+        let mut pooled: [Vec<f64>; 5] = Default::default();
         let mut pooled_y = Vec::new();
         let mut pooled_rows = Vec::new();
-        let mut per_month: [Vec<Option<f64>>; 2] = Default::default();
-        let mut drift: [Vec<Option<f64>>; 2] = Default::default();
+        let mut per_month: [Vec<Option<f64>>; 3] = Default::default();
+        let mut drift: [Vec<Option<f64>>; 3] = Default::default();
+        let mut kinds = vec![ModelKind::Logistic, ModelKind::Boosted];
+        if !s.cross.is_empty() {
+            kinds.push(ModelKind::BgNbd);
+        }
+        // Why the BG/NBD candidate dropped out (a history it cannot fit).
+        let mut bgnbd_failed = None;
         for t in first_test..=t_max {
             let train: Vec<usize> = (0..s.n())
                 .filter(|&i| known_by(s, i, hz) <= t && s.month[i] >= t0)
@@ -1105,7 +1327,7 @@ impl ChurnRisk {
             let x_test = s.rows_of(&test);
             let rows = Rows { x: &x_test, d: s.d };
             let mut preds = Vec::new();
-            for kind in [ModelKind::Logistic, ModelKind::Boosted] {
+            for &kind in &kinds {
                 // Two fifths of the final model's rows: the twelve validation fits are the
                 // stage's main cost, and more rows change the AUC in the third decimal.
                 match fit_calibrated(
@@ -1120,9 +1342,12 @@ impl ChurnRisk {
                 ) {
                     Ok((m, platt)) => {
                         drift[preds.len()].push(platt.drift);
-                        preds.push(platt.apply(&m.margin(&rows)));
+                        preds.push(platt.apply(&m.margin(s, &test, &rows)));
                     }
-                    Err(e) if e.contains("one outcome") => {
+                    Err(e) if e.contains("one outcome") || kind == ModelKind::BgNbd => {
+                        if kind == ModelKind::BgNbd {
+                            bgnbd_failed = Some(e);
+                        }
                         drift[preds.len()].push(None);
                         preds.push(vec![0.0; test.len()]);
                     }
@@ -1131,7 +1356,7 @@ impl ChurnRisk {
             }
             for (k, pr) in preds.iter().enumerate() {
                 per_month[k].push(metrics::roc_auc(pr, &y_test));
-                pooled[k].extend_from_slice(pr);
+                pooled[kinds[k].scores_index()].extend_from_slice(pr);
             }
             for i in 0..test.len() {
                 let (recency, flagged) = naive.score(rows.row(i), hz, p.arrears_months);
@@ -1156,51 +1381,61 @@ impl ChurnRisk {
             ));
             return Ok(v);
         }
+        if let Some(e) = bgnbd_failed {
+            pooled[4].clear();
+            v.bgnbd_dropped = Some(e);
+        }
         v.rows = (0..pooled_y.len())
             .map(|k| {
-                (
-                    pooled_rows[k],
-                    [pooled[0][k], pooled[1][k], pooled[2][k], pooled[3][k]],
-                    pooled_y[k],
-                )
+                let at = |j: usize| pooled[j].get(k).copied().unwrap_or(f64::NAN);
+                (pooled_rows[k], [at(0), at(1), at(2), at(3), at(4)], pooled_y[k])
             })
             .collect();
         let resampler = measure(&mut v, s, &pooled, &pooled_y, &pooled_rows, seed ^ (hz as u64) << 32);
-        choose(&mut v, &resampler, &pooled, &pooled_y, &per_month, &drift);
+        choose(&mut v, &resampler, &pooled, &pooled_y, &kinds, &per_month, &drift);
         Ok(v)
     }
 }
 
-/// The transparent model unless the trees validate clearly better; the chosen model's
-/// figures by test month, its calibration, and every scorer's gains.
+/// The transparent model unless another validates clearly better (trees, or BG/NBD on a
+/// purchase history); the chosen model's figures by test month, its calibration, and
+/// every scorer's gains.
+#[allow(clippy::too_many_arguments)]
 fn choose(
     v: &mut HorizonValidation,
     resampler: &metrics::Resampler,
-    pooled: &[Vec<f64>; 4],
+    pooled: &[Vec<f64>; 5],
     pooled_y: &[bool],
-    per_month: &[Vec<Option<f64>>; 2],
-    drift: &[Vec<Option<f64>>; 2],
+    kinds: &[ModelKind],
+    per_month: &[Vec<Option<f64>>; 3],
+    drift: &[Vec<Option<f64>>; 3],
 ) {
-    let auc = |s: &Option<Scores>| s.as_ref().and_then(|s| s.roc_auc).unwrap_or(0.0);
-    v.chosen = if auc(&v.boosted) > auc(&v.logistic) + 0.005 {
-        ModelKind::Boosted
-    } else {
-        ModelKind::Logistic
-    };
-    let k = usize::from(v.chosen == ModelKind::Boosted);
+    let auc = |v: &HorizonValidation, k: ModelKind| v.scores(k).and_then(|s| s.roc_auc).unwrap_or(0.0);
+    v.chosen = ModelKind::Logistic;
+    for &k in kinds {
+        if auc(v, k) > auc(v, v.chosen) + 0.005 {
+            v.chosen = k;
+        }
+    }
+    let k = kinds.iter().position(|k| *k == v.chosen).unwrap_or(0);
     v.monthly_auc = per_month[k].clone();
     v.monthly_drift = drift[k].clone();
-    v.calibration = metrics::calibration(&pooled[k], pooled_y);
-    resampler.calibration_intervals(&pooled[k], &mut v.calibration);
-    v.gains = [
+    let chosen = &pooled[v.chosen.scores_index()];
+    v.calibration = metrics::calibration(chosen, pooled_y);
+    resampler.calibration_intervals(chosen, &mut v.calibration);
+    let mut gains = vec![
         (ModelKind::Logistic.label(), 0),
         (ModelKind::Boosted.label(), 1),
         (("days since last invoice", "距上次开票天数"), 2),
         (("rule: renewal due or arrears", "规则：临近续约或欠费"), 3),
-    ]
-    .iter()
-    .map(|(name, j)| (format!("{}|{}", name.0, name.1), metrics::gains(&pooled[*j], pooled_y)))
-    .collect();
+    ];
+    if v.bgnbd.is_some() {
+        gains.push((ModelKind::BgNbd.label(), 4));
+    }
+    v.gains = gains
+        .iter()
+        .map(|(name, j)| (format!("{}|{}", name.0, name.1), metrics::gains(&pooled[*j], pooled_y)))
+        .collect();
 }
 
 impl ChurnRisk {
@@ -1215,7 +1450,7 @@ impl ChurnRisk {
         let table = ctx.table;
         let active = history::served_at(table, saved.definition, saved.inactive_months, contract_end);
         let feature_values = columns(table, &saved.features);
-        let scored = score_today(saved, &feature_values, &active).map_err(failed)?;
+        let scored = score_today(saved, &feature_values, &summaries(table), &active).map_err(failed)?;
         let n = table.df.height();
         let mut columns = Vec::new();
         for (h, risk) in saved.horizons.iter().zip(&scored.risk) {
@@ -1240,6 +1475,16 @@ impl ChurnRisk {
         let drivers = driver_texts(saved, &scored.drivers, &feature_values, ctx.lang);
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
         columns.extend(ahead_columns);
+        let winback = saved.purchases.map(|m| win_back(&m, table, &active));
+        if let Some(w) = &winback {
+            columns.push(Column::new("chance_back_12m".into(), w.chance.clone()));
+            columns.push(Column::new("win_back_value".into(), w.value.clone()));
+        }
+        let win_back_summary = winback.as_ref().map(|w| {
+            let likely = w.chance.iter().flatten().filter(|c| **c >= LIKELY_BACK).count();
+            let value: f64 = w.value.iter().flatten().sum();
+            (w.order.len(), likely, value)
+        });
         let declared = declared(saved);
         let view = report::View {
             ctx,
@@ -1252,6 +1497,7 @@ impl ChurnRisk {
             value_ahead: &value_ahead,
             drivers: &drivers,
             active: &active,
+            win_back: win_back_summary,
             tiers: report::groups(ctx, SegmentKind::Value)?,
             segments: report::groups(ctx, SegmentKind::Behaviour)?,
         };
@@ -1279,9 +1525,16 @@ impl ChurnRisk {
             "discount_rate": self.params.discount_rate,
             "revenue_at_risk": total_at_risk,
             "seed": ctx.seed,
-            "grace_months": fit.map(|f| f.grace),
             "fee_response": fee_response,
             "backtest": fit.and_then(|f| f.backtest.as_ref()),
+            "purchases_model": saved.purchases,
+            "win_back": win_back_summary.map(|(gone, likely, value)| serde_json::json!({
+                "months": WIN_BACK_MONTHS,
+                "clients_gone": gone,
+                "likely_back": likely,
+                "likely_from": LIKELY_BACK,
+                "expected_value": value,
+            })),
             "max_train_rows": self.params.max_train_rows,
             "validation_train_rows": validation_rows(self.params.max_train_rows),
             "transforms": saved
@@ -1290,7 +1543,13 @@ impl ChurnRisk {
                 .map(|f| (f.clone(), feature_def(f).map(|d| d.transform)))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
-        let (tables, exports) = frames(ctx, fit, fee_response.as_ref())?;
+        let (tables, mut exports) = frames(ctx, fit, fee_response.as_ref())?;
+        if let Some(w) = &winback {
+            exports.push((
+                "winback".to_string(),
+                w.frame(table).map_err(|e| failed(e.to_string()))?,
+            ));
+        }
         let sec = report::section(&view);
         let ch = report::charts(&view);
         Ok(Outcome {
@@ -1303,6 +1562,11 @@ impl ChurnRisk {
                     name: "fee_response".into(),
                     en: "fee rises and leaving".into(),
                     zh: "调价与流失".into(),
+                },
+                TableName {
+                    name: "winback".into(),
+                    en: "clients to win back".into(),
+                    zh: "可挽回客户".into(),
                 },
                 TableName {
                     name: "churn_backtest".into(),
@@ -1344,12 +1608,7 @@ fn driver_texts(saved: &SavedChurn, drivers: &[Vec<(usize, f64)>], values: &[Vec
 fn headline(fit: Option<&Fit>, saved: &SavedChurn, high: usize, total_at_risk: f64) -> (String, String) {
     let model_words = saved.horizons.first().map(|h| h.kind.label()).unwrap_or(("", ""));
     let first = fit.and_then(|f| f.validation.first());
-    let auc = first
-        .and_then(|v| match v.chosen {
-            ModelKind::Logistic => v.logistic.as_ref(),
-            ModelKind::Boosted => v.boosted.as_ref(),
-        })
-        .and_then(|s| s.roc_auc);
+    let auc = first.and_then(|v| v.scores(v.chosen)).and_then(|s| s.roc_auc);
     let too_few = first.and_then(|v| v.too_few);
     let auc_en = match (auc, too_few) {
         (Some(a), _) => format!("rolling-origin ROC-AUC {a:.3}"),
@@ -1434,7 +1693,14 @@ impl Analysis for ChurnRisk {
                 "本次运行没有可供学习的历史数据".into(),
             )));
         };
-        let names: Vec<String> = ctx.table.enabled.iter().map(|f| f.name.to_string()).collect();
+        // The purchase-history summary is the BG/NBD model's input, not the learners'.
+        let names: Vec<String> = ctx
+            .table
+            .enabled
+            .iter()
+            .filter(|f| !bgnbd::OWN_INPUTS.contains(&f.name))
+            .map(|f| f.name.to_string())
+            .collect();
         let mut fit = match self.learn(h, &names, ctx.seed, stages)? {
             Ok(f) => f,
             Err(why) => return Ok(self.skipped(why)),
@@ -1509,17 +1775,17 @@ mod tests {
     }
 
     #[test]
-    fn an_outcome_is_known_after_the_horizon_and_the_lapse_grace() {
+    fn an_outcome_is_known_after_the_horizon() {
         let s = Snapshots {
             d: 1,
             x: vec![0.0, 0.0],
-            month: vec![100, 100],
+            month: vec![100, 101],
             client: vec![0, 1],
-            left: vec![None, Some(102)],
-            grace: vec![0, 2],
+            btyd: Vec::new(),
+            cross: Vec::new(),
         };
         assert_eq!(known_by(&s, 0, 3), 103);
-        assert_eq!(known_by(&s, 1, 3), 105);
+        assert_eq!(known_by(&s, 1, 3), 104);
         assert_eq!(validation_rows(150_000), 60_000);
         assert_eq!(validation_rows(10), 1000);
     }
@@ -1540,6 +1806,7 @@ mod tests {
                     intercept: -2.0,
                 }),
                 boosted: None,
+                bgnbd: None,
                 platt: Platt {
                     a: 1.0,
                     b: 0.0,
@@ -1548,6 +1815,7 @@ mod tests {
             }],
             bands: (0.05, 0.15),
             bands_by: BandBasis::Risk,
+            purchases: None,
         }
     }
 

@@ -31,6 +31,9 @@ impl Rows<'_> {
 pub enum ModelKind {
     Logistic,
     Boosted,
+    /// The BG/NBD purchase-history model (firms without contracts only).
+    #[serde(rename = "bgnbd")]
+    BgNbd,
 }
 
 impl ModelKind {
@@ -38,6 +41,16 @@ impl ModelKind {
         match self {
             ModelKind::Logistic => ("logistic regression", "逻辑回归"),
             ModelKind::Boosted => ("gradient-boosted trees", "梯度提升树"),
+            ModelKind::BgNbd => ("BG/NBD purchase-history model", "BG/NBD 购买历史模型"),
+        }
+    }
+
+    /// Its place among the validation's scores (logistic, boosted, recency, rule, BG/NBD).
+    pub fn scores_index(self) -> usize {
+        match self {
+            ModelKind::Logistic => 0,
+            ModelKind::Boosted => 1,
+            ModelKind::BgNbd => 4,
         }
     }
 }

@@ -24,6 +24,9 @@ pub(super) struct View<'a> {
     pub value_ahead: &'a [f64],
     pub drivers: &'a [String],
     pub active: &'a [bool],
+    /// Clients counted as gone with a chance of buying again, those likely back, and the
+    /// value of those chances (firms without contracts).
+    pub win_back: Option<(usize, usize, f64)>,
     /// The value tiers and behaviour segments per client, when the run has them.
     pub tiers: Option<Groups>,
     pub segments: Option<Groups>,
@@ -63,7 +66,7 @@ pub(super) fn skipped_section(why: &str, why_zh: &str) -> Section {
 }
 
 fn validation_table(v: &HorizonValidation) -> SectionTable {
-    let rows = [
+    let mut rows = vec![
         (
             ModelKind::Logistic.label(),
             &v.logistic,
@@ -84,6 +87,9 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
             false,
         ),
     ];
+    if v.bgnbd.is_some() {
+        rows.insert(2, (ModelKind::BgNbd.label(), &v.bgnbd, v.chosen == ModelKind::BgNbd));
+    }
     SectionTable {
         caption: (
             format!(
@@ -270,7 +276,7 @@ fn earlier_predictions(b: &Backtest, lines: &mut Vec<(String, String)>, tables: 
 
 /// This run's bands applied to the test months' predictions: what "high" meant there.
 fn band_table(v: &HorizonValidation, t: &Thresholds) -> Option<SectionTable> {
-    let k = usize::from(v.chosen == ModelKind::Boosted);
+    let k = v.chosen.scores_index();
     let mut per = [(0usize, 0.0, 0usize); 3];
     for (_, scores, left) in &v.rows {
         let b = match band_of(Some(scores[k]), t) {
@@ -526,6 +532,20 @@ pub(super) fn section(v: &View) -> Section {
                 "未来价值：在服务客户预计在未来12个月带来 {} 元贡献（收费减服务成本），36个月 {} 元（已折现），假设每个客户保持目前的月流失风险（各客户的数值见客户标签表）。",
                 human(*v12),
                 human(*v36)
+            ),
+        ));
+    }
+    if let Some((gone, likely, value)) = v.win_back {
+        lines.push((
+            format!(
+                "Win back: of the {gone} clients counted as gone, {likely} have at least a {:.0}% chance of an invoice in the next 12 months by the BG/NBD model of their purchase histories; those chances × each client's fees of the last 12 months come to {} CNY. winback.csv lists them by that value.",
+                super::LIKELY_BACK * 100.0,
+                human(value)
+            ),
+            format!(
+                "挽回：{gone} 个已流失客户中，按其购买历史的 BG/NBD 模型，有 {likely} 个在未来12个月内再次开票的概率不低于 {:.0}%；这些概率乘以各客户近12个月收费合计 {} 元。可挽回客户表（winback.csv）按此价值排序列出。",
+                super::LIKELY_BACK * 100.0,
+                human(value)
             ),
         ));
     }
