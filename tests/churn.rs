@@ -133,6 +133,25 @@ fn check_firm(extra: &[&str], definition: &str) {
     );
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("id=\"churn\"") && report.contains("ROC-AUC") && report.contains("Kaplan"));
+    // With contracts, the sBG retention curve follows the observed one where the history
+    // shows it; without, clients counted as gone get a chance of coming back.
+    if definition == "contract_end" {
+        let months = churn["retention_projection"]["months"].as_array().unwrap();
+        let observed: Vec<_> = months.iter().filter(|m| m["observed"].is_number()).collect();
+        assert!(observed.len() >= 2, "{months:?}");
+        for m in observed {
+            let (o, p) = (m["observed"].as_f64().unwrap(), m["projected"].as_f64().unwrap());
+            assert!((o - p).abs() <= 0.05, "{m}");
+        }
+        assert!(report.contains("shifted-beta-geometric"));
+    } else {
+        assert!(
+            churn["win_back"]["clients_gone"].as_u64().unwrap() > 0,
+            "{}",
+            churn["win_back"]
+        );
+        assert!(run.join("winback.csv").is_file());
+    }
 }
 
 #[test]

@@ -165,8 +165,12 @@ impl BgNbd {
 }
 
 /// Nelder–Mead minimisation from `start` with an initial simplex of `step` along each axis.
-fn nelder_mead(f: &dyn Fn(&[f64; 4]) -> f64, start: [f64; 4], step: f64, max_iter: usize) -> ([f64; 4], f64) {
-    const N: usize = 4;
+pub(super) fn nelder_mead<const N: usize>(
+    f: &dyn Fn(&[f64; N]) -> f64,
+    start: [f64; N],
+    step: f64,
+    max_iter: usize,
+) -> ([f64; N], f64) {
     let mut pts: Vec<([f64; N], f64)> = (0..=N)
         .map(|i| {
             let mut p = start;

@@ -16,6 +16,7 @@ pub mod fee_response;
 pub mod metrics;
 pub mod models;
 mod report;
+pub mod sbg;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -1485,6 +1486,9 @@ impl ChurnRisk {
             let value: f64 = w.value.iter().flatten().sum();
             (w.order.len(), likely, value)
         });
+        let projection = (saved.definition == LeaveDefinition::ContractEnd)
+            .then(|| report::Projection::of(table, &active))
+            .flatten();
         let declared = declared(saved);
         let view = report::View {
             ctx,
@@ -1498,6 +1502,7 @@ impl ChurnRisk {
             drivers: &drivers,
             active: &active,
             win_back: win_back_summary,
+            projection: projection.as_ref(),
             tiers: report::groups(ctx, SegmentKind::Value)?,
             segments: report::groups(ctx, SegmentKind::Behaviour)?,
         };
@@ -1528,6 +1533,18 @@ impl ChurnRisk {
             "fee_response": fee_response,
             "backtest": fit.and_then(|f| f.backtest.as_ref()),
             "purchases_model": saved.purchases,
+            "retention_projection": projection.as_ref().map(|p| serde_json::json!({
+                "model": "sbg",
+                "alpha": p.model.alpha,
+                "beta": p.model.beta,
+                "mean_monthly_leaving": p.model.mean(),
+                "polarisation": p.model.polarisation(),
+                "months": p.at(&[12, 24, 36, 60]).iter().map(|(m, seen, model)| serde_json::json!({
+                    "months": m,
+                    "observed": seen,
+                    "projected": model,
+                })).collect::<Vec<_>>(),
+            })),
             "win_back": win_back_summary.map(|(gone, likely, value)| serde_json::json!({
                 "months": WIN_BACK_MONTHS,
                 "clients_gone": gone,

@@ -27,9 +27,49 @@ pub(super) struct View<'a> {
     /// Clients counted as gone with a chance of buying again, those likely back, and the
     /// value of those chances (firms without contracts).
     pub win_back: Option<(usize, usize, f64)>,
+    /// With contracts: the firm's retention observed and the sBG model fitted to it.
+    pub projection: Option<&'a Projection>,
     /// The value tiers and behaviour segments per client, when the run has them.
     pub tiers: Option<Groups>,
     pub segments: Option<Groups>,
+}
+
+/// Months the sBG retention curve is drawn to.
+pub(super) const PROJECT_MONTHS: u32 = 60;
+
+/// The firm's retention: Kaplan–Meier of every client, and the sBG model fitted to the
+/// same months as a client.
+pub(super) struct Projection {
+    pub observed: Vec<(f64, f64)>,
+    pub model: super::sbg::Sbg,
+}
+
+impl Projection {
+    /// With contracts only: a lapse's months as a client are a guess at when it left.
+    pub(super) fn of(table: &crate::features::FeatureTable, active: &[bool]) -> Option<Projection> {
+        let obs: Vec<(u32, bool)> = tenures(table, active, false).into_iter().flatten().collect();
+        let model = super::sbg::Sbg::fit(&obs).ok()?;
+        let mut observed = kaplan_meier(&obs);
+        observed.retain(|p| p.0 <= f64::from(PROJECT_MONTHS));
+        Some(Projection { observed, model })
+    }
+
+    /// (months, observed share still a client if the history shows it, projected share).
+    pub(super) fn at(&self, months: &[u32]) -> Vec<(u32, Option<f64>, f64)> {
+        months
+            .iter()
+            .map(|&m| {
+                let seen = self
+                    .observed
+                    .iter()
+                    .rev()
+                    .find(|p| p.0 <= f64::from(m))
+                    .filter(|_| self.observed.last().is_some_and(|l| l.0 >= f64::from(m)))
+                    .map(|p| p.1);
+                (m, seen, self.model.survival(f64::from(m)))
+            })
+            .collect()
+    }
 }
 
 /// A segmentation per client: its labels, and (id, English name, Chinese name) per segment.
@@ -535,6 +575,41 @@ pub(super) fn section(v: &View) -> Section {
             ),
         ));
     }
+    if let Some(p) = v.projection {
+        let at = p.at(&[12, 24, 36, 60]);
+        let words = |zh: bool| {
+            at.iter()
+                .map(|(m, seen, model)| {
+                    let seen = seen.map_or(String::new(), |s| {
+                        if zh {
+                            format!("，实际 {:.1}%", s * 100.0)
+                        } else {
+                            format!(", observed {:.1}%", s * 100.0)
+                        }
+                    });
+                    if zh {
+                        format!("{m} 个月 {:.1}%{seen}", model * 100.0)
+                    } else {
+                        format!("{m} months {:.1}%{seen}", model * 100.0)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        lines.push((
+            format!(
+                "Retention projected by the shifted-beta-geometric model (each client leaves at a month's end with its own constant chance, beta-distributed over clients: {:.2}% a month on average, polarisation {:.3} where 0 means every client alike and 1 that clients either stay or go at once), fitted to every client's months as a client: {}.",
+                p.model.mean() * 100.0,
+                p.model.polarisation(),
+                words(false).join("; ")
+            ),
+            format!(
+                "按移位贝塔几何（sBG）模型预测的留存（每个客户每月末以各自固定的概率流失，该概率在客户间服从贝塔分布：平均每月 {:.2}%，极化指数 {:.3}，0 表示客户彼此相同，1 表示客户要么一直留下、要么立即离开），由全部客户的合作月数拟合：{}。",
+                p.model.mean() * 100.0,
+                p.model.polarisation(),
+                words(true).join("；")
+            ),
+        ));
+    }
     if let Some((gone, likely, value)) = v.win_back {
         lines.push((
             format!(
@@ -628,25 +703,36 @@ pub(super) fn section(v: &View) -> Section {
     }
 }
 
+/// Per client of today's table: its months as a client and whether it has left (a client
+/// gone by a lapse left after its last invoice or work month); None without a tenure.
+pub(super) fn tenures(table: &crate::features::FeatureTable, active: &[bool], lapse: bool) -> Vec<Option<(u32, bool)>> {
+    let tenure = values(table, "tenure_months");
+    let silent = values(table, "silent_months");
+    (0..tenure.len())
+        .map(|i| {
+            let t = tenure[i];
+            if !t.is_finite() {
+                return None;
+            }
+            let left = !active.get(i).copied().unwrap_or(true);
+            let t = if left && lapse {
+                t - silent.get(i).copied().unwrap_or(0.0).max(0.0)
+            } else {
+                t
+            };
+            Some((t.max(0.0).round() as u32, left))
+        })
+        .collect()
+}
+
 /// Survival curves of today's clients by the groups of a segmentation.
 fn retention(v: &View, kind: SegmentKind, stem: &str, title: (String, String)) -> Option<LineChart> {
     let (labels, names) = v.groups(kind)?;
-    let tenure = values(v.ctx.table, "tenure_months");
-    let silent = values(v.ctx.table, "silent_months");
     let lapse = v.saved.definition != crate::history::LeaveDefinition::ContractEnd;
     let mut per: Vec<Vec<(u32, bool)>> = vec![Vec::new(); names.len()];
-    for i in 0..labels.len() {
-        let Some(t) = tenure.get(i).copied().filter(|t| t.is_finite()) else {
-            continue;
-        };
-        let left = !v.active.get(i).copied().unwrap_or(true);
-        let t = if left && lapse {
-            t - silent.get(i).copied().unwrap_or(0.0).max(0.0)
-        } else {
-            t
-        };
-        if let Some(g) = per.get_mut(labels[i]) {
-            g.push((t.max(0.0).round() as u32, left));
+    for (i, o) in tenures(v.ctx.table, v.active, lapse).into_iter().enumerate() {
+        if let (Some(o), Some(g)) = (o, labels.get(i).and_then(|&l| per.get_mut(l))) {
+            g.push(o);
         }
     }
     let series = per
@@ -722,6 +808,33 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
                 steps: false,
             });
         }
+    }
+    if let Some(p) = v.projection {
+        out.push(LineChart {
+            stem: "churn_retention_projected".into(),
+            title: pair(
+                "Retention of all clients: observed (Kaplan–Meier) and projected (shifted-beta-geometric)",
+                "全部客户留存：实际（Kaplan–Meier）与预测（sBG 模型）",
+            ),
+            x_label: pair("months as a client", "合作月数"),
+            y_label: pair("share still a client", "留存比例"),
+            series: vec![
+                ChartSeries {
+                    name: pair("observed", "实际"),
+                    points: p.observed.clone(),
+                    dots: false,
+                },
+                ChartSeries {
+                    name: pair("projected (sBG)", "预测（sBG）"),
+                    points: (0..=PROJECT_MONTHS)
+                        .map(|t| (f64::from(t), p.model.survival(f64::from(t))))
+                        .collect(),
+                    dots: false,
+                },
+            ],
+            diagonal: false,
+            steps: false,
+        });
     }
     out.extend(retention(
         v,
