@@ -676,6 +676,46 @@ mod tests {
         features::compute(t, &params).unwrap().df
     }
 
+    /// With a lapse, a client's outcome over h months is whether it had no invoice and no
+    /// work month in them; a window past the end of the data has none yet.
+    #[test]
+    fn with_a_lapse_the_outcome_is_no_invoice_and_no_work_in_the_horizon() {
+        // A: invoices in January and May; B: one in January, work in January to March and
+        // in August; C: one invoice in January.
+        let t = tables(
+            &[
+                (0, day(2023, 1, 10), 300.0, Some(5)),
+                (0, day(2023, 5, 10), 300.0, Some(5)),
+                (1, day(2023, 1, 10), 300.0, None),
+                (2, day(2023, 1, 10), 300.0, None),
+            ],
+            &[(1, 0, 5.0, 0), (1, 1, 5.0, 0), (1, 2, 5.0, 0), (1, 7, 5.0, 0)],
+            None,
+        );
+        let fp = FeatureParams {
+            snapshot: Some(features::from_days(day(2023, 12, 31))),
+            hourly_cost: 100.0,
+            long_term_months: 12,
+        };
+        let table = features::compute(&t, &fp).unwrap();
+        let params = HistoryParams {
+            definition: LeaveDefinition::Lapse,
+            inactive_months: 3,
+            sample_clients: 10,
+        };
+        let h = build(&t, &table, &params, &fp, 1).unwrap();
+        assert_eq!(h.sample_ids, ["A", "B", "C"]);
+        let jan = month_of(features::from_days(day(2023, 1, 1)));
+        assert_eq!(h.active[1], [jan, jan + 1, jan + 2, jan + 7]);
+        assert_eq!(h.outcome(0, jan, 3), Some(true));
+        assert_eq!(h.outcome(0, jan, 4), Some(false));
+        assert_eq!(h.outcome(1, jan, 3), Some(false));
+        assert_eq!(h.outcome(1, jan + 2, 4), Some(true));
+        assert_eq!(h.outcome(1, jan + 2, 5), Some(false));
+        assert_eq!(h.outcome(2, jan + 8, 3), Some(true));
+        assert_eq!(h.outcome(2, jan + 9, 3), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
         /// Rows dated after t never change a client's features at t: neither when they

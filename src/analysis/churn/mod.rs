@@ -137,6 +137,8 @@ struct Snapshots {
     /// Per snapshot month, the summaries of every sampled client invoiced by then, left
     /// or not (what the BG/NBD model learns from).
     cross: Vec<(i32, Vec<Summary>)>,
+    /// BG/NBD fits by month: every horizon and the final model share them.
+    bgnbd_fits: std::sync::Mutex<std::collections::HashMap<i32, Result<BgNbd, String>>>,
 }
 
 /// The purchase histories' summaries of a table's clients, from the [`bgnbd::INPUTS`].
@@ -183,6 +185,7 @@ impl Snapshots {
             client: Vec::new(),
             btyd: Vec::new(),
             cross: Vec::new(),
+            bgnbd_fits: Default::default(),
         };
         let purchases = h.definition == LeaveDefinition::Lapse;
         let total = months.clone().count();
@@ -439,17 +442,27 @@ impl Fitted {
     }
 }
 
-/// The BG/NBD parameters from every sampled client's history as of the latest snapshot
-/// month up to `month` (no outcome is needed, so nothing later is seen).
+/// Histories a BG/NBD fit reads at most: four parameters are pinned down by a few
+/// thousand (the paper's CDNOW sample has 2,357), and each evaluation of the likelihood
+/// costs one pass over them.
+const BGNBD_HISTORIES: usize = 5000;
+
+/// The BG/NBD parameters from the sampled clients' histories as of the latest snapshot
+/// month up to `month`, left or not (no outcome is needed, so nothing later is seen);
+/// evenly spaced in client order above [`BGNBD_HISTORIES`].
 fn fit_bgnbd(s: &Snapshots, month: i32) -> Result<BgNbd, String> {
-    let (_, cross) = s
+    let (at, cross) = s
         .cross
         .iter()
         .rev()
         .find(|(t, _)| *t <= month)
         .ok_or("BG/NBD: no purchase histories by then")?;
+    if let Some(done) = s.bgnbd_fits.lock().ok().and_then(|m| m.get(at).cloned()) {
+        return done;
+    }
+    let step = cross.len().div_ceil(BGNBD_HISTORIES).max(1);
     let mut groups: std::collections::HashMap<[u64; 3], (Summary, f64)> = std::collections::HashMap::new();
-    for c in cross {
+    for c in cross.iter().step_by(step) {
         groups
             .entry([c.x.to_bits(), c.t_x.to_bits(), c.t.to_bits()])
             .or_insert((*c, 0.0))
@@ -461,7 +474,11 @@ fn fit_bgnbd(s: &Snapshots, month: i32) -> Result<BgNbd, String> {
             .partial_cmp(&(b.0.x, b.0.t_x, b.0.t))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    BgNbd::fit(&data)
+    let fit = BgNbd::fit(&data);
+    if let Ok(mut m) = s.bgnbd_fits.lock() {
+        m.insert(*at, fit.clone());
+    }
+    fit
 }
 
 /// Where a model is scored: the month of the snapshot, and the horizon (the rows one
@@ -1800,6 +1817,7 @@ mod tests {
             client: vec![0, 1],
             btyd: Vec::new(),
             cross: Vec::new(),
+            bgnbd_fits: Default::default(),
         };
         assert_eq!(known_by(&s, 0, 3), 103);
         assert_eq!(known_by(&s, 1, 3), 104);
