@@ -57,11 +57,24 @@ pub fn untrack_unfinished(path: &Path) {
 pub fn abandon_unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     let mut live = unfinished();
     for p in live.drain(..) {
-        if std::fs::remove_dir_all(&p).is_err() {
-            let _ = std::fs::remove_file(&p);
-        }
+        remove_while_written(&p);
     }
     live
+}
+
+/// Removes a folder (or file) that other threads of this process may still be writing
+/// into: a file created while the folder is emptied makes one removal fail, so it is
+/// retried until the path is gone.
+fn remove_while_written(p: &Path) {
+    for _ in 0..200 {
+        if std::fs::remove_dir_all(p).is_err() {
+            let _ = std::fs::remove_file(p);
+        }
+        if std::fs::symlink_metadata(p).is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }
 
 /// The finished run folders in `dir` (those with a manifest; partial folders are hidden),
