@@ -200,37 +200,6 @@ fn a_rising_leaving_rate_stays_calibrated_without_contract_dates() {
     check_rising(&["--no-contract-dates"]);
 }
 
-/// A firm whose leaving rate rises, with a wave of fee rises and a cohort that behaves
-/// differently, exporting no contract dates: every decile with at least 100 clients is
-/// within 5 points at 3 and 6 months, and the ranking within 0.03 of the planted hazard.
-#[test]
-fn a_combined_drift_stays_calibrated_without_contract_dates() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    generate(
-        dir,
-        20_000,
-        36,
-        5,
-        &["--drift", "rise,fee-wave,cohort", "--no-contract-dates"],
-    );
-    let (run, _) = pipeline(dir, "");
-    for (h, model, oracle, _, _) in against_truth(&run, &dir.join("data")) {
-        eprintln!("{h}m: model {model:.4}, planted hazard {oracle:.4}");
-        assert!(
-            model >= oracle - 0.03,
-            "{h}m: model AUC {model:.4} vs planted hazard {oracle:.4}"
-        );
-    }
-    let m = manifest(&run);
-    let validation = m["analyses"]["churn"]["validation"].as_array().unwrap();
-    assert_eq!(validation.len(), 2);
-    for v in validation {
-        assert!(v["test_months"].as_array().unwrap().len() >= 6, "{v}");
-        assert_calibrated(v);
-    }
-}
-
 #[test]
 fn churn_risk_without_contract_dates_uses_the_lapse() {
     check_firm(&["--no-contract-dates"], "lapse");
