@@ -546,6 +546,10 @@ pub fn zh_header(name: &str, words: &Catalogue) -> Option<String> {
     if let Some(zh) = crate::format::column_zh(name) {
         return Some(zh.to_string());
     }
+    // A feature carried into a table (winback's fees_12m) reads as the feature's name.
+    if let Some(f) = crate::features::feature_def(name) {
+        return Some(f.display(Lang::Zh).to_string());
+    }
     name.strip_prefix("median_")
         .map(|f| format!("{}（中位数）", crate::features::display_name(f, Lang::Zh)))
 }
@@ -685,6 +689,19 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A feature carried into an analysis's table gets the feature's Chinese name; a
+    /// column nobody declared keeps none.
+    #[test]
+    fn features_in_a_table_read_in_chinese() {
+        let words = Catalogue::default();
+        assert_eq!(zh_header("fees_12m", &words).as_deref(), Some("近12个月收费"));
+        assert_eq!(
+            zh_header("repeat_invoice_days", &words).as_deref(),
+            Some("重复开票天数")
+        );
+        assert_eq!(zh_header("not_a_column", &words), None);
+    }
 
     #[test]
     fn own_csv_writer_writes_what_polars_writes() {

@@ -137,19 +137,7 @@ impl BgNbd {
         // Start from r = 1, α = the mean time observed, a = b = 1; restart from the best
         // point until a restart no longer improves (Nelder–Mead can stall on a ridge).
         let mean_t = data.iter().map(|(s, w)| s.t * w).sum::<f64>() / total;
-        let mut best = [0.0, mean_t.max(1e-3).ln(), 0.0, 0.0];
-        let mut best_f = cost(&best);
-        for _ in 0..6 {
-            let (theta, f) = nelder_mead(&cost, best, 0.5, 4000);
-            let improved = best_f - f;
-            if f < best_f {
-                best = theta;
-                best_f = f;
-            }
-            if improved.abs() < 1e-10 {
-                break;
-            }
-        }
+        let (best, best_f) = minimise(&cost, [0.0, mean_t.max(1e-3).ln(), 0.0, 0.0]);
         let m = BgNbd {
             r: best[0].exp(),
             alpha: best[1].exp(),
@@ -164,8 +152,27 @@ impl BgNbd {
     }
 }
 
+/// Nelder–Mead from `start`, restarted from the best point until a restart no longer
+/// improves (it can stall on a ridge): the best point and its value.
+pub(super) fn minimise<const N: usize>(f: &dyn Fn(&[f64; N]) -> f64, start: [f64; N]) -> ([f64; N], f64) {
+    let mut best = start;
+    let mut best_f = f(&best);
+    for _ in 0..6 {
+        let (theta, v) = nelder_mead(f, best, 0.5, 4000);
+        let gain = best_f - v;
+        if v < best_f {
+            best = theta;
+            best_f = v;
+        }
+        if gain.abs() < 1e-12 {
+            break;
+        }
+    }
+    (best, best_f)
+}
+
 /// Nelder–Mead minimisation from `start` with an initial simplex of `step` along each axis.
-pub(super) fn nelder_mead<const N: usize>(
+fn nelder_mead<const N: usize>(
     f: &dyn Fn(&[f64; N]) -> f64,
     start: [f64; N],
     step: f64,

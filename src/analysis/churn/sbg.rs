@@ -92,19 +92,7 @@ impl Sbg {
                 f64::INFINITY
             }
         };
-        let mut best = [0.0, 0.0];
-        let mut best_f = cost(&best);
-        for _ in 0..6 {
-            let (th, f) = super::bgnbd::nelder_mead(&cost, best, 0.5, 4000);
-            let gain = best_f - f;
-            if f < best_f {
-                best = th;
-                best_f = f;
-            }
-            if gain.abs() < 1e-12 {
-                break;
-            }
-        }
+        let (best, best_f) = super::bgnbd::minimise(&cost, [0.0, 0.0]);
         let m = Sbg {
             alpha: best[0].exp(),
             beta: best[1].exp(),
