@@ -754,7 +754,7 @@ fn score_today(
     for (k, h) in saved.horizons.iter().enumerate() {
         let (margin, contrib): (Vec<f64>, Option<Vec<f64>>) = match (h.kind, &h.logistic, &h.boosted) {
             (ModelKind::Logistic, Some(l), _) => {
-                let c = (k == 0).then(|| (0..rows.n()).flat_map(|i| l.contributions(rows.row(i))).collect());
+                let c = (k == 0).then(|| l.all_contributions(&rows));
                 (l.margin(&rows), c)
             }
             (ModelKind::Boosted, _, Some(json)) => {
@@ -785,19 +785,23 @@ fn score_today(
         }
         risk.push(col);
         if let Some(c) = contrib {
-            let width = rows.d;
-            for (j, &i) in positions.iter().enumerate() {
-                let Some(row) = c.get(j * width..j * width + rows.d) else {
-                    continue;
-                };
-                let mut top: Vec<(usize, f64)> = row
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .filter(|(_, v)| *v >= MIN_DRIVER)
-                    .collect();
-                top.sort_by(|a, b| b.1.total_cmp(&a.1));
-                top.truncate(3);
+            use rayon::prelude::*;
+            let d = rows.d.max(1);
+            let tops: Vec<Vec<(usize, f64)>> = c
+                .par_chunks(d)
+                .map(|row| {
+                    let mut top: Vec<(usize, f64)> = row
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .filter(|(_, v)| *v >= MIN_DRIVER)
+                        .collect();
+                    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    top.truncate(3);
+                    top
+                })
+                .collect();
+            for (&i, top) in positions.iter().zip(tops) {
                 drivers[i] = top;
             }
         }
