@@ -542,3 +542,48 @@ fn its_parameters_and_its_place_among_the_analyses_are_checked() {
     let lines = csv_rows(&kept[0]);
     assert_eq!(lines.iter().filter(|r| r["file"] == "visits.csv").count(), 5);
 }
+
+#[test]
+fn value_tiers_on_the_forward_basis_run_after_churn_and_rank_by_the_value_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    generate(&dir.join("data"), 800, 17, &[]);
+    let forward = |churn: bool| {
+        let mut raw = RawConfig::default();
+        raw.input.dir = Some(dir.join("data"));
+        raw.output.models_dir = Some(dir.join(if churn { "models" } else { "models_nochurn" }));
+        raw.value.basis = Some(analysis::Basis::Forward);
+        raw.churn.enabled = Some(churn);
+        Settings::from_raw(&raw, dir).unwrap()
+    };
+    let s = forward(true);
+    let analyses = analysis::configured(&s.analyses);
+    let at = |id: &str| analyses.iter().position(|a| a.id() == id).unwrap();
+    assert!(at("churn") < at("value"), "value waits for churn risk's value ahead");
+    assert!(at("value") < at("pricing") && at("value") < at("actions"));
+    let run_dir = run(&s, dir, &analyses).unwrap();
+    let m = manifest(&run_dir);
+    assert_eq!(m["analyses"]["value"]["basis"], "forward", "{}", m["analyses"]["value"]);
+    // Tier 1 is worth most ahead, then tier 2, ...: the means of value_ahead_36m fall.
+    let labels = read_parquet(&run_dir.join("labels.parquet"));
+    let tiers = strings(&labels, "value_tier");
+    let ahead = floats(&labels, "value_ahead_36m");
+    let mut by_tier: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for (t, a) in tiers.iter().zip(&ahead) {
+        let e = by_tier.entry(t.clone()).or_default();
+        e.0 += if a.is_finite() { *a } else { 0.0 };
+        e.1 += 1;
+    }
+    let means: Vec<f64> = by_tier.values().map(|(s, n)| s / *n as f64).collect();
+    assert!(means.len() >= 2 && means.windows(2).all(|w| w[0] > w[1]), "{by_tier:?}");
+
+    // Without churn risk the tiers fall back to the past, and say so.
+    let s = forward(false);
+    let run_dir = run(&s, dir, &analysis::configured(&s.analyses)).unwrap();
+    let m = manifest(&run_dir);
+    let v = &m["analyses"]["value"];
+    assert_eq!(v["basis"], "past", "{v}");
+    assert_eq!(v["configured_basis"], "forward", "{v}");
+    let report = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(report.contains("not by the value ahead"), "the report says the tiers are not forward");
+}

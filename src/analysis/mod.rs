@@ -27,7 +27,7 @@ pub use behaviour::{BehaviourParams, BehaviourSegments, RawBehaviour};
 pub use churn::{ChurnParams, ChurnRisk, ModelChoice, RawChurn};
 pub use pricing::{DefaultHours, GradeCost, Pricing, PricingParams, RawDefaultHours, RawGradeCost, RawPricing};
 pub use segmentation::{RawClassifier, SegmentKind, SegmentSummary, Segmentation, SegmentationSummary, TreeParams};
-pub use value::{RawValue, ValueParams, ValueTiers};
+pub use value::{Basis, RawValue, ValueParams, ValueTiers};
 
 use crate::classify::ClassifyError;
 use crate::cluster::{ClusterError, KMeansSettings};
@@ -97,14 +97,32 @@ pub struct AnalysisParams {
 
 /// The analyses a run performs, in output order. A new analysis is one line here.
 pub fn configured(p: &AnalysisParams) -> Vec<Box<dyn Analysis>> {
-    vec![
+    in_order(vec![
         Box::new(ValueTiers::new(&p.value, &p.kmeans, &p.tree)),
         Box::new(BehaviourSegments::new(&p.behaviour, &p.kmeans, &p.tree)),
         Box::new(ChurnRisk::new(&p.churn)),
         Box::new(Pricing::new(&p.pricing)),
         Box::new(Allocation::new(&p.allocation)),
         Box::new(Actions::new(&p.actions)),
-    ]
+    ])
+}
+
+/// The listed order, except that an analysis waits for those it needs to come first (a
+/// need marked [`Need::if_earlier`] does not make it wait): each place goes to the first
+/// listed analysis whose needs are placed. Needs that cannot all be met (a circle) keep
+/// the listed order, and [`check_registry`] names the one that runs too late.
+fn in_order(mut rest: Vec<Box<dyn Analysis>>) -> Vec<Box<dyn Analysis>> {
+    let ids: Vec<&'static str> = rest.iter().map(|a| a.id()).collect();
+    let mut placed: Vec<Box<dyn Analysis>> = Vec::with_capacity(rest.len());
+    while !rest.is_empty() {
+        let ready = rest.iter().position(|a| {
+            a.needs().iter().all(|n| {
+                n.if_earlier || n.from == a.id() || !ids.contains(&n.from) || placed.iter().any(|p| p.id() == n.from)
+            })
+        });
+        placed.push(rest.remove(ready.unwrap_or(0)));
+    }
+    placed
 }
 
 /// What an analysis reads from an earlier one: a column of labels, a table, or its
@@ -123,6 +141,9 @@ pub struct Need {
     /// `from` makes it only sometimes (a table it writes when the data allows): absent,
     /// it reads as None instead of an error.
     pub sometimes: bool,
+    /// Read only when `from` happens to run earlier (it may run later, when it needs
+    /// this analysis); otherwise it reads as None.
+    pub if_earlier: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +161,7 @@ impl Need {
             what: Needed::Column,
             required: false,
             sometimes: false,
+            if_earlier: false,
         }
     }
 
@@ -150,6 +172,7 @@ impl Need {
             what: Needed::Table,
             required: false,
             sometimes: false,
+            if_earlier: false,
         }
     }
 
@@ -160,11 +183,19 @@ impl Need {
             what: Needed::Segmentation,
             required: false,
             sometimes: false,
+            if_earlier: false,
         }
     }
 
     pub const fn required(self) -> Need {
         Need { required: true, ..self }
+    }
+
+    pub const fn if_earlier(self) -> Need {
+        Need {
+            if_earlier: true,
+            ..self
+        }
     }
 
     pub const fn sometimes(self) -> Need {
@@ -197,6 +228,7 @@ pub fn check_registry(analyses: &[Box<dyn Analysis>], sections: &[String]) -> Re
         for need in a.needs() {
             let why = match ids.iter().position(|id| *id == need.from) {
                 Some(j) if j < i => continue,
+                Some(_) if need.if_earlier && !need.required => continue,
                 Some(_) => "runs after it",
                 None if !need.required => continue,
                 None => "is not among the analyses of this run",

@@ -1715,7 +1715,11 @@ impl Analysis for ChurnRisk {
     }
 
     fn needs(&self) -> Vec<Need> {
-        vec![Need::segmentation("value"), Need::segmentation("behaviour")]
+        // Read for the report's breakdown; value tiers ranked by the value ahead run after.
+        vec![
+            Need::segmentation("value").if_earlier(),
+            Need::segmentation("behaviour").if_earlier(),
+        ]
     }
 
     fn fit(&self, ctx: &Context, stages: &mut Stages) -> Result<Outcome, AnalysisError> {
