@@ -372,9 +372,11 @@ pub const CATALOGUE: &[FeatureDef] = &[
     // With days_since_last_invoice, a purchase history's summary for the BG/NBD churn
     // model of a firm without contracts.
     def("repeat_invoice_days", Behaviour, "count", Log1p, ("repeat invoice days", "重复开票天数"), "Distinct invoice days dated up to S, after the first; empty without an invoice.", |_| when(col("__first_invoice").is_null()).then(lit(NULL).cast(DataType::Float64)).otherwise(col("__repeat_invoice_days").fill_null(lit(0.0))))
-        .unclustered(),
+        .unclustered()
+        .phrase("invoice days after the first: {}", "首次之后的开票日：{}"),
     def("days_since_first_invoice", Behaviour, "days", Log1p, ("days since the first invoice", "距首次开票天数"), "Days from the first invoice dated up to S to S; empty without one.", |t| (lit(t.s) - col("__first_invoice")).cast(DataType::Float64))
-        .unclustered(),
+        .unclustered()
+        .phrase("first invoice {} days ago", "首次开票距今 {} 天"),
 ];
 
 pub fn feature_def(name: &str) -> Option<&'static FeatureDef> {

@@ -585,5 +585,8 @@ fn value_tiers_on_the_forward_basis_run_after_churn_and_rank_by_the_value_ahead(
     assert_eq!(v["basis"], "past", "{v}");
     assert_eq!(v["configured_basis"], "forward", "{v}");
     let report = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
-    assert!(report.contains("not by the value ahead"), "the report says the tiers are not forward");
+    assert!(
+        report.contains("not by the value ahead"),
+        "the report says the tiers are not forward"
+    );
 }

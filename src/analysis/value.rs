@@ -86,7 +86,9 @@ impl Analysis for ValueTiers {
                 // always computed, so there is always a worth feature).
                 None => {
                     let worth_name = features::worth_feature(table).unwrap_or("fees_12m");
-                    preprocess::to_matrix(&table.df, &[worth_name.to_string()])?.column(0).to_owned()
+                    preprocess::to_matrix(&table.df, &[worth_name.to_string()])?
+                        .column(0)
+                        .to_owned()
                 }
             };
             let (map, tiers) = segments::value_tiers(&c.labels, worth.view(), c.centroids.view());
@@ -181,9 +183,18 @@ fn forward_values(ctx: &Context) -> Result<Option<Vec<f64>>, AnalysisError> {
         .map_err(|e| why(e.to_string()))?;
     let values = values.f64().map_err(|e| why(e.to_string()))?;
     if values.len() != ctx.table.df.height() {
-        return Err(why(format!("{} rows for {} clients", values.len(), ctx.table.df.height())));
+        return Err(why(format!(
+            "{} rows for {} clients",
+            values.len(),
+            ctx.table.df.height()
+        )));
     }
-    Ok(Some(values.iter().map(|v| v.filter(|v| v.is_finite()).unwrap_or(0.0)).collect()))
+    Ok(Some(
+        values
+            .iter()
+            .map(|v| v.filter(|v| v.is_finite()).unwrap_or(0.0))
+            .collect(),
+    ))
 }
 
 /// `[value]` as written.

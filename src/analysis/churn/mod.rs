@@ -732,16 +732,27 @@ impl SavedChurn {
 struct Scored {
     /// Per horizon, per client (None: already left).
     risk: Vec<Vec<Option<f64>>>,
-    /// Drivers of the first horizon, per client: (feature, contribution to log-odds).
+    /// Drivers of the first horizon, per client: (index into `driver_features`,
+    /// contribution to log-odds).
     drivers: Vec<Vec<(usize, f64)>>,
+    /// The features the first horizon's model reads: the learners' features, or the
+    /// purchase history's for BG/NBD.
+    driver_features: Vec<String>,
 }
 
 fn score_today(
     saved: &SavedChurn,
     cols: &[Vec<f64>],
-    btyd: &[Option<Summary>],
+    purchases: &[Vec<f64>],
     active: &[bool],
 ) -> Result<Scored, String> {
+    let btyd: Vec<Option<Summary>> = match purchases {
+        [n, first, last] => (0..active.len())
+            .map(|i| Summary::of_features(n[i], first[i], last[i]))
+            .collect(),
+        _ => vec![None; active.len()],
+    };
+    let mut driver_features = saved.features.clone();
     let x = matrix(cols, active);
     let rows = Rows {
         x: &x,
@@ -770,11 +781,15 @@ fn score_today(
                 let m = h
                     .bgnbd
                     .ok_or_else(|| format!("churn {}m: the chosen model is missing", h.months))?;
-                let margin = positions
+                let margin: Vec<f64> = positions
                     .iter()
                     .map(|&i| bgnbd_margin(&m, btyd.get(i).copied().flatten(), h.months))
                     .collect();
-                (margin, None)
+                let c = (k == 0).then(|| {
+                    driver_features = bgnbd::INPUTS.iter().map(|f| f.to_string()).collect();
+                    bgnbd_contributions(&m, purchases, &positions, h.months, &margin)
+                });
+                (margin, c)
             }
             _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
         };
@@ -786,7 +801,7 @@ fn score_today(
         risk.push(col);
         if let Some(c) = contrib {
             use rayon::prelude::*;
-            let d = rows.d.max(1);
+            let d = driver_features.len().max(1);
             let tops: Vec<Vec<(usize, f64)>> = c
                 .par_chunks(d)
                 .map(|row| {
@@ -806,7 +821,47 @@ fn score_today(
             }
         }
     }
-    Ok(Scored { risk, drivers })
+    Ok(Scored {
+        risk,
+        drivers,
+        driver_features,
+    })
+}
+
+/// Per scored client, how much each purchase-history input moves its BG/NBD log-odds
+/// of buying nothing away from a client with the median of that input (the others its
+/// own); 0 where the swap gives no valid history. Row-major, `bgnbd::INPUTS` wide.
+fn bgnbd_contributions(m: &BgNbd, inputs: &[Vec<f64>], positions: &[usize], horizon: i32, margin: &[f64]) -> Vec<f64> {
+    use rayon::prelude::*;
+    let [n, first, last] = inputs else {
+        return vec![0.0; positions.len() * bgnbd::INPUTS.len()];
+    };
+    let median = |v: &Vec<f64>| {
+        let mut x: Vec<f64> = positions
+            .iter()
+            .filter_map(|&i| v.get(i).copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        x.sort_by(f64::total_cmp);
+        x.get(x.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let med = [median(n), median(first), median(last)];
+    positions
+        .par_iter()
+        .zip(margin)
+        .flat_map_iter(|(&i, &own)| {
+            let at = |v: &Vec<f64>| v.get(i).copied().unwrap_or(f64::NAN);
+            let client = [at(n), at(first), at(last)];
+            (0..3).map(move |f| {
+                let mut swapped = client;
+                swapped[f] = med[f];
+                match Summary::of_features(swapped[0], swapped[1], swapped[2]) {
+                    Some(s) if client.iter().all(|v| v.is_finite()) => own - bgnbd_margin(m, Some(s), horizon),
+                    _ => 0.0,
+                }
+            })
+        })
+        .collect()
 }
 
 /// The chance of buying again from which a gone client counts as likely back.
@@ -1472,7 +1527,8 @@ impl ChurnRisk {
         let table = ctx.table;
         let active = history::served_at(table, saved.definition, saved.inactive_months, contract_end);
         let feature_values = columns(table, &saved.features);
-        let scored = score_today(saved, &feature_values, &summaries(table), &active).map_err(failed)?;
+        let purchases = columns(table, &bgnbd::INPUTS.map(String::from));
+        let scored = score_today(saved, &feature_values, &purchases, &active).map_err(failed)?;
         let n = table.df.height();
         let mut columns = Vec::new();
         for (h, risk) in saved.horizons.iter().zip(&scored.risk) {
@@ -1494,7 +1550,12 @@ impl ChurnRisk {
         let thresholds = saved.thresholds(&first);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
-        let drivers = driver_texts(saved, &scored.drivers, &feature_values, ctx.lang);
+        let driver_values = if scored.driver_features == saved.features {
+            feature_values.clone()
+        } else {
+            self::columns(table, &scored.driver_features)
+        };
+        let drivers = driver_texts(&scored.driver_features, &scored.drivers, &driver_values, ctx.lang);
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
         columns.extend(ahead_columns);
         let winback = saved.purchases.map(|m| win_back(&m, table, &active));
@@ -1623,9 +1684,9 @@ impl ChurnRisk {
 }
 
 /// Per client, the words for the first horizon's strongest drivers.
-fn driver_texts(saved: &SavedChurn, drivers: &[Vec<(usize, f64)>], values: &[Vec<f64>], lang: Lang) -> Vec<String> {
+fn driver_texts(features: &[String], drivers: &[Vec<(usize, f64)>], values: &[Vec<f64>], lang: Lang) -> Vec<String> {
     use rayon::prelude::*;
-    let defs: Vec<Option<&FeatureDef>> = saved.features.iter().map(|f| feature_def(f)).collect();
+    let defs: Vec<Option<&FeatureDef>> = features.iter().map(|f| feature_def(f)).collect();
     drivers
         .par_iter()
         .enumerate()
@@ -1807,6 +1868,72 @@ mod tests {
         assert_eq!(band_of(Some(0.15), bands), "high");
         assert_eq!(band_words("high", Lang::Zh), "高风险");
         assert_eq!(band_words("nonsense", Lang::En), "");
+    }
+
+    #[test]
+    fn bgnbd_drivers_name_the_purchase_history_that_raises_the_risk() {
+        // The paper's CDNOW fit; per client: repeat invoice days, days since the first
+        // invoice, days since the last one. Three typical clients set the medians.
+        let m = BgNbd {
+            r: 0.243,
+            alpha: 4.414,
+            a: 0.793,
+            b: 2.426,
+        };
+        let clients = [
+            (2.0, 300.0, 60.0),
+            (2.0, 300.0, 5.0),
+            (2.0, 300.0, 60.0),
+            (10.0, 600.0, 400.0),
+            (10.0, 600.0, 5.0),
+        ];
+        let inputs: Vec<Vec<f64>> = vec![
+            clients.iter().map(|c| c.0).collect(),
+            clients.iter().map(|c| c.1).collect(),
+            clients.iter().map(|c| c.2).collect(),
+        ];
+        let positions: Vec<usize> = (0..clients.len()).collect();
+        let margin: Vec<f64> = clients
+            .iter()
+            .map(|c| bgnbd_margin(&m, Summary::of_features(c.0, c.1, c.2), 3))
+            .collect();
+        let c = bgnbd_contributions(&m, &inputs, &positions, 3, &margin);
+        let at = |client: usize, input: &str| c[client * 3 + bgnbd::INPUTS.iter().position(|f| *f == input).unwrap()];
+        // A typical client differs from the median in nothing.
+        for f in bgnbd::INPUTS {
+            assert_eq!(at(0, f), 0.0, "{f}");
+        }
+        // A frequent client silent for 400 days: the silence raises the risk; the same
+        // client who bought 5 days ago is lowered by it.
+        assert!(at(3, "days_since_last_invoice") > 1.0, "{c:?}");
+        assert!(at(4, "days_since_last_invoice") < 0.0, "{c:?}");
+        let saved = SavedChurn {
+            definition: LeaveDefinition::Lapse,
+            inactive_months: 3,
+            features: vec!["fees_12m".into()],
+            horizons: vec![SavedHorizon {
+                months: 3,
+                kind: ModelKind::BgNbd,
+                logistic: None,
+                boosted: None,
+                bgnbd: Some(m),
+                platt: Platt {
+                    a: 1.0,
+                    b: 0.0,
+                    drift: None,
+                },
+            }],
+            bands: (1.5, 3.0),
+            bands_by: BandBasis::Relative,
+            purchases: Some(m),
+        };
+        let scored = score_today(&saved, &[vec![0.0; 5]], &inputs, &[true; 5]).unwrap();
+        assert_eq!(scored.driver_features, bgnbd::INPUTS.map(String::from).to_vec());
+        let words = driver_texts(&scored.driver_features, &scored.drivers, &inputs, Lang::En);
+        assert!(words[3].contains("400 days since the last invoice"), "{words:?}");
+        assert!(words[0].is_empty(), "{words:?}");
+        let zh = driver_texts(&scored.driver_features, &scored.drivers, &inputs, Lang::Zh);
+        assert!(zh[3].contains("距上次开票已 400 天"), "{zh:?}");
     }
 
     #[test]
