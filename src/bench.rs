@@ -85,6 +85,66 @@ pub struct SizeResult {
     /// Pushing the run's labels and actions to a database: SQLite always, PostgreSQL when
     /// CLIENTSEG_BENCH_PG_URL names a server.
     pub push: Vec<PushMeasure>,
+    /// What reading the input can cost at least, measured in the same invocation.
+    pub floors: Floors,
+}
+
+/// The input stage's floors: the input files' bytes read once with the page cache warm,
+/// and polars' CSV reader parsing the same files (types inferred, nothing checked).
+#[derive(Debug, Clone, Serialize)]
+pub struct Floors {
+    pub bytes: u64,
+    /// Fastest of three reads.
+    pub read_seconds: f64,
+    /// Fastest of two parses.
+    pub parse_seconds: f64,
+}
+
+/// The input files a run reads (the generator's truth.csv is not one).
+const INPUT_FILES: &[&str] = &["clients.csv", "billing.csv", "activity.csv", "staff.csv", "contacts.csv"];
+
+fn floors(dir: &Path) -> Result<Floors, BenchError> {
+    use polars::prelude::{CsvReadOptions, SerReader};
+    let files: Vec<PathBuf> = INPUT_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
+    let mut bytes = 0;
+    let mut read_seconds = f64::INFINITY;
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        bytes = 0;
+        for p in &files {
+            let mut f = std::fs::File::open(p).map_err(io(p))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let got = f.read(&mut buf).map_err(io(p))?;
+                if got == 0 {
+                    break;
+                }
+                bytes += got as u64;
+            }
+        }
+        read_seconds = read_seconds.min(start.elapsed().as_secs_f64());
+    }
+    let mut parse_seconds = f64::INFINITY;
+    for _ in 0..2 {
+        let start = std::time::Instant::now();
+        for p in &files {
+            let df = CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(p.clone()))
+                .and_then(|r| r.finish())
+                .map_err(|e| BenchError::Child {
+                    what: "polars' CSV reader".into(),
+                    message: format!("{}: {e}", p.display()),
+                })?;
+            drop(df);
+        }
+        parse_seconds = parse_seconds.min(start.elapsed().as_secs_f64());
+    }
+    Ok(Floors {
+        bytes,
+        read_seconds,
+        parse_seconds,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +237,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
     };
     for &n in opts.sizes.iter().filter(|&&n| n > 0) {
         let data = ensure_data(opts, n)?;
+        eprintln!("bench: {n} clients: the input's floors (a read, a parse by polars)");
+        let floors = floors(&data)?;
         // A first run, not measured: at 1M clients the first run of an invocation was
         // slower in the stages before the action list than the run after it, by 1.4 s on
         // average and in six invocations of six, which counted against the side run first.
@@ -217,6 +279,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             pandas_sklearn,
             churn,
             push,
+            floors,
         };
         println!("{}", size_table(&size));
         println!("{}", action_list_lines(&size));
@@ -769,6 +832,20 @@ pub fn size_table(s: &SizeResult) -> String {
             theirs.map(|t| ratio(t, ours)).unwrap_or("-".into()),
         ));
     }
+    let f = &s.floors;
+    let ingest = stage_seconds(&s.clientseg, "ingest");
+    out.push_str(&format!(
+        "floors: one read of the input files ({:.2} GB, page cache warm) {:.2}s; polars' CSV reader, parse only, {:.2}s\n",
+        f.bytes as f64 / 1e9,
+        f.read_seconds,
+        f.parse_seconds
+    ));
+    out.push_str(&format!(
+        "ingest {:.2}s: {:.1}x the read floor, {:.2}x polars' parse\n",
+        ingest,
+        ingest / f.read_seconds.max(1e-9),
+        ingest / f.parse_seconds.max(1e-9)
+    ));
     let kmeans = |j: &Job| stage_seconds(j, "k selection") + stage_seconds(j, "final fits");
     out.push_str(&format!(
         "{:<22}{:>11.2}s{:>17}{:>10}\n",
@@ -1030,5 +1107,24 @@ mod tests {
         let (_, _, peak) = measured(cmd, "sleep").unwrap();
         assert!(ballast.iter().step_by(4096).all(|&b| b == 1));
         assert!(peak < 64.0, "sleep measured at {peak:.0} MiB");
+    }
+
+    #[test]
+    fn the_floors_read_and_parse_the_input_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let clients = "client_id,name\nC1,甲公司\nC2,乙公司\n";
+        let billing = "client_id,invoice_date,amount\nC1,2025-01-05,300\nC2,2025-02-05,450.5\n";
+        std::fs::write(dir.path().join("clients.csv"), clients).unwrap();
+        std::fs::write(dir.path().join("billing.csv"), billing).unwrap();
+        std::fs::write(dir.path().join("truth.csv"), "client_id,hazard\nC1,0.1\n").unwrap();
+        let f = floors(dir.path()).unwrap();
+        assert_eq!(f.bytes, (clients.len() + billing.len()) as u64);
+        assert!(f.read_seconds > 0.0 && f.parse_seconds > 0.0, "{f:?}");
+        // A file polars cannot parse names itself.
+        std::fs::write(dir.path().join("activity.csv"), "a,b\n\"unclosed,1\n").unwrap();
+        match floors(dir.path()) {
+            Err(e) => assert!(e.to_string().contains("activity.csv"), "{e}"),
+            Ok(f) => assert!(f.bytes > (clients.len() + billing.len()) as u64),
+        }
     }
 }
