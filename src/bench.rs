@@ -101,11 +101,21 @@ pub struct Floors {
 }
 
 /// The input files a run reads (the generator's truth.csv is not one).
-const INPUT_FILES: &[&str] = &["clients.csv", "billing.csv", "activity.csv", "staff.csv", "contacts.csv"];
+const INPUT_FILES: &[&str] = &[
+    "clients.csv",
+    "billing.csv",
+    "activity.csv",
+    "staff.csv",
+    "contacts.csv",
+];
 
 fn floors(dir: &Path) -> Result<Floors, BenchError> {
     use polars::prelude::{CsvReadOptions, SerReader};
-    let files: Vec<PathBuf> = INPUT_FILES.iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
+    let files: Vec<PathBuf> = INPUT_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
     let mut bytes = 0;
     let mut read_seconds = f64::INFINITY;
     for _ in 0..3 {

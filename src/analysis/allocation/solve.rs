@@ -200,16 +200,29 @@ fn place_loose(
     loose.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
     loose.dedup();
     let mut unplaced = 0;
+    // Who holds whom and the receivers' order, built when first needed, then kept.
+    let mut hold: Option<Holdings> = None;
     for i in loose {
         let j = &jobs[i];
-        let best = (0..staff.len())
+        let mut best = (0..staff.len())
             .filter(|&a| staff[a].eligible(j.needs) && cap_left[a] + 1e-9 >= j.hours)
             .max_by(|&a, &b| cap_left[a].total_cmp(&cap_left[b]).then(b.cmp(&a)));
-        let best = best.or_else(|| make_room(staff, jobs, proposed, cap_left, i));
+        if best.is_none() {
+            let h = hold.get_or_insert_with(|| Holdings::new(staff, jobs, proposed, cap_left));
+            best = make_room(staff, jobs, proposed, cap_left, h, i);
+        }
+        if let (Some(h), Some(old)) = (hold.as_mut(), proposed[i]) {
+            h.remove(jobs, i, old);
+        }
         match best {
             Some(a) => {
+                let before = cap_left[a];
                 cap_left[a] -= j.hours;
                 proposed[i] = Some(a);
+                if let Some(h) = hold.as_mut() {
+                    h.add(jobs, i, a);
+                    h.room_changed(staff, a, before, cap_left[a]);
+                }
             }
             None => {
                 proposed[i] = None;
@@ -218,6 +231,113 @@ fn place_loose(
         }
     }
     unplaced
+}
+
+/// A receiver's place in the order clients are handed on in: fewest skills, then most
+/// room, then the later accountant (ascending: the first is the one chosen).
+type ReceiverKey = (u32, std::cmp::Reverse<i64>, std::cmp::Reverse<usize>);
+
+/// f64 as an integer of the same order (`f64::total_cmp`'s).
+fn ordered(f: f64) -> i64 {
+    let b = f.to_bits() as i64;
+    b ^ ((((b >> 63) as u64) >> 1) as i64)
+}
+
+fn receiver_key(staff: &[Member], b: usize, room: f64) -> ReceiverKey {
+    (
+        staff[b].can.count_ones(),
+        std::cmp::Reverse(ordered(room)),
+        std::cmp::Reverse(b),
+    )
+}
+
+/// What placing the loose clients keeps up to date instead of recomputing per client:
+/// who holds whom, each accountant's moving-in hours and own clients' hours, and per
+/// skill need the accountants in receiver order.
+struct Holdings {
+    held: Vec<Vec<usize>>,
+    movers: Vec<f64>,
+    /// Hours of the accountant's own clients it keeps, largest first.
+    stayers: Vec<Vec<f64>>,
+    receivers: BTreeMap<u8, std::collections::BTreeSet<ReceiverKey>>,
+}
+
+impl Holdings {
+    fn new(staff: &[Member], jobs: &[Job], proposed: &[Option<usize>], cap_left: &[f64]) -> Holdings {
+        let n = staff.len();
+        let mut h = Holdings {
+            held: vec![Vec::new(); n],
+            movers: vec![0.0; n],
+            stayers: vec![Vec::new(); n],
+            receivers: BTreeMap::new(),
+        };
+        let needs: std::collections::BTreeSet<u8> = jobs.iter().map(|j| j.needs).collect();
+        for need in needs {
+            let set = (0..n)
+                .filter(|&b| staff[b].eligible(need))
+                .map(|b| receiver_key(staff, b, cap_left[b]))
+                .collect();
+            h.receivers.insert(need, set);
+        }
+        for (k, p) in proposed.iter().enumerate() {
+            if let Some(a) = *p {
+                h.add(jobs, k, a);
+            }
+        }
+        h
+    }
+
+    fn add(&mut self, jobs: &[Job], k: usize, a: usize) {
+        let Some(list) = self.held.get_mut(a) else { return };
+        list.push(k);
+        let hours = jobs[k].hours;
+        if jobs[k].current == Some(a) {
+            let pos = self.stayers[a].partition_point(|&x| x >= hours);
+            self.stayers[a].insert(pos, hours);
+        } else {
+            self.movers[a] += hours;
+        }
+    }
+
+    fn remove(&mut self, jobs: &[Job], k: usize, a: usize) {
+        let Some(list) = self.held.get_mut(a) else { return };
+        let Some(pos) = list.iter().position(|&x| x == k) else {
+            return;
+        };
+        list.swap_remove(pos);
+        let hours = jobs[k].hours;
+        if jobs[k].current == Some(a) {
+            if let Some(p) = self.stayers[a].iter().position(|&x| x == hours) {
+                self.stayers[a].remove(p);
+            }
+        } else {
+            self.movers[a] -= hours;
+        }
+    }
+
+    fn room_changed(&mut self, staff: &[Member], b: usize, before: f64, after: f64) {
+        for (need, set) in self.receivers.iter_mut() {
+            if staff[b].eligible(*need) {
+                set.remove(&receiver_key(staff, b, before));
+                set.insert(receiver_key(staff, b, after));
+            }
+        }
+    }
+
+    /// The fewest of `a`'s own clients it must hand on to find `short` hours once every
+    /// client moving to it has gone elsewhere; None when all of them are not enough.
+    fn fewest(&self, a: usize, short: f64) -> Option<usize> {
+        let mut short = short - self.movers.get(a).copied().unwrap_or(0.0);
+        let mut n = 0;
+        for h in self.stayers.get(a).map_or(&[][..], |v| v.as_slice()) {
+            if short <= 1e-6 {
+                return Some(n);
+            }
+            short -= h;
+            n += 1;
+        }
+        (short <= 1e-6).then_some(n)
+    }
 }
 
 /// Rounding moved every client the LP split; those whose accountant still has room go
@@ -576,6 +696,10 @@ pub fn solve(staff: &[Member], jobs: &[Job], s: &Settings) -> Result<Plan, Strin
     })
 }
 
+/// Accountants tried without a better way found, after which the search for a loose
+/// client stops.
+const MAX_FAILED_TRIES: usize = 256;
+
 /// Makes room for client `i` at an accountant who may take it, by handing some of that
 /// accountant's clients to others with room: clients already moving first (that costs
 /// no further move), then the fewest staying ones. Returns the accountant, or None.
@@ -584,22 +708,54 @@ fn make_room(
     jobs: &[Job],
     proposed: &mut [Option<usize>],
     cap_left: &mut [f64],
+    hold: &mut Holdings,
     i: usize,
 ) -> Option<usize> {
     let need = jobs[i].hours;
-    let mut held: Vec<Vec<usize>> = vec![Vec::new(); staff.len()];
-    for (k, p) in proposed.iter().enumerate() {
-        if let Some(a) = p.filter(|a| *a < staff.len()) {
-            held[a].push(k);
+    // Handing clients on keeps every receiver at or above zero room, so the room of the
+    // whole firm bounds what any accountant can be given: a full firm is told at once.
+    let room: f64 = cap_left.iter().map(|c| c.max(0.0)).sum();
+    if room + 1e-6 < need {
+        return None;
+    }
+    let mut left = cap_left.to_vec();
+    // The fewest staying clients each accountant would have to hand on (its movers all
+    // go first, then its largest stayers): the accountants are tried from the fewest,
+    // and none is tried that cannot beat the best found. The answer is the one a pass
+    // in staff order gives: the fewest extra moves, then the first accountant.
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for a in (0..staff.len()).filter(|&a| staff[a].eligible(jobs[i].needs) && staff[a].capacity > 0.0) {
+        let others = room - cap_left[a].max(0.0);
+        if others + 1e-6 < need - cap_left[a] {
+            continue;
+        }
+        if let Some(fewest) = hold.fewest(a, need - cap_left[a]) {
+            order.push((fewest, a));
         }
     }
+    order.sort_unstable();
+    let key = |b: usize, room: f64| (std::cmp::Reverse(staff[b].can.count_ones()), room, b);
     let mut best: Option<(usize, Vec<(usize, usize)>, usize)> = None;
-    for a in (0..staff.len()).filter(|&a| staff[a].eligible(jobs[i].needs) && staff[a].capacity > 0.0) {
-        let mut left = cap_left.to_vec();
+    let mut failed = 0;
+    for (fewest, a) in order {
+        if best
+            .as_ref()
+            .is_some_and(|b| fewest > b.2 || (fewest == b.2 && a > b.0))
+        {
+            continue;
+        }
+        // A full firm: after this many accountants could not make room or do better,
+        // the best found so far is taken (or the client left unplaced) rather than every
+        // accountant tried (at 1M clients and 12,500 accountants, trying all of them for
+        // each of 17,000 loose clients ran for more than 15 minutes).
+        if failed >= MAX_FAILED_TRIES {
+            break;
+        }
+        let holds = hold.held.get(a).map_or(&[][..], |v| v.as_slice());
         let mut out: Vec<(usize, usize)> = Vec::new();
         let mut extra = 0;
         // Movers first, then stayers; larger first within each.
-        let mut cands = held[a].clone();
+        let mut cands = holds.to_vec();
         cands.sort_by(|&x, &y| {
             let sx = jobs[x].current == Some(a);
             let sy = jobs[y].current == Some(a);
@@ -611,14 +767,38 @@ fn make_room(
             if left[a] + 1e-9 >= need {
                 break;
             }
-            let to = (0..staff.len())
-                .filter(|&b| b != a && staff[b].eligible(jobs[k].needs) && left[b] + 1e-9 >= jobs[k].hours)
+            // The receiver: fewest skills, then most room, then the later accountant.
+            // The receivers not touched yet have the firm's room, so each skill group's
+            // first untouched one is its best: if it has no room, nobody in the group has.
+            let hours = jobs[k].hours;
+            let touched = |b: usize| out.iter().any(|&(_, t)| t == b);
+            let fits = |b: usize| b != a && left[b] + 1e-9 >= hours;
+            let untouched = hold.receivers.get(&jobs[k].needs).and_then(|set| {
+                let mut skills = 0u32;
+                loop {
+                    let start = (skills, std::cmp::Reverse(i64::MAX), std::cmp::Reverse(usize::MAX));
+                    let first = set
+                        .range(start..)
+                        .find(|e| e.0 != skills || (e.2 .0 != a && !touched(e.2 .0)))?;
+                    if first.0 != skills {
+                        skills = first.0;
+                        continue;
+                    }
+                    if fits(first.2 .0) {
+                        return Some(first.2 .0);
+                    }
+                    skills += 1;
+                }
+            });
+            let to = out
+                .iter()
+                .map(|&(_, t)| t)
+                .filter(|&b| fits(b) && staff[b].eligible(jobs[k].needs))
+                .chain(untouched)
                 .max_by(|&x, &y| {
-                    staff[y]
-                        .can
-                        .count_ones()
-                        .cmp(&staff[x].can.count_ones())
-                        .then(left[x].total_cmp(&left[y]))
+                    key(x, left[x])
+                        .partial_cmp(&key(y, left[y]))
+                        .unwrap_or(std::cmp::Ordering::Equal)
                 });
             if let Some(b) = to {
                 left[b] -= jobs[k].hours;
@@ -629,18 +809,28 @@ fn make_room(
                 }
             }
         }
-        if left[a] + 1e-9 >= need && best.as_ref().is_none_or(|b| extra < b.2) {
+        let fits = left[a] + 1e-9 >= need;
+        // Back to the firm's room before the next accountant is tried.
+        for &(_, b) in &out {
+            left[b] = cap_left[b];
+        }
+        left[a] = cap_left[a];
+        if fits && best.as_ref().is_none_or(|b| extra < b.2 || (extra == b.2 && a < b.0)) {
             best = Some((a, out, extra));
-            if extra == 0 {
-                break;
-            }
+        } else {
+            failed += 1;
         }
     }
     let (a, out, _) = best?;
     for (k, b) in out {
+        let (before_a, before_b) = (cap_left[a], cap_left[b]);
         cap_left[a] += jobs[k].hours;
         cap_left[b] -= jobs[k].hours;
         proposed[k] = Some(b);
+        hold.remove(jobs, k, a);
+        hold.add(jobs, k, b);
+        hold.room_changed(staff, a, before_a, cap_left[a]);
+        hold.room_changed(staff, b, before_b, cap_left[b]);
     }
     Some(a)
 }
@@ -910,6 +1100,168 @@ mod tests {
             },
             block_clients: 100_000,
         }
+    }
+
+    /// The placing of loose clients as it was written first: every client rescans the
+    /// holdings and the staff. The kept structures must give the same plan.
+    #[allow(clippy::needless_range_loop)]
+    fn place_loose_by_rescan(
+        staff: &[Member],
+        jobs: &[Job],
+        mut loose: Vec<usize>,
+        proposed: &mut [Option<usize>],
+        cap_left: &mut [f64],
+    ) -> usize {
+        loose.sort_by(|&a, &b| jobs[b].hours.total_cmp(&jobs[a].hours).then(a.cmp(&b)));
+        loose.dedup();
+        let mut unplaced = 0;
+        for i in loose {
+            let j = &jobs[i];
+            let best = (0..staff.len())
+                .filter(|&a| staff[a].eligible(j.needs) && cap_left[a] + 1e-9 >= j.hours)
+                .max_by(|&a, &b| cap_left[a].total_cmp(&cap_left[b]).then(b.cmp(&a)));
+            let best = best.or_else(|| make_room_by_rescan(staff, jobs, proposed, cap_left, i));
+            match best {
+                Some(a) => {
+                    cap_left[a] -= j.hours;
+                    proposed[i] = Some(a);
+                }
+                None => {
+                    proposed[i] = None;
+                    unplaced += 1;
+                }
+            }
+        }
+        unplaced
+    }
+
+    fn make_room_by_rescan(
+        staff: &[Member],
+        jobs: &[Job],
+        proposed: &mut [Option<usize>],
+        cap_left: &mut [f64],
+        i: usize,
+    ) -> Option<usize> {
+        let need = jobs[i].hours;
+        let mut held: Vec<Vec<usize>> = vec![Vec::new(); staff.len()];
+        for (k, p) in proposed.iter().enumerate() {
+            if let Some(a) = p.filter(|a| *a < staff.len()) {
+                held[a].push(k);
+            }
+        }
+        let mut best: Option<(usize, Vec<(usize, usize)>, usize)> = None;
+        for a in (0..staff.len()).filter(|&a| staff[a].eligible(jobs[i].needs) && staff[a].capacity > 0.0) {
+            let mut left = cap_left.to_vec();
+            let mut out: Vec<(usize, usize)> = Vec::new();
+            let mut extra = 0;
+            // Movers first, then stayers; larger first within each.
+            let mut cands = held[a].clone();
+            cands.sort_by(|&x, &y| {
+                let sx = jobs[x].current == Some(a);
+                let sy = jobs[y].current == Some(a);
+                sx.cmp(&sy)
+                    .then(jobs[y].hours.total_cmp(&jobs[x].hours))
+                    .then(x.cmp(&y))
+            });
+            for k in cands {
+                if left[a] + 1e-9 >= need {
+                    break;
+                }
+                let to = (0..staff.len())
+                    .filter(|&b| b != a && staff[b].eligible(jobs[k].needs) && left[b] + 1e-9 >= jobs[k].hours)
+                    .max_by(|&x, &y| {
+                        staff[y]
+                            .can
+                            .count_ones()
+                            .cmp(&staff[x].can.count_ones())
+                            .then(left[x].total_cmp(&left[y]))
+                    });
+                if let Some(b) = to {
+                    left[b] -= jobs[k].hours;
+                    left[a] += jobs[k].hours;
+                    out.push((k, b));
+                    if jobs[k].current == Some(a) {
+                        extra += 1;
+                    }
+                }
+            }
+            if left[a] + 1e-9 >= need && best.as_ref().is_none_or(|b| extra < b.2) {
+                best = Some((a, out, extra));
+                if extra == 0 {
+                    break;
+                }
+            }
+        }
+        let (a, out, _) = best?;
+        for (k, b) in out {
+            cap_left[a] += jobs[k].hours;
+            cap_left[b] -= jobs[k].hours;
+            proposed[k] = Some(b);
+        }
+        Some(a)
+    }
+
+    #[test]
+    fn loose_clients_are_placed_as_the_rescan_places_them() {
+        use rand::{Rng, SeedableRng};
+        let (mut made_room, mut unplaced) = (0, 0);
+        for seed in 0..200u64 {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let n_staff = rng.gen_range(2..12);
+            let staff: Vec<Member> = (0..n_staff)
+                .map(|a| Member {
+                    active: rng.gen_range(0..10) > 0,
+                    ..member(
+                        &format!("s{a}"),
+                        f64::from(rng.gen_range(20..120)),
+                        rng.gen_range(0..8),
+                        "t",
+                    )
+                })
+                .collect();
+            let n_jobs = rng.gen_range(5..80);
+            let jobs: Vec<Job> = (0..n_jobs)
+                .map(|_| Job {
+                    hours: f64::from(rng.gen_range(1..30)) / 2.0,
+                    needs: [0, 0, 0, GENERAL, 2, 4][rng.gen_range(0..6)],
+                    current: (rng.gen_range(0..8) > 0).then(|| rng.gen_range(0..n_staff)),
+                })
+                .collect();
+            // Most clients proposed somewhere (some moving, some staying), the rest loose.
+            let mut proposed: Vec<Option<usize>> = jobs
+                .iter()
+                .map(|j| match rng.gen_range(0..4) {
+                    0 => None,
+                    1 => Some(rng.gen_range(0..n_staff)),
+                    _ => j.current,
+                })
+                .collect();
+            let mut cap_left: Vec<f64> = staff
+                .iter()
+                .map(|m| if m.active { m.capacity * 0.85 } else { 0.0 })
+                .collect();
+            for (k, p) in proposed.iter().enumerate() {
+                if let Some(a) = p {
+                    cap_left[*a] -= jobs[k].hours;
+                }
+            }
+            let loose: Vec<usize> = (0..n_jobs).filter(|&k| proposed[k].is_none()).collect();
+            let (mut p2, mut c2) = (proposed.clone(), cap_left.clone());
+            let before = proposed.clone();
+            let u1 = place_loose(&staff, &jobs, loose.clone(), &mut proposed, &mut cap_left);
+            let u2 = place_loose_by_rescan(&staff, &jobs, loose, &mut p2, &mut c2);
+            assert_eq!((u1, &proposed), (u2, &p2), "seed {seed}");
+            // Room was made: a client placed before was handed on.
+            made_room += usize::from((0..n_jobs).any(|k| before[k].is_some() && proposed[k] != before[k]));
+            unplaced += u1;
+            for (x, y) in cap_left.iter().zip(&c2) {
+                assert!((x - y).abs() < 1e-9, "seed {seed}: {cap_left:?} {c2:?}");
+            }
+        }
+        assert!(
+            made_room >= 20 && unplaced > 0,
+            "room made in {made_room} of 200 plans, {unplaced} clients unplaced"
+        );
     }
 
     #[test]
