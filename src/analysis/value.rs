@@ -102,7 +102,7 @@ impl Analysis for ValueTiers {
             None if self.params.basis == Basis::Forward => (
                 Some((
                     "value tiers: ranked by the last 12 months, not by the value ahead as configured (value.basis = \"forward\"): churn risk was not computed in this run".to_string(),
-                    "价值层级：按近12个月排序，而非配置的未来预期贡献（value.basis = \"forward\"）：本次运行未计算流失风险".to_string(),
+                    "价值层级：按近12个月排序，而非配置所选的未来36个月预期贡献：本次运行未计算流失风险".to_string(),
                 )),
                 Some(serde_json::json!({ "basis": "past", "configured_basis": "forward", "why": "churn risk was not computed in this run" })),
             ),

@@ -1550,12 +1550,11 @@ impl ChurnRisk {
         let thresholds = saved.thresholds(&first);
         let bands: Vec<&str> = first.iter().map(|p| band_of(*p, &thresholds)).collect();
         columns.push(Column::new("churn_band".into(), bands.clone()));
-        let driver_values = if scored.driver_features == saved.features {
-            feature_values.clone()
-        } else {
-            self::columns(table, &scored.driver_features)
-        };
-        let drivers = driver_texts(&scored.driver_features, &scored.drivers, &driver_values, ctx.lang);
+        // The learners' drivers read the columns already at hand (no copy of them at 1M).
+        let other_values =
+            (scored.driver_features != saved.features).then(|| self::columns(table, &scored.driver_features));
+        let driver_values = other_values.as_deref().unwrap_or(&feature_values);
+        let drivers = driver_texts(&scored.driver_features, &scored.drivers, driver_values, ctx.lang);
         columns.push(Column::new("churn_drivers".into(), drivers.clone()));
         columns.extend(ahead_columns);
         let winback = saved.purchases.map(|m| win_back(&m, table, &active));
