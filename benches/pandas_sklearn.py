@@ -1,8 +1,10 @@
 """The clientseg job written the way an analyst would in pandas + scikit-learn.
 
 Same inputs, same feature definitions (docs/data-contract.md), same scaling, the same k
-range, restarts, silhouette sample and tree depth as clientseg's defaults. Prints one
-JSON object: seconds and peak memory per stage, inertia per k, and the chosen k.
+range, restarts, silhouette sample and tree depth as clientseg's defaults; then churn
+risk, pricing, allocation (scipy's HiGHS), the action list and the same output files
+(pandas_job.py). Prints one JSON object: seconds and peak memory per stage, inertia per
+k, the chosen k, and each analysis's quality (churn ROC-AUC, moves, unplaced clients).
 
 Run by `clientseg bench`; by hand:
     benches/.venv/bin/python benches/pandas_sklearn.py --input DIR --out DIR
@@ -17,6 +19,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pandas_job as job
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
@@ -57,7 +60,11 @@ def ingest(d):
         parse_dates=["invoice_date", "due_date", "paid_date"],
     )
     activity = pd.read_csv(os.path.join(d, "activity.csv"), dtype={"client_id": str, "month": str})
-    return clients, billing, activity
+    staff = pd.read_csv(os.path.join(d, "staff.csv"), dtype={"accountant": str, "team": str})
+    path = os.path.join(d, "contacts.csv")
+    contacts = (pd.read_csv(path, dtype={"client_id": str}, parse_dates=["date"]) if os.path.exists(path)
+                else pd.DataFrame({"client_id": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[ns]")}))
+    return clients, billing, activity, staff, contacts
 
 
 def validate(clients, billing, activity):
@@ -85,130 +92,22 @@ def validate(clients, billing, activity):
     return clients, billing, activity[ok]
 
 
-def features(clients, billing, activity, hourly_cost):
-    def days(s):
-        return (s - pd.Timestamp("1970-01-01")).dt.days
-
+def snapshot_day(billing, activity):
     last_month = activity["month"].max()
     snap = max(billing["invoice_date"].max(), billing["paid_date"].max(), last_month + pd.offsets.MonthEnd(0))
+    return snap
+
+
+def features(data, snap, hourly_cost):
     s = (snap - pd.Timestamp("1970-01-01")).days
-
-    inv = days(billing["invoice_date"])
-    due = days(billing["due_date"])
-    paid = days(billing["paid_date"])
-    amount = billing["amount"]
-    paid_by_s = paid.notna() & (paid <= s)
-    settled = paid.where(paid_by_s, s)
-    delay = (settled - due).clip(lower=0)
-    due_in = (due > s - 365) & (due <= s)
-    in12 = (inv > s - 365) & (inv <= s)
-    b = pd.DataFrame(
-        {
-            "client_id": billing["client_id"],
-            "fees_12m": amount.where(in12, 0.0),
-            "last6": amount.where((inv > s - 182) & (inv <= s), 0.0),
-            "prior6": amount.where((inv > s - 365) & (inv <= s - 182), 0.0),
-            "first_invoice": inv,
-            "last_payment": paid.where(paid_by_s),
-            "payments": ((paid > s - 365) & (paid <= s)).astype(float),
-            "delay": delay.where(due_in),
-            "late": (delay > 0).astype(float).where(due_in),
-            "open": amount.where((inv <= s) & ~paid_by_s, 0.0),
-            "service12": billing["service"].where(in12),
-        }
-    )
-    g = b.groupby("client_id", sort=False)
-    bf = g.agg(
-        fees_12m=("fees_12m", "sum"),
-        last6=("last6", "sum"),
-        prior6=("prior6", "sum"),
-        first_invoice=("first_invoice", "min"),
-        last_payment=("last_payment", "max"),
-        payments_per_year=("payments", "sum"),
-        mean_payment_delay_days=("delay", "mean"),
-        late_payment_share=("late", "mean"),
-        open_receivables=("open", "sum"),
-        services_billed=("service12", "nunique"),
-    )
-
-    t = (activity["month"].dt.year * 12 + activity["month"].dt.month) - (snap.year * 12 + snap.month)
-    a = activity.assign(t=t.astype(float))
-    a = a[(a["t"] > -12) & (a["t"] <= 0)]
-    known = a["vouchers"].notna()
-    a = a.assign(
-        tv=a["t"] * a["vouchers"],
-        tk=a["t"].where(known),
-        tt=(a["t"] * a["t"]).where(known),
-        late=(a["late_documents"] > 0).astype(float),
-    )
-    ga = a.groupby("client_id", sort=False)
-    af = ga.agg(
-        n=("vouchers", "count"),
-        vouchers_per_month=("vouchers", "mean"),
-        vstd=("vouchers", "std"),
-        tickets_per_month=("tickets", "mean"),
-        late_documents_share=("late", "mean"),
-        hours=("hours", "sum"),
-        st=("tk", "sum"),
-        sv=("vouchers", "sum"),
-        stv=("tv", "sum"),
-        stt=("tt", "sum"),
-    )
-    mean = af["vouchers_per_month"]
-    af["vouchers_cv"] = np.where(mean > 0, af["vstd"] / mean, 0.0)
-    denom = af["n"] * af["stt"] - af["st"] ** 2
-    slope = (af["n"] * af["stv"] - af["st"] * af["sv"]) / denom
-    af["activity_trend"] = np.where((denom > 0) & (mean > 0), slope / mean, 0.0)
-
-    f = clients[["client_id", "contract_start", "contract_end", "services"]].merge(
-        bf, left_on="client_id", right_index=True, how="left"
-    )
-    f = f.merge(af, left_on="client_id", right_index=True, how="left")
-    start = days(f["contract_start"]).fillna(f["first_invoice"])
-    cend = days(f["contract_end"])
-    end = cend.where(cend.notna() & (cend < s), s)
-    tenure = ((end - start) / 30.4375).clip(lower=0)
-    fees = f["fees_12m"].fillna(0.0)
-    last6, prior6 = f["last6"].fillna(0.0), f["prior6"].fillna(0.0)
-    mid = (last6 + prior6) / 2
-    cost = f["hours"].fillna(0.0) * hourly_cost
-    listed = f["services"].str.count(";") + 1
-    out = pd.DataFrame(
-        {
-            "client_id": f["client_id"],
-            "fees_12m": fees,
-            "avg_monthly_fee": fees / tenure.clip(1, 12),
-            "fee_growth": np.where(mid > 0, (last6 - prior6) / mid.where(mid > 0, 1), 0.0),
-            "cost_to_serve": cost,
-            "contribution_margin": fees - cost,
-            "tenure_months": tenure,
-            "n_services": listed.fillna(f["services_billed"].fillna(0.0)),
-            "days_since_last_payment": (s - f["last_payment"]).fillna(s - f["first_invoice"]),
-            "payments_per_year": f["payments_per_year"].fillna(0.0),
-            "mean_payment_delay_days": f["mean_payment_delay_days"],
-            "late_payment_share": f["late_payment_share"],
-            "open_receivables": f["open_receivables"].fillna(0.0),
-            "vouchers_per_month": f["vouchers_per_month"],
-            "vouchers_cv": f["vouchers_cv"],
-            "tickets_per_month": f["tickets_per_month"],
-            "late_documents_share": f["late_documents_share"],
-            "activity_trend": f["activity_trend"],
-        }
-    )
+    out = job.features_at(data, s, hourly_cost=hourly_cost)
     # Who is still served at S, as clientseg decides it: contract_end not passed when the
     # archive records contract ends, else an invoice or work month in the last 3 months.
-    if cend.notna().any():
-        out["served"] = ~(cend.notna() & (cend < s))
+    if data["clients"]["contract_end"].notna().any():
+        out["served"] = ~(out["contract_end_day"].notna() & (out["contract_end_day"] < s))
     else:
-        snap_month = snap.year * 12 + snap.month
-        last_inv = billing[billing["invoice_date"] <= snap].groupby("client_id")["invoice_date"].max()
-        last_work = activity[activity["month"] <= snap].groupby("client_id")["month"].max()
-        idx = lambda d: d.dt.year * 12 + d.dt.month
-        li = f["client_id"].map(idx(last_inv))
-        lw = f["client_id"].map(idx(last_work)) if len(activity) else li * np.nan
-        silent = snap_month - pd.concat([li, lw], axis=1).max(axis=1)
-        out["served"] = (silent < 3).to_numpy()
-    return out.reset_index(drop=True)
+        out["served"] = (out["silent_months"] < 3).to_numpy()
+    return out.drop(columns=["started", "contract_end_day"])
 
 
 def scale(df, names):
@@ -283,9 +182,15 @@ def main():
     st = Stages()
     started = time.perf_counter()
 
-    clients, billing, activity = st.run("ingest", lambda: ingest(args.input))
+    clients, billing, activity, staff, contacts = st.run("ingest", lambda: ingest(args.input))
     clients, billing, activity = st.run("validate", lambda: validate(clients, billing, activity))
-    feats = st.run("features", lambda: features(clients, billing, activity, args.hourly_cost))
+    snap = snapshot_day(billing, activity)
+
+    def feature_stage():
+        data = job.prepare(clients, billing, activity, staff, contacts)
+        return data, features(data, snap, args.hourly_cost)
+
+    data, feats = st.run("features", feature_stage)
     del billing, activity
     (vraw, vz), (braw, bz) = st.run("scaling", lambda: (scale(feats, args.value_features), scale(feats, args.behaviour_features)))
     # Segments are fitted on the clients still served and every client is labelled.
@@ -298,22 +203,77 @@ def main():
     )
     vlabels, blabels = vfit.predict(vz), bfit.predict(bz)
     acc = st.run("classifier", lambda: (tree(vraw, vlabels, args.seed), tree(braw, blabels, args.seed)))
+    worth = feats["contribution_margin"].groupby(vlabels).mean().sort_values(ascending=False)
+    tier = {c: f"V{i + 1}" for i, c in enumerate(worth.index)}
+    sizes = pd.Series(blabels).value_counts()
+    segment = {c: f"B{i + 1}" for i, c in enumerate(sizes.index)}
+    labels = pd.DataFrame({
+        "client_id": feats["client_id"],
+        "value_tier": pd.Series(vlabels).map(tier),
+        "behaviour_segment": pd.Series(blabels).map(segment),
+    })
+
+    churn_summary, risk, snaps, validation = st.run("churn", lambda: job.churn(data, feats, args.seed))
+    prices, pricing_summary = st.run(
+        "pricing", lambda: job.pricing(data, feats, labels, risk, churn_summary["fee_response"], args.seed, args.hourly_cost))
+    alloc, workload, allocation_summary = st.run("allocation", lambda: job.allocation(data, prices))
+    acts = st.run("actions", lambda: job.actions(data, feats, snap, labels, risk, prices, alloc))
 
     def outputs():
-        worth = feats["contribution_margin"].groupby(vlabels).mean().sort_values(ascending=False)
-        tier = {c: f"V{i + 1}" for i, c in enumerate(worth.index)}
-        labels = pd.DataFrame({
-            "client_id": feats["client_id"],
-            "value_tier": pd.Series(vlabels).map(tier),
-            "behaviour_segment": ["B" + str(l + 1) for l in blabels],
+        out = args.out
+        full = labels.merge(risk, on="client_id", how="left")
+        full = full.merge(prices[["client_id", "monthly_hours", "hours_source", "monthly_cost", "margin_rate",
+                                  "price_flag", "suggested_fee"]], on="client_id", how="left")
+        full = full.merge(alloc[["client_id", "proposed", "reason", "handover_month"]].rename(
+            columns={"proposed": "proposed_accountant", "reason": "allocation_reason"}), on="client_id", how="left")
+        due = acts.groupby("client_id")["action"].agg(";".join)
+        full["actions_due"] = full["client_id"].map(due)
+        info = clients.set_index("client_id")
+        for c in ("name", "client_type", "taxpayer_type", "industry", "province", "city", "services", "accountant"):
+            full[c] = full["client_id"].map(info[c])
+        job.write_csv(full, os.path.join(out, "labels.csv"))
+        job.write_parquet(full, os.path.join(out, "labels.parquet"))
+        job.write_parquet(feats, os.path.join(out, "features.parquet"))
+        crm = full[["client_id", "name", "value_tier", "behaviour_segment", "accountant", "churn_risk_3m",
+                    "churn_risk_6m", "revenue_at_risk", "churn_band", "churn_drivers", "expected_months_12m",
+                    "value_ahead_12m", "value_ahead_36m", "price_flag", "suggested_fee", "proposed_accountant"]]
+        job.write_csv(crm, os.path.join(out, "crm_import.csv"))
+        seg = feats.drop(columns=["client_id"]).groupby(labels["behaviour_segment"]).median().reset_index()
+        job.write_csv(seg, os.path.join(out, "segments.csv"))
+        job.write_xlsx(seg, os.path.join(out, "segments.xlsx"))
+        for name, df in (("pricing", prices), ("allocation", alloc), ("workload", workload), ("actions", acts),
+                         ("fee_response", churn_summary["fee_response"])):
+            job.write_csv(df, os.path.join(out, f"{name}.csv"))
+            job.write_parquet(df, os.path.join(out, f"{name}.parquet"))
+        for name, df in (("workload", workload), ("fee_response", churn_summary["fee_response"])):
+            job.write_xlsx(df, os.path.join(out, f"{name}.xlsx"))
+        tasks = pd.DataFrame({
+            "Subject": acts["action_words"] + ": " + acts["name"].astype(str), "Due Date": acts["due_date"],
+            "Status": "Not Started", "Priority": acts["priority"].map({1: "High", 2: "Normal", 3: "Low"}),
+            "Task Owner": acts["owner"], "Account Number": acts["client_id"], "Related To": acts["name"],
+            "Description": acts["reason"],
         })
-        labels.to_csv(os.path.join(args.out, "labels.csv"), index=False)
-        labels.to_parquet(os.path.join(args.out, "labels.parquet"), index=False)
-        feats.to_parquet(os.path.join(args.out, "features.parquet"), index=False)
-        seg = feats.drop(columns=["client_id"]).groupby(labels["behaviour_segment"]).mean()
-        seg.to_csv(os.path.join(args.out, "segments.csv"))
+        job.write_csv(tasks, os.path.join(out, "crm_tasks.csv"))
+        job.write_parquet(snaps, os.path.join(out, "churn_snapshots.parquet"))
+        job.write_parquet(validation, os.path.join(out, "churn_validation.parquet"))
+        job.charts(out, feats, labels, scores, churn_summary, prices, workload, snaps, args.seed)
+        job.pages(out, acts, workload)
+        job.report(out, [
+            ("value tiers", labels["value_tier"].value_counts().rename_axis("tier").reset_index()),
+            ("behaviour segments", seg),
+            ("churn validation", pd.DataFrame([{k: v for k, v in h.items() if k != "calibration"}
+                                               for h in churn_summary["horizons"]])),
+            ("pricing", prices["price_flag"].value_counts().rename_axis("flag").reset_index()),
+            ("workload", workload.sort_values("utilisation_after", ascending=False)),
+            ("actions", acts["action"].value_counts().rename_axis("action").reset_index()),
+        ])
+        with open(os.path.join(out, "manifest.json"), "w") as fh:
+            json.dump({"seed": args.seed, "churn": {k: v for k, v in churn_summary.items() if k != "fee_response"},
+                       "pricing": pricing_summary, "allocation": allocation_summary}, fh, default=str)
 
     st.run("outputs", outputs)
+    churn_quality = {f"churn {h['months']}m ROC-AUC": h.get(f"{h.get('chosen', 'logistic')}_auc")
+                     for h in churn_summary["horizons"]}
     print(json.dumps({
         "timings": st.timings,
         "seconds": time.perf_counter() - started,
@@ -323,9 +283,21 @@ def main():
         "behaviour_inertia": float(bfit.inertia_),
         "value_inertia": float(vfit.inertia_),
         "holdout_accuracy": acc,
+        "quality": {
+            **churn_quality,
+            "churn test rows": sum(h["test_rows"] for h in churn_summary["horizons"]),
+            "under-priced clients": pricing_summary["under_priced"],
+            "allocation moves": allocation_summary["moves"],
+            "allocation unplaced": allocation_summary["unplaced"],
+            "allocation peak utilisation": allocation_summary["peak_utilisation_after"],
+            "actions": int(len(acts)),
+        },
+        "churn": {k: v for k, v in churn_summary.items() if k != "fee_response"},
+        "allocation": allocation_summary,
         "versions": {"python": sys.version.split()[0], "pandas": pd.__version__, "numpy": np.__version__,
-                     "scikit-learn": __import__("sklearn").__version__},
-    }))
+                     "scikit-learn": __import__("sklearn").__version__,
+                     "scipy": __import__("scipy").__version__},
+    }, default=str))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,9 @@ pub struct Job {
     /// The chosen behaviour k and the inertia of that fit, and the inertia at every k.
     pub chosen_k: usize,
     pub inertia_by_k: Vec<(usize, f64)>,
+    /// What each analysis achieved, by name (churn ROC-AUC per horizon, moves, ...), so
+    /// that speed is read beside quality.
+    pub quality: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +83,8 @@ pub struct SizeResult {
     /// that a drift of the machine over the invocation cancels out of what the list adds.
     pub again: Option<(Job, Job)>,
     pub pandas_sklearn: Option<Job>,
+    /// The Python job run a second time, after clientseg's second pair, for the spread.
+    pub pandas_sklearn_again: Option<Job>,
     /// The churn models against scikit-learn's on the same snapshots.
     pub churn: Vec<ChurnCompare>,
     /// Pushing the run's labels and actions to a database: SQLite always, PostgreSQL when
@@ -278,6 +283,13 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         eprintln!("bench: {n} clients: clientseg without the action list, then with it, again");
         let without = run_clientseg(opts, &data, n, false, 1)?.0;
         let again = Some((run_clientseg(opts, &data, n, true, 1)?.0, without));
+        let pandas_sklearn_again = match &python {
+            Some(py) => {
+                eprintln!("bench: {n} clients: pandas + scikit-learn, again");
+                Some(run_python(opts, py, &data, n)?)
+            }
+            None => None,
+        };
         let (billing_rows, activity_rows) = count_rows(&data)?;
         let size = SizeResult {
             clients: n,
@@ -287,6 +299,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             without_actions,
             again,
             pandas_sklearn,
+            pandas_sklearn_again,
             churn,
             push,
             floors,
@@ -603,6 +616,7 @@ fn run_clientseg(
             stages,
             chosen_k: b["k"].as_u64().unwrap_or(0) as usize,
             inertia_by_k: inertia_by_k(&b["k_scores"]),
+            quality: quality_of(&m["analyses"]),
         },
         run_dir,
     ))
@@ -711,6 +725,36 @@ fn churn_compare(opts: &BenchOptions, python: &Path, run_dir: &Path) -> Result<V
     Ok(ours)
 }
 
+/// The figures the Python job reports under "quality", read from a run's manifest.
+fn quality_of(a: &Value) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut rows = 0.0;
+    for v in a["churn"]["validation"].as_array().into_iter().flatten() {
+        let chosen = &v[v["chosen"].as_str().unwrap_or("logistic")];
+        if let (Some(h), Some(auc)) = (v["months"].as_i64(), chosen["roc_auc"].as_f64()) {
+            out.push((format!("churn {h}m ROC-AUC"), auc));
+            rows += chosen["clients"].as_f64().unwrap_or(0.0);
+        }
+    }
+    if rows > 0.0 {
+        out.push(("churn test rows".into(), rows));
+    }
+    let mut put = |name: &str, v: &Value| {
+        if let Some(x) = v.as_f64() {
+            out.push((name.into(), x));
+        }
+    };
+    put("under-priced clients", &a["pricing"]["under_priced"]);
+    put("allocation moves", &a["allocation"]["plan"]["moves"]);
+    put("allocation unplaced", &a["allocation"]["plan"]["unplaced"]);
+    put(
+        "allocation peak utilisation",
+        &a["allocation"]["peak_utilisation_after"],
+    );
+    put("actions", &a["actions"]["actions"]);
+    out
+}
+
 fn inertia_by_k(scores: &Value) -> Vec<(usize, f64)> {
     scores
         .as_array()
@@ -764,6 +808,12 @@ fn run_python(opts: &BenchOptions, python: &Path, data: &Path, n: usize) -> Resu
         stages,
         chosen_k: v["chosen_k"].as_u64().unwrap_or(0) as usize,
         inertia_by_k: inertia_by_k(&v["k_scores"]),
+        quality: v["quality"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect(),
     })
 }
 
@@ -871,6 +921,16 @@ pub fn size_table(s: &SizeResult) -> String {
         py.map(|p| format!("{:.2}s", p.seconds)).unwrap_or("-".into()),
         py.map(|p| ratio(p.seconds, s.clientseg.seconds)).unwrap_or("-".into()),
     ));
+    // The second measurement of each side: clientseg's second run with the action list.
+    if let (Some((ours, _)), Some(theirs)) = (&s.again, &s.pandas_sklearn_again) {
+        out.push_str(&format!(
+            "{:<22}{:>11.2}s{:>16.2}s{:>10}\n",
+            "end to end, again",
+            ours.seconds,
+            theirs.seconds,
+            ratio(theirs.seconds, ours.seconds),
+        ));
+    }
     out.push_str(&format!(
         "{:<22}{:>9.0} MiB{:>13}{:>10}\n",
         "peak memory",
@@ -895,6 +955,22 @@ pub fn size_table(s: &SizeResult) -> String {
         ));
     }
     if let Some(p) = py {
+        // Each analysis's result on both sides: the same job, so speed is not bought with quality.
+        for (name, ours) in &s.clientseg.quality {
+            let theirs = p.quality.iter().find(|q| &q.0 == name).map(|q| q.1);
+            let f = |v: f64| {
+                if v.fract() == 0.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.4}")
+                }
+            };
+            out.push_str(&format!(
+                "quality, {name}: clientseg {} / pandas+sklearn {}\n",
+                f(*ours),
+                theirs.map_or("-".into(), f)
+            ));
+        }
         out.push_str(&format!(
             "behaviour k chosen: clientseg {}, pandas+sklearn {}\ninertia by k (clientseg / scikit-learn):",
             s.clientseg.chosen_k, p.chosen_k

@@ -11,6 +11,8 @@ mod actions;
 mod allocation;
 /// Bad input: the documented error or reject line, and nothing lost.
 mod bad_input;
+/// The bench's Python side does the same job: the same files, comparable quality.
+mod bench_job;
 /// Churn risk: close to the planted hazard, calibrated, no look-ahead, short histories.
 mod churn;
 /// The compact reader of plain billing and activity files agrees with the general one.
