@@ -553,9 +553,8 @@ fn rows_of(
                 .collect())
         }
         "parquet" => {
-            let schema = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
-                .and_then(|mut lf| lf.collect_schema())
-                .map_err(|e| err(e.to_string()))?;
+            let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+            let schema = ParquetReader::new(file).schema().map_err(|e| err(e.to_string()))?;
             Ok(vec![schema.iter_names().map(|n| n.to_string()).collect()])
         }
         _ => Err(IngestError::Format {
@@ -770,7 +769,6 @@ fn read_sheet(
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let path_str = path.to_string_lossy().to_string();
     Ok(match ext.as_str() {
         "csv" | "txt" => {
             let head = head_rows(path, None, encoding)?;
@@ -796,8 +794,8 @@ fn read_sheet(
         }
         "xlsx" | "xlsm" | "xls" => read_excel(path, table, sheet, mapping)?,
         "parquet" => Sheet {
-            df: LazyFrame::scan_parquet(PlRefPath::new(path_str.as_str()), Default::default())
-                .and_then(|lf| lf.collect())
+            df: ParquetReader::new(std::fs::File::open(path).map_err(IngestError::io(path))?)
+                .finish()
                 .map_err(parse)?,
             first_row: 1,
             header_row: 0,
@@ -1196,12 +1194,12 @@ fn read_csv_typed(
     if !is_utf8(path, encoding)? {
         return Ok(None);
     }
-    let reader = || LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref())).with_has_header(true);
-    let Ok(head) = reader()
+    let Ok(head) = CsvReadOptions::default()
+        .with_has_header(true)
         .with_n_rows(Some(1))
         .with_infer_schema_length(Some(0))
-        .finish()
-        .and_then(|lf| lf.collect())
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
     else {
         return Ok(None);
     };
@@ -1301,11 +1299,11 @@ fn read_csv(path: &Path, encoding: Encoding, at: usize) -> Result<DataFrame, Ing
     let form = csv_form(path)?;
     let plain_utf8 = form.utf16.is_none() && is_utf8(path, encoding)?;
     if at == 0 && form.sep == b',' && plain_utf8 {
-        return LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
+        return CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
-            .finish()
-            .and_then(|lf| lf.collect())
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
             .map_err(parse);
     }
     let bytes = std::fs::read(path).map_err(io)?;

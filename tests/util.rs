@@ -112,10 +112,11 @@ pub fn pipeline(dir: &Path, extra_config: &str) -> (PathBuf, String) {
 }
 
 pub fn read_csv(path: &Path) -> DataFrame {
-    LazyCsvReader::new(PlRefPath::new(path.to_string_lossy().as_ref()))
+    CsvReadOptions::default()
+        .with_has_header(true)
         .with_infer_schema_length(Some(0))
-        .finish()
-        .and_then(|lf| lf.collect())
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
