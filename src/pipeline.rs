@@ -584,8 +584,13 @@ fn tables(
                     })
             })
             .collect::<Vec<_>>();
-        let labels_job = scope.spawn(|| output::labels(&dir, table, outcomes, &s.crm, words, s.lang, run_id));
-        let features_job = scope.spawn(|| output::features(&dir, table, outcomes));
+        // features.parquet after the labels, not beside them: the two wide tables at once
+        // were the run's peak memory at 1M clients.
+        let labels_job = scope.spawn(|| {
+            let labels = output::labels(&dir, table, outcomes, &s.crm, words, s.lang, run_id)?;
+            output::features(&dir, table, outcomes)?;
+            Ok::<_, PipelineError>(labels)
+        });
         // The analyses' tables for people, side by side with the labels (at 1M clients
         // pricing.csv and allocation.csv took 5 s one after the other).
         let exports_job = scope.spawn(|| {
@@ -612,7 +617,6 @@ fn tables(
         output::rejects(&dir, &input.validated.rejects)?;
         let segs = output::segments(&dir, table, outcomes)?;
         let labels = labels_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        features_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         exported = exports_job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
         for job in pages_jobs {
             let (files, seconds) = job?.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
