@@ -439,8 +439,9 @@ def churn(data, today, seed, max_train_rows=150_000, test_months=6):
     surv = (1 - hazard[:, None]) ** k[None, :]
     disc = (1 + 0.08) ** (-k / 12)
     scores["expected_months_12m"] = surv[:, :12].sum(axis=1)
-    scores["value_ahead_12m"] = (fee * margin)[:, None].__mul__(surv[:, :12] * disc[:12]).sum(axis=1)
-    scores["value_ahead_36m"] = (fee * margin)[:, None].__mul__(surv * disc).sum(axis=1)
+    monthly_value = (fee * margin)[:, None]
+    scores["value_ahead_12m"] = (monthly_value * surv[:, :12] * disc[:12]).sum(axis=1)
+    scores["value_ahead_36m"] = (monthly_value * surv * disc).sum(axis=1)
     result["fee_response"] = fee_response(snaps, finals[max(finals)], served, seed)
     result["served"] = int(len(served))
     return result, scores, snaps, pd.concat(validation_rows, ignore_index=True)
@@ -872,12 +873,21 @@ def charts(out, feats, labels, scores_k, churn_summary, prices, workload, snaps,
         fig, ax = plt.subplots()
         ax.bar(range(len(cal)), [c["observed"] for c in cal])
         save(fig, f"churn_lift_{h['months']}m")
-    for name, by in (("tiers", None), ("segments", None), ("projected", None)):
-        lab = snaps[snaps["left_6m"].notna()]
-        curve = 1 - lab.groupby("month_index")["left_6m"].mean()
+    # Retention 0, 3 and 6 months after a snapshot, by today's tier and segment; and the
+    # whole firm's projected over 36 months at the 6-month rate.
+    for name, col in (("tiers", "value_tier"), ("segments", "behaviour_segment")):
+        group = snaps["client_id"].map(pd.Series(labels[col].to_numpy(), index=feats["client_id"]))
         fig, ax = plt.subplots()
-        ax.step(curve.index, curve.to_numpy())
+        for g, rows in snaps.groupby(group):
+            ax.plot([0, 3, 6], [1, 1 - rows["left_3m"].mean(), 1 - rows["left_6m"].mean()], marker="o", label=g)
+        ax.legend()
         save(fig, f"churn_retention_{name}")
+    s6 = 1 - snaps["left_6m"].mean()
+    k = np.arange(0, 37)
+    fig, ax = plt.subplots()
+    ax.plot(k, s6 ** (k / 6))
+    ax.plot([0, 3, 6], [1, 1 - snaps["left_3m"].mean(), s6], marker="o", ls="")
+    save(fig, "churn_retention_projected")
     sp_ = prices.sample(min(5000, len(prices)), random_state=seed)
     fig, ax = plt.subplots()
     ax.scatter(sp_["monthly_hours"], sp_["monthly_fee"], s=2)
@@ -892,7 +902,7 @@ def _escape(s):
     return s.str.replace("&", "&amp;").str.replace("<", "&lt;").str.replace(">", "&gt;").str.replace('"', "&quot;")
 
 
-def pages(out, acts, workload):
+def pages(out, acts):
     d = os.path.join(out, "actions")
     os.makedirs(d, exist_ok=True)
     cards = ("<div class=card><b>" + _escape(acts["name"]) + "</b> " + _escape(acts["action_words"]) + " ("

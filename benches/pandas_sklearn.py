@@ -257,7 +257,7 @@ def main():
         job.write_parquet(snaps, os.path.join(out, "churn_snapshots.parquet"))
         job.write_parquet(validation, os.path.join(out, "churn_validation.parquet"))
         job.charts(out, feats, labels, scores, churn_summary, prices, workload, snaps, args.seed)
-        job.pages(out, acts, workload)
+        job.pages(out, acts)
         job.report(out, [
             ("value tiers", labels["value_tier"].value_counts().rename_axis("tier").reset_index()),
             ("behaviour segments", seg),
