@@ -216,14 +216,6 @@ impl<'a> Resampler<'a> {
         }
     }
 
-    fn weights(&self, r: usize) -> Vec<f64> {
-        let w = &self.draws[r];
-        self.group
-            .iter()
-            .map(|g| w.get(*g as usize).copied().unwrap_or(0) as f64)
-            .collect()
-    }
-
     /// Fills in the intervals of `s`, the measures of scores `p`.
     pub fn intervals(&self, p: &[f64], s: &mut Scores) {
         if self.clients == 0 || p.len() != self.label.len() {
@@ -231,20 +223,38 @@ impl<'a> Resampler<'a> {
         }
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        // Laid out in score order once: each resample is then a sequential pass that only
+        // looks up its draw counts (one small table per resample).
+        let sorted: Vec<(u32, bool)> = order.iter().map(|&i| (self.group[i], self.label[i])).collect();
+        let mut ties = Vec::new();
+        let mut k = 0;
+        while k < order.len() {
+            let mut j = k;
+            while j < order.len() && p[order[j]] == p[order[k]] {
+                j += 1;
+            }
+            ties.push(j);
+            k = j;
+        }
         use rayon::prelude::*;
         let probability = s.brier.is_some();
         let each: Vec<(Option<f64>, Option<f64>, Option<f64>)> = (0..self.draws.len())
             .into_par_iter()
             .map(|r| {
-                let w = self.weights(r);
-                let (a, pr) = weighted_ranks(p, self.label, &w, &order);
-                let total: f64 = w.iter().sum();
-                let br = (probability && total > 0.0).then(|| {
-                    (0..p.len())
-                        .map(|i| w[i] * (p[i] - f64::from(u8::from(self.label[i]))).powi(2))
-                        .sum::<f64>()
-                        / total
-                });
+                let w = &self.draws[r];
+                let weight = |g: u32| w.get(g as usize).copied().unwrap_or(0) as f64;
+                let (a, pr) = weighted_ranks(&sorted, &ties, weight);
+                let br = probability
+                    .then(|| {
+                        let (mut sum, mut total) = (0.0, 0.0);
+                        for (i, pi) in p.iter().enumerate() {
+                            let wi = weight(self.group[i]);
+                            total += wi;
+                            sum += wi * (pi - f64::from(u8::from(self.label[i]))).powi(2);
+                        }
+                        (total > 0.0).then(|| sum / total)
+                    })
+                    .flatten();
                 (a, pr, br)
             })
             .collect();
@@ -284,35 +294,29 @@ impl<'a> Resampler<'a> {
     }
 }
 
-/// Weighted ROC-AUC and average precision over rows in ascending score `order`.
-fn weighted_ranks(p: &[f64], label: &[bool], w: &[f64], order: &[usize]) -> (Option<f64>, Option<f64>) {
+/// Weighted ROC-AUC and average precision over (client, left) rows in ascending score
+/// order; `ties[g]` ends the g-th run of equal scores; `weight` is a client's weight.
+fn weighted_ranks(sorted: &[(u32, bool)], ties: &[usize], weight: impl Fn(u32) -> f64) -> (Option<f64>, Option<f64>) {
     let (mut pos, mut neg) = (0.0, 0.0);
-    for &i in order {
-        if label[i] {
-            pos += w[i];
-        } else {
-            neg += w[i];
+    // Tie groups, ascending: AUC counts the negatives below each positive (ties half).
+    let mut groups = Vec::with_capacity(ties.len());
+    let mut start = 0;
+    for &end in ties {
+        let (mut gp, mut gn) = (0.0, 0.0);
+        for &(g, left) in &sorted[start..end] {
+            if left {
+                gp += weight(g);
+            } else {
+                gn += weight(g);
+            }
         }
+        pos += gp;
+        neg += gn;
+        groups.push((gp, gn));
+        start = end;
     }
     if pos <= 0.0 || neg <= 0.0 {
         return (None, None);
-    }
-    // Tie groups, ascending: AUC counts the negatives below each positive (ties half).
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        let (mut gp, mut gn) = (0.0, 0.0);
-        while j < order.len() && p[order[j]] == p[order[i]] {
-            if label[order[j]] {
-                gp += w[order[j]];
-            } else {
-                gn += w[order[j]];
-            }
-            j += 1;
-        }
-        groups.push((gp, gn));
-        i = j;
     }
     let mut below = 0.0;
     let mut area = 0.0;
@@ -411,16 +415,19 @@ mod tests {
     fn unit_weights_give_the_plain_measures() {
         let p: [f64; 8] = [0.1, 0.4, 0.4, 0.2, 0.9, 0.3, 0.7, 0.7];
         let l = [false, true, false, false, true, true, false, true];
+        // Each row its own client, in score order, with the runs of equal scores.
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-        let (auc, ap) = weighted_ranks(&p, &l, &[1.0; 8], &order);
+        let sorted: Vec<(u32, bool)> = order.iter().map(|&i| (i as u32, l[i])).collect();
+        let ties: Vec<usize> = (1..=order.len())
+            .filter(|&k| k == order.len() || p[order[k]] != p[order[k - 1]])
+            .collect();
+        let (auc, ap) = weighted_ranks(&sorted, &ties, |_| 1.0);
         assert!((auc.unwrap() - roc_auc(&p, &l).unwrap()).abs() < 1e-12);
         assert!((ap.unwrap() - pr_auc(&p, &l).unwrap()).abs() < 1e-12);
         // A weight of 2 is the row twice.
-        let mut w = [1.0; 8];
-        w[1] = 2.0;
         let (p2, l2): (Vec<f64>, Vec<bool>) = p.iter().zip(&l).chain([(&0.4, &true)]).map(|(a, b)| (*a, *b)).unzip();
-        let (auc, _) = weighted_ranks(&p, &l, &w, &order);
+        let (auc, _) = weighted_ranks(&sorted, &ties, |g| if g == 1 { 2.0 } else { 1.0 });
         assert!((auc.unwrap() - roc_auc(&p2, &l2).unwrap()).abs() < 1e-12);
     }
 

@@ -100,6 +100,8 @@ pub struct ChurnParams {
     pub horizons: Vec<i32>,
     /// Rolling-origin test months wanted (fewer when the history is short).
     pub test_months: usize,
+    /// Test months one validation fit scores; it is recalibrated for each of them.
+    pub refit_months: usize,
     /// Snapshot rows a model learns from (a seeded sample above this).
     pub max_train_rows: usize,
     /// The rule baseline flags arrears above this many months of fees.
@@ -171,6 +173,9 @@ fn matrix(cols: &[Vec<f64>], keep: &[bool]) -> Vec<f64> {
     x
 }
 
+/// One snapshot month: its matrix rows, their clients, every client's purchase summary.
+type MonthRows = (Vec<f64>, Vec<u32>, Vec<Option<Summary>>);
+
 impl Snapshots {
     fn build(
         h: &History,
@@ -190,8 +195,10 @@ impl Snapshots {
         let purchases = h.definition == LeaveDefinition::Lapse;
         let total = months.clone().count();
         stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
-            for (k, t) in months.enumerate() {
-                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
+            use rayon::prelude::*;
+            let done = std::sync::atomic::AtomicUsize::new(0);
+            // Months are independent, so they are computed side by side.
+            let one = |t: i32| -> Result<MonthRows, AnalysisError> {
                 let ft = history::snapshot(h, t).map_err(|e| failed(e.to_string()))?;
                 if ft.df.height() != h.lifecycles.len() {
                     return Err(failed("snapshot rows do not match the sampled clients".into()));
@@ -210,16 +217,25 @@ impl Snapshots {
                         still_client(h.definition, lapse, silent[i], started, left_by_then)
                     })
                     .collect();
-                s.x.extend(matrix(&columns(&ft, names), &keep));
+                let x = matrix(&columns(&ft, names), &keep);
+                let clients: Vec<u32> = (0..keep.len() as u32).filter(|&i| keep[i as usize]).collect();
                 let btyd = if purchases { summaries(&ft) } else { Vec::new() };
+                let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
+                Ok((x, clients, btyd))
+            };
+            let parts: Vec<_> = months.clone().collect::<Vec<i32>>().into_par_iter().map(one).collect();
+            for (t, part) in months.zip(parts) {
+                let (x, clients, btyd) = part?;
+                s.x.extend(x);
                 if purchases {
                     s.cross.push((t, btyd.iter().flatten().copied().collect()));
                 }
-                for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                for &i in &clients {
                     s.month.push(t);
-                    s.client.push(i as u32);
+                    s.client.push(i);
                     if purchases {
-                        s.btyd.push(btyd.get(i).copied().flatten());
+                        s.btyd.push(btyd.get(i as usize).copied().flatten());
                     }
                 }
             }
@@ -489,19 +505,9 @@ struct Target {
     horizon: i32,
 }
 
-/// Fits `kind` on the earlier months of `train` and calibrates it on the latest ones
-/// (the latest whose outcome is known), carrying any clear movement of the base rate
-/// over those months on to `target.month`. Validation and the final model both fit here.
-fn fit_calibrated(
-    kind: ModelKind,
-    s: &Snapshots,
-    names: &[String],
-    train: &[usize],
-    labels: &[bool],
-    max_rows: usize,
-    seed: u64,
-    target: Target,
-) -> Result<(Fitted, Platt), String> {
+/// Where `train` (positions into it) divides: the earlier months a model learns from,
+/// at most `max_rows` of them (seeded), and the latest ones it is calibrated on.
+fn split(s: &Snapshots, train: &[usize], max_rows: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let months: Vec<i32> = {
         let mut m: Vec<i32> = train.iter().map(|&i| s.month[i]).collect();
         m.sort_unstable();
@@ -533,11 +539,26 @@ fn fit_calibrated(
         fit_idx.truncate(max_rows);
         fit_idx.sort_unstable();
     }
+    (fit_idx, cal_idx)
+}
+
+/// Fits `kind` on the rows `fit_idx` of `train`.
+#[allow(clippy::too_many_arguments)]
+fn fit_model(
+    kind: ModelKind,
+    s: &Snapshots,
+    names: &[String],
+    train: &[usize],
+    labels: &[bool],
+    fit_idx: &[usize],
+    seed: u64,
+    target: Target,
+) -> Result<Fitted, String> {
     let y_fit: Vec<bool> = fit_idx.iter().map(|&k| labels[k]).collect();
     if y_fit.iter().all(|l| *l) || !y_fit.iter().any(|l| *l) {
         return Err("the training months have clients of one outcome only".into());
     }
-    let fitted = match kind {
+    Ok(match kind {
         ModelKind::BgNbd => Fitted::BgNbd(fit_bgnbd(s, target.month)?, target.horizon),
         _ => {
             let x_fit = s.rows_of(&fit_idx.iter().map(|&k| train[k]).collect::<Vec<_>>());
@@ -547,25 +568,88 @@ fn fit_calibrated(
                 _ => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit)?),
             }
         }
-    };
+    })
+}
+
+/// A fitted model's raw scores of snapshot rows, each computed once: a validation model
+/// is calibrated and tested on overlapping months.
+struct Margins {
+    /// Per snapshot row; NaN until computed.
+    at: Vec<f64>,
+}
+
+impl Margins {
+    fn new(s: &Snapshots) -> Margins {
+        Margins {
+            at: vec![f64::NAN; s.n()],
+        }
+    }
+
+    fn of(&mut self, model: &Fitted, s: &Snapshots, idx: &[usize]) -> Vec<f64> {
+        let missing: Vec<usize> = idx.iter().copied().filter(|&i| self.at[i].is_nan()).collect();
+        if !missing.is_empty() {
+            let x = match model {
+                Fitted::BgNbd(..) => Vec::new(),
+                _ => s.rows_of(&missing),
+            };
+            let m = model.margin(s, &missing, &Rows { x: &x, d: s.d });
+            for (&i, v) in missing.iter().zip(m) {
+                // A NaN score stays NaN: it is recomputed when asked again, to the same.
+                self.at[i] = v;
+            }
+        }
+        idx.iter().map(|&i| self.at[i]).collect()
+    }
+}
+
+/// Calibrates a model on the rows `cal_idx` of `train` (the latest whose outcome is
+/// known), carrying any clear movement of the base rate over those months on to
+/// `target.month`.
+fn calibrate(
+    model: &Fitted,
+    margins: &mut Margins,
+    s: &Snapshots,
+    train: &[usize],
+    labels: &[bool],
+    cal_idx: &[usize],
+    target: Target,
+) -> Platt {
     let cal_rows: Vec<usize> = cal_idx.iter().map(|&k| train[k]).collect();
-    let x_cal = if kind == ModelKind::BgNbd {
-        Vec::new()
-    } else {
-        s.rows_of(&cal_rows)
-    };
     let y_cal: Vec<bool> = cal_idx.iter().map(|&k| labels[k]).collect();
     let tau: Vec<f64> = cal_idx
         .iter()
         .map(|&k| f64::from(s.month[train[k]] - target.month))
         .collect();
-    let platt = Platt::fit_drifting(
-        &fitted.margin(s, &cal_rows, &Rows { x: &x_cal, d: s.d }),
+    Platt::fit_drifting(
+        &margins.of(model, s, &cal_rows),
         &tau,
         &y_cal,
         f64::from(target.horizon),
-    );
+    )
+}
+
+/// Fits `kind` on the earlier months of `train` and calibrates it on the latest ones.
+/// The final model fits here; validation does the same in two steps, so that one fit
+/// can be recalibrated for later test months.
+#[allow(clippy::too_many_arguments)]
+fn fit_calibrated(
+    kind: ModelKind,
+    s: &Snapshots,
+    names: &[String],
+    train: &[usize],
+    labels: &[bool],
+    max_rows: usize,
+    seed: u64,
+    target: Target,
+) -> Result<(Fitted, Platt), String> {
+    let (fit_idx, cal_idx) = split(s, train, max_rows, seed);
+    let fitted = fit_model(kind, s, names, train, labels, &fit_idx, seed, target)?;
+    let platt = calibrate(&fitted, &mut Margins::new(s), s, train, labels, &cal_idx, target);
     Ok((fitted, platt))
+}
+
+fn one_month() -> usize {
+    1
 }
 
 /// The rolling-origin results of one horizon.
@@ -587,6 +671,9 @@ pub struct HorizonValidation {
     /// Why the BG/NBD candidate was left out, when its fit failed in a test month.
     #[serde(default)]
     pub bgnbd_dropped: Option<String>,
+    /// Test months one fit scored (recalibrated for each); 1 in runs before this was kept.
+    #[serde(default = "one_month")]
+    pub refit_months: usize,
     /// ROC-AUC per test month of the chosen model.
     pub monthly_auc: Vec<Option<f64>>,
     /// Per test month, the chosen model's calibration: how the log-odds of leaving moved
@@ -626,6 +713,7 @@ impl HorizonValidation {
             rule: None,
             bgnbd: None,
             bgnbd_dropped: None,
+            refit_months: 1,
             monthly_auc: Vec::new(),
             monthly_drift: Vec::new(),
             chosen: ModelKind::Logistic,
@@ -1368,7 +1456,10 @@ impl ChurnRisk {
     ) -> Result<HorizonValidation, AnalysisError> {
         let p = &self.params;
         let first_test = (t0 + hz + 2).max(t_max - p.test_months as i32 + 1);
-        let mut v = HorizonValidation::empty(hz);
+        let mut v = HorizonValidation {
+            refit_months: p.refit_months.max(1),
+            ..HorizonValidation::empty(hz)
+        };
         if first_test > t_max {
             v.not_validated = Some(format!(
                 "the history is too short to validate a {hz}-month horizon: a test month needs {} earlier months whose outcome is known",
@@ -1388,6 +1479,10 @@ impl ChurnRisk {
         }
         // Why the BG/NBD candidate dropped out (a history it cannot fit).
         let mut bgnbd_failed = None;
+        // Per kind, the latest validation fit and its scores: a fit serves `refit_months`
+        // test months, recalibrated on the outcomes known by each (a firm that refits
+        // its model every few months and recalibrates every month sees the same).
+        let mut fits: Vec<Option<(Result<Fitted, String>, Margins)>> = kinds.iter().map(|_| None).collect();
         for t in first_test..=t_max {
             let train: Vec<usize> = (0..s.n())
                 .filter(|&i| known_by(s, i, hz) <= t && s.month[i] >= t0)
@@ -1403,32 +1498,33 @@ impl ChurnRisk {
             let y_test: Vec<bool> = test.iter().map(|&i| label(s, i, hz, h).unwrap_or(false)).collect();
             let x_test = s.rows_of(&test);
             let rows = Rows { x: &x_test, d: s.d };
+            let target = Target { month: t, horizon: hz };
+            // Two fifths of the final model's rows: the validation fits are the stage's
+            // main cost, and more rows change the AUC in the third decimal.
+            let (fit_idx, cal_idx) = split(s, &train, validation_rows(p.max_train_rows), seed ^ t as u64);
+            let refit = ((t - first_test) as usize).is_multiple_of(p.refit_months.max(1));
             let mut preds = Vec::new();
-            for &kind in &kinds {
-                // Two fifths of the final model's rows: the twelve validation fits are the
-                // stage's main cost, and more rows change the AUC in the third decimal.
-                match fit_calibrated(
-                    kind,
-                    s,
-                    names,
-                    &train,
-                    &y_train,
-                    validation_rows(p.max_train_rows),
-                    seed ^ t as u64,
-                    Target { month: t, horizon: hz },
-                ) {
-                    Ok((m, platt)) => {
+            for (k, &kind) in kinds.iter().enumerate() {
+                let slot = &mut fits[k];
+                if refit || !matches!(slot, Some((Ok(_), _))) {
+                    let fitted = fit_model(kind, s, names, &train, &y_train, &fit_idx, seed ^ t as u64, target);
+                    *slot = Some((fitted, Margins::new(s)));
+                }
+                match slot {
+                    Some((Ok(m), margins)) => {
+                        let platt = calibrate(m, margins, s, &train, &y_train, &cal_idx, target);
                         drift[preds.len()].push(platt.drift);
-                        preds.push(platt.apply(&m.margin(s, &test, &rows)));
+                        preds.push(platt.apply(&margins.of(m, s, &test)));
                     }
-                    Err(e) if e.contains("one outcome") || kind == ModelKind::BgNbd => {
+                    Some((Err(e), _)) if e.contains("one outcome") || kind == ModelKind::BgNbd => {
                         if kind == ModelKind::BgNbd {
-                            bgnbd_failed = Some(e);
+                            bgnbd_failed = Some(e.clone());
                         }
                         drift[preds.len()].push(None);
                         preds.push(vec![0.0; test.len()]);
                     }
-                    Err(e) => return Err(failed(e)),
+                    Some((Err(e), _)) => return Err(failed(e.clone())),
+                    None => return Err(failed("churn validation: a model was not fitted".into())),
                 }
             }
             for (k, pr) in preds.iter().enumerate() {
@@ -1635,6 +1731,7 @@ impl ChurnRisk {
             })),
             "max_train_rows": self.params.max_train_rows,
             "validation_train_rows": validation_rows(self.params.max_train_rows),
+            "validation_refit_months": self.params.refit_months,
             "transforms": saved
                 .features
                 .iter()

@@ -21,6 +21,10 @@ pub struct RawChurn {
     pub horizons: Option<Vec<i64>>,
     /// Rolling-origin test months (default 6; fewer when the history is short).
     pub test_months: Option<usize>,
+    /// Rolling-origin validation refits the models every this many test months and
+    /// recalibrates them on the latest known outcomes every month (default 2; 1 refits
+    /// every month).
+    pub refit_months: Option<usize>,
     /// Whole client histories the models learn from (default 25,000; a seeded sample above).
     pub sample_clients: Option<usize>,
     /// Snapshot rows one model learns from (default 150,000; a seeded sample above).
@@ -75,6 +79,10 @@ impl RawChurn {
         if !(1..=36).contains(&test_months) {
             return Err(invalid("churn.test_months", "must be between 1 and 36", test_months));
         }
+        let refit_months = raw.refit_months.unwrap_or(2);
+        if !(1..=12).contains(&refit_months) {
+            return Err(invalid("churn.refit_months", "must be between 1 and 12", refit_months));
+        }
         let sample_clients = raw.sample_clients.unwrap_or(25_000);
         if sample_clients < 100 {
             return Err(invalid("churn.sample_clients", "must be at least 100", sample_clients));
@@ -117,6 +125,7 @@ impl RawChurn {
                 enabled: raw.enabled.unwrap_or(true),
                 horizons: horizons.iter().map(|h| *h as i32).collect(),
                 test_months,
+                refit_months,
                 max_train_rows,
                 arrears_months,
                 bands,

@@ -130,19 +130,32 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
     if v.bgnbd.is_some() {
         rows.insert(2, (ModelKind::BgNbd.label(), &v.bgnbd, v.chosen == ModelKind::BgNbd));
     }
+    let refit = if v.refit_months > 1 && v.test_months.len() > 1 {
+        (
+            format!(
+                "; models refitted every {} test months, recalibrated every month",
+                v.refit_months
+            ),
+            format!("；模型每 {} 个测试月重新训练，每月重新校准", v.refit_months),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     SectionTable {
         caption: (
             format!(
-                "Leaving within {} months: rolling-origin validation over {} test months ({})",
+                "Leaving within {} months: rolling-origin validation over {} test months ({}){}",
                 v.months,
                 v.test_months.len(),
-                v.test_months.join(", ")
+                v.test_months.join(", "),
+                refit.0
             ),
             format!(
-                "{} 个月内流失：滚动验证，{} 个测试月（{}）",
+                "{} 个月内流失：滚动验证，{} 个测试月（{}）{}",
                 v.months,
                 v.test_months.len(),
-                v.test_months.join("、")
+                v.test_months.join("、"),
+                refit.1
             ),
         ),
         header: vec![
