@@ -368,6 +368,7 @@ fn prepare(
     st: &mut Stages,
     analyses: &[Box<dyn Analysis>],
 ) -> Result<Prepared, PipelineError> {
+    let release = crate::progress::PromptRelease::start();
     let inputs = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
     let files = inputs.files.clone();
     let mut validated = st.run("validate", |_| {
@@ -388,6 +389,7 @@ fn prepare(
     let mut validated = validated;
     validated.tables.billing = DataFrame::empty();
     validated.tables.drop_table(crate::schema::Table::Activity);
+    drop(release);
     Ok(Prepared {
         files,
         validated,

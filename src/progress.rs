@@ -33,6 +33,33 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// While it lives, memory the allocator frees goes back to the system within 0.1 s
+/// (1 s for large blocks) instead of mimalloc's 1 s (10 s): while the input tables are
+/// read, checked and turned into features, large buffers are freed and others taken in
+/// turn, and what the allocator keeps adds up to the run's peak. Later stages, which
+/// free and take small buffers by the million (the pages), keep the default: returning
+/// them promptly makes them four times slower.
+pub struct PromptRelease;
+
+/// mimalloc 3's `mi_option_purge_delay` (milliseconds; 1,000 by default; large blocks
+/// wait 10 times longer).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+impl PromptRelease {
+    pub fn start() -> PromptRelease {
+        // SAFETY: sets one integer option; mimalloc reads it when it next purges.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 100) };
+        PromptRelease
+    }
+}
+
+impl Drop for PromptRelease {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
+    }
+}
+
 /// Stage timing and a spinner while a stage runs.
 pub struct Stages {
     pub timings: Vec<Timing>,
