@@ -2056,6 +2056,38 @@ mod tests {
         assert_eq!(validation_rows(10), 1000);
     }
 
+    /// A fit made by test month t also serves t + 1: every month it learned from is
+    /// earlier than the months t + 1 is calibrated on, so no outcome is used twice.
+    #[test]
+    fn a_fit_reused_a_month_later_learned_only_before_its_calibration() {
+        let months: Vec<i32> = (100..=135).flat_map(|m| [m, m, m]).collect();
+        let s = Snapshots {
+            d: 1,
+            x: vec![0.0; months.len()],
+            client: (0..months.len() as u32).collect(),
+            month: months,
+            btyd: Vec::new(),
+            cross: Vec::new(),
+            bgnbd_fits: Default::default(),
+        };
+        for horizon in [3, 6] {
+            // From the first test month validation allows (three snapshot months known).
+            for t in 100 + horizon + 2..=134 {
+                let train = |t: i32| -> Vec<usize> { (0..s.n()).filter(|&i| known_by(&s, i, horizon) <= t).collect() };
+                let (now, later) = (train(t), train(t + 1));
+                let (fit, _) = split(&s, &now, 10, 1);
+                let (_, cal) = split(&s, &later, 10, 1);
+                let last_fit = fit.iter().map(|&k| s.month[now[k]]).max().unwrap();
+                let first_cal = cal.iter().map(|&k| s.month[later[k]]).min().unwrap();
+                assert!(
+                    last_fit < first_cal,
+                    "{horizon}m, t {t}: fit to {last_fit}, calibrated from {first_cal}"
+                );
+                assert!(fit.len() <= 10);
+            }
+        }
+    }
+
     fn saved(coef: Vec<f64>) -> SavedChurn {
         SavedChurn {
             definition: LeaveDefinition::Lapse,
