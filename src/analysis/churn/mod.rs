@@ -853,8 +853,12 @@ fn score_today(
     for (k, h) in saved.horizons.iter().enumerate() {
         let (margin, contrib): (Vec<f64>, Option<Vec<f64>>) = match (h.kind, &h.logistic, &h.boosted) {
             (ModelKind::Logistic, Some(l), _) => {
-                let c = (k == 0).then(|| l.all_contributions(&rows));
-                (l.margin(&rows), c)
+                if k == 0 {
+                    let (m, c) = l.margin_and_contributions(&rows);
+                    (m, Some(c))
+                } else {
+                    (l.margin(&rows), None)
+                }
             }
             (ModelKind::Boosted, _, Some(json)) => {
                 let b = Boosted::from_json(json)?;

@@ -158,6 +158,19 @@ impl Logistic {
             .collect()
     }
 
+    /// Both at once: the log-odds are the intercept plus the contributions' sum (the
+    /// same products, added in the same order as [`Logistic::margin`]).
+    pub fn margin_and_contributions(&self, rows: &Rows) -> (Vec<f64>, Vec<f64>) {
+        use rayon::prelude::*;
+        let d = self.coef.len();
+        let c = self.all_contributions(rows);
+        let margin = c
+            .par_chunks(d.max(1))
+            .map(|row| self.intercept + row.iter().sum::<f64>())
+            .collect();
+        (margin, c)
+    }
+
     /// Per feature, how much it moves this client's log-odds away from an average client.
     fn contributions_into(&self, row: &[f64], out: &mut [f64]) {
         self.z(row, out);
@@ -681,6 +694,10 @@ mod tests {
         assert!(m.coef[1].abs() < 0.2, "{:?}", m.coef);
         let auc = super::super::metrics::roc_auc(&m.margin(&rows), &y).unwrap();
         assert!(auc > 0.8, "{auc}");
+        // Scores from the contributions are the scores.
+        let (margin, c) = m.margin_and_contributions(&rows);
+        assert_eq!(margin, m.margin(&rows));
+        assert_eq!(c, m.all_contributions(&rows));
     }
 
     #[test]
