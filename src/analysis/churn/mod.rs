@@ -173,9 +173,6 @@ fn matrix(cols: &[Vec<f64>], keep: &[bool]) -> Vec<f64> {
     x
 }
 
-/// One snapshot month: its matrix rows, their clients, every client's purchase summary.
-type MonthRows = (Vec<f64>, Vec<u32>, Vec<Option<Summary>>);
-
 impl Snapshots {
     fn build(
         h: &History,
@@ -195,10 +192,8 @@ impl Snapshots {
         let purchases = h.definition == LeaveDefinition::Lapse;
         let total = months.clone().count();
         stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
-            use rayon::prelude::*;
-            let done = std::sync::atomic::AtomicUsize::new(0);
-            // Months are independent, so they are computed side by side.
-            let one = |t: i32| -> Result<MonthRows, AnalysisError> {
+            for (k, t) in months.enumerate() {
+                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
                 let ft = history::snapshot(h, t).map_err(|e| failed(e.to_string()))?;
                 if ft.df.height() != h.lifecycles.len() {
                     return Err(failed("snapshot rows do not match the sampled clients".into()));
@@ -217,25 +212,16 @@ impl Snapshots {
                         still_client(h.definition, lapse, silent[i], started, left_by_then)
                     })
                     .collect();
-                let x = matrix(&columns(&ft, names), &keep);
-                let clients: Vec<u32> = (0..keep.len() as u32).filter(|&i| keep[i as usize]).collect();
+                s.x.extend(matrix(&columns(&ft, names), &keep));
                 let btyd = if purchases { summaries(&ft) } else { Vec::new() };
-                let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
-                Ok((x, clients, btyd))
-            };
-            let parts: Vec<_> = months.clone().collect::<Vec<i32>>().into_par_iter().map(one).collect();
-            for (t, part) in months.zip(parts) {
-                let (x, clients, btyd) = part?;
-                s.x.extend(x);
                 if purchases {
                     s.cross.push((t, btyd.iter().flatten().copied().collect()));
                 }
-                for &i in &clients {
+                for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
                     s.month.push(t);
-                    s.client.push(i);
+                    s.client.push(i as u32);
                     if purchases {
-                        s.btyd.push(btyd.get(i as usize).copied().flatten());
+                        s.btyd.push(btyd.get(i).copied().flatten());
                     }
                 }
             }
@@ -1505,8 +1491,15 @@ impl ChurnRisk {
             let target = Target { month: t, horizon: hz };
             // Two fifths of the final model's rows: the validation fits are the stage's
             // main cost, and more rows change the AUC in the third decimal.
-            let (fit_idx, cal_idx) = split(s, &train, validation_rows(p.max_train_rows), seed ^ t as u64);
             let refit = ((t - first_test) as usize).is_multiple_of(p.refit_months.max(1));
+            // A month that fits nothing only needs the calibration months: no sample drawn.
+            let fitting = refit || fits.iter().any(|f| !matches!(f, Some((Ok(_), _))));
+            let sample = if fitting {
+                validation_rows(p.max_train_rows)
+            } else {
+                usize::MAX
+            };
+            let (fit_idx, cal_idx) = split(s, &train, sample, seed ^ t as u64);
             let mut preds = Vec::new();
             for (k, &kind) in kinds.iter().enumerate() {
                 let slot = &mut fits[k];
