@@ -217,4 +217,25 @@ mod tests {
         .to_string();
         assert!(e.contains("churn.discount_rate"), "{e}");
     }
+
+    #[test]
+    fn validation_refits_every_other_month_unless_told() {
+        let refit = |v: Option<usize>| {
+            RawChurn {
+                refit_months: v,
+                ..RawChurn::default()
+            }
+            .check()
+            .map(|(p, _)| p.refit_months)
+        };
+        assert_eq!(refit(None).unwrap(), 2);
+        assert_eq!(refit(Some(1)).unwrap(), 1);
+        for bad in [0, 13] {
+            let e = refit(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("churn.refit_months") && e.contains("between 1 and 12"),
+                "{e}"
+            );
+        }
+    }
 }
