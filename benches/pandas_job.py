@@ -356,6 +356,28 @@ def bootstrap(clients, y, p, seed, reps=200):
     return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in out.items() if v}
 
 
+def share_better(clients, y, a, b, seed, reps=200):
+    """Share of resamples of clients (the same draws for both) in which scores b rank
+    better than scores a: the rule by which trees replace the logistic regression."""
+    codes, uniq = pd.factorize(np.asarray(clients))
+    y = y.astype(float)
+    sorted_ = []
+    for p in (a, b):
+        order = np.argsort(-p, kind="stable")
+        sp = p[order]
+        sorted_.append((order, np.flatnonzero(np.r_[True, sp[1:] != sp[:-1]])))
+    rng = np.random.default_rng(seed)
+    wins = total = 0
+    for _ in range(reps):
+        w = np.bincount(rng.integers(0, len(uniq), len(uniq)), minlength=len(uniq))[codes].astype(float)
+        if (w * y).sum() == 0 or (w * (1 - y)).sum() == 0:
+            continue
+        auc_a, auc_b = (_weighted_scores(y[o], w[o], st)[0] for o, st in sorted_)
+        wins += auc_b > auc_a
+        total += 1
+    return wins / total if total >= 20 else 0.0
+
+
 def churn(data, today, seed, max_train_rows=150_000, test_months=6):
     snaps, last = churn_snapshots(data, seed)
     rng = np.random.default_rng(seed)
@@ -388,7 +410,12 @@ def churn(data, today, seed, max_train_rows=150_000, test_months=6):
             for kind in ("logistic", "boosted"):
                 entry[f"{kind}_auc"] = float(roc_auc_score(yy, pooled[kind]))
             entry["recency_auc"] = float(roc_auc_score(yy, np.nan_to_num(np.array(pooled["recency"], dtype=float))))
-            chosen = "boosted" if entry["boosted_auc"] >= entry["logistic_auc"] + 0.005 else "logistic"
+            clients = np.array(pooled["client"])
+            entry["boosted_wins"] = share_better(
+                clients, yy, np.array(pooled["logistic"]), np.array(pooled["boosted"]), seed
+            )
+            better = entry["boosted_wins"] >= 0.95 and entry["boosted_auc"] > entry["logistic_auc"]
+            chosen = "boosted" if better else "logistic"
             p = np.array(pooled[chosen])
             entry["chosen"] = chosen
             entry["pr_auc"] = float(average_precision_score(yy, p))

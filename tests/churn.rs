@@ -90,6 +90,23 @@ fn assert_calibrated(v: &serde_json::Value) {
     }
 }
 
+/// Trees (or BG/NBD) replace the logistic regression only when they rank better in at
+/// least 95% of the paired resamples of clients; the manifest says each share.
+fn assert_choice(v: &serde_json::Value) {
+    let wins = v["wins_over_logistic"].as_array().unwrap();
+    assert!(!wins.is_empty(), "{v}");
+    let share = |k: &str| {
+        wins.iter()
+            .find(|w| w[0] == k)
+            .and_then(|w| w[1].as_f64())
+            .unwrap_or_else(|| panic!("no share for {k}: {v}"))
+    };
+    match v["chosen"].as_str().unwrap() {
+        "logistic" => assert!(wins.iter().all(|w| w[1].as_f64().unwrap() < 0.95), "{v}"),
+        k => assert!(share(k) >= 0.95, "{k}: {v}"),
+    }
+}
+
 /// The acceptance figures of one generated firm.
 fn check_firm(extra: &[&str], definition: &str) {
     let tmp = tempfile::tempdir().unwrap();
@@ -114,6 +131,7 @@ fn check_firm(extra: &[&str], definition: &str) {
     for v in churn["validation"].as_array().unwrap() {
         assert!(v["test_months"].as_array().unwrap().len() >= 6, "{v}");
         assert_calibrated(v);
+        assert_choice(v);
     }
     // Every client still with the firm has a risk per horizon; drivers name units.
     let labels = read_csv(&run.join("labels.csv"));
@@ -159,13 +177,13 @@ fn churn_risk_is_close_to_the_planted_hazard() {
     check_firm(&[], "contract_end");
 }
 
-/// A firm whose leaving rate rises over the history (`--drift rise`): models that learnt
-/// on earlier months are recalibrated on the latest ones whose outcome is known, so the
+/// A firm whose leaving changes over the history (`--drift`): models that learnt on
+/// earlier months are recalibrated on the latest ones whose outcome is known, so the
 /// rolling-origin deciles stay within 5 points and the ranking within 0.03 of the hazard.
-fn check_rising(extra: &[&str]) {
+fn check_drifting(drift: &str, extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut args = vec!["--drift", "rise"];
+    let mut args = vec!["--drift", drift];
     args.extend_from_slice(extra);
     generate(dir, 20_000, 36, 5, &args);
     let (run, _) = pipeline(dir, "");
@@ -179,6 +197,10 @@ fn check_rising(extra: &[&str]) {
     let m = manifest(&run);
     for v in m["analyses"]["churn"]["validation"].as_array().unwrap() {
         assert_calibrated(v);
+        assert_choice(v);
+        if drift != "rise" {
+            continue;
+        }
         // The rise was seen: the calibration of most test months carries it.
         let rising = v["monthly_drift"]
             .as_array()
@@ -192,12 +214,34 @@ fn check_rising(extra: &[&str]) {
 
 #[test]
 fn a_rising_leaving_rate_stays_calibrated() {
-    check_rising(&[]);
+    check_drifting("rise", &[]);
 }
 
 #[test]
 fn a_rising_leaving_rate_stays_calibrated_without_contract_dates() {
-    check_rising(&["--no-contract-dates"]);
+    check_drifting("rise", &["--no-contract-dates"]);
+}
+
+/// A third of the clients given a fee rise in the same month, a year before the end.
+#[test]
+fn a_fee_rise_wave_stays_calibrated() {
+    check_drifting("fee-wave", &[]);
+}
+
+#[test]
+fn a_fee_rise_wave_stays_calibrated_without_contract_dates() {
+    check_drifting("fee-wave", &["--no-contract-dates"]);
+}
+
+/// Clients who joined in the last 18 months leave more than the earlier ones did.
+#[test]
+fn a_cohort_that_leaves_more_stays_calibrated() {
+    check_drifting("cohort", &[]);
+}
+
+#[test]
+fn a_cohort_that_leaves_more_stays_calibrated_without_contract_dates() {
+    check_drifting("cohort", &["--no-contract-dates"]);
 }
 
 #[test]

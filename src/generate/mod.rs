@@ -74,7 +74,7 @@ pub struct Drift {
     /// Log-odds added to every client's monthly hazard by the last month, growing
     /// linearly from 0 in the first (negative: leaving falls).
     pub trend: f64,
-    /// Share of clients given a fee rise in the same month, 8 months before the end.
+    /// Share of clients given a fee rise in the same month, 12 months before the end.
     pub fee_wave: f64,
     /// Log-odds added for clients who join in the last 18 months of the history.
     pub cohort: f64,

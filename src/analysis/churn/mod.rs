@@ -279,6 +279,9 @@ const MIN_DRIVER: f64 = 0.1;
 /// claimed.
 pub const MIN_TEST_ROWS: usize = 300;
 pub const MIN_TEST_LEAVERS: usize = 30;
+/// The share of paired resamples of clients in which a candidate must rank better than
+/// the logistic regression to be chosen over it.
+pub const CLEARLY_BETTER: f64 = 0.95;
 
 /// Below these the models would learn from noise; the run says so instead.
 const MIN_CLIENTS: usize = 20;
@@ -383,7 +386,7 @@ fn measure<'a>(
     pooled_y: &'a [bool],
     pooled_rows: &[usize],
     seed: u64,
-) -> metrics::Resampler<'a> {
+) -> (metrics::Resampler<'a>, [Vec<Option<f64>>; 5]) {
     let group: Vec<u32> = {
         let mut index = std::collections::HashMap::new();
         pooled_rows
@@ -395,9 +398,10 @@ fn measure<'a>(
             .collect()
     };
     let resampler = metrics::Resampler::new(pooled_y, group, seed);
-    let measured = |k: usize, probability: bool| {
+    let mut aucs: [Vec<Option<f64>>; 5] = Default::default();
+    let mut measured = |k: usize, probability: bool| {
         let mut m = metrics::scores(&pooled[k], pooled_y, probability);
-        resampler.intervals(&pooled[k], &mut m);
+        aucs[k] = resampler.intervals(&pooled[k], &mut m);
         Some(m)
     };
     v.logistic = measured(0, true);
@@ -407,7 +411,7 @@ fn measure<'a>(
     if pooled[4].len() == pooled_y.len() {
         v.bgnbd = measured(4, true);
     }
-    resampler
+    (resampler, aucs)
 }
 
 /// A fitted model of one kind with its calibration.
@@ -667,6 +671,10 @@ pub struct HorizonValidation {
     #[serde(default)]
     pub monthly_drift: Vec<Option<f64>>,
     pub chosen: ModelKind,
+    /// Per other candidate, the share of the resamples of clients in which it ranked the
+    /// test rows better than the logistic regression.
+    #[serde(default)]
+    pub wins_over_logistic: Vec<(ModelKind, f64)>,
     pub calibration: Vec<CalibrationBin>,
     #[serde(skip)]
     pub gains: Vec<(String, Vec<(f64, f64)>)>,
@@ -703,6 +711,7 @@ impl HorizonValidation {
             monthly_auc: Vec::new(),
             monthly_drift: Vec::new(),
             chosen: ModelKind::Logistic,
+            wins_over_logistic: Vec::new(),
             calibration: Vec::new(),
             gains: Vec::new(),
             rows: Vec::new(),
@@ -1561,29 +1570,42 @@ impl ChurnRisk {
                 (pooled_rows[k], [at(0), at(1), at(2), at(3), at(4)], pooled_y[k])
             })
             .collect();
-        let resampler = measure(&mut v, s, &pooled, &pooled_y, &pooled_rows, seed ^ (hz as u64) << 32);
-        choose(&mut v, &resampler, &pooled, &pooled_y, &kinds, &per_month, &drift);
+        let (resampler, aucs) = measure(&mut v, s, &pooled, &pooled_y, &pooled_rows, seed ^ (hz as u64) << 32);
+        choose(
+            &mut v, &resampler, &pooled, &pooled_y, &aucs, &kinds, &per_month, &drift,
+        );
         Ok(v)
     }
 }
 
 /// The transparent model unless another validates clearly better (trees, or BG/NBD on a
-/// purchase history); the chosen model's figures by test month, its calibration, and
-/// every scorer's gains.
+/// purchase history): it ranks the test rows better than the logistic regression in at
+/// least [`CLEARLY_BETTER`] of the resamples of clients. The chosen model's figures by
+/// test month, its calibration, and every scorer's gains.
+///
+/// Paired resamples rather than a fixed margin: a large firm can tell a small real
+/// difference, a small one cannot tell a large chance one.
 #[allow(clippy::too_many_arguments)]
 fn choose(
     v: &mut HorizonValidation,
     resampler: &metrics::Resampler,
     pooled: &[Vec<f64>; 5],
     pooled_y: &[bool],
+    aucs: &[Vec<Option<f64>>; 5],
     kinds: &[ModelKind],
     per_month: &[Vec<Option<f64>>; 3],
     drift: &[Vec<Option<f64>>; 3],
 ) {
     let auc = |v: &HorizonValidation, k: ModelKind| v.scores(k).and_then(|s| s.roc_auc).unwrap_or(0.0);
+    let logistic = &aucs[ModelKind::Logistic.scores_index()];
+    v.wins_over_logistic = kinds
+        .iter()
+        .filter(|k| **k != ModelKind::Logistic && v.scores(**k).is_some())
+        .filter_map(|&k| Some((k, metrics::share_better(logistic, &aucs[k.scores_index()])?)))
+        .collect();
     v.chosen = ModelKind::Logistic;
-    for &k in kinds {
-        if auc(v, k) > auc(v, v.chosen) + 0.005 {
+    for &(k, share) in &v.wins_over_logistic {
+        if share >= CLEARLY_BETTER && auc(v, k) > auc(v, v.chosen) {
             v.chosen = k;
         }
     }

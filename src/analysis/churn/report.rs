@@ -4,8 +4,9 @@
 
 use super::backtest::{Backtest, PSI_FLAG};
 use super::metrics::kaplan_meier;
+use super::metrics::RESAMPLES;
 use super::{
-    band_of, band_words, values, BandBasis, Fit, HorizonValidation, ModelKind, SavedChurn, Thresholds,
+    band_of, band_words, values, BandBasis, Fit, HorizonValidation, ModelKind, SavedChurn, Thresholds, CLEARLY_BETTER,
     MIN_TEST_LEAVERS, MIN_TEST_ROWS,
 };
 use crate::analysis::{AnalysisError, ChartSeries, Context, LineChart, Section, SectionTable, SegmentKind};
@@ -679,14 +680,15 @@ pub(super) fn section(v: &View) -> Section {
                     continue;
                 }
                 let (en, zh) = val.chosen.label();
+                let (why_en, why_zh) = why_chosen(val);
                 lines.push((
                     format!(
-                        "{} months: {en} is used; it validated better (or as well, and is the more transparent). ROC-AUC per test month: {}.",
+                        "{} months: {en} is used{why_en}. ROC-AUC per test month: {}.",
                         val.months,
                         val.monthly_auc.iter().map(|a| opt(*a)).collect::<Vec<_>>().join(", ")
                     ),
                     format!(
-                        "{} 个月：采用{zh}（验证效果更好，或同样好而更易解释）。各测试月 ROC-AUC：{}。",
+                        "{} 个月：采用{zh}{why_zh}。各测试月 ROC-AUC：{}。",
                         val.months,
                         val.monthly_auc.iter().map(|a| opt(*a)).collect::<Vec<_>>().join("、")
                     ),
@@ -868,4 +870,49 @@ pub(super) fn charts(v: &View) -> Vec<LineChart> {
         ),
     ));
     out
+}
+
+/// Why the horizon's model was chosen, from the paired resamples (empty when the choice was
+/// set in the config, or nothing else was validated).
+fn why_chosen(val: &HorizonValidation) -> (String, String) {
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    let need = pct(CLEARLY_BETTER);
+    let of = |k: ModelKind| val.wins_over_logistic.iter().find(|(x, _)| *x == k).map(|(_, s)| *s);
+    match (val.chosen, of(val.chosen)) {
+        (ModelKind::Logistic, _)
+            if !val.wins_over_logistic.is_empty() && val.wins_over_logistic.iter().all(|(_, s)| *s < CLEARLY_BETTER) =>
+        {
+            let en: Vec<String> = val
+                .wins_over_logistic
+                .iter()
+                .map(|(k, s)| format!("{} in {}", k.label().0, pct(*s)))
+                .collect();
+            let zh: Vec<String> = val
+                .wins_over_logistic
+                .iter()
+                .map(|(k, s)| format!("{}为 {}", k.label().1, pct(*s)))
+                .collect();
+            (
+                format!(
+                    ", the most transparent model: the other candidates ranked the test clients better only in some of the {RESAMPLES} resamples of clients ({}; {need} is needed to replace it)",
+                    en.join(", ")
+                ),
+                format!(
+                    "（最易解释的模型）：在 {RESAMPLES} 次客户重抽样中，其他候选模型排序更好的比例不足（{}；需达到 {need} 才替换）",
+                    zh.join("，")
+                ),
+            )
+        }
+        (k, Some(share)) if k != ModelKind::Logistic && share >= CLEARLY_BETTER => (
+            format!(
+                ": it ranked the test clients better than the logistic regression in {} of {RESAMPLES} resamples of clients ({need} is needed to leave the more transparent model)",
+                pct(share)
+            ),
+            format!(
+                "：在 {RESAMPLES} 次客户重抽样中，有 {} 的情况其排序优于逻辑回归（需达到 {need} 才放弃更易解释的模型）",
+                pct(share)
+            ),
+        ),
+        _ => (String::new(), String::new()),
+    }
 }
