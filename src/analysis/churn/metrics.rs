@@ -414,7 +414,7 @@ mod tests {
         let mut sb = scores(&b, &y, true);
         let (ra, rb) = (r.intervals(&a, &mut sa), r.intervals(&b, &mut sb));
         assert_eq!((ra.len(), rb.len()), (RESAMPLES, RESAMPLES));
-        // Each resample's AUC lies in the interval's neighbourhood of the point figure.
+        // The point figure lies within its own interval.
         let (lo, hi) = sb.roc_auc_ci.unwrap();
         assert!(lo <= sb.roc_auc.unwrap() && sb.roc_auc.unwrap() <= hi, "{sb:?}");
         assert!(share_better(&ra, &rb).unwrap() >= 0.99);
