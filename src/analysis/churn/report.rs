@@ -894,7 +894,7 @@ fn why_chosen(val: &HorizonValidation) -> (String, String) {
                 .collect();
             (
                 format!(
-                    ", the most transparent model: the other candidates ranked the test clients better only in some of the {RESAMPLES} resamples of clients ({}; {need} is needed to replace it)",
+                    ", the most transparent model: the other candidates ranked the test clients better in too few of the {RESAMPLES} resamples of clients ({}; {need} is needed to replace it)",
                     en.join(", ")
                 ),
                 format!(
