@@ -3,7 +3,8 @@
 Reads a run folder written with `[churn] export_snapshots = true`: churn_snapshots.parquet
 (every monthly snapshot, its features and outcomes) and manifest.json (the test months,
 the feature transforms, the training-row cap, the seed). For each horizon and test month
-it fits LogisticRegression (standardised features, L2, C = 1) and
+it fits LogisticRegression (standardised features, the months to renewal read as "within
+the horizon", L2, C = 1) and
 HistGradientBoostingClassifier on the snapshots whose outcome was known by the test month,
 scores the test month, and prints pooled ROC-AUC and the fitting time as JSON.
 """
@@ -32,6 +33,18 @@ def month_index(text):
     return int(y) * 12 + int(m)
 
 
+def within_horizon(z, raw, features, h):
+    """The logistic regression's reading for horizon h: the months to renewal as 1 when
+    from 1 to h, else 0 (as clientseg's)."""
+    if "months_to_renewal" not in features:
+        return z
+    j = features.index("months_to_renewal")
+    v = raw[:, j]
+    out = z.copy()
+    out[:, j] = np.where(np.isnan(v), np.nan, ((v >= 1) & (v <= h)).astype(float))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True)
@@ -57,6 +70,7 @@ def main():
         labelled = label.notna().to_numpy()
         y = label.fillna(False).to_numpy(dtype=bool)
         pooled = {"logistic": [], "boosted": [], "y": []}
+        zh = within_horizon(z, raw, features, h)
         for k, t in enumerate(v["test_months"]):
             ti = month_index(t)
             train = np.flatnonzero(labelled & (known <= ti))
@@ -65,7 +79,7 @@ def main():
             if len(train) > rows:
                 train = np.sort(rng.choice(train, rows, replace=False))
             # Standardise with the training rows; missing values sit at the mean.
-            zt = z[train]
+            zt = zh[train]
             mean = np.nanmean(zt, axis=0)
             std = np.nanstd(zt, axis=0)
             std[~(std > 1e-9)] = 1.0
@@ -84,7 +98,7 @@ def main():
                 l2_regularization=1.0, max_bins=64, early_stopping=False, random_state=seed,
             ).fit(raw[train], y[train])
             fit_seconds["boosted"] += time.perf_counter() - t0
-            pooled["logistic"].extend(lr.predict_proba(scaled(z[test]))[:, 1])
+            pooled["logistic"].extend(lr.predict_proba(scaled(zh[test]))[:, 1])
             pooled["boosted"].extend(gb.predict_proba(raw[test])[:, 1])
             pooled["y"].extend(y[test])
         yy = np.array(pooled["y"])

@@ -2,7 +2,8 @@
 
 Reads x.npy (raw features, NaN where missing), y.npy (1 = left) and model.json (the
 transforms, means and standard deviations clientseg's logistic regression standardised
-with), standardises the same way (a missing value sits at the mean; |z| at most 6), fits,
+with, and the feature it reads as "within the horizon"), standardises the same way (a
+missing value sits at the mean; |z| at most 6), fits,
 and prints the coefficients, intercept and ROC-AUC as JSON.
 """
 import json
@@ -19,6 +20,11 @@ def main(x_path, y_path, model_path):
     x = np.load(x_path)
     y = np.load(y_path)[:, 0].astype(int)
     m = json.load(open(model_path))
+    w = m.get("window")
+    if w:
+        v = x[:, w["feature"]].copy()
+        x[:, w["feature"]] = np.where(np.isnan(v), np.nan, ((v >= 1) & (v <= w["months"])).astype(float))
+        m["transforms"][w["feature"]] = "none"
     z = np.column_stack([
         (transform(x[:, j], m["transforms"][j]) - m["mean"][j]) / m["std"][j] for j in range(x.shape[1])
     ])

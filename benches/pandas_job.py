@@ -278,15 +278,24 @@ def _platt(margin, y):
 class Candidate:
     """A model fitted on the earlier two thirds of its months, Platt-scaled on the latest third."""
 
-    def __init__(self, kind, seed):
-        self.kind, self.seed = kind, seed
+    def __init__(self, kind, seed, horizon):
+        self.kind, self.seed, self.horizon = kind, seed, horizon
+
+    def linear(self, raw):
+        """The logistic regression's reading: transformed, and the months to renewal as
+        "within the horizon" (1 to h)."""
+        z = np.column_stack([transform(raw[:, j], n) for j, n in enumerate(CHURN_FEATURES)])
+        r = CHURN_FEATURES.index("months_to_renewal")
+        v = raw[:, r]
+        z[:, r] = np.where(np.isnan(v), np.nan, ((v >= 1) & (v <= self.horizon)).astype(float))
+        return z
 
     def matrix(self, df):
         raw = df[CHURN_FEATURES].to_numpy(dtype=float)
         if self.kind == "boosted":
             # The trees bin each feature; one never known in the training rows is left out.
             return np.where(self.unknown, 0.0, raw)
-        z = np.column_stack([transform(raw[:, j], n) for j, n in enumerate(CHURN_FEATURES)])
+        z = self.linear(raw)
         return np.clip(np.nan_to_num((z - self.mean) / self.std, nan=0.0), -6, 6)
 
     def margin(self, x):
@@ -297,8 +306,7 @@ class Candidate:
         cut = months[int(np.ceil(len(months) * 2 / 3)) - 1] if len(months) > 2 else months[-1]
         early = (rows["month_index"] <= cut).to_numpy()
         if self.kind == "logistic":
-            raw = rows[CHURN_FEATURES].to_numpy(dtype=float)
-            z = np.column_stack([transform(raw[:, j], n) for j, n in enumerate(CHURN_FEATURES)])
+            z = self.linear(rows[CHURN_FEATURES].to_numpy(dtype=float))
             self.mean = np.nan_to_num(np.nanmean(z[early], axis=0))
             sd = np.nanstd(z[early], axis=0)
             sd[~(sd > 1e-9)] = 1.0
@@ -398,7 +406,7 @@ def churn(data, today, seed, max_train_rows=150_000, test_months=6):
             if len(train) < 100 or len(np.unique(y[train])) < 2:
                 continue
             for kind in ("logistic", "boosted"):
-                c = Candidate(kind, seed).fit(snaps.iloc[train], y[train])
+                c = Candidate(kind, seed, h).fit(snaps.iloc[train], y[train])
                 pooled[kind].extend(c.predict(snaps.iloc[test]))
             pooled["recency"].extend(snaps["days_since_last_invoice"].to_numpy()[test])
             pooled["y"].extend(y[test])
@@ -433,7 +441,7 @@ def churn(data, today, seed, max_train_rows=150_000, test_months=6):
             "logistic": pooled["logistic"], "boosted": pooled["boosted"], "recency": pooled["recency"], "left": yy,
         }))
         all_rows = _cap(np.flatnonzero(labelled), max_train_rows, rng)
-        finals[h] = Candidate(entry["chosen"], seed).fit(snaps.iloc[all_rows], y[all_rows])
+        finals[h] = Candidate(entry["chosen"], seed, h).fit(snaps.iloc[all_rows], y[all_rows])
         result["horizons"].append(entry)
 
     served = today[today["served"]].reset_index(drop=True)
@@ -444,7 +452,7 @@ def churn(data, today, seed, max_train_rows=150_000, test_months=6):
     lr = finals[3]
     if lr.kind != "logistic":
         rows = _cap(np.flatnonzero(snaps["left_3m"].notna()), max_train_rows, rng)
-        lr = Candidate("logistic", seed).fit(snaps.iloc[rows], snaps["left_3m"].to_numpy()[rows].astype(int))
+        lr = Candidate("logistic", seed, 3).fit(snaps.iloc[rows], snaps["left_3m"].to_numpy()[rows].astype(int))
     contrib = lr.matrix(served) * lr.model.coef_[0]
     top = np.argsort(-contrib, axis=1)[:, :3]
     names = np.array(CHURN_FEATURES)

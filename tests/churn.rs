@@ -533,7 +533,8 @@ fn logistic_regression_matches_scikit_learn() {
     }
     let y: Vec<bool> = keep.iter().map(|&i| label[i].unwrap_or(false)).collect();
     assert!(n > 5000 && y.iter().filter(|v| **v).count() > 50, "{n} rows");
-    let model = Logistic::fit(&features, &Rows { x: &x, d }, &y).unwrap();
+    let model = Logistic::fit(&features, &Rows { x: &x, d }, &y, Some(3)).unwrap();
+    assert!(model.window.is_some(), "the months to renewal are read as a window");
     let margin = model.margin(&Rows { x: &x, d });
     let auc = roc_auc(&margin, &y).unwrap();
 

@@ -360,7 +360,8 @@ impl Naive {
         let renewal = at(self.renewal);
         let owed = at(self.arrears);
         let fee = at(self.fee);
-        let flagged = (renewal.is_finite() && renewal < hz as f64)
+        // 0 is the anniversary month itself: the next renewal is a year away.
+        let flagged = (renewal >= 1.0 && renewal <= hz as f64)
             || (owed.is_finite() && fee.is_finite() && fee > 0.0 && owed > arrears_months * fee);
         (if r.is_finite() { r } else { 0.0 }, f64::from(u8::from(flagged)))
     }
@@ -555,7 +556,7 @@ fn fit_model(
             let rows = Rows { x: &x_fit, d: s.d };
             match kind {
                 ModelKind::Boosted => Fitted::Boosted(Boosted::fit(&rows, &y_fit, seed)?),
-                _ => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit)?),
+                _ => Fitted::Logistic(Logistic::fit(names, &rows, &y_fit, Some(target.horizon))?),
             }
         }
     })
@@ -767,6 +768,12 @@ impl SavedChurn {
                     if [l.mean.len(), l.std.len(), l.coef.len(), l.transforms.len()] != [d; 4] {
                         return Err(format!(
                             "churn {}m: logistic model has the wrong number of coefficients",
+                            h.months
+                        ));
+                    }
+                    if l.window.is_some_and(|w| w.feature >= d || !(1..=36).contains(&w.months)) {
+                        return Err(format!(
+                            "churn {}m: logistic model reads a window of a feature it does not have, or of a length outside 1 to 36 months",
                             h.months
                         ));
                     }
@@ -2121,6 +2128,7 @@ mod tests {
                     std: vec![1.0, 1.0],
                     coef,
                     intercept: -2.0,
+                    window: None,
                 }),
                 boosted: None,
                 bgnbd: None,

@@ -72,25 +72,62 @@ pub struct Logistic {
     /// Per feature: the change in log-odds of leaving per standard deviation.
     pub coef: Vec<f64>,
     pub intercept: f64,
+    /// The feature read as "within the horizon" rather than by its size (model files
+    /// written before it read every feature by size).
+    #[serde(default)]
+    pub window: Option<Window>,
+}
+
+/// A feature the logistic regression reads as 1 when its value is from 1 to `months`,
+/// else 0: the months to renewal. A renewal one to three months away raises the
+/// three-month risk and one 0 or 7 months away does not, a step no single slope draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub feature: usize,
+    pub months: i32,
+}
+
+/// The feature a horizon's logistic regression reads as a window.
+pub const WINDOW_FEATURE: &str = "months_to_renewal";
+
+impl Window {
+    fn of(names: &[String], horizon: Option<i32>) -> Option<Window> {
+        let months = horizon?;
+        let feature = names.iter().position(|n| n == WINDOW_FEATURE)?;
+        Some(Window { feature, months })
+    }
+
+    fn read(self, v: f64) -> f64 {
+        f64::from(u8::from(v >= 1.0 && v <= f64::from(self.months)))
+    }
 }
 
 /// A standardised value is kept within this many standard deviations: one extreme
 /// client cannot dominate its own score.
 const Z_CLIP: f64 = 6.0;
 
+/// Feature `j`'s value as the regression reads it, before standardising.
+fn read(transforms: &[Transform], window: Option<Window>, j: usize, v: f64) -> f64 {
+    match window {
+        Some(w) if w.feature == j => w.read(v),
+        _ => apply_transform(transforms.get(j).copied().unwrap_or(Transform::None), v),
+    }
+}
+
 impl Logistic {
     fn z(&self, row: &[f64], out: &mut [f64]) {
         for j in 0..self.coef.len() {
             let v = row.get(j).copied().unwrap_or(f64::NAN);
             out[j] = if v.is_finite() {
-                ((apply_transform(self.transforms[j], v) - self.mean[j]) / self.std[j]).clamp(-Z_CLIP, Z_CLIP)
+                ((read(&self.transforms, self.window, j, v) - self.mean[j]) / self.std[j]).clamp(-Z_CLIP, Z_CLIP)
             } else {
                 0.0
             };
         }
     }
 
-    pub fn fit(names: &[String], rows: &Rows, y: &[bool]) -> Result<Logistic, String> {
+    /// Fits on `rows`; with a horizon, the months to renewal are read as "within it".
+    pub fn fit(names: &[String], rows: &Rows, y: &[bool], horizon: Option<i32>) -> Result<Logistic, String> {
         use rayon::prelude::*;
         let d = rows.d;
         let n = rows.n();
@@ -98,12 +135,13 @@ impl Logistic {
             .iter()
             .map(|f| feature_def(f).map_or(Transform::None, |f| f.transform))
             .collect();
+        let window = Window::of(names, horizon);
         // Transformed once; non-finite values stay NaN and are left out of the moments.
         let mut z = vec![f64::NAN; n * d];
         z.par_chunks_mut(d.max(1)).enumerate().for_each(|(i, out)| {
-            for ((o, &v), &t) in out.iter_mut().zip(rows.row(i)).zip(&transforms) {
+            for (j, (o, &v)) in out.iter_mut().zip(rows.row(i)).enumerate() {
                 if v.is_finite() {
-                    *o = apply_transform(t, v);
+                    *o = read(&transforms, window, j, v);
                 }
             }
         });
@@ -135,6 +173,7 @@ impl Logistic {
             std,
             coef: vec![0.0; d],
             intercept: 0.0,
+            window,
         };
         let (coef, intercept) = newton(&z, d, y)?;
         model.coef = coef;
@@ -689,7 +728,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let rows = Rows { x: &x, d: 3 };
-        let m = Logistic::fit(&names, &rows, &y).unwrap();
+        let m = Logistic::fit(&names, &rows, &y, None).unwrap();
         assert!(m.coef[0] > 1.0, "{:?}", m.coef);
         assert!(m.coef[1].abs() < 0.2, "{:?}", m.coef);
         let auc = super::super::metrics::roc_auc(&m.margin(&rows), &y).unwrap();
@@ -698,6 +737,39 @@ mod tests {
         let (margin, c) = m.margin_and_contributions(&rows);
         assert_eq!(margin, m.margin(&rows));
         assert_eq!(c, m.all_contributions(&rows));
+    }
+
+    /// Leaving is likelier only with a renewal 1 to 3 months away: read as a window the
+    /// step is found; read by its size, only in part (the risk is not monotone in it).
+    #[test]
+    fn a_renewal_within_the_horizon_is_read_as_a_step() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..20_000 {
+            let months: f64 = f64::from(rng.gen_range(0..12u8));
+            let due = (1.0..=3.0).contains(&months);
+            x.push(months);
+            y.push(rng.gen_bool(if due { 0.3 } else { 0.1 }));
+        }
+        let names = vec![WINDOW_FEATURE.to_string()];
+        let rows = Rows { x: &x, d: 1 };
+        let auc = |m: &Logistic| super::super::metrics::roc_auc(&m.margin(&rows), &y).unwrap();
+        let stepped = Logistic::fit(&names, &rows, &y, Some(3)).unwrap();
+        let sloped = Logistic::fit(&names, &rows, &y, None).unwrap();
+        assert_eq!(stepped.window, Some(Window { feature: 0, months: 3 }));
+        assert_eq!(sloped.window, None);
+        assert!(stepped.coef[0] > 0.3, "{:?}", stepped.coef);
+        // By hand: half of the leavers and 7/34 of the stayers have a renewal due, so the
+        // step's ROC-AUC is 0.647. The slope ranks month 0 above month 3, and 4 or 5 above
+        // 10, and falls short (0.62 here).
+        assert!((auc(&stepped) - 0.647).abs() < 0.015, "{}", auc(&stepped));
+        assert!(auc(&stepped) > auc(&sloped) + 0.02, "{} {}", auc(&stepped), auc(&sloped));
+        // 0 is the anniversary month itself, outside the window.
+        let z = |v: f64| stepped.margin(&Rows { x: &[v], d: 1 })[0];
+        assert!(z(2.0) > z(0.0) + 0.5 && (z(0.0) - z(4.0)).abs() < 1e-12);
+        // A model file keeps the window.
+        let back: Logistic = serde_json::from_str(&serde_json::to_string(&stepped).unwrap()).unwrap();
+        assert_eq!(back.margin(&rows), stepped.margin(&rows));
     }
 
     #[test]
