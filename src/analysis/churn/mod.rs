@@ -771,7 +771,9 @@ impl SavedChurn {
                             h.months
                         ));
                     }
-                    if l.window.is_some_and(|w| w.feature >= d || !(1..=36).contains(&w.months)) {
+                    if l.window
+                        .is_some_and(|w| w.feature >= d || !(1..=36).contains(&w.months))
+                    {
                         return Err(format!(
                             "churn {}m: logistic model reads a window of a feature it does not have, or of a length outside 1 to 36 months",
                             h.months
@@ -1990,6 +1992,26 @@ mod tests {
         assert_eq!(band_of(Some(0.15), bands), "high");
         assert_eq!(band_words("high", Lang::Zh), "高风险");
         assert_eq!(band_words("nonsense", Lang::En), "");
+    }
+
+    /// The rule flags a renewal 1 to h months away (0 is the anniversary month itself,
+    /// the next renewal a year off) and arrears above the configured months of fees.
+    #[test]
+    fn the_rule_flags_a_renewal_within_the_horizon_or_arrears() {
+        let names: Vec<String> = ["months_to_renewal", "open_receivables", "avg_monthly_fee"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let naive = Naive::of(&names);
+        let flag = |renewal: f64, owed: f64| naive.score(&[renewal, owed, 300.0], 3, 2.0).1;
+        let flagged: Vec<f64> = [0.0, 1.0, 2.0, 3.0, 4.0, 11.0, f64::NAN]
+            .iter()
+            .map(|&r| flag(r, 0.0))
+            .collect();
+        assert_eq!(flagged, [0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        // Arrears: more than two months of fees.
+        assert_eq!(flag(6.0, 600.0), 0.0);
+        assert_eq!(flag(6.0, 601.0), 1.0);
     }
 
     #[test]

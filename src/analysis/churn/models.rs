@@ -763,7 +763,12 @@ mod tests {
         // step's ROC-AUC is 0.647. The slope ranks month 0 above month 3, and 4 or 5 above
         // 10, and falls short (0.62 here).
         assert!((auc(&stepped) - 0.647).abs() < 0.015, "{}", auc(&stepped));
-        assert!(auc(&stepped) > auc(&sloped) + 0.02, "{} {}", auc(&stepped), auc(&sloped));
+        assert!(
+            auc(&stepped) > auc(&sloped) + 0.02,
+            "{} {}",
+            auc(&stepped),
+            auc(&sloped)
+        );
         // 0 is the anniversary month itself, outside the window.
         let z = |v: f64| stepped.margin(&Rows { x: &[v], d: 1 })[0];
         assert!(z(2.0) > z(0.0) + 0.5 && (z(0.0) - z(4.0)).abs() < 1e-12);
