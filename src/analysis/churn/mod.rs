@@ -1998,10 +1998,7 @@ mod tests {
     /// the next renewal a year off) and arrears above the configured months of fees.
     #[test]
     fn the_rule_flags_a_renewal_within_the_horizon_or_arrears() {
-        let names: Vec<String> = ["months_to_renewal", "open_receivables", "avg_monthly_fee"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names = ["months_to_renewal", "open_receivables", "avg_monthly_fee"].map(String::from);
         let naive = Naive::of(&names);
         let flag = |renewal: f64, owed: f64| naive.score(&[renewal, owed, 300.0], 3, 2.0).1;
         let flagged: Vec<f64> = [0.0, 1.0, 2.0, 3.0, 4.0, 11.0, f64::NAN]
