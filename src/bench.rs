@@ -92,6 +92,23 @@ pub struct SizeResult {
     pub push: Vec<PushMeasure>,
     /// What reading the input can cost at least, measured in the same invocation.
     pub floors: Floors,
+    /// What writing the run folder can cost at least, measured in the same invocation.
+    pub write_floor: WriteFloor,
+}
+
+/// The output stages' floor: the files of a run folder, their bytes already in memory,
+/// written into a new folder beside it (one create and one write per file), after the
+/// same sync and uncache a run starts with. Nothing is formatted or compressed.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteFloor {
+    pub files: usize,
+    pub bytes: u64,
+    /// Fastest of two.
+    pub seconds: f64,
+    /// The files in subfolders (each accountant's page, the charts), and the fastest of
+    /// two writes of those alone: a file system pays per file created as well as per byte.
+    pub folder_files: usize,
+    pub folder_seconds: f64,
 }
 
 /// The input stage's floors: the input files' bytes read once with the page cache warm,
@@ -159,6 +176,69 @@ fn floors(dir: &Path) -> Result<Floors, BenchError> {
         bytes,
         read_seconds,
         parse_seconds,
+    })
+}
+
+/// Every file under `dir`, relative to it, with its bytes.
+fn files_of(dir: &Path, under: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> Result<(), BenchError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io(dir))?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let rel = under.join(e.file_name());
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files_of(&path, &rel, out)?,
+            Ok(t) if t.is_file() => out.push((rel, std::fs::read(&path).map_err(io(&path))?)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes `files` under `to` (made first), after a sync and with the runs' files out of
+/// the page cache, as a run starts; returns the seconds.
+fn write_all(files: &[&(PathBuf, Vec<u8>)], to: &Path, runs: &Path) -> Result<f64, BenchError> {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    uncache(runs);
+    let start = Instant::now();
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for (rel, bytes) in files {
+        let path = to.join(rel);
+        if let Some(parent) = path.parent().filter(|p| !p.is_dir()) {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// [`WriteFloor`] of the run folder `run_dir`. The copies go where old run folders wait
+/// (`scratch`), moved aside rather than deleted like them.
+fn write_floor(run_dir: &Path, scratch: &Path) -> Result<WriteFloor, BenchError> {
+    let mut files = Vec::new();
+    files_of(run_dir, Path::new(""), &mut files)?;
+    let all: Vec<&(PathBuf, Vec<u8>)> = files.iter().collect();
+    let nested: Vec<&(PathBuf, Vec<u8>)> = files.iter().filter(|(rel, _)| rel.components().count() > 1).collect();
+    let runs = scratch.parent().unwrap_or(scratch);
+    let mut copy = 0;
+    let mut fastest = |set: &[&(PathBuf, Vec<u8>)]| -> Result<f64, BenchError> {
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            copy += 1;
+            let to = scratch.join(format!("{}-write-floor-{copy}", std::process::id()));
+            best = best.min(write_all(set, &to, runs)?);
+        }
+        Ok(best)
+    };
+    let seconds = fastest(&all)?;
+    let folder_seconds = fastest(&nested)?;
+    Ok(WriteFloor {
+        files: files.len(),
+        bytes: files.iter().map(|(_, b)| b.len() as u64).sum(),
+        seconds,
+        folder_files: nested.len(),
+        folder_seconds,
     })
 }
 
@@ -261,6 +341,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         run_clientseg(opts, &data, n, false, 2)?;
         eprintln!("bench: {n} clients: clientseg");
         let (clientseg, run_dir) = run_clientseg(opts, &data, n, true, 0)?;
+        eprintln!("bench: {n} clients: the outputs' floor (the run folder's files written as they are)");
+        let write_floor = write_floor(&run_dir, &trash(opts))?;
         // The same run without the action list, for what the list adds.
         eprintln!("bench: {n} clients: clientseg without the action list");
         let (without_actions, _) = run_clientseg(opts, &data, n, false, 0)?;
@@ -303,6 +385,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             churn,
             push,
             floors,
+            write_floor,
         };
         println!("{}", size_table(&size));
         println!("{}", action_list_lines(&size));
@@ -906,6 +989,21 @@ pub fn size_table(s: &SizeResult) -> String {
         ingest / f.read_seconds.max(1e-9),
         ingest / f.parse_seconds.max(1e-9)
     ));
+    let wf = &s.write_floor;
+    let outputs = stage_seconds(&s.clientseg, "outputs");
+    out.push_str(&format!(
+        "floor: the run folder's {} files ({:.2} GB, bytes in memory) written as they are {:.2}s, of which the {} in subfolders (pages, charts) {:.2}s alone\n",
+        wf.files,
+        wf.bytes as f64 / 1e9,
+        wf.seconds,
+        wf.folder_files,
+        wf.folder_seconds
+    ));
+    out.push_str(&format!(
+        "outputs {:.2}s: {:.1}x the write floor\n",
+        outputs,
+        outputs / wf.seconds.max(1e-9)
+    ));
     let kmeans = |j: &Job| stage_seconds(j, "k selection") + stage_seconds(j, "final fits");
     out.push_str(&format!(
         "{:<22}{:>11.2}s{:>17}{:>10}\n",
@@ -1193,6 +1291,35 @@ mod tests {
         let (_, _, peak) = measured(cmd, "sleep").unwrap();
         assert!(ballast.iter().step_by(4096).all(|&b| b == 1));
         assert!(peak < 64.0, "sleep measured at {peak:.0} MiB");
+    }
+
+    #[test]
+    fn the_write_floor_writes_every_file_of_the_run_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("runs").join("run-1");
+        std::fs::create_dir_all(run.join("actions")).unwrap();
+        std::fs::write(run.join("labels.csv"), "client_id\nC1\n").unwrap();
+        std::fs::write(run.join("actions").join("王芳.html"), "<p>1</p>").unwrap();
+        std::fs::write(run.join("actions").join("index.html"), "<ul></ul>").unwrap();
+        let scratch = dir.path().join("runs").join(".old");
+        let f = write_floor(&run, &scratch).unwrap();
+        assert_eq!((f.files, f.folder_files), (3, 2));
+        assert_eq!(f.bytes, (13 + 8 + 9) as u64);
+        assert!(f.seconds > 0.0 && f.folder_seconds > 0.0, "{f:?}");
+        // Four copies, each byte for byte what it copied; the run folder untouched.
+        let copies: Vec<_> = std::fs::read_dir(&scratch)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(copies.len(), 4);
+        let full: Vec<_> = copies.iter().filter(|c| c.join("labels.csv").is_file()).collect();
+        assert_eq!(full.len(), 2);
+        for c in &copies {
+            assert_eq!(std::fs::read(c.join("actions").join("王芳.html")).unwrap(), b"<p>1</p>");
+        }
+        assert_eq!(std::fs::read(full[0].join("labels.csv")).unwrap(), b"client_id\nC1\n");
+        assert!(run.join("labels.csv").is_file());
     }
 
     #[test]
