@@ -195,9 +195,16 @@ fn check_drifting(drift: &str, extra: &[&str]) {
         );
     }
     let m = manifest(&run);
+    let mut carried = 0;
     for v in m["analyses"]["churn"]["validation"].as_array().unwrap() {
         assert_calibrated(v);
         assert_choice(v);
+        carried += v["monthly_carried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.as_bool() == Some(true))
+            .count();
         if drift != "rise" {
             continue;
         }
@@ -209,6 +216,18 @@ fn check_drifting(drift: &str, extra: &[&str]) {
             .filter(|d| d.as_f64().is_some_and(|d| d > 0.0))
             .count();
         assert!(rising * 2 > v["monthly_drift"].as_array().unwrap().len(), "{v}");
+    }
+    // With contract dates a steady rise is carried on past the months whose outcome is
+    // known to the month scored, and the report says in how many (without them it moves
+    // the level too little to be carried); a wave of fee rises, a shock, never is.
+    match drift {
+        "rise" if extra.is_empty() => {
+            assert!(carried >= 2, "{carried} test months carried the rise on");
+            let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+            assert!(report.contains("steady movement of the leaving rate carried on"));
+        }
+        "fee-wave" => assert_eq!(carried, 0, "the wave was carried on as a trend"),
+        _ => {}
     }
 }
 

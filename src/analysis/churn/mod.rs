@@ -377,6 +377,40 @@ fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
     s.month[i] + horizon
 }
 
+/// Months of one-month outcomes that tell whether a movement of the base rate goes on.
+const RECENT_MONTHS: i32 = 12;
+
+/// The snapshot rows of the [`RECENT_MONTHS`] months before a month, each with whether
+/// the client left in the month after it: the latest outcomes known at that month, month
+/// by month. Found when first asked: only a calibration that saw a movement asks.
+struct Recent<'a> {
+    s: &'a Snapshots,
+    h: &'a History,
+    month: i32,
+    rows: std::cell::OnceCell<(Vec<usize>, Vec<bool>)>,
+}
+
+impl<'a> Recent<'a> {
+    fn new(s: &'a Snapshots, h: &'a History, month: i32) -> Recent<'a> {
+        Recent {
+            s,
+            h,
+            month,
+            rows: Default::default(),
+        }
+    }
+
+    fn rows(&self) -> &(Vec<usize>, Vec<bool>) {
+        self.rows.get_or_init(|| {
+            let (s, month) = (self.s, self.month);
+            (0..s.n())
+                .filter(|&i| s.month[i] < month && s.month[i] >= month - RECENT_MONTHS)
+                .filter_map(|i| label(s, i, 1, self.h).map(|l| (i, l)))
+                .unzip()
+        })
+    }
+}
+
 /// The pooled test rows' measures of the four scores, with intervals by resampling
 /// clients (a client's test months go together); returns the resampler for the
 /// calibration's intervals.
@@ -596,6 +630,7 @@ impl Margins {
 /// Calibrates a model on the rows `cal_idx` of `train` (the latest whose outcome is
 /// known), carrying any clear movement of the base rate over those months on to
 /// `target.month`.
+#[allow(clippy::too_many_arguments)]
 fn calibrate(
     model: &Fitted,
     margins: &mut Margins,
@@ -603,6 +638,7 @@ fn calibrate(
     train: &[usize],
     labels: &[bool],
     cal_idx: &[usize],
+    recent: &Recent,
     target: Target,
 ) -> Platt {
     let cal_rows: Vec<usize> = cal_idx.iter().map(|&k| train[k]).collect();
@@ -611,12 +647,12 @@ fn calibrate(
         .iter()
         .map(|&k| f64::from(s.month[train[k]] - target.month))
         .collect();
-    Platt::fit_drifting(
-        &margins.of(model, s, &cal_rows),
-        &tau,
-        &y_cal,
-        f64::from(target.horizon),
-    )
+    let cal_margin = margins.of(model, s, &cal_rows);
+    Platt::fit_following(&cal_margin, &tau, &y_cal, f64::from(target.horizon), || {
+        let (rows, left) = recent.rows();
+        let tau = rows.iter().map(|&i| f64::from(s.month[i] - target.month)).collect();
+        (margins.of(model, s, rows), tau, left.clone())
+    })
 }
 
 /// Fits `kind` on the earlier months of `train` and calibrates it on the latest ones.
@@ -629,13 +665,23 @@ fn fit_calibrated(
     names: &[String],
     train: &[usize],
     labels: &[bool],
+    recent: &Recent,
     max_rows: usize,
     seed: u64,
     target: Target,
 ) -> Result<(Fitted, Platt), String> {
     let (fit_idx, cal_idx) = split(s, train, max_rows, seed);
     let fitted = fit_model(kind, s, names, train, labels, &fit_idx, seed, target)?;
-    let platt = calibrate(&fitted, &mut Margins::new(s), s, train, labels, &cal_idx, target);
+    let platt = calibrate(
+        &fitted,
+        &mut Margins::new(s),
+        s,
+        train,
+        labels,
+        &cal_idx,
+        recent,
+        target,
+    );
     Ok((fitted, platt))
 }
 
@@ -671,6 +717,9 @@ pub struct HorizonValidation {
     /// per month beyond the features (None: no clear movement).
     #[serde(default)]
     pub monthly_drift: Vec<Option<f64>>,
+    /// Per test month, whether that movement was carried on to the month scored.
+    #[serde(default)]
+    pub monthly_carried: Vec<bool>,
     pub chosen: ModelKind,
     /// Per other candidate, the share of the resamples of clients in which it ranked the
     /// test rows better than the logistic regression.
@@ -711,6 +760,7 @@ impl HorizonValidation {
             refit_months: 1,
             monthly_auc: Vec::new(),
             monthly_drift: Vec::new(),
+            monthly_carried: Vec::new(),
             chosen: ModelKind::Logistic,
             wins_over_logistic: Vec::new(),
             calibration: Vec::new(),
@@ -1377,7 +1427,18 @@ impl ChurnRisk {
                     month: h.last_month,
                     horizon: hz,
                 };
-                fit_calibrated(chosen, &s, names, &labelled, &labels, p.max_train_rows, seed, target)
+                let recent = Recent::new(&s, h, target.month);
+                fit_calibrated(
+                    chosen,
+                    &s,
+                    names,
+                    &labelled,
+                    &labels,
+                    &recent,
+                    p.max_train_rows,
+                    seed,
+                    target,
+                )
             });
             let (fitted, platt) = match final_fit {
                 Ok(f) => f,
@@ -1480,7 +1541,7 @@ impl ChurnRisk {
         let mut pooled_y = Vec::new();
         let mut pooled_rows = Vec::new();
         let mut per_month: [Vec<Option<f64>>; 3] = Default::default();
-        let mut drift: [Vec<Option<f64>>; 3] = Default::default();
+        let mut drift: [Vec<(Option<f64>, bool)>; 3] = Default::default();
         let mut kinds = vec![ModelKind::Logistic, ModelKind::Boosted];
         if !s.cross.is_empty() {
             kinds.push(ModelKind::BgNbd);
@@ -1518,6 +1579,7 @@ impl ChurnRisk {
                 usize::MAX
             };
             let (fit_idx, cal_idx) = split(s, &train, sample, seed ^ t as u64);
+            let recent = Recent::new(s, h, t);
             let mut preds = Vec::new();
             for (k, &kind) in kinds.iter().enumerate() {
                 let slot = &mut fits[k];
@@ -1527,15 +1589,15 @@ impl ChurnRisk {
                 }
                 match slot {
                     Some((Ok(m), margins)) => {
-                        let platt = calibrate(m, margins, s, &train, &y_train, &cal_idx, target);
-                        drift[preds.len()].push(platt.drift);
+                        let platt = calibrate(m, margins, s, &train, &y_train, &cal_idx, &recent, target);
+                        drift[preds.len()].push((platt.drift, platt.carried));
                         preds.push(platt.apply(&margins.of(m, s, &test)));
                     }
                     Some((Err(e), _)) if e.contains("one outcome") || kind == ModelKind::BgNbd => {
                         if kind == ModelKind::BgNbd {
                             bgnbd_failed = Some(e.clone());
                         }
-                        drift[preds.len()].push(None);
+                        drift[preds.len()].push((None, false));
                         preds.push(vec![0.0; test.len()]);
                     }
                     Some((Err(e), _)) => return Err(failed(e.clone())),
@@ -1603,7 +1665,7 @@ fn choose(
     aucs: &[Vec<Option<f64>>; 5],
     kinds: &[ModelKind],
     per_month: &[Vec<Option<f64>>; 3],
-    drift: &[Vec<Option<f64>>; 3],
+    drift: &[Vec<(Option<f64>, bool)>; 3],
 ) {
     let auc = |v: &HorizonValidation, k: ModelKind| v.scores(k).and_then(|s| s.roc_auc).unwrap_or(0.0);
     let logistic = &aucs[ModelKind::Logistic.scores_index()];
@@ -1620,7 +1682,8 @@ fn choose(
     }
     let k = kinds.iter().position(|k| *k == v.chosen).unwrap_or(0);
     v.monthly_auc = per_month[k].clone();
-    v.monthly_drift = drift[k].clone();
+    v.monthly_drift = drift[k].iter().map(|d| d.0).collect();
+    v.monthly_carried = drift[k].iter().map(|d| d.1).collect();
     let chosen = &pooled[v.chosen.scores_index()];
     v.calibration = metrics::calibration(chosen, pooled_y);
     resampler.calibration_intervals(chosen, &mut v.calibration);
@@ -2062,6 +2125,7 @@ mod tests {
                     a: 1.0,
                     b: 0.0,
                     drift: None,
+                    carried: false,
                 },
             }],
             bands: (1.5, 3.0),
@@ -2155,6 +2219,7 @@ mod tests {
                     a: 1.0,
                     b: 0.0,
                     drift: None,
+                    carried: false,
                 },
             }],
             bands: (0.05, 0.15),

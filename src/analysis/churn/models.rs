@@ -563,14 +563,117 @@ pub struct Platt {
     /// movement could be told from noise.
     #[serde(default)]
     pub drift: Option<f64>,
+    /// Whether that movement was carried on past the calibration months to the month
+    /// scored (the leaving month by month since then followed it in a straight line).
+    #[serde(default)]
+    pub carried: bool,
 }
 
 /// Log-odds per month beyond which a movement is not extrapolated (a doubling of the odds
 /// in seven months).
 const MAX_DRIFT: f64 = 0.1;
 
+/// The least change of the log-odds (about 5% of the odds) for which a movement is
+/// checked and carried on to the month scored.
+const MIN_CARRY: f64 = 0.05;
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// σ(a · margin + b + c · τ) by Newton's method from `start`: c and its variance (each
+/// leaver counting in `rows_per_event` rows). None when the rows cannot tell a movement.
+fn drift_fit(margin: &[f64], tau: &[f64], y: &[bool], start: &Platt, rows_per_event: f64) -> Option<(f64, f64)> {
+    let (beta, var) = drift_beta(margin, tau, y, start)?;
+    Some((beta[2], var * rows_per_event.max(1.0)))
+}
+
+/// The fitted (a, b, c) and the variance of c.
+fn drift_beta(margin: &[f64], tau: &[f64], y: &[bool], start: &Platt) -> Option<([f64; 3], f64)> {
+    let pos = y.iter().filter(|l| **l).count() as f64;
+    let neg = y.len() as f64 - pos;
+    let spread = {
+        let n = tau.len().max(1) as f64;
+        let mean = tau.iter().sum::<f64>() / n;
+        tau.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n
+    };
+    if pos < 1.0 || neg < 1.0 || spread < 1.0 {
+        return None;
+    }
+    let (tp, tn) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+    let mut beta = [start.a, start.b, 0.0];
+    let mut hess = [0.0; 9];
+    for _ in 0..50 {
+        let mut g = [0.0; 3];
+        hess = [0.0; 9];
+        for ((m, t), l) in margin.iter().zip(tau).zip(y) {
+            let x = [*m, 1.0, *t];
+            let p = sigmoid(beta[0] * m + beta[1] + beta[2] * t);
+            let r = p - if *l { tp } else { tn };
+            let w = p * (1.0 - p);
+            for i in 0..3 {
+                g[i] += r * x[i];
+                for j in 0..3 {
+                    hess[i * 3 + j] += w * x[i] * x[j];
+                }
+            }
+        }
+        let step = solve(&mut hess.clone(), &mut g.clone(), 3)?;
+        for i in 0..3 {
+            beta[i] -= step[i];
+        }
+        if !beta.iter().all(|b| b.is_finite()) {
+            return None;
+        }
+        if step.iter().map(|s| s.abs()).sum::<f64>() < 1e-9 {
+            break;
+        }
+    }
+    // The variance of c: the last entry of the inverse Hessian.
+    let col = solve(&mut hess.clone(), &mut [0.0, 0.0, 1.0], 3)?;
+    Some((beta, col[2].max(0.0)))
+}
+
+/// Whether the one-month outcomes of the latest months (margins, months before the month
+/// scored, left in the month after) move the way `c` did, clearly, and along a straight
+/// line: month by month within their noise of a linear trend in log-odds (Pearson's
+/// statistic under about three standard deviations above its degrees of freedom).
+fn goes_on(margin: &[f64], tau: &[f64], y: &[bool], c: f64) -> bool {
+    // Newton's method from the base rate: a few steps.
+    let rate = (y.iter().filter(|l| **l).count() as f64 + 0.5) / (y.len() as f64 + 1.0);
+    let start = Platt {
+        a: 1.0,
+        b: (rate / (1.0 - rate)).ln(),
+        drift: None,
+        carried: false,
+    };
+    let Some((beta, var)) = drift_beta(margin, tau, y, &start) else {
+        return false;
+    };
+    let c1 = beta[2];
+    if c1 * c <= 0.0 || c1 * c1 < 4.0 * var {
+        return false;
+    }
+    let mut by_month: std::collections::BTreeMap<i64, (f64, f64, f64)> = Default::default();
+    for ((m, t), l) in margin.iter().zip(tau).zip(y) {
+        let p = sigmoid(beta[0] * m + beta[1] + beta[2] * t);
+        let e = by_month.entry(t.round() as i64).or_default();
+        e.0 += f64::from(u8::from(*l));
+        e.1 += p;
+        e.2 += p * (1.0 - p);
+    }
+    let x2: f64 = by_month
+        .values()
+        .filter(|(_, _, v)| *v > 0.0)
+        .map(|(o, e, v)| (o - e).powi(2) / v)
+        .sum();
+    let df = by_month.len() as f64 - 3.0;
+    df >= 3.0 && x2 <= df + 3.0 * (2.0 * df).sqrt()
+}
+
+/// c · (τ − to): the movement's share of each row's log-odds, zero in month `to`.
+fn offset(tau: &[f64], c: f64, to: f64) -> Vec<f64> {
+    tau.iter().map(|t| c * (t - to)).collect()
 }
 
 impl Platt {
@@ -612,81 +715,76 @@ impl Platt {
             }
         }
         if a.is_finite() && b.is_finite() {
-            Platt { a, b, drift: None }
+            Platt {
+                a,
+                b,
+                drift: None,
+                carried: false,
+            }
         } else {
             Platt {
                 a: 1.0,
                 b: 0.0,
                 drift: None,
+                carried: false,
             }
         }
     }
 
     /// Platt scaling that follows the base rate: σ(a · margin + b + c · τ), with τ the
-    /// row's month less the latest month of the window, so `b` is the intercept of the
-    /// latest month whose outcome is known. The fitted `c` is shrunk towards 0 by its noise (c² / (c² + se²), each
-    /// leaver counting in `rows_per_event` rows), so a steady firm keeps about the plain
-    /// fit and a clear movement is carried on almost whole.
+    /// row's month less the month scored, and `b` the level of the latest month in the
+    /// window, not carried on past it (see [`Platt::carried_on`]). The fitted `c` is shrunk
+    /// towards 0 by its noise (c² / (c² + se²), each leaver counting in `rows_per_event`
+    /// rows), so a steady firm keeps about the plain fit.
     pub fn fit_drifting(margin: &[f64], tau: &[f64], y: &[bool], rows_per_event: f64) -> Platt {
         let plain = Platt::fit(margin, y);
-        let pos = y.iter().filter(|l| **l).count() as f64;
-        let neg = y.len() as f64 - pos;
-        let spread = {
-            let n = tau.len().max(1) as f64;
-            let mean = tau.iter().sum::<f64>() / n;
-            tau.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n
-        };
-        if pos < 1.0 || neg < 1.0 || spread < 1.0 {
-            return plain;
-        }
-        let (tp, tn) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
-        let mut beta = [plain.a, plain.b, 0.0];
-        let mut hess = [0.0; 9];
-        for _ in 0..50 {
-            let mut g = [0.0; 3];
-            hess = [0.0; 9];
-            for ((m, t), l) in margin.iter().zip(tau).zip(y) {
-                let x = [*m, 1.0, *t];
-                let p = sigmoid(beta[0] * m + beta[1] + beta[2] * t);
-                let r = p - if *l { tp } else { tn };
-                let w = p * (1.0 - p);
-                for i in 0..3 {
-                    g[i] += r * x[i];
-                    for j in 0..3 {
-                        hess[i * 3 + j] += w * x[i] * x[j];
-                    }
-                }
-            }
-            let Some(step) = solve(&mut hess.clone(), &mut g.clone(), 3) else {
-                return plain;
-            };
-            for i in 0..3 {
-                beta[i] -= step[i];
-            }
-            if !beta.iter().all(|b| b.is_finite()) {
-                return plain;
-            }
-            if step.iter().map(|s| s.abs()).sum::<f64>() < 1e-9 {
-                break;
-            }
-        }
-        // The variance of c: the last entry of the inverse Hessian.
-        let Some(col) = solve(&mut hess.clone(), &mut [0.0, 0.0, 1.0], 3) else {
+        let Some((c, var)) = drift_fit(margin, tau, y, &plain, rows_per_event) else {
             return plain;
         };
-        let var = col[2].max(0.0) * rows_per_event.max(1.0);
-        let c = beta[2].clamp(-MAX_DRIFT, MAX_DRIFT);
+        let c = c.clamp(-MAX_DRIFT, MAX_DRIFT);
         let c = c * c * c / (c * c + var);
         if c.abs() < 1e-4 {
             return plain;
         }
-        // The level of the latest month in the window, not extrapolated past it: a shock
-        // at the window's end (a wave of fee rises) would otherwise be carried on as a trend.
         let latest = tau.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let offset: Vec<f64> = tau.iter().map(|t| c * (t - latest)).collect();
         Platt {
             drift: Some(c),
-            ..Platt::fit_offset(margin, Some(&offset), y)
+            ..Platt::fit_offset(margin, Some(&offset(tau, c, latest)), y)
+        }
+    }
+
+    /// [`Platt::fit_drifting`], then carried on to the month scored when the one-month
+    /// outcomes of the months since (`recent`: margins, τ, left; asked for only when there
+    /// is a movement) show it going on.
+    pub fn fit_following(
+        margin: &[f64],
+        tau: &[f64],
+        y: &[bool],
+        rows_per_event: f64,
+        recent: impl FnOnce() -> (Vec<f64>, Vec<f64>, Vec<bool>),
+    ) -> Platt {
+        let platt = Platt::fit_drifting(margin, tau, y, rows_per_event);
+        let Some(c) = platt.drift else { return platt };
+        // Carried on, a movement this small would not move the level enough to matter.
+        let latest = tau.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if (c * latest).abs() < MIN_CARRY {
+            return platt;
+        }
+        let (m, t, l) = recent();
+        match goes_on(&m, &t, &l, c) {
+            true => platt.carried_on(margin, tau, y),
+            false => platt,
+        }
+    }
+
+    /// The same calibration with its movement carried on to the month scored (τ = 0),
+    /// for when the months since its window show it going on ([`goes_on`]).
+    pub fn carried_on(self, margin: &[f64], tau: &[f64], y: &[bool]) -> Platt {
+        let Some(c) = self.drift else { return self };
+        Platt {
+            drift: Some(c),
+            carried: true,
+            ..Platt::fit_offset(margin, Some(&offset(tau, c, 0.0)), y)
         }
     }
 
@@ -845,14 +943,55 @@ mod tests {
     }
 
     #[test]
-    fn a_rising_base_rate_is_carried_to_the_month_scored() {
+    fn a_rising_base_rate_is_held_at_the_latest_known_month() {
         let (m, tau, y) = drifting(0.05, 4);
         let p = Platt::fit_drifting(&m, &tau, &y, 1.0);
         let c = p.drift.expect("a clear rise is kept");
         assert!((c - 0.05).abs() < 0.015, "{p:?}");
         // The intercept is the latest month's (τ = -3): the plain fit's is months behind.
         assert!((p.b + 0.15).abs() < 0.1, "{p:?}");
+        assert!(!p.carried);
         assert!(Platt::fit(&m, &y).b < -0.2);
+    }
+
+    /// One-month outcomes of the twelve months before the month scored (τ = -1 to -12):
+    /// log-odds `slope` a month, plus `shock` in the month τ = -4 alone.
+    fn one_month(slope: f64, shock: f64, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let (mut m, mut tau, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..120_000 {
+            let t = -((k % 12) as f64) - 1.0;
+            let margin: f64 = rng.gen_range(-4.0..0.0);
+            let bump = if t == -4.0 { shock } else { 0.0 };
+            m.push(margin);
+            tau.push(t);
+            y.push(rng.gen_bool(sigmoid(margin - 1.5 + slope * t + bump)));
+        }
+        (m, tau, y)
+    }
+
+    #[test]
+    fn a_rise_that_goes_on_month_by_month_is_carried_to_the_month_scored() {
+        let (m, tau, y) = drifting(0.05, 4);
+        let (rm, rt, ry) = one_month(0.05, 0.0, 6);
+        let p = Platt::fit_following(&m, &tau, &y, 1.0, || (rm, rt, ry));
+        assert!(p.carried, "{p:?}");
+        // The level of the month scored (τ = 0), three months on from the latest known.
+        assert!(p.b.abs() < 0.1, "{p:?}");
+        // The same rise in the recent months but falling since: held, as without them.
+        let (rm, rt, ry) = one_month(-0.05, 0.0, 7);
+        let held = Platt::fit_following(&m, &tau, &y, 1.0, || (rm, rt, ry));
+        assert!(!held.carried && (held.b + 0.15).abs() < 0.1, "{held:?}");
+    }
+
+    #[test]
+    fn a_shock_in_the_recent_months_is_not_carried_on_as_a_trend() {
+        let (m, tau, y) = drifting(0.05, 4);
+        // A month whose leaving doubled, with a slope as clear as the rise's around it.
+        let (rm, rt, ry) = one_month(0.05, 0.8, 8);
+        let p = Platt::fit_following(&m, &tau, &y, 1.0, || (rm, rt, ry));
+        assert!(!p.carried, "{p:?}");
+        assert!((p.b + 0.15).abs() < 0.1, "{p:?}");
     }
 
     #[test]

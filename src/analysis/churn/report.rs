@@ -142,21 +142,39 @@ fn validation_table(v: &HorizonValidation) -> SectionTable {
     } else {
         (String::new(), String::new())
     };
+    // The months whose calibration carried a steady movement of the leaving rate on.
+    let carried = v.monthly_carried.iter().filter(|c| **c).count();
+    let trend = if carried > 0 {
+        (
+            format!(
+                "; a steady movement of the leaving rate carried on to the month scored in {carried} of {} test months",
+                v.monthly_carried.len()
+            ),
+            format!(
+                "；{} 个测试月中有 {carried} 个将流失率的稳定变化延续到预测月",
+                v.monthly_carried.len()
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     SectionTable {
         caption: (
             format!(
-                "Leaving within {} months: rolling-origin validation over {} test months ({}){}",
+                "Leaving within {} months: rolling-origin validation over {} test months ({}){}{}",
                 v.months,
                 v.test_months.len(),
                 v.test_months.join(", "),
-                refit.0
+                refit.0,
+                trend.0
             ),
             format!(
-                "{} 个月内流失：滚动验证，{} 个测试月（{}）{}",
+                "{} 个月内流失：滚动验证，{} 个测试月（{}）{}{}",
                 v.months,
                 v.test_months.len(),
                 v.test_months.join("、"),
-                refit.1
+                refit.1,
+                trend.1
             ),
         ),
         header: vec![
