@@ -628,8 +628,8 @@ impl Margins {
 }
 
 /// Calibrates a model on the rows `cal_idx` of `train` (the latest whose outcome is
-/// known), carrying any clear movement of the base rate over those months on to
-/// `target.month`.
+/// known), following a clear movement of the base rate over those months, and carrying
+/// it on to `target.month` when the one-month outcomes since (`recent`) show it going on.
 #[allow(clippy::too_many_arguments)]
 fn calibrate(
     model: &Fitted,
