@@ -309,6 +309,24 @@ pub const STAGES: &[&str] = &[
     "outputs",
 ];
 
+/// A manifest's stage times, summed into the bench's stages. Work timed inside a stage
+/// (the pages, each churn horizon) is already part of that stage's time.
+fn manifest_stages(manifest: &Value) -> Vec<(String, f64)> {
+    let mut stages: Vec<(String, f64)> = STAGES.iter().map(|s| (s.to_string(), 0.0)).collect();
+    for t in manifest["timings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["within"].is_null())
+    {
+        let name = bench_stage(t["stage"].as_str().unwrap_or(""));
+        if let Some(s) = stages.iter_mut().find(|s| s.0 == name) {
+            s.1 += t["seconds"].as_f64().unwrap_or(0.0);
+        }
+    }
+    stages
+}
+
 fn bench_stage(name: &str) -> &str {
     match name {
         "tables" | "spreadsheets" | "migration" | "charts" | "report" => "outputs",
@@ -675,7 +693,6 @@ fn run_clientseg(
         what: "clientseg run".into(),
         message: format!("{}: {e}", manifest_path.display()),
     })?;
-    let mut stages: Vec<(String, f64)> = STAGES.iter().map(|s| (s.to_string(), 0.0)).collect();
     // clientseg resets the kernel's peak-RSS mark at each stage (to record per-stage
     // peaks), which also resets what wait4 reports: the true peak is the largest stage's.
     let peak = m["timings"]
@@ -684,12 +701,7 @@ fn run_clientseg(
         .flatten()
         .filter_map(|t| t["peak_rss_mib"].as_f64())
         .fold(peak, f64::max);
-    for t in m["timings"].as_array().into_iter().flatten() {
-        let name = bench_stage(t["stage"].as_str().unwrap_or(""));
-        if let Some(s) = stages.iter_mut().find(|s| s.0 == name) {
-            s.1 += t["seconds"].as_f64().unwrap_or(0.0);
-        }
-    }
+    let stages = manifest_stages(&m);
     let b = &m["analyses"]["behaviour"];
     let run_dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((
@@ -1283,6 +1295,24 @@ mod tests {
 
     /// A small child of a large parent is measured at its own size (the bench's parent
     /// once generated 1M clients in-process, and both children then read 11 GiB).
+    #[test]
+    fn work_timed_inside_a_stage_is_not_counted_again() {
+        let m = serde_json::json!({ "timings": [
+            { "stage": "churn snapshots", "seconds": 2.0 },
+            { "stage": "churn validation", "seconds": 3.0 },
+            { "stage": "churn validation 3m", "seconds": 3.0, "within": "churn validation" },
+            { "stage": "churn validation 6m", "seconds": 2.5, "within": "churn validation" },
+            { "stage": "tables", "seconds": 4.0 },
+            { "stage": "pages", "seconds": 3.5, "within": "tables" },
+            { "stage": "charts", "seconds": 0.5 },
+        ]});
+        let stages = manifest_stages(&m);
+        let of = |name: &str| stages.iter().find(|s| s.0 == name).map(|s| s.1);
+        assert_eq!(of("churn"), Some(5.0));
+        assert_eq!(of("outputs"), Some(4.5));
+        assert_eq!(stages.len(), STAGES.len());
+    }
+
     #[test]
     fn a_small_child_of_a_large_parent_is_measured_at_its_size() {
         let ballast = vec![1u8; 1 << 30];

@@ -137,12 +137,7 @@ pub fn run_with(s: &Settings, opts: &RunOptions, analyses: &[Box<dyn Analysis>])
     if let Some(seconds) = pages {
         // Written beside the tables, so not a stage of their own: their time for the
         // manifest only.
-        st.timings.push(crate::progress::Timing {
-            stage: "pages".into(),
-            seconds,
-            peak_rss_mib: None,
-            within: Some("tables".into()),
-        });
+        st.within("pages", seconds, "tables");
     }
     st.run("spreadsheets", |_| {
         let words = analysis::catalogue(&outcomes);

@@ -98,6 +98,17 @@ impl Stages {
         });
         out
     }
+
+    /// Records work that ran inside stage `parent`, beside its other work: its time is
+    /// part of the parent's.
+    pub fn within(&mut self, name: &str, seconds: f64, parent: &str) {
+        self.timings.push(Timing {
+            stage: name.to_string(),
+            seconds,
+            peak_rss_mib: None,
+            within: Some(parent.to_string()),
+        });
+    }
 }
 
 impl Drop for Stages {

@@ -1385,16 +1385,13 @@ impl ChurnRisk {
             return Ok(Err(why));
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
-        let mut validation = Vec::new();
-        let mut saved = Vec::new();
+        // Per horizon, its labelled rows and their outcomes (None: too short to learn).
+        let mut horizons: Vec<(i32, Option<(Vec<usize>, Vec<bool>)>)> = Vec::new();
         for &hz in &p.horizons {
             let t_max = h.last_month - hz;
             let labelled: Vec<usize> = (0..s.n()).filter(|&i| label(&s, i, hz, h).is_some()).collect();
             if labelled.is_empty() || t_max < t0 + 1 {
-                validation.push(HorizonValidation {
-                    not_validated: Some(format!("the history is too short for a {hz}-month horizon")),
-                    ..HorizonValidation::empty(hz)
-                });
+                horizons.push((hz, None));
                 continue;
             }
             let ys: Vec<bool> = labelled.iter().map(|&i| label(&s, i, hz, h).unwrap_or(false)).collect();
@@ -1408,10 +1405,41 @@ impl ChurnRisk {
                     "历史上所有客户都流失了，无法区分流失与留存客户".into(),
                 )));
             }
-            let v = stages.run(&format!("churn validation {hz}m"), |bar| {
-                bar.set_message(format!("churn: rolling-origin validation, {hz}-month horizon"));
-                self.validate(&s, names, h, hz, t0, t_max, seed)
-            })?;
+            horizons.push((hz, Some((labelled, ys))));
+        }
+        // The horizons' validations are independent: run side by side, they keep both
+        // cores busy where one alone leaves gaps (its calibrations, its resamples).
+        let validated: Vec<(Result<HorizonValidation, AnalysisError>, f64)> = stages.run("churn validation", |bar| {
+            bar.set_message("churn: rolling-origin validation of every horizon");
+            use rayon::prelude::*;
+            horizons
+                .par_iter()
+                .map(|(hz, learnable)| {
+                    let start = std::time::Instant::now();
+                    let v = match learnable {
+                        Some(_) => self.validate(&s, names, h, *hz, t0, h.last_month - hz, seed),
+                        None => Ok(HorizonValidation {
+                            not_validated: Some(format!("the history is too short for a {hz}-month horizon")),
+                            ..HorizonValidation::empty(*hz)
+                        }),
+                    };
+                    (v, start.elapsed().as_secs_f64())
+                })
+                .collect()
+        });
+        for ((hz, learnable), (_, seconds)) in horizons.iter().zip(&validated) {
+            if learnable.is_some() {
+                stages.within(&format!("churn validation {hz}m"), *seconds, "churn validation");
+            }
+        }
+        let mut validation = Vec::new();
+        let mut saved = Vec::new();
+        for ((hz, learnable), (v, _)) in horizons.into_iter().zip(validated) {
+            let v = v?;
+            let Some((labelled, ys)) = learnable else {
+                validation.push(v);
+                continue;
+            };
             let chosen = match p.model {
                 ModelChoice::Logistic => ModelKind::Logistic,
                 ModelChoice::Boosted => ModelKind::Boosted,
