@@ -372,6 +372,9 @@ fn label(s: &Snapshots, i: usize, horizon: i32, h: &History) -> Option<bool> {
     h.outcome(s.client[i] as usize, s.month[i], horizon)
 }
 
+/// A horizon's snapshot rows whose outcome is known, and those outcomes.
+type Labelled = (Vec<usize>, Vec<bool>);
+
 /// The month by whose end row `i`'s outcome for `horizon` is known.
 fn known_by(s: &Snapshots, i: usize, horizon: i32) -> i32 {
     s.month[i] + horizon
@@ -1386,7 +1389,7 @@ impl ChurnRisk {
         }
         let s = Snapshots::build(h, names, t0..=t_last, stages)?;
         // Per horizon, its labelled rows and their outcomes (None: too short to learn).
-        let mut horizons: Vec<(i32, Option<(Vec<usize>, Vec<bool>)>)> = Vec::new();
+        let mut horizons: Vec<(i32, Option<Labelled>)> = Vec::new();
         for &hz in &p.horizons {
             let t_max = h.last_month - hz;
             let labelled: Vec<usize> = (0..s.n()).filter(|&i| label(&s, i, hz, h).is_some()).collect();
