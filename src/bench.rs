@@ -1293,8 +1293,7 @@ pub fn kernel_table(k: &KernelResult) -> String {
 mod tests {
     use super::*;
 
-    /// A small child of a large parent is measured at its own size (the bench's parent
-    /// once generated 1M clients in-process, and both children then read 11 GiB).
+    /// Each churn horizon's validation and the pages are timed inside their stage.
     #[test]
     fn work_timed_inside_a_stage_is_not_counted_again() {
         let m = serde_json::json!({ "timings": [
@@ -1313,6 +1312,8 @@ mod tests {
         assert_eq!(stages.len(), STAGES.len());
     }
 
+    /// A small child of a large parent is measured at its own size (the bench's parent
+    /// once generated 1M clients in-process, and both children then read 11 GiB).
     #[test]
     fn a_small_child_of_a_large_parent_is_measured_at_its_size() {
         let ballast = vec![1u8; 1 << 30];
