@@ -934,3 +934,26 @@ fn why_chosen(val: &HorizonValidation) -> (String, String) {
         _ => (String::new(), String::new()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validation_caption_says_in_how_many_months_a_movement_was_carried_on() {
+        let mut v = HorizonValidation::empty(6);
+        v.test_months = vec!["2025-01".into(), "2025-02".into(), "2025-03".into()];
+        v.monthly_carried = vec![true, false, true];
+        let (en, zh) = validation_table(&v).caption;
+        assert!(
+            en.contains("carried on to the month scored in 2 of 3 test months"),
+            "{en}"
+        );
+        assert!(zh.contains("3 个测试月中有 2 个将流失率的稳定变化延续到预测月"), "{zh}");
+        // Chinese words only: no identifier or English word in the Chinese caption.
+        assert!(!zh.chars().any(|c| c.is_ascii_alphabetic()), "{zh}");
+        v.monthly_carried = vec![false; 3];
+        let (en, zh) = validation_table(&v).caption;
+        assert!(!en.contains("carried") && !zh.contains("延续"), "{en} / {zh}");
+    }
+}
