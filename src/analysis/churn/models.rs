@@ -638,9 +638,12 @@ fn drift_beta(margin: &[f64], tau: &[f64], y: &[bool], start: &Platt) -> Option<
 }
 
 /// Whether the one-month outcomes of the latest months (margins, months before the month
-/// scored, left in the month after) move the way `c` did, clearly, and along a straight
-/// line: month by month within their noise of a linear trend in log-odds (Pearson's
-/// statistic under about three standard deviations above its degrees of freedom).
+/// scored, left in the month after) move the way `c` did, clearly: by at least two
+/// standard errors, the variance widened by how far the months scatter around the fitted
+/// line beyond their binomial noise (Pearson's statistic over its degrees of freedom,
+/// when above 1). A lone shock scatters the months, and no trend stands out of it. So
+/// does seasonal leaving (renewals bunched in some months), but a steady rise still
+/// stands out: a test of the line itself turned away every rise that came with a wave.
 fn goes_on(margin: &[f64], tau: &[f64], y: &[bool], c: f64) -> bool {
     // Newton's method from the base rate: a few steps.
     let rate = (y.iter().filter(|l| **l).count() as f64 + 0.5) / (y.len() as f64 + 1.0);
@@ -671,7 +674,7 @@ fn goes_on(margin: &[f64], tau: &[f64], y: &[bool], c: f64) -> bool {
         .map(|(o, e, v)| (o - e).powi(2) / v)
         .sum();
     let df = by_month.len() as f64 - 3.0;
-    df >= 3.0 && x2 <= df + 3.0 * (2.0 * df).sqrt()
+    df >= 3.0 && c1 * c1 >= 4.0 * var * (x2 / df).max(1.0)
 }
 
 /// c · (τ − to): the movement's share of each row's log-odds, zero in month `to`.
@@ -960,12 +963,17 @@ mod tests {
     /// One-month outcomes of the twelve months before the month scored (τ = -1 to -12):
     /// log-odds `slope` a month, plus `shock` in the month τ = -4 alone.
     fn one_month(slope: f64, shock: f64, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+        one_month_shocked(slope, shock, -4.0, seed)
+    }
+
+    /// Twelve months of one-month outcomes, the month `at` raised by `shock` in log-odds.
+    fn one_month_shocked(slope: f64, shock: f64, at: f64, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let (mut m, mut tau, mut y) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..120_000 {
             let t = -((k % 12) as f64) - 1.0;
             let margin: f64 = rng.gen_range(-4.0..0.0);
-            let bump = if t == -4.0 { shock } else { 0.0 };
+            let bump = if t == at { shock } else { 0.0 };
             m.push(margin);
             tau.push(t);
             y.push(rng.gen_bool(sigmoid(margin - 1.5 + slope * t + bump)));
@@ -990,11 +998,23 @@ mod tests {
     #[test]
     fn a_shock_in_the_recent_months_is_not_carried_on_as_a_trend() {
         let (m, tau, y) = drifting(0.05, 4);
-        // A month whose leaving doubled, with a slope as clear as the rise's around it.
+        // Steady months but one whose leaving doubled: alone it tilts the fitted line the
+        // way the calibration moved.
+        for (seed, at) in [(8, -4.0), (9, -2.0)] {
+            let (rm, rt, ry) = one_month_shocked(0.0, 0.8, at, seed);
+            let p = Platt::fit_following(&m, &tau, &y, 1.0, || (rm, rt, ry));
+            assert!(!p.carried, "shock at {at}: {p:?}");
+            assert!((p.b + 0.15).abs() < 0.1, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_rise_that_goes_on_through_a_shock_is_carried() {
+        let (m, tau, y) = drifting(0.05, 4);
+        // The rise goes on month by month, and one month's leaving doubled on top of it.
         let (rm, rt, ry) = one_month(0.05, 0.8, 8);
         let p = Platt::fit_following(&m, &tau, &y, 1.0, || (rm, rt, ry));
-        assert!(!p.carried, "{p:?}");
-        assert!((p.b + 0.15).abs() < 0.1, "{p:?}");
+        assert!(p.carried && p.b.abs() < 0.1, "{p:?}");
     }
 
     #[test]
