@@ -905,7 +905,7 @@ fn score_today(
     for (k, h) in saved.horizons.iter().enumerate() {
         let learner = match (h.kind, &h.logistic, &h.boosted) {
             (ModelKind::Logistic, Some(l), _) => Some(Learner::Logistic(l)),
-            (ModelKind::Boosted, _, Some(json)) => Some(Learner::Boosted(Boosted::from_json(json)?)),
+            (ModelKind::Boosted, _, Some(json)) => Some(Learner::Boosted(Box::new(Boosted::from_json(json)?))),
             (ModelKind::BgNbd, _, _) => None,
             _ => return Err(format!("churn {}m: the chosen model is missing", h.months)),
         };
@@ -949,8 +949,11 @@ fn score_today(
 /// A learner's model, as today's scoring reads it.
 enum Learner<'a> {
     Logistic(&'a Logistic),
-    Boosted(Boosted),
+    Boosted(Box<Boosted>),
 }
+
+/// Per client, its strongest drivers: (feature, contribution to the log-odds).
+type Drivers = Vec<Vec<(usize, f64)>>;
 
 /// Clients scored at once: a block's rows and contributions stay in cache, where one
 /// matrix of every client's features and another of their contributions took 250 MB each
@@ -960,10 +963,10 @@ const SCORE_BLOCK: usize = 4096;
 impl Learner<'_> {
     /// Log-odds of the clients at `positions` of the feature columns, and with `drivers`
     /// each one's strongest drivers.
-    fn score(&self, cols: &[Vec<f64>], positions: &[usize], drivers: bool) -> (Vec<f64>, Vec<Vec<(usize, f64)>>) {
+    fn score(&self, cols: &[Vec<f64>], positions: &[usize], drivers: bool) -> (Vec<f64>, Drivers) {
         use rayon::prelude::*;
         let d = cols.len();
-        let blocks: Vec<(Vec<f64>, Vec<Vec<(usize, f64)>>)> = positions
+        let blocks: Vec<(Vec<f64>, Drivers)> = positions
             .par_chunks(SCORE_BLOCK)
             .map(|block| {
                 let mut x = Vec::with_capacity(block.len() * d);
@@ -997,7 +1000,7 @@ impl Learner<'_> {
 
 /// Per row of row-major contributions `d` wide, the features that raise the log-odds by
 /// at least [`MIN_DRIVER`], the strongest three first.
-fn top_drivers(contributions: &[f64], d: usize) -> Vec<Vec<(usize, f64)>> {
+fn top_drivers(contributions: &[f64], d: usize) -> Drivers {
     use rayon::prelude::*;
     contributions
         .par_chunks(d.max(1))
