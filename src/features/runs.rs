@@ -60,6 +60,18 @@ pub fn aggregate(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFra
     }
     let keys = df.column(key)?.as_materialized_series().rechunk();
     let k = keys.u32()?.cont_slice()?;
+    // The flag is trusted only as far as the keys bear it out: a client split over two
+    // runs would be two rows.
+    if k.windows(2).any(|w| w[1] < w[0]) {
+        let mut df = df;
+        df.apply(key, |c| {
+            let mut c = c.clone();
+            c.set_sorted_flag(polars::series::IsSorted::Not);
+            c
+        })?;
+        let exprs: Vec<Expr> = aggs.iter().map(Agg::expr).collect();
+        return df.lazy().group_by([col(key)]).agg(exprs).collect();
+    }
     let mut bounds: Vec<usize> = (0..k.len()).filter(|&i| i == 0 || k[i] != k[i - 1]).collect();
     let firsts: Vec<u32> = bounds.iter().map(|&i| k[i]).collect();
     bounds.push(k.len());
@@ -376,7 +388,19 @@ mod tests {
         assert!(!in_place(&df, "k", &aggs).unwrap());
         // Still one row per client, by polars.
         let clients = df.column("k").unwrap().n_unique().unwrap();
-        let out = aggregate(df, "k", &aggs).unwrap();
+        let out = aggregate(df.clone(), "k", &aggs).unwrap();
         assert_eq!(out.height(), clients);
+        // Flagged sorted but not, each client in two runs: the keys are checked, and
+        // polars groups them by hash.
+        let mut shuffled = df.vstack(&df).unwrap();
+        shuffled
+            .apply("k", |c| {
+                let mut c = c.clone();
+                c.set_sorted_flag(polars::series::IsSorted::Ascending);
+                c
+            })
+            .unwrap();
+        assert!(in_place(&shuffled, "k", &aggs).unwrap());
+        assert_eq!(aggregate(shuffled, "k", &aggs).unwrap().height(), clients);
     }
 }
