@@ -641,9 +641,9 @@ fn drift_beta(margin: &[f64], tau: &[f64], y: &[bool], start: &Platt) -> Option<
 /// scored, left in the month after) move the way `c` did, clearly: by at least two
 /// standard errors, the variance widened by how far the months scatter around the fitted
 /// line beyond their binomial noise (Pearson's statistic over its degrees of freedom,
-/// when above 1). A lone shock scatters the months, and no trend stands out of it. So
-/// does seasonal leaving (renewals bunched in some months), but a steady rise still
-/// stands out: a test of the line itself turned away every rise that came with a wave.
+/// when above 1). A lone shock scatters the months, and no trend stands out of it; a
+/// steady rise with a spike in it still does. A test of the line itself turned away
+/// every rise that came with a wave of fee rises.
 fn goes_on(margin: &[f64], tau: &[f64], y: &[bool], c: f64) -> bool {
     // Newton's method from the base rate: a few steps.
     let rate = (y.iter().filter(|l| **l).count() as f64 + 0.5) / (y.len() as f64 + 1.0);
