@@ -55,8 +55,7 @@ impl Agg {
 /// (Int32 too for minima and maxima); otherwise by polars' group-by.
 pub fn aggregate(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFrame> {
     if !in_place(&df, key, aggs)? {
-        let exprs: Vec<Expr> = aggs.iter().map(Agg::expr).collect();
-        return df.lazy().group_by([col(key)]).agg(exprs).collect();
+        return by_polars(df, key, aggs);
     }
     let keys = df.column(key)?.as_materialized_series().rechunk();
     let k = keys.u32()?.cont_slice()?;
@@ -69,8 +68,7 @@ pub fn aggregate(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFra
             c.set_sorted_flag(polars::series::IsSorted::Not);
             c
         })?;
-        let exprs: Vec<Expr> = aggs.iter().map(Agg::expr).collect();
-        return df.lazy().group_by([col(key)]).agg(exprs).collect();
+        return by_polars(df, key, aggs);
     }
     let mut bounds: Vec<usize> = (0..k.len()).filter(|&i| i == 0 || k[i] != k[i - 1]).collect();
     let firsts: Vec<u32> = bounds.iter().map(|&i| k[i]).collect();
@@ -82,6 +80,11 @@ pub fn aggregate(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFra
         .collect::<PolarsResult<_>>()?;
     columns.extend(results);
     DataFrame::new_infer_height(columns)
+}
+
+fn by_polars(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFrame> {
+    let exprs: Vec<Expr> = aggs.iter().map(Agg::expr).collect();
+    df.lazy().group_by([col(key)]).agg(exprs).collect()
 }
 
 fn in_place(df: &DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<bool> {
