@@ -74,9 +74,34 @@ pub fn aggregate(df: DataFrame, key: &str, aggs: &[Agg]) -> PolarsResult<DataFra
     let firsts: Vec<u32> = bounds.iter().map(|&i| k[i]).collect();
     bounds.push(k.len());
     let mut columns = vec![Column::new(key.into(), firsts)];
+    // Each input once as Float64, however many aggregates read it (vouchers: four).
+    let mut inputs: Vec<&str> = aggs.iter().map(|a| a.input).collect();
+    inputs.sort_unstable();
+    inputs.dedup();
+    let floats: Vec<(&str, DataType, Series)> = inputs
+        .par_iter()
+        .map(|&n| {
+            let c = df.column(n)?;
+            Ok((
+                n,
+                c.dtype().clone(),
+                c.as_materialized_series().cast(&DataType::Float64)?.rechunk(),
+            ))
+        })
+        .collect::<PolarsResult<_>>()?;
+    let values: Vec<(&str, &DataType, Values)> = floats
+        .iter()
+        .map(|(n, dtype, s)| Ok((*n, dtype, Values::of(s.f64()?))))
+        .collect::<PolarsResult<_>>()?;
     let results: Vec<Column> = aggs
         .par_iter()
-        .map(|a| one(&df, a, &bounds))
+        .map(|a| {
+            let (_, dtype, x) = values
+                .iter()
+                .find(|(n, _, _)| *n == a.input)
+                .ok_or_else(|| polars_err!(ColumnNotFound: "{}", a.input))?;
+            one(x, dtype, a, &bounds)
+        })
         .collect::<PolarsResult<_>>()?;
     columns.extend(results);
     DataFrame::new_infer_height(columns)
@@ -115,6 +140,13 @@ struct Values<'a> {
 }
 
 impl Values<'_> {
+    fn of(ca: &Float64Chunked) -> Values<'_> {
+        Values {
+            v: ca.downcast_iter().next().map_or(&[][..], |a| a.values().as_slice()),
+            valid: (ca.null_count() > 0).then(|| ca.iter().map(|v| v.is_some()).collect()),
+        }
+    }
+
     fn get(&self, i: usize) -> Option<f64> {
         match &self.valid {
             Some(b) if !b.get(i).copied().unwrap_or(false) => None,
@@ -133,36 +165,25 @@ impl Values<'_> {
 }
 
 /// One aggregate over every client's run `bounds[g]..bounds[g + 1]`.
-fn one(df: &DataFrame, a: &Agg, bounds: &[usize]) -> PolarsResult<Column> {
-    let input = df.column(a.input)?;
-    let dtype = input.dtype().clone();
-    let s = input.as_materialized_series().cast(&DataType::Float64)?.rechunk();
-    let ca = s.f64()?;
-    let x = Values {
-        v: ca.downcast_iter().next().map_or(&[][..], |a| a.values().as_slice()),
-        valid: (ca.null_count() > 0).then(|| ca.iter().map(|v| v.is_some()).collect()),
-    };
+fn one(x: &Values, dtype: &DataType, a: &Agg, bounds: &[usize]) -> PolarsResult<Column> {
     let runs = bounds.windows(2).map(|w| w[0]..w[1]);
     let name: PlSmallStr = a.name.into();
     Ok(match a.how {
-        How::Sum => Column::new(name, runs.map(|r| sum(&x, r)).collect::<Vec<f64>>()),
-        How::Mean => Column::new(name, runs.map(|r| mean(&x, r)).collect::<Vec<Option<f64>>>()),
+        How::Sum => Column::new(name, runs.map(|r| sum(x, r)).collect::<Vec<f64>>()),
+        How::Mean => Column::new(name, runs.map(|r| mean(x, r)).collect::<Vec<Option<f64>>>()),
         How::Count => Column::new(name, runs.map(|r| x.non_null(r).count() as f64).collect::<Vec<f64>>()),
         How::Std => {
             let mut buf = Vec::new();
-            Column::new(name, runs.map(|r| std(&x, r, &mut buf)).collect::<Vec<Option<f64>>>())
+            Column::new(name, runs.map(|r| std(x, r, &mut buf)).collect::<Vec<Option<f64>>>())
         }
         How::Median => {
             let mut buf = Vec::new();
-            Column::new(
-                name,
-                runs.map(|r| median(&x, r, &mut buf)).collect::<Vec<Option<f64>>>(),
-            )
+            Column::new(name, runs.map(|r| median(x, r, &mut buf)).collect::<Vec<Option<f64>>>())
         }
         How::Min | How::Max => {
             let max = a.how == How::Max;
             let pick = |r| x.non_null(r).reduce(|p, q| if max { p.max(q) } else { p.min(q) });
-            Column::new(name, runs.map(pick).collect::<Vec<Option<f64>>>()).cast(&dtype)?
+            Column::new(name, runs.map(pick).collect::<Vec<Option<f64>>>()).cast(dtype)?
         }
     })
 }
