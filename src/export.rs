@@ -148,21 +148,18 @@ pub fn segments_frame(
     let mut parts = Vec::new();
     for a in assignments {
         let kind = a.kind.as_str();
-        let ids: Vec<String> = a.labels.iter().map(|&l| a.segments[l].id.clone()).collect();
+        // Grouped by the segment's index, named after: a million id strings cost more
+        // to build and hash than the medians.
+        let index: Vec<u32> = a.labels.iter().map(|&l| l as u32).collect();
         let mut df = features.clone();
-        df.with_column(Column::new("__segment".into(), ids)).map_err(p)?;
-        let mut aggs = vec![
+        df.with_column(Column::new("__index".into(), index)).map_err(p)?;
+        let aggs = vec![
             len().cast(DataType::Int64).alias("clients"),
             fees.clone().sum().alias("__fees"),
         ];
-        aggs.extend(
-            feature_names
-                .iter()
-                .map(|f| col(f.as_str()).median().alias(format!("median_{f}"))),
-        );
         let g = df
             .lazy()
-            .group_by([col("__segment")])
+            .group_by([col("__index")])
             .agg(aggs)
             .with_columns([
                 (col("clients").cast(DataType::Float64) / col("clients").sum().cast(DataType::Float64))
@@ -174,7 +171,8 @@ pub fn segments_frame(
             ])
             .collect()
             .map_err(p)?;
-        let names = DataFrame::new_infer_height(vec![
+        let mut columns = vec![
+            Column::new("__index".into(), (0..a.segments.len() as u32).collect::<Vec<_>>()),
             Column::new(
                 "__segment".into(),
                 a.segments.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
@@ -188,8 +186,9 @@ pub fn segments_frame(
                 "name_zh".into(),
                 a.segments.iter().map(|s| s.name_zh.clone()).collect::<Vec<_>>(),
             ),
-        ])
-        .map_err(p)?;
+        ];
+        columns.extend(segment_medians(features, feature_names, &a.labels, a.segments.len()).map_err(p)?);
+        let names = DataFrame::new_infer_height(columns).map_err(p)?;
         // Every segment appears, also one that lost all its clients.
         let mut select = vec![
             col("kind"),
@@ -203,7 +202,7 @@ pub fn segments_frame(
         select.extend(feature_names.iter().map(|f| col(format!("median_{f}"))));
         let joined = names
             .lazy()
-            .left_join(g.lazy(), col("__segment"), col("__segment"))
+            .left_join(g.lazy(), col("__index"), col("__index"))
             .select(select)
             .collect()
             .map_err(p)?;
@@ -212,6 +211,41 @@ pub fn segments_frame(
     concat(parts, UnionArgs::default())
         .and_then(|lf| lf.collect())
         .map_err(p)
+}
+
+/// `median_<feature>` per segment (0..segments) of `labels`, as polars' median, by
+/// selection within each segment's rows: polars' grouped median sorts every group, and
+/// for every feature that was most of the segments table's time.
+fn segment_medians(
+    features: &DataFrame,
+    feature_names: &[String],
+    labels: &[usize],
+    segments: usize,
+) -> PolarsResult<Vec<Column>> {
+    use rayon::prelude::*;
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); segments];
+    for (row, &l) in labels.iter().enumerate() {
+        if let Some(m) = members.get_mut(l) {
+            m.push(row as u32);
+        }
+    }
+    feature_names
+        .par_iter()
+        .map(|f| {
+            let values = features.column(f)?.cast(&DataType::Float64)?;
+            let values = values.f64()?.rechunk();
+            let mut buf = Vec::new();
+            let medians: Vec<Option<f64>> = members
+                .iter()
+                .map(|rows| {
+                    buf.clear();
+                    buf.extend(rows.iter().filter_map(|&r| values.get(r as usize)));
+                    crate::features::median_of(&mut buf)
+                })
+                .collect();
+            Ok(Column::new(format!("median_{f}").into(), medians))
+        })
+        .collect()
 }
 
 /// A cell that Excel would read as a formula (=, +, -, @, tab, carriage return first)
@@ -303,7 +337,8 @@ pub fn crm_frame(
         .columns
         .iter()
         .chain(extra)
-        .map(|(header, src)| neutralise(source(src).cast(DataType::String)).alias(header.as_str()))
+        // Neutralised by write_csv, the table's only writer, one byte test per cell.
+        .map(|(header, src)| source(src).cast(DataType::String).alias(header.as_str()))
         .collect();
     labels.clone().lazy().select(exprs).collect().map_err(p)
 }
@@ -689,6 +724,48 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The segments' medians are polars' grouped medians: odd and even groups, nulls, a
+    /// whole-number column, an empty segment, ties.
+    #[test]
+    fn segment_medians_are_polars_medians() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let n = 3_001;
+        let labels: Vec<usize> = (0..n).map(|_| rng.gen_range(0..4)).collect();
+        let x: Vec<Option<f64>> = (0..n)
+            .map(|_| rng.gen_bool(0.9).then(|| rng.gen_range(-50.0..50.0)))
+            .collect();
+        let k: Vec<i64> = (0..n).map(|_| rng.gen_range(0..5)).collect();
+        let df = df!("x" => x, "k" => k).unwrap();
+        let names = ["x".to_string(), "k".to_string()];
+        // Segment 4 has no client.
+        let ours = segment_medians(&df, &names, &labels, 5).unwrap();
+        let mut grouped = df.clone();
+        let l: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+        grouped.with_column(Column::new("l".into(), l)).unwrap();
+        let theirs = grouped
+            .lazy()
+            .group_by([col("l")])
+            .agg([col("x").median(), col("k").median()])
+            .sort(["l"], Default::default())
+            .collect()
+            .unwrap();
+        for (c, name) in ours.iter().zip(names) {
+            let mine: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
+            let want: Vec<Option<f64>> = theirs
+                .column(&name)
+                .unwrap()
+                .cast(&DataType::Float64)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .iter()
+                .collect();
+            assert_eq!(mine[..4], want[..], "{name}");
+            assert_eq!(mine[4], None);
+        }
+    }
 
     /// A feature carried into an analysis's table gets the feature's Chinese name; a
     /// column nobody declared keeps none.
