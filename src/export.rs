@@ -337,8 +337,9 @@ pub fn crm_frame(
         .columns
         .iter()
         .chain(extra)
-        // Neutralised by write_csv, the table's only writer, one byte test per cell.
-        .map(|(header, src)| source(src).cast(DataType::String).alias(header.as_str()))
+        // Kept in their types: write_csv, the table's only writer, formats numbers as
+        // polars' text cast did and neutralises every text cell with one byte test.
+        .map(|(header, src)| source(src).alias(header.as_str()))
         .collect();
     labels.clone().lazy().select(exprs).collect().map_err(p)
 }
