@@ -148,15 +148,20 @@ pub fn segments_frame(
     let mut parts = Vec::new();
     for a in assignments {
         let kind = a.kind.as_str();
-        // Grouped by the segment's index, named after: a million id strings cost more
-        // to build and hash than the medians.
+        // Grouped by the segment's index and named after: building and hashing a million
+        // id strings cost as much as every feature's median.
         let index: Vec<u32> = a.labels.iter().map(|&l| l as u32).collect();
         let mut df = features.clone();
         df.with_column(Column::new("__index".into(), index)).map_err(p)?;
-        let aggs = vec![
+        let mut aggs = vec![
             len().cast(DataType::Int64).alias("clients"),
             fees.clone().sum().alias("__fees"),
         ];
+        aggs.extend(
+            feature_names
+                .iter()
+                .map(|f| col(f.as_str()).median().alias(format!("median_{f}"))),
+        );
         let g = df
             .lazy()
             .group_by([col("__index")])
@@ -171,7 +176,7 @@ pub fn segments_frame(
             ])
             .collect()
             .map_err(p)?;
-        let mut columns = vec![
+        let columns = vec![
             Column::new("__index".into(), (0..a.segments.len() as u32).collect::<Vec<_>>()),
             Column::new(
                 "__segment".into(),
@@ -187,7 +192,6 @@ pub fn segments_frame(
                 a.segments.iter().map(|s| s.name_zh.clone()).collect::<Vec<_>>(),
             ),
         ];
-        columns.extend(segment_medians(features, feature_names, &a.labels, a.segments.len()).map_err(p)?);
         let names = DataFrame::new_infer_height(columns).map_err(p)?;
         // Every segment appears, also one that lost all its clients.
         let mut select = vec![
@@ -211,41 +215,6 @@ pub fn segments_frame(
     concat(parts, UnionArgs::default())
         .and_then(|lf| lf.collect())
         .map_err(p)
-}
-
-/// `median_<feature>` per segment (0..segments) of `labels`, as polars' median, by
-/// selection within each segment's rows: polars' grouped median sorts every group, and
-/// for every feature that was most of the segments table's time.
-fn segment_medians(
-    features: &DataFrame,
-    feature_names: &[String],
-    labels: &[usize],
-    segments: usize,
-) -> PolarsResult<Vec<Column>> {
-    use rayon::prelude::*;
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); segments];
-    for (row, &l) in labels.iter().enumerate() {
-        if let Some(m) = members.get_mut(l) {
-            m.push(row as u32);
-        }
-    }
-    feature_names
-        .par_iter()
-        .map(|f| {
-            let values = features.column(f)?.cast(&DataType::Float64)?;
-            let values = values.f64()?.rechunk();
-            let mut buf = Vec::new();
-            let medians: Vec<Option<f64>> = members
-                .iter()
-                .map(|rows| {
-                    buf.clear();
-                    buf.extend(rows.iter().filter_map(|&r| values.get(r as usize)));
-                    crate::features::median_of(&mut buf)
-                })
-                .collect();
-            Ok(Column::new(format!("median_{f}").into(), medians))
-        })
-        .collect()
 }
 
 /// A cell that Excel would read as a formula (=, +, -, @, tab, carriage return first)
@@ -725,48 +694,6 @@ pub fn with_scaled(features: &DataFrame, scaled: &[(String, Vec<f64>)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The segments' medians are polars' grouped medians: odd and even groups, nulls, a
-    /// whole-number column, an empty segment, ties.
-    #[test]
-    fn segment_medians_are_polars_medians() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
-        let n = 3_001;
-        let labels: Vec<usize> = (0..n).map(|_| rng.gen_range(0..4)).collect();
-        let x: Vec<Option<f64>> = (0..n)
-            .map(|_| rng.gen_bool(0.9).then(|| rng.gen_range(-50.0..50.0)))
-            .collect();
-        let k: Vec<i64> = (0..n).map(|_| rng.gen_range(0..5)).collect();
-        let df = df!("x" => x, "k" => k).unwrap();
-        let names = ["x".to_string(), "k".to_string()];
-        // Segment 4 has no client.
-        let ours = segment_medians(&df, &names, &labels, 5).unwrap();
-        let mut grouped = df.clone();
-        let l: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
-        grouped.with_column(Column::new("l".into(), l)).unwrap();
-        let theirs = grouped
-            .lazy()
-            .group_by([col("l")])
-            .agg([col("x").median(), col("k").median()])
-            .sort(["l"], Default::default())
-            .collect()
-            .unwrap();
-        for (c, name) in ours.iter().zip(names) {
-            let mine: Vec<Option<f64>> = c.f64().unwrap().iter().collect();
-            let want: Vec<Option<f64>> = theirs
-                .column(&name)
-                .unwrap()
-                .cast(&DataType::Float64)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .iter()
-                .collect();
-            assert_eq!(mine[..4], want[..], "{name}");
-            assert_eq!(mine[4], None);
-        }
-    }
 
     /// A feature carried into an analysis's table gets the feature's Chinese name; a
     /// column nobody declared keeps none.

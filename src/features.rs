@@ -14,7 +14,6 @@ use crate::schema::Table;
 use crate::validate::{CleanTables, CLIENT_ROW};
 
 mod runs;
-pub use runs::median_of;
 use runs::{aggregate, Agg, How};
 
 #[derive(Debug, Error)]
@@ -113,8 +112,7 @@ impl Terms {
     fn silent_months(&self) -> Expr {
         let by_invoice = (lit(self.s_month) - month_index(col("__last_invoice"))).cast(DataType::Float64);
         let by_work = if self.activity_on {
-            // 0 − t, not −t: a month with work would otherwise be −0.0 in the tables.
-            lit(0.0) - col("__last_work_t")
+            -col("__last_work_t")
         } else {
             lit(NULL).cast(DataType::Float64)
         };

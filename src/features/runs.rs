@@ -296,23 +296,17 @@ impl Var {
 fn median(x: &Values, r: std::ops::Range<usize>, buf: &mut Vec<f64>) -> Option<f64> {
     buf.clear();
     buf.extend(x.non_null(r));
-    median_of(buf)
-}
-
-/// polars' median of `values` (reordered): linear interpolation between the middle two.
-/// Selected, not sorted: the same two values, so the same result.
-pub fn median_of(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
+    if buf.is_empty() {
         return None;
     }
-    let at = (values.len() - 1) as f64 * 0.5;
+    buf.sort_unstable_by(f64::total_cmp);
+    let at = (buf.len() - 1) as f64 * 0.5;
     let lo = at as usize;
-    let (_, lower, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
-    let lower = *lower;
+    let lower = *buf.get(lo)?;
     if at.ceil() as usize == lo {
         return Some(lower);
     }
-    let upper = above.iter().copied().min_by(f64::total_cmp)?;
+    let upper = *buf.get(lo + 1)?;
     if lower == upper {
         return Some(lower);
     }
