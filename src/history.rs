@@ -126,11 +126,20 @@ pub fn still_client(
 
 /// A feature of the table as f64, NaN where missing (or absent).
 pub fn column_f64(table: &FeatureTable, name: &str) -> Vec<f64> {
+    // One copy, chunk by chunk: filling the nulls, joining the chunks and copying out
+    // each took a pass of its own over every feature of every client.
     let read = || -> Option<Vec<f64>> {
         let c = table.df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-        let filled = c.f64().ok()?.fill_null_with_values(f64::NAN).ok()?;
-        let ca = filled.rechunk();
-        Some(ca.cont_slice().ok()?.to_vec())
+        let ca = c.f64().ok()?;
+        let mut out = Vec::with_capacity(ca.len());
+        for arr in ca.downcast_iter() {
+            if arr.validity().is_none_or(|v| v.unset_bits() == 0) {
+                out.extend_from_slice(arr.values());
+            } else {
+                out.extend(arr.iter().map(|v| v.copied().unwrap_or(f64::NAN)));
+            }
+        }
+        Some(out)
     };
     read().unwrap_or_else(|| vec![f64::NAN; table.df.height()])
 }
@@ -552,6 +561,26 @@ mod tests {
 
     fn dates(name: &str, v: &[Option<i32>]) -> Column {
         Column::new(name.into(), v.to_vec()).cast(&DataType::Date).unwrap()
+    }
+
+    #[test]
+    fn a_column_reads_as_f64_over_chunks_with_nulls_as_nan() {
+        let mut a = Series::new("x".into(), &[Some(1i64), None]);
+        a.append(&Series::new("x".into(), &[Some(3i64)])).unwrap();
+        a.append(&Series::new("x".into(), &[Some(4i64), Some(5)])).unwrap();
+        assert_eq!(a.n_chunks(), 3);
+        let table = FeatureTable {
+            df: DataFrame::new_infer_height(vec![a.into()]).unwrap(),
+            snapshot: chrono::NaiveDate::from_ymd_opt(2025, 1, 31).unwrap(),
+            enabled: Vec::new(),
+            disabled: Vec::new(),
+        };
+        let v = column_f64(&table, "x");
+        assert_eq!(v.len(), 5);
+        assert!(v[1].is_nan());
+        assert_eq!([v[0], v[2], v[3], v[4]], [1.0, 3.0, 4.0, 5.0]);
+        // An absent feature is missing for every client.
+        assert!(column_f64(&table, "y").iter().all(|x| x.is_nan()));
     }
 
     /// Three clients; invoices (day, amount, paid after days) and work months (month

@@ -183,6 +183,10 @@ pub fn scores(p: &[f64], label: &[bool], probability: bool) -> Scores {
 /// Resamples of the clients for the intervals.
 pub const RESAMPLES: usize = 200;
 
+/// Resamples measured together in one pass over the rows: their weights sit side by side,
+/// so each row's sums are one vector operation instead of eight scattered ones.
+const LANES: usize = 8;
+
 /// Rows sorted by score once, so that each resample's measures are one weighted pass.
 pub struct Resampler<'a> {
     label: &'a [bool],
@@ -191,6 +195,8 @@ pub struct Resampler<'a> {
     clients: usize,
     /// Per resample, how many times each client was drawn.
     draws: Vec<Vec<u32>>,
+    /// The same by [`LANES`] resamples: per client, their draw counts side by side.
+    lanes: Vec<Vec<[u32; LANES]>>,
 }
 
 impl<'a> Resampler<'a> {
@@ -199,7 +205,7 @@ impl<'a> Resampler<'a> {
         use rand::{Rng, SeedableRng};
         let clients = group.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-        let draws = (0..RESAMPLES)
+        let draws: Vec<Vec<u32>> = (0..RESAMPLES)
             .map(|_| {
                 let mut w = vec![0u32; clients];
                 for _ in 0..clients {
@@ -208,11 +214,20 @@ impl<'a> Resampler<'a> {
                 w
             })
             .collect();
+        let lanes = draws
+            .chunks(LANES)
+            .map(|block| {
+                (0..clients)
+                    .map(|c| std::array::from_fn(|l| block.get(l).and_then(|w| w.get(c)).copied().unwrap_or(0)))
+                    .collect()
+            })
+            .collect();
         Resampler {
             label,
             group,
             clients,
             draws,
+            lanes,
         }
     }
 
@@ -224,8 +239,8 @@ impl<'a> Resampler<'a> {
         }
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-        // Laid out in score order once: each resample is then a sequential pass that only
-        // looks up its draw counts (one small table per resample).
+        // Laid out in score order once: each pass is then sequential and only looks up
+        // its clients' draw counts.
         let sorted: Vec<(u32, bool)> = order.iter().map(|&i| (self.group[i], self.label[i])).collect();
         let mut ties = Vec::new();
         let mut k = 0;
@@ -239,26 +254,32 @@ impl<'a> Resampler<'a> {
         }
         use rayon::prelude::*;
         let probability = s.brier.is_some();
-        let each: Vec<(Option<f64>, Option<f64>, Option<f64>)> = (0..self.draws.len())
-            .into_par_iter()
-            .map(|r| {
-                let w = &self.draws[r];
-                let weight = |g: u32| w.get(g as usize).copied().unwrap_or(0) as f64;
-                let (a, pr) = weighted_ranks(&sorted, &ties, weight);
-                let br = probability
-                    .then(|| {
-                        let (mut sum, mut total) = (0.0, 0.0);
-                        for (i, pi) in p.iter().enumerate() {
-                            let wi = weight(self.group[i]);
-                            total += wi;
-                            sum += wi * (pi - f64::from(u8::from(self.label[i]))).powi(2);
+        let mut each: Vec<(Option<f64>, Option<f64>, Option<f64>)> = self
+            .lanes
+            .par_iter()
+            .flat_map_iter(|block| {
+                let weight = |g: u32| block.get(g as usize).copied().unwrap_or([0; LANES]);
+                let ranks = weighted_ranks(&sorted, &ties, weight);
+                let briers = if probability {
+                    let (mut sum, mut total) = ([0.0; LANES], [0.0; LANES]);
+                    for (i, pi) in p.iter().enumerate() {
+                        let w = weight(self.group[i]);
+                        let e = (pi - f64::from(u8::from(self.label[i]))).powi(2);
+                        for l in 0..LANES {
+                            let wi = f64::from(w[l]);
+                            total[l] += wi;
+                            sum[l] += wi * e;
                         }
-                        (total > 0.0).then(|| sum / total)
-                    })
-                    .flatten();
-                (a, pr, br)
+                    }
+                    std::array::from_fn(|l| (total[l] > 0.0).then(|| sum[l] / total[l]))
+                } else {
+                    [None; LANES]
+                };
+                ranks.into_iter().zip(briers).map(|((a, pr), br)| (a, pr, br))
             })
             .collect();
+        // The last block's unused lanes.
+        each.truncate(RESAMPLES);
         let auc = each.iter().filter_map(|e| e.0).collect();
         let ap = each.iter().filter_map(|e| e.1).collect();
         let br = each.iter().filter_map(|e| e.2).collect();
@@ -297,45 +318,66 @@ impl<'a> Resampler<'a> {
 }
 
 /// Weighted ROC-AUC and average precision over (client, left) rows in ascending score
-/// order; `ties[g]` ends the g-th run of equal scores; `weight` is a client's weight.
-fn weighted_ranks(sorted: &[(u32, bool)], ties: &[usize], weight: impl Fn(u32) -> f64) -> (Option<f64>, Option<f64>) {
-    let (mut pos, mut neg) = (0.0, 0.0);
-    // Tie groups, ascending: AUC counts the negatives below each positive (ties half).
-    let mut groups = Vec::with_capacity(ties.len());
+/// order, for [`LANES`] weightings at once; `ties[g]` ends the g-th run of equal scores;
+/// `weight` is a client's weight in each. The weights are draw counts, so every sum but
+/// the precision's is of whole numbers and exact in any order.
+fn weighted_ranks(
+    sorted: &[(u32, bool)],
+    ties: &[usize],
+    weight: impl Fn(u32) -> [u32; LANES],
+) -> [(Option<f64>, Option<f64>); LANES] {
+    // Each row's weight, as the leaver's and the stayer's share (one of them zero).
+    let split = |&(g, left): &(u32, bool)| {
+        let w = weight(g);
+        let m = f64::from(u8::from(left));
+        let (mut p, mut n) = ([0.0; LANES], [0.0; LANES]);
+        for l in 0..LANES {
+            let x = f64::from(w[l]);
+            p[l] = x * m;
+            n[l] = x - p[l];
+        }
+        (p, n)
+    };
+    let (mut pos, mut neg) = ([0.0; LANES], [0.0; LANES]);
+    for row in sorted {
+        let (p, n) = split(row);
+        for l in 0..LANES {
+            pos[l] += p[l];
+            neg[l] += n[l];
+        }
+    }
+    // Tie groups, ascending: AUC counts the negatives below each positive (ties half);
+    // average precision takes each group as reached from the top, with every row above
+    // and in it seen.
+    let (mut below, mut pos_below) = ([0.0; LANES], [0.0; LANES]);
+    let (mut area, mut ap) = ([0.0; LANES], [0.0; LANES]);
     let mut start = 0;
     for &end in ties {
-        let (mut gp, mut gn) = (0.0, 0.0);
-        for &(g, left) in &sorted[start..end] {
-            if left {
-                gp += weight(g);
-            } else {
-                gn += weight(g);
+        let (mut gp, mut gn) = ([0.0; LANES], [0.0; LANES]);
+        for row in sorted.get(start..end).unwrap_or_default() {
+            let (p, n) = split(row);
+            for l in 0..LANES {
+                gp[l] += p[l];
+                gn[l] += n[l];
             }
         }
-        pos += gp;
-        neg += gn;
-        groups.push((gp, gn));
+        for l in 0..LANES {
+            area[l] += gp[l] * (below[l] + 0.5 * gn[l]);
+            let tp = pos[l] - pos_below[l];
+            let seen = pos[l] + neg[l] - below[l] - pos_below[l];
+            ap[l] += if seen > 0.0 { gp[l] / pos[l] * (tp / seen) } else { 0.0 };
+            below[l] += gn[l];
+            pos_below[l] += gp[l];
+        }
         start = end;
     }
-    if pos <= 0.0 || neg <= 0.0 {
-        return (None, None);
-    }
-    let mut below = 0.0;
-    let mut area = 0.0;
-    for (gp, gn) in &groups {
-        area += gp * (below + 0.5 * gn);
-        below += gn;
-    }
-    // Average precision, descending.
-    let (mut tp, mut seen, mut ap) = (0.0, 0.0, 0.0);
-    for (gp, gn) in groups.iter().rev() {
-        tp += gp;
-        seen += gp + gn;
-        if seen > 0.0 {
-            ap += gp / pos * (tp / seen);
+    std::array::from_fn(|l| {
+        if pos[l] <= 0.0 || neg[l] <= 0.0 {
+            (None, None)
+        } else {
+            (Some(area[l] / (pos[l] * neg[l])), Some(ap[l]))
         }
-    }
-    (Some(area / (pos * neg)), Some(ap))
+    })
 }
 
 /// The share of resamples in which `b` ranked better than `a` (ROC-AUC per resample, on
@@ -456,13 +498,19 @@ mod tests {
         let ties: Vec<usize> = (1..=order.len())
             .filter(|&k| k == order.len() || p[order[k]] != p[order[k - 1]])
             .collect();
-        let (auc, ap) = weighted_ranks(&sorted, &ties, |_| 1.0);
+        let [(auc, ap), ..] = weighted_ranks(&sorted, &ties, |_| [1; LANES]);
         assert!((auc.unwrap() - roc_auc(&p, &l).unwrap()).abs() < 1e-12);
         assert!((ap.unwrap() - pr_auc(&p, &l).unwrap()).abs() < 1e-12);
-        // A weight of 2 is the row twice.
+        // A weight of 2 is the row twice; each lane keeps to its own weights, and a lane
+        // with no weight claims nothing.
         let (p2, l2): (Vec<f64>, Vec<bool>) = p.iter().zip(&l).chain([(&0.4, &true)]).map(|(a, b)| (*a, *b)).unzip();
-        let (auc, _) = weighted_ranks(&sorted, &ties, |g| if g == 1 { 2.0 } else { 1.0 });
-        assert!((auc.unwrap() - roc_auc(&p2, &l2).unwrap()).abs() < 1e-12);
+        let lanes = weighted_ranks(&sorted, &ties, |g| {
+            std::array::from_fn(|k| u32::from(k != 2) + u32::from(k == 1 && g == 1))
+        });
+        assert!((lanes[1].0.unwrap() - roc_auc(&p2, &l2).unwrap()).abs() < 1e-12);
+        assert!((lanes[1].1.unwrap() - pr_auc(&p2, &l2).unwrap()).abs() < 1e-12);
+        assert!((lanes[0].0.unwrap() - roc_auc(&p, &l).unwrap()).abs() < 1e-12);
+        assert_eq!(lanes[2], (None, None));
     }
 
     #[test]

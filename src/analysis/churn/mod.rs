@@ -1149,17 +1149,29 @@ fn ahead(p: f64, horizon: i32, monthly: f64, months: i32, yearly: f64) -> (f64, 
 
 /// A feature's value in its own units, for a driver's words.
 fn value_words(f: &FeatureDef, v: f64) -> String {
+    use crate::format::{int0_into, money_into};
     if !v.is_finite() {
         return "–".into();
     }
+    // Whole numbers without the formatting machinery: a million clients' drivers.
+    let mut s = String::new();
     match f.unit {
-        "share" => format!("{:.0}%", v * 100.0),
-        "ratio" if f.name == "fee_rise" || f.name == "invoice_gap_cv" => format!("{:.0}%", v * 100.0),
-        "ratio" | "share/month" => format!("{v:+.2}"),
-        "CNY" | "CNY/month" => crate::format::human(v),
-        _ if v.fract().abs() < 1e-9 || v.abs() >= 10.0 => format!("{v:.0}"),
-        _ => format!("{v:.1}"),
+        "share" => {
+            int0_into(&mut s, v * 100.0);
+            s.push('%');
+        }
+        "ratio" if f.name == "fee_rise" || f.name == "invoice_gap_cv" => {
+            int0_into(&mut s, v * 100.0);
+            s.push('%');
+        }
+        "ratio" | "share/month" => return format!("{v:+.2}"),
+        // What `human` writes from a thousand up.
+        "CNY" | "CNY/month" if v.abs() >= 1000.0 => money_into(&mut s, v),
+        "CNY" | "CNY/month" => return crate::format::human(v),
+        _ if v.fract().abs() < 1e-9 || v.abs() >= 10.0 => int0_into(&mut s, v),
+        _ => return format!("{v:.1}"),
     }
+    s
 }
 
 /// "发票间隔拉长到 94 天": a driver in words with the client's value.
@@ -2110,6 +2122,58 @@ mod tests {
     use super::models::{Logistic, Platt};
     use super::*;
     use crate::features::Transform;
+
+    #[test]
+    fn driver_values_read_as_the_formatter_writes_them() {
+        // The forms before the whole numbers were written without the formatter.
+        let reference = |f: &FeatureDef, v: f64| -> String {
+            if !v.is_finite() {
+                return "–".into();
+            }
+            match f.unit {
+                "share" => format!("{:.0}%", v * 100.0),
+                "ratio" if f.name == "fee_rise" || f.name == "invoice_gap_cv" => format!("{:.0}%", v * 100.0),
+                "ratio" | "share/month" => format!("{v:+.2}"),
+                "CNY" | "CNY/month" => crate::format::human(v),
+                _ if v.fract().abs() < 1e-9 || v.abs() >= 10.0 => format!("{v:.0}"),
+                _ => format!("{v:.1}"),
+            }
+        };
+        let mut values = vec![
+            0.0, -0.0, 0.5, 2.5, -2.5, 0.004999, 0.005, 0.125, 9.95, 10.5, 999.5, 1000.0,
+        ];
+        values.extend([
+            1_234.5,
+            -1_234_567.5,
+            1e15,
+            2.5e15,
+            f64::NAN,
+            f64::INFINITY,
+            0.999_5,
+            0.994_9,
+        ]);
+        values.extend((0..2000).map(|k| (k as f64 - 1000.0) * 13.37 / 7.0));
+        let features = [
+            "fees_12m",
+            "fee_rise",
+            "invoice_gap_cv",
+            "silent_months",
+            "contribution_margin",
+        ];
+        let mut units = std::collections::BTreeSet::new();
+        for name in features
+            .iter()
+            .copied()
+            .chain(crate::features::CATALOGUE.iter().map(|f| f.name))
+        {
+            let f = feature_def(name).unwrap();
+            units.insert(f.unit);
+            for &v in &values {
+                assert_eq!(value_words(f, v), reference(f, v), "{name} {v}");
+            }
+        }
+        assert!(units.contains("CNY") && units.contains("share"), "{units:?}");
+    }
 
     #[test]
     fn bands_split_at_their_thresholds_and_a_client_who_left_is_no_band() {
