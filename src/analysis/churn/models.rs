@@ -630,9 +630,11 @@ fn stepped_margin(trees: &[(Vec<Flat>, usize)], base: f64, missing: f64, rows: &
                 for (r, a) in at.iter_mut().enumerate() {
                     let nd = &tree[*a as usize];
                     let v = x[r * d + nd.feature as usize];
-                    let gone = v.is_nan() || v == missing;
-                    let next = if v < nd.value { nd.left } else { nd.right };
-                    *a = if gone { nd.missing } else { next };
+                    // Selected by masks, not branches.
+                    let left = u32::from(v < nd.value).wrapping_neg();
+                    let gone = u32::from(v.is_nan() | (v == missing)).wrapping_neg();
+                    let next = nd.right ^ ((nd.left ^ nd.right) & left);
+                    *a = next ^ ((next ^ nd.missing) & gone);
                 }
             }
             for (o, a) in out.iter_mut().zip(at.iter()) {
