@@ -193,9 +193,7 @@ pub struct Resampler<'a> {
     /// Per row, its client (0..clients).
     group: Vec<u32>,
     clients: usize,
-    /// Per resample, how many times each client was drawn.
-    draws: Vec<Vec<u32>>,
-    /// The same by [`LANES`] resamples: per client, their draw counts side by side.
+    /// By [`LANES`] resamples: per client, how many times each of them drew it.
     lanes: Vec<Vec<[u32; LANES]>>,
 }
 
@@ -226,7 +224,6 @@ impl<'a> Resampler<'a> {
             label,
             group,
             clients,
-            draws,
             lanes,
         }
     }
@@ -298,12 +295,12 @@ impl<'a> Resampler<'a> {
         use rayon::prelude::*;
         bins.par_iter_mut().enumerate().take(10).for_each(|(d, bin)| {
             let part = &order[d * n / 10..(d + 1) * n / 10];
-            let shares = (0..self.draws.len())
+            let shares = (0..RESAMPLES)
                 .filter_map(|r| {
-                    let w = &self.draws[r];
+                    let w = self.lanes.get(r / LANES)?;
                     let (mut left, mut all) = (0.0, 0.0);
                     for &i in part {
-                        let k = w.get(self.group[i] as usize).copied().unwrap_or(0) as f64;
+                        let k = w.get(self.group[i] as usize).map_or(0, |c| c[r % LANES]) as f64;
                         all += k;
                         if self.label[i] {
                             left += k;
