@@ -367,7 +367,8 @@ type IntArray = <Int64Type as PolarsDataType>::Array;
 
 /// One column's values, read in place (whole numbers as i64), for the CSV writer below.
 enum Cells<'a> {
-    Text(&'a TextArray),
+    /// With whether some cell may need quotes ([`may_need_quotes`]).
+    Text(&'a TextArray, bool),
     Int(Int64Chunked),
     Float(&'a FloatArray),
     Bool(&'a BoolArray),
@@ -388,7 +389,10 @@ impl<'a> Table<'a> {
         for c in df.columns() {
             let s = c.as_series()?;
             let cells = match s.dtype() {
-                DataType::String => Cells::Text(single(s.str().ok()?)?),
+                DataType::String => {
+                    let a = single(s.str().ok()?)?;
+                    Cells::Text(a, may_need_quotes(a))
+                }
                 DataType::Float64 => Cells::Float(single(s.f64().ok()?)?),
                 DataType::Boolean => Cells::Bool(single(s.bool().ok()?)?),
                 DataType::Int8
@@ -456,11 +460,13 @@ impl<'a> Table<'a> {
                     b.push(b',');
                 }
                 match c {
-                    Cells::Text(a) => {
+                    Cells::Text(a, quotes) => {
                         if let Some(v) = a.get(i) {
-                            match risky_cell(v) {
-                                true => text_cell(&mut b, &format!("'{v}")),
-                                false => text_cell(&mut b, v),
+                            match (risky_cell(v), quotes, v.is_empty()) {
+                                (true, _, _) => text_cell(&mut b, &format!("'{v}")),
+                                (false, true, _) => text_cell(&mut b, v),
+                                (false, false, true) => b.extend_from_slice(b"\"\""),
+                                (false, false, false) => b.extend_from_slice(v.as_bytes()),
                             }
                         }
                     }
@@ -487,6 +493,28 @@ impl<'a> Table<'a> {
     }
 }
 
+/// The bytes that make polars' writer quote a cell.
+const QUOTED: [u8; 4] = [b',', b'\n', b'\r', b'"'];
+
+/// Whether a cell of the column may hold a comma, a quote or a line break. Told from the
+/// column's buffers and inline cells at once instead of cell by cell: most text columns
+/// hold none, and the check per cell was a fifth of the time for labels.csv. `true` when
+/// unsure (buffers much larger than the cells, as after a filter).
+fn may_need_quotes(a: &TextArray) -> bool {
+    if a.total_buffer_len() > 4 * a.total_bytes_len() + (1 << 20) {
+        return true;
+    }
+    let in_buffers = a.data_buffers().iter().any(|b| {
+        let b: &[u8] = b;
+        memchr::memchr3(b',', b'"', b'\n', b).is_some() || memchr::memchr(b'\r', b).is_some()
+    });
+    // An inline cell's bytes follow its length, zero past its end.
+    in_buffers
+        || a.views()
+            .iter()
+            .any(|v| v.length <= 12 && crate::format::word_holds_any(v.as_u128() >> 32, QUOTED))
+}
+
 /// The one array of a column in one piece (None when in pieces: then polars writes it).
 fn single<T: PolarsDataType>(ca: &ChunkedArray<T>) -> Option<&T::Array> {
     match ca.chunks().len() {
@@ -503,7 +531,7 @@ fn text_cell(b: &mut Vec<u8>, v: &str) {
         return;
     }
     let s = v.as_bytes();
-    let quoted = crate::format::holds_any(s, [b',', b'\n', b'\r', b'"']);
+    let quoted = crate::format::holds_any(s, QUOTED);
     if !quoted {
         b.extend_from_slice(s);
         return;
@@ -768,6 +796,54 @@ mod tests {
         write_csv(&mut big.clone(), &ours).unwrap();
         polars_csv(&mut big.clone(), &theirs).unwrap();
         assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap());
+    }
+
+    /// The column-wide look for commas, quotes and line breaks finds each of them in a
+    /// short (inline) cell and in a long one, and a plain column is written unquoted.
+    #[test]
+    fn quotes_are_found_wherever_a_column_keeps_its_text() {
+        let arr = |c: &Column| single(c.str().unwrap()).unwrap().clone();
+        let plain: Vec<String> = (0..200).map(|i| format!("客户 number {i} of the firm")).collect();
+        let mut plain_short: Vec<String> = (0..200).map(|i| format!("C{i:06}")).collect();
+        plain_short.push(String::new());
+        assert!(!may_need_quotes(&arr(&Column::new("a".into(), &plain))));
+        assert!(!may_need_quotes(&arr(&Column::new("b".into(), &plain_short))));
+        let dir = tempfile::tempdir().unwrap();
+        for special in [",", "\"", "\n", "\r"] {
+            for cell in [
+                format!("a{special}b"),
+                format!("a longer cell, past twelve {special} bytes"),
+            ] {
+                for at in [0, 57, 199] {
+                    let mut v = if cell.len() <= 12 {
+                        plain.clone()
+                    } else {
+                        plain_short.clone()
+                    };
+                    v.insert(at, cell.clone());
+                    let c = Column::new("x".into(), &v);
+                    assert!(may_need_quotes(&arr(&c)), "{cell:?} at {at}");
+                    let mut df = DataFrame::new(v.len(), vec![c]).unwrap();
+                    let (ours, theirs) = (dir.path().join("o.csv"), dir.path().join("t.csv"));
+                    write_csv(&mut df, &ours).unwrap();
+                    polars_csv(&mut df, &theirs).unwrap();
+                    assert_eq!(std::fs::read(&ours).unwrap(), std::fs::read(&theirs).unwrap());
+                }
+            }
+        }
+        // A few rows kept from a large column share its buffers: checked cell by cell.
+        let mut big: Vec<String> = (0..200_000).map(|i| format!("a long cell, row {i:08}")).collect();
+        big[3] = "a long cell without any special byte".into();
+        let c = Column::new("x".into(), &big);
+        let kept = c.slice(3, 1);
+        assert!(may_need_quotes(&arr(&kept)));
+        let mut df = DataFrame::new(1, vec![kept]).unwrap();
+        let out = dir.path().join("kept.csv");
+        write_csv(&mut df, &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "\u{feff}x\na long cell without any special byte\n"
+        );
     }
 
     #[test]

@@ -30,12 +30,27 @@ pub fn money(v: f64) -> String {
     }
 }
 
-/// Whether `s` holds any of the four bytes. One pass without an early exit, which the
-/// compiler turns into vector instructions: most cells written hold none, and are short.
+/// Whether `s` holds any of the four bytes: sixteen bytes at a time, the rest one by one.
+/// (A fold over the bytes, hoped to vectorise, compiled to two bytes a step.)
 pub fn holds_any(s: &[u8], set: [u8; 4]) -> bool {
-    let [a, b, c, d] = set;
-    s.iter()
-        .fold(false, |seen, &x| seen | (x == a) | (x == b) | (x == c) | (x == d))
+    let mut words = s.chunks_exact(16);
+    let found = words.by_ref().any(|w| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(w);
+        word_holds_any(u128::from_le_bytes(a), set)
+    });
+    found || words.remainder().iter().any(|b| set.contains(b))
+}
+
+/// Whether any byte of `x` is one of the four: a byte equal to one of them is a zero
+/// byte after the xor, and (y − 0x01…) & !y & 0x80… is non-zero exactly when y has one.
+pub fn word_holds_any(x: u128, set: [u8; 4]) -> bool {
+    const ONES: u128 = u128::from_le_bytes([0x01; 16]);
+    const HIGH: u128 = u128::from_le_bytes([0x80; 16]);
+    set.iter().any(|&c| {
+        let y = x ^ (ONES * c as u128);
+        y.wrapping_sub(ONES) & !y & HIGH != 0
+    })
 }
 
 /// Text escaped for HTML (`&`, `<`, `>`, `"`).
@@ -156,6 +171,31 @@ pub fn human(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte value at every place of strings of 0 to 40 bytes, against a plain search.
+    #[test]
+    fn holds_any_finds_each_byte_wherever_it_is() {
+        let set = [b',', b'\n', b'\r', b'"'];
+        for len in 0..=40usize {
+            for at in 0..len.max(1) {
+                for byte in 0..=255u8 {
+                    let mut s: Vec<u8> = (0..len).map(|k| b'a' + (k % 26) as u8).collect();
+                    if let Some(x) = s.get_mut(at) {
+                        *x = byte;
+                    }
+                    assert_eq!(holds_any(&s, set), s.iter().any(|b| set.contains(b)), "{s:?}");
+                }
+            }
+        }
+        // Bytes next to the ones looked for (borrows across bytes must not count).
+        let near = [0x2b, 0x2d, 0x0b, 0x0c, 0x0e, 0x21, 0x23, 0x80, 0xff, 0x00, 0x01];
+        for a in near {
+            for b in near {
+                let s = [a, b, a, b, b, a, a, b, a, a, b, b, a, b, a, a, b];
+                assert!(!holds_any(&s, set), "{s:?}");
+            }
+        }
+    }
 
     #[test]
     fn fast_forms_write_what_the_formatter_writes() {
