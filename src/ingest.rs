@@ -232,12 +232,14 @@ impl RawInputs {
     }
 }
 
-/// Reads all tables named by the settings. The files' SHA-256 come after, from
-/// [`Fingerprints`]: until then each `InputFile::sha256` is empty.
-pub fn read_inputs(input: &InputParams) -> Result<(RawInputs, Fingerprints), IngestError> {
+/// Reads all tables named by the settings.
+pub fn read_inputs(input: &InputParams) -> Result<RawInputs, IngestError> {
     let sources: Vec<&TableSource> = input.sources.iter().collect();
+    // Fingerprints are computed on their own thread while the files are parsed.
     let paths: Vec<PathBuf> = sources.iter().filter_map(|s| s.path.clone()).collect();
-    let fingerprints = Fingerprints::start(paths);
+    let hashing = std::thread::spawn(move || -> Vec<(PathBuf, Result<String, IngestError>)> {
+        paths.into_iter().map(|p| (p.clone(), sha256_file(&p))).collect()
+    });
     // The tables are read side by side: each reader has stretches on one core (polars'
     // setup, block reads) that another fills. Errors are reported in table order.
     let results: Vec<Result<Option<RawTable>, IngestError>> = std::thread::scope(|scope| {
@@ -262,16 +264,21 @@ pub fn read_inputs(input: &InputParams) -> Result<(RawInputs, Fingerprints), Ing
             .collect()
     });
     let tables = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let hashes = hashing.join().unwrap_or_default();
     let mut files = Vec::new();
     for (source, raw) in sources.iter().zip(&tables) {
         let (Some(path), Some(raw)) = (&source.path, raw) else {
             continue;
         };
+        let sha256 = match hashes.iter().find(|(p, _)| p == path) {
+            Some((_, Ok(h))) => h.clone(),
+            _ => sha256_file(path)?,
+        };
         files.push(InputFile {
             table: source.table,
             path: path.display().to_string(),
             bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            sha256: String::new(),
+            sha256,
             rows: raw.df.height(),
             layout: raw.layout.clone(),
         });
@@ -285,75 +292,12 @@ pub fn read_inputs(input: &InputParams) -> Result<(RawInputs, Fingerprints), Ing
             (_, None) => {}
         }
     }
-    let inputs = RawInputs {
+    Ok(RawInputs {
         clients: clients.ok_or_else(|| missing_table(Table::Clients, &input.dir))?,
         billing: billing.ok_or_else(|| missing_table(Table::Billing, &input.dir))?,
         optional,
         files,
-    };
-    Ok((inputs, fingerprints))
-}
-
-type Hashes = Vec<(PathBuf, Option<String>)>;
-
-/// The input files' SHA-256, computed on a thread of its own at idle priority from the
-/// start of the run: it takes the cores the run leaves idle (validation, the smaller
-/// analyses) instead of a share of both while the files are parsed, where it was about a
-/// seventh of the reading's CPU time at 1M clients.
-pub struct Fingerprints {
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<Hashes>>>,
-    done: std::sync::OnceLock<Hashes>,
-}
-
-impl Fingerprints {
-    fn start(paths: Vec<PathBuf>) -> Fingerprints {
-        let thread = std::thread::spawn(move || {
-            idle_priority();
-            paths
-                .into_iter()
-                .map(|p| {
-                    let h = sha256_file(&p).ok();
-                    (p, h)
-                })
-                .collect()
-        });
-        Fingerprints {
-            thread: std::sync::Mutex::new(Some(thread)),
-            done: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// `files` with their SHA-256, waiting for the thread if it is not done. A file it
-    /// could not read is read again here, so the error says why.
-    pub fn fill(&self, files: &[InputFile]) -> Result<Vec<InputFile>, IngestError> {
-        let done = self.done.get_or_init(|| {
-            let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-            thread.and_then(|t| t.join().ok()).unwrap_or_default()
-        });
-        files
-            .iter()
-            .map(|f| {
-                let sha256 = match done.iter().find(|(p, _)| p.display().to_string() == f.path) {
-                    Some((_, Some(h))) => h.clone(),
-                    _ => sha256_file(Path::new(&f.path))?,
-                };
-                Ok(InputFile { sha256, ..f.clone() })
-            })
-            .collect()
-    }
-}
-
-/// The calling thread runs only when a core would otherwise be idle (Linux's SCHED_IDLE).
-/// Where that cannot be set, it runs as any other thread: slower runs, the same results.
-fn idle_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sets the calling thread's own policy; `param` outlives the call.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
-        }
-    }
+    })
 }
 
 /// The error for a required table that is not in the folder.

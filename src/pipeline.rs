@@ -341,9 +341,7 @@ fn context<'a>(
 
 /// The input as the analyses see it.
 struct Prepared {
-    /// Without their SHA-256 until [`Prepared::fingerprinted`].
     files: Vec<InputFile>,
-    fingerprints: ingest::Fingerprints,
     validated: Validated,
     /// The analyses' own tables, validated, by declared name.
     declared: Vec<(String, DataFrame)>,
@@ -353,13 +351,6 @@ struct Prepared {
     last_invoice: Option<NaiveDate>,
     history: Option<History>,
     served: Vec<bool>,
-}
-
-impl Prepared {
-    /// The input files with their SHA-256 (waits for them when they are not done).
-    fn fingerprinted(&self) -> Result<Vec<InputFile>, PipelineError> {
-        Ok(self.fingerprints.fill(&self.files)?)
-    }
 }
 
 /// Ingest, validate and features.
@@ -374,7 +365,7 @@ fn prepare(
     analyses: &[Box<dyn Analysis>],
 ) -> Result<Prepared, PipelineError> {
     let release = crate::progress::PromptRelease::start();
-    let (inputs, fingerprints) = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
+    let inputs = st.run("ingest", |_| ingest::read_inputs(&s.input))?;
     let files = inputs.files.clone();
     let mut validated = st.run("validate", |_| {
         validate_keeping_rejects(inputs, validation, snapshot_of(s), opts, id)
@@ -397,7 +388,6 @@ fn prepare(
     drop(release);
     Ok(Prepared {
         files,
-        fingerprints,
         validated,
         declared,
         declared_files,
@@ -746,7 +736,7 @@ fn charts_and_report(
             seed: s.seed,
             run_id,
             created_at: &created_at,
-            files: &input.fingerprinted()?,
+            files: &input.files,
             validated: &input.validated,
             table: &input.table,
             outcomes,
@@ -815,7 +805,7 @@ fn manifest(
         versions: persist::versions(),
         seed: s.seed,
         snapshot_date: input.table.snapshot.to_string(),
-        inputs: input.fingerprinted()?,
+        inputs: input.files.clone(),
         config: serde_json::to_value(s).map_err(|source| PersistError::Json {
             what: "configuration",
             source,
