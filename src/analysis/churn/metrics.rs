@@ -203,23 +203,16 @@ impl<'a> Resampler<'a> {
         use rand::{Rng, SeedableRng};
         let clients = group.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-        let draws: Vec<Vec<u32>> = (0..RESAMPLES)
-            .map(|_| {
-                let mut w = vec![0u32; clients];
-                for _ in 0..clients {
-                    w[rng.gen_range(0..clients)] += 1;
+        // Drawn resample by resample, in the same order as ever, straight into the lanes.
+        let mut lanes: Vec<Vec<[u32; LANES]>> = vec![vec![[0; LANES]; clients]; RESAMPLES.div_ceil(LANES)];
+        for r in 0..RESAMPLES {
+            let Some(block) = lanes.get_mut(r / LANES) else { break };
+            for _ in 0..clients {
+                if let Some(c) = block.get_mut(rng.gen_range(0..clients)) {
+                    c[r % LANES] += 1;
                 }
-                w
-            })
-            .collect();
-        let lanes = draws
-            .chunks(LANES)
-            .map(|block| {
-                (0..clients)
-                    .map(|c| std::array::from_fn(|l| block.get(l).and_then(|w| w.get(c)).copied().unwrap_or(0)))
-                    .collect()
-            })
-            .collect();
+            }
+        }
         Resampler {
             label,
             group,

@@ -1155,12 +1155,9 @@ fn value_words(f: &FeatureDef, v: f64) -> String {
     }
     // Whole numbers without the formatting machinery: a million clients' drivers.
     let mut s = String::new();
+    let percent = f.unit == "share" || (f.unit == "ratio" && matches!(f.name, "fee_rise" | "invoice_gap_cv"));
     match f.unit {
-        "share" => {
-            int0_into(&mut s, v * 100.0);
-            s.push('%');
-        }
-        "ratio" if f.name == "fee_rise" || f.name == "invoice_gap_cv" => {
+        _ if percent => {
             int0_into(&mut s, v * 100.0);
             s.push('%');
         }
