@@ -190,39 +190,25 @@ impl Snapshots {
             bgnbd_fits: Default::default(),
         };
         let purchases = h.definition == LeaveDefinition::Lapse;
-        let total = months.clone().count();
+        let months: Vec<i32> = months.collect();
+        let total = months.len();
         stages.run("churn snapshots", |bar| -> Result<(), AnalysisError> {
-            for (k, t) in months.enumerate() {
-                bar.set_message(format!("churn: features as of month {} of {total}", k + 1));
-                let ft = history::snapshot(h, t).map_err(|e| failed(e.to_string()))?;
-                if ft.df.height() != h.lifecycles.len() {
-                    return Err(failed("snapshot rows do not match the sampled clients".into()));
-                }
-                let silent = values(&ft, "silent_months");
-                let interval = values(&ft, "longest_invoice_gap_days");
-                let keep: Vec<bool> = h
-                    .lifecycles
-                    .iter()
-                    .enumerate()
-                    .map(|(i, lc)| {
-                        let started = lc.start.is_some_and(|st| st <= t);
-                        let left_by_then =
-                            h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
-                        let lapse = history::lapse_months(h.inactive_months, interval[i]);
-                        still_client(h.definition, lapse, silent[i], started, left_by_then)
-                    })
-                    .collect();
-                s.x.extend(matrix(&columns(&ft, names), &keep));
-                let btyd = if purchases { summaries(&ft) } else { Vec::new() };
-                if purchases {
-                    s.cross.push((t, btyd.iter().flatten().copied().collect()));
-                }
-                for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
-                    s.month.push(t);
-                    s.client.push(i as u32);
-                    if purchases {
-                        s.btyd.push(btyd.get(i).copied().flatten());
-                    }
+            // Two months at a time: a month's build (many small polars operations on
+            // 25,000 clients) leaves a core idle through parts of it.
+            for (k, pair) in months.chunks(2).enumerate() {
+                bar.set_message(format!("churn: features as of month {} of {total}", 2 * k + pair.len()));
+                let snapshot = |t: i32| history::snapshot(h, t).map_err(|e| failed(e.to_string()));
+                let (first, second) = std::thread::scope(|sc| {
+                    let second = pair.get(1).map(|&t| sc.spawn(move || snapshot(t)));
+                    let first = snapshot(pair[0]);
+                    (
+                        first,
+                        second.map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                    )
+                });
+                s.add_month(h, pair[0], &first?, names, purchases)?;
+                if let (Some(&t), Some(ft)) = (pair.get(1), second) {
+                    s.add_month(h, t, &ft?, names, purchases)?;
                 }
             }
             // The latest histories, for the final model and the win-back list.
@@ -234,6 +220,46 @@ impl Snapshots {
             Ok(())
         })?;
         Ok(s)
+    }
+
+    /// One month's rows: the clients still served at its end, their features in `names`.
+    fn add_month(
+        &mut self,
+        h: &History,
+        t: i32,
+        ft: &FeatureTable,
+        names: &[String],
+        purchases: bool,
+    ) -> Result<(), AnalysisError> {
+        if ft.df.height() != h.lifecycles.len() {
+            return Err(failed("snapshot rows do not match the sampled clients".into()));
+        }
+        let silent = values(ft, "silent_months");
+        let interval = values(ft, "longest_invoice_gap_days");
+        let keep: Vec<bool> = h
+            .lifecycles
+            .iter()
+            .enumerate()
+            .map(|(i, lc)| {
+                let started = lc.start.is_some_and(|st| st <= t);
+                let left_by_then = h.definition == LeaveDefinition::ContractEnd && lc.left.is_some_and(|l| l <= t);
+                let lapse = history::lapse_months(h.inactive_months, interval[i]);
+                still_client(h.definition, lapse, silent[i], started, left_by_then)
+            })
+            .collect();
+        self.x.extend(matrix(&columns(ft, names), &keep));
+        let btyd = if purchases { summaries(ft) } else { Vec::new() };
+        if purchases {
+            self.cross.push((t, btyd.iter().flatten().copied().collect()));
+        }
+        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+            self.month.push(t);
+            self.client.push(i as u32);
+            if purchases {
+                self.btyd.push(btyd.get(i).copied().flatten());
+            }
+        }
+        Ok(())
     }
 
     fn n(&self) -> usize {
