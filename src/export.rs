@@ -809,6 +809,23 @@ mod tests {
         assert!(!may_need_quotes(&arr(&Column::new("a".into(), &plain))));
         assert!(!may_need_quotes(&arr(&Column::new("b".into(), &plain_short))));
         let dir = tempfile::tempdir().unwrap();
+        // Columns written without a quote test per cell: an empty cell and a formula among
+        // them are still written as polars' writer (with the formula guard) writes them.
+        let mut unquoted = plain_short.clone();
+        unquoted.insert(9, "=1+2".into());
+        for v in [&plain, &unquoted] {
+            let mut df = DataFrame::new(v.len(), vec![Column::new("p".into(), v)]).unwrap();
+            let (ours, theirs) = (dir.path().join("p.csv"), dir.path().join("pt.csv"));
+            write_csv(&mut df, &ours).unwrap();
+            let ours = std::fs::read_to_string(&ours).unwrap();
+            assert!(
+                ours.contains("\n\"\"\n") == v.iter().any(|c| c.is_empty()),
+                "{ours:.80}"
+            );
+            assert!(ours.contains("\n'=1+2\n") == (v.len() > 201), "the formula guard");
+            polars_csv(&mut df, &theirs).unwrap();
+            assert_eq!(ours, std::fs::read_to_string(&theirs).unwrap());
+        }
         for special in [",", "\"", "\n", "\r"] {
             for cell in [
                 format!("a{special}b"),
